@@ -1,0 +1,380 @@
+//! Layered, typed settings shared by every brigade component.
+//!
+//! Layers, lowest first: built-in defaults < `brigade.toml` (or `--config FILE`) <
+//! `BRIGADE_<SECTION>__<KEY>` environment variables < command-line flags. `DATABASE_URL` and
+//! `REDIS_URL` are honoured as they are, because every hosting platform sets them under those
+//! names. A bad value stops the process with an error naming the key and where it came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The file read when no `--config` is given; missing is fine, unreadable or invalid is not.
+pub const DEFAULT_CONFIG_FILE: &str = "brigade.toml";
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file named with `--config` does not exist (the default file may be absent).
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A layer holds a value of the wrong type or an unknown key; the message names both.
+    #[error("invalid configuration: {0}")]
+    Parse(Box<figment::Error>),
+    /// A value parsed but is out of range.
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid {
+        /// Dotted key, as written in `brigade.toml` (e.g. `server.body_limit_bytes`).
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        Self::Parse(Box::new(error))
+    }
+}
+
+/// Every setting, grouped by the part of brigade it steers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP server of `brigade serve`.
+    pub server: ServerSettings,
+    /// Where orders live.
+    pub storage: StorageSettings,
+    /// The shared cache (menus, shop load).
+    pub cache: CacheSettings,
+    /// Log output.
+    pub log: LogSettings,
+    /// How delivery time is estimated.
+    pub delivery: DeliverySettings,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port (printed in the `listening` log line).
+    pub listen: SocketAddr,
+    /// Largest accepted request body; larger bodies get 413 before any handler runs.
+    pub body_limit_bytes: usize,
+    /// A request still running after this long is answered with 503, so a stuck database
+    /// cannot pin connections forever.
+    pub request_timeout_ms: u64,
+    /// After SIGTERM, how long readiness reports 503 before the listener closes, so balancers
+    /// notice and stop sending new requests.
+    pub drain_delay_ms: u64,
+    /// After the listener closes, how long in-flight requests may take before the process exits.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+            drain_delay_ms: 1_000,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// `request_timeout_ms` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    /// `drain_delay_ms` as a duration.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
+    }
+    /// `shutdown_timeout_ms` as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Directory holding the embedded SQLite database (`brigade.db`) when no URL is given.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; overrides `data_dir`. Also read from `DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// Largest number of pooled database connections per process.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before failing with 503.
+    pub acquire_timeout_ms: u64,
+    /// How long SQLite waits on a lock held by another process before giving up.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./brigade-data"),
+            database_url: None,
+            max_connections: 10,
+            acquire_timeout_ms: 3_000,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The URL to connect to: `database_url`, or the SQLite file under `data_dir`.
+    pub fn effective_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("brigade.db").display()),
+        }
+    }
+}
+
+/// Cache settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Redis URL for a cache shared by all replicas; without it each process caches in memory.
+    /// Also read from `REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// How long a menu stays cached. Writes through this process invalidate at once; other
+    /// processes with an in-memory cache may serve the old menu for up to this long.
+    pub menu_ttl_ms: u64,
+    /// How long a shop's kitchen load (used for ETAs) stays cached.
+    pub load_ttl_ms: u64,
+    /// Longest wait for Redis before treating the cache as a miss, so a slow or dead Redis
+    /// costs milliseconds, never an error.
+    pub redis_timeout_ms: u64,
+    /// Most entries the in-memory cache holds.
+    pub max_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            menu_ttl_ms: 10_000,
+            load_ttl_ms: 1_000,
+            redis_timeout_ms: 100,
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty text on a terminal, JSON lines otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Pretty,
+}
+
+/// Log settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directives, e.g. `info` or `info,brigade_store=debug`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// Delivery estimate settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Average courier speed, used to turn distance into travel time.
+    pub courier_speed_kmh: f64,
+    /// Time from "ready" to the courier leaving the pass.
+    pub handover_seconds: u32,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            courier_speed_kmh: 20.0,
+            handover_seconds: 120,
+        }
+    }
+}
+
+impl Settings {
+    /// The layered figment without command-line flags: defaults, the config file, `BRIGADE_*`
+    /// variables, then `DATABASE_URL` / `REDIS_URL`.
+    ///
+    /// `config_file` is `--config`; when `None`, `brigade.toml` in the working directory is read
+    /// if it exists.
+    pub fn figment(config_file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let file = match config_file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|path| path.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Ok(figment
+            .merge(
+                // Only `SECTION__KEY` variables: `BRIGADE_TEST_POSTGRES_URL` and the like are
+                // not settings and must not be mistaken for unknown keys.
+                Env::prefixed("BRIGADE_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL", "REDIS_URL"])
+                    .map(|key| {
+                        if key.as_str().eq_ignore_ascii_case("DATABASE_URL") {
+                            "storage.database_url".into()
+                        } else {
+                            "cache.redis_url".into()
+                        }
+                    }),
+            ))
+    }
+
+    /// Extracts and validates settings from a figment (use [`Settings::figment`] and merge
+    /// command-line flags on top first).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads settings without command-line flags.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(config_file)?)
+    }
+
+    /// Checks ranges that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.server.body_limit_bytes == 0 {
+            return invalid("server.body_limit_bytes", "must be greater than 0");
+        }
+        if self.server.request_timeout_ms == 0 {
+            return invalid("server.request_timeout_ms", "must be greater than 0");
+        }
+        if self.storage.max_connections == 0 {
+            return invalid("storage.max_connections", "must be at least 1");
+        }
+        if let Some(url) = &self.storage.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "storage.database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        if let Some(url) = &self.cache.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return invalid("cache.redis_url", "must start with redis:// or rediss://");
+        }
+        if !(self.delivery.courier_speed_kmh.is_finite() && self.delivery.courier_speed_kmh > 0.0) {
+            return invalid("delivery.courier_speed_kmh", "must be a positive number");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layers_apply_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "brigade.toml",
+                "[server]\nlisten = \"127.0.0.1:4000\"\nbody_limit_bytes = 100\n",
+            )?;
+            jail.set_env("BRIGADE_SERVER__BODY_LIMIT_BYTES", "200");
+            jail.set_env("BRIGADE_TEST_POSTGRES_URL", "postgres://ignored");
+            jail.set_env("DATABASE_URL", "postgres://db/test");
+            jail.set_env("REDIS_URL", "redis://cache");
+            let settings = Settings::load(None).expect("settings load");
+            assert_eq!(settings.server.listen.port(), 4000);
+            assert_eq!(settings.server.body_limit_bytes, 200);
+            assert_eq!(settings.storage.database_url.as_deref(), Some("postgres://db/test"));
+            assert_eq!(settings.cache.redis_url.as_deref(), Some("redis://cache"));
+            let flags = Serialized::default("server.body_limit_bytes", 300);
+            let settings =
+                Settings::from_figment(Settings::figment(None).unwrap().merge(flags)).unwrap();
+            assert_eq!(settings.server.body_limit_bytes, 300);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("BRIGADE_SERVER__LISTEN", "not-an-address");
+            let error = Settings::load(None).unwrap_err().to_string().to_lowercase();
+            assert!(error.contains("server.listen"), "{error}");
+            assert!(error.contains("brigade_"), "{error}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("brigade.toml", "[server]\nlisen = \"x\"\n")?;
+            let error = Settings::load(None).unwrap_err().to_string();
+            assert!(error.contains("lisen"), "{error}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("BRIGADE_STORAGE__MAX_CONNECTIONS", "0");
+            let error = Settings::load(None).unwrap_err().to_string();
+            assert!(error.contains("storage.max_connections"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let error = Settings::load(Some(Path::new("/nonexistent/brigade.toml"))).unwrap_err();
+        assert!(matches!(error, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn sqlite_file_lives_in_the_data_dir() {
+        let storage = StorageSettings {
+            data_dir: PathBuf::from("/var/lib/brigade"),
+            ..StorageSettings::default()
+        };
+        assert_eq!(storage.effective_url(), "sqlite:///var/lib/brigade/brigade.db");
+    }
+}

@@ -1,0 +1,20 @@
+//! brigade-core: the pieces every brigade component shares.
+//!
+//! Every process brigade starts (`serve`, and later `balance`, `watch`, `up`) loads its settings,
+//! logs, reports health, shuts down and answers errors the same way. Keeping those rules in one
+//! crate is what lets an operator learn them once: one config layering, one log line shape, one
+//! problem+json body, one set of metric names.
+
+pub mod config;
+pub mod health;
+pub mod http_metrics;
+pub mod metrics;
+pub mod problem;
+pub mod request;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{ConfigError, Settings};
+pub use health::HealthLatch;
+pub use problem::{FieldError, Problem};
+pub use shutdown::Shutdown;

@@ -1,0 +1,146 @@
+//! The metrics recorder and the `/metrics` text.
+//!
+//! Components record through the `metrics` facade (`counter!`, `histogram!`, …); this module
+//! installs the Prometheus recorder once per process, sets the OpenTelemetry-recommended
+//! buckets on every `*_duration_seconds` histogram, and renders the text exposition with the
+//! standard `process_*` metrics appended (they are measured at scrape time rather than recorded,
+//! because CPU seconds are fractional and the `metrics` counters are integers).
+
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+/// Histogram buckets for request durations, in seconds (OpenTelemetry HTTP semantic conventions).
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Renders this process's metrics in the Prometheus text format.
+pub struct MetricsRenderer {
+    handle: PrometheusHandle,
+    process: Mutex<ProcessProbe>,
+}
+
+impl std::fmt::Debug for MetricsRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsRenderer").finish_non_exhaustive()
+    }
+}
+
+/// The process-wide renderer. The first call installs the global recorder; later calls (more
+/// servers in one test process) share it, which is why tests compare metric deltas.
+pub fn renderer() -> &'static MetricsRenderer {
+    static RENDERER: OnceLock<MetricsRenderer> = OnceLock::new();
+    RENDERER.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("duration_seconds".to_owned()),
+                DURATION_BUCKETS,
+            )
+            .expect("duration buckets are non-empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder can only be present when brigade is embedded in a program that
+        // installed its own; then brigade's metrics go there and `/metrics` shows process data.
+        let _ = metrics::set_global_recorder(recorder);
+        MetricsRenderer {
+            handle,
+            process: Mutex::new(ProcessProbe::new()),
+        }
+    })
+}
+
+impl MetricsRenderer {
+    /// The full exposition: recorded metrics, then `process_*`.
+    pub fn render(&self) -> String {
+        let mut text = self.handle.render();
+        if let Ok(mut probe) = self.process.lock() {
+            probe.render_into(&mut text);
+        }
+        text
+    }
+
+    /// Runs the recorder's periodic housekeeping; call now and then from a background task.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+/// Reads this process's CPU time and memory from the operating system.
+struct ProcessProbe {
+    system: Option<System>,
+    pid: Pid,
+}
+
+impl ProcessProbe {
+    fn new() -> Self {
+        Self {
+            system: System::new().ok(),
+            pid: Pid::from_u32(std::process::id()),
+        }
+    }
+
+    fn render_into(&mut self, text: &mut String) {
+        let Some(system) = self.system.as_mut() else {
+            return;
+        };
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[self.pid]),
+            false,
+            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+        );
+        let Some(process) = system.process(self.pid) else {
+            return;
+        };
+        let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        gauge(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            process.accumulated_cpu_time() as f64 / 1000.0,
+        );
+        gauge(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            process.memory() as f64,
+        );
+        gauge(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            process.virtual_memory() as f64,
+        );
+        gauge(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            process.start_time() as f64,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_recorded_and_process_metrics() {
+        let renderer = renderer();
+        metrics::describe_counter!("brigade_core_test_total", "A counter for this test.");
+        metrics::counter!("brigade_core_test_total").increment(3);
+        metrics::histogram!("brigade_core_test_duration_seconds").record(0.02);
+        let text = renderer.render();
+        assert!(text.contains("brigade_core_test_total 3"), "{text}");
+        assert!(
+            text.contains("brigade_core_test_duration_seconds_bucket{le=\"0.025\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    }
+}

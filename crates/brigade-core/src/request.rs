@@ -1,0 +1,190 @@
+//! Request identity: `X-Request-Id` and W3C `traceparent`, carried through logs and errors.
+//!
+//! The middleware here runs first on every request. It accepts a caller's request id and trace
+//! context (the balancer sets both) or makes new ones, opens a `request` span carrying
+//! `request_id`, `trace_id` and `span_id` so every log line inside has them, makes the context
+//! available to code that builds error bodies, echoes both headers on the response, and writes
+//! one access log line when the response is ready.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderName, HeaderValue};
+use tracing::Instrument;
+
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// W3C Trace Context `traceparent`.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Identity of the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The caller's `X-Request-Id` when it is sane, else a new UUID v7.
+    pub request_id: String,
+    /// 32 lowercase hex digits, shared by every hop of one trace.
+    pub trace_id: String,
+    /// 16 lowercase hex digits naming this server's span.
+    pub span_id: String,
+    /// Trace flags from the caller (`01` = sampled).
+    pub flags: String,
+}
+
+impl RequestContext {
+    /// Reads the context from request headers, inventing what is missing or malformed.
+    pub fn from_headers(headers: &http::HeaderMap) -> Self {
+        let request_id = headers
+            .get(&X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| is_sane_request_id(id))
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let parent = headers
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent);
+        let (trace_id, flags) = match parent {
+            Some((trace_id, flags)) => (trace_id, flags),
+            None => (hex(&uuid::Uuid::new_v4().as_u128().to_be_bytes()), "01".to_owned()),
+        };
+        let span_bytes = uuid::Uuid::new_v4().as_u128().to_be_bytes();
+        Self {
+            request_id,
+            trace_id,
+            span_id: hex(&span_bytes[..8]),
+            flags,
+        }
+    }
+
+    /// The `traceparent` value naming this server's span, for responses and outgoing calls.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// The context of the request this task is serving, if any.
+pub fn current() -> Option<RequestContext> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Axum middleware: establishes the request context, span, response headers and access log.
+pub async fn request_context(request: Request, next: Next) -> Response {
+    let context = RequestContext::from_headers(request.headers());
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %context.request_id,
+        trace_id = %context.trace_id,
+        span_id = %context.span_id,
+    );
+    let started = Instant::now();
+    let request_id = HeaderValue::from_str(&context.request_id).ok();
+    let traceparent = HeaderValue::from_str(&context.traceparent()).ok();
+    let mut response = CURRENT
+        .scope(context, next.run(request).instrument(span.clone()))
+        .await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        let route = route.as_deref().unwrap_or("unmatched");
+        if status >= 500 {
+            tracing::warn!(%method, route, path, status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(%method, route, path, status, elapsed_ms, "request completed");
+        }
+    });
+    let headers = response.headers_mut();
+    if let Some(value) = request_id {
+        headers.insert(X_REQUEST_ID.clone(), value);
+    }
+    if let Some(value) = traceparent {
+        headers.insert(TRACEPARENT.clone(), value);
+    }
+    response
+}
+
+/// Accepts ids of 1–128 visible ASCII characters; anything else could forge log lines.
+fn is_sane_request_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Parses `00-<trace>-<parent>-<flags>`, returning the trace id and flags. All-zero ids are
+/// invalid by the W3C spec and rejected so a new trace starts instead.
+fn parse_traceparent(value: &str) -> Option<(String, String)> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    let trace_id = parts.next()?;
+    let parent_id = parts.next()?;
+    let flags = parts.next()?;
+    let lower_hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let ok = lower_hex(version, 2)
+        && version != "ff"
+        && lower_hex(trace_id, 32)
+        && trace_id.bytes().any(|b| b != b'0')
+        && lower_hex(parent_id, 16)
+        && parent_id.bytes().any(|b| b != b'0')
+        && lower_hex(flags, 2)
+        && (version != "00" || parts.next().is_none());
+    ok.then(|| (trace_id.to_owned(), flags.to_owned()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_a_valid_trace_and_makes_a_new_span() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            &TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        let ctx = RequestContext::from_headers(&headers);
+        assert_eq!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.request_id, "abc-123");
+        assert_ne!(ctx.span_id, "00f067aa0ba902b7");
+        assert_eq!(ctx.span_id.len(), 16);
+        assert!(ctx.traceparent().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    }
+
+    #[test]
+    fn rejects_malformed_context() {
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+        }
+        let mut headers = http::HeaderMap::new();
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
+        let ctx = RequestContext::from_headers(&headers);
+        assert_ne!(ctx.request_id, "has space");
+        assert_eq!(ctx.trace_id.len(), 32);
+    }
+}
