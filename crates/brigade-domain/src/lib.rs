@@ -21,7 +21,7 @@ pub use order::{
     TransitionError,
 };
 pub use shop::{NewShop, NewStation, Shop, ShopPatch, Station};
-pub use ticket::{Ticket, TicketItem, TicketStatus};
+pub use ticket::{QueuedTicket, Ticket, TicketItem, TicketStatus};
 pub use validate::{Violation, Violations};
 
 /// Who did something: recorded on every state change (the audit hook).
@@ -41,4 +41,11 @@ impl Actor {
     pub fn system() -> Self {
         Self("system".to_owned())
     }
+}
+
+/// The current time, truncated to microseconds: the precision PostgreSQL keeps, so a value
+/// returned when something is created equals the value read back later on either backend.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
 }

@@ -77,3 +77,16 @@ pub struct Ticket {
     /// When it was done.
     pub completed_at: Option<DateTime<Utc>>,
 }
+
+/// A ticket in a station's queue, with what the kitchen needs to decide whether to cook it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueuedTicket {
+    /// The ticket.
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// Status of its order: tickets of orders not yet accepted wait in the queue but cannot
+    /// be claimed.
+    pub order_status: crate::OrderStatus,
+    /// Whether it can be claimed now.
+    pub claimable: bool,
+}

@@ -1,1 +1,275 @@
-//! placeholder
+//! brigade-store: where orders live, behind one [`Store`] trait with two implementations.
+//!
+//! The embedded default is a SQLite file in WAL mode with a busy timeout, so several replica
+//! processes on one machine can share it; PostgreSQL is the scale-out backend. Both run the
+//! *same* SQL text (see `sql.rs`): only the schema's column types and two locking clauses
+//! differ, so the behaviour the integration suite checks on one holds on the other. Migrations
+//! are embedded in the binary and applied at start and by `brigade migrate`.
+//!
+//! The [`cache`] module holds the shared cache (Redis or in-process) used in front of the store.
+
+pub mod cache;
+mod error;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use brigade_core::config::StorageSettings;
+use brigade_domain::{
+    Actor, Item, MenuItem, NewItem, NewShop, NewStation, Order, OrderStatus, OrderSummary,
+    QueuedTicket, Shop, ShopPatch, StationLoad, Station, Ticket,
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use error::{ConflictKind, StoreError};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Result of every store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database engine a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// Lower-case name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Connection pool occupancy, exported as metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Most connections the pool may open.
+    pub max: u32,
+}
+
+/// Filters of `GET /api/v1/shops`.
+#[derive(Debug, Clone, Default)]
+pub struct ShopFilter {
+    /// Only shops in this region.
+    pub region: Option<String>,
+    /// Only open (true) or closed (false) shops.
+    pub open: Option<bool>,
+}
+
+/// Filters and page of `GET /api/v1/orders`. Orders come newest first.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Only this shop's orders.
+    pub shop_id: Option<Uuid>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders older than this one (the cursor of the previous page).
+    pub before: Option<Uuid>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Identifies a client's retry of the same request (`Idempotency-Key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Whose key it is: keys of different callers never collide.
+    pub scope: String,
+    /// The header value.
+    pub key: String,
+    /// Hash of the request body, to tell a retry from a different request reusing the key.
+    pub request_hash: String,
+}
+
+/// An order ready to be written, with everything the API computed (shop, prices, tickets,
+/// estimate). The store re-checks what may have changed since (shop open, items available,
+/// prices) inside the transaction that writes it.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The order as it will be stored (status `placed`, version 1).
+    pub order: Order,
+    /// Who placed it.
+    pub actor: Actor,
+    /// The retry key, when the client sent one.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// What placing an order did.
+#[derive(Debug, Clone)]
+pub enum PlaceOutcome {
+    /// A new order was written.
+    Created(Order),
+    /// The key was used before with the same body: the first response, to send again.
+    Replayed(StoredResponse),
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+/// A response kept for idempotent replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// HTTP status of the first response.
+    pub status: u16,
+    /// Its JSON body.
+    pub body: String,
+}
+
+/// Everything brigade keeps in its database.
+///
+/// Implementations must be safe to share between tasks and between processes: every method is
+/// either a single statement or one transaction, and concurrent calls (two chefs claiming one
+/// ticket) resolve to exactly one winner.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which engine this is.
+    fn backend(&self) -> Backend;
+    /// Pool occupancy.
+    fn pool_stats(&self) -> PoolStats;
+    /// Runs a trivial query; used by readiness.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Applies pending migrations; returns how many were applied.
+    async fn migrate(&self) -> StoreResult<usize>;
+    /// Closes the pool, waiting for connections in use to be returned.
+    async fn close(&self);
+
+    /// Creates a shop.
+    async fn create_shop(&self, shop: &NewShop) -> StoreResult<Shop>;
+    /// Lists shops by name.
+    async fn list_shops(&self, filter: &ShopFilter) -> StoreResult<Vec<Shop>>;
+    /// One shop.
+    async fn get_shop(&self, id: Uuid) -> StoreResult<Shop>;
+    /// Changes the fields present in `patch`.
+    async fn update_shop(&self, id: Uuid, patch: &ShopPatch) -> StoreResult<Shop>;
+
+    /// Adds a station to a shop.
+    async fn create_station(&self, shop_id: Uuid, station: &NewStation) -> StoreResult<Station>;
+    /// A shop's stations by name.
+    async fn list_stations(&self, shop_id: Uuid) -> StoreResult<Vec<Station>>;
+    /// Work waiting at each station of a shop.
+    async fn station_loads(&self, shop_id: Uuid) -> StoreResult<Vec<StationLoad>>;
+
+    /// Adds an item to the catalogue.
+    async fn create_item(&self, item: &NewItem) -> StoreResult<Item>;
+    /// The catalogue by category and name.
+    async fn list_items(&self) -> StoreResult<Vec<Item>>;
+    /// One item.
+    async fn get_item(&self, id: Uuid) -> StoreResult<Item>;
+    /// Puts an item on a shop's menu (or marks it unavailable there).
+    async fn set_availability(&self, shop_id: Uuid, item_id: Uuid, available: bool)
+    -> StoreResult<()>;
+    /// A shop's menu: its items with availability and the station cooking each.
+    async fn menu(&self, shop_id: Uuid) -> StoreResult<Vec<MenuItem>>;
+
+    /// Writes a new order with its tickets in one transaction, honouring the idempotency key.
+    async fn place_order(&self, placement: Placement) -> StoreResult<PlaceOutcome>;
+    /// Looks up a stored idempotent response without writing anything.
+    async fn find_idempotent(&self, scope: &str, key: &str)
+    -> StoreResult<Option<(String, StoredResponse)>>;
+    /// Deletes idempotency records older than `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// One order with lines, tickets and history.
+    async fn get_order(&self, id: Uuid) -> StoreResult<Order>;
+    /// A page of orders, newest first.
+    async fn list_orders(&self, filter: &OrderFilter) -> StoreResult<Vec<OrderSummary>>;
+    /// Moves an order to `to` if its version is still `expected_version`.
+    async fn transition_order(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        to: OrderStatus,
+        actor: &Actor,
+    ) -> StoreResult<Order>;
+
+    /// A station's queued and claimed tickets, oldest first.
+    async fn station_queue(&self, station_id: Uuid) -> StoreResult<Vec<QueuedTicket>>;
+    /// Claims the oldest claimable ticket of a station, if any.
+    async fn claim_next(&self, station_id: Uuid, actor: &Actor) -> StoreResult<Option<Ticket>>;
+    /// Claims one ticket; it must be the next claimable one of its station.
+    async fn claim_ticket(&self, ticket_id: Uuid, actor: &Actor) -> StoreResult<Ticket>;
+    /// Marks a claimed ticket done; the order becomes `ready` when it was the last one.
+    async fn complete_ticket(&self, ticket_id: Uuid, actor: &Actor) -> StoreResult<Ticket>;
+}
+
+/// Connects to the configured database (SQLite under `data_dir` unless `database_url` says
+/// otherwise) and applies migrations.
+pub async fn connect(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> {
+    let store = connect_without_migrating(settings).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Connects without touching the schema (for `brigade migrate`, which reports what it applied).
+pub async fn connect_without_migrating(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> {
+    let url = settings.effective_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(&url, settings).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(&url, settings).await?))
+    }
+}
+
+/// A database URL with any password replaced by `***`, safe to log.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            super::redact_url("postgres://app:s3cret@db:5432/brigade"),
+            "postgres://app:***@db:5432/brigade"
+        );
+        assert_eq!(super::redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}
+
+/// Helpers for tests that need the optional PostgreSQL and Redis servers.
+#[doc(hidden)]
+pub mod test_support {
+    /// `REDIS_URL` for tests. Unset means "skip", except under `CI=true`, where a missing or
+    /// unreachable Redis fails the run instead of silently skipping its suite.
+    pub fn redis_url() -> Option<String> {
+        required_env("REDIS_URL")
+    }
+
+    /// `BRIGADE_TEST_POSTGRES_URL` for tests, with the same CI rule as [`redis_url`].
+    pub fn postgres_url() -> Option<String> {
+        required_env("BRIGADE_TEST_POSTGRES_URL")
+    }
+
+    fn required_env(name: &str) -> Option<String> {
+        match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Some(value),
+            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("CI=true but {name} is not set: this suite must not be skipped in CI")
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The cache in front of the store: menus and shop load, shared through Redis when
+//! `REDIS_URL` is set, in process memory otherwise.
+//!
+//! A cache is an optimisation, never a dependency: every Redis call is bounded by a short
+//! timeout and any failure counts as a miss, so a slow or dead Redis costs a few milliseconds
+//! per request and shows up in `brigade_cache_requests_total{result="error"}` and the logs —
+//! never as a failed request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use brigade_core::config::CacheSettings;
+use bytes::Bytes;
+
+/// Counter of cache lookups by cache kind and result.
+pub const CACHE_REQUESTS: &str = "brigade_cache_requests_total";
+
+/// Registers help texts for the cache metrics.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        CACHE_REQUESTS,
+        "Cache lookups by cache kind (memory, redis) and result (hit, miss, error)."
+    );
+}
+
+/// A byte cache with per-entry time to live.
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    /// `memory` or `redis`, for logs, metrics and readiness.
+    fn kind(&self) -> &'static str;
+    /// The value, if present and not expired. Failures are misses.
+    async fn get(&self, key: &str) -> Option<Bytes>;
+    /// Stores a value. Failures are ignored (and counted).
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration);
+    /// Removes a value, so the next read goes to the store.
+    async fn delete(&self, key: &str);
+    /// Whether the cache answers right now (readiness shows it; it never fails readiness).
+    async fn healthy(&self) -> bool;
+}
+
+/// Builds the configured cache: Redis when `redis_url` is set, else in memory. Never fails on
+/// an unreachable Redis: the connection is made lazily and retried in the background.
+pub fn build(settings: &CacheSettings) -> Result<Arc<dyn Cache>, redis::RedisError> {
+    Ok(match &settings.redis_url {
+        Some(url) => Arc::new(RedisCache::new(url, settings)?),
+        None => Arc::new(MemoryCache::new(settings.max_entries)),
+    })
+}
+
+/// Per-process cache (moka): each replica keeps its own copy.
+#[derive(Clone)]
+pub struct MemoryCache {
+    entries: moka::future::Cache<String, (Bytes, Instant)>,
+}
+
+impl MemoryCache {
+    /// A cache holding at most `max_entries` values.
+    pub fn new(max_entries: u64) -> Self {
+        Self {
+            entries: moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                // Entries carry their own deadline; this only bounds how long dead ones linger.
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for MemoryCache {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, key: &str) -> Option<Bytes> {
+        let found = self
+            .entries
+            .get(key)
+            .await
+            .filter(|(_, deadline)| *deadline > Instant::now())
+            .map(|(value, _)| value);
+        record(self.kind(), if found.is_some() { "hit" } else { "miss" });
+        found
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) {
+        self.entries
+            .insert(key.to_owned(), (value, Instant::now() + ttl))
+            .await;
+    }
+
+    async fn delete(&self, key: &str) {
+        self.entries.invalidate(key).await;
+    }
+
+    async fn healthy(&self) -> bool {
+        true
+    }
+}
+
+/// Redis-backed cache shared by every replica.
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: redis::aio::ConnectionManager,
+    timeout: Duration,
+    last_warning: Arc<AtomicU64>,
+}
+
+/// Keys are prefixed so brigade can share a Redis with other applications.
+const KEY_PREFIX: &str = "brigade:cache:";
+
+impl RedisCache {
+    /// A cache on `url`; connects lazily, reconnects with backoff.
+    pub fn new(url: &str, settings: &CacheSettings) -> Result<Self, redis::RedisError> {
+        let timeout = Duration::from_millis(settings.redis_timeout_ms);
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            connection,
+            timeout,
+            last_warning: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Option<T> {
+        let mut connection = self.connection.clone();
+        let outcome = tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await;
+        match outcome {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                self.warn(&error.to_string());
+                None
+            }
+            Err(_) => {
+                self.warn("timed out");
+                None
+            }
+        }
+    }
+
+    /// Logs a failure at most every ten seconds, so a dead Redis cannot flood the logs.
+    fn warn(&self, error: &str) {
+        record(self.kind(), "error");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_warning.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(error, "redis cache unavailable; serving without cache");
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get(&self, key: &str) -> Option<Bytes> {
+        let mut command = redis::cmd("GET");
+        command.arg(format!("{KEY_PREFIX}{key}"));
+        let value: Option<Vec<u8>> = self.run(command).await.flatten();
+        if value.is_some() {
+            record(self.kind(), "hit");
+        } else {
+            record(self.kind(), "miss");
+        }
+        value.map(Bytes::from)
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(format!("{KEY_PREFIX}{key}"))
+            .arg(value.as_ref())
+            .arg("PX")
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        let _: Option<()> = self.run(command).await;
+    }
+
+    async fn delete(&self, key: &str) {
+        let mut command = redis::cmd("DEL");
+        command.arg(format!("{KEY_PREFIX}{key}"));
+        let _: Option<i64> = self.run(command).await;
+    }
+
+    async fn healthy(&self) -> bool {
+        let pong: Option<String> = self.run(redis::cmd("PING")).await;
+        pong.is_some()
+    }
+}
+
+fn record(cache: &'static str, result: &'static str) {
+    metrics::counter!(CACHE_REQUESTS, "cache" => cache, "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_entries_expire() {
+        let cache = MemoryCache::new(10);
+        cache.set("a", Bytes::from_static(b"1"), Duration::from_secs(60)).await;
+        cache.set("b", Bytes::from_static(b"2"), Duration::ZERO).await;
+        assert_eq!(cache.get("a").await.as_deref(), Some(&b"1"[..]));
+        assert_eq!(cache.get("b").await, None);
+        cache.delete("a").await;
+        assert_eq!(cache.get("a").await, None);
+    }
+
+    #[tokio::test]
+    async fn dead_redis_is_a_miss_not_an_error() {
+        // Port 1 on loopback: nothing listens there, connections are refused at once.
+        let settings = CacheSettings {
+            redis_url: Some("redis://127.0.0.1:1".into()),
+            ..CacheSettings::default()
+        };
+        let cache = build(&settings).expect("lazy client builds without connecting");
+        assert_eq!(cache.kind(), "redis");
+        cache.set("k", Bytes::from_static(b"v"), Duration::from_secs(5)).await;
+        assert_eq!(cache.get("k").await, None);
+        assert!(!cache.healthy().await);
+    }
+
+    #[tokio::test]
+    async fn redis_round_trip_when_configured() {
+        let Some(url) = crate::test_support::redis_url() else {
+            return;
+        };
+        let settings = CacheSettings {
+            redis_url: Some(url),
+            ..CacheSettings::default()
+        };
+        let cache = build(&settings).unwrap();
+        let key = format!("test-{}", uuid::Uuid::now_v7());
+        cache.set(&key, Bytes::from_static(b"menu"), Duration::from_secs(5)).await;
+        assert_eq!(cache.get(&key).await.as_deref(), Some(&b"menu"[..]));
+        cache.delete(&key).await;
+        assert_eq!(cache.get(&key).await, None);
+        assert!(cache.healthy().await);
+    }
+}

@@ -1,0 +1,46 @@
+//! The scale-out backend: a PostgreSQL server shared by replicas on many machines.
+
+use std::time::Duration;
+
+use brigade_core::config::StorageSettings;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Pool, Postgres};
+
+use crate::error::classify;
+use crate::{Backend, StoreResult};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A [`Store`](crate::Store) on PostgreSQL, through a connection pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pub(crate) pool: Pool<Postgres>,
+    pub(crate) migrator: &'static Migrator,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…`); fails at once when the server cannot be reached, so
+    /// a misconfigured replica never reports ready.
+    pub async fn connect(url: &str, settings: &StorageSettings) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+            .connect(url)
+            .await
+            .map_err(classify)?;
+        Ok(Self {
+            pool,
+            migrator: &MIGRATOR,
+        })
+    }
+}
+
+crate::sql::impl_store!(
+    PostgresStore,
+    Postgres,
+    backend = Backend::Postgres,
+    begin = "BEGIN",
+    lock = " FOR UPDATE"
+);

@@ -1,0 +1,1054 @@
+//! The one implementation of [`Store`](crate::Store), written once and expanded for each backend.
+//!
+//! Both SQLite and PostgreSQL accept the same SQL here (`$n` parameters, `RETURNING`,
+//! `ON CONFLICT`), so the only per-backend inputs are how a write transaction begins (SQLite
+//! needs `BEGIN IMMEDIATE` so that concurrent writers queue on the busy timeout instead of
+//! failing on lock upgrade) and the row-lock clause (PostgreSQL's `FOR UPDATE`; SQLite has a
+//! single writer, so the write transaction itself is the lock). A macro rather than generic code
+//! because sqlx's per-database trait bounds would bury the SQL under `where` clauses.
+//!
+//! Lock order, everywhere: the order row first, then its tickets. Keeping one order makes
+//! deadlocks between claims, completions and cancellations impossible.
+
+/// Columns of `orders`, in `OrderRow` order.
+macro_rules! order_columns {
+    () => {
+        "id, shop_id, status, version, total_minor, currency, delivery_lat, delivery_lon, \
+         distance_m, eta_seconds, estimated_ready_at, estimated_delivery_at, created_at, updated_at"
+    };
+}
+
+/// Columns of `tickets` prefixed with `t.`, in `TicketRow` order.
+macro_rules! ticket_columns {
+    () => {
+        "t.id, t.order_id, t.shop_id, t.station_id, t.status, t.work_seconds, t.claimed_by, \
+         t.created_at, t.claimed_at, t.completed_at"
+    };
+}
+
+/// Ticket statuses that still count as kitchen work.
+macro_rules! open_ticket {
+    () => {
+        "('queued', 'claimed')"
+    };
+}
+
+/// Order statuses whose tickets may be claimed.
+macro_rules! cookable_order {
+    () => {
+        "('accepted', 'preparing')"
+    };
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, backend = $backend:expr, begin = $begin:literal, lock = $lock:literal) => {
+        impl $store {
+            /// Reads one order with lines, tickets and history on an open connection.
+            async fn load_order(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                id: uuid::Uuid,
+            ) -> $crate::StoreResult<brigade_domain::Order> {
+                use $crate::error::classify;
+                use $crate::rows::*;
+                let row: OrderRow = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::order_columns!(),
+                    " FROM orders WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(classify)?
+                .ok_or($crate::StoreError::NotFound("order"))?;
+                let lines: Vec<LineRow> = sqlx::query_as(
+                    "SELECT order_id, item_id, name, quantity, unit_price_minor, station_id \
+                     FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+                )
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(classify)?;
+                let tickets: Vec<TicketRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::ticket_columns!(),
+                    " FROM tickets t WHERE t.order_id = $1 ORDER BY t.id"
+                ))
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(classify)?;
+                let events: Vec<EventRow> = sqlx::query_as(
+                    "SELECT status, actor, at FROM order_events WHERE order_id = $1 ORDER BY seq",
+                )
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(classify)?;
+                let tickets = tickets
+                    .into_iter()
+                    .map(|ticket| ticket.into_ticket(&lines))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let history = events
+                    .into_iter()
+                    .map(brigade_domain::OrderEvent::try_from)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(brigade_domain::Order {
+                    id: row.id,
+                    shop_id: row.shop_id,
+                    status: order_status(&row.status)?,
+                    version: row.version,
+                    lines: lines.into_iter().map(Into::into).collect(),
+                    total_minor: row.total_minor,
+                    currency: row.currency,
+                    delivery: brigade_domain::GeoPoint {
+                        lat: row.delivery_lat,
+                        lon: row.delivery_lon,
+                    },
+                    distance_m: row.distance_m,
+                    eta_seconds: row.eta_seconds,
+                    estimated_ready_at: row.estimated_ready_at,
+                    estimated_delivery_at: row.estimated_delivery_at,
+                    tickets,
+                    history,
+                    created_at: row.created_at,
+                    updated_at: row.updated_at,
+                })
+            }
+
+            /// Reads one ticket with its items.
+            async fn load_ticket(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                id: uuid::Uuid,
+            ) -> $crate::StoreResult<brigade_domain::Ticket> {
+                use $crate::error::classify;
+                use $crate::rows::*;
+                let row: TicketRow = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::ticket_columns!(),
+                    " FROM tickets t WHERE t.id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(classify)?
+                .ok_or($crate::StoreError::NotFound("ticket"))?;
+                let lines: Vec<LineRow> = sqlx::query_as(
+                    "SELECT order_id, item_id, name, quantity, unit_price_minor, station_id \
+                     FROM order_lines WHERE order_id = $1 AND station_id = $2 ORDER BY line_no",
+                )
+                .bind(row.order_id)
+                .bind(row.station_id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(classify)?;
+                row.into_ticket(&lines)
+            }
+
+            /// Locks an order row (on PostgreSQL) and returns its status and version.
+            async fn lock_order(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                id: uuid::Uuid,
+            ) -> $crate::StoreResult<(brigade_domain::OrderStatus, i64)> {
+                let row: Option<(String, i64)> = sqlx::query_as(concat!(
+                    "SELECT status, version FROM orders WHERE id = $1",
+                    $lock
+                ))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err($crate::error::classify)?;
+                let (status, version) = row.ok_or($crate::StoreError::NotFound("order"))?;
+                Ok(($crate::rows::order_status(&status)?, version))
+            }
+
+            /// Moves a locked order to `status`, bumping its version and recording the event.
+            async fn set_order_status(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                id: uuid::Uuid,
+                status: brigade_domain::OrderStatus,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<()> {
+                use $crate::error::classify;
+                let now = brigade_domain::now();
+                sqlx::query(
+                    "UPDATE orders SET status = $1, version = version + 1, updated_at = $2 \
+                     WHERE id = $3",
+                )
+                .bind(status.as_str())
+                .bind(now)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(classify)?;
+                sqlx::query(
+                    "INSERT INTO order_events (order_id, seq, status, actor, at) \
+                     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 \
+                     FROM order_events WHERE order_id = $1",
+                )
+                .bind(id)
+                .bind(status.as_str())
+                .bind(&actor.0)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(classify)?;
+                Ok(())
+            }
+
+            /// Claims a queued ticket of a locked order; the first claim starts the order.
+            async fn claim_locked(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                ticket_id: uuid::Uuid,
+                order_id: uuid::Uuid,
+                order_status: brigade_domain::OrderStatus,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<bool> {
+                let claimed = sqlx::query(
+                    "UPDATE tickets SET status = 'claimed', claimed_by = $1, claimed_at = $2 \
+                     WHERE id = $3 AND status = 'queued'",
+                )
+                .bind(&actor.0)
+                .bind(brigade_domain::now())
+                .bind(ticket_id)
+                .execute(&mut *conn)
+                .await
+                .map_err($crate::error::classify)?
+                .rows_affected();
+                if claimed == 0 {
+                    return Ok(false);
+                }
+                if order_status == brigade_domain::OrderStatus::Accepted {
+                    Self::set_order_status(
+                        conn,
+                        order_id,
+                        brigade_domain::OrderStatus::Preparing,
+                        actor,
+                    )
+                    .await?;
+                }
+                Ok(true)
+            }
+
+            /// The oldest claimable ticket of a station.
+            async fn next_claimable(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                station_id: uuid::Uuid,
+            ) -> $crate::StoreResult<Option<(uuid::Uuid, uuid::Uuid)>> {
+                sqlx::query_as(concat!(
+                    "SELECT t.id, t.order_id FROM tickets t JOIN orders o ON o.id = t.order_id \
+                     WHERE t.station_id = $1 AND t.status = 'queued' AND o.status IN ",
+                    $crate::sql::cookable_order!(),
+                    " ORDER BY t.id LIMIT 1"
+                ))
+                .bind(station_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err($crate::error::classify)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> $crate::Backend {
+                $backend
+            }
+
+            fn pool_stats(&self) -> $crate::PoolStats {
+                $crate::PoolStats {
+                    size: self.pool.size(),
+                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                    max: self.pool.options().get_max_connections(),
+                }
+            }
+
+            async fn ping(&self) -> $crate::StoreResult<()> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::error::classify)?;
+                Ok(())
+            }
+
+            async fn migrate(&self) -> $crate::StoreResult<usize> {
+                use sqlx::migrate::Migrate;
+                let mut conn = self.pool.acquire().await.map_err($crate::error::classify)?;
+                conn.ensure_migrations_table(self.migrator.table_name.as_ref()).await?;
+                let applied: std::collections::HashSet<i64> = conn
+                    .list_applied_migrations(self.migrator.table_name.as_ref())
+                    .await?
+                    .into_iter()
+                    .map(|m| m.version)
+                    .collect();
+                drop(conn);
+                self.migrator.run(&self.pool).await?;
+                Ok(self
+                    .migrator
+                    .iter()
+                    .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+                    .count())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn create_shop(
+                &self,
+                shop: &brigade_domain::NewShop,
+            ) -> $crate::StoreResult<brigade_domain::Shop> {
+                let now = brigade_domain::now();
+                let row: $crate::rows::ShopRow = sqlx::query_as(
+                    "INSERT INTO shops (id, name, region, lat, lon, open, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                     RETURNING id, name, region, lat, lon, open, created_at, updated_at",
+                )
+                .bind(uuid::Uuid::now_v7())
+                .bind(&shop.name)
+                .bind(&shop.region)
+                .bind(shop.location.lat)
+                .bind(shop.location.lon)
+                .bind(shop.open)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err($crate::error::unique_as("a shop with this name already exists"))?;
+                Ok(row.into())
+            }
+
+            async fn list_shops(
+                &self,
+                filter: &$crate::ShopFilter,
+            ) -> $crate::StoreResult<Vec<brigade_domain::Shop>> {
+                let rows: Vec<$crate::rows::ShopRow> = sqlx::query_as(
+                    "SELECT id, name, region, lat, lon, open, created_at, updated_at FROM shops \
+                     WHERE ($1 IS NULL OR region = $1) AND ($2 IS NULL OR open = $2) \
+                     ORDER BY name",
+                )
+                .bind(filter.region.as_deref())
+                .bind(filter.open)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn get_shop(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Shop> {
+                let row: Option<$crate::rows::ShopRow> = sqlx::query_as(
+                    "SELECT id, name, region, lat, lon, open, created_at, updated_at \
+                     FROM shops WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                row.map(Into::into).ok_or($crate::StoreError::NotFound("shop"))
+            }
+
+            async fn update_shop(
+                &self,
+                id: uuid::Uuid,
+                patch: &brigade_domain::ShopPatch,
+            ) -> $crate::StoreResult<brigade_domain::Shop> {
+                let row: Option<$crate::rows::ShopRow> = sqlx::query_as(
+                    "UPDATE shops SET name = COALESCE($1, name), region = COALESCE($2, region), \
+                     lat = COALESCE($3, lat), lon = COALESCE($4, lon), open = COALESCE($5, open), \
+                     updated_at = $6 WHERE id = $7 \
+                     RETURNING id, name, region, lat, lon, open, created_at, updated_at",
+                )
+                .bind(patch.name.as_deref())
+                .bind(patch.region.as_deref())
+                .bind(patch.location.map(|l| l.lat))
+                .bind(patch.location.map(|l| l.lon))
+                .bind(patch.open)
+                .bind(brigade_domain::now())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::unique_as("a shop with this name already exists"))?;
+                row.map(Into::into).ok_or($crate::StoreError::NotFound("shop"))
+            }
+
+            async fn create_station(
+                &self,
+                shop_id: uuid::Uuid,
+                station: &brigade_domain::NewStation,
+            ) -> $crate::StoreResult<brigade_domain::Station> {
+                use $crate::error::{classify, unique_as};
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
+                    .bind(shop_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                exists.ok_or($crate::StoreError::NotFound("shop"))?;
+                let id = uuid::Uuid::now_v7();
+                sqlx::query(
+                    "INSERT INTO stations (id, shop_id, name, capacity, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(shop_id)
+                .bind(&station.name)
+                .bind(station.capacity)
+                .bind(brigade_domain::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(unique_as("this shop already has a station with this name"))?;
+                for (category, seconds) in &station.prep_seconds {
+                    let detail = format!(
+                        "category {category} is already cooked at another station of this shop"
+                    );
+                    sqlx::query(
+                        "INSERT INTO station_categories (station_id, shop_id, category, prep_seconds) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(id)
+                    .bind(shop_id)
+                    .bind(category)
+                    .bind(*seconds)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unique_as(&detail))?;
+                }
+                tx.commit().await.map_err(classify)?;
+                Ok(brigade_domain::Station {
+                    id,
+                    shop_id,
+                    name: station.name.clone(),
+                    capacity: station.capacity,
+                    prep_seconds: station.prep_seconds.clone(),
+                })
+            }
+
+            async fn list_stations(
+                &self,
+                shop_id: uuid::Uuid,
+            ) -> $crate::StoreResult<Vec<brigade_domain::Station>> {
+                use $crate::error::classify;
+                use $crate::rows::*;
+                let stations: Vec<StationRow> = sqlx::query_as(
+                    "SELECT id, shop_id, name, capacity FROM stations WHERE shop_id = $1 ORDER BY name",
+                )
+                .bind(shop_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+                let categories: Vec<StationCategoryRow> = sqlx::query_as(
+                    "SELECT station_id, category, prep_seconds FROM station_categories \
+                     WHERE shop_id = $1 ORDER BY category",
+                )
+                .bind(shop_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+                Ok(stations
+                    .into_iter()
+                    .map(|station| station.into_station(&categories))
+                    .collect())
+            }
+
+            async fn station_loads(
+                &self,
+                shop_id: uuid::Uuid,
+            ) -> $crate::StoreResult<Vec<brigade_domain::StationLoad>> {
+                let rows: Vec<$crate::rows::LoadRow> = sqlx::query_as(concat!(
+                    "SELECT s.id AS station_id, s.shop_id, s.capacity, \
+                     CAST(COALESCE(SUM(t.work_seconds), 0) AS BIGINT) AS queued_work_seconds \
+                     FROM stations s LEFT JOIN tickets t ON t.station_id = s.id AND t.status IN ",
+                    $crate::sql::open_ticket!(),
+                    " WHERE s.shop_id = $1 GROUP BY s.id, s.shop_id, s.capacity"
+                ))
+                .bind(shop_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn create_item(
+                &self,
+                item: &brigade_domain::NewItem,
+            ) -> $crate::StoreResult<brigade_domain::Item> {
+                let row: $crate::rows::ItemRow = sqlx::query_as(
+                    "INSERT INTO items (id, sku, name, description, category, price_minor, currency, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     RETURNING id, sku, name, description, category, price_minor, currency, created_at",
+                )
+                .bind(uuid::Uuid::now_v7())
+                .bind(&item.sku)
+                .bind(&item.name)
+                .bind(&item.description)
+                .bind(&item.category)
+                .bind(item.price_minor)
+                .bind(&item.currency)
+                .bind(brigade_domain::now())
+                .fetch_one(&self.pool)
+                .await
+                .map_err($crate::error::unique_as("an item with this sku already exists"))?;
+                Ok(row.into())
+            }
+
+            async fn list_items(&self) -> $crate::StoreResult<Vec<brigade_domain::Item>> {
+                let rows: Vec<$crate::rows::ItemRow> = sqlx::query_as(
+                    "SELECT id, sku, name, description, category, price_minor, currency, created_at \
+                     FROM items ORDER BY category, name",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn get_item(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Item> {
+                let row: Option<$crate::rows::ItemRow> = sqlx::query_as(
+                    "SELECT id, sku, name, description, category, price_minor, currency, created_at \
+                     FROM items WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                row.map(Into::into).ok_or($crate::StoreError::NotFound("item"))
+            }
+
+            async fn set_availability(
+                &self,
+                shop_id: uuid::Uuid,
+                item_id: uuid::Uuid,
+                available: bool,
+            ) -> $crate::StoreResult<()> {
+                use $crate::error::classify;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let shop: Option<i64> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
+                    .bind(shop_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                shop.ok_or($crate::StoreError::NotFound("shop"))?;
+                let item: Option<i64> = sqlx::query_scalar("SELECT 1 FROM items WHERE id = $1")
+                    .bind(item_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                item.ok_or($crate::StoreError::NotFound("item"))?;
+                sqlx::query(
+                    "INSERT INTO shop_items (shop_id, item_id, available) VALUES ($1, $2, $3) \
+                     ON CONFLICT (shop_id, item_id) DO UPDATE SET available = excluded.available",
+                )
+                .bind(shop_id)
+                .bind(item_id)
+                .bind(available)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                Ok(())
+            }
+
+            async fn menu(
+                &self,
+                shop_id: uuid::Uuid,
+            ) -> $crate::StoreResult<Vec<brigade_domain::MenuItem>> {
+                let rows: Vec<$crate::rows::MenuRow> = sqlx::query_as(
+                    "SELECT i.id AS item_id, i.sku, i.name, i.description, i.category, \
+                     i.price_minor, i.currency, si.available, sc.station_id, sc.prep_seconds \
+                     FROM shop_items si JOIN items i ON i.id = si.item_id \
+                     JOIN station_categories sc ON sc.shop_id = si.shop_id AND sc.category = i.category \
+                     WHERE si.shop_id = $1 ORDER BY i.category, i.name",
+                )
+                .bind(shop_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn place_order(
+                &self,
+                placement: $crate::Placement,
+            ) -> $crate::StoreResult<$crate::PlaceOutcome> {
+                use $crate::error::classify;
+                use $crate::{ConflictKind, PlaceOutcome, StoreError};
+                let $crate::Placement { mut order, actor, idempotency } = placement;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                if let Some(key) = &idempotency {
+                    // Claim the key first: a concurrent request with the same key waits here
+                    // (PostgreSQL's unique index, SQLite's write lock) and then replays.
+                    let inserted = sqlx::query(
+                        "INSERT INTO idempotency_keys \
+                         (scope, key, request_hash, status, response_body, created_at) \
+                         VALUES ($1, $2, $3, 201, '', $4) ON CONFLICT (scope, key) DO NOTHING",
+                    )
+                    .bind(&key.scope)
+                    .bind(&key.key)
+                    .bind(&key.request_hash)
+                    .bind(order.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?
+                    .rows_affected();
+                    if inserted == 0 {
+                        let row: $crate::rows::IdempotencyRow = sqlx::query_as(
+                            "SELECT request_hash, status, response_body FROM idempotency_keys \
+                             WHERE scope = $1 AND key = $2",
+                        )
+                        .bind(&key.scope)
+                        .bind(&key.key)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(classify)?;
+                        return Ok(if row.request_hash == key.request_hash {
+                            PlaceOutcome::Replayed($crate::StoredResponse {
+                                status: u16::try_from(row.status).unwrap_or(201),
+                                body: row.response_body,
+                            })
+                        } else {
+                            PlaceOutcome::KeyReused
+                        });
+                    }
+                }
+                let open: Option<bool> = sqlx::query_scalar("SELECT open FROM shops WHERE id = $1")
+                    .bind(order.shop_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                match open {
+                    None => return Err(StoreError::NotFound("shop")),
+                    Some(false) => {
+                        return Err(StoreError::conflict(
+                            ConflictKind::ShopClosed,
+                            "the shop closed before the order could be placed",
+                        ));
+                    }
+                    Some(true) => {}
+                }
+                // Price and check every line against the data as it is now, not as cached.
+                let mut total: i64 = 0;
+                for line in &mut order.lines {
+                    let row: Option<$crate::rows::PricedItemRow> = sqlx::query_as(
+                        "SELECT i.name, i.price_minor, i.currency, si.available, sc.station_id \
+                         FROM items i \
+                         LEFT JOIN shop_items si ON si.item_id = i.id AND si.shop_id = $1 \
+                         LEFT JOIN station_categories sc ON sc.shop_id = $1 AND sc.category = i.category \
+                         WHERE i.id = $2",
+                    )
+                    .bind(order.shop_id)
+                    .bind(line.item_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                    let usable = row.filter(|row| {
+                        row.available == Some(true)
+                            && row.station_id == Some(line.station_id)
+                            && row.currency == order.currency
+                    });
+                    let Some(row) = usable else {
+                        return Err(StoreError::conflict(
+                            ConflictKind::ItemUnavailable,
+                            format!("{} is no longer available at this shop", line.name),
+                        ));
+                    };
+                    line.name = row.name;
+                    line.unit_price_minor = row.price_minor;
+                    total = total.saturating_add(row.price_minor.saturating_mul(line.quantity));
+                }
+                order.total_minor = total;
+                sqlx::query(concat!(
+                    "INSERT INTO orders (",
+                    $crate::sql::order_columns!(),
+                    ", placed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ))
+                .bind(order.id)
+                .bind(order.shop_id)
+                .bind(order.status.as_str())
+                .bind(order.version)
+                .bind(order.total_minor)
+                .bind(&order.currency)
+                .bind(order.delivery.lat)
+                .bind(order.delivery.lon)
+                .bind(order.distance_m)
+                .bind(order.eta_seconds)
+                .bind(order.estimated_ready_at)
+                .bind(order.estimated_delivery_at)
+                .bind(order.created_at)
+                .bind(order.updated_at)
+                .bind(&actor.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                for (line_no, line) in order.lines.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO order_lines \
+                         (order_id, line_no, item_id, name, quantity, unit_price_minor, station_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(order.id)
+                    .bind(line_no as i64)
+                    .bind(line.item_id)
+                    .bind(&line.name)
+                    .bind(line.quantity)
+                    .bind(line.unit_price_minor)
+                    .bind(line.station_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                }
+                for ticket in &mut order.tickets {
+                    sqlx::query(
+                        "INSERT INTO tickets (id, order_id, shop_id, station_id, status, work_seconds, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(ticket.id)
+                    .bind(order.id)
+                    .bind(order.shop_id)
+                    .bind(ticket.station_id)
+                    .bind(ticket.status.as_str())
+                    .bind(ticket.work_seconds)
+                    .bind(ticket.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                    // Names may have changed with the re-read prices above.
+                    ticket.items = order
+                        .lines
+                        .iter()
+                        .filter(|line| line.station_id == ticket.station_id)
+                        .map(|line| brigade_domain::TicketItem {
+                            name: line.name.clone(),
+                            quantity: line.quantity,
+                        })
+                        .collect();
+                }
+                for (seq, event) in order.history.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO order_events (order_id, seq, status, actor, at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(order.id)
+                    .bind(seq as i64 + 1)
+                    .bind(event.status.as_str())
+                    .bind(&event.actor.0)
+                    .bind(event.at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                }
+                if let Some(key) = &idempotency {
+                    let body = serde_json::to_string(&order)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET response_body = $1 WHERE scope = $2 AND key = $3",
+                    )
+                    .bind(body)
+                    .bind(&key.scope)
+                    .bind(&key.key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                }
+                tx.commit().await.map_err(classify)?;
+                Ok(PlaceOutcome::Created(order))
+            }
+
+            async fn find_idempotent(
+                &self,
+                scope: &str,
+                key: &str,
+            ) -> $crate::StoreResult<Option<(String, $crate::StoredResponse)>> {
+                let row: Option<$crate::rows::IdempotencyRow> = sqlx::query_as(
+                    "SELECT request_hash, status, response_body FROM idempotency_keys \
+                     WHERE scope = $1 AND key = $2 AND response_body <> ''",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                Ok(row.map(|row| {
+                    (
+                        row.request_hash,
+                        $crate::StoredResponse {
+                            status: u16::try_from(row.status).unwrap_or(201),
+                            body: row.response_body,
+                        },
+                    )
+                }))
+            }
+
+            async fn purge_idempotency_keys(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::error::classify)?
+                    .rows_affected())
+            }
+
+            async fn get_order(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Order> {
+                let mut conn = self.pool.acquire().await.map_err($crate::error::classify)?;
+                Self::load_order(&mut conn, id).await
+            }
+
+            async fn list_orders(
+                &self,
+                filter: &$crate::OrderFilter,
+            ) -> $crate::StoreResult<Vec<brigade_domain::OrderSummary>> {
+                let rows: Vec<$crate::rows::OrderRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::order_columns!(),
+                    " FROM orders WHERE ($1 IS NULL OR shop_id = $1) \
+                     AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id < $3) \
+                     ORDER BY id DESC LIMIT $4"
+                ))
+                .bind(filter.shop_id)
+                .bind(filter.status.map(|s| s.as_str()))
+                .bind(filter.before)
+                .bind(i64::from(filter.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                rows.into_iter().map($crate::rows::OrderRow::summary).collect()
+            }
+
+            async fn transition_order(
+                &self,
+                id: uuid::Uuid,
+                expected_version: i64,
+                to: brigade_domain::OrderStatus,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<brigade_domain::Order> {
+                use $crate::error::classify;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let (from, version) = Self::lock_order(&mut tx, id).await?;
+                if version != expected_version {
+                    return Err($crate::StoreError::VersionMismatch { current: version });
+                }
+                from.request(to)?;
+                Self::set_order_status(&mut tx, id, to, actor).await?;
+                if to == brigade_domain::OrderStatus::Cancelled {
+                    sqlx::query(concat!(
+                        "UPDATE tickets SET status = 'cancelled' WHERE order_id = $1 AND status IN ",
+                        $crate::sql::open_ticket!()
+                    ))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                }
+                let order = Self::load_order(&mut tx, id).await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(order)
+            }
+
+            async fn station_queue(
+                &self,
+                station_id: uuid::Uuid,
+            ) -> $crate::StoreResult<Vec<brigade_domain::QueuedTicket>> {
+                use $crate::error::classify;
+                use $crate::rows::*;
+                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
+                    .bind(station_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                exists.ok_or($crate::StoreError::NotFound("station"))?;
+                let rows: Vec<QueueRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::ticket_columns!(),
+                    ", o.status AS order_status FROM tickets t JOIN orders o ON o.id = t.order_id \
+                     WHERE t.station_id = $1 AND t.status IN ",
+                    $crate::sql::open_ticket!(),
+                    " ORDER BY t.id"
+                ))
+                .bind(station_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+                let lines: Vec<LineRow> = sqlx::query_as(concat!(
+                    "SELECT order_id, item_id, name, quantity, unit_price_minor, station_id \
+                     FROM order_lines WHERE station_id = $1 AND order_id IN \
+                     (SELECT order_id FROM tickets WHERE station_id = $1 AND status IN ",
+                    $crate::sql::open_ticket!(),
+                    ") ORDER BY line_no"
+                ))
+                .bind(station_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+                rows.into_iter()
+                    .map(|row| {
+                        let order_status = order_status(&row.order_status)?;
+                        let ticket = row.ticket.into_ticket(&lines)?;
+                        let claimable = ticket.status == brigade_domain::TicketStatus::Queued
+                            && order_status.kitchen_may_cook();
+                        Ok(brigade_domain::QueuedTicket {
+                            ticket,
+                            order_status,
+                            claimable,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn claim_next(
+                &self,
+                station_id: uuid::Uuid,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<Option<brigade_domain::Ticket>> {
+                use $crate::error::classify;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
+                    .bind(station_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                exists.ok_or($crate::StoreError::NotFound("station"))?;
+                // Another chef may take the head of the queue between our read and our claim;
+                // then the next one is tried. Bounded so a stampede ends in a clear conflict.
+                for _ in 0..8 {
+                    let Some((ticket_id, order_id)) = Self::next_claimable(&mut tx, station_id).await?
+                    else {
+                        tx.commit().await.map_err(classify)?;
+                        return Ok(None);
+                    };
+                    let (status, _) = Self::lock_order(&mut tx, order_id).await?;
+                    if !status.kitchen_may_cook() {
+                        continue;
+                    }
+                    if Self::claim_locked(&mut tx, ticket_id, order_id, status, actor).await? {
+                        let ticket = Self::load_ticket(&mut tx, ticket_id).await?;
+                        tx.commit().await.map_err(classify)?;
+                        return Ok(Some(ticket));
+                    }
+                }
+                Err($crate::StoreError::conflict(
+                    $crate::ConflictKind::TicketTaken,
+                    "other chefs claimed every ticket tried; try again",
+                ))
+            }
+
+            async fn claim_ticket(
+                &self,
+                ticket_id: uuid::Uuid,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<brigade_domain::Ticket> {
+                use $crate::error::classify;
+                use $crate::{ConflictKind, StoreError};
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let row: Option<(uuid::Uuid, uuid::Uuid)> =
+                    sqlx::query_as("SELECT order_id, station_id FROM tickets WHERE id = $1")
+                        .bind(ticket_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(classify)?;
+                let (order_id, station_id) = row.ok_or(StoreError::NotFound("ticket"))?;
+                let (order_status, _) = Self::lock_order(&mut tx, order_id).await?;
+                let ticket = Self::load_ticket(&mut tx, ticket_id).await?;
+                match ticket.status {
+                    brigade_domain::TicketStatus::Queued => {}
+                    brigade_domain::TicketStatus::Claimed => {
+                        return Err(StoreError::conflict(
+                            ConflictKind::TicketTaken,
+                            format!(
+                                "the ticket was already claimed by {}",
+                                ticket.claimed_by.as_deref().unwrap_or("someone else")
+                            ),
+                        ));
+                    }
+                    other => {
+                        return Err(StoreError::conflict(
+                            ConflictKind::TicketState,
+                            format!("the ticket is {}", other.as_str()),
+                        ));
+                    }
+                }
+                if !order_status.kitchen_may_cook() {
+                    return Err(StoreError::conflict(
+                        ConflictKind::OrderNotCookable,
+                        format!("the order is {order_status}; only accepted orders are cooked"),
+                    ));
+                }
+                if let Some((next, _)) = Self::next_claimable(&mut tx, station_id).await?
+                    && next != ticket_id
+                {
+                    return Err(StoreError::conflict(
+                        ConflictKind::NotNextInQueue,
+                        format!("ticket {next} is older and must be claimed first"),
+                    ));
+                }
+                if !Self::claim_locked(&mut tx, ticket_id, order_id, order_status, actor).await? {
+                    return Err(StoreError::conflict(
+                        ConflictKind::TicketTaken,
+                        "the ticket was already claimed",
+                    ));
+                }
+                let ticket = Self::load_ticket(&mut tx, ticket_id).await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(ticket)
+            }
+
+            async fn complete_ticket(
+                &self,
+                ticket_id: uuid::Uuid,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<brigade_domain::Ticket> {
+                use $crate::error::classify;
+                use $crate::{ConflictKind, StoreError};
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let order_id: Option<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT order_id FROM tickets WHERE id = $1")
+                        .bind(ticket_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(classify)?;
+                let order_id = order_id.ok_or(StoreError::NotFound("ticket"))?;
+                let (order_status, _) = Self::lock_order(&mut tx, order_id).await?;
+                let done = sqlx::query(
+                    "UPDATE tickets SET status = 'done', completed_at = $1 \
+                     WHERE id = $2 AND status = 'claimed'",
+                )
+                .bind(brigade_domain::now())
+                .bind(ticket_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+                if done == 0 {
+                    let ticket = Self::load_ticket(&mut tx, ticket_id).await?;
+                    return Err(StoreError::conflict(
+                        ConflictKind::TicketState,
+                        format!(
+                            "only a claimed ticket can be completed; this one is {}",
+                            ticket.status.as_str()
+                        ),
+                    ));
+                }
+                let remaining: i64 = sqlx::query_scalar(concat!(
+                    "SELECT COUNT(*) FROM tickets WHERE order_id = $1 AND status IN ",
+                    $crate::sql::open_ticket!()
+                ))
+                .bind(order_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(classify)?;
+                if remaining == 0 && order_status == brigade_domain::OrderStatus::Preparing {
+                    Self::set_order_status(
+                        &mut tx,
+                        order_id,
+                        brigade_domain::OrderStatus::Ready,
+                        actor,
+                    )
+                    .await?;
+                }
+                let ticket = Self::load_ticket(&mut tx, ticket_id).await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(ticket)
+            }
+        }
+    };
+}
+
+pub(crate) use {cookable_order, impl_store, open_ticket, order_columns, ticket_columns};

@@ -1,0 +1,63 @@
+//! The embedded backend: one SQLite file shared by every replica process on the machine.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use brigade_core::config::StorageSettings;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite};
+
+use crate::error::classify;
+use crate::{Backend, StoreResult};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A [`Store`](crate::Store) on a SQLite file.
+///
+/// WAL mode lets readers proceed while one writer writes; the busy timeout makes writers from
+/// other processes wait for the lock instead of failing; `synchronous = NORMAL` is the
+/// documented safe setting for WAL (a power cut may lose the last commits, never corrupt).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: Pool<Sqlite>,
+    pub(crate) migrator: &'static Migrator,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`), creating the
+    /// directory that holds it.
+    pub async fn connect(url: &str, settings: &StorageSettings) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(classify)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| classify(sqlx::Error::Io(e)))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+            .connect_with(options)
+            .await
+            .map_err(classify)?;
+        Ok(Self {
+            pool,
+            migrator: &MIGRATOR,
+        })
+    }
+}
+
+crate::sql::impl_store!(
+    SqliteStore,
+    Sqlite,
+    backend = Backend::Sqlite,
+    begin = "BEGIN IMMEDIATE",
+    lock = ""
+);
