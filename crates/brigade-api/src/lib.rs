@@ -1,1 +1,242 @@
-//! placeholder
+//! brigade-api: the ordering service that `brigade serve` runs.
+//!
+//! [`Application::build`] connects the store (applying migrations), builds the cache, binds the
+//! listener and assembles the router; [`Application::run_until_stopped`] serves until the
+//! shutdown signal, then drains. `main` and the integration tests start the service exactly the
+//! same way (zero2prod's `Application`), on port 0 in tests.
+
+mod caller;
+mod catalogue_cache;
+pub mod demo;
+mod error;
+mod extract;
+mod metrics;
+mod middleware;
+mod placement;
+pub mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use brigade_core::{HealthLatch, Settings, Shutdown};
+use brigade_store::Store;
+use brigade_store::cache::Cache;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, ApiResult};
+pub use routes::orders::OrderPage;
+pub use state::AppState;
+
+/// How long idempotency records are kept: longer than any sane client retries.
+const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database at {url}")]
+    Store {
+        /// The URL, password redacted.
+        url: String,
+        /// What failed.
+        #[source]
+        source: brigade_store::StoreError,
+    },
+    /// `cache.redis_url` is not a valid Redis URL.
+    #[error("invalid configuration: cache.redis_url")]
+    Cache(#[source] brigade_store::cache::CacheError),
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// `server.listen`.
+        address: SocketAddr,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The ordering service, built and bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "brigade",
+        description = "The brigade ordering service: shops, stations, the catalogue, orders and the kitchen. \
+Errors are application/problem+json (RFC 9457) with the request id as `instance`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    tags(
+        (name = "orders", description = "Placing and following orders"),
+        (name = "kitchen", description = "Station queues and tickets"),
+        (name = "shops", description = "Shops, stations, menus and load"),
+        (name = "catalogue", description = "Items that can be ordered"),
+        (name = "operations", description = "Health and metrics"),
+    ),
+    components(schemas(brigade_core::Problem, brigade_core::FieldError))
+)]
+struct ApiDoc;
+
+impl Application {
+    /// Connects, migrates, binds. Nothing is served until [`run_until_stopped`].
+    ///
+    /// [`run_until_stopped`]: Application::run_until_stopped
+    pub async fn build(settings: Settings) -> Result<Self, BuildError> {
+        let url = settings.storage.effective_url();
+        let store = brigade_store::connect(&settings.storage)
+            .await
+            .map_err(|source| BuildError::Store {
+                url: brigade_store::redact_url(&url),
+                source,
+            })?;
+        let cache = brigade_store::cache::build(&settings.cache).map_err(BuildError::Cache)?;
+        Self::build_with(settings, store, cache).await
+    }
+
+    /// Like [`build`](Application::build) with an already connected store and cache.
+    pub async fn build_with(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+    ) -> Result<Self, BuildError> {
+        let address = settings.server.listen;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| BuildError::Bind { address, source })?;
+        // Install the recorder before the first metric is touched.
+        let _ = brigade_core::metrics::renderer();
+        metrics::describe(store.backend().as_str());
+        let state = AppState {
+            store,
+            cache,
+            settings: Arc::new(settings),
+            health: HealthLatch::new(),
+        };
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The bound address (the real port when `server.listen` used port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// The store this application serves from.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// The readiness latch (tests and the supervisor watch it).
+    pub fn health(&self) -> HealthLatch {
+        self.state.health.clone()
+    }
+
+    /// Serves until `shutdown` fires, then: readiness fails at once, the listener stays open
+    /// for `server.drain_delay_ms` so balancers notice, then closes; in-flight requests get
+    /// `server.shutdown_timeout_ms` to finish; finally the database pool closes.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            state,
+        } = self;
+        let server_settings = state.settings.server.clone();
+        let address = listener.local_addr()?;
+        let background = tokio::spawn(background_tasks(state.clone(), shutdown.clone()));
+        state.health.set_ready();
+        tracing::info!(
+            %address,
+            backend = state.store.backend().as_str(),
+            cache = state.cache.kind(),
+            "listening"
+        );
+        let latch = state.health.clone();
+        let drain_delay = server_settings.drain_delay();
+        let stop_accepting = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.wait().await;
+                latch.set_draining();
+                tracing::info!(drain_delay_ms = drain_delay.as_millis() as u64, "draining");
+                tokio::time::sleep(drain_delay).await;
+                tracing::info!("listener closed; finishing in-flight requests");
+            }
+        };
+        let serve = axum::serve(listener, router).with_graceful_shutdown(stop_accepting);
+        let deadline = async {
+            shutdown.wait().await;
+            tokio::time::sleep(drain_delay + server_settings.shutdown_timeout()).await;
+        };
+        tokio::select! {
+            result = serve => result?,
+            () = deadline => tracing::warn!(
+                shutdown_timeout_ms = server_settings.shutdown_timeout_ms,
+                "in-flight requests did not finish in time; stopping anyway"
+            ),
+        }
+        let _ = background.await;
+        state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Assembles every route, the OpenAPI document, Swagger UI and the middleware stack.
+pub fn router(state: AppState) -> Router {
+    let api = OpenApiRouter::new()
+        .merge(routes::shops::router())
+        .merge(routes::items::router())
+        .merge(routes::orders::router())
+        .merge(routes::kitchen::router());
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .merge(routes::health::router())
+        .routes(utoipa_axum::routes!(metrics::metrics_endpoint))
+        .split_for_parts();
+    let body_limit = state.settings.server.body_limit_bytes;
+    let timeout = state.settings.server.request_timeout();
+    let router = router
+        .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(state);
+    middleware::apply(router, body_limit, timeout)
+}
+
+/// Periodic housekeeping, stopped by the shutdown signal.
+async fn background_tasks(state: AppState, shutdown: Shutdown) {
+    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+    let mut purge = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = upkeep.tick() => brigade_core::metrics::renderer().run_upkeep(),
+            _ = purge.tick() => {
+                let before = brigade_domain::now()
+                    - chrono::Duration::from_std(IDEMPOTENCY_RETENTION).unwrap_or_default();
+                match state.store.purge_idempotency_keys(before).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "old idempotency keys deleted"),
+                    Err(error) => tracing::warn!(error = &error as &dyn std::error::Error, "idempotency key purge failed"),
+                }
+            }
+        }
+    }
+}

@@ -25,6 +25,10 @@ pub fn describe_metrics() {
     );
 }
 
+/// Why a cache could not be built (only a malformed Redis URL; an unreachable Redis is not an
+/// error).
+pub type CacheError = redis::RedisError;
+
 /// A byte cache with per-entry time to live.
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {
@@ -42,7 +46,7 @@ pub trait Cache: Send + Sync + 'static {
 
 /// Builds the configured cache: Redis when `redis_url` is set, else in memory. Never fails on
 /// an unreachable Redis: the connection is made lazily and retried in the background.
-pub fn build(settings: &CacheSettings) -> Result<Arc<dyn Cache>, redis::RedisError> {
+pub fn build(settings: &CacheSettings) -> Result<Arc<dyn Cache>, CacheError> {
     Ok(match &settings.redis_url {
         Some(url) => Arc::new(RedisCache::new(url, settings)?),
         None => Arc::new(MemoryCache::new(settings.max_entries)),

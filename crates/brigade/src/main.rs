@@ -1,1 +1,47 @@
-fn main() {}
+//! `brigade`: the one binary of brigade, a food-ordering service and everything needed to run
+//! it in production.
+//!
+//! ```text
+//! brigade serve --listen 127.0.0.1:3000 --data-dir ./brigade-data   # one ordering replica
+//! brigade migrate                                                     # apply schema migrations
+//! brigade demo-data                                                   # two shops and a menu
+//! ```
+//! This file only parses the command line and hands over to `commands/`; the work lives in the
+//! library crates.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("brigade: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = brigade_core::telemetry::init(&settings.log) {
+        eprintln!("brigade: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("brigade: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "brigade stopped with an error");
+            eprintln!("brigade: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The API's error enum: every failure of a handler, mapped to a problem+json response in one
+//! place (the realworld-axum-sqlx pattern). Internal causes are logged here and never sent.
+
+use axum::response::{IntoResponse, Response};
+use brigade_core::{FieldError, Problem};
+use brigade_domain::{TransitionError, Violation};
+use brigade_store::StoreError;
+use http::{HeaderValue, StatusCode, header};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A problem already shaped for the client (bad input, failed precondition, …).
+    #[error("{}", .0.title)]
+    Problem(Box<Problem>),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Problem(Box::new(problem))
+    }
+}
+
+impl From<Vec<Violation>> for ApiError {
+    fn from(violations: Vec<Violation>) -> Self {
+        Problem::invalid(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            violations
+                .into_iter()
+                .map(|v| FieldError::new(v.field, v.message))
+                .collect(),
+        )
+        .into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Problem(problem) => problem.into_response(),
+            Self::Store(error) => store_error_response(error),
+        }
+    }
+}
+
+fn store_error_response(error: StoreError) -> Response {
+    match error {
+        StoreError::NotFound(what) => {
+            Problem::not_found(format!("no {what} with this id")).into_response()
+        }
+        StoreError::Conflict { kind, detail } => {
+            Problem::conflict(kind.slug(), detail).into_response()
+        }
+        StoreError::VersionMismatch { current } => {
+            let mut response = Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version-mismatch",
+                "The resource changed since it was read",
+            )
+            .with_detail(format!(
+                "the order is at version {current}; read it again and retry with its ETag"
+            ))
+            .into_response();
+            if let Ok(etag) = HeaderValue::from_str(&crate::routes::orders::etag(current)) {
+                response.headers_mut().insert(header::ETAG, etag);
+            }
+            response
+        }
+        StoreError::Transition(error @ TransitionError::NotAllowed { .. }) => {
+            Problem::conflict("invalid-transition", error.to_string()).into_response()
+        }
+        StoreError::Transition(error @ TransitionError::KitchenOnly { .. }) => {
+            Problem::conflict("kitchen-only", error.to_string()).into_response()
+        }
+        StoreError::Unavailable(cause) => {
+            tracing::warn!(error = &cause as &dyn std::error::Error, "database unavailable");
+            Problem::unavailable("the database is unavailable; retry shortly").into_response()
+        }
+        error @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_)) => {
+            tracing::error!(error = &error as &dyn std::error::Error, "store failure");
+            Problem::internal().into_response()
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Business and database metrics of the ordering service, and `/metrics` itself.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use http::{HeaderValue, header};
+
+use crate::state::AppState;
+
+/// Orders written (idempotent replays excluded).
+pub const ORDERS_PLACED: &str = "brigade_orders_placed_total";
+/// Revenue of placed orders, minor units, by currency.
+pub const ORDER_REVENUE: &str = "brigade_order_revenue_minor_total";
+/// Status changes of orders, by the status entered.
+pub const ORDER_STATUS_CHANGES: &str = "brigade_order_status_changes_total";
+/// Tickets the kitchen finished.
+pub const TICKETS_COMPLETED: &str = "brigade_tickets_completed_total";
+/// Requests answered from a stored idempotent response.
+pub const IDEMPOTENT_REPLAYS: &str = "brigade_idempotent_replays_total";
+/// Pooled database connections by state.
+pub const DB_POOL_CONNECTIONS: &str = "brigade_db_pool_connections";
+/// Pool size limit.
+pub const DB_POOL_MAX: &str = "brigade_db_pool_max_connections";
+/// Always 1; labels say which version and backend run.
+pub const BUILD_INFO: &str = "brigade_build_info";
+
+/// Registers help texts for every metric of the service, so the exposition passes
+/// `promtool check metrics` from the first scrape.
+pub fn describe(backend: &'static str) {
+    brigade_core::http_metrics::describe();
+    brigade_store::cache::describe_metrics();
+    metrics::describe_counter!(ORDERS_PLACED, "Orders placed (idempotent replays excluded).");
+    metrics::describe_counter!(
+        ORDER_REVENUE,
+        "Revenue of placed orders in minor currency units, by ISO 4217 currency."
+    );
+    metrics::describe_counter!(
+        ORDER_STATUS_CHANGES,
+        "Order status changes, by the status entered."
+    );
+    metrics::describe_counter!(TICKETS_COMPLETED, "Kitchen tickets completed.");
+    metrics::describe_counter!(
+        IDEMPOTENT_REPLAYS,
+        "Requests answered with the stored response of an earlier request with the same Idempotency-Key."
+    );
+    metrics::describe_gauge!(DB_POOL_CONNECTIONS, "Pooled database connections, by state.");
+    metrics::describe_gauge!(DB_POOL_MAX, "Largest number of pooled database connections.");
+    metrics::describe_gauge!(BUILD_INFO, "Always 1; the labels name the running version and backend.");
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "backend" => backend)
+        .set(1.0);
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
+    let pool = state.store.pool_stats();
+    metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
+    metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "in_use")
+        .set(f64::from(pool.size.saturating_sub(pool.idle)));
+    metrics::gauge!(DB_POOL_MAX).set(f64::from(pool.max));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        brigade_core::metrics::renderer().render(),
+    )
+}

@@ -1,0 +1,51 @@
+//! The middleware every request passes, outermost first: request identity and access log,
+//! RED metrics, panic-to-500, request timeout, body limit.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{Next, from_fn};
+use axum::response::{IntoResponse, Response};
+use brigade_core::Problem;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Wraps every route of `router` (and its fallbacks) in the stack. Axum applies `layer` per
+/// route, so the matched route template is known to the metrics and log middleware.
+pub fn apply(router: Router, body_limit: usize, timeout: Duration) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(from_fn(brigade_core::request::request_context))
+            .layer(from_fn(brigade_core::http_metrics::record))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(from_fn(move |request: Request, next: Next| {
+                with_timeout(timeout, request, next)
+            }))
+            .layer(DefaultBodyLimit::max(body_limit)),
+    )
+}
+
+async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+            Problem::unavailable(format!(
+                "the request took longer than {} ms; retry later",
+                timeout.as_millis()
+            ))
+            .into_response()
+        }
+    }
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = message, "handler panicked");
+    Problem::internal().into_response()
+}

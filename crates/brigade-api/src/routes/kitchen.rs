@@ -1,0 +1,97 @@
+//! The kitchen: station queues, claiming and completing tickets. Served under
+//! `/api/v1/kitchen` so a balancer can route kitchen traffic to its own pool.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use brigade_core::Problem;
+use brigade_domain::{QueuedTicket, Ticket};
+use http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::error::ApiResult;
+use crate::extract::Path;
+use crate::state::AppState;
+use crate::{catalogue_cache, metrics as names};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(station_queue))
+        .routes(routes!(claim_next))
+        .routes(routes!(claim_ticket))
+        .routes(routes!(complete_ticket))
+}
+
+/// A station's open tickets, oldest first: the order chefs must cook them in.
+#[utoipa::path(get, path = "/kitchen/stations/{station_id}/tickets", tag = "kitchen",
+    params(("station_id" = Uuid, Path, description = "Station id")),
+    responses(
+        (status = 200, body = Vec<QueuedTicket>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn station_queue(
+    State(state): State<AppState>,
+    Path(station_id): Path<Uuid>,
+) -> ApiResult<axum::Json<Vec<QueuedTicket>>> {
+    Ok(axum::Json(state.store.station_queue(station_id).await?))
+}
+
+/// Claims the oldest claimable ticket of the station. 204 when there is none.
+#[utoipa::path(post, path = "/kitchen/stations/{station_id}/claim", tag = "kitchen",
+    params(("station_id" = Uuid, Path, description = "Station id")),
+    responses(
+        (status = 200, body = Ticket),
+        (status = 204, description = "Nothing to claim"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn claim_next(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(station_id): Path<Uuid>,
+) -> ApiResult<Response> {
+    Ok(match state.store.claim_next(station_id, &caller.actor()).await? {
+        Some(ticket) => axum::Json(ticket).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// Claims one ticket. It must be the oldest claimable ticket of its station (FIFO); when two
+/// chefs claim the same ticket at once, exactly one succeeds and the other gets 409.
+#[utoipa::path(post, path = "/kitchen/tickets/{ticket_id}/claim", tag = "kitchen",
+    params(("ticket_id" = Uuid, Path, description = "Ticket id")),
+    responses(
+        (status = 200, body = Ticket),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Taken, not next in line, or the order is not accepted", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn claim_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ticket_id): Path<Uuid>,
+) -> ApiResult<axum::Json<Ticket>> {
+    Ok(axum::Json(state.store.claim_ticket(ticket_id, &caller.actor()).await?))
+}
+
+/// Marks a claimed ticket done. When it is the order's last, the order becomes `ready`.
+#[utoipa::path(post, path = "/kitchen/tickets/{ticket_id}/complete", tag = "kitchen",
+    params(("ticket_id" = Uuid, Path, description = "Ticket id")),
+    responses(
+        (status = 200, body = Ticket),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The ticket is not claimed", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn complete_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ticket_id): Path<Uuid>,
+) -> ApiResult<axum::Json<Ticket>> {
+    let ticket = state.store.complete_ticket(ticket_id, &caller.actor()).await?;
+    metrics::counter!(names::TICKETS_COMPLETED).increment(1);
+    catalogue_cache::forget_load(&state, ticket.shop_id).await;
+    Ok(axum::Json(ticket))
+}

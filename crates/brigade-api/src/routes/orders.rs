@@ -1,0 +1,337 @@
+//! Orders: placement (with `Idempotency-Key`), reading, listing and status changes (with
+//! `If-Match`).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use brigade_core::{FieldError, Problem};
+use brigade_domain::{NewOrder, Order, OrderStatus, OrderSummary};
+use brigade_store::{IdempotencyKey, OrderFilter, PlaceOutcome, StoredResponse};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{IdempotencyKeyHeader, Json, Path, Query};
+use crate::state::AppState;
+use crate::{catalogue_cache, metrics as names, placement};
+
+/// Largest page of `GET /orders`.
+pub const MAX_PAGE: u32 = 100;
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orders, create_order))
+        .routes(routes!(get_order, update_order))
+}
+
+/// The `ETag` of an order at `version`.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Places an order. Without `shop_id`, brigade picks the open shop with the shortest ETA.
+///
+/// Send an `Idempotency-Key` to make retries safe: the same key with the same body returns the
+/// first response (with `Idempotent-Replayed: true`) and places nothing; the same key with a
+/// different body is refused with 422.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = NewOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters identifying this request across retries")),
+    responses(
+        (status = 201, body = Order, headers(
+            ("Location" = String, description = "URL of the order"),
+            ("ETag" = String, description = "Version of the order, for If-Match"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Shop closed, item unavailable, or no shop can make the order", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown items, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    Json(order): Json<NewOrder>,
+) -> ApiResult<Response> {
+    let order = order.validate()?;
+    let idempotency = key.map(|key| IdempotencyKey {
+        scope: caller.idempotency_scope(),
+        key,
+        request_hash: request_hash(&order),
+    });
+    if let Some(key) = &idempotency
+        && let Some((hash, stored)) = state.store.find_idempotent(&key.scope, &key.key).await?
+    {
+        return if hash == key.request_hash {
+            Ok(replay(stored))
+        } else {
+            Err(key_reused())
+        };
+    }
+    let placement = placement::prepare(&state, &order, caller.actor(), idempotency).await?;
+    match state.store.place_order(placement).await? {
+        PlaceOutcome::Created(order) => {
+            metrics::counter!(names::ORDERS_PLACED).increment(1);
+            metrics::counter!(names::ORDER_REVENUE, "currency" => order.currency.clone())
+                .increment(u64::try_from(order.total_minor).unwrap_or(0));
+            metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => "placed").increment(1);
+            catalogue_cache::forget_load(&state, order.shop_id).await;
+            tracing::info!(order_id = %order.id, shop_id = %order.shop_id, total_minor = order.total_minor,
+                eta_seconds = order.eta_seconds, "order placed");
+            Ok(order_response(StatusCode::CREATED, &order))
+        }
+        PlaceOutcome::Replayed(stored) => Ok(replay(stored)),
+        PlaceOutcome::KeyReused => Err(key_reused()),
+    }
+}
+
+/// Hash of the parsed request: two bodies that differ only in whitespace or key order are the
+/// same request.
+fn request_hash(order: &NewOrder) -> String {
+    let canonical = serde_json::to_vec(order).unwrap_or_default();
+    Sha256::digest(&canonical)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn key_reused() -> ApiError {
+    Problem {
+        errors: vec![FieldError::new(
+            "Idempotency-Key",
+            "was already used with a different request body",
+        )],
+        ..Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+        )
+        .with_detail("this key was already used with a different request body; use a new key")
+    }
+    .into()
+}
+
+/// The stored first response, sent again.
+fn replay(stored: StoredResponse) -> Response {
+    metrics::counter!(names::IDEMPOTENT_REPLAYS).increment(1);
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+    let order: Option<Order> = serde_json::from_str(&stored.body).ok();
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        stored.body,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    if let Some(order) = order {
+        insert_order_headers(headers, &order);
+    }
+    response
+}
+
+fn order_response(status: StatusCode, order: &Order) -> Response {
+    let mut response = (status, axum::Json(order)).into_response();
+    insert_order_headers(response.headers_mut(), order);
+    response
+}
+
+fn insert_order_headers(headers: &mut HeaderMap, order: &Order) {
+    if let Ok(value) = HeaderValue::from_str(&etag(order.version)) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id)) {
+        headers.insert(header::LOCATION, value);
+    }
+}
+
+/// One order with lines, tickets and status history.
+///
+/// Send `If-None-Match` with the last `ETag` to poll cheaply: 304 while nothing changed.
+#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders",
+    params(("order_id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Order, headers(("ETag" = String, description = "Version of the order"))),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_order(
+    State(state): State<AppState>,
+    Path(order_id): Path<Uuid>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let order = state.store.get_order(order_id).await?;
+    let current = etag(order.version);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim().trim_start_matches("W/") == current));
+    if unchanged {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        insert_order_headers(response.headers_mut(), &order);
+        return Ok(response);
+    }
+    Ok(order_response(StatusCode::OK, &order))
+}
+
+/// Query of `GET /orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    /// Only this shop's orders.
+    shop_id: Option<Uuid>,
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatus>)]
+    status: Option<OrderStatus>,
+    /// Page size, 1–100 (default 20).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderPage {
+    /// Orders, newest first.
+    pub items: Vec<OrderSummary>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Lists orders, newest first, with cursor pagination (stable under concurrent inserts).
+#[utoipa::path(get, path = "/orders", tag = "orders", params(OrderQuery),
+    responses(
+        (status = 200, body = OrderPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_orders(
+    State(state): State<AppState>,
+    Query(query): Query<OrderQuery>,
+) -> ApiResult<axum::Json<OrderPage>> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid(
+            StatusCode::BAD_REQUEST,
+            vec![FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}"))],
+        )
+        .into());
+    }
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let items = state
+        .store
+        .list_orders(&OrderFilter {
+            shop_id: query.shop_id,
+            status: query.status,
+            before,
+            limit,
+        })
+        .await?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|last| URL_SAFE_NO_PAD.encode(last.id.as_bytes())))
+        .flatten();
+    Ok(axum::Json(OrderPage { items, next_cursor }))
+}
+
+fn decode_cursor(cursor: &str) -> ApiResult<Uuid> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| {
+            Problem::invalid(
+                StatusCode::BAD_REQUEST,
+                vec![FieldError::new("cursor", "is not a cursor returned by this API")],
+            )
+            .into()
+        })
+}
+
+/// Body of `PATCH /orders/{order_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    /// The status to move to: `accepted`, `out_for_delivery`, `delivered` or `cancelled`
+    /// (`preparing` and `ready` follow from the kitchen's tickets).
+    pub status: OrderStatus,
+}
+
+/// Moves an order along its lifecycle. Requires `If-Match` with the order's current `ETag`.
+#[utoipa::path(patch, path = "/orders/{order_id}", tag = "orders", request_body = StatusChange,
+    params(
+        ("order_id" = Uuid, Path, description = "Order id"),
+        ("If-Match" = String, Header, description = "ETag of the order as last read, or *"),
+    ),
+    responses(
+        (status = 200, body = Order, headers(("ETag" = String, description = "New version"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lifecycle does not allow this change", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The order changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(change): Json<StatusChange>,
+) -> ApiResult<Response> {
+    let expected = match if_match(&headers)? {
+        Some(version) => version,
+        // `If-Match: *` asks only that the order exists.
+        None => state.store.get_order(order_id).await?.version,
+    };
+    let order = state
+        .store
+        .transition_order(order_id, expected, change.status, &caller.actor())
+        .await?;
+    metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => order.status.as_str()).increment(1);
+    if order.status == OrderStatus::Cancelled {
+        catalogue_cache::forget_load(&state, order.shop_id).await;
+    }
+    tracing::info!(order_id = %order.id, status = %order.status, version = order.version, "order status changed");
+    Ok(order_response(StatusCode::OK, &order))
+}
+
+/// Reads `If-Match`: `Some(version)`, `None` for `*`, 428 when missing, 400 when malformed.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Err(Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition-required",
+            "If-Match is required",
+        )
+        .with_detail("send If-Match with the ETag of the order as you last read it")
+        .into());
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .and_then(|version| version.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Problem::invalid(
+                StatusCode::BAD_REQUEST,
+                vec![FieldError::new(
+                    "If-Match",
+                    "must be an ETag returned by this API, such as \"3\", or *",
+                )],
+            )
+            .into()
+        })
+}

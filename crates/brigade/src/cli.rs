@@ -1,0 +1,181 @@
+//! Command-line flags, and how they become the top layer of the settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use brigade_core::config::{ConfigError, LogFormat};
+use brigade_core::Settings;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use figment::providers::Serialized;
+
+/// brigade: a food-ordering service with everything needed to run it in production.
+///
+/// Settings come from, lowest first: built-in defaults, brigade.toml (or --config),
+/// BRIGADE_<SECTION>__<KEY> environment variables (e.g. BRIGADE_SERVER__LISTEN), DATABASE_URL
+/// and REDIS_URL, then these flags.
+#[derive(Debug, Parser)]
+#[command(name = "brigade", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Settings file (TOML). Without it, ./brigade.toml is read if present.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format: auto (pretty on a terminal, JSON otherwise), json or pretty.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+
+    /// Log filter, e.g. "info" or "info,brigade_store=debug" (setting log.filter).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_filter: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one replica of the ordering service (REST API, health, metrics, OpenAPI).
+    ///
+    /// Applies pending migrations, then serves until SIGTERM or Ctrl-C; on shutdown readiness
+    /// fails at once, the listener closes after the drain delay and in-flight requests finish.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(StorageArgs),
+    /// Load demo data: two shops, each with a pizza and a garlic-bread station, and a menu.
+    ///
+    /// Idempotent: running it again changes nothing.
+    DemoData(StorageArgs),
+}
+
+/// Flags of `brigade serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (setting server.listen, default
+    /// 127.0.0.1:3000).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Milliseconds readiness fails before the listener closes on shutdown
+    /// (server.drain_delay_ms, default 1000).
+    #[arg(long, value_name = "MS")]
+    pub drain_delay_ms: Option<u64>,
+
+    /// Load the demo data before serving (same as running `brigade demo-data` first).
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Redis URL for a cache shared by replicas (cache.redis_url; also REDIS_URL).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Where the data lives.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Directory of the embedded SQLite database (storage.data_dir, default ./brigade-data).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// sqlite://PATH or postgres://… ; overrides --data-dir (storage.database_url; also
+    /// DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Pretty,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(value: LogFormatArg) -> Self {
+        match value {
+            LogFormatArg::Auto => LogFormat::Auto,
+            LogFormatArg::Json => LogFormat::Json,
+            LogFormatArg::Pretty => LogFormat::Pretty,
+        }
+    }
+}
+
+impl Cli {
+    /// Settings with every layer applied, flags last.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let mut figment = Settings::figment(self.config.as_deref())?;
+        let mut set = |key: &str, value: serde_json::Value| {
+            figment = std::mem::take(&mut figment).merge(Serialized::default(key, value));
+        };
+        if let Some(format) = self.log_format {
+            set("log.format", serde_json::to_value(LogFormat::from(format)).unwrap_or_default());
+        }
+        if let Some(filter) = &self.log_filter {
+            set("log.filter", filter.clone().into());
+        }
+        let storage = match &self.command {
+            Command::Serve(args) => {
+                if let Some(listen) = args.listen {
+                    set("server.listen", listen.to_string().into());
+                }
+                if let Some(delay) = args.drain_delay_ms {
+                    set("server.drain_delay_ms", delay.into());
+                }
+                if let Some(url) = &args.redis_url {
+                    set("cache.redis_url", url.clone().into());
+                }
+                &args.storage
+            }
+            Command::Migrate(args) | Command::DemoData(args) => args,
+        };
+        if let Some(dir) = &storage.data_dir {
+            set("storage.data_dir", dir.display().to_string().into());
+            // An explicit --data-dir beats a DATABASE_URL from the environment only when no
+            // --database-url is given either: the flag is the more specific request.
+            if storage.database_url.is_none() {
+                set("storage.database_url", serde_json::Value::Null);
+            }
+        }
+        if let Some(url) = &storage.database_url {
+            set("storage.database_url", url.clone().into());
+        }
+        Settings::from_figment(figment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_is_complete() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_settings() {
+        let cli = Cli::parse_from([
+            "brigade",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/tmp/x",
+            "--drain-delay-ms",
+            "5",
+        ]);
+        let settings = cli.settings().unwrap();
+        assert_eq!(settings.server.listen.port(), 0);
+        assert_eq!(settings.server.drain_delay_ms, 5);
+        assert_eq!(settings.storage.effective_url(), "sqlite:///tmp/x/brigade.db");
+    }
+}

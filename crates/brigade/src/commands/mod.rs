@@ -1,0 +1,18 @@
+//! One module per subcommand.
+
+mod demo_data;
+mod migrate;
+mod serve;
+
+use brigade_core::Settings;
+
+use crate::cli::Command;
+
+/// Runs a parsed command with loaded settings.
+pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve::run(settings, args.demo).await,
+        Command::Migrate(_) => migrate::run(settings).await,
+        Command::DemoData(_) => demo_data::run(settings).await,
+    }
+}
