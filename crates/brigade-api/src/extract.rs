@@ -63,27 +63,28 @@ where
 
 /// Parses a JSON body with the error rules of [`Json`].
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer);
-    if value.is_ok()
-        && let Err(error) = deserializer.end()
-    {
-        return Err(Problem::bad_request(format!("the body is not valid JSON: {error}")).into());
-    }
-    value.map_err(|error| {
-        let inner = error.inner();
-        if inner.is_data() {
-            let (field, message) = field_and_message(&error.path().to_string(), &inner.to_string());
-            Problem::invalid(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                vec![FieldError::new(field, message)],
-            )
-            .into()
-        } else if inner.is_eof() && bytes.iter().all(u8::is_ascii_whitespace) {
+    // Syntax first, over the whole body: `{} {}` is malformed (400) even though its first
+    // value would have been a shape error (422).
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(if bytes.iter().all(u8::is_ascii_whitespace) {
             Problem::bad_request("the body is empty; send a JSON object").into()
         } else {
-            Problem::bad_request(format!("the body is not valid JSON: {inner}")).into()
-        }
+            Problem::bad_request(format!("the body is not valid JSON: {error}")).into()
+        });
+    }
+    // Every brigade body is an object; serde would also accept an array for a struct.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::invalid_field("body", "must be a JSON object").into());
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let (field, message) =
+            field_and_message(&error.path().to_string(), &error.inner().to_string());
+        Problem::invalid(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec![FieldError::new(field, message)],
+        )
+        .into()
     })
 }
 
@@ -113,7 +114,8 @@ where
     }
 }
 
-/// Path parameters. A malformed id is answered 400 naming the parameter.
+/// Path parameters. Every brigade path parameter is a UUID, so a rejection names the first
+/// parameter that is not one (400).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Path<T>(pub T);
 
@@ -128,22 +130,19 @@ where
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(rejection) => {
-                use axum::extract::path::ErrorKind;
-                let field_error = match &rejection {
-                    axum::extract::rejection::PathRejection::FailedToDeserializePathParams(e) => {
-                        match e.kind() {
-                            ErrorKind::ParseErrorAtKey { key, .. }
-                            | ErrorKind::InvalidUtf8InPathParam { key } => Some(FieldError::new(
-                                key.clone(),
-                                "is not a valid id (expected a UUID)",
-                            )),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                Err(match field_error {
-                    Some(field) => Problem::invalid(StatusCode::BAD_REQUEST, vec![field]).into(),
+                let raw = axum::extract::RawPathParams::from_request_parts(parts, state).await;
+                let bad = raw.ok().and_then(|params| {
+                    params
+                        .iter()
+                        .find(|(_, value)| uuid::Uuid::parse_str(value).is_err())
+                        .map(|(key, _)| key.to_owned())
+                });
+                Err(match bad {
+                    Some(key) => Problem::invalid(
+                        StatusCode::BAD_REQUEST,
+                        vec![FieldError::new(key, "is not a valid id (expected a UUID)")],
+                    )
+                    .into(),
                     None => Problem::bad_request(rejection.body_text()).into(),
                 })
             }

@@ -375,7 +375,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<brigade_domain::Station> {
                 use $crate::error::{classify, unique_as};
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
-                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
+                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
                     .bind(shop_id)
                     .fetch_optional(&mut *tx)
                     .await
@@ -519,13 +519,13 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
-                let shop: Option<i64> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
+                let shop: Option<i32> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
                     .bind(shop_id)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(classify)?;
                 shop.ok_or($crate::StoreError::NotFound("shop"))?;
-                let item: Option<i64> = sqlx::query_scalar("SELECT 1 FROM items WHERE id = $1")
+                let item: Option<i32> = sqlx::query_scalar("SELECT 1 FROM items WHERE id = $1")
                     .bind(item_id)
                     .fetch_optional(&mut *tx)
                     .await
@@ -849,7 +849,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Vec<brigade_domain::QueuedTicket>> {
                 use $crate::error::classify;
                 use $crate::rows::*;
-                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
+                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
                     .bind(station_id)
                     .fetch_optional(&self.pool)
                     .await
@@ -900,7 +900,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Option<brigade_domain::Ticket>> {
                 use $crate::error::classify;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
-                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
+                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
                     .bind(station_id)
                     .fetch_optional(&mut *tx)
                     .await

@@ -1,0 +1,167 @@
+//! Health, metrics, OpenAPI, Swagger UI, request ids and trace context.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{expect_json, expect_problem};
+
+both_backends! {
+    async fn health_endpoints_answer(app) {
+        let live = expect_json(app.get("/health/live").await, StatusCode::OK).await;
+        assert_eq!(live["status"], "live");
+        let startup = expect_json(app.get("/health/startup").await, StatusCode::OK).await;
+        assert_eq!(startup["status"], "started");
+        let ready = expect_json(app.get("/health/ready").await, StatusCode::OK).await;
+        assert_eq!(ready["status"], "ready");
+        assert_eq!(ready["checks"]["database"]["status"], "up");
+        let expected = match app.backend {
+            crate::helpers::Backend::Sqlite => "sqlite",
+            crate::helpers::Backend::Postgres => "postgres",
+        };
+        assert_eq!(ready["checks"]["database"]["kind"], expected);
+        assert_eq!(ready["checks"]["cache"]["kind"], "memory");
+    }
+
+    async fn readiness_fails_once_shutdown_starts(app) {
+        let mut app = app;
+        assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+        app.shutdown.trigger();
+        let server = app.server.take().unwrap();
+        // drain_delay is 0 in tests, so the server stops; it must stop cleanly.
+        server.await.unwrap().unwrap();
+        assert!(app.client.get(app.url("/health/live")).send().await.is_err());
+    }
+
+    async fn metrics_expose_red_and_business_counters(app) {
+        let fixture = app.fixture("Metrics", 52.52, 13.41).await;
+        app.order(Some(&fixture.shop_id()), &[(&fixture.pizza, 2)]).await;
+        app.get(&format!("/api/v1/shops/{}", fixture.shop_id())).await;
+        let response = app.get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let text = response.text().await.unwrap();
+        for needle in [
+            "# TYPE http_server_request_duration_seconds histogram",
+            "http_route=\"/api/v1/shops/{shop_id}\"",
+            "http_response_status_code=\"201\"",
+            "http_server_active_requests",
+            "brigade_orders_placed_total",
+            "brigade_order_revenue_minor_total{currency=\"EUR\"}",
+            "brigade_db_pool_connections{state=\"idle\"}",
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        // Raw ids must never become label values.
+        assert!(!text.contains(&fixture.shop_id()), "an id leaked into a label");
+        promtool_check(&text);
+    }
+
+    async fn openapi_documents_every_route(app) {
+        let doc = expect_json(app.get("/openapi.json").await, StatusCode::OK).await;
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+        let paths = doc["paths"].as_object().unwrap();
+        let expected: &[(&str, &[&str])] = &[
+            ("/api/v1/shops", &["get", "post"]),
+            ("/api/v1/shops/{shop_id}", &["get", "patch"]),
+            ("/api/v1/shops/{shop_id}/stations", &["get", "post"]),
+            ("/api/v1/shops/{shop_id}/menu", &["get"]),
+            ("/api/v1/shops/{shop_id}/items/{item_id}", &["put"]),
+            ("/api/v1/shops/{shop_id}/load", &["get"]),
+            ("/api/v1/items", &["get", "post"]),
+            ("/api/v1/items/{item_id}", &["get"]),
+            ("/api/v1/orders", &["get", "post"]),
+            ("/api/v1/orders/{order_id}", &["get", "patch"]),
+            ("/api/v1/kitchen/stations/{station_id}/tickets", &["get"]),
+            ("/api/v1/kitchen/stations/{station_id}/claim", &["post"]),
+            ("/api/v1/kitchen/tickets/{ticket_id}/claim", &["post"]),
+            ("/api/v1/kitchen/tickets/{ticket_id}/complete", &["post"]),
+            ("/health/live", &["get"]),
+            ("/health/ready", &["get"]),
+            ("/health/startup", &["get"]),
+            ("/metrics", &["get"]),
+        ];
+        for (path, methods) in expected {
+            let item = paths.get(*path).unwrap_or_else(|| panic!("{path} undocumented"));
+            for method in *methods {
+                assert!(item.get(*method).is_some(), "{method} {path} undocumented");
+            }
+        }
+        assert_eq!(paths.len(), expected.len(), "undocumented or unexpected paths: {:?}", paths.keys());
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for schema in ["Problem", "Order", "NewOrder", "Shop", "Ticket", "QueuedTicket", "OrderPage"] {
+            assert!(schemas.contains_key(schema), "schema {schema} missing");
+        }
+        // Every operation documents its error answers as problem+json.
+        let create = &paths["/api/v1/orders"]["post"]["responses"];
+        assert!(create["422"]["content"]["application/problem+json"].is_object(), "{create}");
+    }
+
+    async fn swagger_ui_works_offline(app) {
+        let page = app.get("/swagger-ui/").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("swagger-ui"), "{html}");
+        for asset in ["/swagger-ui/swagger-ui-bundle.js", "/swagger-ui/swagger-ui.css", "/swagger-ui/swagger-initializer.js"] {
+            let response = app.get(asset).await;
+            assert_eq!(response.status(), StatusCode::OK, "{asset}");
+            let body = response.text().await.unwrap();
+            assert!(!body.contains("https://unpkg.com") && !body.contains("cdn.jsdelivr"), "{asset} loads from the network");
+        }
+        let initializer = app.get("/swagger-ui/swagger-initializer.js").await.text().await.unwrap();
+        assert!(initializer.contains("/openapi.json"), "{initializer}");
+    }
+
+    async fn request_id_and_trace_context_pass_through(app) {
+        let response = app
+            .client
+            .get(app.url("/api/v1/orders/not-a-uuid"))
+            .header("x-request-id", "req-42")
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-request-id"], "req-42");
+        let traceparent = response.headers()["traceparent"].to_str().unwrap().to_owned();
+        assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{traceparent}");
+        assert!(!traceparent.contains("00f067aa0ba902b7"), "the server must start its own span");
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(problem["instance"], "urn:brigade:request:req-42");
+
+        let fresh = app.get("/health/live").await;
+        let id = fresh.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "generated request ids are UUIDs: {id}");
+    }
+}
+
+/// Runs `promtool check metrics` on an exposition. promtool comes from Debian's `prometheus`
+/// package, installed by the test script; under `CI=true` its absence fails the test.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "promtool is required in CI: {error}"
+            );
+            eprintln!("promtool not installed; skipping the exposition lint");
+            return;
+        }
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
