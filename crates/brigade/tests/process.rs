@@ -1,0 +1,264 @@
+//! The real `brigade` binary as a child process: graceful shutdown with a request in flight,
+//! several replica processes on one SQLite file, and the command-line contract.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
+
+/// A running `brigade serve` whose JSON log lines arrive on a channel.
+struct Replica {
+    child: Child,
+    address: String,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Replica {
+    /// Starts `brigade serve` on a free port and returns once it logs `listening`.
+    fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BRIGADE)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("brigade starts");
+        let lines = forward_lines(child.stdout.take().unwrap());
+        let mut replica = Self {
+            child,
+            address: String::new(),
+            lines,
+        };
+        let listening = replica.wait_for("listening");
+        replica.address = listening["address"].as_str().unwrap().to_owned();
+        replica
+    }
+
+    /// Waits (up to 30 s) for a log line with this message and returns it.
+    fn wait_for(&mut self, message: &str) -> Value {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line["message"] == message => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no {message:?} log line: {error}"),
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<Value> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+            if sender.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+fn get_json(url: &str) -> Value {
+    reqwest::blocking::get(url).unwrap().json().unwrap()
+}
+
+/// (shop id, item id) of the demo data.
+fn demo_ids(replica: &Replica) -> (String, String) {
+    let shops = get_json(&replica.url("/api/v1/shops"));
+    let shop = shops[0]["id"].as_str().unwrap().to_owned();
+    let menu = get_json(&replica.url(&format!("/api/v1/shops/{shop}/menu")));
+    (shop, menu[0]["item_id"].as_str().unwrap().to_owned())
+}
+
+fn order_json(shop: &str, item: &str) -> String {
+    json!({"shop_id": shop, "items": [{"item_id": item, "quantity": 1}],
+           "delivery": {"lat": 52.51, "lon": 13.40}})
+    .to_string()
+}
+
+#[test]
+fn sigterm_drains_and_finishes_the_request_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = Replica::start(dir.path(), &["--demo", "--drain-delay-ms", "200"]);
+    let (shop, item) = demo_ids(&replica);
+    let body = order_json(&shop, &item);
+    let (head, tail) = body.split_at(body.len() / 2);
+
+    // Start a request and stop halfway through its body: it is in flight.
+    let mut stream = TcpStream::connect(&replica.address).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/orders HTTP/1.1\r\nHost: brigade\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+
+    replica.terminate();
+    replica.wait_for("draining");
+    // Readiness fails at once while the listener still accepts during the drain delay.
+    let ready = reqwest::blocking::get(replica.url("/health/ready")).unwrap();
+    assert_eq!(ready.status(), 503);
+    replica.wait_for("listener closed; finishing in-flight requests");
+
+    stream.write_all(tail.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(response.contains("\"status\":\"placed\""), "{response}");
+
+    replica.wait_for("stopped");
+    let status = replica.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(TcpStream::connect(&replica.address).is_err(), "nothing listens any more");
+}
+
+#[test]
+fn replica_processes_share_one_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Replica::start(dir.path(), &["--demo"]);
+    let second = Replica::start(dir.path(), &[]);
+    let (shop, item) = demo_ids(&first);
+    let body = order_json(&shop, &item);
+    let workers: Vec<_> = [&first, &second]
+        .iter()
+        .flat_map(|replica| {
+            let url = replica.url("/api/v1/orders");
+            let body = body.clone();
+            (0..2).map(move |_| {
+                let (url, body) = (url.clone(), body.clone());
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    for _ in 0..10 {
+                        let response = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .unwrap();
+                        assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+                    }
+                })
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let page = get_json(&second.url("/api/v1/orders?limit=100"));
+    assert_eq!(page["items"].as_array().unwrap().len(), 40);
+}
+
+fn brigade(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BRIGADE)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("brigade runs")
+}
+
+#[test]
+fn demo_data_is_idempotent_and_migrate_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let migrate = brigade(dir.path(), &["migrate", "--data-dir", data]);
+    assert!(migrate.status.success());
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("1 migration(s) applied"));
+    let again = brigade(dir.path(), &["migrate", "--data-dir", data]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
+
+    let first = brigade(dir.path(), &["demo-data", "--data-dir", data]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let first = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(first.contains("created 2 shop(s), 4 station(s), 5 item(s), 10 menu entr(ies)"), "{first}");
+    let second = brigade(dir.path(), &["demo-data", "--data-dir", data]);
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stdout).contains("nothing changed"));
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BRIGADE)
+        .args(["serve"])
+        .current_dir(dir.path())
+        .env("BRIGADE_SERVER__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert!(stderr.contains("server.listen"), "{stderr}");
+
+    std::fs::write(dir.path().join("brigade.toml"), "[storage]\nmax_conections = 3\n").unwrap();
+    let output = brigade(dir.path(), &["migrate"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("max_conections"));
+    std::fs::remove_file(dir.path().join("brigade.toml")).unwrap();
+
+    let output = brigade(dir.path(), &["--config", "missing.toml", "migrate"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml"));
+
+    let output = brigade(dir.path(), &["serve", "--listen", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--listen"));
+
+    let output = brigade(dir.path(), &["migrate", "--database-url", "mysql://x"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("storage.database_url"));
+
+    // An unreachable database is a runtime failure (1) that names the database.
+    let output = brigade(dir.path(), &["migrate", "--database-url", "postgres://brigade:secret@127.0.0.1:1/none"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("postgres://brigade:***@127.0.0.1:1/none"), "{stderr}");
+    assert!(!stderr.contains("secret"), "passwords never reach the logs");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for command in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["demo-data", "--help"]] {
+        let output = Command::new(BRIGADE).args(command).output().unwrap();
+        assert!(output.status.success(), "{command:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Usage: brigade"), "{text}");
+    }
+    let serve = Command::new(BRIGADE).args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&serve.stdout);
+    for flag in ["--listen", "--data-dir", "--database-url", "--redis-url", "--drain-delay-ms", "--config"] {
+        assert!(text.contains(flag), "serve --help lacks {flag}");
+    }
+}
