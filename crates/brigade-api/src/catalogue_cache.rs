@@ -25,12 +25,18 @@ const OPEN_SHOPS_KEY: &str = "shops:open";
 
 /// A shop's menu as JSON bytes, ready to send. The shop must exist (callers check).
 pub async fn menu_json(state: &AppState, shop_id: Uuid) -> StoreResult<Bytes> {
-    cached(state, &menu_key(shop_id), menu_ttl(state), || state.store.menu(shop_id)).await
+    cached(state, &menu_key(shop_id), menu_ttl(state), || {
+        state.store.menu(shop_id)
+    })
+    .await
 }
 
 /// A shop's menu, parsed.
 pub async fn menu(state: &AppState, shop_id: Uuid) -> StoreResult<Vec<MenuItem>> {
-    parse_or_reload(state, menu_json(state, shop_id).await?, || state.store.menu(shop_id)).await
+    parse_or_reload(state, menu_json(state, shop_id).await?, || {
+        state.store.menu(shop_id)
+    })
+    .await
 }
 
 /// Forgets a shop's menu after availability, stations or items changed.
@@ -41,7 +47,10 @@ pub async fn forget_menu(state: &AppState, shop_id: Uuid) {
 /// Work queued at each station of a shop.
 pub async fn loads(state: &AppState, shop_id: Uuid) -> StoreResult<Vec<StationLoad>> {
     let ttl = Duration::from_millis(state.settings.cache.load_ttl_ms);
-    let bytes = cached(state, &load_key(shop_id), ttl, || state.store.station_loads(shop_id)).await?;
+    let bytes = cached(state, &load_key(shop_id), ttl, || {
+        state.store.station_loads(shop_id)
+    })
+    .await?;
     parse_or_reload(state, bytes, || state.store.station_loads(shop_id)).await
 }
 
@@ -57,7 +66,10 @@ pub async fn open_shops(state: &AppState) -> StoreResult<Vec<Shop>> {
         open: Some(true),
     };
     let ttl = Duration::from_millis(state.settings.cache.load_ttl_ms);
-    let bytes = cached(state, OPEN_SHOPS_KEY, ttl, || state.store.list_shops(&filter)).await?;
+    let bytes = cached(state, OPEN_SHOPS_KEY, ttl, || {
+        state.store.list_shops(&filter)
+    })
+    .await?;
     parse_or_reload(state, bytes, || state.store.list_shops(&filter)).await
 }
 
@@ -70,7 +82,12 @@ fn menu_ttl(state: &AppState) -> Duration {
     Duration::from_millis(state.settings.cache.menu_ttl_ms)
 }
 
-async fn cached<T, F, Fut>(state: &AppState, key: &str, ttl: Duration, load: F) -> StoreResult<Bytes>
+async fn cached<T, F, Fut>(
+    state: &AppState,
+    key: &str,
+    ttl: Duration,
+    load: F,
+) -> StoreResult<Bytes>
 where
     T: Serialize,
     F: FnOnce() -> Fut,

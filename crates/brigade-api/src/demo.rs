@@ -59,11 +59,41 @@ const STATIONS: [(&str, i64, &str, i64); 2] = [
 
 /// (sku, name, description, category, price in cents)
 const ITEMS: [(&str, &str, &str, &str, i64); 5] = [
-    ("margherita", "Margherita", "Tomato, mozzarella, basil", "pizza", 950),
-    ("diavola", "Diavola", "Tomato, mozzarella, spicy salami", "pizza", 1150),
-    ("quattro-formaggi", "Quattro Formaggi", "Four cheeses", "pizza", 1250),
-    ("garlic-bread", "Garlic Bread", "Baked with garlic butter", "garlic-bread", 450),
-    ("cheesy-garlic-bread", "Cheesy Garlic Bread", "Garlic bread with mozzarella", "garlic-bread", 550),
+    (
+        "margherita",
+        "Margherita",
+        "Tomato, mozzarella, basil",
+        "pizza",
+        950,
+    ),
+    (
+        "diavola",
+        "Diavola",
+        "Tomato, mozzarella, spicy salami",
+        "pizza",
+        1150,
+    ),
+    (
+        "quattro-formaggi",
+        "Quattro Formaggi",
+        "Four cheeses",
+        "pizza",
+        1250,
+    ),
+    (
+        "garlic-bread",
+        "Garlic Bread",
+        "Baked with garlic butter",
+        "garlic-bread",
+        450,
+    ),
+    (
+        "cheesy-garlic-bread",
+        "Cheesy Garlic Bread",
+        "Garlic bread with mozzarella",
+        "garlic-bread",
+        550,
+    ),
 ];
 
 /// Loads the demo data into `store`, creating only what is missing.

@@ -79,7 +79,10 @@ fn store_error_response(error: StoreError) -> Response {
             Problem::conflict("kitchen-only", error.to_string()).into_response()
         }
         StoreError::Unavailable(cause) => {
-            tracing::warn!(error = &cause as &dyn std::error::Error, "database unavailable");
+            tracing::warn!(
+                error = &cause as &dyn std::error::Error,
+                "database unavailable"
+            );
             Problem::unavailable("the database is unavailable; retry shortly").into_response()
         }
         error @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_)) => {

@@ -43,20 +43,22 @@ where
             .with_detail("send the body with Content-Type: application/json")
             .into());
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::from(
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload-too-large",
-                        "The body is too large",
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::from(
+                        Problem::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "payload-too-large",
+                            "The body is too large",
+                        )
+                        .with_detail(rejection.body_text()),
                     )
-                    .with_detail(rejection.body_text()),
-                )
-            } else {
-                Problem::bad_request(rejection.body_text()).into()
-            }
-        })?;
+                } else {
+                    Problem::bad_request(rejection.body_text()).into()
+                }
+            })?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -108,8 +110,11 @@ where
             .map_err(|error| {
                 let (field, message) =
                     field_and_message(&error.path().to_string(), &error.inner().to_string());
-                Problem::invalid(StatusCode::BAD_REQUEST, vec![FieldError::new(field, message)])
-                    .into()
+                Problem::invalid(
+                    StatusCode::BAD_REQUEST,
+                    vec![FieldError::new(field, message)],
+                )
+                .into()
             })
     }
 }
@@ -178,10 +183,18 @@ fn field_and_message(path: &str, message: &str) -> (String, String) {
     }
     if let Some(name) = named("unknown field ") {
         // serde_path_to_error already put the unknown key at the end of the path.
-        let field = if path.ends_with(&name) { path.to_owned() } else { join(&name) };
+        let field = if path.ends_with(&name) {
+            path.to_owned()
+        } else {
+            join(&name)
+        };
         return (field, "is not a known field".to_owned());
     }
-    let field = if path.is_empty() { "body".to_owned() } else { path.to_owned() };
+    let field = if path.is_empty() {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    };
     (field, message.to_owned())
 }
 
@@ -235,7 +248,10 @@ mod tests {
             Ok(_) => panic!("{json} parsed"),
             Err(ApiError::Problem(p)) => (
                 p.status,
-                p.errors.first().map(|e| e.field.clone()).unwrap_or_default(),
+                p.errors
+                    .first()
+                    .map(|e| e.field.clone())
+                    .unwrap_or_default(),
             ),
             Err(other) => panic!("{other:?}"),
         }
@@ -243,7 +259,10 @@ mod tests {
 
     #[test]
     fn names_the_field_that_failed() {
-        assert_eq!(field_of(r#"{"items":[{"item_id":"a"}]}"#), (422, "items[0].quantity".into()));
+        assert_eq!(
+            field_of(r#"{"items":[{"item_id":"a"}]}"#),
+            (422, "items[0].quantity".into())
+        );
         assert_eq!(
             field_of(r#"{"items":[{"item_id":"a","quantity":-1}]}"#),
             (422, "items[0].quantity".into())

@@ -28,7 +28,10 @@ pub const BUILD_INFO: &str = "brigade_build_info";
 pub fn describe(backend: &'static str) {
     brigade_core::http_metrics::describe();
     brigade_store::cache::describe_metrics();
-    metrics::describe_counter!(ORDERS_PLACED, "Orders placed (idempotent replays excluded).");
+    metrics::describe_counter!(
+        ORDERS_PLACED,
+        "Orders placed (idempotent replays excluded)."
+    );
     metrics::describe_counter!(
         ORDER_REVENUE,
         "Revenue of placed orders in minor currency units, by ISO 4217 currency."
@@ -42,9 +45,18 @@ pub fn describe(backend: &'static str) {
         IDEMPOTENT_REPLAYS,
         "Requests answered with the stored response of an earlier request with the same Idempotency-Key."
     );
-    metrics::describe_gauge!(DB_POOL_CONNECTIONS, "Pooled database connections, by state.");
-    metrics::describe_gauge!(DB_POOL_MAX, "Largest number of pooled database connections.");
-    metrics::describe_gauge!(BUILD_INFO, "Always 1; the labels name the running version and backend.");
+    metrics::describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        "Pooled database connections, by state."
+    );
+    metrics::describe_gauge!(
+        DB_POOL_MAX,
+        "Largest number of pooled database connections."
+    );
+    metrics::describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the labels name the running version and backend."
+    );
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "backend" => backend)
         .set(1.0);
 }

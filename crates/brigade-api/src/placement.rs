@@ -20,12 +20,18 @@ use crate::catalogue_cache;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// An order priced from one shop's menu.
+struct Priced {
+    lines: Vec<OrderLine>,
+    /// Seconds of chef work per station of that shop.
+    work_by_station: BTreeMap<Uuid, i64>,
+    currency: String,
+}
+
 /// A candidate shop that can make the whole order, with its estimate.
 struct Candidate {
     shop: Shop,
-    lines: Vec<OrderLine>,
-    work_by_station: BTreeMap<Uuid, i64>,
-    currency: String,
+    priced: Priced,
     prep_seconds: i64,
     delivery_seconds: i64,
     distance_m: f64,
@@ -40,13 +46,16 @@ pub async fn prepare(
 ) -> ApiResult<Placement> {
     let shops = match order.shop_id {
         Some(shop_id) => {
-            let shop = state.store.get_shop(shop_id).await.map_err(|error| match error {
-                StoreError::NotFound(_) => ApiError::from(Problem::invalid_field(
-                    "shop_id",
-                    "no shop with this id",
-                )),
-                other => other.into(),
-            })?;
+            let shop = state
+                .store
+                .get_shop(shop_id)
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound(_) => {
+                        ApiError::from(Problem::invalid_field("shop_id", "no shop with this id"))
+                    }
+                    other => other.into(),
+                })?;
             if !shop.open {
                 return Err(Problem::conflict(
                     "shop-closed",
@@ -64,7 +73,7 @@ pub async fn prepare(
     for shop in shops {
         let menu = catalogue_cache::menu(state, shop.id).await?;
         match lines_from_menu(order, &menu) {
-            Ok((lines, work_by_station, currency)) => {
+            Ok(priced) => {
                 let loads: HashMap<Uuid, _> = catalogue_cache::loads(state, shop.id)
                     .await?
                     .into_iter()
@@ -72,7 +81,7 @@ pub async fn prepare(
                     .collect();
                 let distance_m = shop.location.distance_m(&order.delivery);
                 let eta = estimate(&EtaInputs {
-                    work_by_station: &work_by_station,
+                    work_by_station: &priced.work_by_station,
                     loads: &loads,
                     distance_m,
                     courier_speed_kmh: state.settings.delivery.courier_speed_kmh,
@@ -80,9 +89,7 @@ pub async fn prepare(
                 });
                 candidates.push(Candidate {
                     shop,
-                    lines,
-                    work_by_station,
-                    currency,
+                    priced,
                     prep_seconds: eta.prep_seconds,
                     delivery_seconds: eta.delivery_seconds,
                     distance_m,
@@ -119,10 +126,7 @@ enum Refusal {
 }
 
 /// Prices the order from one shop's menu and sums the work per station.
-fn lines_from_menu(
-    order: &NewOrder,
-    menu: &[MenuItem],
-) -> Result<(Vec<OrderLine>, BTreeMap<Uuid, i64>, String), Refusal> {
+fn lines_from_menu(order: &NewOrder, menu: &[MenuItem]) -> Result<Priced, Refusal> {
     let by_id: HashMap<Uuid, &MenuItem> = menu.iter().map(|item| (item.item_id, item)).collect();
     let mut lines = Vec::with_capacity(order.items.len());
     let mut work_by_station = BTreeMap::new();
@@ -151,7 +155,11 @@ fn lines_from_menu(
     if !missing.is_empty() {
         return Err(Refusal::Unavailable(missing));
     }
-    Ok((lines, work_by_station, currency.unwrap_or_default().to_owned()))
+    Ok(Priced {
+        lines,
+        work_by_station,
+        currency: currency.unwrap_or_default().to_owned(),
+    })
 }
 
 /// The answer when no shop can take the order: 422 naming items that do not exist at all,
@@ -176,10 +184,11 @@ async fn no_shop_can_serve(
         return Problem::invalid(StatusCode::UNPROCESSABLE_ENTITY, unknown).into();
     }
     match refusal {
-        Some(Refusal::MixedCurrencies) => {
-            Problem::invalid_field("items", "all items of one order must have the same currency")
-                .into()
-        }
+        Some(Refusal::MixedCurrencies) => Problem::invalid_field(
+            "items",
+            "all items of one order must have the same currency",
+        )
+        .into(),
         Some(Refusal::Unavailable(errors)) if order.shop_id.is_some() => Problem {
             errors,
             ..Problem::conflict(
@@ -197,19 +206,26 @@ async fn no_shop_can_serve(
 }
 
 fn build_order(best: Candidate, request: &NewOrder, actor: &Actor) -> Order {
+    let Candidate {
+        shop,
+        priced,
+        prep_seconds,
+        delivery_seconds,
+        distance_m,
+    } = best;
     let now = brigade_domain::now();
     let id = Uuid::now_v7();
-    let tickets = best
+    let tickets = priced
         .work_by_station
         .iter()
         .map(|(station_id, work_seconds)| Ticket {
             id: Uuid::now_v7(),
             order_id: id,
-            shop_id: best.shop.id,
+            shop_id: shop.id,
             station_id: *station_id,
             status: TicketStatus::Queued,
             work_seconds: *work_seconds,
-            items: best
+            items: priced
                 .lines
                 .iter()
                 .filter(|line| line.station_id == *station_id)
@@ -224,24 +240,24 @@ fn build_order(best: Candidate, request: &NewOrder, actor: &Actor) -> Order {
             completed_at: None,
         })
         .collect();
-    let total_minor = best
+    let total_minor = priced
         .lines
         .iter()
         .map(|line| line.unit_price_minor * line.quantity)
         .sum();
-    let total_seconds = best.prep_seconds + best.delivery_seconds;
+    let total_seconds = prep_seconds + delivery_seconds;
     Order {
         id,
-        shop_id: best.shop.id,
+        shop_id: shop.id,
         status: OrderStatus::Placed,
         version: 1,
-        lines: best.lines,
+        lines: priced.lines,
         total_minor,
-        currency: best.currency,
+        currency: priced.currency,
         delivery: request.delivery,
-        distance_m: best.distance_m.round() as i64,
+        distance_m: distance_m.round() as i64,
         eta_seconds: total_seconds,
-        estimated_ready_at: now + chrono::Duration::seconds(best.prep_seconds),
+        estimated_ready_at: now + chrono::Duration::seconds(prep_seconds),
         estimated_delivery_at: now + chrono::Duration::seconds(total_seconds),
         tickets,
         history: vec![OrderEvent {

@@ -246,17 +246,13 @@ impl Settings {
                     .filter(|key| key.as_str().contains("__"))
                     .split("__"),
             )
-            .merge(
-                Env::raw()
-                    .only(&["DATABASE_URL", "REDIS_URL"])
-                    .map(|key| {
-                        if key.as_str().eq_ignore_ascii_case("DATABASE_URL") {
-                            "storage.database_url".into()
-                        } else {
-                            "cache.redis_url".into()
-                        }
-                    }),
-            ))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]).map(|key| {
+                if key.as_str().eq_ignore_ascii_case("DATABASE_URL") {
+                    "storage.database_url".into()
+                } else {
+                    "cache.redis_url".into()
+                }
+            })))
     }
 
     /// Extracts and validates settings from a figment (use [`Settings::figment`] and merge
@@ -312,6 +308,8 @@ impl Settings {
 }
 
 #[cfg(test)]
+// `Jail::expect_with` closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -330,7 +328,10 @@ mod tests {
             let settings = Settings::load(None).expect("settings load");
             assert_eq!(settings.server.listen.port(), 4000);
             assert_eq!(settings.server.body_limit_bytes, 200);
-            assert_eq!(settings.storage.database_url.as_deref(), Some("postgres://db/test"));
+            assert_eq!(
+                settings.storage.database_url.as_deref(),
+                Some("postgres://db/test")
+            );
             assert_eq!(settings.cache.redis_url.as_deref(), Some("redis://cache"));
             let flags = Serialized::default("server.body_limit_bytes", 300);
             let settings =
@@ -375,6 +376,9 @@ mod tests {
             data_dir: PathBuf::from("/var/lib/brigade"),
             ..StorageSettings::default()
         };
-        assert_eq!(storage.effective_url(), "sqlite:///var/lib/brigade/brigade.db");
+        assert_eq!(
+            storage.effective_url(),
+            "sqlite:///var/lib/brigade/brigade.db"
+        );
     }
 }

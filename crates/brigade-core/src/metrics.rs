@@ -95,7 +95,10 @@ impl ProcessProbe {
             return;
         };
         let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
         gauge(
             "process_cpu_seconds_total",

@@ -83,8 +83,12 @@ impl Problem {
 
     /// 400: the body is not JSON, or a header or query string cannot be read.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "The request is malformed",
+        )
+        .with_detail(detail)
     }
 
     /// 422 (or 400 for a wrong shape) with the list of invalid fields.
@@ -114,7 +118,12 @@ impl Problem {
 
     /// 409: the request conflicts with the resource's current state.
     pub fn conflict(slug: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, slug, "Conflict with the current state").with_detail(detail)
+        Self::new(
+            StatusCode::CONFLICT,
+            slug,
+            "Conflict with the current state",
+        )
+        .with_detail(detail)
     }
 
     /// 503: a dependency (usually the database) is unavailable; retrying later may work.
@@ -146,7 +155,8 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(mut self) -> Response {
         if self.instance.is_none() {
-            self.instance = request::current().map(|ctx| format!("urn:brigade:request:{}", ctx.request_id));
+            self.instance =
+                request::current().map(|ctx| format!("urn:brigade:request:{}", ctx.request_id));
         }
         let status = self.status_code();
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());

@@ -48,7 +48,10 @@ impl RequestContext {
             .and_then(parse_traceparent);
         let (trace_id, flags) = match parent {
             Some((trace_id, flags)) => (trace_id, flags),
-            None => (hex(&uuid::Uuid::new_v4().as_u128().to_be_bytes()), "01".to_owned()),
+            None => (
+                hex(&uuid::Uuid::new_v4().as_u128().to_be_bytes()),
+                "01".to_owned(),
+            ),
         };
         let span_bytes = uuid::Uuid::new_v4().as_u128().to_be_bytes();
         Self {
@@ -129,7 +132,9 @@ fn parse_traceparent(value: &str) -> Option<(String, String)> {
     let parent_id = parts.next()?;
     let flags = parts.next()?;
     let lower_hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let ok = lower_hex(version, 2)
         && version != "ff"
@@ -167,7 +172,10 @@ mod tests {
         assert_eq!(ctx.request_id, "abc-123");
         assert_ne!(ctx.span_id, "00f067aa0ba902b7");
         assert_eq!(ctx.span_id.len(), 16);
-        assert!(ctx.traceparent().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(
+            ctx.traceparent()
+                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        );
     }
 
     #[test]

@@ -93,9 +93,7 @@ where
     let mut object = Map::new();
     object.insert(
         "timestamp".into(),
-        Value::String(
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        ),
+        Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
     );
     object.insert(
         "level".into(),

@@ -59,10 +59,9 @@ pub fn estimate(inputs: &EtaInputs<'_>) -> Eta {
         .work_by_station
         .iter()
         .map(|(station, own_work)| {
-            let (queued, capacity) = inputs
-                .loads
-                .get(station)
-                .map_or((0, 1), |load| (load.queued_work_seconds, load.capacity.max(1)));
+            let (queued, capacity) = inputs.loads.get(station).map_or((0, 1), |load| {
+                (load.queued_work_seconds, load.capacity.max(1))
+            });
             // Ceiling division: a queue of 10 s at 3 chefs still costs 4 s, not 3.
             (queued.max(0) + capacity - 1) / capacity + own_work
         })

@@ -50,8 +50,14 @@ mod tests {
     #[test]
     fn distance_between_two_known_points() {
         // Berlin Hauptbahnhof to Alexanderplatz: about 3.1 km.
-        let a = GeoPoint { lat: 52.5251, lon: 13.3694 };
-        let b = GeoPoint { lat: 52.5219, lon: 13.4132 };
+        let a = GeoPoint {
+            lat: 52.5251,
+            lon: 13.3694,
+        };
+        let b = GeoPoint {
+            lat: 52.5219,
+            lon: 13.4132,
+        };
         let d = a.distance_m(&b);
         assert!((2900.0..3200.0).contains(&d), "{d}");
         assert_eq!(a.distance_m(&a), 0.0);
@@ -60,7 +66,11 @@ mod tests {
     #[test]
     fn out_of_range_is_named() {
         let mut v = Violations::new();
-        GeoPoint { lat: 91.0, lon: f64::NAN }.validate("delivery", &mut v);
+        GeoPoint {
+            lat: 91.0,
+            lon: f64::NAN,
+        }
+        .validate("delivery", &mut v);
         let errors = v.finish(()).unwrap_err();
         assert_eq!(errors[0].field, "delivery.lat");
         assert_eq!(errors[1].field, "delivery.lon");

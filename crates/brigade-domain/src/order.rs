@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::Actor;
 use crate::geo::GeoPoint;
 use crate::ticket::Ticket;
 use crate::validate::{Violation, Violations};
-use crate::Actor;
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 50;
@@ -90,7 +90,9 @@ impl OrderStatus {
 
     /// Parses a stored or query-string name.
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 
     /// Whether the lifecycle has a step from `self` to `to`.
@@ -158,7 +160,11 @@ impl NewOrder {
     /// Checks shape and ranges; whether the items exist is checked against the menu later.
     pub fn validate(self) -> Result<Self, Vec<Violation>> {
         let mut v = Violations::new();
-        v.check(!self.items.is_empty(), "items", "must contain at least one item");
+        v.check(
+            !self.items.is_empty(),
+            "items",
+            "must contain at least one item",
+        );
         v.check(
             self.items.len() <= MAX_LINES,
             "items",
@@ -342,8 +348,14 @@ mod tests {
         let order = NewOrder {
             shop_id: None,
             items: vec![
-                NewOrderLine { item_id: item, quantity: -1 },
-                NewOrderLine { item_id: item, quantity: 2 },
+                NewOrderLine {
+                    item_id: item,
+                    quantity: -1,
+                },
+                NewOrderLine {
+                    item_id: item,
+                    quantity: 2,
+                },
             ],
             delivery: GeoPoint { lat: 0.0, lon: 0.0 },
         };

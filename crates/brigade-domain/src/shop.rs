@@ -174,7 +174,10 @@ mod tests {
         let shop = NewShop {
             name: "  ".into(),
             region: "Berlin Mitte".into(),
-            location: GeoPoint { lat: 100.0, lon: 0.0 },
+            location: GeoPoint {
+                lat: 100.0,
+                lon: 0.0,
+            },
             open: true,
         };
         let fields: Vec<_> = shop

@@ -135,7 +135,8 @@ impl RedisCache {
 
     async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Option<T> {
         let mut connection = self.connection.clone();
-        let outcome = tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await;
+        let outcome =
+            tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await;
         match outcome {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
@@ -218,8 +219,12 @@ mod tests {
     #[tokio::test]
     async fn memory_entries_expire() {
         let cache = MemoryCache::new(10);
-        cache.set("a", Bytes::from_static(b"1"), Duration::from_secs(60)).await;
-        cache.set("b", Bytes::from_static(b"2"), Duration::ZERO).await;
+        cache
+            .set("a", Bytes::from_static(b"1"), Duration::from_secs(60))
+            .await;
+        cache
+            .set("b", Bytes::from_static(b"2"), Duration::ZERO)
+            .await;
         assert_eq!(cache.get("a").await.as_deref(), Some(&b"1"[..]));
         assert_eq!(cache.get("b").await, None);
         cache.delete("a").await;
@@ -235,7 +240,9 @@ mod tests {
         };
         let cache = build(&settings).expect("lazy client builds without connecting");
         assert_eq!(cache.kind(), "redis");
-        cache.set("k", Bytes::from_static(b"v"), Duration::from_secs(5)).await;
+        cache
+            .set("k", Bytes::from_static(b"v"), Duration::from_secs(5))
+            .await;
         assert_eq!(cache.get("k").await, None);
         assert!(!cache.healthy().await);
     }
@@ -251,7 +258,9 @@ mod tests {
         };
         let cache = build(&settings).unwrap();
         let key = format!("test-{}", uuid::Uuid::now_v7());
-        cache.set(&key, Bytes::from_static(b"menu"), Duration::from_secs(5)).await;
+        cache
+            .set(&key, Bytes::from_static(b"menu"), Duration::from_secs(5))
+            .await;
         assert_eq!(cache.get(&key).await.as_deref(), Some(&b"menu"[..]));
         cache.delete(&key).await;
         assert_eq!(cache.get(&key).await, None);

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use brigade_core::config::StorageSettings;
 use brigade_domain::{
     Actor, Item, MenuItem, NewItem, NewShop, NewStation, Order, OrderStatus, OrderSummary,
-    QueuedTicket, Shop, ShopPatch, StationLoad, Station, Ticket,
+    QueuedTicket, Shop, ShopPatch, Station, StationLoad, Ticket,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -170,16 +170,23 @@ pub trait Store: Send + Sync + 'static {
     /// One item.
     async fn get_item(&self, id: Uuid) -> StoreResult<Item>;
     /// Puts an item on a shop's menu (or marks it unavailable there).
-    async fn set_availability(&self, shop_id: Uuid, item_id: Uuid, available: bool)
-    -> StoreResult<()>;
+    async fn set_availability(
+        &self,
+        shop_id: Uuid,
+        item_id: Uuid,
+        available: bool,
+    ) -> StoreResult<()>;
     /// A shop's menu: its items with availability and the station cooking each.
     async fn menu(&self, shop_id: Uuid) -> StoreResult<Vec<MenuItem>>;
 
     /// Writes a new order with its tickets in one transaction, honouring the idempotency key.
     async fn place_order(&self, placement: Placement) -> StoreResult<PlaceOutcome>;
     /// Looks up a stored idempotent response without writing anything.
-    async fn find_idempotent(&self, scope: &str, key: &str)
-    -> StoreResult<Option<(String, StoredResponse)>>;
+    async fn find_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<Option<(String, StoredResponse)>>;
     /// Deletes idempotency records older than `before`; returns how many.
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// One order with lines, tickets and history.

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use brigade_core::config::{ConfigError, LogFormat};
 use brigade_core::Settings;
+use brigade_core::config::{ConfigError, LogFormat};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use figment::providers::Serialized;
 
@@ -116,7 +116,10 @@ impl Cli {
             figment = std::mem::take(&mut figment).merge(Serialized::default(key, value));
         };
         if let Some(format) = self.log_format {
-            set("log.format", serde_json::to_value(LogFormat::from(format)).unwrap_or_default());
+            set(
+                "log.format",
+                serde_json::to_value(LogFormat::from(format)).unwrap_or_default(),
+            );
         }
         if let Some(filter) = &self.log_filter {
             set("log.filter", filter.clone().into());
@@ -176,6 +179,9 @@ mod tests {
         let settings = cli.settings().unwrap();
         assert_eq!(settings.server.listen.port(), 0);
         assert_eq!(settings.server.drain_delay_ms, 5);
-        assert_eq!(settings.storage.effective_url(), "sqlite:///tmp/x/brigade.db");
+        assert_eq!(
+            settings.storage.effective_url(),
+            "sqlite:///tmp/x/brigade.db"
+        );
     }
 }

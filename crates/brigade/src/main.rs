@@ -29,7 +29,10 @@ fn main() -> ExitCode {
         eprintln!("brigade: {error}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("brigade: cannot start the async runtime: {error}");
@@ -39,7 +42,10 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "brigade stopped with an error");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "brigade stopped with an error"
+            );
             eprintln!("brigade: {error:#}");
             ExitCode::FAILURE
         }

@@ -23,7 +23,14 @@ impl Replica {
     /// Starts `brigade serve` on a free port and returns once it logs `listening`.
     fn start(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(BRIGADE)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env_remove("DATABASE_URL")
@@ -140,7 +147,10 @@ fn sigterm_drains_and_finishes_the_request_in_flight() {
     replica.wait_for("stopped");
     let status = replica.child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    assert!(TcpStream::connect(&replica.address).is_err(), "nothing listens any more");
+    assert!(
+        TcpStream::connect(&replica.address).is_err(),
+        "nothing listens any more"
+    );
 }
 
 #[test]
@@ -201,9 +211,16 @@ fn demo_data_is_idempotent_and_migrate_reports() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 
     let first = brigade(dir.path(), &["demo-data", "--data-dir", data]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let first = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(first.contains("created 2 shop(s), 4 station(s), 5 item(s), 10 menu entr(ies)"), "{first}");
+    assert!(
+        first.contains("created 2 shop(s), 4 station(s), 5 item(s), 10 menu entr(ies)"),
+        "{first}"
+    );
     let second = brigade(dir.path(), &["demo-data", "--data-dir", data]);
     assert!(second.status.success());
     assert!(String::from_utf8_lossy(&second.stdout).contains("nothing changed"));
@@ -222,7 +239,11 @@ fn bad_configuration_names_the_key_and_exits_2() {
     let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
     assert!(stderr.contains("server.listen"), "{stderr}");
 
-    std::fs::write(dir.path().join("brigade.toml"), "[storage]\nmax_conections = 3\n").unwrap();
+    std::fs::write(
+        dir.path().join("brigade.toml"),
+        "[storage]\nmax_conections = 3\n",
+    )
+    .unwrap();
     let output = brigade(dir.path(), &["migrate"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("max_conections"));
@@ -241,24 +262,49 @@ fn bad_configuration_names_the_key_and_exits_2() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("storage.database_url"));
 
     // An unreachable database is a runtime failure (1) that names the database.
-    let output = brigade(dir.path(), &["migrate", "--database-url", "postgres://brigade:secret@127.0.0.1:1/none"]);
+    let output = brigade(
+        dir.path(),
+        &[
+            "migrate",
+            "--database-url",
+            "postgres://brigade:secret@127.0.0.1:1/none",
+        ],
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("postgres://brigade:***@127.0.0.1:1/none"), "{stderr}");
+    assert!(
+        stderr.contains("postgres://brigade:***@127.0.0.1:1/none"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("secret"), "passwords never reach the logs");
 }
 
 #[test]
 fn every_subcommand_has_help() {
-    for command in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["demo-data", "--help"]] {
+    for command in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["demo-data", "--help"],
+    ] {
         let output = Command::new(BRIGADE).args(command).output().unwrap();
         assert!(output.status.success(), "{command:?}");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("Usage: brigade"), "{text}");
     }
-    let serve = Command::new(BRIGADE).args(["serve", "--help"]).output().unwrap();
+    let serve = Command::new(BRIGADE)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&serve.stdout);
-    for flag in ["--listen", "--data-dir", "--database-url", "--redis-url", "--drain-delay-ms", "--config"] {
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--redis-url",
+        "--drain-delay-ms",
+        "--config",
+    ] {
         assert!(text.contains(flag), "serve --help lacks {flag}");
     }
 }

@@ -70,11 +70,20 @@ async fn live() -> Json<HealthReport> {
     responses((status = 200, body = HealthReport), (status = 503, body = HealthReport)))]
 async fn startup(State(state): State<AppState>) -> impl IntoResponse {
     if state.health.started() {
-        (StatusCode::OK, Json(HealthReport { status: "started", checks: None }))
+        (
+            StatusCode::OK,
+            Json(HealthReport {
+                status: "started",
+                checks: None,
+            }),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(HealthReport { status: "starting", checks: None }),
+            Json(HealthReport {
+                status: "starting",
+                checks: None,
+            }),
         )
     }
 }
@@ -88,13 +97,19 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         Phase::Starting => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(HealthReport { status: "starting", checks: None }),
+                Json(HealthReport {
+                    status: "starting",
+                    checks: None,
+                }),
             );
         }
         Phase::Draining => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(HealthReport { status: "draining", checks: None }),
+                Json(HealthReport {
+                    status: "draining",
+                    checks: None,
+                }),
             );
         }
         Phase::Ready => {}

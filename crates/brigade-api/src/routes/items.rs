@@ -34,7 +34,10 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
         (status = 409, description = "SKU taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create_item(State(state): State<AppState>, Json(item): Json<NewItem>) -> ApiResult<Response> {
+async fn create_item(
+    State(state): State<AppState>,
+    Json(item): Json<NewItem>,
+) -> ApiResult<Response> {
     let item = state.store.create_item(&item.validate()?).await?;
     Ok(created(&format!("/api/v1/items/{}", item.id), &item))
 }
@@ -47,6 +50,9 @@ async fn create_item(State(state): State<AppState>, Json(item): Json<NewItem>) -
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn get_item(State(state): State<AppState>, Path(item_id): Path<Uuid>) -> ApiResult<axum::Json<Item>> {
+async fn get_item(
+    State(state): State<AppState>,
+    Path(item_id): Path<Uuid>,
+) -> ApiResult<axum::Json<Item>> {
     Ok(axum::Json(state.store.get_item(item_id).await?))
 }

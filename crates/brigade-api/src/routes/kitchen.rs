@@ -54,10 +54,12 @@ async fn claim_next(
     caller: Caller,
     Path(station_id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    Ok(match state.store.claim_next(station_id, &caller.actor()).await? {
-        Some(ticket) => axum::Json(ticket).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    })
+    Ok(
+        match state.store.claim_next(station_id, &caller.actor()).await? {
+            Some(ticket) => axum::Json(ticket).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }
 
 /// Claims one ticket. It must be the oldest claimable ticket of its station (FIFO); when two
@@ -74,7 +76,9 @@ async fn claim_ticket(
     caller: Caller,
     Path(ticket_id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Ticket>> {
-    Ok(axum::Json(state.store.claim_ticket(ticket_id, &caller.actor()).await?))
+    Ok(axum::Json(
+        state.store.claim_ticket(ticket_id, &caller.actor()).await?,
+    ))
 }
 
 /// Marks a claimed ticket done. When it is the order's last, the order becomes `ready`.
@@ -90,7 +94,10 @@ async fn complete_ticket(
     caller: Caller,
     Path(ticket_id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Ticket>> {
-    let ticket = state.store.complete_ticket(ticket_id, &caller.actor()).await?;
+    let ticket = state
+        .store
+        .complete_ticket(ticket_id, &caller.actor())
+        .await?;
     metrics::counter!(names::TICKETS_COMPLETED).increment(1);
     catalogue_cache::forget_load(&state, ticket.shop_id).await;
     Ok(axum::Json(ticket))

@@ -126,7 +126,10 @@ fn replay(stored: StoredResponse) -> Response {
     let order: Option<Order> = serde_json::from_str(&stored.body).ok();
     let mut response = (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         stored.body,
     )
         .into_response();
@@ -174,7 +177,10 @@ async fn get_order(
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim().trim_start_matches("W/") == current));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim().trim_start_matches("W/") == current)
+        });
     if unchanged {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         insert_order_headers(response.headers_mut(), &order);
@@ -223,7 +229,10 @@ async fn list_orders(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Problem::invalid(
             StatusCode::BAD_REQUEST,
-            vec![FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}"))],
+            vec![FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            )],
         )
         .into());
     }
@@ -238,7 +247,11 @@ async fn list_orders(
         })
         .await?;
     let next_cursor = (items.len() == limit as usize)
-        .then(|| items.last().map(|last| URL_SAFE_NO_PAD.encode(last.id.as_bytes())))
+        .then(|| {
+            items
+                .last()
+                .map(|last| URL_SAFE_NO_PAD.encode(last.id.as_bytes()))
+        })
         .flatten();
     Ok(axum::Json(OrderPage { items, next_cursor }))
 }
@@ -251,7 +264,10 @@ fn decode_cursor(cursor: &str) -> ApiResult<Uuid> {
         .ok_or_else(|| {
             Problem::invalid(
                 StatusCode::BAD_REQUEST,
-                vec![FieldError::new("cursor", "is not a cursor returned by this API")],
+                vec![FieldError::new(
+                    "cursor",
+                    "is not a cursor returned by this API",
+                )],
             )
             .into()
         })

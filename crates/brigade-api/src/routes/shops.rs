@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use brigade_core::Problem;
-use brigade_domain::{Availability, NewShop, NewStation, Shop, ShopPatch, Station, StationLoad};
 use brigade_domain::MenuItem;
+use brigade_domain::{Availability, NewShop, NewStation, Shop, ShopPatch, Station, StationLoad};
 use brigade_store::ShopFilter;
 use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -140,14 +140,16 @@ async fn create_station(
     Path(shop_id): Path<Uuid>,
     Json(station): Json<NewStation>,
 ) -> ApiResult<Response> {
-    let station = state.store.create_station(shop_id, &station.validate()?).await?;
+    let station = state
+        .store
+        .create_station(shop_id, &station.validate()?)
+        .await?;
     catalogue_cache::forget_menu(&state, shop_id).await;
     Ok(created(
         &format!("/api/v1/shops/{shop_id}/stations"),
         &station,
     ))
 }
-
 
 /// The shop's menu: items it offers, whether each is available now, and the station cooking it.
 /// Cached (Redis or in memory); changes through this API invalidate it at once.
@@ -164,7 +166,10 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
         state.store.get_shop(shop_id).await?;
     }
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         menu,
     )
         .into_response())

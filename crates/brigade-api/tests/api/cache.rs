@@ -31,7 +31,11 @@ fn same_storage(app: &TestApp, postgres_url: Option<String>) -> StorageSettings 
 }
 
 async fn menu_availability(app: &TestApp, shop_id: &str, item_id: &str) -> bool {
-    let menu = expect_json(app.get(&format!("/api/v1/shops/{shop_id}/menu")).await, StatusCode::OK).await;
+    let menu = expect_json(
+        app.get(&format!("/api/v1/shops/{shop_id}/menu")).await,
+        StatusCode::OK,
+    )
+    .await;
     menu.as_array()
         .unwrap()
         .iter()
@@ -46,7 +50,9 @@ async fn redis_is_shared_and_invalidated_across_replicas() {
         eprintln!("REDIS_URL not set; skipping");
         return;
     };
-    let first = spawn_app_with(Backend::Sqlite, redis_cache(&redis_url)).await.unwrap();
+    let first = spawn_app_with(Backend::Sqlite, redis_cache(&redis_url))
+        .await
+        .unwrap();
     let second = spawn_on(
         Arc::clone(&first.db),
         same_storage(&first, None),
@@ -61,7 +67,11 @@ async fn redis_is_shared_and_invalidated_across_replicas() {
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
     let key = format!("brigade:cache:menu:{shop_id}");
-    let cached: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut redis).await.unwrap();
+    let cached: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert!(cached.is_some(), "the menu read went through Redis");
 
     // A change through one replica is visible through the other at once.
@@ -75,17 +85,24 @@ async fn redis_is_shared_and_invalidated_across_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_degrades_to_no_cache() {
     // Nothing listens on port 1: every Redis call fails fast.
-    let app = spawn_app_with(Backend::Sqlite, redis_cache("redis://127.0.0.1:1")).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, redis_cache("redis://127.0.0.1:1"))
+        .await
+        .unwrap();
     let fixture = app.fixture("Mitte", 52.51, 13.40).await;
     assert!(menu_availability(&app, &fixture.shop_id(), &fixture.pizza).await);
-    app.set_available(&fixture.shop_id(), &fixture.pizza, false).await;
+    app.set_available(&fixture.shop_id(), &fixture.pizza, false)
+        .await;
     assert!(!menu_availability(&app, &fixture.shop_id(), &fixture.pizza).await);
-    app.order(Some(&fixture.shop_id()), &[(&fixture.bread, 1)]).await;
+    app.order(Some(&fixture.shop_id()), &[(&fixture.bread, 1)])
+        .await;
     let ready = expect_json(app.get("/health/ready").await, StatusCode::OK).await;
     assert_eq!(ready["status"], "ready", "the cache never fails readiness");
     assert_eq!(ready["checks"]["cache"]["status"], "down");
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("brigade_cache_requests_total{cache=\"redis\",result=\"error\"}"), "{metrics}");
+    assert!(
+        metrics.contains("brigade_cache_requests_total{cache=\"redis\",result=\"error\"}"),
+        "{metrics}"
+    );
 }
 
 /// Two replicas writing to one database at once: every order lands exactly once, as with
@@ -112,15 +129,28 @@ async fn replicas_share_one_database(backend: Backend) {
     for i in 0..40 {
         let app = if i % 2 == 0 { &first } else { &second };
         let request = app.client.post(app.url("/api/v1/orders")).json(&body);
-        tasks.push(tokio::spawn(async move { request.send().await.unwrap().status() }));
+        tasks.push(tokio::spawn(async move {
+            request.send().await.unwrap().status()
+        }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), StatusCode::CREATED);
     }
     let page = expect_json(second.get("/api/v1/orders?limit=100").await, StatusCode::OK).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 40);
-    let load = expect_json(first.get(&format!("/api/v1/shops/{}/load", fixture.shop_id())).await, StatusCode::OK).await;
-    let pizza = load.as_array().unwrap().iter().find(|l| l["station_id"] == fixture.pizza_station.as_str()).unwrap();
+    let load = expect_json(
+        first
+            .get(&format!("/api/v1/shops/{}/load", fixture.shop_id()))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let pizza = load
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["station_id"] == fixture.pizza_station.as_str())
+        .unwrap();
     assert_eq!(pizza["queued_work_seconds"], 40 * 600);
 }
 

@@ -225,11 +225,21 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("POST")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Response {
-        self.client.put(self.url(path)).json(body).send().await.expect("PUT")
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
     }
 
     pub async fn patch(&self, path: &str, body: &Value, if_match: Option<&str>) -> Response {
@@ -246,7 +256,13 @@ impl TestApp {
     }
 
     /// Creates an item and returns its id.
-    pub async fn item(&self, sku: &str, category: &str, price_minor: i64, currency: &str) -> String {
+    pub async fn item(
+        &self,
+        sku: &str,
+        category: &str,
+        price_minor: i64,
+        currency: &str,
+    ) -> String {
         let response = self
             .post(
                 "/api/v1/items",
@@ -270,7 +286,14 @@ impl TestApp {
     }
 
     /// Adds a station cooking one category.
-    pub async fn station(&self, shop_id: &str, name: &str, capacity: i64, category: &str, seconds: i64) -> String {
+    pub async fn station(
+        &self,
+        shop_id: &str,
+        name: &str,
+        capacity: i64,
+        category: &str,
+        seconds: i64,
+    ) -> String {
         let response = self
             .post(
                 &format!("/api/v1/shops/{shop_id}/stations"),
@@ -322,7 +345,9 @@ impl TestApp {
         let shop = self.shop(name, lat, lon).await;
         let shop_id = shop["id"].as_str().unwrap().to_owned();
         let pizza_station = self.station(&shop_id, "pizza", 2, "pizza", 600).await;
-        let bread_station = self.station(&shop_id, "garlic-bread", 1, "garlic-bread", 300).await;
+        let bread_station = self
+            .station(&shop_id, "garlic-bread", 1, "garlic-bread", 300)
+            .await;
         self.set_available(&shop_id, &pizza, true).await;
         self.set_available(&shop_id, &bread, true).await;
         Fixture {
@@ -336,7 +361,9 @@ impl TestApp {
 
     /// Places an order at a shop and returns the created order.
     pub async fn order(&self, shop_id: Option<&str>, items: &[(&str, i64)]) -> Value {
-        let response = self.post("/api/v1/orders", &order_body(shop_id, items)).await;
+        let response = self
+            .post("/api/v1/orders", &order_body(shop_id, items))
+            .await;
         expect_json(response, StatusCode::CREATED).await
     }
 
@@ -353,7 +380,11 @@ impl TestApp {
 
     /// Reads an order.
     pub async fn read_order(&self, id: &str) -> Value {
-        expect_json(self.get(&format!("/api/v1/orders/{id}")).await, StatusCode::OK).await
+        expect_json(
+            self.get(&format!("/api/v1/orders/{id}")).await,
+            StatusCode::OK,
+        )
+        .await
     }
 }
 
@@ -389,7 +420,10 @@ pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(content_type, "application/problem+json", "{body}");
     assert_eq!(body["status"], status.as_u16(), "{body}");
     assert!(
-        body["instance"].as_str().unwrap_or_default().starts_with("urn:brigade:request:"),
+        body["instance"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("urn:brigade:request:"),
         "{body}"
     );
     body

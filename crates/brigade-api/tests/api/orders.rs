@@ -256,8 +256,14 @@ both_backends! {
 }
 
 /// Places an order and walks it to `status`.
-async fn order_in(app: &crate::helpers::TestApp, fixture: &crate::helpers::Fixture, status: &str) -> Value {
-    let mut order = app.order(Some(&fixture.shop_id()), &[(&fixture.pizza, 1)]).await;
+async fn order_in(
+    app: &crate::helpers::TestApp,
+    fixture: &crate::helpers::Fixture,
+    status: &str,
+) -> Value {
+    let mut order = app
+        .order(Some(&fixture.shop_id()), &[(&fixture.pizza, 1)])
+        .await;
     let id = order["id"].as_str().unwrap().to_owned();
     let steps: &[&str] = match status {
         "placed" => &[],
@@ -265,7 +271,13 @@ async fn order_in(app: &crate::helpers::TestApp, fixture: &crate::helpers::Fixtu
         "preparing" => &["accepted", "claim"],
         "ready" => &["accepted", "claim", "complete"],
         "out_for_delivery" => &["accepted", "claim", "complete", "out_for_delivery"],
-        "delivered" => &["accepted", "claim", "complete", "out_for_delivery", "delivered"],
+        "delivered" => &[
+            "accepted",
+            "claim",
+            "complete",
+            "out_for_delivery",
+            "delivered",
+        ],
         "cancelled" => &["cancelled"],
         other => panic!("unknown status {other}"),
     };
@@ -273,10 +285,20 @@ async fn order_in(app: &crate::helpers::TestApp, fixture: &crate::helpers::Fixtu
         let ticket = order["tickets"][0]["id"].as_str().unwrap().to_owned();
         match *step {
             "claim" => {
-                expect_json(app.act(&format!("/api/v1/kitchen/tickets/{ticket}/claim")).await, StatusCode::OK).await;
+                expect_json(
+                    app.act(&format!("/api/v1/kitchen/tickets/{ticket}/claim"))
+                        .await,
+                    StatusCode::OK,
+                )
+                .await;
             }
             "complete" => {
-                expect_json(app.act(&format!("/api/v1/kitchen/tickets/{ticket}/complete")).await, StatusCode::OK).await;
+                expect_json(
+                    app.act(&format!("/api/v1/kitchen/tickets/{ticket}/complete"))
+                        .await,
+                    StatusCode::OK,
+                )
+                .await;
             }
             to => {
                 expect_json(app.transition(&order, to).await, StatusCode::OK).await;
