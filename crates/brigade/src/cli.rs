@@ -140,12 +140,10 @@ impl Cli {
             Command::Migrate(args) | Command::DemoData(args) => args,
         };
         if let Some(dir) = &storage.data_dir {
+            // DATABASE_URL still wins over the SQLite file in the data directory: a supervisor
+            // passes --data-dir to every replica and switches them all to PostgreSQL by
+            // setting DATABASE_URL alone.
             set("storage.data_dir", dir.display().to_string().into());
-            // An explicit --data-dir beats a DATABASE_URL from the environment only when no
-            // --database-url is given either: the flag is the more specific request.
-            if storage.database_url.is_none() {
-                set("storage.database_url", serde_json::Value::Null);
-            }
         }
         if let Some(url) = &storage.database_url {
             set("storage.database_url", url.clone().into());

@@ -277,6 +277,16 @@ fn bad_configuration_names_the_key_and_exits_2() {
         "{stderr}"
     );
     assert!(!stderr.contains("secret"), "passwords never reach the logs");
+
+    // DATABASE_URL overrides the SQLite file of --data-dir (how replicas move to PostgreSQL).
+    let output = Command::new(BRIGADE)
+        .args(["migrate", "--data-dir", "data"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/from-env")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("postgres://127.0.0.1:1/from-env"));
 }
 
 #[test]
