@@ -230,6 +230,19 @@ pub async fn connect_without_migrating(settings: &StorageSettings) -> StoreResul
     }
 }
 
+/// Pool settings shared by both backends. One connection is opened at once, so a wrong URL or
+/// an unreachable server fails at start rather than at the first request.
+pub(crate) fn pool_options<DB: sqlx::Database>(
+    settings: &StorageSettings,
+) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(1)
+        .acquire_timeout(std::time::Duration::from_millis(
+            settings.acquire_timeout_ms,
+        ))
+}
+
 /// A database URL with any password replaced by `***`, safe to log.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -1,10 +1,7 @@
 //! The scale-out backend: a PostgreSQL server shared by replicas on many machines.
 
-use std::time::Duration;
-
 use brigade_core::config::StorageSettings;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Pool, Postgres};
 
 use crate::error::classify;
@@ -23,10 +20,7 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…`); fails at once when the server cannot be reached, so
     /// a misconfigured replica never reports ready.
     pub async fn connect(url: &str, settings: &StorageSettings) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        let pool = crate::pool_options::<Postgres>(settings)
             .connect(url)
             .await
             .map_err(classify)?;

@@ -18,6 +18,20 @@ macro_rules! order_columns {
     };
 }
 
+/// Columns of `shops`, in `ShopRow` order.
+macro_rules! shop_columns {
+    () => {
+        "id, name, region, lat, lon, open, created_at, updated_at"
+    };
+}
+
+/// Columns of `items`, in `ItemRow` order.
+macro_rules! item_columns {
+    () => {
+        "id, sku, name, description, category, price_minor, currency, created_at"
+    };
+}
+
 /// Columns of `tickets` prefixed with `t.`, in `TicketRow` order.
 macro_rules! ticket_columns {
     () => {
@@ -142,6 +156,24 @@ macro_rules! impl_store {
                 .await
                 .map_err(classify)?;
                 row.into_ticket(&lines)
+            }
+
+            /// Fails with `NotFound(what)` unless `query` (selecting `1` by `$1`) finds a row.
+            async fn require<'e, E>(
+                executor: E,
+                query: &'static str,
+                id: uuid::Uuid,
+                what: &'static str,
+            ) -> $crate::StoreResult<()>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let found: Option<i32> = sqlx::query_scalar(query)
+                    .bind(id)
+                    .fetch_optional(executor)
+                    .await
+                    .map_err($crate::error::classify)?;
+                found.map(drop).ok_or($crate::StoreError::NotFound(what))
             }
 
             /// Locks an order row (on PostgreSQL) and returns its status and version.
@@ -297,11 +329,12 @@ macro_rules! impl_store {
                 shop: &brigade_domain::NewShop,
             ) -> $crate::StoreResult<brigade_domain::Shop> {
                 let now = brigade_domain::now();
-                let row: $crate::rows::ShopRow = sqlx::query_as(
-                    "INSERT INTO shops (id, name, region, lat, lon, open, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-                     RETURNING id, name, region, lat, lon, open, created_at, updated_at",
-                )
+                let row: $crate::rows::ShopRow = sqlx::query_as(concat!(
+                    "INSERT INTO shops (",
+                    $crate::sql::shop_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+                    $crate::sql::shop_columns!()
+                ))
                 .bind(uuid::Uuid::now_v7())
                 .bind(&shop.name)
                 .bind(&shop.region)
@@ -319,11 +352,12 @@ macro_rules! impl_store {
                 &self,
                 filter: &$crate::ShopFilter,
             ) -> $crate::StoreResult<Vec<brigade_domain::Shop>> {
-                let rows: Vec<$crate::rows::ShopRow> = sqlx::query_as(
-                    "SELECT id, name, region, lat, lon, open, created_at, updated_at FROM shops \
-                     WHERE ($1 IS NULL OR region = $1) AND ($2 IS NULL OR open = $2) \
-                     ORDER BY name",
-                )
+                let rows: Vec<$crate::rows::ShopRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::shop_columns!(),
+                    " FROM shops WHERE ($1 IS NULL OR region = $1) AND ($2 IS NULL OR open = $2) \
+                     ORDER BY name"
+                ))
                 .bind(filter.region.as_deref())
                 .bind(filter.open)
                 .fetch_all(&self.pool)
@@ -333,10 +367,11 @@ macro_rules! impl_store {
             }
 
             async fn get_shop(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Shop> {
-                let row: Option<$crate::rows::ShopRow> = sqlx::query_as(
-                    "SELECT id, name, region, lat, lon, open, created_at, updated_at \
-                     FROM shops WHERE id = $1",
-                )
+                let row: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::shop_columns!(),
+                    " FROM shops WHERE id = $1"
+                ))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
@@ -349,12 +384,12 @@ macro_rules! impl_store {
                 id: uuid::Uuid,
                 patch: &brigade_domain::ShopPatch,
             ) -> $crate::StoreResult<brigade_domain::Shop> {
-                let row: Option<$crate::rows::ShopRow> = sqlx::query_as(
+                let row: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
                     "UPDATE shops SET name = COALESCE($1, name), region = COALESCE($2, region), \
                      lat = COALESCE($3, lat), lon = COALESCE($4, lon), open = COALESCE($5, open), \
-                     updated_at = $6 WHERE id = $7 \
-                     RETURNING id, name, region, lat, lon, open, created_at, updated_at",
-                )
+                     updated_at = $6 WHERE id = $7 RETURNING ",
+                    $crate::sql::shop_columns!()
+                ))
                 .bind(patch.name.as_deref())
                 .bind(patch.region.as_deref())
                 .bind(patch.location.map(|l| l.lat))
@@ -375,12 +410,8 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<brigade_domain::Station> {
                 use $crate::error::{classify, unique_as};
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
-                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
-                    .bind(shop_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                exists.ok_or($crate::StoreError::NotFound("shop"))?;
+                Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
+                    .await?;
                 let id = uuid::Uuid::now_v7();
                 sqlx::query(
                     "INSERT INTO stations (id, shop_id, name, capacity, created_at) \
@@ -469,11 +500,12 @@ macro_rules! impl_store {
                 &self,
                 item: &brigade_domain::NewItem,
             ) -> $crate::StoreResult<brigade_domain::Item> {
-                let row: $crate::rows::ItemRow = sqlx::query_as(
-                    "INSERT INTO items (id, sku, name, description, category, price_minor, currency, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     RETURNING id, sku, name, description, category, price_minor, currency, created_at",
-                )
+                let row: $crate::rows::ItemRow = sqlx::query_as(concat!(
+                    "INSERT INTO items (",
+                    $crate::sql::item_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+                    $crate::sql::item_columns!()
+                ))
                 .bind(uuid::Uuid::now_v7())
                 .bind(&item.sku)
                 .bind(&item.name)
@@ -489,10 +521,11 @@ macro_rules! impl_store {
             }
 
             async fn list_items(&self) -> $crate::StoreResult<Vec<brigade_domain::Item>> {
-                let rows: Vec<$crate::rows::ItemRow> = sqlx::query_as(
-                    "SELECT id, sku, name, description, category, price_minor, currency, created_at \
-                     FROM items ORDER BY category, name",
-                )
+                let rows: Vec<$crate::rows::ItemRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::item_columns!(),
+                    " FROM items ORDER BY category, name"
+                ))
                 .fetch_all(&self.pool)
                 .await
                 .map_err($crate::error::classify)?;
@@ -500,10 +533,11 @@ macro_rules! impl_store {
             }
 
             async fn get_item(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Item> {
-                let row: Option<$crate::rows::ItemRow> = sqlx::query_as(
-                    "SELECT id, sku, name, description, category, price_minor, currency, created_at \
-                     FROM items WHERE id = $1",
-                )
+                let row: Option<$crate::rows::ItemRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::item_columns!(),
+                    " FROM items WHERE id = $1"
+                ))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
@@ -519,18 +553,10 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
-                let shop: Option<i32> = sqlx::query_scalar("SELECT 1 FROM shops WHERE id = $1")
-                    .bind(shop_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                shop.ok_or($crate::StoreError::NotFound("shop"))?;
-                let item: Option<i32> = sqlx::query_scalar("SELECT 1 FROM items WHERE id = $1")
-                    .bind(item_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                item.ok_or($crate::StoreError::NotFound("item"))?;
+                Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
+                    .await?;
+                Self::require(&mut *tx, "SELECT 1 FROM items WHERE id = $1", item_id, "item")
+                    .await?;
                 sqlx::query(
                     "INSERT INTO shop_items (shop_id, item_id, available) VALUES ($1, $2, $3) \
                      ON CONFLICT (shop_id, item_id) DO UPDATE SET available = excluded.available",
@@ -849,12 +875,8 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Vec<brigade_domain::QueuedTicket>> {
                 use $crate::error::classify;
                 use $crate::rows::*;
-                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
-                    .bind(station_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(classify)?;
-                exists.ok_or($crate::StoreError::NotFound("station"))?;
+                Self::require(&self.pool, "SELECT 1 FROM stations WHERE id = $1", station_id, "station")
+                    .await?;
                 let rows: Vec<QueueRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::sql::ticket_columns!(),
@@ -900,12 +922,8 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Option<brigade_domain::Ticket>> {
                 use $crate::error::classify;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
-                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM stations WHERE id = $1")
-                    .bind(station_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                exists.ok_or($crate::StoreError::NotFound("station"))?;
+                Self::require(&mut *tx, "SELECT 1 FROM stations WHERE id = $1", station_id, "station")
+                    .await?;
                 // Another chef may take the head of the queue between our read and our claim;
                 // then the next one is tried. Bounded so a stampede ends in a clear conflict.
                 for _ in 0..8 {
@@ -1051,4 +1069,7 @@ macro_rules! impl_store {
     };
 }
 
-pub(crate) use {cookable_order, impl_store, open_ticket, order_columns, ticket_columns};
+pub(crate) use {
+    cookable_order, impl_store, item_columns, open_ticket, order_columns, shop_columns,
+    ticket_columns,
+};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use brigade_core::config::StorageSettings;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
 
 use crate::error::classify;
@@ -40,10 +40,7 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(dir).map_err(|e| classify(sqlx::Error::Io(e)))?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        let pool = crate::pool_options::<Sqlite>(settings)
             .connect_with(options)
             .await
             .map_err(classify)?;
