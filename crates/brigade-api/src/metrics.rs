@@ -10,7 +10,8 @@ use crate::state::AppState;
 pub const ORDERS_PLACED: &str = "brigade_orders_placed_total";
 /// Revenue of placed orders, minor units, by currency.
 pub const ORDER_REVENUE: &str = "brigade_order_revenue_minor_total";
-/// Status changes of orders, by the status entered.
+/// Orders placed and status changes requested through the API, by the status entered (the
+/// kitchen's own `preparing`/`ready` steps show in the ticket metrics instead).
 pub const ORDER_STATUS_CHANGES: &str = "brigade_order_status_changes_total";
 /// Tickets the kitchen finished.
 pub const TICKETS_COMPLETED: &str = "brigade_tickets_completed_total";
@@ -38,7 +39,7 @@ pub fn describe(backend: &'static str) {
     );
     metrics::describe_counter!(
         ORDER_STATUS_CHANGES,
-        "Order status changes, by the status entered."
+        "Orders placed and status changes requested through the API, by the status entered."
     );
     metrics::describe_counter!(TICKETS_COMPLETED, "Kitchen tickets completed.");
     metrics::describe_counter!(
