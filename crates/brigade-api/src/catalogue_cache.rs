@@ -2,6 +2,7 @@
 //! second stale (station load for ETAs). Each has one key builder, one loader and one
 //! invalidation, so writers and readers cannot disagree on a key.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use brigade_domain::{MenuItem, Shop, StationLoad};
@@ -44,19 +45,73 @@ pub async fn forget_menu(state: &AppState, shop_id: Uuid) {
     state.cache.delete(&menu_key(shop_id)).await;
 }
 
-/// Work queued at each station of a shop.
+/// Work queued at each station of a shop, as of at most `cache.load_ttl_ms` ago, plus what
+/// this process added since (see [`add_load`]).
 pub async fn loads(state: &AppState, shop_id: Uuid) -> StoreResult<Vec<StationLoad>> {
-    let ttl = Duration::from_millis(state.settings.cache.load_ttl_ms);
-    let bytes = cached(state, &load_key(shop_id), ttl, || {
-        state.store.station_loads(shop_id)
-    })
-    .await?;
-    parse_or_reload(state, bytes, || state.store.station_loads(shop_id)).await
+    let key = load_key(shop_id);
+    if let Some(snapshot) = state.cache.get(&key).await
+        && let Ok(snapshot) = serde_json::from_slice::<LoadSnapshot>(&snapshot)
+    {
+        return Ok(snapshot.loads);
+    }
+    let loads = state.store.station_loads(shop_id).await?;
+    let snapshot = LoadSnapshot {
+        taken_at_ms: now_ms(),
+        loads,
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&snapshot).unwrap_or_default());
+    state.cache.set(&key, bytes, load_ttl(state)).await;
+    Ok(snapshot.loads)
 }
 
-/// Forgets a shop's load after tickets were added, finished or cancelled.
+/// Adds a placed order's work to the cached load of its shop, keeping the snapshot's deadline.
+///
+/// Re-reading the load after every order would cost a query that grows with the queue; instead
+/// the snapshot is adjusted, and re-read from the database when its TTL runs out. Two replicas
+/// adjusting one Redis entry at the same moment may lose one adjustment, for at most the TTL.
+pub async fn add_load(state: &AppState, shop_id: Uuid, work_by_station: &BTreeMap<Uuid, i64>) {
+    let key = load_key(shop_id);
+    let Some(bytes) = state.cache.get(&key).await else {
+        return;
+    };
+    let Ok(mut snapshot) = serde_json::from_slice::<LoadSnapshot>(&bytes) else {
+        state.cache.delete(&key).await;
+        return;
+    };
+    let age = Duration::from_millis(u64::try_from(now_ms() - snapshot.taken_at_ms).unwrap_or(0));
+    let Some(remaining) = load_ttl(state)
+        .checked_sub(age)
+        .filter(|left| !left.is_zero())
+    else {
+        return;
+    };
+    for load in &mut snapshot.loads {
+        if let Some(work) = work_by_station.get(&load.station_id) {
+            load.queued_work_seconds += work;
+        }
+    }
+    let bytes = Bytes::from(serde_json::to_vec(&snapshot).unwrap_or_default());
+    state.cache.set(&key, bytes, remaining).await;
+}
+
+/// Forgets a shop's load after tickets were finished or cancelled.
 pub async fn forget_load(state: &AppState, shop_id: Uuid) {
     state.cache.delete(&load_key(shop_id)).await;
+}
+
+/// A cached load reading and when it was taken.
+#[derive(Serialize, serde::Deserialize)]
+struct LoadSnapshot {
+    taken_at_ms: i64,
+    loads: Vec<StationLoad>,
+}
+
+fn load_ttl(state: &AppState) -> Duration {
+    Duration::from_millis(state.settings.cache.load_ttl_ms)
+}
+
+fn now_ms() -> i64 {
+    brigade_domain::now().timestamp_millis()
 }
 
 /// Every open shop: the candidates when an order names no shop.

@@ -117,12 +117,7 @@ impl Application {
         // Install the recorder before the first metric is touched.
         let _ = brigade_core::metrics::renderer();
         metrics::describe(store.backend().as_str());
-        let state = AppState {
-            store,
-            cache,
-            settings: Arc::new(settings),
-            health: HealthLatch::new(),
-        };
+        let state = AppState::new(store, cache, settings);
         let router = router(state.clone());
         Ok(Self {
             listener,

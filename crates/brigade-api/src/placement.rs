@@ -44,28 +44,35 @@ pub async fn prepare(
     actor: Actor,
     idempotency: Option<IdempotencyKey>,
 ) -> ApiResult<Placement> {
+    let open_shops = catalogue_cache::open_shops(state).await?;
     let shops = match order.shop_id {
-        Some(shop_id) => {
-            let shop = state
-                .store
-                .get_shop(shop_id)
-                .await
-                .map_err(|error| match error {
-                    StoreError::NotFound(_) => {
-                        ApiError::from(Problem::invalid_field("shop_id", "no shop with this id"))
-                    }
-                    other => other.into(),
-                })?;
-            if !shop.open {
-                return Err(Problem::conflict(
-                    "shop-closed",
-                    format!("{} is closed and takes no orders", shop.name),
-                )
-                .into());
+        // The cached list of open shops answers the common case without a query.
+        Some(shop_id) => match open_shops.into_iter().find(|shop| shop.id == shop_id) {
+            Some(shop) => vec![shop],
+            None => {
+                let shop = state
+                    .store
+                    .get_shop(shop_id)
+                    .await
+                    .map_err(|error| match error {
+                        StoreError::NotFound(_) => ApiError::from(Problem::invalid_field(
+                            "shop_id",
+                            "no shop with this id",
+                        )),
+                        other => other.into(),
+                    })?;
+                if shop.open {
+                    vec![shop]
+                } else {
+                    return Err(Problem::conflict(
+                        "shop-closed",
+                        format!("{} is closed and takes no orders", shop.name),
+                    )
+                    .into());
+                }
             }
-            vec![shop]
-        }
-        None => catalogue_cache::open_shops(state).await?,
+        },
+        None => open_shops,
     };
 
     let mut candidates = Vec::new();

@@ -6,7 +6,6 @@
 //! available to code that builds error bodies, echoes both headers on the response, and writes
 //! one access log line when the response is ready.
 
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -148,9 +147,11 @@ fn parse_traceparent(value: &str) -> Option<(String, String)> {
 }
 
 fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     out
 }

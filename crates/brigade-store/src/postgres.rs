@@ -10,10 +10,11 @@ use crate::{Backend, StoreResult};
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A [`Store`](crate::Store) on PostgreSQL, through a connection pool.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PostgresStore {
     pub(crate) pool: Pool<Postgres>,
     pub(crate) migrator: &'static Migrator,
+    pub(crate) writer: crate::WriteGate,
 }
 
 impl PostgresStore {
@@ -27,6 +28,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             migrator: &MIGRATOR,
+            writer: crate::WriteGate::open(),
         })
     }
 }

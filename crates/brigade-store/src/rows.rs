@@ -134,11 +134,13 @@ impl From<MenuRow> for MenuItem {
 /// What the placement transaction re-reads about an item at the shop.
 #[derive(sqlx::FromRow)]
 pub(crate) struct PricedItemRow {
+    pub id: Uuid,
     pub name: String,
     pub price_minor: i64,
     pub currency: String,
     pub available: Option<bool>,
     pub station_id: Option<Uuid>,
+    pub open: bool,
 }
 
 #[derive(sqlx::FromRow)]

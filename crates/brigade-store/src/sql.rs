@@ -409,6 +409,7 @@ macro_rules! impl_store {
                 station: &brigade_domain::NewStation,
             ) -> $crate::StoreResult<brigade_domain::Station> {
                 use $crate::error::{classify, unique_as};
+                let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
                     .await?;
@@ -552,6 +553,7 @@ macro_rules! impl_store {
                 available: bool,
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
+                let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
                     .await?;
@@ -596,6 +598,7 @@ macro_rules! impl_store {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, PlaceOutcome, StoreError};
                 let $crate::Placement { mut order, actor, idempotency } = placement;
+                let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 if let Some(key) = &idempotency {
                     // Claim the key first: a concurrent request with the same key waits here
@@ -633,38 +636,45 @@ macro_rules! impl_store {
                         });
                     }
                 }
-                let open: Option<bool> = sqlx::query_scalar("SELECT open FROM shops WHERE id = $1")
-                    .bind(order.shop_id)
-                    .fetch_optional(&mut *tx)
+                // One query re-reads the shop and every item as they are now, not as cached:
+                // open, available here, cooked by the same station, and the current price.
+                let mut check = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT i.id, i.name, i.price_minor, i.currency, si.available, \
+                     sc.station_id, s.open FROM shops s JOIN items i ON i.id IN (",
+                );
+                let mut ids = check.separated(", ");
+                for line in &order.lines {
+                    ids.push_bind(line.item_id);
+                }
+                check.push(
+                    ") LEFT JOIN shop_items si ON si.item_id = i.id AND si.shop_id = s.id \
+                     LEFT JOIN station_categories sc ON sc.shop_id = s.id AND sc.category = i.category \
+                     WHERE s.id = ",
+                );
+                check.push_bind(order.shop_id);
+                let rows: Vec<$crate::rows::PricedItemRow> = check
+                    .build_query_as()
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(classify)?;
-                match open {
-                    None => return Err(StoreError::NotFound("shop")),
-                    Some(false) => {
+                match rows.first() {
+                    None => {
+                        Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", order.shop_id, "shop")
+                            .await?;
+                    }
+                    Some(row) if !row.open => {
                         return Err(StoreError::conflict(
                             ConflictKind::ShopClosed,
                             "the shop closed before the order could be placed",
                         ));
                     }
-                    Some(true) => {}
+                    Some(_) => {}
                 }
-                // Price and check every line against the data as it is now, not as cached.
                 let mut total: i64 = 0;
                 for line in &mut order.lines {
-                    let row: Option<$crate::rows::PricedItemRow> = sqlx::query_as(
-                        "SELECT i.name, i.price_minor, i.currency, si.available, sc.station_id \
-                         FROM items i \
-                         LEFT JOIN shop_items si ON si.item_id = i.id AND si.shop_id = $1 \
-                         LEFT JOIN station_categories sc ON sc.shop_id = $1 AND sc.category = i.category \
-                         WHERE i.id = $2",
-                    )
-                    .bind(order.shop_id)
-                    .bind(line.item_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                    let usable = row.filter(|row| {
-                        row.available == Some(true)
+                    let usable = rows.iter().find(|row| {
+                        row.id == line.item_id
+                            && row.available == Some(true)
                             && row.station_id == Some(line.station_id)
                             && row.currency == order.currency
                     });
@@ -674,11 +684,23 @@ macro_rules! impl_store {
                             format!("{} is no longer available at this shop", line.name),
                         ));
                     };
-                    line.name = row.name;
+                    line.name.clone_from(&row.name);
                     line.unit_price_minor = row.price_minor;
                     total = total.saturating_add(row.price_minor.saturating_mul(line.quantity));
                 }
                 order.total_minor = total;
+                // Names may have changed with the prices re-read above.
+                for ticket in &mut order.tickets {
+                    ticket.items = order
+                        .lines
+                        .iter()
+                        .filter(|line| line.station_id == ticket.station_id)
+                        .map(|line| brigade_domain::TicketItem {
+                            name: line.name.clone(),
+                            quantity: line.quantity,
+                        })
+                        .collect();
+                }
                 sqlx::query(concat!(
                     "INSERT INTO orders (",
                     $crate::sql::order_columns!(),
@@ -702,63 +724,56 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
-                for (line_no, line) in order.lines.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO order_lines \
-                         (order_id, line_no, item_id, name, quantity, unit_price_minor, station_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(order.id)
-                    .bind(line_no as i64)
-                    .bind(line.item_id)
-                    .bind(&line.name)
-                    .bind(line.quantity)
-                    .bind(line.unit_price_minor)
-                    .bind(line.station_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                }
-                for ticket in &mut order.tickets {
-                    sqlx::query(
-                        "INSERT INTO tickets (id, order_id, shop_id, station_id, status, work_seconds, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(ticket.id)
-                    .bind(order.id)
-                    .bind(order.shop_id)
-                    .bind(ticket.station_id)
-                    .bind(ticket.status.as_str())
-                    .bind(ticket.work_seconds)
-                    .bind(ticket.created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                    // Names may have changed with the re-read prices above.
-                    ticket.items = order
-                        .lines
-                        .iter()
-                        .filter(|line| line.station_id == ticket.station_id)
-                        .map(|line| brigade_domain::TicketItem {
-                            name: line.name.clone(),
-                            quantity: line.quantity,
-                        })
-                        .collect();
-                }
-                for (seq, event) in order.history.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO order_events (order_id, seq, status, actor, at) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(order.id)
-                    .bind(seq as i64 + 1)
-                    .bind(event.status.as_str())
-                    .bind(&event.actor.0)
-                    .bind(event.at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                }
+                // Lines, tickets and the first event: one multi-row INSERT each, so the number
+                // of round trips does not grow with the size of the order.
+                sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO order_lines \
+                     (order_id, line_no, item_id, name, quantity, unit_price_minor, station_id) ",
+                )
+                .push_values(order.lines.iter().enumerate(), |mut row, (line_no, line)| {
+                    row.push_bind(order.id)
+                        .push_bind(line_no as i64)
+                        .push_bind(line.item_id)
+                        .push_bind(line.name.as_str())
+                        .push_bind(line.quantity)
+                        .push_bind(line.unit_price_minor)
+                        .push_bind(line.station_id);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO tickets \
+                     (id, order_id, shop_id, station_id, status, work_seconds, created_at) ",
+                )
+                .push_values(order.tickets.iter(), |mut row, ticket| {
+                    row.push_bind(ticket.id)
+                        .push_bind(order.id)
+                        .push_bind(order.shop_id)
+                        .push_bind(ticket.station_id)
+                        .push_bind(ticket.status.as_str())
+                        .push_bind(ticket.work_seconds)
+                        .push_bind(ticket.created_at);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO order_events (order_id, seq, status, actor, at) ",
+                )
+                .push_values(order.history.iter().enumerate(), |mut row, (seq, event)| {
+                    row.push_bind(order.id)
+                        .push_bind(seq as i64 + 1)
+                        .push_bind(event.status.as_str())
+                        .push_bind(event.actor.0.as_str())
+                        .push_bind(event.at);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
                 if let Some(key) = &idempotency {
                     let body = serde_json::to_string(&order)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -847,6 +862,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Order> {
                 use $crate::error::classify;
+                let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let (from, version) = Self::lock_order(&mut tx, id).await?;
                 if version != expected_version {
@@ -921,6 +937,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<Option<brigade_domain::Ticket>> {
                 use $crate::error::classify;
+                let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM stations WHERE id = $1", station_id, "station")
                     .await?;
@@ -955,6 +972,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<brigade_domain::Ticket> {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, StoreError};
+                let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: Option<(uuid::Uuid, uuid::Uuid)> =
                     sqlx::query_as("SELECT order_id, station_id FROM tickets WHERE id = $1")
@@ -1015,6 +1033,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<brigade_domain::Ticket> {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, StoreError};
+                let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let order_id: Option<uuid::Uuid> =
                     sqlx::query_scalar("SELECT order_id FROM tickets WHERE id = $1")

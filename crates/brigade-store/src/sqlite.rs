@@ -18,10 +18,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// WAL mode lets readers proceed while one writer writes; the busy timeout makes writers from
 /// other processes wait for the lock instead of failing; `synchronous = NORMAL` is the
 /// documented safe setting for WAL (a power cut may lose the last commits, never corrupt).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SqliteStore {
     pub(crate) pool: Pool<Sqlite>,
     pub(crate) migrator: &'static Migrator,
+    pub(crate) writer: crate::WriteGate,
 }
 
 impl SqliteStore {
@@ -47,6 +48,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             migrator: &MIGRATOR,
+            writer: crate::WriteGate::serial(),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Orders: placement (with `Idempotency-Key`), reading, listing and status changes (with
 //! `If-Match`).
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -83,7 +85,7 @@ async fn create_order(
             metrics::counter!(names::ORDER_REVENUE, "currency" => order.currency.clone())
                 .increment(u64::try_from(order.total_minor).unwrap_or(0));
             metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => "placed").increment(1);
-            catalogue_cache::forget_load(&state, order.shop_id).await;
+            catalogue_cache::add_load(&state, order.shop_id, &work_by_station(&order)).await;
             tracing::info!(order_id = %order.id, shop_id = %order.shop_id, total_minor = order.total_minor,
                 eta_seconds = order.eta_seconds, "order placed");
             Ok(order_response(StatusCode::CREATED, &order))
@@ -91,6 +93,15 @@ async fn create_order(
         PlaceOutcome::Replayed(stored) => Ok(replay(stored)),
         PlaceOutcome::KeyReused => Err(key_reused()),
     }
+}
+
+/// The order's work per station, from its tickets.
+fn work_by_station(order: &Order) -> BTreeMap<Uuid, i64> {
+    order
+        .tickets
+        .iter()
+        .map(|ticket| (ticket.station_id, ticket.work_seconds))
+        .collect()
 }
 
 /// Hash of the parsed request: two bodies that differ only in whitespace or key order are the

@@ -209,7 +209,8 @@ pub struct StationLoadDoc {
     wait_seconds: i64,
 }
 
-/// Work waiting at each station of the shop: what its delivery estimates are made of.
+/// Work waiting at each station of the shop: what its delivery estimates are made of. Read at
+/// most `cache.load_ttl_ms` ago, plus the orders this replica placed since.
 #[utoipa::path(get, path = "/shops/{shop_id}/load", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
