@@ -597,6 +597,9 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<$crate::PlaceOutcome> {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, PlaceOutcome, StoreError};
+                if let Some(outcome) = self.place_in_one_statement(&placement).await? {
+                    return Ok(outcome);
+                }
                 let $crate::Placement { mut order, actor, idempotency } = placement;
                 let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;

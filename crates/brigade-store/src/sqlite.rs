@@ -53,6 +53,17 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// SQLite runs in process, so the round trips that PostgreSQL's single-statement fast path
+    /// saves cost nothing here: every order takes the general path.
+    async fn place_in_one_statement(
+        &self,
+        _placement: &crate::Placement,
+    ) -> StoreResult<Option<crate::PlaceOutcome>> {
+        Ok(None)
+    }
+}
+
 crate::sql::impl_store!(
     SqliteStore,
     Sqlite,
