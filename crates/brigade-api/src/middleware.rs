@@ -1,5 +1,5 @@
-//! The middleware every request passes, outermost first: request identity and access log,
-//! RED metrics, panic-to-500, request timeout, body limit.
+//! The middleware every request passes, outermost first: observability (request identity,
+//! RED metrics, access log), panic-to-500, request timeout, body limit.
 
 use std::time::Duration;
 
@@ -16,8 +16,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub fn apply(router: Router, body_limit: usize, timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
-            .layer(from_fn(brigade_core::request::request_context))
-            .layer(from_fn(brigade_core::http_metrics::record))
+            .layer(from_fn(brigade_core::request::observe))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(from_fn(move |request: Request, next: Next| {
                 with_timeout(timeout, request, next)

@@ -5,12 +5,11 @@
 //! `http_server_active_requests{http_request_method}`. The route label is the matched template
 //! (`/api/v1/orders/{order_id}`), never the raw path, so ids cannot explode the series count.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
-use http::Method;
+use http::{Method, StatusCode};
 
 /// Histogram of request durations.
 pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
@@ -30,35 +29,90 @@ pub fn describe() {
     );
 }
 
-/// Axum middleware recording the RED metrics of every request.
-pub async fn record(request: Request, next: Next) -> Response {
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let active = metrics::gauge!(ACTIVE_REQUESTS, "http_request_method" => method);
-    active.increment(1.0);
-    // Decrement even when the client goes away and this future is dropped mid-request.
-    let _guard = DecrementOnDrop(active);
-    let started = Instant::now();
-    let response = next.run(request).await;
-    metrics::histogram!(
-        REQUEST_DURATION,
-        "http_request_method" => method,
-        "http_route" => route,
-        "http_response_status_code" => response.status().as_str().to_owned(),
-    )
-    .record(started.elapsed().as_secs_f64());
-    response
+/// A request being served: counted in `http_server_active_requests` until it is finished or
+/// dropped (a client that goes away mid-request must not leave the gauge raised).
+pub struct InFlight {
+    method: &'static str,
+    active: metrics::Gauge,
+    started: Instant,
 }
 
-struct DecrementOnDrop(metrics::Gauge);
-
-impl Drop for DecrementOnDrop {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
+impl InFlight {
+    /// Starts counting a request.
+    pub fn start(method: &Method) -> Self {
+        let method = method_label(method);
+        let active = cached(
+            &ACTIVE_GAUGES,
+            method,
+            || metrics::gauge!(ACTIVE_REQUESTS, "http_request_method" => method),
+        );
+        active.increment(1.0);
+        Self {
+            method,
+            active,
+            started: Instant::now(),
+        }
     }
+
+    /// Records the duration under the route template and status.
+    pub fn finish(self, route: &str, status: StatusCode) {
+        histogram(self.method, route, status).record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.active.decrement(1.0);
+    }
+}
+
+/// Metric handles by label values. Looking a handle up in the recorder costs a label vector,
+/// two string copies and a hash of all of it per request; the handles themselves are cheap
+/// `Arc`s. Label values are bounded (methods, route templates, status codes), so are these maps.
+type HandleCache<K, V> = LazyLock<RwLock<HashMap<K, V>>>;
+
+static ACTIVE_GAUGES: HandleCache<&'static str, metrics::Gauge> = LazyLock::new(Default::default);
+/// Route template → (method, status) → histogram; keyed by route first so that a lookup
+/// borrows the route instead of copying it.
+static HISTOGRAMS: HandleCache<String, HashMap<(&'static str, u16), metrics::Histogram>> =
+    LazyLock::new(Default::default);
+
+fn cached<V: Clone>(
+    cache: &HandleCache<&'static str, V>,
+    key: &'static str,
+    make: impl FnOnce() -> V,
+) -> V {
+    if let Some(handle) = cache.read().ok().and_then(|map| map.get(key).cloned()) {
+        return handle;
+    }
+    let handle = make();
+    if let Ok(mut map) = cache.write() {
+        map.insert(key, handle.clone());
+    }
+    handle
+}
+
+fn histogram(method: &'static str, route: &str, status: StatusCode) -> metrics::Histogram {
+    let key = (method, status.as_u16());
+    let found = HISTOGRAMS.read().ok().and_then(|map| {
+        map.get(route)
+            .and_then(|by_status| by_status.get(&key).cloned())
+    });
+    if let Some(handle) = found {
+        return handle;
+    }
+    let handle = metrics::histogram!(
+        REQUEST_DURATION,
+        "http_request_method" => method,
+        "http_route" => route.to_owned(),
+        "http_response_status_code" => status.as_str().to_owned(),
+    );
+    if let Ok(mut map) = HISTOGRAMS.write() {
+        map.entry(route.to_owned())
+            .or_default()
+            .insert(key, handle.clone());
+    }
+    handle
 }
 
 /// Known methods as themselves, anything else as `_OTHER` (bounded label values).

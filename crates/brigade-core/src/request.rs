@@ -3,8 +3,8 @@
 //! The middleware here runs first on every request. It accepts a caller's request id and trace
 //! context (the balancer sets both) or makes new ones, opens a `request` span carrying
 //! `request_id`, `trace_id` and `span_id` so every log line inside has them, makes the context
-//! available to code that builds error bodies, echoes both headers on the response, and writes
-//! one access log line when the response is ready.
+//! available to code that builds error bodies, echoes both headers on the response, records the
+//! RED metrics and writes one access log line when the response is ready.
 
 use std::time::Instant;
 
@@ -76,15 +76,16 @@ pub fn current() -> Option<RequestContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Axum middleware: establishes the request context, span, response headers and access log.
-pub async fn request_context(request: Request, next: Next) -> Response {
+/// Axum middleware, one per request for everything observability needs: the request context
+/// and span, the response headers, the RED metrics and the access log. One middleware rather
+/// than three because they all key on the same route and status, and every `from_fn` layer
+/// costs a boxed future per request.
+pub async fn observe(request: Request, next: Next) -> Response {
     let context = RequestContext::from_headers(request.headers());
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
-    let path = request.uri().path().to_owned();
+    let in_flight = crate::http_metrics::InFlight::start(&method);
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let uri = request.uri().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %context.request_id,
@@ -97,10 +98,12 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     let mut response = CURRENT
         .scope(context, next.run(request).instrument(span.clone()))
         .await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    in_flight.finish(route, response.status());
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let path = uri.path();
     span.in_scope(|| {
-        let route = route.as_deref().unwrap_or("unmatched");
         if status >= 500 {
             tracing::warn!(%method, route, path, status, elapsed_ms, "request failed");
         } else {
