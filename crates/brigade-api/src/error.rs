@@ -16,6 +16,12 @@ pub enum ApiError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No valid credentials: 401 with `WWW-Authenticate: Bearer`.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Too many failed logins: 429 with `Retry-After`.
+    #[error("too many attempts")]
+    TooManyRequests(std::time::Duration),
 }
 
 /// Result type of handlers.
@@ -45,6 +51,33 @@ impl IntoResponse for ApiError {
         match self {
             Self::Problem(problem) => problem.into_response(),
             Self::Store(error) => store_error_response(error),
+            Self::Unauthorized(detail) => {
+                let mut response = Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "Authentication required",
+                )
+                .with_detail(detail)
+                .into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"brigade\""),
+                );
+                response
+            }
+            Self::TooManyRequests(wait) => {
+                let mut response = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-attempts",
+                    "Too many attempts",
+                )
+                .with_detail("too many failed logins; wait before trying again")
+                .into_response();
+                if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
         }
     }
 }

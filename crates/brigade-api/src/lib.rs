@@ -5,6 +5,7 @@
 //! shutdown signal, then drains. `main` and the integration tests start the service exactly the
 //! same way (zero2prod's `Application`), on port 0 in tests.
 
+mod auth;
 mod caller;
 mod catalogue_cache;
 pub mod demo;
@@ -82,11 +83,33 @@ Errors are application/problem+json (RFC 9457) with the request id as `instance`
         (name = "kitchen", description = "Station queues and tickets"),
         (name = "shops", description = "Shops, stations, menus and load"),
         (name = "catalogue", description = "Items that can be ordered"),
+        (name = "accounts", description = "Sign-up, log-in, log-out"),
         (name = "operations", description = "Health and metrics"),
     ),
-    components(schemas(brigade_core::Problem, brigade_core::FieldError))
+    components(schemas(brigade_core::Problem, brigade_core::FieldError)),
+    modifiers(&BearerScheme)
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme, so Swagger UI can authorise with a login token.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A token from POST /api/v1/sessions"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 impl Application {
     /// Connects, migrates, binds. Nothing is served until [`run_until_stopped`].
@@ -117,7 +140,13 @@ impl Application {
         // Install the recorder before the first metric is touched.
         let _ = brigade_core::metrics::renderer();
         metrics::describe(store.backend().as_str());
-        let state = AppState::new(store, cache, settings);
+        let auth = auth::Auth::build(&settings.auth, store.as_ref(), cache.clone())
+            .await
+            .map_err(|source| BuildError::Store {
+                url: brigade_store::redact_url(&settings.storage.effective_url()),
+                source,
+            })?;
+        let state = AppState::new(store, cache, settings, auth);
         let router = router(state.clone());
         Ok(Self {
             listener,
@@ -174,7 +203,11 @@ impl Application {
                 tracing::info!("listener closed; finishing in-flight requests");
             }
         };
-        let serve = axum::serve(listener, router).with_graceful_shutdown(stop_accepting);
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop_accepting);
         let deadline = async {
             shutdown.wait().await;
             tokio::time::sleep(drain_delay + server_settings.shutdown_timeout()).await;
@@ -199,7 +232,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::shops::router())
         .merge(routes::items::router())
         .merge(routes::orders::router())
-        .merge(routes::kitchen::router());
+        .merge(routes::kitchen::router())
+        .merge(routes::accounts::router());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(routes::health::router())

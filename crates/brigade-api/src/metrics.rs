@@ -29,6 +29,11 @@ pub const BUILD_INFO: &str = "brigade_build_info";
 pub fn describe(backend: &'static str) {
     brigade_core::http_metrics::describe();
     brigade_store::cache::describe_metrics();
+    metrics::describe_counter!(crate::routes::accounts::SIGNUPS, "Accounts signed up.");
+    metrics::describe_counter!(
+        crate::routes::accounts::LOGINS,
+        "Login attempts by outcome (succeeded, failed, limited)."
+    );
     metrics::describe_counter!(
         ORDERS_PLACED,
         "Orders placed (idempotent replays excluded)."

@@ -25,16 +25,24 @@ pub struct SharedState {
     pub settings: Settings,
     /// Readiness, flipped by shutdown.
     pub health: HealthLatch,
+    /// Tokens, passwords, login limits.
+    pub auth: crate::auth::Auth,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>, settings: Settings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        settings: Settings,
+        auth: crate::auth::Auth,
+    ) -> Self {
         Self(Arc::new(SharedState {
             store,
             cache,
             settings,
             health: HealthLatch::new(),
+            auth,
         }))
     }
 }

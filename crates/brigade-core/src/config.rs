@@ -55,6 +55,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// How delivery time is estimated.
     pub delivery: DeliverySettings,
+    /// Accounts, passwords and tokens.
+    pub auth: AuthSettings,
 }
 
 /// HTTP server settings.
@@ -222,6 +224,61 @@ impl Default for DeliverySettings {
     }
 }
 
+/// A token signing key. Secrets are never logged.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    /// Key id, written into every token's header so verification finds the right key.
+    pub id: String,
+    /// The HMAC secret, at least 32 bytes.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .field("secret", &"***")
+            .finish()
+    }
+}
+
+/// Account and token settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// How long a login token is valid.
+    pub token_ttl_secs: u64,
+    /// Signing keys, newest first: the first signs new tokens, all of them verify, so a key
+    /// rotated out keeps verifying its tokens until they expire. Empty: brigade keeps one key in
+    /// the database, shared by every replica using it.
+    pub keys: Vec<SigningKey>,
+    /// Argon2id memory cost in KiB (OWASP's minimum recommendation is 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+    /// Failed logins allowed per account within `login_window_secs`.
+    pub max_failures_per_account: u64,
+    /// Failed logins allowed per client address within `login_window_secs`.
+    pub max_failures_per_address: u64,
+    /// The window of the two limits above.
+    pub login_window_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 12 * 3600,
+            keys: Vec::new(),
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            max_failures_per_account: 5,
+            max_failures_per_address: 50,
+            login_window_secs: 900,
+        }
+    }
+}
+
 impl Settings {
     /// The layered figment without command-line flags: defaults, the config file, `BRIGADE_*`
     /// variables, then `DATABASE_URL` / `REDIS_URL`.
@@ -299,6 +356,18 @@ impl Settings {
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return invalid("cache.redis_url", "must start with redis:// or rediss://");
+        }
+        if let Some(key) = self.auth.keys.iter().find(|key| key.secret.len() < 32) {
+            return Err(ConfigError::Invalid {
+                key: "auth.keys",
+                message: format!("the secret of key {:?} must be at least 32 bytes", key.id),
+            });
+        }
+        if self.auth.argon2_memory_kib < 8 || self.auth.argon2_iterations == 0 {
+            return invalid(
+                "auth.argon2_memory_kib",
+                "argon2 needs at least 8 KiB and 1 iteration",
+            );
         }
         if !(self.delivery.courier_speed_kmh.is_finite() && self.delivery.courier_speed_kmh > 0.0) {
             return invalid("delivery.courier_speed_kmh", "must be a positive number");

@@ -5,6 +5,7 @@
 //! knows what is cooked — a "pizza" is a category string in the data, so adding burgers is a
 //! catalogue change, not a code change.
 
+pub mod account;
 pub mod catalogue;
 pub mod eta;
 pub mod geo;
@@ -13,6 +14,7 @@ pub mod shop;
 pub mod ticket;
 pub mod validate;
 
+pub use account::{Account, Credentials, Role};
 pub use catalogue::{Availability, Item, MenuItem, NewItem};
 pub use eta::{Eta, EtaInputs, StationLoad, estimate};
 pub use geo::GeoPoint;

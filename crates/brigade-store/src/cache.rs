@@ -42,6 +42,12 @@ pub trait Cache: Send + Sync + 'static {
     async fn delete(&self, key: &str);
     /// Whether the cache answers right now (readiness shows it; it never fails readiness).
     async fn healthy(&self) -> bool;
+    /// Adds one to the counter `key`, which lives for `window` from its first increment, and
+    /// returns the new count; `None` when the cache cannot answer.
+    async fn increment(&self, key: &str, window: Duration) -> Option<u64>;
+    /// The current count of `key` (0 when absent or expired); `None` when the cache cannot
+    /// answer.
+    async fn count(&self, key: &str) -> Option<u64>;
 }
 
 /// Builds the configured cache: Redis when `redis_url` is set, else in memory. Never fails on
@@ -57,6 +63,13 @@ pub fn build(settings: &CacheSettings) -> Result<Arc<dyn Cache>, CacheError> {
 #[derive(Clone)]
 pub struct MemoryCache {
     entries: moka::future::Cache<String, (Bytes, Instant)>,
+    counters: moka::future::Cache<String, Arc<Counter>>,
+}
+
+/// A windowed counter of the memory cache.
+struct Counter {
+    count: AtomicU64,
+    deadline: Instant,
 }
 
 impl MemoryCache {
@@ -67,6 +80,10 @@ impl MemoryCache {
                 .max_capacity(max_entries)
                 // Entries carry their own deadline; this only bounds how long dead ones linger.
                 .time_to_live(Duration::from_secs(600))
+                .build(),
+            counters: moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(Duration::from_secs(24 * 3600))
                 .build(),
         }
     }
@@ -101,6 +118,32 @@ impl Cache for MemoryCache {
 
     async fn healthy(&self) -> bool {
         true
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> Option<u64> {
+        let now = Instant::now();
+        let fresh = || async move {
+            Arc::new(Counter {
+                count: AtomicU64::new(0),
+                deadline: now + window,
+            })
+        };
+        let mut counter = self.counters.get_with(key.to_owned(), fresh()).await;
+        if counter.deadline <= now {
+            self.counters.invalidate(key).await;
+            counter = self.counters.get_with(key.to_owned(), fresh()).await;
+        }
+        Some(counter.count.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    async fn count(&self, key: &str) -> Option<u64> {
+        Some(
+            self.counters
+                .get(key)
+                .await
+                .filter(|counter| counter.deadline > Instant::now())
+                .map_or(0, |counter| counter.count.load(Ordering::SeqCst)),
+        )
     }
 }
 
@@ -206,6 +249,42 @@ impl Cache for RedisCache {
         let pong: Option<String> = self.run(redis::cmd("PING")).await;
         pong.is_some()
     }
+
+    async fn increment(&self, key: &str, window: Duration) -> Option<u64> {
+        let key = format!("{KEY_PREFIX}{key}");
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        // SET NX gives a new counter its lifetime; INCR keeps it. One round trip.
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .arg("PX")
+            .arg(window_ms)
+            .arg("NX")
+            .ignore()
+            .cmd("INCR")
+            .arg(&key);
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.timeout, pipe.query_async::<(u64,)>(&mut connection)).await
+        {
+            Ok(Ok((count,))) => Some(count),
+            Ok(Err(error)) => {
+                self.warn(&error.to_string());
+                None
+            }
+            Err(_) => {
+                self.warn("timed out");
+                None
+            }
+        }
+    }
+
+    async fn count(&self, key: &str) -> Option<u64> {
+        let mut command = redis::cmd("GET");
+        command.arg(format!("{KEY_PREFIX}{key}"));
+        let value: Option<Option<u64>> = self.run(command).await;
+        value.map(Option::unwrap_or_default)
+    }
 }
 
 fn record(cache: &'static str, result: &'static str) {
@@ -229,6 +308,26 @@ mod tests {
         assert_eq!(cache.get("b").await, None);
         cache.delete("a").await;
         assert_eq!(cache.get("a").await, None);
+    }
+
+    #[tokio::test]
+    async fn memory_counters_count_within_their_window() {
+        let cache = MemoryCache::new(10);
+        assert_eq!(cache.count("c").await, Some(0));
+        assert_eq!(cache.increment("c", Duration::from_secs(60)).await, Some(1));
+        assert_eq!(cache.increment("c", Duration::from_secs(60)).await, Some(2));
+        assert_eq!(cache.count("c").await, Some(2));
+        assert_eq!(cache.increment("d", Duration::ZERO).await, Some(1));
+        assert_eq!(
+            cache.count("d").await,
+            Some(0),
+            "an expired window counts nothing"
+        );
+        assert_eq!(
+            cache.increment("d", Duration::ZERO).await,
+            Some(1),
+            "and starts again"
+        );
     }
 
     #[tokio::test]
@@ -265,5 +364,10 @@ mod tests {
         cache.delete(&key).await;
         assert_eq!(cache.get(&key).await, None);
         assert!(cache.healthy().await);
+        assert_eq!(cache.count(&key).await, Some(0));
+        assert_eq!(cache.increment(&key, Duration::from_secs(5)).await, Some(1));
+        assert_eq!(cache.increment(&key, Duration::from_secs(5)).await, Some(2));
+        assert_eq!(cache.count(&key).await, Some(2));
+        cache.delete(&key).await;
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use brigade_core::config::StorageSettings;
 use brigade_domain::{
-    Actor, Item, MenuItem, NewItem, NewShop, NewStation, Order, OrderStatus, OrderSummary,
+    Account, Actor, Item, MenuItem, NewItem, NewShop, NewStation, Order, OrderStatus, OrderSummary,
     QueuedTicket, Shop, ShopPatch, Station, StationLoad, Ticket,
 };
 use chrono::{DateTime, Utc};
@@ -210,6 +210,50 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_ticket(&self, ticket_id: Uuid, actor: &Actor) -> StoreResult<Ticket>;
     /// Marks a claimed ticket done; the order becomes `ready` when it was the last one.
     async fn complete_ticket(&self, ticket_id: Uuid, actor: &Actor) -> StoreResult<Ticket>;
+
+    /// Creates an account; a taken e-mail address is a duplicate conflict.
+    async fn create_account(&self, account: &NewAccountRecord) -> StoreResult<Account>;
+    /// An account and its password hash, by (normalised) e-mail address.
+    async fn account_credentials(&self, email: &str) -> StoreResult<Option<(Account, String)>>;
+    /// One account.
+    async fn get_account(&self, id: Uuid) -> StoreResult<Account>;
+    /// Starts a login session for an account.
+    async fn create_session(
+        &self,
+        account_id: Uuid,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Uuid>;
+    /// A session with its account, if it exists.
+    async fn session(&self, id: Uuid) -> StoreResult<Option<SessionRecord>>;
+    /// Revokes a session; false when it was unknown or already revoked.
+    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
+    /// The secret stored under `id`, storing `candidate` first if there is none yet: the first
+    /// replica to start picks the secret, every other one reads it.
+    async fn signing_key(&self, id: &str, candidate: &str) -> StoreResult<String>;
+}
+
+/// What the store keeps of a new account.
+#[derive(Clone)]
+pub struct NewAccountRecord {
+    /// Normalised e-mail address.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Role.
+    pub role: brigade_domain::Role,
+    /// Shop of a staff member or courier.
+    pub shop_id: Option<Uuid>,
+}
+
+/// A login session and whom it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The account, as it is now (role changes apply to existing sessions at once).
+    pub account: Account,
+    /// When the session ends by itself.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Connects to the configured database (SQLite under `data_dir` unless `database_url` says

@@ -296,3 +296,41 @@ pub(crate) struct IdempotencyRow {
 pub(crate) fn order_status(value: &str) -> Result<OrderStatus, StoreError> {
     OrderStatus::parse(value).ok_or_else(|| StoreError::Corrupt(format!("order status {value:?}")))
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub shop_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<AccountRow> for brigade_domain::Account {
+    type Error = StoreError;
+    fn try_from(row: AccountRow) -> Result<Self, StoreError> {
+        Ok(brigade_domain::Account {
+            id: row.id,
+            email: row.email,
+            role: brigade_domain::Role::parse(&row.role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role {:?}", row.role)))?,
+            shop_id: row.shop_id,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CredentialsRow {
+    #[sqlx(flatten)]
+    pub account: AccountRow,
+    pub password_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    #[sqlx(flatten)]
+    pub account: AccountRow,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

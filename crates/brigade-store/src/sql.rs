@@ -32,6 +32,13 @@ macro_rules! item_columns {
     };
 }
 
+/// Columns of `accounts` prefixed with `a.`, in `AccountRow` order.
+macro_rules! account_columns {
+    () => {
+        "a.id, a.email, a.role, a.shop_id, a.created_at"
+    };
+}
+
 /// Columns of `tickets` prefixed with `t.`, in `TicketRow` order.
 macro_rules! ticket_columns {
     () => {
@@ -1087,11 +1094,139 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(classify)?;
                 Ok(ticket)
             }
+
+            async fn create_account(
+                &self,
+                account: &$crate::NewAccountRecord,
+            ) -> $crate::StoreResult<brigade_domain::Account> {
+                let row: $crate::rows::AccountRow = sqlx::query_as(
+                    "INSERT INTO accounts (id, email, password_hash, role, shop_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                     RETURNING id, email, role, shop_id, created_at",
+                )
+                .bind(uuid::Uuid::now_v7())
+                .bind(&account.email)
+                .bind(&account.password_hash)
+                .bind(account.role.as_str())
+                .bind(account.shop_id)
+                .bind(brigade_domain::now())
+                .fetch_one(&self.pool)
+                .await
+                .map_err($crate::error::unique_as("an account with this e-mail address exists"))?;
+                row.try_into()
+            }
+
+            async fn account_credentials(
+                &self,
+                email: &str,
+            ) -> $crate::StoreResult<Option<(brigade_domain::Account, String)>> {
+                let row: Option<$crate::rows::CredentialsRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::account_columns!(),
+                    ", a.password_hash FROM accounts a WHERE a.email = $1"
+                ))
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                row.map(|row| Ok((row.account.try_into()?, row.password_hash)))
+                    .transpose()
+            }
+
+            async fn get_account(
+                &self,
+                id: uuid::Uuid,
+            ) -> $crate::StoreResult<brigade_domain::Account> {
+                let row: Option<$crate::rows::AccountRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::account_columns!(),
+                    " FROM accounts a WHERE a.id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                row.ok_or($crate::StoreError::NotFound("account"))?.try_into()
+            }
+
+            async fn create_session(
+                &self,
+                account_id: uuid::Uuid,
+                expires_at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<uuid::Uuid> {
+                let id = uuid::Uuid::now_v7();
+                sqlx::query(
+                    "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(account_id)
+                .bind(brigade_domain::now())
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                Ok(id)
+            }
+
+            async fn session(
+                &self,
+                id: uuid::Uuid,
+            ) -> $crate::StoreResult<Option<$crate::SessionRecord>> {
+                let row: Option<$crate::rows::SessionRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::account_columns!(),
+                    ", s.expires_at, s.revoked_at FROM sessions s \
+                     JOIN accounts a ON a.id = s.account_id WHERE s.id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                row.map(|row| {
+                    Ok($crate::SessionRecord {
+                        account: row.account.try_into()?,
+                        expires_at: row.expires_at,
+                        revoked_at: row.revoked_at,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn revoke_session(&self, id: uuid::Uuid) -> $crate::StoreResult<bool> {
+                let revoked = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(brigade_domain::now())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::error::classify)?
+                .rows_affected();
+                Ok(revoked == 1)
+            }
+
+            async fn signing_key(&self, id: &str, candidate: &str) -> $crate::StoreResult<String> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (id, secret, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(candidate)
+                .bind(brigade_domain::now())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                sqlx::query_scalar("SELECT secret FROM signing_keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::error::classify)
+            }
         }
     };
 }
 
 pub(crate) use {
-    cookable_order, impl_store, item_columns, open_ticket, order_columns, shop_columns,
-    ticket_columns,
+    account_columns, cookable_order, impl_store, item_columns, open_ticket, order_columns,
+    shop_columns, ticket_columns,
 };

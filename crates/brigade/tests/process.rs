@@ -206,7 +206,7 @@ fn demo_data_is_idempotent_and_migrate_reports() {
     let data = data.to_str().unwrap();
     let migrate = brigade(dir.path(), &["migrate", "--data-dir", data]);
     assert!(migrate.status.success());
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("1 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("2 migration(s) applied"));
     let again = brigade(dir.path(), &["migrate", "--data-dir", data]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 

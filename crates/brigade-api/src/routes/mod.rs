@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource, each with its own `router()`.
 
+pub mod accounts;
 pub mod health;
 pub mod items;
 pub mod kitchen;

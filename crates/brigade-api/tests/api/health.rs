@@ -76,6 +76,10 @@ both_backends! {
             ("/api/v1/kitchen/stations/{station_id}/claim", &["post"]),
             ("/api/v1/kitchen/tickets/{ticket_id}/claim", &["post"]),
             ("/api/v1/kitchen/tickets/{ticket_id}/complete", &["post"]),
+            ("/api/v1/accounts", &["post"]),
+            ("/api/v1/accounts/me", &["get"]),
+            ("/api/v1/sessions", &["post"]),
+            ("/api/v1/sessions/current", &["delete"]),
             ("/health/live", &["get"]),
             ("/health/ready", &["get"]),
             ("/health/startup", &["get"]),
@@ -92,6 +96,8 @@ both_backends! {
         for schema in ["Problem", "Order", "NewOrder", "Shop", "Ticket", "QueuedTicket", "OrderPage"] {
             assert!(schemas.contains_key(schema), "schema {schema} missing");
         }
+        assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        assert!(paths["/api/v1/accounts/me"]["get"]["security"][0]["bearer"].is_array());
         // Every operation documents its error answers as problem+json.
         let create = &paths["/api/v1/orders"]["post"]["responses"];
         assert!(create["422"]["content"]["application/problem+json"].is_object(), "{create}");

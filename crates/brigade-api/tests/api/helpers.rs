@@ -156,6 +156,9 @@ pub fn test_settings(storage: StorageSettings, cache: CacheSettings) -> Settings
     settings.server.drain_delay_ms = 0;
     settings.storage = storage;
     settings.cache = cache;
+    // Cheap hashing: the tests check behaviour, not Argon2's cost.
+    settings.auth.argon2_memory_kib = 64;
+    settings.auth.argon2_iterations = 1;
     settings
 }
 
@@ -177,7 +180,12 @@ pub async fn spawn_on(
     cache: CacheSettings,
     backend: Backend,
 ) -> TestApp {
-    let application = Application::build(test_settings(storage, cache))
+    spawn_configured(db, test_settings(storage, cache), backend).await
+}
+
+/// Starts an application with exactly these settings on an existing database.
+pub async fn spawn_configured(db: Arc<TestDb>, settings: Settings, backend: Backend) -> TestApp {
+    let application = Application::build(settings)
         .await
         .expect("application builds");
     let address = format!("http://{}", application.local_addr());
@@ -216,6 +224,47 @@ impl Fixture {
 }
 
 impl TestApp {
+    /// The storage settings of this app's database (for a second replica).
+    pub fn storage(&self) -> StorageSettings {
+        match self.db.as_ref() {
+            TestDb::Sqlite(dir) => StorageSettings {
+                data_dir: dir.path().to_path_buf(),
+                ..StorageSettings::default()
+            },
+            TestDb::Postgres { admin_url, name } => StorageSettings {
+                database_url: Some(database_url(admin_url, name)),
+                max_connections: 5,
+                ..StorageSettings::default()
+            },
+        }
+    }
+
+    /// Signs up and logs in; returns the token.
+    pub async fn log_in_new(&self, email: &str) -> String {
+        let credentials = json!({"email": email, "password": "correct horse battery"});
+        expect_json(
+            self.post("/api/v1/accounts", &credentials).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let session = expect_json(
+            self.post("/api/v1/sessions", &credentials).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        session["token"].as_str().unwrap().to_owned()
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -1,0 +1,113 @@
+//! Accounts and sessions: sign-up, log-in, log-out on every replica, limits, expiry, rotation.
+
+use std::sync::Arc;
+
+use brigade_core::config::SigningKey;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{
+    expect_json, expect_problem, problem_fields, spawn_configured, test_settings,
+};
+
+both_backends! {
+    async fn sign_up_log_in_and_out(app) {
+        let credentials = json!({"email": "Ann@Example.org", "password": "correct horse battery"});
+        let account = expect_json(app.post("/api/v1/accounts", &credentials).await, StatusCode::CREATED).await;
+        assert_eq!(account["email"], "ann@example.org");
+        assert_eq!(account["role"], "customer");
+        assert!(account.get("password_hash").is_none() && account.get("password").is_none());
+
+        let session = expect_json(app.post("/api/v1/sessions", &json!({"email": "ANN@example.org", "password": "correct horse battery"})).await, StatusCode::CREATED).await;
+        assert_eq!(session["token_type"], "Bearer");
+        assert_eq!(session["account"], account);
+        let token = session["token"].as_str().unwrap();
+        let me = expect_json(app.get_as("/api/v1/accounts/me", token).await, StatusCode::OK).await;
+        assert_eq!(me, account);
+
+        let logout = app.client.delete(app.url("/api/v1/sessions/current")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        let after = app.get_as("/api/v1/accounts/me", token).await;
+        assert!(after.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        expect_problem(after, StatusCode::UNAUTHORIZED).await;
+        expect_problem(app.get("/api/v1/accounts/me").await, StatusCode::UNAUTHORIZED).await;
+
+        let taken = app.post("/api/v1/accounts", &json!({"email": "ann@EXAMPLE.org", "password": "another password"})).await;
+        expect_problem(taken, StatusCode::CONFLICT).await;
+        let invalid = app.post("/api/v1/accounts", &json!({"email": "ann", "password": "short"})).await;
+        assert_eq!(problem_fields(&expect_problem(invalid, StatusCode::UNPROCESSABLE_ENTITY).await), ["email", "password"]);
+    }
+
+    async fn wrong_password_and_unknown_account_look_the_same(app) {
+        app.log_in_new("bob@example.org").await;
+        let wrong = expect_problem(app.post("/api/v1/sessions", &json!({"email": "bob@example.org", "password": "wrong password!"})).await, StatusCode::UNAUTHORIZED).await;
+        let unknown = expect_problem(app.post("/api/v1/sessions", &json!({"email": "nobody@example.org", "password": "wrong password!"})).await, StatusCode::UNAUTHORIZED).await;
+        for field in ["type", "title", "status", "detail"] {
+            assert_eq!(wrong[field], unknown[field], "{field} differs");
+        }
+    }
+
+    async fn repeated_failures_are_refused_for_a_while(app) {
+        app.log_in_new("eve@example.org").await;
+        let wrong = json!({"email": "eve@example.org", "password": "guess number x"});
+        for _ in 0..5 {
+            expect_problem(app.post("/api/v1/sessions", &wrong).await, StatusCode::UNAUTHORIZED).await;
+        }
+        // Now even the right password is refused until the window passes.
+        let right = app.post("/api/v1/sessions", &json!({"email": "eve@example.org", "password": "correct horse battery"})).await;
+        assert_eq!(right.headers()["retry-after"], "900");
+        let problem = expect_problem(right, StatusCode::TOO_MANY_REQUESTS).await;
+        assert_eq!(problem["type"], "urn:brigade:problem:too-many-attempts");
+        // Another account from the same address is still allowed (the address limit is higher).
+        app.log_in_new("fay@example.org").await;
+    }
+
+    async fn bad_tokens_are_401(app) {
+        for header in ["Bearer not-a-token", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer a.b.c"] {
+            let response = app.client.get(app.url("/api/v1/accounts/me")).header("authorization", header).send().await.unwrap();
+            expect_problem(response, StatusCode::UNAUTHORIZED).await;
+        }
+        // Anonymous ordering still works; a bad token is never silently treated as anonymous.
+        let response = app.client.post(app.url("/api/v1/orders")).header("authorization", "Bearer nope").json(&json!({})).send().await.unwrap();
+        expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    }
+
+    async fn logins_and_logouts_hold_on_every_replica(app) {
+        let second = crate::helpers::spawn_on(Arc::clone(&app.db), app.storage(), Default::default(), app.backend).await;
+        let token = app.log_in_new("gus@example.org").await;
+        expect_json(second.get_as("/api/v1/accounts/me", &token).await, StatusCode::OK).await;
+        let logout = second.client.delete(second.url("/api/v1/sessions/current")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        expect_problem(app.get_as("/api/v1/accounts/me", &token).await, StatusCode::UNAUTHORIZED).await;
+    }
+
+    async fn tokens_expire(app) {
+        let mut settings = test_settings(app.storage(), Default::default());
+        settings.auth.token_ttl_secs = 0;
+        let short = spawn_configured(Arc::clone(&app.db), settings, app.backend).await;
+        let token = short.log_in_new("hal@example.org").await;
+        expect_problem(short.get_as("/api/v1/accounts/me", &token).await, StatusCode::UNAUTHORIZED).await;
+    }
+
+    async fn rotated_keys_keep_old_tokens_working(app) {
+        let key = |id: &str, fill: char| SigningKey { id: id.into(), secret: fill.to_string().repeat(32) };
+        let mut old = test_settings(app.storage(), Default::default());
+        old.auth.keys = vec![key("k1", 'a')];
+        let mut rotated = test_settings(app.storage(), Default::default());
+        rotated.auth.keys = vec![key("k2", 'b'), key("k1", 'a')];
+        let mut retired = test_settings(app.storage(), Default::default());
+        retired.auth.keys = vec![key("k2", 'b')];
+        let old = spawn_configured(Arc::clone(&app.db), old, app.backend).await;
+        let rotated = spawn_configured(Arc::clone(&app.db), rotated, app.backend).await;
+        let retired = spawn_configured(Arc::clone(&app.db), retired, app.backend).await;
+
+        let old_token = old.log_in_new("ida@example.org").await;
+        expect_json(rotated.get_as("/api/v1/accounts/me", &old_token).await, StatusCode::OK).await;
+        expect_problem(retired.get_as("/api/v1/accounts/me", &old_token).await, StatusCode::UNAUTHORIZED).await;
+        let credentials = json!({"email": "ida@example.org", "password": "correct horse battery"});
+        let new_token = expect_json(rotated.post("/api/v1/sessions", &credentials).await, StatusCode::CREATED).await;
+        let new_token = new_token["token"].as_str().unwrap();
+        expect_json(retired.get_as("/api/v1/accounts/me", new_token).await, StatusCode::OK).await;
+        expect_problem(old.get_as("/api/v1/accounts/me", new_token).await, StatusCode::UNAUTHORIZED).await;
+    }
+}
