@@ -1,7 +1,7 @@
 //! Who is calling: anonymous, or the account behind a valid bearer token.
 
 use axum::extract::FromRequestParts;
-use brigade_domain::{Account, Actor};
+use brigade_domain::{Account, Actor, Order, OrderStatus, Role};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use uuid::Uuid;
@@ -36,12 +36,80 @@ impl Caller {
         })
     }
 
+    /// The account if it has one of `roles`: 401 when anonymous, 403 otherwise.
+    pub fn require(&self, roles: &[Role]) -> Result<&Account, ApiError> {
+        let account = self.account()?;
+        if roles.contains(&account.role) {
+            Ok(account)
+        } else {
+            Err(forbidden(account.role))
+        }
+    }
+
+    /// An admin, or 401/403.
+    pub fn admin(&self) -> Result<&Account, ApiError> {
+        self.require(&[Role::Admin])
+    }
+
+    /// Staff of `shop_id` or an admin. Staff of another shop get 404: the kitchen of another
+    /// shop is none of their business, not even its existence.
+    pub fn kitchen_of(&self, shop_id: uuid::Uuid) -> Result<&Account, ApiError> {
+        let account = self.require(&[Role::Staff, Role::Admin])?;
+        if account.role == Role::Admin || account.shop_id == Some(shop_id) {
+            Ok(account)
+        } else {
+            Err(crate::error::not_found("no such resource"))
+        }
+    }
+
+    /// Whether this caller may see the order at all (else the answer is 404, so that nobody
+    /// learns that someone else's order exists).
+    pub fn may_see(&self, order: &Order) -> bool {
+        let Some(account) = &self.account else {
+            return false;
+        };
+        match account.role {
+            Role::Admin => true,
+            Role::Customer => order.customer_id == Some(account.id),
+            Role::Staff => account.shop_id == Some(order.shop_id),
+            Role::Courier => {
+                account.shop_id == Some(order.shop_id)
+                    && matches!(
+                        order.status,
+                        OrderStatus::Ready | OrderStatus::OutForDelivery | OrderStatus::Delivered
+                    )
+            }
+        }
+    }
+
+    /// Whether this caller's role may request `to` (the lifecycle is checked separately).
+    pub fn may_request(&self, to: OrderStatus) -> Result<(), ApiError> {
+        let account = self.account()?;
+        let allowed = match account.role {
+            Role::Admin => true,
+            Role::Customer => to == OrderStatus::Cancelled,
+            Role::Staff => matches!(to, OrderStatus::Accepted | OrderStatus::Cancelled),
+            Role::Courier => matches!(to, OrderStatus::OutForDelivery | OrderStatus::Delivered),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(forbidden(account.role))
+        }
+    }
+
     /// The session behind the token, or 401.
     pub fn session_id(&self) -> Result<Uuid, ApiError> {
         self.session_id.ok_or_else(|| {
             ApiError::Unauthorized("log in first: send Authorization: Bearer <token>".into())
         })
     }
+}
+
+fn forbidden(role: Role) -> ApiError {
+    brigade_core::Problem::new(http::StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+        .with_detail(format!("a {} account may not do this", role.as_str()))
+        .into()
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -1,13 +1,20 @@
 //! `brigade demo-data`: two shops, each with a pizza and a garlic-bread station, and a menu.
 //!
-//! Idempotent: everything is looked up by its natural key (shop name, station name, item SKU)
-//! and only created when missing, and an item already on a shop's menu is left as it is (an
-//! operator may have marked it unavailable). Running it twice changes nothing.
+//! Also one admin, one staff member and one courier per shop, and a customer. Their passwords
+//! come from `BRIGADE_DEMO_PASSWORD` when it is set, else are generated; either way they are
+//! reported once, when the account is created, and never logged.
+//!
+//! Idempotent: everything is looked up by its natural key (shop name, station name, item SKU,
+//! e-mail address) and only created when missing, and an item already on a shop's menu is left
+//! as it is (an operator may have marked it unavailable). Running it twice changes nothing.
 
 use std::collections::BTreeMap;
 
-use brigade_domain::{GeoPoint, NewItem, NewShop, NewStation};
-use brigade_store::{ShopFilter, Store, StoreResult};
+use brigade_domain::{Credentials, GeoPoint, NewItem, NewShop, NewStation, Role};
+use brigade_store::{ShopFilter, Store};
+
+use crate::auth::Passwords;
+use crate::error::ApiResult;
 
 /// What a run created.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -20,6 +27,28 @@ pub struct DemoReport {
     pub items: usize,
     /// Items put on a shop's menu.
     pub menu_entries: usize,
+    /// Accounts created, with their passwords: shown to the operator once.
+    pub accounts: Vec<DemoAccount>,
+}
+
+/// A demo account created by this run.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DemoAccount {
+    /// Login e-mail address.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Password (show once; never log).
+    pub password: String,
+}
+
+impl std::fmt::Debug for DemoAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoAccount")
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DemoReport {
@@ -31,6 +60,8 @@ impl DemoReport {
 
 struct DemoShop {
     name: &'static str,
+    /// Used in the demo staff's and courier's e-mail addresses.
+    key: &'static str,
     region: &'static str,
     lat: f64,
     lon: f64,
@@ -39,12 +70,14 @@ struct DemoShop {
 const SHOPS: [DemoShop; 2] = [
     DemoShop {
         name: "Brigade Mitte",
+        key: "mitte",
         region: "berlin-mitte",
         lat: 52.5219,
         lon: 13.4132,
     },
     DemoShop {
         name: "Brigade Kreuzberg",
+        key: "kreuzberg",
         region: "berlin-kreuzberg",
         lat: 52.4990,
         lon: 13.4180,
@@ -96,8 +129,13 @@ const ITEMS: [(&str, &str, &str, &str, i64); 5] = [
     ),
 ];
 
-/// Loads the demo data into `store`, creating only what is missing.
-pub async fn load(store: &dyn Store) -> StoreResult<DemoReport> {
+/// Loads the demo data into `store`, creating only what is missing. `password` is the
+/// password of new demo accounts (`BRIGADE_DEMO_PASSWORD`); without it each gets a random one.
+pub async fn load(
+    store: &dyn Store,
+    passwords: &Passwords,
+    password: Option<&str>,
+) -> ApiResult<DemoReport> {
     let mut report = DemoReport::default();
     let existing_items = store.list_items().await?;
     let mut items = Vec::new();
@@ -162,6 +200,75 @@ pub async fn load(store: &dyn Store) -> StoreResult<DemoReport> {
                 store.set_availability(shop.id, item.id, true).await?;
             }
         }
+        for role in [Role::Staff, Role::Courier] {
+            let email = format!("{}.{}@brigade.demo", role.as_str(), demo.key);
+            account(
+                store,
+                passwords,
+                password,
+                &email,
+                role,
+                Some(shop.id),
+                &mut report,
+            )
+            .await?;
+        }
     }
+    account(
+        store,
+        passwords,
+        password,
+        "admin@brigade.demo",
+        Role::Admin,
+        None,
+        &mut report,
+    )
+    .await?;
+    account(
+        store,
+        passwords,
+        password,
+        "customer@brigade.demo",
+        Role::Customer,
+        None,
+        &mut report,
+    )
+    .await?;
     Ok(report)
+}
+
+/// Creates a demo account unless its address is taken.
+async fn account(
+    store: &dyn Store,
+    passwords: &Passwords,
+    password: Option<&str>,
+    email: &str,
+    role: Role,
+    shop_id: Option<uuid::Uuid>,
+    report: &mut DemoReport,
+) -> ApiResult<()> {
+    if store.account_credentials(email).await?.is_some() {
+        return Ok(());
+    }
+    let password = password.map_or_else(generated_password, str::to_owned);
+    let credentials = Credentials {
+        email: email.to_owned(),
+        password: password.clone(),
+    };
+    crate::routes::accounts::create_account_with(store, passwords, credentials, role, shop_id)
+        .await?;
+    report.accounts.push(DemoAccount {
+        email: email.to_owned(),
+        role,
+        password,
+    });
+    Ok(())
+}
+
+/// 16 characters from an alphabet without look-alikes.
+fn generated_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY3479";
+    (0..16)
+        .map(|_| char::from(ALPHABET[usize::from(rand::random::<u8>()) % ALPHABET.len()]))
+        .collect()
 }

@@ -124,3 +124,8 @@ fn store_error_response(error: StoreError) -> Response {
         }
     }
 }
+
+/// 404 with a detail, as an error.
+pub fn not_found(detail: &str) -> ApiError {
+    Problem::not_found(detail).into()
+}

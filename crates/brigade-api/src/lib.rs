@@ -5,7 +5,7 @@
 //! shutdown signal, then drains. `main` and the integration tests start the service exactly the
 //! same way (zero2prod's `Application`), on port 0 in tests.
 
-mod auth;
+pub mod auth;
 mod caller;
 mod catalogue_cache;
 pub mod demo;

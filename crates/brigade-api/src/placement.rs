@@ -42,6 +42,7 @@ pub async fn prepare(
     state: &AppState,
     order: &NewOrder,
     actor: Actor,
+    customer_id: Option<Uuid>,
     idempotency: Option<IdempotencyKey>,
 ) -> ApiResult<Placement> {
     let open_shops = catalogue_cache::open_shops(state).await?;
@@ -118,7 +119,7 @@ pub async fn prepare(
         return Err(no_shop_can_serve(state, order, first_refusal).await);
     };
     Ok(Placement {
-        order: build_order(best, order, &actor),
+        order: build_order(best, order, &actor, customer_id),
         actor,
         idempotency,
     })
@@ -212,7 +213,12 @@ async fn no_shop_can_serve(
     }
 }
 
-fn build_order(best: Candidate, request: &NewOrder, actor: &Actor) -> Order {
+fn build_order(
+    best: Candidate,
+    request: &NewOrder,
+    actor: &Actor,
+    customer_id: Option<Uuid>,
+) -> Order {
     let Candidate {
         shop,
         priced,
@@ -256,6 +262,7 @@ fn build_order(best: Candidate, request: &NewOrder, actor: &Actor) -> Order {
     Order {
         id,
         shop_id: shop.id,
+        customer_id,
         status: OrderStatus::Placed,
         version: 1,
         lines: priced.lines,

@@ -221,6 +221,8 @@ pub struct Order {
     pub id: Uuid,
     /// The shop cooking it.
     pub shop_id: Uuid,
+    /// The customer account that placed it (absent for anonymous orders).
+    pub customer_id: Option<Uuid>,
     /// Lifecycle status.
     pub status: OrderStatus,
     /// Increases on every change; send it back in `If-Match` to update the order.
@@ -257,6 +259,7 @@ impl Order {
         OrderSummary {
             id: self.id,
             shop_id: self.shop_id,
+            customer_id: self.customer_id,
             status: self.status,
             version: self.version,
             total_minor: self.total_minor,
@@ -275,6 +278,8 @@ pub struct OrderSummary {
     pub id: Uuid,
     /// The shop cooking it.
     pub shop_id: Uuid,
+    /// The customer account that placed it.
+    pub customer_id: Option<Uuid>,
     /// Lifecycle status.
     pub status: OrderStatus,
     /// Current version (for `If-Match`).

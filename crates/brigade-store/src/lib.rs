@@ -79,6 +79,8 @@ pub struct OrderFilter {
     pub shop_id: Option<Uuid>,
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
+    /// Only this customer's orders.
+    pub customer_id: Option<Uuid>,
     /// Only orders older than this one (the cursor of the previous page).
     pub before: Option<Uuid>,
     /// Page size.
@@ -113,7 +115,7 @@ pub struct Placement {
 #[derive(Debug, Clone)]
 pub enum PlaceOutcome {
     /// A new order was written.
-    Created(Order),
+    Created(Box<Order>),
     /// The key was used before with the same body: the first response, to send again.
     Replayed(StoredResponse),
     /// The key was used before with a different body.
@@ -225,6 +227,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Uuid>;
     /// A session with its account, if it exists.
     async fn session(&self, id: Uuid) -> StoreResult<Option<SessionRecord>>;
+    /// The shop a station belongs to.
+    async fn shop_of_station(&self, station_id: Uuid) -> StoreResult<Uuid>;
+    /// The shop a ticket is cooked at.
+    async fn shop_of_ticket(&self, ticket_id: Uuid) -> StoreResult<Uuid>;
+    /// Every account, by e-mail address.
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Changes an account's role and shop.
+    async fn set_role(
+        &self,
+        id: Uuid,
+        role: brigade_domain::Role,
+        shop_id: Option<Uuid>,
+    ) -> StoreResult<Account>;
     /// Revokes a session; false when it was unknown or already revoked.
     async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
     /// The secret stored under `id`, storing `candidate` first if there is none yet: the first

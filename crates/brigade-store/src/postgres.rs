@@ -62,8 +62,8 @@ WITH wanted AS (
 ), placed AS (
     INSERT INTO orders (id, shop_id, status, version, total_minor, currency, delivery_lat,
         delivery_lon, distance_m, eta_seconds, estimated_ready_at, estimated_delivery_at,
-        created_at, updated_at, placed_by)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM checked
+        created_at, updated_at, placed_by, customer_id)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $28 FROM checked
     WHERE ok AND ($21::text IS NULL OR EXISTS (SELECT 1 FROM idempotency))
     RETURNING id
 ), lines AS (
@@ -149,10 +149,11 @@ impl PostgresStore {
                     .map(|t| t.work_seconds)
                     .collect::<Vec<_>>(),
             )
+            .bind(order.customer_id)
             .fetch_one(&self.pool)
             .await
             .map_err(classify)?;
-        Ok((placed == 1).then(|| crate::PlaceOutcome::Created(order.clone())))
+        Ok((placed == 1).then(|| crate::PlaceOutcome::Created(Box::new(order.clone()))))
     }
 }
 

@@ -159,6 +159,7 @@ pub(crate) struct OrderRow {
     pub estimated_delivery_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub customer_id: Option<Uuid>,
 }
 
 impl OrderRow {
@@ -166,6 +167,7 @@ impl OrderRow {
         Ok(OrderSummary {
             id: self.id,
             shop_id: self.shop_id,
+            customer_id: self.customer_id,
             status: order_status(&self.status)?,
             version: self.version,
             total_minor: self.total_minor,

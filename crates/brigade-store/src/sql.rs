@@ -14,7 +14,8 @@
 macro_rules! order_columns {
     () => {
         "id, shop_id, status, version, total_minor, currency, delivery_lat, delivery_lon, \
-         distance_m, eta_seconds, estimated_ready_at, estimated_delivery_at, created_at, updated_at"
+         distance_m, eta_seconds, estimated_ready_at, estimated_delivery_at, created_at, updated_at, \
+         customer_id"
     };
 }
 
@@ -116,6 +117,7 @@ macro_rules! impl_store {
                 Ok(brigade_domain::Order {
                     id: row.id,
                     shop_id: row.shop_id,
+                    customer_id: row.customer_id,
                     status: order_status(&row.status)?,
                     version: row.version,
                     lines: lines.into_iter().map(Into::into).collect(),
@@ -714,7 +716,7 @@ macro_rules! impl_store {
                 sqlx::query(concat!(
                     "INSERT INTO orders (",
                     $crate::sql::order_columns!(),
-                    ", placed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                    ", placed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                 ))
                 .bind(order.id)
                 .bind(order.shop_id)
@@ -730,6 +732,7 @@ macro_rules! impl_store {
                 .bind(order.estimated_delivery_at)
                 .bind(order.created_at)
                 .bind(order.updated_at)
+                .bind(order.customer_id)
                 .bind(&actor.0)
                 .execute(&mut *tx)
                 .await
@@ -798,7 +801,7 @@ macro_rules! impl_store {
                     .map_err(classify)?;
                 }
                 tx.commit().await.map_err(classify)?;
-                Ok(PlaceOutcome::Created(order))
+                Ok(PlaceOutcome::Created(Box::new(order)))
             }
 
             async fn find_idempotent(
@@ -852,12 +855,14 @@ macro_rules! impl_store {
                     $crate::sql::order_columns!(),
                     " FROM orders WHERE ($1 IS NULL OR shop_id = $1) \
                      AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id < $3) \
+                     AND ($5 IS NULL OR customer_id = $5) \
                      ORDER BY id DESC LIMIT $4"
                 ))
                 .bind(filter.shop_id)
                 .bind(filter.status.map(|s| s.as_str()))
                 .bind(filter.before)
                 .bind(i64::from(filter.limit))
+                .bind(filter.customer_id)
                 .fetch_all(&self.pool)
                 .await
                 .map_err($crate::error::classify)?;
@@ -1190,6 +1195,58 @@ macro_rules! impl_store {
                     })
                 })
                 .transpose()
+            }
+
+            async fn shop_of_station(&self, station_id: uuid::Uuid) -> $crate::StoreResult<uuid::Uuid> {
+                let shop: Option<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT shop_id FROM stations WHERE id = $1")
+                        .bind(station_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($crate::error::classify)?;
+                shop.ok_or($crate::StoreError::NotFound("station"))
+            }
+
+            async fn shop_of_ticket(&self, ticket_id: uuid::Uuid) -> $crate::StoreResult<uuid::Uuid> {
+                let shop: Option<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT shop_id FROM tickets WHERE id = $1")
+                        .bind(ticket_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($crate::error::classify)?;
+                shop.ok_or($crate::StoreError::NotFound("ticket"))
+            }
+
+            async fn list_accounts(&self) -> $crate::StoreResult<Vec<brigade_domain::Account>> {
+                let rows: Vec<$crate::rows::AccountRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::account_columns!(),
+                    " FROM accounts a ORDER BY a.email"
+                ))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn set_role(
+                &self,
+                id: uuid::Uuid,
+                role: brigade_domain::Role,
+                shop_id: Option<uuid::Uuid>,
+            ) -> $crate::StoreResult<brigade_domain::Account> {
+                let row: Option<$crate::rows::AccountRow> = sqlx::query_as(
+                    "UPDATE accounts SET role = $1, shop_id = $2, updated_at = $3 WHERE id = $4 \
+                     RETURNING id, email, role, shop_id, created_at",
+                )
+                .bind(role.as_str())
+                .bind(shop_id)
+                .bind(brigade_domain::now())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::error::classify)?;
+                row.ok_or($crate::StoreError::NotFound("account"))?.try_into()
             }
 
             async fn revoke_session(&self, id: uuid::Uuid) -> $crate::StoreResult<bool> {

@@ -123,6 +123,7 @@ fn order(kitchen: &Kitchen, price: i64) -> Placement {
         order: Order {
             id,
             shop_id: kitchen.shop,
+            customer_id: None,
             status: OrderStatus::Placed,
             version: 1,
             lines: vec![OrderLine {
@@ -191,7 +192,7 @@ async fn stale_data_is_rechecked(postgres: bool) {
     );
     assert_eq!(placed.total_minor, 1900);
     let stored = kitchen.store.get_order(placed.id).await.unwrap();
-    assert_eq!(stored, placed, "stored as returned");
+    assert_eq!(stored, *placed, "stored as returned");
 
     // Priced right, it is written as built (PostgreSQL's one-statement path).
     let PlaceOutcome::Created(placed) = kitchen
@@ -202,7 +203,7 @@ async fn stale_data_is_rechecked(postgres: bool) {
     else {
         panic!("not created");
     };
-    assert_eq!(kitchen.store.get_order(placed.id).await.unwrap(), placed);
+    assert_eq!(kitchen.store.get_order(placed.id).await.unwrap(), *placed);
 
     kitchen
         .store

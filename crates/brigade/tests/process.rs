@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
+/// Password of the demo accounts in these tests.
+const DEMO_PASSWORD: &str = "demo password 1";
 
 /// A running `brigade serve` whose JSON log lines arrive on a channel.
 struct Replica {
@@ -35,6 +37,7 @@ impl Replica {
             .args(extra)
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -107,6 +110,21 @@ fn demo_ids(replica: &Replica) -> (String, String) {
     (shop, menu[0]["item_id"].as_str().unwrap().to_owned())
 }
 
+/// A token of the demo customer.
+fn customer_token(replica: &Replica) -> String {
+    let session: Value = reqwest::blocking::Client::new()
+        .post(replica.url("/api/v1/sessions"))
+        .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    session["token"]
+        .as_str()
+        .expect("customer logs in")
+        .to_owned()
+}
+
 fn order_json(shop: &str, item: &str) -> String {
     json!({"shop_id": shop, "items": [{"item_id": item, "quantity": 1}],
            "delivery": {"lat": 52.51, "lon": 13.40}})
@@ -118,6 +136,7 @@ fn sigterm_drains_and_finishes_the_request_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let mut replica = Replica::start(dir.path(), &["--demo", "--drain-delay-ms", "200"]);
     let (shop, item) = demo_ids(&replica);
+    let token = customer_token(&replica);
     let body = order_json(&shop, &item);
     let (head, tail) = body.split_at(body.len() / 2);
 
@@ -125,7 +144,7 @@ fn sigterm_drains_and_finishes_the_request_in_flight() {
     let mut stream = TcpStream::connect(&replica.address).unwrap();
     write!(
         stream,
-        "POST /api/v1/orders HTTP/1.1\r\nHost: brigade\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        "POST /api/v1/orders HTTP/1.1\r\nHost: brigade\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
         body.len()
     )
     .unwrap();
@@ -159,19 +178,22 @@ fn replica_processes_share_one_sqlite_file() {
     let first = Replica::start(dir.path(), &["--demo"]);
     let second = Replica::start(dir.path(), &[]);
     let (shop, item) = demo_ids(&first);
+    let token = customer_token(&first);
     let body = order_json(&shop, &item);
     let workers: Vec<_> = [&first, &second]
         .iter()
         .flat_map(|replica| {
             let url = replica.url("/api/v1/orders");
             let body = body.clone();
+            let token = token.clone();
             (0..2).map(move |_| {
-                let (url, body) = (url.clone(), body.clone());
+                let (url, body, token) = (url.clone(), body.clone(), token.clone());
                 std::thread::spawn(move || {
                     let client = reqwest::blocking::Client::new();
                     for _ in 0..10 {
                         let response = client
                             .post(&url)
+                            .bearer_auth(&token)
                             .header("content-type", "application/json")
                             .body(body.clone())
                             .send()
@@ -185,7 +207,13 @@ fn replica_processes_share_one_sqlite_file() {
     for worker in workers {
         worker.join().unwrap();
     }
-    let page = get_json(&second.url("/api/v1/orders?limit=100"));
+    let page: Value = reqwest::blocking::Client::new()
+        .get(second.url("/api/v1/orders?limit=100"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 40);
 }
 
@@ -206,7 +234,7 @@ fn demo_data_is_idempotent_and_migrate_reports() {
     let data = data.to_str().unwrap();
     let migrate = brigade(dir.path(), &["migrate", "--data-dir", data]);
     assert!(migrate.status.success());
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("2 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("3 migration(s) applied"));
     let again = brigade(dir.path(), &["migrate", "--data-dir", data]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 

@@ -33,6 +33,164 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(log_in))
         .routes(routes!(log_out))
+        .routes(routes!(list_accounts, create_account))
+        .routes(routes!(change_role))
+}
+
+/// Creates an account with any role; the password is hashed with the configured Argon2id cost.
+/// Used by sign-up, the admin API, demo data and tests.
+pub async fn create_account_with(
+    store: &dyn brigade_store::Store,
+    passwords: &crate::auth::Passwords,
+    credentials: Credentials,
+    role: Role,
+    shop_id: Option<uuid::Uuid>,
+) -> ApiResult<Account> {
+    let credentials = credentials.validate_new()?;
+    check_shop(store, role, shop_id).await?;
+    let password_hash = passwords
+        .hash(credentials.password)
+        .await
+        .ok_or_else(|| ApiError::from(Problem::internal()))?;
+    let account = store
+        .create_account(&NewAccountRecord {
+            email: credentials.email,
+            password_hash,
+            role,
+            shop_id,
+        })
+        .await?;
+    metrics::counter!(SIGNUPS).increment(1);
+    Ok(account)
+}
+
+/// Staff and couriers need an existing shop; other roles must not name one.
+async fn check_shop(
+    store: &dyn brigade_store::Store,
+    role: Role,
+    shop_id: Option<uuid::Uuid>,
+) -> ApiResult<()> {
+    match (role.needs_shop(), shop_id) {
+        (true, None) => {
+            Err(Problem::invalid_field("shop_id", "staff and couriers belong to a shop").into())
+        }
+        (false, Some(_)) => Err(Problem::invalid_field(
+            "shop_id",
+            "only staff and couriers belong to a shop",
+        )
+        .into()),
+        (true, Some(shop_id)) => match store.get_shop(shop_id).await {
+            Ok(_) => Ok(()),
+            Err(brigade_store::StoreError::NotFound(_)) => {
+                Err(Problem::invalid_field("shop_id", "no shop with this id").into())
+            }
+            Err(other) => Err(other.into()),
+        },
+        (false, None) => Ok(()),
+    }
+}
+
+/// Body of `POST /api/v1/admin/accounts`.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStaffAccount {
+    /// E-mail address.
+    pub email: String,
+    /// Initial password, 10–128 characters.
+    pub password: String,
+    /// Role.
+    pub role: Role,
+    /// The shop of a staff member or courier.
+    #[serde(default)]
+    pub shop_id: Option<uuid::Uuid>,
+}
+
+/// Body of `PATCH /api/v1/admin/accounts/{account_id}`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// New role.
+    pub role: Role,
+    /// The shop, for staff and couriers.
+    #[serde(default)]
+    pub shop_id: Option<uuid::Uuid>,
+}
+
+/// Every account (admins only).
+#[utoipa::path(get, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Account>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<Account>>> {
+    caller.admin()?;
+    Ok(axum::Json(state.store.list_accounts().await?))
+}
+
+/// Creates a staff, courier, admin or customer account (admins only).
+#[utoipa::path(post, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
+    request_body = NewStaffAccount,
+    responses(
+        (status = 201, body = Account),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewStaffAccount>,
+) -> ApiResult<Response> {
+    caller.admin()?;
+    let credentials = Credentials {
+        email: new.email,
+        password: new.password,
+    };
+    let account = create_account_with(
+        state.store.as_ref(),
+        &state.auth.passwords,
+        credentials,
+        new.role,
+        new.shop_id,
+    )
+    .await?;
+    tracing::info!(account_id = %account.id, role = account.role.as_str(), "account created");
+    Ok(created(
+        &format!("/api/v1/admin/accounts/{}", account.id),
+        &account,
+    ))
+}
+
+/// Changes an account's role (and shop). Takes effect on its live sessions at once.
+#[utoipa::path(patch, path = "/admin/accounts/{account_id}", tag = "accounts",
+    security(("bearer" = [])), request_body = RoleChange,
+    params(("account_id" = uuid::Uuid, Path, description = "Account id")),
+    responses(
+        (status = 200, body = Account),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn change_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::Path(account_id): crate::extract::Path<uuid::Uuid>,
+    Json(change): Json<RoleChange>,
+) -> ApiResult<axum::Json<Account>> {
+    caller.admin()?;
+    check_shop(state.store.as_ref(), change.role, change.shop_id).await?;
+    let account = state
+        .store
+        .set_role(account_id, change.role, change.shop_id)
+        .await?;
+    tracing::info!(account_id = %account.id, role = account.role.as_str(), "role changed");
+    Ok(axum::Json(account))
 }
 
 /// Signs up a customer account.
@@ -47,23 +205,14 @@ async fn sign_up(
     State(state): State<AppState>,
     Json(credentials): Json<Credentials>,
 ) -> ApiResult<Response> {
-    let credentials = credentials.validate_new()?;
-    let password_hash = state
-        .auth
-        .passwords
-        .hash(credentials.password)
-        .await
-        .ok_or_else(|| ApiError::from(Problem::internal()))?;
-    let account = state
-        .store
-        .create_account(&NewAccountRecord {
-            email: credentials.email,
-            password_hash,
-            role: Role::Customer,
-            shop_id: None,
-        })
-        .await?;
-    metrics::counter!(SIGNUPS).increment(1);
+    let account = create_account_with(
+        state.store.as_ref(),
+        &state.auth.passwords,
+        credentials,
+        Role::Customer,
+        None,
+    )
+    .await?;
     tracing::info!(account_id = %account.id, "account signed up");
     Ok(created("/api/v1/accounts/me", &account))
 }

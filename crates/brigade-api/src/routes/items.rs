@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::caller::Caller;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::routes::shops::created;
@@ -27,7 +28,7 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
 }
 
 /// Adds an item to the catalogue. Put it on shop menus with `PUT /shops/{id}/items/{item_id}`.
-#[utoipa::path(post, path = "/items", tag = "catalogue", request_body = NewItem,
+#[utoipa::path(post, path = "/items", tag = "catalogue", security(("bearer" = [])), request_body = NewItem,
     responses(
         (status = 201, body = Item),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -36,8 +37,10 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
     ))]
 async fn create_item(
     State(state): State<AppState>,
+    caller: Caller,
     Json(item): Json<NewItem>,
 ) -> ApiResult<Response> {
+    caller.admin()?;
     let item = state.store.create_item(&item.validate()?).await?;
     Ok(created(&format!("/api/v1/items/{}", item.id), &item))
 }

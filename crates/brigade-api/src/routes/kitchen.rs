@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A station's open tickets, oldest first: the order chefs must cook them in.
-#[utoipa::path(get, path = "/kitchen/stations/{station_id}/tickets", tag = "kitchen",
+#[utoipa::path(get, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/tickets", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
         (status = 200, body = Vec<QueuedTicket>),
@@ -35,13 +35,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn station_queue(
     State(state): State<AppState>,
+    caller: Caller,
     Path(station_id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Vec<QueuedTicket>>> {
+    caller.kitchen_of(state.store.shop_of_station(station_id).await?)?;
     Ok(axum::Json(state.store.station_queue(station_id).await?))
 }
 
 /// Claims the oldest claimable ticket of the station. 204 when there is none.
-#[utoipa::path(post, path = "/kitchen/stations/{station_id}/claim", tag = "kitchen",
+#[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/claim", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
         (status = 200, body = Ticket),
@@ -54,6 +56,7 @@ async fn claim_next(
     caller: Caller,
     Path(station_id): Path<Uuid>,
 ) -> ApiResult<Response> {
+    caller.kitchen_of(state.store.shop_of_station(station_id).await?)?;
     Ok(
         match state.store.claim_next(station_id, &caller.actor()).await? {
             Some(ticket) => axum::Json(ticket).into_response(),
@@ -64,7 +67,7 @@ async fn claim_next(
 
 /// Claims one ticket. It must be the oldest claimable ticket of its station (FIFO); when two
 /// chefs claim the same ticket at once, exactly one succeeds and the other gets 409.
-#[utoipa::path(post, path = "/kitchen/tickets/{ticket_id}/claim", tag = "kitchen",
+#[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/claim", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, body = Ticket),
@@ -76,13 +79,14 @@ async fn claim_ticket(
     caller: Caller,
     Path(ticket_id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Ticket>> {
+    caller.kitchen_of(state.store.shop_of_ticket(ticket_id).await?)?;
     Ok(axum::Json(
         state.store.claim_ticket(ticket_id, &caller.actor()).await?,
     ))
 }
 
 /// Marks a claimed ticket done. When it is the order's last, the order becomes `ready`.
-#[utoipa::path(post, path = "/kitchen/tickets/{ticket_id}/complete", tag = "kitchen",
+#[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/complete", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, body = Ticket),
@@ -94,6 +98,7 @@ async fn complete_ticket(
     caller: Caller,
     Path(ticket_id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Ticket>> {
+    caller.kitchen_of(state.store.shop_of_ticket(ticket_id).await?)?;
     let ticket = state
         .store
         .complete_ticket(ticket_id, &caller.actor())

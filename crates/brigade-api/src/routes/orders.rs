@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use brigade_core::{FieldError, Problem};
-use brigade_domain::{NewOrder, Order, OrderStatus, OrderSummary};
+use brigade_domain::{NewOrder, Order, OrderStatus, OrderSummary, Role};
 use brigade_store::{IdempotencyKey, OrderFilter, PlaceOutcome, StoredResponse};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ pub fn etag(version: i64) -> String {
 /// Send an `Idempotency-Key` to make retries safe: the same key with the same body returns the
 /// first response (with `Idempotent-Replayed: true`) and places nothing; the same key with a
 /// different body is refused with 422.
-#[utoipa::path(post, path = "/orders", tag = "orders", request_body = NewOrder,
+#[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters identifying this request across retries")),
     responses(
         (status = 201, body = Order, headers(
@@ -63,6 +63,8 @@ async fn create_order(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Json(order): Json<NewOrder>,
 ) -> ApiResult<Response> {
+    let account = caller.require(&[Role::Customer, Role::Admin])?;
+    let customer_id = (account.role == Role::Customer).then_some(account.id);
     let order = order.validate()?;
     let idempotency = key.map(|key| IdempotencyKey {
         scope: caller.idempotency_scope(),
@@ -78,7 +80,8 @@ async fn create_order(
             Err(key_reused())
         };
     }
-    let placement = placement::prepare(&state, &order, caller.actor(), idempotency).await?;
+    let placement =
+        placement::prepare(&state, &order, caller.actor(), customer_id, idempotency).await?;
     match state.store.place_order(placement).await? {
         PlaceOutcome::Created(order) => {
             metrics::counter!(names::ORDERS_PLACED).increment(1);
@@ -170,7 +173,7 @@ fn insert_order_headers(headers: &mut HeaderMap, order: &Order) {
 /// One order with lines, tickets and status history.
 ///
 /// Send `If-None-Match` with the last `ETag` to poll cheaply: 304 while nothing changed.
-#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders",
+#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])),
     params(("order_id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = Order, headers(("ETag" = String, description = "Version of the order"))),
@@ -180,10 +183,12 @@ fn insert_order_headers(headers: &mut HeaderMap, order: &Order) {
     ))]
 async fn get_order(
     State(state): State<AppState>,
+    caller: Caller,
     Path(order_id): Path<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let order = state.store.get_order(order_id).await?;
+    caller.account()?;
+    let order = visible_order(&state, &caller, order_id).await?;
     let current = etag(order.version);
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
@@ -227,15 +232,47 @@ pub struct OrderPage {
 }
 
 /// Lists orders, newest first, with cursor pagination (stable under concurrent inserts).
-#[utoipa::path(get, path = "/orders", tag = "orders", params(OrderQuery),
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(OrderQuery),
     responses(
         (status = 200, body = OrderPage),
         (status = 400, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_orders(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<OrderQuery>,
 ) -> ApiResult<axum::Json<OrderPage>> {
+    let account = caller.account()?;
+    // Each role sees its own slice; filters narrow it further, never widen it.
+    let (shop_id, customer_id, status) = match account.role {
+        Role::Admin => (query.shop_id, None, query.status),
+        Role::Customer => (query.shop_id, Some(account.id), query.status),
+        Role::Staff => (account.shop_id, None, query.status),
+        Role::Courier => match query.status {
+            None => (account.shop_id, None, Some(OrderStatus::Ready)),
+            Some(
+                status
+                @ (OrderStatus::Ready | OrderStatus::OutForDelivery | OrderStatus::Delivered),
+            ) => (account.shop_id, None, Some(status)),
+            Some(_) => {
+                return Err(
+                    Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+                        .with_detail("couriers see ready, out_for_delivery and delivered orders")
+                        .into(),
+                );
+            }
+        },
+    };
+    if matches!(account.role, Role::Staff | Role::Courier)
+        && query
+            .shop_id
+            .is_some_and(|wanted| Some(wanted) != account.shop_id)
+    {
+        return Ok(axum::Json(OrderPage {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
+    }
     let limit = query.limit.unwrap_or(20);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Problem::invalid(
@@ -251,8 +288,9 @@ async fn list_orders(
     let items = state
         .store
         .list_orders(&OrderFilter {
-            shop_id: query.shop_id,
-            status: query.status,
+            shop_id,
+            status,
+            customer_id,
             before,
             limit,
         })
@@ -294,7 +332,7 @@ pub struct StatusChange {
 }
 
 /// Moves an order along its lifecycle. Requires `If-Match` with the order's current `ETag`.
-#[utoipa::path(patch, path = "/orders/{order_id}", tag = "orders", request_body = StatusChange,
+#[utoipa::path(patch, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])), request_body = StatusChange,
     params(
         ("order_id" = Uuid, Path, description = "Order id"),
         ("If-Match" = String, Header, description = "ETag of the order as last read, or *"),
@@ -315,11 +353,11 @@ async fn update_order(
     headers: HeaderMap,
     Json(change): Json<StatusChange>,
 ) -> ApiResult<Response> {
-    let expected = match if_match(&headers)? {
-        Some(version) => version,
-        // `If-Match: *` asks only that the order exists.
-        None => state.store.get_order(order_id).await?.version,
-    };
+    caller.account()?;
+    let current = visible_order(&state, &caller, order_id).await?;
+    caller.may_request(change.status)?;
+    // `If-Match: *` asks only that the order exists.
+    let expected = if_match(&headers)?.unwrap_or(current.version);
     let order = state
         .store
         .transition_order(order_id, expected, change.status, &caller.actor())
@@ -330,6 +368,17 @@ async fn update_order(
     }
     tracing::info!(order_id = %order.id, status = %order.status, version = order.version, "order status changed");
     Ok(order_response(StatusCode::OK, &order))
+}
+
+/// The order if this caller may see it; 404 otherwise, whether or not it exists.
+async fn visible_order(state: &AppState, caller: &Caller, order_id: Uuid) -> ApiResult<Order> {
+    match state.store.get_order(order_id).await {
+        Ok(order) if caller.may_see(&order) => Ok(order),
+        Ok(_) | Err(brigade_store::StoreError::NotFound(_)) => {
+            Err(crate::error::not_found("no order with this id"))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Reads `If-Match`: `Some(version)`, `None` for `*`, 428 when missing, 400 when malformed.

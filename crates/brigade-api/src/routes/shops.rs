@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::caller::Caller;
 use crate::catalogue_cache;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
@@ -58,19 +59,23 @@ async fn list_shops(
 }
 
 /// Opens a new shop.
-#[utoipa::path(post, path = "/shops", tag = "shops", request_body = NewShop,
+#[utoipa::path(post, path = "/shops", tag = "shops", security(("bearer" = [])), request_body = NewShop,
     responses(
         (status = 201, body = Shop, headers(("Location" = String, description = "URL of the new shop"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A shop with this name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_shop(
     State(state): State<AppState>,
+    caller: Caller,
     Json(shop): Json<NewShop>,
 ) -> ApiResult<Response> {
+    caller.admin()?;
     let shop = state.store.create_shop(&shop.validate()?).await?;
     catalogue_cache::forget_open_shops(&state).await;
     Ok(created(&format!("/api/v1/shops/{}", shop.id), &shop))
@@ -92,7 +97,7 @@ async fn get_shop(
 }
 
 /// Renames, moves, opens or closes a shop.
-#[utoipa::path(patch, path = "/shops/{shop_id}", tag = "shops", request_body = ShopPatch,
+#[utoipa::path(patch, path = "/shops/{shop_id}", tag = "shops", security(("bearer" = [])), request_body = ShopPatch,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 200, body = Shop),
@@ -103,9 +108,11 @@ async fn get_shop(
     ))]
 async fn update_shop(
     State(state): State<AppState>,
+    caller: Caller,
     Path(shop_id): Path<Uuid>,
     Json(patch): Json<ShopPatch>,
 ) -> ApiResult<axum::Json<Shop>> {
+    caller.admin()?;
     let shop = state.store.update_shop(shop_id, &patch.validate()?).await?;
     catalogue_cache::forget_open_shops(&state).await;
     Ok(axum::Json(shop))
@@ -127,7 +134,7 @@ async fn list_stations(
 }
 
 /// Adds a station (a group of chefs cooking some categories) to a shop.
-#[utoipa::path(post, path = "/shops/{shop_id}/stations", tag = "shops", request_body = NewStation,
+#[utoipa::path(post, path = "/shops/{shop_id}/stations", tag = "shops", security(("bearer" = [])), request_body = NewStation,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 201, body = Station),
@@ -137,9 +144,11 @@ async fn list_stations(
     ))]
 async fn create_station(
     State(state): State<AppState>,
+    caller: Caller,
     Path(shop_id): Path<Uuid>,
     Json(station): Json<NewStation>,
 ) -> ApiResult<Response> {
+    caller.admin()?;
     let station = state
         .store
         .create_station(shop_id, &station.validate()?)
@@ -176,7 +185,7 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
 }
 
 /// Puts an item on the shop's menu, or marks it (un)available there.
-#[utoipa::path(put, path = "/shops/{shop_id}/items/{item_id}", tag = "shops", request_body = Availability,
+#[utoipa::path(put, path = "/shops/{shop_id}/items/{item_id}", tag = "shops", security(("bearer" = [])), request_body = Availability,
     params(("shop_id" = Uuid, Path, description = "Shop id"), ("item_id" = Uuid, Path, description = "Item id")),
     responses(
         (status = 204, description = "Availability set"),
@@ -185,9 +194,11 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
     ))]
 async fn set_availability(
     State(state): State<AppState>,
+    caller: Caller,
     Path((shop_id, item_id)): Path<(Uuid, Uuid)>,
     Json(availability): Json<Availability>,
 ) -> ApiResult<StatusCode> {
+    caller.admin()?;
     state
         .store
         .set_availability(shop_id, item_id, availability.available)

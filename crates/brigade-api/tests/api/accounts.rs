@@ -30,7 +30,8 @@ both_backends! {
         let after = app.get_as("/api/v1/accounts/me", token).await;
         assert!(after.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
         expect_problem(after, StatusCode::UNAUTHORIZED).await;
-        expect_problem(app.get("/api/v1/accounts/me").await, StatusCode::UNAUTHORIZED).await;
+        let anonymous = app.anonymous().get(app.url("/api/v1/accounts/me")).send().await.unwrap();
+        expect_problem(anonymous, StatusCode::UNAUTHORIZED).await;
 
         let taken = app.post("/api/v1/accounts", &json!({"email": "ann@EXAMPLE.org", "password": "another password"})).await;
         expect_problem(taken, StatusCode::CONFLICT).await;

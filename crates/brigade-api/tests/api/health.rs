@@ -79,6 +79,8 @@ both_backends! {
             ("/api/v1/accounts", &["post"]),
             ("/api/v1/accounts/me", &["get"]),
             ("/api/v1/sessions", &["post"]),
+            ("/api/v1/admin/accounts", &["get", "post"]),
+            ("/api/v1/admin/accounts/{account_id}", &["patch"]),
             ("/api/v1/sessions/current", &["delete"]),
             ("/health/live", &["get"]),
             ("/health/ready", &["get"]),

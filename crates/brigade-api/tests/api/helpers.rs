@@ -184,22 +184,54 @@ pub async fn spawn_on(
 }
 
 /// Starts an application with exactly these settings on an existing database.
+///
+/// Its `client` sends an admin's token with every request (tests of other roles pass their own
+/// token, or use [`TestApp::anonymous`]); the admin is created on first start.
 pub async fn spawn_configured(db: Arc<TestDb>, settings: Settings, backend: Backend) -> TestApp {
     let application = Application::build(settings)
         .await
         .expect("application builds");
+    let store = application.store();
     let address = format!("http://{}", application.local_addr());
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let admin = json!({"email": ADMIN_EMAIL, "password": PASSWORD});
+    // A second replica on the same database finds the admin already there.
+    let _ = brigade_api::routes::accounts::create_account_with(
+        store.as_ref(),
+        &brigade_api::auth::Passwords::new(64, 1),
+        serde_json::from_value(admin.clone()).unwrap(),
+        brigade_domain::Role::Admin,
+        None,
+    )
+    .await;
+    let session = Client::new()
+        .post(format!("{address}/api/v1/sessions"))
+        .json(&admin)
+        .send()
+        .await
+        .expect("admin logs in");
+    let session: Value = expect_json(session, StatusCode::CREATED).await;
+    let token = session["token"].as_str().unwrap().to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     TestApp {
         address,
-        client: Client::new(),
+        client: Client::builder().default_headers(headers).build().unwrap(),
         shutdown,
         backend,
         server: Some(server),
         db,
     }
 }
+
+/// The admin every test app starts with.
+pub const ADMIN_EMAIL: &str = "admin@brigade.test";
+/// The password of every test account.
+pub const PASSWORD: &str = "correct horse battery";
 
 impl Drop for TestApp {
     fn drop(&mut self) {
@@ -239,20 +271,42 @@ impl TestApp {
         }
     }
 
-    /// Signs up and logs in; returns the token.
+    /// Signs up and logs in a customer; returns the token.
     pub async fn log_in_new(&self, email: &str) -> String {
-        let credentials = json!({"email": email, "password": "correct horse battery"});
+        let credentials = json!({"email": email, "password": PASSWORD});
         expect_json(
             self.post("/api/v1/accounts", &credentials).await,
             StatusCode::CREATED,
         )
         .await;
+        self.log_in(email).await
+    }
+
+    /// Logs in an existing account; returns the token.
+    pub async fn log_in(&self, email: &str) -> String {
+        let credentials = json!({"email": email, "password": PASSWORD});
         let session = expect_json(
             self.post("/api/v1/sessions", &credentials).await,
             StatusCode::CREATED,
         )
         .await;
         session["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates (as admin) a staff or courier account of a shop and logs it in.
+    pub async fn log_in_staff(&self, email: &str, role: &str, shop_id: &str) -> String {
+        let body = json!({"email": email, "password": PASSWORD, "role": role, "shop_id": shop_id});
+        expect_json(
+            self.post("/api/v1/admin/accounts", &body).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        self.log_in(email).await
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(&self) -> Client {
+        Client::new()
     }
 
     /// GET with a bearer token.

@@ -11,4 +11,5 @@ mod cache;
 mod health;
 mod kitchen;
 mod orders;
+mod roles;
 mod shops;

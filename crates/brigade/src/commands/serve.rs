@@ -1,17 +1,21 @@
 //! `brigade serve`.
 
-use anyhow::Context as _;
 use brigade_api::Application;
 use brigade_core::{Settings, Shutdown};
 
 /// Builds the application, optionally loads demo data, serves until a termination signal.
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
-    let application = Application::build(settings).await?;
+    let application = Application::build(settings.clone()).await?;
     if demo {
-        let report = brigade_api::demo::load(application.store().as_ref())
-            .await
-            .context("loading demo data")?;
-        tracing::info!(?report, "demo data loaded");
+        let report = super::demo_data::load(application.store().as_ref(), &settings).await?;
+        tracing::info!(
+            shops = report.shops,
+            items = report.items,
+            accounts = report.accounts.len(),
+            "demo data loaded"
+        );
+        // Passwords go to the terminal, never into the log stream.
+        super::demo_data::print_accounts(&report, &mut std::io::stderr());
     }
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
