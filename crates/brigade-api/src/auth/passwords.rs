@@ -5,20 +5,22 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 /// Hashes and verifies passwords. Hashing is CPU-heavy by design, so it runs on the blocking
 /// pool, never on the async workers that serve other requests.
-#[derive(Clone)]
 pub struct Passwords {
     params: Params,
     /// A hash of a random password, verified when an e-mail address is unknown so that a
-    /// failed login takes as long whether or not the account exists.
-    decoy: String,
+    /// failed login takes as long whether or not the account exists. Made on first use: hashing
+    /// it at start would cost start-up time and Argon2's memory before anyone logs in.
+    decoy: tokio::sync::OnceCell<String>,
 }
 
 impl Passwords {
     /// Argon2id with the given memory (KiB) and iterations, one lane.
     pub fn new(memory_kib: u32, iterations: u32) -> Self {
         let params = Params::new(memory_kib, iterations, 1, None).unwrap_or_default();
-        let decoy = hash_with(&params, &super::tokens::random_secret()).unwrap_or_default();
-        Self { params, decoy }
+        Self {
+            params,
+            decoy: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// The PHC string of a new password.
@@ -34,7 +36,18 @@ impl Passwords {
     /// and the answer is always false.
     pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.decoy.clone());
+        let hash = match hash {
+            Some(hash) => hash,
+            None => self
+                .decoy
+                .get_or_init(|| async {
+                    self.hash(super::tokens::random_secret())
+                        .await
+                        .unwrap_or_default()
+                })
+                .await
+                .clone(),
+        };
         let matched = tokio::task::spawn_blocking(move || {
             Argon2::default()
                 .verify_password(password.as_bytes(), hash.as_str())
