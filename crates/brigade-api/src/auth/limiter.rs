@@ -4,7 +4,7 @@
 //! when Redis cannot answer, this process's own counters take over, so an outage weakens the
 //! limit to one replica's view instead of removing it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use brigade_core::config::AuthSettings;
@@ -13,7 +13,9 @@ use brigade_store::cache::{Cache, MemoryCache};
 /// The login rate limit.
 pub struct LoginLimiter {
     shared: Arc<dyn Cache>,
-    local: MemoryCache,
+    /// Made on the first failure of `shared` (only Redis fails), so a replica that never needs
+    /// it never pays its memory.
+    local: OnceLock<MemoryCache>,
     window: Duration,
     per_account: u64,
     per_address: u64,
@@ -24,7 +26,7 @@ impl LoginLimiter {
     pub fn new(shared: Arc<dyn Cache>, settings: &AuthSettings) -> Self {
         Self {
             shared,
-            local: MemoryCache::new(100_000),
+            local: OnceLock::new(),
             window: Duration::from_secs(settings.login_window_secs),
             per_account: settings.max_failures_per_account,
             per_address: settings.max_failures_per_address,
@@ -41,7 +43,7 @@ impl LoginLimiter {
     pub async fn failed(&self, email: &str, address: &str) {
         for key in [account_key(email), address_key(address)] {
             if self.shared.increment(&key, self.window).await.is_none() {
-                self.local.increment(&key, self.window).await;
+                self.local().increment(&key, self.window).await;
             }
         }
     }
@@ -50,7 +52,9 @@ impl LoginLimiter {
     pub async fn succeeded(&self, email: &str) {
         let key = account_key(email);
         self.shared.delete(&key).await;
-        self.local.delete(&key).await;
+        if let Some(local) = self.local.get() {
+            local.delete(&key).await;
+        }
     }
 
     /// How long a client should wait before trying again.
@@ -58,8 +62,15 @@ impl LoginLimiter {
         self.window
     }
 
+    fn local(&self) -> &MemoryCache {
+        self.local.get_or_init(|| MemoryCache::new(100_000))
+    }
+
     async fn count(&self, key: &str) -> u64 {
-        let local = self.local.count(key).await.unwrap_or(0);
+        let local = match self.local.get() {
+            Some(local) => local.count(key).await.unwrap_or(0),
+            None => 0,
+        };
         self.shared.count(key).await.unwrap_or(0).max(local)
     }
 }
