@@ -178,3 +178,22 @@ async fn sqlite_replicas_share_one_database() {
 async fn postgres_replicas_share_one_database() {
     replicas_share_one_database(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_limits_hold_while_redis_is_down() {
+    let app = spawn_app_with(Backend::Sqlite, redis_cache("redis://127.0.0.1:1"))
+        .await
+        .unwrap();
+    app.log_in_new("kim@example.org").await;
+    let wrong = serde_json::json!({"email": "kim@example.org", "password": "not the password"});
+    for _ in 0..5 {
+        let response = app.post("/api/v1/sessions", &wrong).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = app.post("/api/v1/sessions", &wrong).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "this replica's own counters took over"
+    );
+}
