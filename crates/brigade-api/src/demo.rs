@@ -159,6 +159,7 @@ pub async fn load(
         items.push(item);
     }
     let existing_shops = store.list_shops(&ShopFilter::default()).await?;
+    let mut people = Vec::new();
     for demo in &SHOPS {
         let shop = match existing_shops.iter().find(|shop| shop.name == demo.name) {
             Some(shop) => shop.clone(),
@@ -202,38 +203,23 @@ pub async fn load(
         }
         for role in [Role::Staff, Role::Courier] {
             let email = format!("{}.{}@brigade.demo", role.as_str(), demo.key);
-            account(
-                store,
-                passwords,
-                password,
-                &email,
-                role,
-                Some(shop.id),
-                &mut report,
-            )
-            .await?;
+            people.push((email, role, Some(shop.id)));
         }
     }
-    account(
-        store,
-        passwords,
-        password,
-        "admin@brigade.demo",
-        Role::Admin,
-        None,
-        &mut report,
-    )
-    .await?;
-    account(
-        store,
-        passwords,
-        password,
-        "customer@brigade.demo",
-        Role::Customer,
-        None,
-        &mut report,
-    )
-    .await?;
+    people.push(("admin@brigade.demo".to_owned(), Role::Admin, None));
+    people.push(("customer@brigade.demo".to_owned(), Role::Customer, None));
+    for (email, role, shop_id) in people {
+        account(
+            store,
+            passwords,
+            password,
+            &email,
+            role,
+            shop_id,
+            &mut report,
+        )
+        .await?;
+    }
     Ok(report)
 }
 
