@@ -4,6 +4,10 @@ use axum::extract::FromRequestParts;
 use brigade_domain::{Account, Actor, Order, OrderStatus, Role};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -119,7 +123,18 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        // The `authenticate` middleware has usually resolved the caller already.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        Self::resolve(&parts.headers, state).await
+    }
+}
+
+impl Caller {
+    /// Resolves the `Authorization` header: anonymous without one, 401 for a bad one.
+    pub async fn resolve(headers: &http::HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = headers.get(AUTHORIZATION) else {
             return Ok(Self {
                 actor: Actor::anonymous(),
                 account: None,
@@ -157,4 +172,22 @@ impl FromRequestParts<AppState> for Caller {
             session_id: Some(claims.sid),
         })
     }
+}
+
+/// Middleware: resolves the caller once per request, so that a bad token is refused (401) on
+/// every route, public reads included, and handlers reuse the result.
+pub async fn authenticate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.headers().contains_key(AUTHORIZATION) {
+        match Caller::resolve(request.headers(), &state).await {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+            }
+            Err(error) => return error.into_response(),
+        }
+    }
+    next.run(request).await
 }

@@ -245,6 +245,10 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            caller::authenticate,
+        ))
         .with_state(state);
     middleware::apply(router, body_limit, timeout)
 }

@@ -71,6 +71,11 @@ both_backends! {
         // Anonymous ordering still works; a bad token is never silently treated as anonymous.
         let response = app.client.post(app.url("/api/v1/orders")).header("authorization", "Bearer nope").json(&json!({})).send().await.unwrap();
         expect_problem(response, StatusCode::UNAUTHORIZED).await;
+        // Public reads too: a bad token is refused rather than read as "anonymous".
+        let response = app.client.get(app.url("/api/v1/shops")).header("authorization", "Bearer nope").send().await.unwrap();
+        expect_problem(response, StatusCode::UNAUTHORIZED).await;
+        let anonymous = app.anonymous().get(app.url("/api/v1/shops")).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::OK);
     }
 
     async fn logins_and_logouts_hold_on_every_replica(app) {

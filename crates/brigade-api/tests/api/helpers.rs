@@ -274,22 +274,28 @@ impl TestApp {
     /// Signs up and logs in a customer; returns the token.
     pub async fn log_in_new(&self, email: &str) -> String {
         let credentials = json!({"email": email, "password": PASSWORD});
-        expect_json(
-            self.post("/api/v1/accounts", &credentials).await,
-            StatusCode::CREATED,
-        )
-        .await;
+        let response = self
+            .anonymous()
+            .post(self.url("/api/v1/accounts"))
+            .json(&credentials)
+            .send()
+            .await
+            .expect("POST");
+        expect_json(response, StatusCode::CREATED).await;
         self.log_in(email).await
     }
 
     /// Logs in an existing account; returns the token.
     pub async fn log_in(&self, email: &str) -> String {
         let credentials = json!({"email": email, "password": PASSWORD});
-        let session = expect_json(
-            self.post("/api/v1/sessions", &credentials).await,
-            StatusCode::CREATED,
-        )
-        .await;
+        let response = self
+            .anonymous()
+            .post(self.url("/api/v1/sessions"))
+            .json(&credentials)
+            .send()
+            .await
+            .expect("POST");
+        let session = expect_json(response, StatusCode::CREATED).await;
         session["token"].as_str().unwrap().to_owned()
     }
 
