@@ -116,7 +116,9 @@ pub struct RoleChange {
     pub shop_id: Option<uuid::Uuid>,
 }
 
-/// Every account (admins only).
+/// Every account.
+///
+/// Roles: admin.
 #[utoipa::path(get, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<Account>),
@@ -131,7 +133,9 @@ async fn list_accounts(
     Ok(axum::Json(state.store.list_accounts().await?))
 }
 
-/// Creates a staff, courier, admin or customer account (admins only).
+/// Creates a staff, courier, admin or customer account.
+///
+/// Roles: admin.
 #[utoipa::path(post, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
     request_body = NewStaffAccount,
     responses(
@@ -167,6 +171,8 @@ async fn create_account(
 }
 
 /// Changes an account's role (and shop). Takes effect on its live sessions at once.
+///
+/// Roles: admin.
 #[utoipa::path(patch, path = "/admin/accounts/{account_id}", tag = "accounts",
     security(("bearer" = [])), request_body = RoleChange,
     params(("account_id" = uuid::Uuid, Path, description = "Account id")),

@@ -28,6 +28,8 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
 }
 
 /// Adds an item to the catalogue. Put it on shop menus with `PUT /shops/{id}/items/{item_id}`.
+///
+/// Roles: admin.
 #[utoipa::path(post, path = "/items", tag = "catalogue", security(("bearer" = [])), request_body = NewItem,
     responses(
         (status = 201, body = Item),

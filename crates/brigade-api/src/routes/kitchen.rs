@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A station's open tickets, oldest first: the order chefs must cook them in.
+///
+/// Roles: staff of the station's shop (staff of other shops get 404), admin.
 #[utoipa::path(get, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/tickets", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
@@ -43,6 +45,8 @@ async fn station_queue(
 }
 
 /// Claims the oldest claimable ticket of the station. 204 when there is none.
+///
+/// Roles: staff of the station's shop, admin.
 #[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/claim", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
@@ -67,6 +71,8 @@ async fn claim_next(
 
 /// Claims one ticket. It must be the oldest claimable ticket of its station (FIFO); when two
 /// chefs claim the same ticket at once, exactly one succeeds and the other gets 409.
+///
+/// Roles: staff of the ticket's shop, admin.
 #[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/claim", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(
@@ -86,6 +92,8 @@ async fn claim_ticket(
 }
 
 /// Marks a claimed ticket done. When it is the order's last, the order becomes `ready`.
+///
+/// Roles: staff of the ticket's shop, admin.
 #[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/complete", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(

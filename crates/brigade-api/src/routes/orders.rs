@@ -41,6 +41,8 @@ pub fn etag(version: i64) -> String {
 
 /// Places an order. Without `shop_id`, brigade picks the open shop with the shortest ETA.
 ///
+/// Roles: customer (the order is theirs), admin.
+///
 /// Send an `Idempotency-Key` to make retries safe: the same key with the same body returns the
 /// first response (with `Idempotent-Replayed: true`) and places nothing; the same key with a
 /// different body is refused with 422.
@@ -172,6 +174,9 @@ fn insert_order_headers(headers: &mut HeaderMap, order: &Order) {
 
 /// One order with lines, tickets and status history.
 ///
+/// Roles: its customer; staff of its shop; couriers of its shop once it is ready; admin.
+/// Anyone else gets 404.
+///
 /// Send `If-None-Match` with the last `ETag` to poll cheaply: 304 while nothing changed.
 #[utoipa::path(get, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])),
     params(("order_id" = Uuid, Path, description = "Order id")),
@@ -232,6 +237,9 @@ pub struct OrderPage {
 }
 
 /// Lists orders, newest first, with cursor pagination (stable under concurrent inserts).
+///
+/// Roles: customers see their own orders, staff their shop's, couriers their shop's ready
+/// (or, with `status`, out-for-delivery and delivered) orders, admins all.
 #[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(OrderQuery),
     responses(
         (status = 200, body = OrderPage),
@@ -332,6 +340,9 @@ pub struct StatusChange {
 }
 
 /// Moves an order along its lifecycle. Requires `If-Match` with the order's current `ETag`.
+///
+/// Roles: its customer may cancel; staff of its shop may accept or cancel; couriers of its
+/// shop may set out_for_delivery and delivered; admins anything the lifecycle allows.
 #[utoipa::path(patch, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])), request_body = StatusChange,
     params(
         ("order_id" = Uuid, Path, description = "Order id"),

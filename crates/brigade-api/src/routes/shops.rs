@@ -42,6 +42,8 @@ pub struct ShopQuery {
 }
 
 /// Lists shops by name.
+///
+/// Roles: anyone, without a token.
 #[utoipa::path(get, path = "/shops", tag = "shops", params(ShopQuery),
     responses(
         (status = 200, body = Vec<Shop>),
@@ -59,6 +61,8 @@ async fn list_shops(
 }
 
 /// Opens a new shop.
+///
+/// Roles: admin.
 #[utoipa::path(post, path = "/shops", tag = "shops", security(("bearer" = [])), request_body = NewShop,
     responses(
         (status = 201, body = Shop, headers(("Location" = String, description = "URL of the new shop"))),
@@ -97,6 +101,8 @@ async fn get_shop(
 }
 
 /// Renames, moves, opens or closes a shop.
+///
+/// Roles: admin.
 #[utoipa::path(patch, path = "/shops/{shop_id}", tag = "shops", security(("bearer" = [])), request_body = ShopPatch,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
@@ -134,6 +140,8 @@ async fn list_stations(
 }
 
 /// Adds a station (a group of chefs cooking some categories) to a shop.
+///
+/// Roles: admin.
 #[utoipa::path(post, path = "/shops/{shop_id}/stations", tag = "shops", security(("bearer" = [])), request_body = NewStation,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
@@ -185,6 +193,8 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
 }
 
 /// Puts an item on the shop's menu, or marks it (un)available there.
+///
+/// Roles: admin.
 #[utoipa::path(put, path = "/shops/{shop_id}/items/{item_id}", tag = "shops", security(("bearer" = [])), request_body = Availability,
     params(("shop_id" = Uuid, Path, description = "Shop id"), ("item_id" = Uuid, Path, description = "Item id")),
     responses(

@@ -99,6 +99,12 @@ both_backends! {
             assert!(schemas.contains_key(schema), "schema {schema} missing");
         }
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        // Each protected operation says which roles may call it.
+        for (path, method) in [("/api/v1/shops", "post"), ("/api/v1/orders", "post"), ("/api/v1/orders/{order_id}", "patch"),
+                               ("/api/v1/kitchen/tickets/{ticket_id}/claim", "post"), ("/api/v1/admin/accounts", "get")] {
+            let description = paths[path][method]["description"].as_str().unwrap_or_default();
+            assert!(description.contains("Roles:"), "{method} {path}: {description}");
+        }
         assert!(paths["/api/v1/accounts/me"]["get"]["security"][0]["bearer"].is_array());
         // Every operation documents its error answers as problem+json.
         let create = &paths["/api/v1/orders"]["post"]["responses"];
