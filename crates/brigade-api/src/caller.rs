@@ -191,3 +191,29 @@ pub async fn authenticate(
     }
     next.run(request).await
 }
+
+/// An admin, checked before the request body is read: a caller without the right gets 401/403
+/// even when the body is also invalid.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::from_request_parts(parts, state).await?.admin()?;
+        Ok(Self)
+    }
+}
+
+/// A caller who may place orders (a customer or an admin), checked before the body is read.
+pub struct Orderer(pub Caller);
+
+impl FromRequestParts<AppState> for Orderer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(&[Role::Customer, Role::Admin])?;
+        Ok(Self(caller))
+    }
+}

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Claims;
-use crate::caller::Caller;
+use crate::caller::{Admin, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::shops::created;
@@ -127,9 +127,8 @@ pub struct RoleChange {
     ))]
 async fn list_accounts(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> ApiResult<axum::Json<Vec<Account>>> {
-    caller.admin()?;
     Ok(axum::Json(state.store.list_accounts().await?))
 }
 
@@ -147,10 +146,9 @@ async fn list_accounts(
     ))]
 async fn create_account(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Json(new): Json<NewStaffAccount>,
 ) -> ApiResult<Response> {
-    caller.admin()?;
     let credentials = Credentials {
         email: new.email,
         password: new.password,
@@ -185,11 +183,10 @@ async fn create_account(
     ))]
 async fn change_role(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     crate::extract::Path(account_id): crate::extract::Path<uuid::Uuid>,
     Json(change): Json<RoleChange>,
 ) -> ApiResult<axum::Json<Account>> {
-    caller.admin()?;
     check_shop(state.store.as_ref(), change.role, change.shop_id).await?;
     let account = state
         .store

@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::caller::Caller;
+use crate::caller::Admin;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::routes::shops::created;
@@ -39,10 +39,9 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
     ))]
 async fn create_item(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Json(item): Json<NewItem>,
 ) -> ApiResult<Response> {
-    caller.admin()?;
     let item = state.store.create_item(&item.validate()?).await?;
     Ok(created(&format!("/api/v1/items/{}", item.id), &item))
 }

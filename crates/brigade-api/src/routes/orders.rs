@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::caller::Caller;
+use crate::caller::{Caller, Orderer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKeyHeader, Json, Path, Query};
 use crate::state::AppState;
@@ -61,11 +61,11 @@ pub fn etag(version: i64) -> String {
     ))]
 async fn create_order(
     State(state): State<AppState>,
-    caller: Caller,
+    Orderer(caller): Orderer,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Json(order): Json<NewOrder>,
 ) -> ApiResult<Response> {
-    let account = caller.require(&[Role::Customer, Role::Admin])?;
+    let account = caller.account()?;
     let customer_id = (account.role == Role::Customer).then_some(account.id);
     let order = order.validate()?;
     let idempotency = key.map(|key| IdempotencyKey {

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::caller::Caller;
+use crate::caller::Admin;
 use crate::catalogue_cache;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
@@ -76,10 +76,9 @@ async fn list_shops(
     ))]
 async fn create_shop(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Json(shop): Json<NewShop>,
 ) -> ApiResult<Response> {
-    caller.admin()?;
     let shop = state.store.create_shop(&shop.validate()?).await?;
     catalogue_cache::forget_open_shops(&state).await;
     Ok(created(&format!("/api/v1/shops/{}", shop.id), &shop))
@@ -114,11 +113,10 @@ async fn get_shop(
     ))]
 async fn update_shop(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path(shop_id): Path<Uuid>,
     Json(patch): Json<ShopPatch>,
 ) -> ApiResult<axum::Json<Shop>> {
-    caller.admin()?;
     let shop = state.store.update_shop(shop_id, &patch.validate()?).await?;
     catalogue_cache::forget_open_shops(&state).await;
     Ok(axum::Json(shop))
@@ -152,11 +150,10 @@ async fn list_stations(
     ))]
 async fn create_station(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path(shop_id): Path<Uuid>,
     Json(station): Json<NewStation>,
 ) -> ApiResult<Response> {
-    caller.admin()?;
     let station = state
         .store
         .create_station(shop_id, &station.validate()?)
@@ -204,11 +201,10 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
     ))]
 async fn set_availability(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: Admin,
     Path((shop_id, item_id)): Path<(Uuid, Uuid)>,
     Json(availability): Json<Availability>,
 ) -> ApiResult<StatusCode> {
-    caller.admin()?;
     state
         .store
         .set_availability(shop_id, item_id, availability.available)

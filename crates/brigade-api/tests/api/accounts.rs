@@ -116,4 +116,25 @@ both_backends! {
         expect_json(retired.get_as("/api/v1/accounts/me", new_token).await, StatusCode::OK).await;
         expect_problem(old.get_as("/api/v1/accounts/me", new_token).await, StatusCode::UNAUTHORIZED).await;
     }
+    async fn role_changes_apply_to_live_sessions_everywhere(app) {
+        let second = crate::helpers::spawn_on(Arc::clone(&app.db), app.storage(), Default::default(), app.backend).await;
+        let shop = app.shop("Mitte", 52.5, 13.4).await;
+        let token = app.log_in_new("jo@example.org").await;
+        let me = expect_json(second.get_as("/api/v1/accounts/me", &token).await, StatusCode::OK).await;
+        assert_eq!(me["role"], "customer");
+        let change = json!({"role": "courier", "shop_id": shop["id"]});
+        let changed = expect_json(app.patch(&format!("/api/v1/admin/accounts/{}", me["id"].as_str().unwrap()), &change, None).await, StatusCode::OK).await;
+        assert_eq!(changed["role"], "courier");
+        let me = expect_json(second.get_as("/api/v1/accounts/me", &token).await, StatusCode::OK).await;
+        assert_eq!(me["role"], "courier", "the same token now carries the new role");
+        assert_eq!(me["shop_id"], shop["id"]);
+        // Rights are checked before the body is read: no right, 403, however bad the body.
+        let shop_attempt = second.client.post(second.url("/api/v1/shops")).bearer_auth(&token).json(&json!({})).send().await.unwrap();
+        expect_problem(shop_attempt, StatusCode::FORBIDDEN).await;
+        // A courier may not place orders any more.
+        let order = second.client.post(second.url("/api/v1/orders")).bearer_auth(&token).json(&json!({})).send().await.unwrap();
+        expect_problem(order, StatusCode::FORBIDDEN).await;
+        let missing_shop = app.patch(&format!("/api/v1/admin/accounts/{}", me["id"].as_str().unwrap()), &json!({"role": "staff"}), None).await;
+        assert_eq!(problem_fields(&expect_problem(missing_shop, StatusCode::UNPROCESSABLE_ENTITY).await), ["shop_id"]);
+    }
 }
