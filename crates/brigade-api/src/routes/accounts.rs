@@ -18,7 +18,7 @@ use crate::auth::Claims;
 use crate::caller::{Admin, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::routes::shops::created;
+use crate::routes::created;
 use crate::state::AppState;
 
 /// Accounts signed up.

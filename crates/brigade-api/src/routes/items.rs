@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::caller::Admin;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path};
-use crate::routes::shops::created;
+use crate::routes::created;
 use crate::state::AppState;
 
 /// Routes of this module.

@@ -7,8 +7,10 @@ pub mod kitchen;
 pub mod orders;
 pub mod shops;
 
+use axum::response::{IntoResponse, Response};
 use brigade_core::Problem;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
 
 /// Fallback for unknown paths: 404 as problem+json.
 pub async fn not_found(uri: http::Uri) -> Problem {
@@ -23,4 +25,13 @@ pub async fn method_not_allowed(method: http::Method) -> Problem {
         "Method not allowed",
     )
     .with_detail(format!("{method} is not supported on this path"))
+}
+
+/// 201 with a `Location` header and the JSON body.
+pub(crate) fn created<T: Serialize>(location: &str, body: &T) -> Response {
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }

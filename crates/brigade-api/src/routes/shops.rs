@@ -17,6 +17,7 @@ use crate::caller::Admin;
 use crate::catalogue_cache;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
+use crate::routes::created;
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -252,13 +253,4 @@ async fn get_load(
             })
             .collect(),
     ))
-}
-
-/// 201 with a `Location` header and the JSON body.
-pub(crate) fn created<T: Serialize>(location: &str, body: &T) -> Response {
-    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
 }
