@@ -109,50 +109,37 @@ impl PostgresStore {
             None => None,
         };
         let lines = &order.lines;
-        let placed: i64 = sqlx::query_scalar(PLACE_IN_ONE_STATEMENT)
-            .bind(order.id)
-            .bind(order.shop_id)
-            .bind(order.status.as_str())
-            .bind(order.version)
-            .bind(order.total_minor)
-            .bind(&order.currency)
-            .bind(order.delivery.lat)
-            .bind(order.delivery.lon)
-            .bind(order.distance_m)
-            .bind(order.eta_seconds)
-            .bind(order.estimated_ready_at)
-            .bind(order.estimated_delivery_at)
-            .bind(order.created_at)
-            .bind(order.updated_at)
-            .bind(&actor.0)
-            .bind(lines.iter().map(|l| l.item_id).collect::<Vec<_>>())
-            .bind(lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
-            .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
-            .bind(lines.iter().map(|l| l.unit_price_minor).collect::<Vec<_>>())
-            .bind(lines.iter().map(|l| l.station_id).collect::<Vec<_>>())
-            .bind(idempotency.as_ref().map(|k| k.scope.as_str()))
-            .bind(idempotency.as_ref().map(|k| k.key.as_str()))
-            .bind(idempotency.as_ref().map(|k| k.request_hash.as_str()))
-            .bind(body)
-            .bind(order.tickets.iter().map(|t| t.id).collect::<Vec<_>>())
-            .bind(
-                order
-                    .tickets
-                    .iter()
-                    .map(|t| t.station_id)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                order
-                    .tickets
-                    .iter()
-                    .map(|t| t.work_seconds)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(order.customer_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)?;
+        let placed: i64 =
+            crate::sql::bind_order_row!(sqlx::query_scalar(PLACE_IN_ONE_STATEMENT), order)
+                .bind(&actor.0)
+                .bind(lines.iter().map(|l| l.item_id).collect::<Vec<_>>())
+                .bind(lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+                .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
+                .bind(lines.iter().map(|l| l.unit_price_minor).collect::<Vec<_>>())
+                .bind(lines.iter().map(|l| l.station_id).collect::<Vec<_>>())
+                .bind(idempotency.as_ref().map(|k| k.scope.as_str()))
+                .bind(idempotency.as_ref().map(|k| k.key.as_str()))
+                .bind(idempotency.as_ref().map(|k| k.request_hash.as_str()))
+                .bind(body)
+                .bind(order.tickets.iter().map(|t| t.id).collect::<Vec<_>>())
+                .bind(
+                    order
+                        .tickets
+                        .iter()
+                        .map(|t| t.station_id)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    order
+                        .tickets
+                        .iter()
+                        .map(|t| t.work_seconds)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(order.customer_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(classify)?;
         Ok((placed == 1).then(|| crate::PlaceOutcome::Created(Box::new(order.clone()))))
     }
 }

@@ -19,6 +19,28 @@ macro_rules! order_columns {
     };
 }
 
+/// Binds an order's first 14 `orders` columns (id … updated_at, in `order_columns!` order) to
+/// a query; both ways of writing an order use it, so their column lists cannot drift apart.
+macro_rules! bind_order_row {
+    ($query:expr, $order:expr) => {
+        $query
+            .bind($order.id)
+            .bind($order.shop_id)
+            .bind($order.status.as_str())
+            .bind($order.version)
+            .bind($order.total_minor)
+            .bind(&$order.currency)
+            .bind($order.delivery.lat)
+            .bind($order.delivery.lon)
+            .bind($order.distance_m)
+            .bind($order.eta_seconds)
+            .bind($order.estimated_ready_at)
+            .bind($order.estimated_delivery_at)
+            .bind($order.created_at)
+            .bind($order.updated_at)
+    };
+}
+
 /// Columns of `shops`, in `ShopRow` order.
 macro_rules! shop_columns {
     () => {
@@ -713,25 +735,14 @@ macro_rules! impl_store {
                         })
                         .collect();
                 }
-                sqlx::query(concat!(
-                    "INSERT INTO orders (",
-                    $crate::sql::order_columns!(),
-                    ", placed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-                ))
-                .bind(order.id)
-                .bind(order.shop_id)
-                .bind(order.status.as_str())
-                .bind(order.version)
-                .bind(order.total_minor)
-                .bind(&order.currency)
-                .bind(order.delivery.lat)
-                .bind(order.delivery.lon)
-                .bind(order.distance_m)
-                .bind(order.eta_seconds)
-                .bind(order.estimated_ready_at)
-                .bind(order.estimated_delivery_at)
-                .bind(order.created_at)
-                .bind(order.updated_at)
+                $crate::sql::bind_order_row!(
+                    sqlx::query(concat!(
+                        "INSERT INTO orders (",
+                        $crate::sql::order_columns!(),
+                        ", placed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                    )),
+                    order
+                )
                 .bind(order.customer_id)
                 .bind(&actor.0)
                 .execute(&mut *tx)
@@ -1284,6 +1295,6 @@ macro_rules! impl_store {
 }
 
 pub(crate) use {
-    account_columns, cookable_order, impl_store, item_columns, open_ticket, order_columns,
-    shop_columns, ticket_columns,
+    account_columns, bind_order_row, cookable_order, impl_store, item_columns, open_ticket,
+    order_columns, shop_columns, ticket_columns,
 };
