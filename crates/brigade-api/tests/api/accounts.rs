@@ -63,6 +63,19 @@ both_backends! {
         app.log_in_new("fay@example.org").await;
     }
 
+    async fn failures_from_one_address_are_limited_across_accounts(app) {
+        let mut settings = test_settings(app.storage(), Default::default());
+        settings.auth.max_failures_per_address = 3;
+        let strict = spawn_configured(Arc::clone(&app.db), settings, app.backend).await;
+        for n in 0..3 {
+            let guess = json!({"email": format!("victim{n}@example.org"), "password": "guess number x"});
+            expect_problem(strict.post("/api/v1/sessions", &guess).await, StatusCode::UNAUTHORIZED).await;
+        }
+        // A fourth account, never tried before, is refused from this address.
+        let fresh = json!({"email": "victim9@example.org", "password": "guess number x"});
+        expect_problem(strict.post("/api/v1/sessions", &fresh).await, StatusCode::TOO_MANY_REQUESTS).await;
+    }
+
     async fn bad_tokens_are_401(app) {
         for header in ["Bearer not-a-token", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer a.b.c"] {
             let response = app.client.get(app.url("/api/v1/accounts/me")).header("authorization", header).send().await.unwrap();
