@@ -1,0 +1,18 @@
+//! brigade-watch: the kitchen's thermometers, timers and fire alarm.
+//!
+//! `brigade watch --config watch.toml` scrapes Prometheus text endpoints (static targets and
+//! the backends a `brigade balance` admin API lists), keeps a bounded window of samples in
+//! memory, evaluates alerting rules written in Prometheus's own rule-file format over them,
+//! and sends notifications with Alertmanager's semantics (routing tree, grouping, inhibition,
+//! silences, resolved notices) to webhooks, Slack, PagerDuty and e-mail. Alert state, history
+//! and silences live in brigade's database, so a restart neither forgets nor repeats an alert.
+//!
+//! In production the very same rule file runs in Prometheus and Alertmanager
+//! (`deploy/prometheus/rules/brigade.yml`, `deploy/alertmanager/alertmanager.yml`).
+
+pub mod labels;
+pub mod promql;
+pub mod rules;
+pub mod template;
+pub mod textformat;
+pub mod tsdb;
