@@ -10,7 +10,9 @@
 //! In production the very same rule file runs in Prometheus and Alertmanager
 //! (`deploy/prometheus/rules/brigade.yml`, `deploy/alertmanager/alertmanager.yml`).
 
+pub mod config;
 pub mod labels;
+pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod template;
