@@ -4,6 +4,9 @@
 //! the spans it happened in (so `request_id`, `trace_id` and `span_id` appear at the top level of
 //! every line written while serving a request) and the event's own fields. A log shipper can index
 //! these lines without parsing rules.
+//!
+//! Every event is also counted in `brigade_log_events_total{level}`, so a burst of error lines
+//! is alertable like any other metric (`increase(brigade_log_events_total{level="error"}[5m])`).
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
@@ -39,7 +42,7 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(LogCounter);
     let result = if json {
         registry.with(JsonLayer).try_init()
     } else {
@@ -48,6 +51,21 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
             .try_init()
     };
     result.map_err(|_| TelemetryError::AlreadyInitialised)
+}
+
+/// The counter of log events by level.
+pub const LOG_EVENTS: &str = "brigade_log_events_total";
+
+/// Counts every event that passes the filter in [`LOG_EVENTS`], by level.
+///
+/// A layer of its own (rather than part of the JSON writer) so that pretty output counts too.
+#[derive(Debug, Default)]
+pub struct LogCounter;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for LogCounter {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        metrics::counter!(LOG_EVENTS, "level" => level_name(event.metadata().level())).increment(1);
+    }
 }
 
 /// Writes every event as one JSON line on stdout.
@@ -242,6 +260,26 @@ mod tests {
                 .unwrap()
                 .push(String::from_utf8(render_event(event, &ctx)).unwrap());
         }
+    }
+
+    #[test]
+    fn log_events_are_counted_by_level() {
+        let renderer = crate::metrics::renderer();
+        let count = |text: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with("brigade_log_events_total{level=\"error\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let before = count(&renderer.render());
+        let subscriber = tracing_subscriber::registry().with(LogCounter);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("one");
+            tracing::error!("two");
+            tracing::info!("not an error");
+        });
+        assert_eq!(count(&renderer.render()) - before, 2.0);
     }
 
     #[test]

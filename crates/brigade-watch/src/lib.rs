@@ -10,11 +10,32 @@
 //! In production the very same rule file runs in Prometheus and Alertmanager
 //! (`deploy/prometheus/rules/brigade.yml`, `deploy/alertmanager/alertmanager.yml`).
 
+pub mod api;
+pub mod app;
+pub mod client;
 pub mod config;
+pub mod db;
 pub mod labels;
 pub mod notify;
 pub mod promql;
 pub mod rules;
+pub mod scrape;
 pub mod template;
 pub mod textformat;
 pub mod tsdb;
+
+pub use app::{Watch, WatchError};
+pub use config::WatchConfig;
+
+/// An error and its causes, `outer: inner: root` (reqwest's top-level message alone, "error
+/// sending request", does not say whether the connection was refused or timed out).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -47,6 +47,13 @@ pub enum Command {
     ///
     /// Idempotent: running it again changes nothing.
     DemoData(StorageArgs),
+    /// Watch the services: scrape metrics, evaluate alert rules, send notifications.
+    ///
+    /// Without a subcommand it runs: reads --config (default ./watch.toml), scrapes its targets,
+    /// evaluates the rule files (Prometheus format) and notifies webhooks, Slack, PagerDuty and
+    /// e-mail; its API listens on 127.0.0.1:8083. `rules check` validates rule files;
+    /// `silence` manages silences of a running watch.
+    Watch(WatchArgs),
 }
 
 /// Flags of `brigade serve`.
@@ -87,6 +94,80 @@ pub struct StorageArgs {
     pub database_url: Option<String>,
 }
 
+/// Flags of `brigade watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// What to do; without a subcommand, run the watch.
+    #[command(subcommand)]
+    pub action: Option<WatchAction>,
+
+    /// API address (overrides `listen` in watch.toml); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Subcommands of `brigade watch`.
+#[derive(Debug, Subcommand)]
+pub enum WatchAction {
+    /// Rule files.
+    #[command(subcommand)]
+    Rules(WatchRulesAction),
+    /// Silences of a running watch.
+    #[command(subcommand)]
+    Silence(WatchSilenceAction),
+}
+
+/// `brigade watch rules …`.
+#[derive(Debug, Subcommand)]
+pub enum WatchRulesAction {
+    /// Check rule files like `promtool check rules`, and that brigade can evaluate every rule.
+    Check {
+        /// Rule files (Prometheus format).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `brigade watch silence …`.
+#[derive(Debug, Subcommand)]
+pub enum WatchSilenceAction {
+    /// Create a silence; prints its id.
+    Add {
+        /// Alertmanager matcher, e.g. 'alertname="BrigadeHighCpu"' (repeatable; all must hold).
+        #[arg(long = "matcher", required = true, value_name = "MATCHER")]
+        matchers: Vec<String>,
+        /// How long it lasts, e.g. 30m or 2h.
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        duration: String,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+        /// Who.
+        #[arg(long, env = "USER", default_value = "brigade")]
+        created_by: String,
+        /// The watch's API.
+        #[arg(long, default_value = "http://127.0.0.1:8083", value_name = "URL")]
+        url: String,
+    },
+    /// List silences.
+    List {
+        /// The watch's API.
+        #[arg(long, default_value = "http://127.0.0.1:8083", value_name = "URL")]
+        url: String,
+    },
+    /// End a silence now.
+    Expire {
+        /// The silence's id.
+        id: String,
+        /// The watch's API.
+        #[arg(long, default_value = "http://127.0.0.1:8083", value_name = "URL")]
+        url: String,
+    },
+}
+
 /// `--log-format` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormatArg {
@@ -111,7 +192,13 @@ impl From<LogFormatArg> for LogFormat {
 impl Cli {
     /// Settings with every layer applied, flags last.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        let mut figment = Settings::figment(self.config.as_deref())?;
+        // For `watch`, --config names watch.toml; brigade's own settings (storage) then come
+        // from ./brigade.toml, the environment and flags.
+        let config_file = match &self.command {
+            Command::Watch(_) => None,
+            _ => self.config.as_deref(),
+        };
+        let mut figment = Settings::figment(config_file)?;
         let mut set = |key: &str, value: serde_json::Value| {
             figment = std::mem::take(&mut figment).merge(Serialized::default(key, value));
         };
@@ -138,6 +225,7 @@ impl Cli {
                 &args.storage
             }
             Command::Migrate(args) | Command::DemoData(args) => args,
+            Command::Watch(args) => &args.storage,
         };
         if let Some(dir) = &storage.data_dir {
             // DATABASE_URL still wins over the SQLite file in the data directory: a supervisor

@@ -155,7 +155,7 @@ impl Deliverer {
 
     async fn post(&self, url: &str, body: &Value) -> Result<(), AttemptError> {
         let response = self.http.post(url).json(body).send().await.map_err(|e| AttemptError {
-            message: e.without_url().to_string(),
+            message: crate::error_chain(&e.without_url()),
             retryable: true,
         })?;
         let status = response.status();

@@ -239,6 +239,10 @@ impl Dispatcher {
                 }
             };
             if !needed {
+                if firing_set.is_empty() {
+                    // Only resolved alerts that were already told (or never fired here).
+                    self.groups.remove(&key);
+                }
                 continue;
             }
             let send = !firing_set.is_empty() || send_resolved;

@@ -12,7 +12,7 @@ mod functions;
 
 use promql_parser::parser::Expr;
 
-pub use eval::{RangeSeries, Sample, Value};
+pub use eval::{LOOKBACK_MS, RangeSeries, Sample, Value};
 
 use crate::tsdb::Tsdb;
 

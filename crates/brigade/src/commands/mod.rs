@@ -3,6 +3,7 @@
 mod demo_data;
 mod migrate;
 mod serve;
+mod watch;
 
 use brigade_core::Settings;
 
@@ -14,5 +15,6 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(settings, args.demo).await,
         Command::Migrate(_) => migrate::run(settings).await,
         Command::DemoData(_) => demo_data::run(settings).await,
+        Command::Watch(args) => watch::run(settings, args).await,
     }
 }

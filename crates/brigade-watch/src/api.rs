@@ -1,0 +1,328 @@
+//! The HTTP API: alerts, history, rules, targets, silences, ad-hoc queries, health, metrics.
+//!
+//! Bad input is answered with problem+json naming the field; nothing here can panic on input.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use brigade_core::Problem;
+use brigade_core::health::Phase;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::{Shared, lock, now_ms};
+use crate::notify::payload::rfc3339;
+use crate::notify::silence::Silence;
+use crate::promql;
+use crate::rules::{AlertState, parse_duration_ms};
+
+/// The API's routes.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/history", get(history))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/query", get(query))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route("/api/v1/silences/{id}", delete(expire_silence))
+        .with_state(shared)
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "up" }))
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.health.phase() {
+        Phase::Ready => Json(json!({ "status": "up" })).into_response(),
+        phase => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "down", "phase": format!("{phase:?}").to_lowercase() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_text() -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        brigade_core::metrics::renderer().render(),
+    )
+        .into_response()
+}
+
+async fn alerts(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let now = now_ms();
+    let groups = lock(&shared.groups);
+    let dispatcher = lock(&shared.dispatcher);
+    let mut list = Vec::new();
+    for group in groups.iter() {
+        for rule in group.alerting_rules() {
+            for (fingerprint, alert) in &rule.active {
+                if alert.state == AlertState::Inactive {
+                    continue;
+                }
+                let as_notified = crate::notify::Alert {
+                    fingerprint: fingerprint.clone(),
+                    labels: alert.labels.clone(),
+                    annotations: alert.annotations.clone(),
+                    starts_at: alert.active_at,
+                    ends_at: None,
+                    generator_url: String::new(),
+                };
+                let muted = dispatcher.mute_status(&as_notified, now);
+                list.push(json!({
+                    "fingerprint": fingerprint,
+                    "labels": alert.labels,
+                    "annotations": alert.annotations,
+                    "state": alert.state,
+                    "value": alert.value,
+                    "activeAt": rfc3339(alert.active_at),
+                    "firedAt": alert.fired_at.map(rfc3339),
+                    "group": group.name,
+                    "silencedBy": muted.silenced_by,
+                    "inhibitedBy": muted.inhibited_by,
+                }));
+            }
+        }
+    }
+    list.sort_by(|a, b| a["labels"].to_string().cmp(&b["labels"].to_string()));
+    Json(json!({ "alerts": list }))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    limit: Option<String>,
+}
+
+async fn history(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HistoryQuery>,
+) -> Result<Json<Value>, Problem> {
+    let limit = match params.limit.as_deref() {
+        None => 100,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(Problem::invalid_field("limit", "must be a whole number from 1 to 1000")),
+        },
+    };
+    let rows = shared.db.history(limit).await.map_err(|error| {
+        tracing::error!(%error, "cannot read alert history");
+        Problem::unavailable("the database is unavailable")
+    })?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| json!({
+            "fingerprint": r.fingerprint,
+            "alertname": r.alertname,
+            "state": r.state,
+            "at": rfc3339(r.at_ms),
+            "alert": r.alert,
+        }))
+        .collect();
+    Ok(Json(json!({ "history": rows })))
+}
+
+async fn rules(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let groups = lock(&shared.groups);
+    let list: Vec<Value> = groups
+        .iter()
+        .map(|group| {
+            let rules: Vec<Value> = group
+                .rules
+                .iter()
+                .map(|rule| match rule {
+                    crate::rules::Rule::Alerting(a) => {
+                        let state = if a.active.values().any(|x| x.state == AlertState::Firing) {
+                            "firing"
+                        } else if a.active.values().any(|x| x.state == AlertState::Pending) {
+                            "pending"
+                        } else {
+                            "inactive"
+                        };
+                        json!({
+                            "type": "alerting",
+                            "name": a.name,
+                            "query": a.query.text(),
+                            "duration": a.for_ms / 1000,
+                            "keepFiringFor": a.keep_firing_for_ms / 1000,
+                            "labels": a.labels,
+                            "annotations": a.annotations,
+                            "state": state,
+                            "health": if a.last_error.is_some() { "err" } else { "ok" },
+                            "lastError": a.last_error,
+                        })
+                    }
+                    crate::rules::Rule::Recording(r) => json!({
+                        "type": "recording",
+                        "name": r.record,
+                        "query": r.query.text(),
+                        "labels": r.labels,
+                    }),
+                })
+                .collect();
+            json!({ "name": group.name, "file": group.file, "rules": rules })
+        })
+        .collect();
+    Json(json!({ "groups": list }))
+}
+
+async fn targets(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let targets = lock(&shared.targets).clone();
+    Json(json!({ "targets": targets }))
+}
+
+#[derive(Deserialize)]
+struct QueryParams {
+    query: Option<String>,
+    time: Option<String>,
+}
+
+async fn query(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<QueryParams>,
+) -> Result<Json<Value>, Problem> {
+    let text = params
+        .query
+        .ok_or_else(|| Problem::invalid_field("query", "is required"))?;
+    let parsed = promql::Query::parse(&text).map_err(|e| Problem::invalid_field("query", e.to_string()))?;
+    let t = match params.time.as_deref() {
+        None => now_ms(),
+        Some(time) => time
+            .parse::<f64>()
+            .map(|s| (s * 1000.0) as i64)
+            .map_err(|_| Problem::invalid_field("time", "must be seconds since the epoch"))?,
+    };
+    let value = parsed
+        .eval(&lock(&shared.tsdb), t)
+        .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
+    let seconds = t as f64 / 1000.0;
+    let result = match value {
+        promql::Value::Scalar(v) => json!({ "resultType": "scalar", "result": [seconds, v.to_string()] }),
+        promql::Value::String(s) => json!({ "resultType": "string", "result": [seconds, s] }),
+        promql::Value::Vector(vector) => json!({
+            "resultType": "vector",
+            "result": vector.iter().map(|s| json!({ "metric": s.labels, "value": [seconds, s.value.to_string()] })).collect::<Vec<_>>(),
+        }),
+        promql::Value::Matrix(matrix) => json!({
+            "resultType": "matrix",
+            "result": matrix.iter().map(|s| json!({
+                "metric": s.labels,
+                "values": s.points.iter().map(|(t, v)| json!([*t as f64 / 1000.0, v.to_string()])).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }),
+    };
+    Ok(Json(json!({ "status": "success", "data": result })))
+}
+
+async fn list_silences(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let now = now_ms();
+    let silences = lock(&shared.dispatcher).silences.list();
+    let list: Vec<Value> = silences.iter().map(|s| silence_json(s, now)).collect();
+    Json(json!({ "silences": list }))
+}
+
+fn silence_json(silence: &Silence, now: i64) -> Value {
+    json!({
+        "id": silence.id,
+        "matchers": silence.matchers,
+        "startsAt": rfc3339(silence.starts_at),
+        "endsAt": rfc3339(silence.ends_at),
+        "createdBy": silence.created_by,
+        "comment": silence.comment,
+        "status": { "state": silence.state(now) },
+    })
+}
+
+/// `POST /api/v1/silences` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewSilence {
+    matchers: Vec<String>,
+    #[serde(default)]
+    starts_at: Option<String>,
+    #[serde(default)]
+    ends_at: Option<String>,
+    #[serde(default)]
+    duration: Option<String>,
+    created_by: String,
+    comment: String,
+}
+
+fn parse_time(field: &str, text: &str) -> Result<i64, Problem> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| Problem::invalid_field(field, "must be an RFC 3339 time"))
+}
+
+async fn create_silence(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, Problem> {
+    let new: NewSilence = serde_json::from_slice(&body).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let now = now_ms();
+    let starts_at = match &new.starts_at {
+        Some(text) => parse_time("startsAt", text)?,
+        None => now,
+    };
+    let ends_at = match (&new.ends_at, &new.duration) {
+        (Some(text), None) => parse_time("endsAt", text)?,
+        (None, Some(text)) => {
+            let ms = parse_duration_ms(text).map_err(|e| Problem::invalid_field("duration", e))?;
+            starts_at + ms
+        }
+        _ => return Err(Problem::invalid_field("endsAt", "give exactly one of endsAt and duration")),
+    };
+    if new.created_by.trim().is_empty() {
+        return Err(Problem::invalid_field("createdBy", "must not be empty"));
+    }
+    if new.comment.trim().is_empty() {
+        return Err(Problem::invalid_field("comment", "must not be empty"));
+    }
+    if ends_at <= now {
+        return Err(Problem::invalid_field("endsAt", "must be in the future"));
+    }
+    let silence = Silence {
+        id: uuid::Uuid::now_v7().to_string(),
+        matchers: new.matchers,
+        starts_at,
+        ends_at,
+        created_by: new.created_by,
+        comment: new.comment,
+    };
+    lock(&shared.dispatcher)
+        .silences
+        .upsert(silence.clone())
+        .map_err(|e| Problem::invalid_field("matchers", e))?;
+    save_silence(&shared, &silence).await?;
+    tracing::info!(id = silence.id, created_by = silence.created_by, "silence created");
+    shared.wake.notify_one();
+    Ok((StatusCode::CREATED, Json(json!({ "silenceID": silence.id, "silence": silence_json(&silence, now) }))).into_response())
+}
+
+async fn save_silence(shared: &Shared, silence: &Silence) -> Result<(), Problem> {
+    let body = serde_json::to_string(silence).unwrap_or_default();
+    shared.db.save_silence(&silence.id, &body, silence.ends_at).await.map_err(|error| {
+        tracing::error!(%error, "cannot save a silence");
+        Problem::unavailable("the database is unavailable")
+    })
+}
+
+async fn expire_silence(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    let now = now_ms();
+    let silence = lock(&shared.dispatcher)
+        .silences
+        .expire(&id, now)
+        .ok_or_else(|| Problem::not_found(format!("no silence has id {id}")))?;
+    save_silence(&shared, &silence).await?;
+    tracing::info!(id, "silence expired");
+    shared.wake.notify_one();
+    Ok(Json(silence_json(&silence, now)))
+}

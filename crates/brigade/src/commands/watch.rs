@@ -1,0 +1,104 @@
+//! `brigade watch`: run the watch, check rule files, manage silences.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use brigade_core::{Settings, Shutdown};
+use brigade_watch::{Watch, WatchConfig, client, rules};
+use clap::Parser;
+
+use crate::cli::{Cli, WatchAction, WatchArgs, WatchRulesAction, WatchSilenceAction};
+
+/// The file read when `--config` is not given.
+const DEFAULT_WATCH_CONFIG: &str = "watch.toml";
+
+/// Dispatches `brigade watch …`.
+pub async fn run(settings: Settings, args: WatchArgs) -> anyhow::Result<()> {
+    match args.action {
+        None => serve(settings, args.listen).await,
+        Some(WatchAction::Rules(WatchRulesAction::Check { files })) => check_rules(&files),
+        Some(WatchAction::Silence(action)) => silence(action).await,
+    }
+}
+
+/// The `--config` flag is global (it names brigade.toml for the other commands), so it is
+/// read back from the command line here rather than threaded through the settings.
+fn watch_config_path() -> PathBuf {
+    Cli::try_parse()
+        .ok()
+        .and_then(|cli| cli.config)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_WATCH_CONFIG))
+}
+
+async fn serve(settings: Settings, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let path = watch_config_path();
+    let mut config = WatchConfig::load(&path)?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    let watch = Watch::build(config, &settings.storage).await?;
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    watch.run_until_stopped(shutdown).await.context("serving the watch API")?;
+    Ok(())
+}
+
+/// Prints promtool's report shape; fails if any file fails.
+fn check_rules(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in files {
+        println!("Checking {}", file.display());
+        match rules::load_files(&[file.as_path()]) {
+            Ok(groups) => {
+                let count: usize = groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {count} rules found");
+            }
+            Err(error) => {
+                failed += 1;
+                println!("  FAILED:");
+                println!("{error}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} rule file(s) failed the check");
+    }
+    Ok(())
+}
+
+async fn silence(action: WatchSilenceAction) -> anyhow::Result<()> {
+    match action {
+        WatchSilenceAction::Add {
+            matchers,
+            duration,
+            comment,
+            created_by,
+            url,
+        } => {
+            let id = client::add_silence(&url, &matchers, &duration, &created_by, &comment).await?;
+            println!("{id}");
+        }
+        WatchSilenceAction::List { url } => {
+            for silence in client::list_silences(&url).await? {
+                println!(
+                    "{}  {:<8}  until {}  {}  by {}: {}",
+                    silence["id"].as_str().unwrap_or_default(),
+                    silence["status"]["state"].as_str().unwrap_or_default(),
+                    silence["endsAt"].as_str().unwrap_or_default(),
+                    silence["matchers"]
+                        .as_array()
+                        .map(|m| m.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(","))
+                        .unwrap_or_default(),
+                    silence["createdBy"].as_str().unwrap_or_default(),
+                    silence["comment"].as_str().unwrap_or_default(),
+                );
+            }
+        }
+        WatchSilenceAction::Expire { id, url } => {
+            client::expire_silence(&url, &id).await?;
+            println!("expired {id}");
+        }
+    }
+    Ok(())
+}
+
