@@ -318,3 +318,53 @@ async fn void_without_reference_when_the_request_never_arrived_leaves_nothing_he
     payments.void(&charge, None).await.unwrap();
     assert!(fake.live_intents().is_empty());
 }
+
+#[tokio::test]
+async fn a_request_stripe_refuses_is_unavailable_and_not_retried() {
+    let (fake, payments) = stripe(|s| s.stripe.max_retries = 2).await;
+    let mut bad = charge(500);
+    bad.currency = "EURO".to_owned();
+    let err = payments.authorize(&bad).await.unwrap_err();
+    assert!(
+        matches!(err, PaymentError::Unavailable { ref reason } if reason.contains("400")),
+        "{err:?}"
+    );
+    assert_eq!(fake.calls(Endpoint::Create), 1);
+    assert!(fake.intents().is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_authorisations_of_one_payment_hold_the_money_once() {
+    let (fake, payments) = stripe(|_| {}).await;
+    let charge = charge(2_500);
+    let (a, b, c) = tokio::join!(
+        payments.authorize(&charge),
+        payments.authorize(&charge),
+        payments.authorize(&charge)
+    );
+    let (a, b, c) = (approved(a), approved(b), approved(c));
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(fake.calls(Endpoint::Create), 3);
+    assert_eq!(fake.intents().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_unavailable() {
+    // A port that was free a moment ago: connection refused.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (fake, _) = FakeStripe::start().await;
+    let mut settings = fake.payment_settings();
+    settings.stripe.base_url = format!("http://127.0.0.1:{port}");
+    settings.stripe.max_retries = 1;
+    let payments = Payments::from_settings(&settings).unwrap();
+    let err = payments.authorize(&charge(500)).await.unwrap_err();
+    assert!(
+        matches!(err, PaymentError::Unavailable { ref reason } if reason.contains("request to Stripe failed")),
+        "{err:?}"
+    );
+    assert!(err.may_have_charged());
+}
