@@ -196,8 +196,7 @@ impl FakeStripe {
         let router = Router::new()
             .route("/v1/payment_intents", post(create))
             .route("/v1/payment_intents/{id}", get(retrieve))
-            .route("/v1/payment_intents/{id}/capture", post(capture))
-            .route("/v1/payment_intents/{id}/cancel", post(cancel))
+            .route("/v1/payment_intents/{id}/{action}", post(act_on_intent))
             .with_state(shared.clone());
         let accept = tokio::spawn(accept_loop(listener, router));
         let fake = FakeStripe {
@@ -601,43 +600,40 @@ async fn create(
     handle(&shared, hangup, call, create_intent).await
 }
 
-async fn capture(
+/// `POST /v1/payment_intents/{id}/capture` and `.../cancel`.
+async fn act_on_intent(
     State(shared): State<Arc<Shared>>,
     Extension(hangup): Extension<Hangup>,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let endpoint = match action.as_str() {
+        "capture" => Endpoint::Capture,
+        "cancel" => Endpoint::Cancel,
+        _ => {
+            let (status, body) = stripe_error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "url_invalid",
+                "Unrecognized request URL.",
+            );
+            return (status, Json(body)).into_response();
+        }
+    };
     let call = Call {
-        endpoint: Endpoint::Capture,
+        endpoint,
         method: Method::POST,
-        path: format!("/v1/payment_intents/{id}/capture"),
+        path: format!("/v1/payment_intents/{id}/{action}"),
         headers: &headers,
         body: &body,
     };
-    handle(&shared, hangup, call, |inner, _| {
-        transition(inner, &id, "succeeded", None)
-    })
-    .await
-}
-
-async fn cancel(
-    State(shared): State<Arc<Shared>>,
-    Extension(hangup): Extension<Hangup>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let call = Call {
-        endpoint: Endpoint::Cancel,
-        method: Method::POST,
-        path: format!("/v1/payment_intents/{id}/cancel"),
-        headers: &headers,
-        body: &body,
-    };
-    handle(&shared, hangup, call, |inner, body| {
-        let reason = form(body).remove("cancellation_reason");
-        transition(inner, &id, "canceled", reason)
+    handle(&shared, hangup, call, |inner, body| match endpoint {
+        Endpoint::Capture => transition(inner, &id, "succeeded", None),
+        _ => {
+            let reason = form(body).remove("cancellation_reason");
+            transition(inner, &id, "canceled", reason)
+        }
     })
     .await
 }
