@@ -3,6 +3,7 @@
 //!
 //! One test binary with modules, so the crate's tests link once.
 
+mod fake;
 mod guard;
 mod helpers;
 mod simulated;
