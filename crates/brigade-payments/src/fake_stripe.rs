@@ -1,7 +1,12 @@
 //! A local server speaking the few Stripe PaymentIntents endpoints brigade uses, with knobs
 //! for the failures tests need (cargo feature `fake-stripe`).
 //!
-//! Tests of any crate run brigade's real Stripe client against it over loopback HTTP:
+//! Tests of any crate run brigade's real Stripe client against it over loopback HTTP. Enable
+//! it in that crate's `[dev-dependencies]`:
+//! `brigade-payments = { workspace = true, features = ["fake-stripe"] }`. The server runs on
+//! the tokio runtime that started it (one per `#[tokio::test]`), so every test gets its own
+//! fake, port and state.
+//!
 //!
 //! ```no_run
 //! # async fn demo() {

@@ -3,7 +3,7 @@
 //! Authorise = create a PaymentIntent with `capture_method=manual&confirm=true` (the amount is
 //! held, status `requires_capture`); capture and void = `/capture` and `/cancel` on it. Every
 //! POST carries an `Idempotency-Key` derived from the payment id and the operation, so a call
-//! that failed without an answer (connection error, per-attempt timeout, 429, 5xx) is retried
+//! that failed without an answer (connection error, per-attempt timeout, 409, 429, 5xx) is retried
 //! up to `max_retries` times without ever charging twice. Card errors (HTTP 402) are declines;
 //! any other 4xx means brigade sent something Stripe does not accept: it is logged as an error
 //! and reported as [`PaymentError::Unavailable`].
@@ -137,7 +137,12 @@ impl StripeProvider {
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let body = response.bytes().await.map_err(transport_error)?;
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        // 409: another request with the same idempotency key is still running at Stripe (a
+        // concurrent retry); its answer will be replayed to the next attempt.
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::CONFLICT
+            || status.is_server_error()
+        {
             return Err(PaymentError::Unavailable {
                 reason: format!("Stripe answered HTTP {}", status.as_u16()),
             });
