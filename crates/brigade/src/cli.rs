@@ -54,6 +54,45 @@ pub enum Command {
     /// e-mail; its API listens on 127.0.0.1:8083. `rules check` validates rule files;
     /// `silence` manages silences of a running watch.
     Watch(WatchArgs),
+    /// Run the load balancer: pools, health checks, failover, retries, routing, draining.
+    ///
+    /// `--config balance.toml` for the full configuration (pools, routes, timeouts, limits), or
+    /// plain flags for one pool. Logs one `listening` line with the bound public and admin
+    /// addresses; SIGHUP reloads the file; SIGTERM stops accepting and finishes in-flight
+    /// requests.
+    Balance(BalanceArgs),
+}
+
+/// Flags of `brigade balance`; with `--config` they override the file's values.
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    /// Public address; port 0 picks a free port (default 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Admin address (health, metrics, admin API; default 127.0.0.1:8082).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+
+    /// A backend of the single pool `default` (repeatable); used without --config.
+    #[arg(long = "backend", value_name = "ADDR")]
+    pub backends: Vec<SocketAddr>,
+
+    /// A backup backend of the pool `default` (repeatable).
+    #[arg(long = "backup", value_name = "ADDR")]
+    pub backups: Vec<SocketAddr>,
+
+    /// Selection algorithm of the pool `default`.
+    #[arg(long, value_name = "NAME", value_parser = ["round_robin", "least_requests", "peak_ewma", "consistent_hash"])]
+    pub algorithm: Option<String>,
+
+    /// Active health-check path for the pool `default` (none: passive ejection only).
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// Worker threads; 0 = one per core.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 /// Flags of `brigade serve`.
@@ -192,13 +231,12 @@ impl From<LogFormatArg> for LogFormat {
 impl Cli {
     /// Settings with every layer applied, flags last.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        // For `watch`, --config names watch.toml; brigade's own settings (storage) then come
-        // from ./brigade.toml, the environment and flags.
-        let config_file = match &self.command {
-            Command::Watch(_) => None,
+        // `brigade balance --config` names the balancer's own file, not brigade.toml.
+        let settings_file = match self.command {
+            Command::Balance(_) => None,
             _ => self.config.as_deref(),
         };
-        let mut figment = Settings::figment(config_file)?;
+        let mut figment = Settings::figment(settings_file)?;
         let mut set = |key: &str, value: serde_json::Value| {
             figment = std::mem::take(&mut figment).merge(Serialized::default(key, value));
         };
@@ -222,10 +260,13 @@ impl Cli {
                 if let Some(url) = &args.redis_url {
                     set("cache.redis_url", url.clone().into());
                 }
-                &args.storage
+                Some(&args.storage)
             }
-            Command::Migrate(args) | Command::DemoData(args) => args,
-            Command::Watch(args) => &args.storage,
+            Command::Migrate(args) | Command::DemoData(args) => Some(args),
+            Command::Balance(_) => None,
+        };
+        let Some(storage) = storage else {
+            return Settings::from_figment(figment);
         };
         if let Some(dir) = &storage.data_dir {
             // DATABASE_URL still wins over the SQLite file in the data directory: a supervisor

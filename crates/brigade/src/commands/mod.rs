@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod balance;
 mod demo_data;
 mod migrate;
 mod serve;
@@ -16,5 +17,6 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate(_) => migrate::run(settings).await,
         Command::DemoData(_) => demo_data::run(settings).await,
         Command::Watch(args) => watch::run(settings, args).await,
+        Command::Balance(args) => balance::run(args).await,
     }
 }

@@ -1,0 +1,111 @@
+//! The balancer's own answers: RFC 9457 problem documents carrying the request id.
+//!
+//! These are the only bodies the balancer writes itself; everything else is a backend's. Each
+//! kind has one constructor so the status, `type` and headers stay consistent.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use brigade_core::problem::{PROBLEM_JSON, Problem};
+use brigade_core::request::X_REQUEST_ID;
+
+use crate::upstream::ResponseBody;
+
+/// Seconds a client is told to wait after a 503 (`Retry-After`).
+pub const RETRY_AFTER_SECS: &str = "1";
+
+/// A problem+json response with `instance` set to the request id.
+pub fn problem(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: &str,
+    request_id: Option<&HeaderValue>,
+) -> Response<ResponseBody> {
+    let mut problem = Problem::new(status, slug, title).with_detail(detail);
+    problem.instance = request_id
+        .and_then(|v| v.to_str().ok())
+        .map(|id| format!("urn:brigade:request:{id}"));
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut response = Response::new(ResponseBody::full(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(id) = request_id {
+        headers.insert(X_REQUEST_ID.clone(), id.clone());
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
+/// 503: no usable backend in the pool.
+pub fn no_backend(pool: &str, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no-healthy-backend",
+        "No healthy backend",
+        &format!("pool {pool} has no backend that can take the request; retry shortly"),
+        request_id,
+    )
+}
+
+/// 502: every attempt failed to reach a backend or lost the connection.
+pub fn bad_gateway(detail: &str, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    problem(
+        StatusCode::BAD_GATEWAY,
+        "bad-gateway",
+        "The upstream service could not be reached",
+        detail,
+        request_id,
+    )
+}
+
+/// 504: the backend did not answer within `timeouts.upstream_response_ms`.
+pub fn gateway_timeout(request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    problem(
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway-timeout",
+        "The upstream service did not answer in time",
+        "no response head arrived within the upstream timeout",
+        request_id,
+    )
+}
+
+/// 400: the request cannot be forwarded as it is.
+pub fn bad_request(detail: &str, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        "The request is malformed",
+        detail,
+        request_id,
+    )
+}
+
+/// 431: the request head is larger than `limits.max_header_bytes`.
+pub fn headers_too_large(limit: usize, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    problem(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers-too-large",
+        "Request header fields too large",
+        &format!("the request head may have at most {limit} bytes"),
+        request_id,
+    )
+}
+
+/// 413: the body is larger than `limits.max_body_bytes`.
+pub fn body_too_large(limit: u64, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    problem(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        &format!("the request body may have at most {limit} bytes"),
+        request_id,
+    )
+}

@@ -1,0 +1,666 @@
+//! `balance.toml`: the balancer's typed configuration, parsed strictly and validated once.
+//!
+//! Every table rejects unknown keys, so a typo (`helth = …`) is an error naming the key and its
+//! line instead of a silently ignored setting. Semantic checks (a route naming a missing pool, a
+//! weight of 0) name the key path, e.g. `pools[1].backends[0].weight`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown or mistyped key (the message names line and key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, with line, column and key.
+        message: String,
+    },
+    /// A value is out of range or refers to something that does not exist.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Key path, e.g. `pools[0].backends[1].weight`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole balancer configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Public listener (clients connect here). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Admin listener: health, metrics and the admin API.
+    pub admin: AdminConfig,
+    /// Worker threads, each with its own runtime and `SO_REUSEPORT` listener; 0 = one per core.
+    pub workers: usize,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Size and count limits.
+    pub limits: Limits,
+    /// Retry policy and budget.
+    pub retry: RetryConfig,
+    /// Backend pools.
+    pub pools: Vec<PoolConfig>,
+    /// Routing rules; the first match wins and the last rule is the default.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin: AdminConfig::default(),
+            workers: 0,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            retry: RetryConfig::default(),
+            pools: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// The admin listener: `admin = "127.0.0.1:8082"` or a table `[admin] listen, token`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AdminConfig {
+    /// Where the admin API listens; loopback by default.
+    pub listen: SocketAddr,
+    /// Bearer token required on every admin call; mandatory when `listen` is not loopback.
+    #[serde(skip_serializing)]
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            token: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminTable {
+    #[serde(default = "default_admin_listen")]
+    listen: SocketAddr,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+fn default_admin_listen() -> SocketAddr {
+    AdminConfig::default().listen
+}
+
+impl<'de> Deserialize<'de> for AdminConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AdminVisitor;
+        impl<'de> Visitor<'de> for AdminVisitor {
+            type Value = AdminConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address like \"127.0.0.1:8082\" or a table with listen and token")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<AdminConfig, E> {
+                let listen = value.parse().map_err(E::custom)?;
+                Ok(AdminConfig {
+                    listen,
+                    token: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AdminConfig, A::Error> {
+                let table = AdminTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(AdminConfig {
+                    listen: table.listen,
+                    token: table.token,
+                })
+            }
+        }
+        deserializer.deserialize_any(AdminVisitor)
+    }
+}
+
+/// Timeouts, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Opening a TCP connection to a backend.
+    pub connect_ms: u64,
+    /// A client must send the whole request head within this time (slow clients cannot hold
+    /// connections forever).
+    pub header_read_ms: u64,
+    /// From sending a request upstream to its response head; past it the answer is 504.
+    pub upstream_response_ms: u64,
+    /// A client connection with no request in flight is closed after this long.
+    pub idle_ms: u64,
+    /// A pooled upstream connection unused this long is closed rather than reused (kept below
+    /// the backends' own keep-alive timeout so a reused connection is rarely stale).
+    pub upstream_idle_ms: u64,
+    /// On SIGTERM, in-flight requests get this long to finish before the process exits.
+    pub shutdown_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect_ms: 1_000,
+            header_read_ms: 10_000,
+            upstream_response_ms: 30_000,
+            idle_ms: 60_000,
+            upstream_idle_ms: 20_000,
+            shutdown_ms: 30_000,
+        }
+    }
+}
+
+/// Size and count limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Largest request body in bytes; larger gets 413.
+    pub max_body_bytes: u64,
+    /// Most client connections open at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Bodies up to this size are kept so that a failed attempt can be replayed on another
+    /// backend; larger bodies stream through and are retried only when no byte was sent.
+    pub retry_buffer_bytes: u64,
+    /// Idle upstream connections kept per backend.
+    pub max_idle_per_backend: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 10 * 1024 * 1024,
+            max_connections: 10_000,
+            retry_buffer_bytes: 64 * 1024,
+            max_idle_per_backend: 512,
+        }
+    }
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// Retries may add at most this fraction of the pool's request rate.
+    pub budget_ratio: f64,
+    /// Retries always allowed per second, so a quiet pool can still retry.
+    pub min_per_sec: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            budget_ratio: 0.2,
+            min_per_sec: 10.0,
+        }
+    }
+}
+
+/// How a pool picks a backend.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// In turn (weighted).
+    RoundRobin,
+    /// Power of two choices over in-flight requests per weight.
+    LeastRequests,
+    /// Power of two choices over peak-EWMA latency × (in-flight + 1): the shortest ETA.
+    #[default]
+    PeakEwma,
+    /// Consistent hashing of a request key with bounded load.
+    ConsistentHash,
+}
+
+impl Algorithm {
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round_robin",
+            Self::LeastRequests => "least_requests",
+            Self::PeakEwma => "peak_ewma",
+            Self::ConsistentHash => "consistent_hash",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::RoundRobin,
+            Self::LeastRequests,
+            Self::PeakEwma,
+            Self::ConsistentHash,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
+    }
+}
+
+/// Where the consistent-hash key comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HashKey {
+    /// A request header, e.g. `{ header = "x-shop-id" }`.
+    Header(String),
+    /// A cookie, e.g. `{ cookie = "shop" }`.
+    Cookie(String),
+    /// A path segment counted from 0, e.g. `{ path_segment = 3 }` for `/api/v1/shops/{id}`.
+    PathSegment(usize),
+}
+
+/// Active health checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Path requested with GET; 2xx or 3xx counts as a pass.
+    pub path: String,
+    /// Time between checks of one backend.
+    pub interval_ms: u64,
+    /// A check slower than this fails.
+    pub timeout_ms: u64,
+    /// Consecutive passes that make an unhealthy backend healthy.
+    pub rise: u32,
+    /// Consecutive failures that make a healthy backend unhealthy.
+    pub fall: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            path: "/health/ready".to_owned(),
+            interval_ms: 2_000,
+            timeout_ms: 1_000,
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
+
+/// Passive outlier ejection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// Consecutive failures (connect errors, 5xx, timeouts) that eject a backend; 0 disables.
+    pub consecutive_failures: u32,
+    /// First ejection's length; each repeat ejection doubles it.
+    pub base_ejection_ms: u64,
+    /// Longest ejection.
+    pub max_ejection_ms: u64,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection_ms: 5_000,
+            max_ejection_ms: 300_000,
+        }
+    }
+}
+
+/// One pool of interchangeable backends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Name used by routes, the admin API and metric labels.
+    pub name: String,
+    /// Selection algorithm.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Key for `consistent_hash`; requests without it fall back to least requests.
+    #[serde(default)]
+    pub hash_key: Option<HashKey>,
+    /// How far above the average load (in-flight) a hashed backend may go before its keys
+    /// spill to the next node on the ring.
+    #[serde(default = "default_bounded_load")]
+    pub bounded_load: f64,
+    /// Active health checks; none means passive ejection only.
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+    /// Passive outlier ejection.
+    #[serde(default)]
+    pub outlier: OutlierConfig,
+    /// A backend that turns healthy ramps its share up over this window; 0 = at once.
+    #[serde(default)]
+    pub slow_start_ms: u64,
+    /// When fewer than this fraction of primaries is usable (and no backup is), traffic goes to
+    /// every primary anyway, so failing health checks cannot empty the pool; 0 disables.
+    #[serde(default = "default_panic_threshold")]
+    pub panic_threshold: f64,
+    /// The backends.
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+}
+
+fn default_bounded_load() -> f64 {
+    1.25
+}
+
+fn default_panic_threshold() -> f64 {
+    0.5
+}
+
+/// One backend.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `ip:port`.
+    pub address: SocketAddr,
+    /// Relative share of traffic.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Receives traffic only while no primary of the pool is usable.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A header a route matches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// Exact value; absent = the header only has to be present.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// A routing rule: every condition given must hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Host (without port), case-insensitive.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix, e.g. `/api/v1/kitchen`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// A header condition.
+    #[serde(default)]
+    pub header: Option<HeaderMatch>,
+    /// The pool that serves matching requests.
+    pub pool: String,
+}
+
+impl Config {
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: error.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values and references.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.timeouts;
+        for (key, value) in [
+            ("timeouts.connect_ms", t.connect_ms),
+            ("timeouts.header_read_ms", t.header_read_ms),
+            ("timeouts.upstream_response_ms", t.upstream_response_ms),
+            ("timeouts.idle_ms", t.idle_ms),
+            ("timeouts.upstream_idle_ms", t.upstream_idle_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.limits.max_header_bytes < 256 {
+            return Err(invalid("limits.max_header_bytes", "must be at least 256"));
+        }
+        if self.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
+        }
+        if !(0.0..=10.0).contains(&self.retry.budget_ratio) {
+            return Err(invalid("retry.budget_ratio", "must be between 0 and 10"));
+        }
+        if !(0.0..=1e6).contains(&self.retry.min_per_sec) {
+            return Err(invalid(
+                "retry.min_per_sec",
+                "must be between 0 and 1000000",
+            ));
+        }
+        if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
+            return Err(invalid(
+                "admin.token",
+                "is required when the admin listener is not on loopback",
+            ));
+        }
+        if self.pools.is_empty() {
+            return Err(invalid("pools", "at least one pool is required"));
+        }
+        for (i, pool) in self.pools.iter().enumerate() {
+            pool.validate(&format!("pools[{i}]"))?;
+            if self.pools[..i].iter().any(|p| p.name == pool.name) {
+                return Err(invalid(
+                    format!("pools[{i}].name"),
+                    format!("pool {:?} is defined twice", pool.name),
+                ));
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if !self.pools.iter().any(|p| p.name == route.pool) {
+                return Err(invalid(
+                    format!("routes[{i}].pool"),
+                    format!("no pool is named {:?}", route.pool),
+                ));
+            }
+            if let Some(prefix) = &route.path_prefix
+                && !prefix.starts_with('/')
+            {
+                return Err(invalid(
+                    format!("routes[{i}].path_prefix"),
+                    "must start with /",
+                ));
+            }
+            if let Some(header) = &route.header
+                && http::HeaderName::from_bytes(header.name.as_bytes()).is_err()
+            {
+                return Err(invalid(
+                    format!("routes[{i}].header.name"),
+                    "is not a valid header name",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PoolConfig {
+    /// A pool with these backends and defaults for everything else.
+    pub fn new(name: &str, algorithm: Algorithm, backends: Vec<BackendConfig>) -> Self {
+        Self {
+            name: name.to_owned(),
+            algorithm,
+            hash_key: None,
+            bounded_load: default_bounded_load(),
+            health: None,
+            outlier: OutlierConfig::default(),
+            slow_start_ms: 0,
+            panic_threshold: default_panic_threshold(),
+            backends,
+        }
+    }
+
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(invalid(
+                format!("{key}.name"),
+                "must be 1-64 letters, digits, - or _",
+            ));
+        }
+        if self.algorithm == Algorithm::ConsistentHash && self.hash_key.is_none() {
+            return Err(invalid(
+                format!("{key}.hash_key"),
+                "is required by algorithm consistent_hash",
+            ));
+        }
+        if self.bounded_load < 1.0 {
+            return Err(invalid(format!("{key}.bounded_load"), "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.panic_threshold) {
+            return Err(invalid(
+                format!("{key}.panic_threshold"),
+                "must be between 0 and 1",
+            ));
+        }
+        if let Some(health) = &self.health {
+            if !health.path.starts_with('/') {
+                return Err(invalid(format!("{key}.health.path"), "must start with /"));
+            }
+            if health.interval_ms == 0 || health.timeout_ms == 0 {
+                return Err(invalid(
+                    format!("{key}.health"),
+                    "interval_ms and timeout_ms must be at least 1",
+                ));
+            }
+            if health.rise == 0 || health.fall == 0 {
+                return Err(invalid(
+                    format!("{key}.health"),
+                    "rise and fall must be at least 1",
+                ));
+            }
+        }
+        for (j, backend) in self.backends.iter().enumerate() {
+            if backend.weight == 0 || backend.weight > 1000 {
+                return Err(invalid(
+                    format!("{key}.backends[{j}].weight"),
+                    "must be between 1 and 1000",
+                ));
+            }
+            if self.backends[..j]
+                .iter()
+                .any(|b| b.address == backend.address)
+            {
+                return Err(invalid(
+                    format!("{key}.backends[{j}].address"),
+                    format!("{} is listed twice", backend.address),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[[pools]]
+name = "orders"
+algorithm = "consistent_hash"
+hash_key = { header = "x-shop-id" }
+health = { path = "/health/ready", interval_ms = 500, timeout_ms = 200, rise = 1, fall = 1 }
+[[pools.backends]]
+address = "127.0.0.1:41001"
+[[pools.backends]]
+address = "127.0.0.1:41002"
+backup = true
+
+[[routes]]
+path_prefix = "/api"
+pool = "orders"
+"#;
+
+    #[test]
+    fn parses_a_full_file() {
+        let config = Config::parse(GOOD, "balance.toml").unwrap();
+        assert_eq!(config.pools[0].algorithm, Algorithm::ConsistentHash);
+        assert_eq!(
+            config.pools[0].hash_key,
+            Some(HashKey::Header("x-shop-id".into()))
+        );
+        assert!(config.pools[0].backends[1].backup);
+        assert_eq!(config.admin.listen.port(), 0);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("backup = true", "backup = true\nwieght = 2");
+        let error = Config::parse(&text, "balance.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("wieght"), "{error}");
+        assert!(error.contains("line 15"), "{error}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let text = GOOD.replace("pool = \"orders\"", "pool = \"kitchen\"");
+        let error = Config::parse(&text, "x").unwrap_err().to_string();
+        assert!(error.starts_with("routes[0].pool"), "{error}");
+        let text = GOOD.replace("backup = true", "weight = 0");
+        let error = Config::parse(&text, "x").unwrap_err().to_string();
+        assert!(error.starts_with("pools[0].backends[1].weight"), "{error}");
+        let text = GOOD.replace("admin = \"127.0.0.1:0\"", "admin = \"0.0.0.0:0\"");
+        let error = Config::parse(&text, "x").unwrap_err().to_string();
+        assert!(error.starts_with("admin.token"), "{error}");
+        let text = GOOD.replace(
+            "admin = \"127.0.0.1:0\"",
+            "[admin]\nlisten = \"0.0.0.0:0\"\ntoken = \"t\"\n",
+        );
+        // A table must come after top-level keys; rebuild the file in that order.
+        let text = text.replace("[admin]\nlisten = \"0.0.0.0:0\"\ntoken = \"t\"\n", "");
+        let text = format!("admin = {{ listen = \"0.0.0.0:0\", token = \"t\" }}\n{text}");
+        let config = Config::parse(&text, "x").unwrap();
+        assert_eq!(config.admin.token.as_deref(), Some("t"));
+    }
+}

@@ -1,0 +1,34 @@
+//! brigade balance: the load balancer in front of brigade replicas (or any HTTP/1.1 service).
+//!
+//! The host of the restaurant: it seats every guest at the least busy kitchen, notices a
+//! kitchen that has stopped cooking, calls the standby chef only when all the regulars are out,
+//! and never loses an order on the way.
+//!
+//! ```text
+//! brigade balance --config balance.toml
+//! brigade balance --listen 0.0.0.0:8080 --admin 127.0.0.1:8082 \
+//!     --backend 127.0.0.1:3001 --backend 127.0.0.1:3002 --backup 127.0.0.1:3009
+//! ```
+//!
+//! Layout: [`config`] (the TOML file), [`state`] (routing table behind an `ArcSwap`),
+//! [`pool`] and [`ring`] (selection), [`backend`] (per-backend health, load and latency),
+//! [`health`] (active checks), [`budget`] (retry budget), [`upstream`] (connection pool and
+//! bodies), [`proxy`] (one request), [`answer`] (own problem+json answers), [`admin`] (admin
+//! API), [`server`] (listeners and lifecycle), [`metrics`] (Prometheus names).
+
+pub mod admin;
+pub mod answer;
+pub mod backend;
+pub mod budget;
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod pool;
+pub mod proxy;
+pub mod ring;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+pub use config::{Algorithm, BackendConfig, Config, ConfigError, PoolConfig};
+pub use server::{Running, StartError, reload_on_sighup, start};

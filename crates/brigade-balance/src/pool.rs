@@ -1,0 +1,341 @@
+//! A pool: its backends (swapped atomically on change), its selection algorithm, tiers
+//! (primaries, backups, panic mode), slow start, and its retry budget.
+//!
+//! The backend set is an immutable snapshot behind an `ArcSwap` (pingora's design): a request
+//! loads it without a lock, and the admin API or a reload publishes a new snapshot. The
+//! consistent-hash ring is built with the snapshot, never per request.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+
+use crate::backend::{Backend, BackendView, now_ms};
+use crate::budget::RetryBudget;
+use crate::config::{Algorithm, BackendConfig, PoolConfig, RetryConfig};
+use crate::metrics::PoolMetrics;
+use crate::ring::Ring;
+
+/// An immutable snapshot of a pool's backends.
+#[derive(Debug, Default)]
+pub struct BackendSet {
+    /// The backends, in configuration order.
+    pub backends: Vec<Arc<Backend>>,
+    ring: Ring,
+}
+
+impl BackendSet {
+    fn new(backends: Vec<Arc<Backend>>) -> Self {
+        let ring = Ring::new(&backends);
+        Self { backends, ring }
+    }
+}
+
+/// A named pool.
+#[derive(Debug)]
+pub struct Pool {
+    /// Its configuration (the backend list in it is the one loaded from the file).
+    pub config: PoolConfig,
+    set: ArcSwap<BackendSet>,
+    edit: Mutex<()>,
+    cursor: AtomicUsize,
+    /// The retry budget.
+    pub budget: RetryBudget,
+    /// Cached metric handles.
+    pub metrics: PoolMetrics,
+    /// When the next active check round is due (ms on the backend clock).
+    pub next_check_ms: AtomicU64,
+}
+
+/// Why selection found nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoBackend;
+
+/// The admin API's view of a pool.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolView {
+    /// Name.
+    pub name: String,
+    /// Selection algorithm.
+    pub algorithm: &'static str,
+    /// Backends.
+    pub backends: Vec<BackendView>,
+}
+
+impl Pool {
+    /// A pool from its configuration, reusing `existing` backends with the same address so a
+    /// reload keeps their health, counters and connections.
+    pub fn new(config: PoolConfig, retry: &RetryConfig, existing: Option<&Pool>) -> Self {
+        let old: Vec<Arc<Backend>> = existing.map(|p| p.backends()).unwrap_or_default();
+        let backends = config
+            .backends
+            .iter()
+            .map(|b| match old.iter().find(|o| o.address == b.address) {
+                Some(kept) => {
+                    kept.set_role(b.weight, b.backup);
+                    Arc::clone(kept)
+                }
+                None => Arc::new(Backend::new(&config.name, b.address, b.weight, b.backup)),
+            })
+            .collect();
+        Self {
+            metrics: PoolMetrics::new(&config.name),
+            budget: RetryBudget::new(retry),
+            set: ArcSwap::from_pointee(BackendSet::new(backends)),
+            edit: Mutex::new(()),
+            cursor: AtomicUsize::new(0),
+            next_check_ms: AtomicU64::new(0),
+            config,
+        }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The current backends.
+    pub fn backends(&self) -> Vec<Arc<Backend>> {
+        self.set.load().backends.clone()
+    }
+
+    /// The backend with this address.
+    pub fn backend(&self, address: &str) -> Option<Arc<Backend>> {
+        self.set
+            .load()
+            .backends
+            .iter()
+            .find(|b| b.label == address)
+            .cloned()
+    }
+
+    /// Adds a backend; `None` when one with that address exists.
+    pub fn add(&self, backend: &BackendConfig) -> Option<Arc<Backend>> {
+        let _guard = self.edit.lock().ok()?;
+        let current = self.set.load();
+        if current
+            .backends
+            .iter()
+            .any(|b| b.address == backend.address)
+        {
+            return None;
+        }
+        let added = Arc::new(Backend::new(
+            self.name(),
+            backend.address,
+            backend.weight,
+            backend.backup,
+        ));
+        if !current.backends.is_empty() {
+            let sum: f64 = current.backends.iter().map(|b| b.ewma_ns()).sum();
+            // A little below the average, so the new backend is measured soon.
+            added.seed_ewma(0.9 * sum / current.backends.len() as f64);
+        }
+        let mut backends = current.backends.clone();
+        backends.push(Arc::clone(&added));
+        self.set.store(Arc::new(BackendSet::new(backends)));
+        Some(added)
+    }
+
+    /// Removes a backend from selection; requests in flight keep it until they finish.
+    pub fn remove(&self, address: &str) -> Option<Arc<Backend>> {
+        let _guard = self.edit.lock().ok()?;
+        let current = self.set.load();
+        let removed = current
+            .backends
+            .iter()
+            .find(|b| b.label == address)?
+            .clone();
+        let backends = current
+            .backends
+            .iter()
+            .filter(|b| b.label != address)
+            .cloned()
+            .collect();
+        self.set.store(Arc::new(BackendSet::new(backends)));
+        removed.idle.clear();
+        Some(removed)
+    }
+
+    /// The admin API's view.
+    pub fn view(&self) -> PoolView {
+        PoolView {
+            name: self.config.name.clone(),
+            algorithm: self.config.algorithm.as_str(),
+            backends: self.set.load().backends.iter().map(|b| b.view()).collect(),
+        }
+    }
+
+    /// Picks a backend for a request, avoiding `tried` (backend addresses in memory, from
+    /// `Arc::as_ptr`) while any alternative exists.
+    ///
+    /// Tiers: usable primaries; else usable backups; else, when fewer than `panic_threshold` of
+    /// the primaries are usable, every non-draining primary (panic mode: health checks that
+    /// fail everywhere must not empty the pool). Draining backends are never picked.
+    pub fn pick(&self, key: Option<&[u8]>, tried: &[usize]) -> Result<Arc<Backend>, NoBackend> {
+        let set = self.set.load();
+        let now = now_ms();
+        let backends = &set.backends;
+        let mut primaries = 0usize;
+        let mut usable_primaries = 0usize;
+        let mut usable_backups = 0usize;
+        for b in backends.iter() {
+            let usable = b.is_usable(now);
+            if b.is_backup() {
+                usable_backups += usize::from(usable);
+            } else if !b.is_draining() {
+                primaries += 1;
+                usable_primaries += usize::from(usable);
+            }
+        }
+        let panic = primaries > 0
+            && (usable_primaries as f64) < self.config.panic_threshold * primaries as f64;
+        let tier: fn(&Backend, u64) -> bool = if usable_primaries > 0 && !panic {
+            |b, now| !b.is_backup() && b.is_usable(now)
+        } else if usable_backups > 0 {
+            |b, now| b.is_backup() && b.is_usable(now)
+        } else if panic {
+            |b, _| !b.is_backup() && !b.is_draining()
+        } else {
+            return Err(NoBackend);
+        };
+        let mut candidates: Vec<&Arc<Backend>> = backends
+            .iter()
+            .filter(|b| tier(b, now) && !tried.contains(&(Arc::as_ptr(b) as usize)))
+            .collect();
+        if candidates.is_empty() {
+            candidates = backends.iter().filter(|b| tier(b, now)).collect();
+        }
+        if candidates.is_empty() {
+            return Err(NoBackend);
+        }
+        let chosen = match self.config.algorithm {
+            Algorithm::RoundRobin => self.round_robin(&candidates, now),
+            Algorithm::LeastRequests => self.p2c(&candidates, now, |b| b.in_flight() as f64 + 1.0),
+            Algorithm::PeakEwma => self.p2c(&candidates, now, |b| {
+                b.ewma_ns() * (b.in_flight() as f64 + 1.0)
+            }),
+            Algorithm::ConsistentHash => match key {
+                Some(key) => self.hashed(&set.ring, &candidates, key),
+                None => self.p2c(&candidates, now, |b| b.in_flight() as f64 + 1.0),
+            },
+        };
+        Ok(Arc::clone(chosen))
+    }
+
+    fn effective_weight(&self, b: &Backend, now: u64) -> f64 {
+        f64::from(b.weight()) * b.slow_start_factor(now, self.config.slow_start_ms)
+    }
+
+    fn round_robin<'a>(&self, candidates: &[&'a Arc<Backend>], now: u64) -> &'a Arc<Backend> {
+        let first = self.effective_weight(candidates[0], now);
+        let uniform = candidates
+            .iter()
+            .all(|b| (self.effective_weight(b, now) - first).abs() < f64::EPSILON);
+        if uniform {
+            let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
+            return candidates[turn % candidates.len()];
+        }
+        self.weighted_random(candidates, now, None)
+    }
+
+    /// A random candidate with probability proportional to its effective weight.
+    fn weighted_random<'a>(
+        &self,
+        candidates: &[&'a Arc<Backend>],
+        now: u64,
+        except: Option<usize>,
+    ) -> &'a Arc<Backend> {
+        self.weighted_index(candidates, now, except)
+            .map_or(candidates[0], |i| candidates[i])
+    }
+
+    fn weighted_index(
+        &self,
+        candidates: &[&Arc<Backend>],
+        now: u64,
+        except: Option<usize>,
+    ) -> Option<usize> {
+        let total: f64 = candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != except)
+            .map(|(_, b)| self.effective_weight(b, now))
+            .sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let mut point = rand::rng().random::<f64>() * total;
+        let mut last = None;
+        for (i, b) in candidates.iter().enumerate() {
+            if Some(i) == except {
+                continue;
+            }
+            point -= self.effective_weight(b, now);
+            last = Some(i);
+            if point < 0.0 {
+                return Some(i);
+            }
+        }
+        last
+    }
+
+    /// Power of two choices: two weighted-random candidates, the one with the lower
+    /// `cost / effective weight` wins.
+    fn p2c<'a>(
+        &self,
+        candidates: &[&'a Arc<Backend>],
+        now: u64,
+        cost: impl Fn(&Backend) -> f64,
+    ) -> &'a Arc<Backend> {
+        if candidates.len() == 1 {
+            return candidates[0];
+        }
+        let Some(a) = self.weighted_index(candidates, now, None) else {
+            return candidates[0];
+        };
+        let Some(b) = self.weighted_index(candidates, now, Some(a)) else {
+            return candidates[a];
+        };
+        let score =
+            |i: usize| cost(candidates[i]) / self.effective_weight(candidates[i], now).max(1e-9);
+        if score(a) <= score(b) {
+            candidates[a]
+        } else {
+            candidates[b]
+        }
+    }
+
+    /// Consistent hashing with bounded load: the first node clockwise from the key's hash
+    /// that is a candidate and whose in-flight count stays within `bounded_load` × average.
+    fn hashed<'a>(
+        &self,
+        ring: &Ring,
+        candidates: &[&'a Arc<Backend>],
+        key: &[u8],
+    ) -> &'a Arc<Backend> {
+        let allowed: HashSet<*const Backend> = candidates.iter().map(|b| Arc::as_ptr(b)).collect();
+        let total: u64 = candidates.iter().map(|b| b.in_flight()).sum();
+        let limit =
+            ((total + 1) as f64 / candidates.len() as f64 * self.config.bounded_load).ceil() as u64;
+        let mut first_allowed = None;
+        for node in ring.walk(key) {
+            let ptr = Arc::as_ptr(node);
+            if !allowed.contains(&ptr) {
+                continue;
+            }
+            let found = candidates.iter().find(|b| Arc::as_ptr(b) == ptr).copied();
+            if let Some(found) = found {
+                if first_allowed.is_none() {
+                    first_allowed = Some(found);
+                }
+                if found.in_flight() < limit {
+                    return found;
+                }
+            }
+        }
+        first_allowed.unwrap_or(candidates[0])
+    }
+}

@@ -1,0 +1,443 @@
+//! Forwarding one client request: checks, routing, header rewriting, backend selection,
+//! retries within the budget, and streaming the chosen backend's response back.
+//!
+//! Retry rules: a connect failure is retried on another backend for every method (nothing was
+//! sent). After the request was sent, only idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS,
+//! TRACE) and POST/PATCH carrying `Idempotency-Key` are retried, on a connection error, a
+//! timeout or a 502/503/504 answer, and only when the body was small enough to be kept for
+//! replay. Nothing is retried once the response is handed to the client, so no client ever sees
+//! bytes of two attempts. Every retry spends a token of the pool's budget.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+
+use brigade_core::request::{TRACEPARENT, X_REQUEST_ID};
+
+use crate::answer;
+use crate::backend::Outcome;
+use crate::config::HashKey;
+use crate::pool::Pool;
+use crate::state::State;
+use crate::upstream::{self, Lease, RequestBody, ResponseBody, UpstreamBody};
+
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
+static HOP_BY_HOP: [&HeaderName; 8] = [
+    &header::CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::TE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &header::PROXY_AUTHORIZATION,
+];
+
+/// Most attempts remembered for "try another backend" (more attempts may still be made).
+const TRIED: usize = 8;
+
+/// Forwards one request.
+pub async fn handle(
+    state: &State,
+    request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<ResponseBody> {
+    let table = state.table_full();
+    let config = &table.config;
+    let (mut parts, body) = request.into_parts();
+    let request_id = ensure_request_context(&mut parts.headers);
+    let rid = Some(&request_id);
+
+    if parts.method == Method::CONNECT {
+        return answer::bad_request("CONNECT is not supported by this proxy", rid);
+    }
+    if parts.version == Version::HTTP_11 && !parts.headers.contains_key(header::HOST) {
+        return answer::bad_request("an HTTP/1.1 request needs a Host header", rid);
+    }
+    if head_size(&parts.uri, &parts.headers) > config.limits.max_header_bytes {
+        return answer::headers_too_large(config.limits.max_header_bytes, rid);
+    }
+    let max_body = config.limits.max_body_bytes;
+    if body.size_hint().lower() > max_body {
+        return answer::body_too_large(max_body, rid);
+    }
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        // Absolute-form request target: forward in origin form.
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        match Uri::try_from(path) {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return answer::bad_request("the request target is not valid", rid),
+        }
+    }
+    let pool = Arc::clone(table.route(&parts));
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::EXPECT);
+    add_forwarded(&mut parts.headers, client);
+
+    // Small bodies are kept so that a failed attempt can be replayed; larger ones stream.
+    let hint = body.size_hint();
+    let mut streamed = None;
+    let replay: Option<Bytes> = if body.is_end_stream() {
+        Some(Bytes::new())
+    } else if hint
+        .exact()
+        .is_some_and(|n| n <= config.limits.retry_buffer_bytes)
+    {
+        match body.collect().await {
+            Ok(collected) => Some(collected.to_bytes()),
+            Err(_) => return answer::bad_request("the request body could not be read", rid),
+        }
+    } else {
+        streamed = Some(RequestBody::Stream {
+            inner: body,
+            remaining: max_body,
+        });
+        None
+    };
+    let retryable = is_retryable(&parts.method, &parts.headers) && replay.is_some();
+    pool.budget.deposit();
+
+    let key = hash_key(&pool, &parts);
+    let max_attempts = config.retry.max_attempts;
+    let connect_timeout = Duration::from_millis(config.timeouts.connect_ms);
+    let response_timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
+    let upstream_idle = config.timeouts.upstream_idle_ms;
+    let max_idle = config.limits.max_idle_per_backend;
+    let outlier = &pool.config.outlier;
+
+    let mut tried = [0usize; TRIED];
+    let mut last = Outcome::ConnectError;
+    let mut kept: Option<Response<ResponseBody>> = None;
+    for attempt in 0..max_attempts {
+        if attempt > 0 {
+            if !pool.budget.withdraw() {
+                pool.metrics.budget_exhausted.increment(1);
+                break;
+            }
+            pool.metrics.retry(last).increment(1);
+        }
+        let backend = match pool.pick(key.as_deref(), &tried[..(attempt as usize).min(TRIED)]) {
+            Ok(backend) => backend,
+            Err(_) if attempt == 0 => {
+                pool.metrics.no_healthy.increment(1);
+                return answer::no_backend(pool.name(), rid);
+            }
+            Err(_) => break,
+        };
+        if (attempt as usize) < TRIED {
+            tried[attempt as usize] = Arc::as_ptr(&backend) as usize;
+        }
+        let mut lease = Lease::new(Arc::clone(&backend), max_idle);
+        let pooled = backend.idle.checkout(upstream_idle);
+        let fresh = pooled.is_none();
+        let mut sender = match pooled {
+            Some(sender) => sender,
+            None => match upstream::connect(&backend, connect_timeout).await {
+                Ok(sender) => sender,
+                Err(error) => {
+                    tracing::debug!(backend = %backend.label, %error, "connect failed");
+                    backend.record(Outcome::ConnectError, outlier);
+                    last = Outcome::ConnectError;
+                    continue;
+                }
+            },
+        };
+        let retry_after_send = retryable && attempt + 1 < max_attempts;
+        let body = match &replay {
+            Some(bytes) => RequestBody::Full(Some(bytes.clone())),
+            None => match streamed.take() {
+                Some(body) => body,
+                None => break,
+            },
+        };
+        let mut upstream_request = Request::new(body);
+        *upstream_request.method_mut() = parts.method.clone();
+        *upstream_request.uri_mut() = parts.uri.clone();
+        *upstream_request.headers_mut() = parts.headers.clone();
+        let started = Instant::now();
+        let mut result =
+            tokio::time::timeout(response_timeout, sender.try_send_request(upstream_request)).await;
+        // A pooled connection the backend closed while idle hands the request back unsent:
+        // send it once more on a fresh connection to the same backend.
+        if let Ok(Err(error)) = &mut result
+            && !fresh
+            && let Some(unsent) = error.take_message()
+        {
+            match upstream::connect(&backend, connect_timeout).await {
+                Ok(new_sender) => {
+                    sender = new_sender;
+                    result =
+                        tokio::time::timeout(response_timeout, sender.try_send_request(unsent))
+                            .await;
+                }
+                Err(_) => {
+                    backend.record(Outcome::ConnectError, outlier);
+                    last = Outcome::ConnectError;
+                    if replay.is_none() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        match result {
+            Err(_elapsed) => {
+                backend.record(Outcome::Timeout, outlier);
+                last = Outcome::Timeout;
+                if !retry_after_send {
+                    break;
+                }
+            }
+            Ok(Err(error)) => {
+                let error = error.into_error();
+                if upstream::is_body_too_large(&error) {
+                    return answer::body_too_large(max_body, rid);
+                }
+                tracing::debug!(backend = %backend.label, %error, "upstream request failed");
+                backend.record(Outcome::Error, outlier);
+                last = Outcome::Error;
+                if !retry_after_send {
+                    break;
+                }
+            }
+            Ok(Ok(response)) => {
+                backend.observe_latency(started);
+                let status = response.status();
+                let outcome = if status.is_server_error() {
+                    Outcome::ServerError
+                } else {
+                    Outcome::Success
+                };
+                backend.record(outcome, outlier);
+                lease.keep(sender);
+                let response = into_client_response(response, lease, &request_id);
+                let again = matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                );
+                if again && retry_after_send {
+                    last = Outcome::ServerError;
+                    kept = Some(response);
+                    continue;
+                }
+                return response;
+            }
+        }
+    }
+    if let Some(response) = kept {
+        return response;
+    }
+    match last {
+        Outcome::Timeout => answer::gateway_timeout(rid),
+        Outcome::ConnectError => answer::bad_gateway("no backend accepted a connection", rid),
+        _ => answer::bad_gateway("the backend closed the connection without an answer", rid),
+    }
+}
+
+/// Sets `X-Request-Id` and `traceparent` when the client sent none; returns the request id.
+fn ensure_request_context(headers: &mut HeaderMap) -> HeaderValue {
+    let sane = headers.get(&X_REQUEST_ID).filter(|v| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+    });
+    let request_id = match sane {
+        Some(id) => id.clone(),
+        None => {
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buffer);
+            let value =
+                HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            headers.insert(X_REQUEST_ID.clone(), value.clone());
+            value
+        }
+    };
+    if !headers.contains_key(&TRACEPARENT) {
+        let trace = uuid::Uuid::new_v4().simple().to_string();
+        let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        if let Ok(value) = HeaderValue::from_str(&format!("00-{trace}-{span}-01")) {
+            headers.insert(TRACEPARENT.clone(), value);
+        }
+    }
+    request_id
+}
+
+/// Bytes of the request head as the client sent it (approximately: request line + headers).
+fn head_size(uri: &Uri, headers: &HeaderMap) -> usize {
+    let line = uri.to_string().len() + 16;
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(connection) = headers.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr) {
+    let ip = client.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = headers.get(header::HOST).cloned()
+    {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+}
+
+/// Whether a request may be sent twice: idempotent methods, and POST/PATCH with a key.
+fn is_retryable(method: &Method, headers: &HeaderMap) -> bool {
+    match *method {
+        Method::GET
+        | Method::HEAD
+        | Method::PUT
+        | Method::DELETE
+        | Method::OPTIONS
+        | Method::TRACE => true,
+        Method::POST | Method::PATCH => headers.contains_key(&IDEMPOTENCY_KEY),
+        _ => false,
+    }
+}
+
+/// The consistent-hash key of a request, when the pool uses one and the request carries it.
+fn hash_key(pool: &Pool, parts: &http::request::Parts) -> Option<Vec<u8>> {
+    match pool.config.hash_key.as_ref()? {
+        HashKey::Header(name) => parts
+            .headers
+            .get(name.as_str())
+            .map(|v| v.as_bytes().to_vec()),
+        HashKey::Cookie(name) => parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_bytes().to_vec()),
+        HashKey::PathSegment(index) => parts
+            .uri
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .nth(*index)
+            .map(|s| s.as_bytes().to_vec()),
+    }
+}
+
+fn into_client_response(
+    response: Response<Incoming>,
+    lease: Lease,
+    request_id: &HeaderValue,
+) -> Response<ResponseBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(&X_REQUEST_ID) {
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
+    }
+    Response::from_parts(
+        parts,
+        ResponseBody::Upstream(UpstreamBody::new(body, lease)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_tokens_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn only_safe_requests_are_retryable() {
+        let mut headers = HeaderMap::new();
+        assert!(is_retryable(&Method::GET, &headers));
+        assert!(is_retryable(&Method::PUT, &headers));
+        assert!(!is_retryable(&Method::POST, &headers));
+        assert!(!is_retryable(&Method::PATCH, &headers));
+        headers.insert("idempotency-key", HeaderValue::from_static("k"));
+        assert!(is_retryable(&Method::POST, &headers));
+    }
+
+    #[test]
+    fn request_context_is_created_when_absent_and_kept_when_present() {
+        let mut headers = HeaderMap::new();
+        let id = ensure_request_context(&mut headers);
+        assert_eq!(id.len(), 36);
+        let traceparent = headers
+            .get(&TRACEPARENT)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(traceparent.len(), 55, "{traceparent}");
+        let mut headers = HeaderMap::new();
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("abc"));
+        headers.insert(
+            &TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        assert_eq!(ensure_request_context(&mut headers), "abc");
+        assert_eq!(
+            headers.get(&TRACEPARENT).unwrap(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+    }
+}
