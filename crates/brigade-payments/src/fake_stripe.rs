@@ -36,8 +36,9 @@
 //!
 //! Idempotency as Stripe does it: a POST repeating an `Idempotency-Key` gets the stored answer
 //! of the first request (402s and 4xxs included) without acting again; the same key with a
-//! different path or body gets 400 `idempotency_error`. Injected 500s are not stored, so a
-//! retry after one is processed normally.
+//! different path or body gets 400 `idempotency_error`, and while a request with the key is
+//! still being processed (e.g. delayed), another one with it gets 409 `idempotency_error`.
+//! Injected 500s are not stored, so a retry after one is processed normally.
 //!
 //! Knobs, applied in this order to every request: it is counted ([`FakeStripe::calls`]), then
 //! delayed ([`FakeStripe::set_delay`]), then left unanswered for ever if
@@ -128,6 +129,8 @@ struct Inner {
     idempotent: HashMap<String, Stored>,
     calls: HashMap<Endpoint, usize>,
     posts_without_key: usize,
+    /// Idempotency keys of requests being processed (a concurrent one with the key gets 409).
+    in_flight: HashSet<String>,
     decline_next: u32,
     decline_amounts: HashSet<i64>,
     decline_code: Option<String>,
@@ -364,10 +367,31 @@ async fn handle(
     call: Call<'_>,
     act: impl FnOnce(&mut Inner, &[u8]) -> (StatusCode, Value),
 ) -> Response {
-    let delay = {
+    let key = (call.method == Method::POST)
+        .then(|| call.headers.get("idempotency-key"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (delay, in_flight) = {
         let mut inner = shared.lock();
         *inner.calls.entry(call.endpoint).or_default() += 1;
-        inner.delay
+        let in_flight = match key {
+            Some(key) if inner.in_flight.contains(&key) => {
+                let (status, body) = stripe_error(
+                    StatusCode::CONFLICT,
+                    "idempotency_error",
+                    "idempotency_key_in_use",
+                    "There is currently another in-progress request using this Idempotent Key.",
+                );
+                return (status, Json(body)).into_response();
+            }
+            Some(key) => {
+                inner.in_flight.insert(key.clone());
+                Some(InFlight { shared, key })
+            }
+            None => None,
+        };
+        (inner.delay, in_flight)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -375,11 +399,25 @@ async fn handle(
     let Some((status, body)) = answer(shared, &call, act) else {
         return std::future::pending().await;
     };
+    drop(in_flight);
     if take_drop(shared, status) {
         hangup.0.notify_one();
         return std::future::pending().await;
     }
     (status, Json(body)).into_response()
+}
+
+/// Marks an idempotency key as being processed until dropped (also when the client gave up
+/// and the handler was cancelled).
+struct InFlight<'a> {
+    shared: &'a Shared,
+    key: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().in_flight.remove(&self.key);
+    }
 }
 
 /// Whether to close this request's connection instead of answering (`drop_next`).
