@@ -194,14 +194,15 @@ pub async fn authenticate(
 
 /// An admin, checked before the request body is read: a caller without the right gets 401/403
 /// even when the body is also invalid.
-pub struct Admin;
+pub struct Admin(pub Caller);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Caller::from_request_parts(parts, state).await?.admin()?;
-        Ok(Self)
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.admin()?;
+        Ok(Self(caller))
     }
 }
 

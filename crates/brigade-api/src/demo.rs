@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use brigade_domain::{Credentials, GeoPoint, NewItem, NewShop, NewStation, Role};
+use brigade_domain::{Actor, Credentials, GeoPoint, NewItem, NewShop, NewStation, Role};
 use brigade_store::{ShopFilter, Store};
 
 use crate::auth::Passwords;
@@ -145,14 +145,17 @@ pub async fn load(
             None => {
                 report.items += 1;
                 store
-                    .create_item(&NewItem {
-                        sku: sku.into(),
-                        name: name.into(),
-                        description: description.into(),
-                        category: category.into(),
-                        price_minor,
-                        currency: "EUR".into(),
-                    })
+                    .create_item(
+                        &NewItem {
+                            sku: sku.into(),
+                            name: name.into(),
+                            description: description.into(),
+                            category: category.into(),
+                            price_minor,
+                            currency: "EUR".into(),
+                        },
+                        &Actor::system(),
+                    )
                     .await?
             }
         };
@@ -166,15 +169,18 @@ pub async fn load(
             None => {
                 report.shops += 1;
                 store
-                    .create_shop(&NewShop {
-                        name: demo.name.into(),
-                        region: demo.region.into(),
-                        location: GeoPoint {
-                            lat: demo.lat,
-                            lon: demo.lon,
+                    .create_shop(
+                        &NewShop {
+                            name: demo.name.into(),
+                            region: demo.region.into(),
+                            location: GeoPoint {
+                                lat: demo.lat,
+                                lon: demo.lon,
+                            },
+                            open: true,
                         },
-                        open: true,
-                    })
+                        &Actor::system(),
+                    )
                     .await?
             }
         };
@@ -190,6 +196,7 @@ pub async fn load(
                             capacity,
                             prep_seconds: BTreeMap::from([(category.to_owned(), seconds)]),
                         },
+                        &Actor::system(),
                     )
                     .await?;
             }
@@ -198,7 +205,9 @@ pub async fn load(
         for item in &items {
             if !menu.iter().any(|entry| entry.item_id == item.id) {
                 report.menu_entries += 1;
-                store.set_availability(shop.id, item.id, true).await?;
+                store
+                    .set_availability(shop.id, item.id, true, &Actor::system())
+                    .await?;
             }
         }
         for role in [Role::Staff, Role::Courier] {
@@ -241,8 +250,15 @@ async fn account(
         email: email.to_owned(),
         password: password.clone(),
     };
-    crate::routes::accounts::create_account_with(store, passwords, credentials, role, shop_id)
-        .await?;
+    crate::routes::accounts::create_account_with(
+        store,
+        passwords,
+        credentials,
+        role,
+        shop_id,
+        Some(&Actor::system()),
+    )
+    .await?;
     report.accounts.push(DemoAccount {
         email: email.to_owned(),
         role,

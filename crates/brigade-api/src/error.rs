@@ -111,6 +111,9 @@ fn store_error_response(error: StoreError) -> Response {
         StoreError::Transition(error @ TransitionError::KitchenOnly { .. }) => {
             Problem::conflict("kitchen-only", error.to_string()).into_response()
         }
+        StoreError::Transition(error @ TransitionError::PaymentOnly { .. }) => {
+            Problem::conflict("payment-only", error.to_string()).into_response()
+        }
         StoreError::Unavailable(cause) => {
             tracing::warn!(
                 error = &cause as &dyn std::error::Error,

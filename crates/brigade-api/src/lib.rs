@@ -8,9 +8,11 @@
 pub mod auth;
 mod caller;
 mod catalogue_cache;
+mod checkout;
 pub mod demo;
 mod error;
 mod extract;
+mod faults;
 mod metrics;
 mod middleware;
 mod placement;
@@ -52,6 +54,9 @@ pub enum BuildError {
     /// `cache.redis_url` is not a valid Redis URL.
     #[error("invalid configuration: cache.redis_url")]
     Cache(#[source] brigade_store::cache::CacheError),
+    /// The payment provider settings are unusable.
+    #[error("invalid configuration: payments")]
+    Payments(#[source] brigade_payments::ConfigError),
     /// The listen address is taken or not ours.
     #[error("cannot listen on {address}")]
     Bind {
@@ -146,7 +151,9 @@ impl Application {
                 url: brigade_store::redact_url(&settings.storage.effective_url()),
                 source,
             })?;
-        let state = AppState::new(store, cache, settings, auth);
+        let payments = brigade_payments::Payments::from_settings(&settings.payments)
+            .map_err(BuildError::Payments)?;
+        let state = AppState::new(store, cache, settings, auth, payments);
         let router = router(state.clone());
         Ok(Self {
             listener,
@@ -233,7 +240,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::items::router())
         .merge(routes::orders::router())
         .merge(routes::kitchen::router())
-        .merge(routes::accounts::router());
+        .merge(routes::accounts::router())
+        .merge(routes::audit::router())
+        .merge(faults::router());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(routes::health::router())
@@ -249,6 +258,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             caller::authenticate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::inject,
+        ))
         .with_state(state);
     middleware::apply(router, body_limit, timeout)
 }
@@ -257,10 +270,16 @@ pub fn router(state: AppState) -> Router {
 async fn background_tasks(state: AppState, shutdown: Shutdown) {
     let mut upkeep = tokio::time::interval(Duration::from_secs(5));
     let mut purge = tokio::time::interval(Duration::from_secs(3600));
+    // Often enough that a payment left behind by a dead replica waits little longer than
+    // `payments.reconcile_after_secs`.
+    let reconcile_every = Duration::from_secs(state.settings.payments.reconcile_after_secs / 2)
+        .clamp(Duration::from_millis(200), Duration::from_secs(15));
+    let mut reconcile = tokio::time::interval(reconcile_every);
     loop {
         tokio::select! {
             () = shutdown.wait() => return,
             _ = upkeep.tick() => brigade_core::metrics::renderer().run_upkeep(),
+            _ = reconcile.tick() => checkout::reconcile(&state).await,
             _ = purge.tick() => {
                 let before = brigade_domain::now()
                     - chrono::Duration::from_std(IDEMPOTENCY_RETENTION).unwrap_or_default();

@@ -31,6 +31,11 @@ pub fn describe(backend: &'static str) {
     brigade_store::cache::describe_metrics();
     metrics::describe_counter!(crate::routes::accounts::SIGNUPS, "Accounts signed up.");
     metrics::describe_counter!(
+        brigade_payments::guard::METRIC,
+        "Payment provider calls by provider and outcome (approved, declined, error, timeout, \
+         circuit_open; captured, capture_failed, voided, void_failed)."
+    );
+    metrics::describe_counter!(
         crate::routes::accounts::LOGINS,
         "Login attempts by outcome (succeeded, failed, limited)."
     );

@@ -12,7 +12,7 @@ use brigade_domain::{
     Actor, EtaInputs, MenuItem, NewOrder, Order, OrderEvent, OrderLine, OrderStatus, Shop, Ticket,
     TicketItem, TicketStatus, estimate,
 };
-use brigade_store::{IdempotencyKey, Placement, StoreError};
+use brigade_store::{IdempotencyKey, NewPayment, Placement, StoreError};
 use http::StatusCode;
 use uuid::Uuid;
 
@@ -122,6 +122,10 @@ pub async fn prepare(
         order: build_order(best, order, &actor, customer_id),
         actor,
         idempotency,
+        payment: NewPayment {
+            id: Uuid::now_v7(),
+            provider: state.payments.provider_name().to_owned(),
+        },
     })
 }
 
@@ -236,7 +240,8 @@ fn build_order(
             order_id: id,
             shop_id: shop.id,
             station_id: *station_id,
-            status: TicketStatus::Queued,
+            // Held until the payment is authorised: the kitchen does not see unpaid orders.
+            status: TicketStatus::Held,
             work_seconds: *work_seconds,
             items: priced
                 .lines
@@ -263,7 +268,7 @@ fn build_order(
         id,
         shop_id: shop.id,
         customer_id,
-        status: OrderStatus::Placed,
+        status: OrderStatus::AwaitingPayment,
         version: 1,
         lines: priced.lines,
         total_minor,
@@ -275,7 +280,7 @@ fn build_order(
         estimated_delivery_at: now + chrono::Duration::seconds(total_seconds),
         tickets,
         history: vec![OrderEvent {
-            status: OrderStatus::Placed,
+            status: OrderStatus::AwaitingPayment,
             at: now,
             actor: actor.clone(),
         }],

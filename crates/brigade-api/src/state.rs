@@ -27,6 +27,10 @@ pub struct SharedState {
     pub health: HealthLatch,
     /// Tokens, passwords, login limits.
     pub auth: crate::auth::Auth,
+    /// The payment provider behind its timeout and circuit breaker.
+    pub payments: brigade_payments::Payments,
+    /// Failures injected on purpose (alert drills).
+    pub faults: crate::faults::Faults,
 }
 
 impl AppState {
@@ -36,13 +40,17 @@ impl AppState {
         cache: Arc<dyn Cache>,
         settings: Settings,
         auth: crate::auth::Auth,
+        payments: brigade_payments::Payments,
     ) -> Self {
+        let faults = crate::faults::Faults::new(settings.faults.error_ratio);
         Self(Arc::new(SharedState {
             store,
             cache,
             settings,
             health: HealthLatch::new(),
             auth,
+            payments,
+            faults,
         }))
     }
 }

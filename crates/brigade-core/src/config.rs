@@ -507,7 +507,10 @@ impl Settings {
             );
         }
         if !ratio(self.payments.simulated.error_ratio) {
-            return invalid("payments.simulated.error_ratio", "must be between 0.0 and 1.0");
+            return invalid(
+                "payments.simulated.error_ratio",
+                "must be between 0.0 and 1.0",
+            );
         }
         if !ratio(self.faults.error_ratio) {
             return invalid("faults.error_ratio", "must be between 0.0 and 1.0");

@@ -6,15 +6,18 @@
 //! catalogue change, not a code change.
 
 pub mod account;
+pub mod audit;
 pub mod catalogue;
 pub mod eta;
 pub mod geo;
 pub mod order;
+pub mod payment;
 pub mod shop;
 pub mod ticket;
 pub mod validate;
 
 pub use account::{Account, Credentials, Role};
+pub use audit::AuditEvent;
 pub use catalogue::{Availability, Item, MenuItem, NewItem};
 pub use eta::{Eta, EtaInputs, StationLoad, estimate};
 pub use geo::GeoPoint;
@@ -22,6 +25,7 @@ pub use order::{
     NewOrder, NewOrderLine, Order, OrderEvent, OrderLine, OrderStatus, OrderSummary,
     TransitionError,
 };
+pub use payment::{Payment, PaymentStatus};
 pub use shop::{NewShop, NewStation, Shop, ShopPatch, Station};
 pub use ticket::{QueuedTicket, Ticket, TicketItem, TicketStatus};
 pub use validate::{Violation, Violations};
@@ -42,6 +46,10 @@ impl Actor {
     /// A change made by brigade itself (e.g. an order becoming ready when its last ticket is done).
     pub fn system() -> Self {
         Self("system".to_owned())
+    }
+    /// A signed-in account.
+    pub fn account(id: uuid::Uuid) -> Self {
+        Self(format!("account:{id}"))
     }
 }
 

@@ -1,11 +1,12 @@
 //! Orders and their lifecycle.
 //!
 //! ```text
-//! placed → accepted → preparing → ready → out_for_delivery → delivered
-//!    └────────┴──→ cancelled
+//! awaiting_payment → placed → accepted → preparing → ready → out_for_delivery → delivered
+//!        └→ payment_failed └────────┴──→ cancelled
 //! ```
-//! `preparing` and `ready` are reached through the kitchen (first ticket claimed, last ticket
-//! done); the other steps are requested through the API. Every other transition is refused.
+//! `placed` and `payment_failed` are set by the payment step (authorised or not), `preparing`
+//! and `ready` through the kitchen (first ticket claimed, last ticket done); the other steps
+//! are requested through the API. Every other transition is refused.
 
 use std::collections::HashSet;
 
@@ -28,7 +29,11 @@ pub const MAX_QUANTITY: i64 = 99;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Received; tickets are queued but the shop has not accepted it yet.
+    /// Written, while the payment provider authorises the charge; the kitchen does not see it.
+    AwaitingPayment,
+    /// The payment was declined or could not be taken; nothing will be cooked or charged.
+    PaymentFailed,
+    /// Paid (authorised); tickets are queued but the shop has not accepted it yet.
     Placed,
     /// The shop accepted it; its tickets may be claimed.
     Accepted,
@@ -61,11 +66,19 @@ pub enum TransitionError {
         /// Requested status.
         to: OrderStatus,
     },
+    /// The step exists but only the payment step takes it.
+    #[error("{to} is set by the payment step, not requested")]
+    PaymentOnly {
+        /// Requested status.
+        to: OrderStatus,
+    },
 }
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 7] = [
+    pub const ALL: [OrderStatus; 9] = [
+        Self::AwaitingPayment,
+        Self::PaymentFailed,
         Self::Placed,
         Self::Accepted,
         Self::Preparing,
@@ -78,6 +91,8 @@ impl OrderStatus {
     /// The stored and serialised name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AwaitingPayment => "awaiting_payment",
+            Self::PaymentFailed => "payment_failed",
             Self::Placed => "placed",
             Self::Accepted => "accepted",
             Self::Preparing => "preparing",
@@ -100,7 +115,8 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, to),
-            (Placed, Accepted)
+            (AwaitingPayment, Placed | PaymentFailed)
+                | (Placed, Accepted)
                 | (Accepted, Preparing)
                 | (Preparing, Ready)
                 | (Ready, OutForDelivery)
@@ -113,6 +129,9 @@ impl OrderStatus {
     pub fn request(self, to: OrderStatus) -> Result<(), TransitionError> {
         if matches!(to, Self::Preparing | Self::Ready) {
             return Err(TransitionError::KitchenOnly { to });
+        }
+        if matches!(to, Self::Placed | Self::PaymentFailed) && self.can_become(to) {
+            return Err(TransitionError::PaymentOnly { to });
         }
         if self.can_become(to) {
             Ok(())

@@ -9,6 +9,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
+    /// Written with its order but not cooked until the payment is authorised.
+    Held,
     /// Waiting at the station; counts towards the station's queue.
     Queued,
     /// A chef is cooking it.
@@ -23,6 +25,7 @@ impl TicketStatus {
     /// The stored and serialised name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Held => "held",
             Self::Queued => "queued",
             Self::Claimed => "claimed",
             Self::Done => "done",
@@ -33,6 +36,7 @@ impl TicketStatus {
     /// Parses a stored name.
     pub fn parse(value: &str) -> Option<Self> {
         Some(match value {
+            "held" => Self::Held,
             "queued" => Self::Queued,
             "claimed" => Self::Claimed,
             "done" => Self::Done,

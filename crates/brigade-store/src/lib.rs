@@ -10,9 +10,11 @@
 
 pub mod cache;
 mod error;
+mod ledger;
 mod postgres;
 mod rows;
 mod sql;
+mod sql_ledger;
 mod sqlite;
 
 use std::sync::Arc;
@@ -20,13 +22,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use brigade_core::config::StorageSettings;
 use brigade_domain::{
-    Account, Actor, Item, MenuItem, NewItem, NewShop, NewStation, Order, OrderStatus, OrderSummary,
-    QueuedTicket, Shop, ShopPatch, Station, StationLoad, Ticket,
+    Account, Actor, AuditEvent, Item, MenuItem, NewItem, NewShop, NewStation, Order, OrderStatus,
+    OrderSummary, Payment, PaymentStatus, QueuedTicket, Shop, ShopPatch, Station, StationLoad,
+    Ticket,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use error::{ConflictKind, StoreError};
+pub use ledger::{AuditEntry, AuditFilter, NewPayment, RenderAnswer, Settled, Settlement};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -103,12 +107,14 @@ pub struct IdempotencyKey {
 /// prices) inside the transaction that writes it.
 #[derive(Debug, Clone)]
 pub struct Placement {
-    /// The order as it will be stored (status `placed`, version 1).
+    /// The order as it will be stored (status `awaiting_payment`, version 1, tickets held).
     pub order: Order,
     /// Who placed it.
     pub actor: Actor,
     /// The retry key, when the client sent one.
     pub idempotency: Option<IdempotencyKey>,
+    /// Its payment, written `pending` with the order.
+    pub payment: NewPayment,
 }
 
 /// What placing an order did.
@@ -120,6 +126,8 @@ pub enum PlaceOutcome {
     Replayed(StoredResponse),
     /// The key was used before with a different body.
     KeyReused,
+    /// The key's first request is still waiting for its payment to settle.
+    InProgress,
 }
 
 /// A response kept for idempotent replay.
@@ -137,7 +145,7 @@ pub struct StoredResponse {
 /// either a single statement or one transaction, and concurrent calls (two chefs claiming one
 /// ticket) resolve to exactly one winner.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Ledger + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Pool occupancy.
@@ -150,23 +158,28 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 
     /// Creates a shop.
-    async fn create_shop(&self, shop: &NewShop) -> StoreResult<Shop>;
+    async fn create_shop(&self, shop: &NewShop, actor: &Actor) -> StoreResult<Shop>;
     /// Lists shops by name.
     async fn list_shops(&self, filter: &ShopFilter) -> StoreResult<Vec<Shop>>;
     /// One shop.
     async fn get_shop(&self, id: Uuid) -> StoreResult<Shop>;
     /// Changes the fields present in `patch`.
-    async fn update_shop(&self, id: Uuid, patch: &ShopPatch) -> StoreResult<Shop>;
+    async fn update_shop(&self, id: Uuid, patch: &ShopPatch, actor: &Actor) -> StoreResult<Shop>;
 
     /// Adds a station to a shop.
-    async fn create_station(&self, shop_id: Uuid, station: &NewStation) -> StoreResult<Station>;
+    async fn create_station(
+        &self,
+        shop_id: Uuid,
+        station: &NewStation,
+        actor: &Actor,
+    ) -> StoreResult<Station>;
     /// A shop's stations by name.
     async fn list_stations(&self, shop_id: Uuid) -> StoreResult<Vec<Station>>;
     /// Work waiting at each station of a shop.
     async fn station_loads(&self, shop_id: Uuid) -> StoreResult<Vec<StationLoad>>;
 
     /// Adds an item to the catalogue.
-    async fn create_item(&self, item: &NewItem) -> StoreResult<Item>;
+    async fn create_item(&self, item: &NewItem, actor: &Actor) -> StoreResult<Item>;
     /// The catalogue by category and name.
     async fn list_items(&self) -> StoreResult<Vec<Item>>;
     /// One item.
@@ -177,6 +190,7 @@ pub trait Store: Send + Sync + 'static {
         shop_id: Uuid,
         item_id: Uuid,
         available: bool,
+        actor: &Actor,
     ) -> StoreResult<()>;
     /// A shop's menu: its items with availability and the station cooking each.
     async fn menu(&self, shop_id: Uuid) -> StoreResult<Vec<MenuItem>>;
@@ -195,7 +209,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_order(&self, id: Uuid) -> StoreResult<Order>;
     /// A page of orders, newest first.
     async fn list_orders(&self, filter: &OrderFilter) -> StoreResult<Vec<OrderSummary>>;
-    /// Moves an order to `to` if its version is still `expected_version`.
+    /// Moves an order to `to` if its version is still `expected_version`. An authorised
+    /// payment moves with it: to `capturing` when the order is delivered, to `voiding` when it
+    /// is cancelled; the caller then makes that provider call.
     async fn transition_order(
         &self,
         id: Uuid,
@@ -214,7 +230,11 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_ticket(&self, ticket_id: Uuid, actor: &Actor) -> StoreResult<Ticket>;
 
     /// Creates an account; a taken e-mail address is a duplicate conflict.
-    async fn create_account(&self, account: &NewAccountRecord) -> StoreResult<Account>;
+    async fn create_account(
+        &self,
+        account: &NewAccountRecord,
+        actor: &Actor,
+    ) -> StoreResult<Account>;
     /// An account and its password hash, by (normalised) e-mail address.
     async fn account_credentials(&self, email: &str) -> StoreResult<Option<(Account, String)>>;
     /// One account.
@@ -239,17 +259,62 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         role: brigade_domain::Role,
         shop_id: Option<Uuid>,
+        actor: &Actor,
     ) -> StoreResult<Account>;
     /// Revokes a session; false when it was unknown or already revoked.
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
+    async fn revoke_session(&self, id: Uuid, actor: &Actor) -> StoreResult<bool>;
     /// The secret stored under `id`, storing `candidate` first if there is none yet: the first
     /// replica to start picks the secret, every other one reads it.
     async fn signing_key(&self, id: &str, candidate: &str) -> StoreResult<String>;
 }
 
+/// The money and the history: payments and the audit trail, kept by every [`Store`].
+///
+/// A trait of its own so that its implementation lives in its own file (`sql_ledger.rs`).
+#[async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Records the provider's answer to an order's authorisation: the payment, the order
+    /// (`placed` with its tickets queued, or `payment_failed` with its tickets cancelled), the
+    /// answer for `Idempotency-Key` replays and the audit trail, in one transaction. Settling
+    /// an already settled payment changes nothing (`Settled::changed` is false).
+    async fn settle_authorization(
+        &self,
+        payment_id: Uuid,
+        settlement: &Settlement,
+        actor: &Actor,
+        render: &RenderAnswer,
+    ) -> StoreResult<Settled>;
+    /// Records the end of a capture or void: `from` (`capturing`/`voiding`) becomes `to`;
+    /// `None` when the payment was no longer in `from`.
+    async fn finish_payment(
+        &self,
+        payment_id: Uuid,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        actor: &Actor,
+    ) -> StoreResult<Option<Payment>>;
+    /// Notes a provider call that got no answer, so the reconciler retries it later.
+    async fn payment_attempt_failed(&self, payment_id: Uuid, reason: &str) -> StoreResult<()>;
+    /// An order's payment, if it has one (orders placed before payments existed do not).
+    async fn payment_of_order(&self, order_id: Uuid) -> StoreResult<Option<Payment>>;
+    /// Payments owing a provider call whose last change is older than `stale_before`, each
+    /// leased to this caller (its `updated_at` moves to now) so that reconcilers on other
+    /// replicas skip it.
+    async fn lease_unsettled_payments(
+        &self,
+        stale_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>>;
+
+    /// A page of the audit trail, newest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
+
 /// What the store keeps of a new account.
 #[derive(Clone)]
 pub struct NewAccountRecord {
+    /// Account id, chosen by the caller so a sign-up can name the new account as its actor.
+    pub id: Uuid,
     /// Normalised e-mail address.
     pub email: String,
     /// Argon2id PHC string.

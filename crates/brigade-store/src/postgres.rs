@@ -3,6 +3,7 @@
 use brigade_core::config::StorageSettings;
 use sqlx::migrate::Migrator;
 use sqlx::{Pool, Postgres};
+use uuid::Uuid;
 
 use crate::error::classify;
 use crate::{Backend, StoreResult};
@@ -55,8 +56,8 @@ WITH wanted AS (
     SELECT EXISTS (SELECT 1 FROM shops WHERE id = $2 AND open)
         AND (SELECT n FROM valid) = cardinality($16::uuid[]) AS ok
 ), idempotency AS (
-    INSERT INTO idempotency_keys (scope, key, request_hash, status, response_body, created_at)
-    SELECT $21, $22, $23, 201, $24, $13 FROM checked WHERE ok AND $21::text IS NOT NULL
+    INSERT INTO idempotency_keys (scope, key, request_hash, status, response_body, created_at, order_id)
+    SELECT $21, $22, $23, 0, '', $13, $1 FROM checked WHERE ok AND $21::text IS NOT NULL
     ON CONFLICT (scope, key) DO NOTHING
     RETURNING 1
 ), placed AS (
@@ -72,11 +73,17 @@ WITH wanted AS (
     FROM placed, wanted w
 ), tickets AS (
     INSERT INTO tickets (id, order_id, shop_id, station_id, status, work_seconds, created_at)
-    SELECT t.id, placed.id, $2, t.station_id, 'queued', t.work_seconds, $13
+    SELECT t.id, placed.id, $2, t.station_id, 'held', t.work_seconds, $13
     FROM placed, unnest($25::uuid[], $26::uuid[], $27::bigint[]) AS t(id, station_id, work_seconds)
 ), events AS (
     INSERT INTO order_events (order_id, seq, status, actor, at)
     SELECT placed.id, 1, $3, $15, $13 FROM placed
+), payment AS (
+    INSERT INTO payments (id, order_id, provider, status, amount_minor, currency, created_at, updated_at)
+    SELECT $29, placed.id, $30, 'pending', $5, $6, $13, $13 FROM placed
+), audit AS (
+    INSERT INTO audit_events (id, at, actor, action, entity, entity_id, before, after, request_id)
+    SELECT $31, $13, $15, 'order.placed', 'order', placed.id::text, NULL, $32, $24 FROM placed
 )
 SELECT count(*) FROM placed";
 
@@ -90,24 +97,22 @@ impl PostgresStore {
             order,
             actor,
             idempotency,
+            payment,
         } = placement;
         // The statement writes exactly what a fresh placement holds; anything else (and any
         // failed check) goes the general way.
         let fresh = matches!(order.history.as_slice(), [event]
             if event.at == order.created_at && event.actor == *actor && event.status == order.status)
             && order.tickets.iter().all(|t| {
-                t.status == brigade_domain::TicketStatus::Queued && t.created_at == order.created_at
+                t.status == brigade_domain::TicketStatus::Held && t.created_at == order.created_at
             });
         if !fresh {
             return Ok(None);
         }
-        let body = match idempotency {
-            Some(_) => Some(
-                serde_json::to_string(order)
-                    .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let request_id = brigade_core::request::current().map(|context| context.request_id);
+        let audit = crate::sql::placed_audit(order, payment)
+            .after
+            .map(|value| value.to_string());
         let lines = &order.lines;
         let placed: i64 =
             crate::sql::bind_order_row!(sqlx::query_scalar(PLACE_IN_ONE_STATEMENT), order)
@@ -120,7 +125,7 @@ impl PostgresStore {
                 .bind(idempotency.as_ref().map(|k| k.scope.as_str()))
                 .bind(idempotency.as_ref().map(|k| k.key.as_str()))
                 .bind(idempotency.as_ref().map(|k| k.request_hash.as_str()))
-                .bind(body)
+                .bind(request_id)
                 .bind(order.tickets.iter().map(|t| t.id).collect::<Vec<_>>())
                 .bind(
                     order
@@ -137,6 +142,10 @@ impl PostgresStore {
                         .collect::<Vec<_>>(),
                 )
                 .bind(order.customer_id)
+                .bind(payment.id)
+                .bind(&payment.provider)
+                .bind(Uuid::now_v7())
+                .bind(audit)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(classify)?;

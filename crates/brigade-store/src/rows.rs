@@ -336,3 +336,66 @@ pub(crate) struct SessionRow {
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PaymentRow {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub provider: String,
+    pub status: String,
+    pub reference: Option<String>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<PaymentRow> for brigade_domain::Payment {
+    type Error = StoreError;
+    fn try_from(row: PaymentRow) -> Result<Self, StoreError> {
+        Ok(brigade_domain::Payment {
+            id: row.id,
+            order_id: row.order_id,
+            provider: row.provider,
+            status: brigade_domain::PaymentStatus::parse(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("payment status {:?}", row.status)))?,
+            reference: row.reference,
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+            reason: row.reason,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl From<AuditRow> for brigade_domain::AuditEvent {
+    fn from(row: AuditRow) -> Self {
+        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+        brigade_domain::AuditEvent {
+            id: row.id,
+            at: row.at,
+            actor: row.actor,
+            action: row.action,
+            entity: row.entity,
+            entity_id: row.entity_id,
+            before: json(row.before),
+            after: json(row.after),
+            request_id: row.request_id,
+        }
+    }
+}

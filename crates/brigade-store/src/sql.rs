@@ -41,6 +41,14 @@ macro_rules! bind_order_row {
     };
 }
 
+/// Columns of `payments`, in `PaymentRow` order.
+macro_rules! payment_columns {
+    () => {
+        "id, order_id, provider, status, reference, amount_minor, currency, reason, created_at, \
+         updated_at"
+    };
+}
+
 /// Columns of `shops`, in `ShopRow` order.
 macro_rules! shop_columns {
     () => {
@@ -86,7 +94,11 @@ macro_rules! cookable_order {
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, backend = $backend:expr, begin = $begin:literal, lock = $lock:literal) => {
+        $crate::sql_ledger::ledger_methods!($store, $db, begin = $begin);
+
         impl $store {
+            $crate::sql_ledger::ledger_helpers!($db, lock = $lock);
+
             /// Reads one order with lines, tickets and history on an open connection.
             async fn load_order(
                 conn: &mut <$db as sqlx::Database>::Connection,
@@ -224,10 +236,12 @@ macro_rules! impl_store {
                 Ok(($crate::rows::order_status(&status)?, version))
             }
 
-            /// Moves a locked order to `status`, bumping its version and recording the event.
+            /// Moves a locked order from `from` to `status`, bumping its version and recording
+            /// the event in its history and in the audit trail.
             async fn set_order_status(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 id: uuid::Uuid,
+                from: brigade_domain::OrderStatus,
                 status: brigade_domain::OrderStatus,
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<()> {
@@ -255,7 +269,14 @@ macro_rules! impl_store {
                 .execute(&mut *conn)
                 .await
                 .map_err(classify)?;
-                Ok(())
+                Self::record(
+                    conn,
+                    actor,
+                    $crate::AuditEntry::new("order.status_changed", "order", id)
+                        .before(serde_json::json!({ "status": from }))
+                        .after(serde_json::json!({ "status": status })),
+                )
+                .await
             }
 
             /// Claims a queued ticket of a locked order; the first claim starts the order.
@@ -280,10 +301,19 @@ macro_rules! impl_store {
                 if claimed == 0 {
                     return Ok(false);
                 }
+                Self::record(
+                    conn,
+                    actor,
+                    $crate::AuditEntry::new("ticket.claimed", "ticket", ticket_id)
+                        .before(serde_json::json!({ "status": "queued" }))
+                        .after(serde_json::json!({ "status": "claimed", "claimed_by": actor })),
+                )
+                .await?;
                 if order_status == brigade_domain::OrderStatus::Accepted {
                     Self::set_order_status(
                         conn,
                         order_id,
+                        order_status,
                         brigade_domain::OrderStatus::Preparing,
                         actor,
                     )
@@ -358,8 +388,12 @@ macro_rules! impl_store {
             async fn create_shop(
                 &self,
                 shop: &brigade_domain::NewShop,
+                actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Shop> {
+                use $crate::error::classify;
                 let now = brigade_domain::now();
+                let _writer = self.writer.enter().await;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ShopRow = sqlx::query_as(concat!(
                     "INSERT INTO shops (",
                     $crate::sql::shop_columns!(),
@@ -373,10 +407,18 @@ macro_rules! impl_store {
                 .bind(shop.location.lon)
                 .bind(shop.open)
                 .bind(now)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err($crate::error::unique_as("a shop with this name already exists"))?;
-                Ok(row.into())
+                let shop: brigade_domain::Shop = row.into();
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("shop.created", "shop", shop.id).after(&shop),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(shop)
             }
 
             async fn list_shops(
@@ -414,7 +456,23 @@ macro_rules! impl_store {
                 &self,
                 id: uuid::Uuid,
                 patch: &brigade_domain::ShopPatch,
+                actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Shop> {
+                use $crate::error::classify;
+                let _writer = self.writer.enter().await;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let before: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::shop_columns!(),
+                    " FROM shops WHERE id = $1",
+                    $lock
+                ))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let before: brigade_domain::Shop =
+                    before.ok_or($crate::StoreError::NotFound("shop"))?.into();
                 let row: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
                     "UPDATE shops SET name = COALESCE($1, name), region = COALESCE($2, region), \
                      lat = COALESCE($3, lat), lon = COALESCE($4, lon), open = COALESCE($5, open), \
@@ -428,16 +486,28 @@ macro_rules! impl_store {
                 .bind(patch.open)
                 .bind(brigade_domain::now())
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err($crate::error::unique_as("a shop with this name already exists"))?;
-                row.map(Into::into).ok_or($crate::StoreError::NotFound("shop"))
+                let shop: brigade_domain::Shop =
+                    row.ok_or($crate::StoreError::NotFound("shop"))?.into();
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("shop.updated", "shop", id)
+                        .before(&before)
+                        .after(&shop),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(shop)
             }
 
             async fn create_station(
                 &self,
                 shop_id: uuid::Uuid,
                 station: &brigade_domain::NewStation,
+                actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Station> {
                 use $crate::error::{classify, unique_as};
                 let _writer = self.writer.enter().await;
@@ -473,14 +543,21 @@ macro_rules! impl_store {
                     .await
                     .map_err(unique_as(&detail))?;
                 }
-                tx.commit().await.map_err(classify)?;
-                Ok(brigade_domain::Station {
+                let station = brigade_domain::Station {
                     id,
                     shop_id,
                     name: station.name.clone(),
                     capacity: station.capacity,
                     prep_seconds: station.prep_seconds.clone(),
-                })
+                };
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("station.created", "station", id).after(&station),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(station)
             }
 
             async fn list_stations(
@@ -531,7 +608,11 @@ macro_rules! impl_store {
             async fn create_item(
                 &self,
                 item: &brigade_domain::NewItem,
+                actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Item> {
+                use $crate::error::classify;
+                let _writer = self.writer.enter().await;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ItemRow = sqlx::query_as(concat!(
                     "INSERT INTO items (",
                     $crate::sql::item_columns!(),
@@ -546,10 +627,18 @@ macro_rules! impl_store {
                 .bind(item.price_minor)
                 .bind(&item.currency)
                 .bind(brigade_domain::now())
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err($crate::error::unique_as("an item with this sku already exists"))?;
-                Ok(row.into())
+                let item: brigade_domain::Item = row.into();
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("item.created", "item", item.id).after(&item),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(item)
             }
 
             async fn list_items(&self) -> $crate::StoreResult<Vec<brigade_domain::Item>> {
@@ -582,6 +671,7 @@ macro_rules! impl_store {
                 shop_id: uuid::Uuid,
                 item_id: uuid::Uuid,
                 available: bool,
+                actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await;
@@ -590,6 +680,21 @@ macro_rules! impl_store {
                     .await?;
                 Self::require(&mut *tx, "SELECT 1 FROM items WHERE id = $1", item_id, "item")
                     .await?;
+                let before: Option<bool> = sqlx::query_scalar(
+                    "SELECT available FROM shop_items WHERE shop_id = $1 AND item_id = $2",
+                )
+                .bind(shop_id)
+                .bind(item_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let mut entry =
+                    $crate::AuditEntry::new("menu.availability_set", "menu", format!("{shop_id}/{item_id}"))
+                        .after(serde_json::json!({ "shop_id": shop_id, "item_id": item_id, "available": available }));
+                if let Some(before) = before {
+                    entry = entry.before(serde_json::json!({ "available": before }));
+                }
+                Self::record(&mut tx, actor, entry).await?;
                 sqlx::query(
                     "INSERT INTO shop_items (shop_id, item_id, available) VALUES ($1, $2, $3) \
                      ON CONFLICT (shop_id, item_id) DO UPDATE SET available = excluded.available",
@@ -631,21 +736,24 @@ macro_rules! impl_store {
                 if let Some(outcome) = self.place_in_one_statement(&placement).await? {
                     return Ok(outcome);
                 }
-                let $crate::Placement { mut order, actor, idempotency } = placement;
+                let $crate::Placement { mut order, actor, idempotency, payment } = placement;
                 let _writer = self.writer.enter().await;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 if let Some(key) = &idempotency {
                     // Claim the key first: a concurrent request with the same key waits here
                     // (PostgreSQL's unique index, SQLite's write lock) and then replays.
+                    // The answer is written when the payment settles; until then a retry
+                    // hears that the first request is still in progress.
                     let inserted = sqlx::query(
                         "INSERT INTO idempotency_keys \
-                         (scope, key, request_hash, status, response_body, created_at) \
-                         VALUES ($1, $2, $3, 201, '', $4) ON CONFLICT (scope, key) DO NOTHING",
+                         (scope, key, request_hash, status, response_body, created_at, order_id) \
+                         VALUES ($1, $2, $3, 0, '', $4, $5) ON CONFLICT (scope, key) DO NOTHING",
                     )
                     .bind(&key.scope)
                     .bind(&key.key)
                     .bind(&key.request_hash)
                     .bind(order.created_at)
+                    .bind(order.id)
                     .execute(&mut *tx)
                     .await
                     .map_err(classify)?
@@ -660,13 +768,15 @@ macro_rules! impl_store {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(classify)?;
-                        return Ok(if row.request_hash == key.request_hash {
+                        return Ok(if row.request_hash != key.request_hash {
+                            PlaceOutcome::KeyReused
+                        } else if row.response_body.is_empty() {
+                            PlaceOutcome::InProgress
+                        } else {
                             PlaceOutcome::Replayed($crate::StoredResponse {
                                 status: u16::try_from(row.status).unwrap_or(201),
                                 body: row.response_body,
                             })
-                        } else {
-                            PlaceOutcome::KeyReused
                         });
                     }
                 }
@@ -798,19 +908,20 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
-                if let Some(key) = &idempotency {
-                    let body = serde_json::to_string(&order)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    sqlx::query(
-                        "UPDATE idempotency_keys SET response_body = $1 WHERE scope = $2 AND key = $3",
-                    )
-                    .bind(body)
-                    .bind(&key.scope)
-                    .bind(&key.key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                }
+                sqlx::query(
+                    "INSERT INTO payments (id, order_id, provider, status, amount_minor, currency, \
+                     created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6)",
+                )
+                .bind(payment.id)
+                .bind(order.id)
+                .bind(&payment.provider)
+                .bind(order.total_minor)
+                .bind(&order.currency)
+                .bind(order.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                Self::record(&mut tx, &actor, $crate::sql::placed_audit(&order, &payment)).await?;
                 tx.commit().await.map_err(classify)?;
                 Ok(PlaceOutcome::Created(Box::new(order)))
             }
@@ -895,7 +1006,35 @@ macro_rules! impl_store {
                     return Err($crate::StoreError::VersionMismatch { current: version });
                 }
                 from.request(to)?;
-                Self::set_order_status(&mut tx, id, to, actor).await?;
+                Self::set_order_status(&mut tx, id, from, to, actor).await?;
+                // An authorised payment follows the order: captured on delivery, released on
+                // cancellation. The provider call happens after commit; until it succeeds the
+                // payment stays capturing/voiding and the reconciler retries it.
+                let payment_to = match to {
+                    brigade_domain::OrderStatus::Delivered => Some((
+                        brigade_domain::PaymentStatus::Capturing,
+                        "payment.capture_requested",
+                    )),
+                    brigade_domain::OrderStatus::Cancelled => Some((
+                        brigade_domain::PaymentStatus::Voiding,
+                        "payment.void_requested",
+                    )),
+                    _ => None,
+                };
+                if let Some((payment_to, action)) = payment_to {
+                    let payment_id: Option<uuid::Uuid> = sqlx::query_scalar(
+                        "SELECT id FROM payments WHERE order_id = $1 AND status = 'authorized'",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                    if let Some(payment_id) = payment_id {
+                        let payment = Self::load_payment(&mut tx, payment_id).await?;
+                        Self::set_payment_status(&mut tx, &payment, payment_to, action, actor)
+                            .await?;
+                    }
+                }
                 if to == brigade_domain::OrderStatus::Cancelled {
                     sqlx::query(concat!(
                         "UPDATE tickets SET status = 'cancelled' WHERE order_id = $1 AND status IN ",
@@ -1089,6 +1228,14 @@ macro_rules! impl_store {
                         ),
                     ));
                 }
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("ticket.completed", "ticket", ticket_id)
+                        .before(serde_json::json!({ "status": "claimed" }))
+                        .after(serde_json::json!({ "status": "done" })),
+                )
+                .await?;
                 let remaining: i64 = sqlx::query_scalar(concat!(
                     "SELECT COUNT(*) FROM tickets WHERE order_id = $1 AND status IN ",
                     $crate::sql::open_ticket!()
@@ -1101,6 +1248,7 @@ macro_rules! impl_store {
                     Self::set_order_status(
                         &mut tx,
                         order_id,
+                        order_status,
                         brigade_domain::OrderStatus::Ready,
                         actor,
                     )
@@ -1114,22 +1262,35 @@ macro_rules! impl_store {
             async fn create_account(
                 &self,
                 account: &$crate::NewAccountRecord,
+                actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Account> {
+                use $crate::error::classify;
+                let _writer = self.writer.enter().await;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::AccountRow = sqlx::query_as(
                     "INSERT INTO accounts (id, email, password_hash, role, shop_id, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $6) \
                      RETURNING id, email, role, shop_id, created_at",
                 )
-                .bind(uuid::Uuid::now_v7())
+                .bind(account.id)
                 .bind(&account.email)
                 .bind(&account.password_hash)
                 .bind(account.role.as_str())
                 .bind(account.shop_id)
                 .bind(brigade_domain::now())
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err($crate::error::unique_as("an account with this e-mail address exists"))?;
-                row.try_into()
+                let created: brigade_domain::Account = row.try_into()?;
+                // The account as the API shows it: never the password hash.
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("account.created", "account", created.id).after(&created),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(created)
             }
 
             async fn account_credentials(
@@ -1170,7 +1331,10 @@ macro_rules! impl_store {
                 account_id: uuid::Uuid,
                 expires_at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<uuid::Uuid> {
+                use $crate::error::classify;
                 let id = uuid::Uuid::now_v7();
+                let _writer = self.writer.enter().await;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 sqlx::query(
                     "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -1178,9 +1342,17 @@ macro_rules! impl_store {
                 .bind(account_id)
                 .bind(brigade_domain::now())
                 .bind(expires_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
-                .map_err($crate::error::classify)?;
+                .map_err(classify)?;
+                Self::record(
+                    &mut tx,
+                    &brigade_domain::Actor::account(account_id),
+                    $crate::AuditEntry::new("session.created", "session", id)
+                        .after(serde_json::json!({ "account_id": account_id, "expires_at": expires_at })),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
                 Ok(id)
             }
 
@@ -1245,7 +1417,23 @@ macro_rules! impl_store {
                 id: uuid::Uuid,
                 role: brigade_domain::Role,
                 shop_id: Option<uuid::Uuid>,
+                actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Account> {
+                use $crate::error::classify;
+                let _writer = self.writer.enter().await;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let before: Option<$crate::rows::AccountRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::account_columns!(),
+                    " FROM accounts a WHERE a.id = $1",
+                    $lock
+                ))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let before: brigade_domain::Account =
+                    before.ok_or($crate::StoreError::NotFound("account"))?.try_into()?;
                 let row: Option<$crate::rows::AccountRow> = sqlx::query_as(
                     "UPDATE accounts SET role = $1, shop_id = $2, updated_at = $3 WHERE id = $4 \
                      RETURNING id, email, role, shop_id, created_at",
@@ -1254,22 +1442,51 @@ macro_rules! impl_store {
                 .bind(shop_id)
                 .bind(brigade_domain::now())
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err($crate::error::classify)?;
-                row.ok_or($crate::StoreError::NotFound("account"))?.try_into()
+                .map_err(classify)?;
+                let after: brigade_domain::Account =
+                    row.ok_or($crate::StoreError::NotFound("account"))?.try_into()?;
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("account.role_changed", "account", id)
+                        .before(serde_json::json!({ "role": before.role, "shop_id": before.shop_id }))
+                        .after(serde_json::json!({ "role": after.role, "shop_id": after.shop_id })),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(after)
             }
 
-            async fn revoke_session(&self, id: uuid::Uuid) -> $crate::StoreResult<bool> {
+            async fn revoke_session(
+                &self,
+                id: uuid::Uuid,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<bool> {
+                use $crate::error::classify;
+                let _writer = self.writer.enter().await;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let revoked = sqlx::query(
                     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                 )
                 .bind(brigade_domain::now())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
-                .map_err($crate::error::classify)?
+                .map_err(classify)?
                 .rows_affected();
+                if revoked == 1 {
+                    Self::record(
+                        &mut tx,
+                        actor,
+                        $crate::AuditEntry::new("session.revoked", "session", id)
+                            .before(serde_json::json!({ "revoked": false }))
+                            .after(serde_json::json!({ "revoked": true })),
+                    )
+                    .await?;
+                }
+                tx.commit().await.map_err(classify)?;
                 Ok(revoked == 1)
             }
 
@@ -1296,5 +1513,26 @@ macro_rules! impl_store {
 
 pub(crate) use {
     account_columns, bind_order_row, cookable_order, impl_store, item_columns, open_ticket,
-    order_columns, shop_columns, ticket_columns,
+    order_columns, payment_columns, shop_columns, ticket_columns,
 };
+
+/// The audit entry of a newly placed order: what was ordered, for how much, paid how.
+pub(crate) fn placed_audit(
+    order: &brigade_domain::Order,
+    payment: &crate::NewPayment,
+) -> crate::AuditEntry {
+    crate::AuditEntry::new("order.placed", "order", order.id).after(serde_json::json!({
+        "status": order.status,
+        "shop_id": order.shop_id,
+        "customer_id": order.customer_id,
+        "total_minor": order.total_minor,
+        "currency": order.currency,
+        "lines": order.lines.iter().map(|line| serde_json::json!({
+            "item_id": line.item_id,
+            "quantity": line.quantity,
+            "unit_price_minor": line.unit_price_minor,
+        })).collect::<Vec<_>>(),
+        "payment_id": payment.id,
+        "payment_provider": payment.provider,
+    }))
+}

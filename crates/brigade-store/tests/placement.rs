@@ -9,7 +9,7 @@ use brigade_domain::{
     Actor, GeoPoint, NewItem, NewShop, NewStation, Order, OrderEvent, OrderLine, OrderStatus,
     ShopPatch, Ticket, TicketItem, TicketStatus,
 };
-use brigade_store::{ConflictKind, PlaceOutcome, Placement, Store, StoreError};
+use brigade_store::{ConflictKind, NewPayment, PlaceOutcome, Placement, Store, StoreError};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -67,15 +67,18 @@ async fn kitchen(postgres: bool) -> Option<Kitchen> {
     };
     let store = brigade_store::connect(&storage).await.unwrap();
     let shop = store
-        .create_shop(&NewShop {
-            name: "Mitte".into(),
-            region: "test".into(),
-            location: GeoPoint {
-                lat: 52.5,
-                lon: 13.4,
+        .create_shop(
+            &NewShop {
+                name: "Mitte".into(),
+                region: "test".into(),
+                location: GeoPoint {
+                    lat: 52.5,
+                    lon: 13.4,
+                },
+                open: true,
             },
-            open: true,
-        })
+            &Actor::system(),
+        )
         .await
         .unwrap()
         .id;
@@ -87,23 +90,30 @@ async fn kitchen(postgres: bool) -> Option<Kitchen> {
                 capacity: 1,
                 prep_seconds: BTreeMap::from([("pizza".to_owned(), 600)]),
             },
+            &Actor::system(),
         )
         .await
         .unwrap()
         .id;
     let item = store
-        .create_item(&NewItem {
-            sku: "margherita".into(),
-            name: "Margherita".into(),
-            description: String::new(),
-            category: "pizza".into(),
-            price_minor: 950,
-            currency: "EUR".into(),
-        })
+        .create_item(
+            &NewItem {
+                sku: "margherita".into(),
+                name: "Margherita".into(),
+                description: String::new(),
+                category: "pizza".into(),
+                price_minor: 950,
+                currency: "EUR".into(),
+            },
+            &Actor::system(),
+        )
         .await
         .unwrap()
         .id;
-    store.set_availability(shop, item, true).await.unwrap();
+    store
+        .set_availability(shop, item, true, &Actor::system())
+        .await
+        .unwrap();
     Some(Kitchen {
         store,
         shop,
@@ -124,7 +134,7 @@ fn order(kitchen: &Kitchen, price: i64) -> Placement {
             id,
             shop_id: kitchen.shop,
             customer_id: None,
-            status: OrderStatus::Placed,
+            status: OrderStatus::AwaitingPayment,
             version: 1,
             lines: vec![OrderLine {
                 item_id: kitchen.item,
@@ -148,7 +158,7 @@ fn order(kitchen: &Kitchen, price: i64) -> Placement {
                 order_id: id,
                 shop_id: kitchen.shop,
                 station_id: kitchen.station,
-                status: TicketStatus::Queued,
+                status: TicketStatus::Held,
                 work_seconds: 1200,
                 items: vec![TicketItem {
                     name: "Margherita".into(),
@@ -160,7 +170,7 @@ fn order(kitchen: &Kitchen, price: i64) -> Placement {
                 completed_at: None,
             }],
             history: vec![OrderEvent {
-                status: OrderStatus::Placed,
+                status: OrderStatus::AwaitingPayment,
                 at: now,
                 actor: actor.clone(),
             }],
@@ -169,6 +179,10 @@ fn order(kitchen: &Kitchen, price: i64) -> Placement {
         },
         actor,
         idempotency: None,
+        payment: NewPayment {
+            id: Uuid::now_v7(),
+            provider: "simulated".into(),
+        },
     }
 }
 
@@ -207,7 +221,7 @@ async fn stale_data_is_rechecked(postgres: bool) {
 
     kitchen
         .store
-        .set_availability(kitchen.shop, kitchen.item, false)
+        .set_availability(kitchen.shop, kitchen.item, false, &Actor::system())
         .await
         .unwrap();
     let error = kitchen
@@ -228,7 +242,7 @@ async fn stale_data_is_rechecked(postgres: bool) {
 
     kitchen
         .store
-        .set_availability(kitchen.shop, kitchen.item, true)
+        .set_availability(kitchen.shop, kitchen.item, true, &Actor::system())
         .await
         .unwrap();
     let closed = ShopPatch {
@@ -237,7 +251,7 @@ async fn stale_data_is_rechecked(postgres: bool) {
     };
     kitchen
         .store
-        .update_shop(kitchen.shop, &closed)
+        .update_shop(kitchen.shop, &closed, &Actor::system())
         .await
         .unwrap();
     let error = kitchen

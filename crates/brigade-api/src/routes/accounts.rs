@@ -45,6 +45,7 @@ pub async fn create_account_with(
     credentials: Credentials,
     role: Role,
     shop_id: Option<uuid::Uuid>,
+    actor: Option<&brigade_domain::Actor>,
 ) -> ApiResult<Account> {
     let credentials = credentials.validate_new()?;
     check_shop(store, role, shop_id).await?;
@@ -52,13 +53,22 @@ pub async fn create_account_with(
         .hash(credentials.password)
         .await
         .ok_or_else(|| ApiError::from(Problem::internal()))?;
+    let id = uuid::Uuid::now_v7();
+    // Without an acting account (sign-up) the new account is the actor of its own creation.
+    let actor = actor
+        .cloned()
+        .unwrap_or_else(|| brigade_domain::Actor::account(id));
     let account = store
-        .create_account(&NewAccountRecord {
-            email: credentials.email,
-            password_hash,
-            role,
-            shop_id,
-        })
+        .create_account(
+            &NewAccountRecord {
+                id,
+                email: credentials.email,
+                password_hash,
+                role,
+                shop_id,
+            },
+            &actor,
+        )
         .await?;
     metrics::counter!(SIGNUPS).increment(1);
     Ok(account)
@@ -146,7 +156,7 @@ async fn list_accounts(
     ))]
 async fn create_account(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Json(new): Json<NewStaffAccount>,
 ) -> ApiResult<Response> {
     let credentials = Credentials {
@@ -159,6 +169,7 @@ async fn create_account(
         credentials,
         new.role,
         new.shop_id,
+        Some(&admin.actor()),
     )
     .await?;
     tracing::info!(account_id = %account.id, role = account.role.as_str(), "account created");
@@ -183,14 +194,14 @@ async fn create_account(
     ))]
 async fn change_role(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     crate::extract::Path(account_id): crate::extract::Path<uuid::Uuid>,
     Json(change): Json<RoleChange>,
 ) -> ApiResult<axum::Json<Account>> {
     check_shop(state.store.as_ref(), change.role, change.shop_id).await?;
     let account = state
         .store
-        .set_role(account_id, change.role, change.shop_id)
+        .set_role(account_id, change.role, change.shop_id, &admin.actor())
         .await?;
     tracing::info!(account_id = %account.id, role = account.role.as_str(), "role changed");
     Ok(axum::Json(account))
@@ -213,6 +224,7 @@ async fn sign_up(
         &state.auth.passwords,
         credentials,
         Role::Customer,
+        None,
         None,
     )
     .await?;
@@ -323,7 +335,10 @@ async fn log_in(
     ))]
 async fn log_out(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     let session_id = caller.session_id()?;
-    state.store.revoke_session(session_id).await?;
+    state
+        .store
+        .revoke_session(session_id, &caller.actor())
+        .await?;
     tracing::info!(session_id = %session_id, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -39,10 +39,13 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
     ))]
 async fn create_item(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Json(item): Json<NewItem>,
 ) -> ApiResult<Response> {
-    let item = state.store.create_item(&item.validate()?).await?;
+    let item = state
+        .store
+        .create_item(&item.validate()?, &admin.actor())
+        .await?;
     Ok(created(&format!("/api/v1/items/{}", item.id), &item))
 }
 

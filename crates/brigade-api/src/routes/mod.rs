@@ -1,10 +1,12 @@
 //! HTTP routes, one module per resource, each with its own `router()`.
 
 pub mod accounts;
+pub mod audit;
 pub mod health;
 pub mod items;
 pub mod kitchen;
 pub mod orders;
+pub(crate) mod page;
 pub mod shops;
 
 use axum::response::{IntoResponse, Response};

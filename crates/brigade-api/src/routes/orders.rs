@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use brigade_core::{FieldError, Problem};
 use brigade_domain::{NewOrder, Order, OrderStatus, OrderSummary, Role};
 use brigade_store::{IdempotencyKey, OrderFilter, PlaceOutcome, StoredResponse};
@@ -21,11 +19,9 @@ use uuid::Uuid;
 use crate::caller::{Caller, Orderer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKeyHeader, Json, Path, Query};
+use crate::routes::page;
 use crate::state::AppState;
-use crate::{catalogue_cache, metrics as names, placement};
-
-/// Largest page of `GET /orders`.
-pub const MAX_PAGE: u32 = 100;
+use crate::{catalogue_cache, checkout, metrics as names, placement};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -84,8 +80,18 @@ async fn create_order(
     }
     let placement =
         placement::prepare(&state, &order, caller.actor(), customer_id, idempotency).await?;
+    let payment_id = placement.payment.id;
     match state.store.place_order(placement).await? {
         PlaceOutcome::Created(order) => {
+            let settled = checkout::authorize(&state, &order, payment_id, &caller.actor()).await?;
+            let order = settled.order;
+            if order.status != OrderStatus::Placed {
+                metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => order.status.as_str())
+                    .increment(1);
+                tracing::info!(order_id = %order.id, status = %order.status,
+                    payment_status = %settled.payment.status, "order not placed: payment did not go through");
+                return Ok(checkout::payment_problem(&order, &settled.payment).into_response());
+            }
             metrics::counter!(names::ORDERS_PLACED).increment(1);
             metrics::counter!(names::ORDER_REVENUE, "currency" => order.currency.clone())
                 .increment(u64::try_from(order.total_minor).unwrap_or(0));
@@ -97,7 +103,21 @@ async fn create_order(
         }
         PlaceOutcome::Replayed(stored) => Ok(replay(stored)),
         PlaceOutcome::KeyReused => Err(key_reused()),
+        PlaceOutcome::InProgress => Ok(in_progress()),
     }
+}
+
+/// 409 while the first request with this key still waits for its payment.
+fn in_progress() -> Response {
+    let mut response = Problem::conflict(
+        "request-in-progress",
+        "the first request with this Idempotency-Key is still being processed; retry shortly",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// The order's work per station, from its tickets.
@@ -139,13 +159,18 @@ fn key_reused() -> ApiError {
 fn replay(stored: StoredResponse) -> Response {
     metrics::counter!(names::IDEMPOTENT_REPLAYS).increment(1);
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
-    let order: Option<Order> = serde_json::from_str(&stored.body).ok();
+    // The first answer was the order, or the problem saying why its payment failed.
+    let (content_type, order) = if status.is_success() {
+        (
+            "application/json",
+            serde_json::from_str::<Order>(&stored.body).ok(),
+        )
+    } else {
+        ("application/problem+json", None)
+    };
     let mut response = (
         status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         stored.body,
     )
         .into_response();
@@ -281,18 +306,8 @@ async fn list_orders(
             next_cursor: None,
         }));
     }
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid(
-            StatusCode::BAD_REQUEST,
-            vec![FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            )],
-        )
-        .into());
-    }
-    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let limit = page::limit(query.limit)?;
+    let before = page::cursor(query.cursor.as_deref())?;
     let items = state
         .store
         .list_orders(&OrderFilter {
@@ -303,31 +318,8 @@ async fn list_orders(
             limit,
         })
         .await?;
-    let next_cursor = (items.len() == limit as usize)
-        .then(|| {
-            items
-                .last()
-                .map(|last| URL_SAFE_NO_PAD.encode(last.id.as_bytes()))
-        })
-        .flatten();
+    let next_cursor = page::next_cursor(&items, limit, |order| order.id);
     Ok(axum::Json(OrderPage { items, next_cursor }))
-}
-
-fn decode_cursor(cursor: &str) -> ApiResult<Uuid> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| {
-            Problem::invalid(
-                StatusCode::BAD_REQUEST,
-                vec![FieldError::new(
-                    "cursor",
-                    "is not a cursor returned by this API",
-                )],
-            )
-            .into()
-        })
 }
 
 /// Body of `PATCH /orders/{order_id}`.
@@ -373,6 +365,7 @@ async fn update_order(
         .store
         .transition_order(order_id, expected, change.status, &caller.actor())
         .await?;
+    checkout::follow_order(&state, &order).await;
     metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => order.status.as_str()).increment(1);
     if order.status == OrderStatus::Cancelled {
         catalogue_cache::forget_load(&state, order.shop_id).await;

@@ -77,10 +77,13 @@ async fn list_shops(
     ))]
 async fn create_shop(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Json(shop): Json<NewShop>,
 ) -> ApiResult<Response> {
-    let shop = state.store.create_shop(&shop.validate()?).await?;
+    let shop = state
+        .store
+        .create_shop(&shop.validate()?, &admin.actor())
+        .await?;
     catalogue_cache::forget_open_shops(&state).await;
     Ok(created(&format!("/api/v1/shops/{}", shop.id), &shop))
 }
@@ -114,11 +117,14 @@ async fn get_shop(
     ))]
 async fn update_shop(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Path(shop_id): Path<Uuid>,
     Json(patch): Json<ShopPatch>,
 ) -> ApiResult<axum::Json<Shop>> {
-    let shop = state.store.update_shop(shop_id, &patch.validate()?).await?;
+    let shop = state
+        .store
+        .update_shop(shop_id, &patch.validate()?, &admin.actor())
+        .await?;
     catalogue_cache::forget_open_shops(&state).await;
     Ok(axum::Json(shop))
 }
@@ -151,13 +157,13 @@ async fn list_stations(
     ))]
 async fn create_station(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Path(shop_id): Path<Uuid>,
     Json(station): Json<NewStation>,
 ) -> ApiResult<Response> {
     let station = state
         .store
-        .create_station(shop_id, &station.validate()?)
+        .create_station(shop_id, &station.validate()?, &admin.actor())
         .await?;
     catalogue_cache::forget_menu(&state, shop_id).await;
     Ok(created(
@@ -202,13 +208,13 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
     ))]
 async fn set_availability(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Path((shop_id, item_id)): Path<(Uuid, Uuid)>,
     Json(availability): Json<Availability>,
 ) -> ApiResult<StatusCode> {
     state
         .store
-        .set_availability(shop_id, item_id, availability.available)
+        .set_availability(shop_id, item_id, availability.available, &admin.actor())
         .await?;
     catalogue_cache::forget_menu(&state, shop_id).await;
     Ok(StatusCode::NO_CONTENT)

@@ -82,6 +82,8 @@ both_backends! {
             ("/api/v1/admin/accounts", &["get", "post"]),
             ("/api/v1/admin/accounts/{account_id}", &["patch"]),
             ("/api/v1/sessions/current", &["delete"]),
+            ("/api/v1/admin/audit", &["get"]),
+            ("/api/v1/admin/faults", &["get", "put"]),
             ("/health/live", &["get"]),
             ("/health/ready", &["get"]),
             ("/health/startup", &["get"]),

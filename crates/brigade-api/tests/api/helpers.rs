@@ -203,6 +203,7 @@ pub async fn spawn_configured(db: Arc<TestDb>, settings: Settings, backend: Back
         serde_json::from_value(admin.clone()).unwrap(),
         brigade_domain::Role::Admin,
         None,
+        Some(&brigade_domain::Actor::system()),
     )
     .await;
     let session = Client::new()

@@ -14,11 +14,12 @@ both_backends! {
             .post("/api/v1/orders", &order_body(Some(&fixture.shop_id()), &[(&fixture.pizza, 2), (&fixture.bread, 1)]))
             .await;
         let location = response.headers()["location"].to_str().unwrap().to_owned();
-        assert_eq!(response.headers()["etag"], "\"1\"");
+        // Version 1 awaited the payment; version 2 is the paid, placed order.
+        assert_eq!(response.headers()["etag"], "\"2\"");
         let order = expect_json(response, StatusCode::CREATED).await;
         assert_eq!(location, format!("/api/v1/orders/{}", order["id"].as_str().unwrap()));
         assert_eq!(order["status"], "placed");
-        assert_eq!(order["version"], 1);
+        assert_eq!(order["version"], 2);
         assert_eq!(order["total_minor"], 2 * 1000 + 400);
         assert_eq!(order["currency"], "EUR");
         assert_eq!(order["shop_id"], fixture.shop_id().as_str());
@@ -31,7 +32,8 @@ both_backends! {
         // Idle kitchen: the slower station decides (1200 s of pizza); delivery point is at
         // the shop, so only the 120 s handover follows.
         assert_eq!(order["eta_seconds"], 1200 + 120);
-        assert_eq!(order["history"][0]["status"], "placed");
+        assert_eq!(order["history"][0]["status"], "awaiting_payment");
+        assert_eq!(order["history"][1]["status"], "placed", "placed once the payment was authorised");
         assert!(order["history"][0]["actor"].as_str().unwrap().starts_with("account:"), "{order}");
         assert_eq!(app.read_order(order["id"].as_str().unwrap()).await, order, "stored as returned");
     }
@@ -102,7 +104,7 @@ both_backends! {
         let first = expect_json(first, StatusCode::CREATED).await;
         let again = send(body.clone(), "order-1").await;
         assert_eq!(again.headers()["idempotent-replayed"], "true");
-        assert_eq!(again.headers()["etag"], "\"1\"");
+        assert_eq!(again.headers()["etag"], "\"2\"");
         let again = expect_json(again, StatusCode::CREATED).await;
         assert_eq!(again, first, "the replay is the first response");
 
@@ -113,13 +115,22 @@ both_backends! {
         assert_eq!(problem["type"], "urn:brigade:problem:idempotency-key-reused");
         assert_eq!(problem_fields(&problem), ["Idempotency-Key"]);
 
-        // Many concurrent retries of one request place exactly one order.
+        // Many concurrent retries of one request place exactly one order. A retry arriving
+        // while the first still waits for its payment hears 409 with Retry-After.
         let retries: Vec<_> = (0..8).map(|_| send(body.clone(), "order-2")).collect();
         let mut ids = HashSet::new();
         for response in futures_join(retries).await {
+            if response.status() == StatusCode::CONFLICT {
+                assert_eq!(response.headers()["retry-after"], "1");
+                let problem = expect_problem(response, StatusCode::CONFLICT).await;
+                assert_eq!(problem["type"], "urn:brigade:problem:request-in-progress");
+                continue;
+            }
             let order = expect_json(response, StatusCode::CREATED).await;
             ids.insert(order["id"].as_str().unwrap().to_owned());
         }
+        let settled = expect_json(send(body.clone(), "order-2").await, StatusCode::CREATED).await;
+        ids.insert(settled["id"].as_str().unwrap().to_owned());
         assert_eq!(ids.len(), 1, "one order for eight concurrent retries");
         let orders = expect_json(app.get("/api/v1/orders").await, StatusCode::OK).await;
         assert_eq!(orders["items"].as_array().unwrap().len(), 2);
@@ -160,7 +171,7 @@ both_backends! {
         let order = app.order(Some(&fixture.shop_id()), &[(&fixture.pizza, 1), (&fixture.bread, 1)]).await;
         let id = order["id"].as_str().unwrap().to_owned();
         let accepted = expect_json(app.transition(&order, "accepted").await, StatusCode::OK).await;
-        assert_eq!(accepted["version"], 2);
+        assert_eq!(accepted["version"], 3);
 
         for ticket in accepted["tickets"].as_array().unwrap() {
             let ticket_id = ticket["id"].as_str().unwrap();
@@ -177,19 +188,21 @@ both_backends! {
         let out = expect_json(app.transition(&ready, "out_for_delivery").await, StatusCode::OK).await;
         let delivered = expect_json(app.transition(&out, "delivered").await, StatusCode::OK).await;
         let history: Vec<&str> = delivered["history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
-        assert_eq!(history, ["placed", "accepted", "preparing", "ready", "out_for_delivery", "delivered"]);
-        assert_eq!(delivered["version"], 6);
+        assert_eq!(history, ["awaiting_payment", "placed", "accepted", "preparing", "ready", "out_for_delivery", "delivered"]);
+        assert_eq!(delivered["version"], 7);
     }
 
     async fn every_forbidden_transition_is_a_conflict(app) {
         let all = ["placed", "accepted", "preparing", "ready", "out_for_delivery", "delivered", "cancelled"];
+        // Set only by the payment step, never requested.
+        let targets = [&all[..], &["awaiting_payment", "payment_failed"]].concat();
         let allowed = [("placed", "accepted"), ("placed", "cancelled"), ("accepted", "cancelled"),
                        ("ready", "out_for_delivery"), ("out_for_delivery", "delivered")];
         for from in all {
             // A shop per starting status, so earlier orders never block this one's queue.
             let fixture = app.fixture(&format!("Shop {from}"), 52.51, 13.40).await;
             let order = order_in(&app, &fixture, from).await;
-            for to in all {
+            for to in targets.iter().copied() {
                 if allowed.contains(&(from, to)) {
                     continue;
                 }
@@ -227,12 +240,12 @@ both_backends! {
         let malformed = app.patch(&url, &json!({"status": "accepted"}), Some("v1")).await;
         assert_eq!(problem_fields(&expect_problem(malformed, StatusCode::BAD_REQUEST).await), ["If-Match"]);
         let stale = app.patch(&url, &json!({"status": "accepted"}), Some("\"7\"")).await;
-        assert_eq!(stale.headers()["etag"], "\"1\"", "412 tells the current version");
+        assert_eq!(stale.headers()["etag"], "\"2\"", "412 tells the current version");
         expect_problem(stale, StatusCode::PRECONDITION_FAILED).await;
-        let ok = app.patch(&url, &json!({"status": "accepted"}), Some("\"1\"")).await;
-        assert_eq!(ok.headers()["etag"], "\"2\"");
+        let ok = app.patch(&url, &json!({"status": "accepted"}), Some("\"2\"")).await;
+        assert_eq!(ok.headers()["etag"], "\"3\"");
         // A second writer holding the old version loses.
-        let lost = app.patch(&url, &json!({"status": "cancelled"}), Some("\"1\"")).await;
+        let lost = app.patch(&url, &json!({"status": "cancelled"}), Some("\"2\"")).await;
         expect_problem(lost, StatusCode::PRECONDITION_FAILED).await;
         let any = app.patch(&url, &json!({"status": "cancelled"}), Some("*")).await;
         assert_eq!(expect_json(any, StatusCode::OK).await["status"], "cancelled");
@@ -246,10 +259,10 @@ both_backends! {
         let fixture = app.fixture("Mitte", 52.51, 13.40).await;
         let order = app.order(Some(&fixture.shop_id()), &[(&fixture.pizza, 1)]).await;
         let url = app.url(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()));
-        let unchanged = app.client.get(&url).header("if-none-match", "\"1\"").send().await.unwrap();
+        let unchanged = app.client.get(&url).header("if-none-match", "\"2\"").send().await.unwrap();
         assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
         app.transition(&order, "accepted").await;
-        let changed = app.client.get(&url).header("if-none-match", "\"1\"").send().await.unwrap();
+        let changed = app.client.get(&url).header("if-none-match", "\"2\"").send().await.unwrap();
         assert_eq!(changed.status(), StatusCode::OK);
         expect_problem(app.get(&format!("/api/v1/orders/{}", uuid::Uuid::now_v7())).await, StatusCode::NOT_FOUND).await;
     }
