@@ -231,9 +231,10 @@ impl From<LogFormatArg> for LogFormat {
 impl Cli {
     /// Settings with every layer applied, flags last.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        // `brigade balance --config` names the balancer's own file, not brigade.toml.
-        let settings_file = match self.command {
-            Command::Balance(_) => None,
+        // For `watch` and `balance`, --config names watch.toml or balance.toml; brigade's own
+        // settings (storage, logs) then come from ./brigade.toml, the environment and flags.
+        let settings_file = match &self.command {
+            Command::Watch(_) | Command::Balance(_) => None,
             _ => self.config.as_deref(),
         };
         let mut figment = Settings::figment(settings_file)?;
@@ -263,6 +264,7 @@ impl Cli {
                 Some(&args.storage)
             }
             Command::Migrate(args) | Command::DemoData(args) => Some(args),
+            Command::Watch(args) => Some(&args.storage),
             Command::Balance(_) => None,
         };
         let Some(storage) = storage else {
