@@ -1,0 +1,370 @@
+//! `brigade balance` as a child process in front of real `brigade serve` replicas: a keyed POST
+//! whose first backend dies is retried and creates exactly one order; SIGTERM finishes the
+//! request in flight and exits 0; SIGHUP reloads the file; bad configuration exits non-zero
+//! naming the key.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
+const DEMO_PASSWORD: &str = "demo password 1";
+
+/// A child `brigade` process whose JSON log lines arrive on a channel.
+struct Process {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Process {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BRIGADE)
+            .args(args)
+            .args(["--log-format", "json"])
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("brigade starts");
+        let lines = forward_lines(child.stdout.take().unwrap());
+        Self { child, lines }
+    }
+
+    fn wait_for(&mut self, message: &str) -> Value {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line["message"] == message => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no {message:?} log line: {error}"),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<Value> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if sender.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// `brigade serve` on a free port; returns the process and its address.
+fn replica(data_dir: &Path, extra: &[&str]) -> (Process, String) {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir"];
+    let dir = data_dir.to_str().unwrap();
+    args.push(dir);
+    args.extend_from_slice(extra);
+    let mut process = Process::start(&args);
+    let address = process.wait_for("listening")["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (process, address)
+}
+
+/// `brigade balance` with these arguments; returns the process, public and admin addresses.
+fn balance(args: &[&str]) -> (Process, String, String) {
+    let mut all = vec!["balance"];
+    all.extend_from_slice(args);
+    let mut process = Process::start(&all);
+    let line = process.wait_for("listening");
+    let public = line["address"].as_str().unwrap().to_owned();
+    let admin = line["admin_address"].as_str().unwrap().to_owned();
+    wait_ready(&admin);
+    (process, public, admin)
+}
+
+fn wait_ready(admin: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Ok(response) = reqwest::blocking::get(format!("http://{admin}/health/ready"))
+            && response.status() == 200
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("balancer never ready");
+}
+
+/// Reads one HTTP/1.1 request (head and Content-Length body) from a stream.
+fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buffer).unwrap();
+        if n == 0 {
+            return data;
+        }
+        data.extend_from_slice(&buffer[..n]);
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while data.len() < end + 4 + length {
+                let n = stream.read(&mut buffer).unwrap();
+                data.extend_from_slice(&buffer[..n]);
+            }
+            return data;
+        }
+    }
+}
+
+/// A backend that passes each request on to `target` and then dies before answering: the
+/// work is done, the answer is lost — what a replica killed mid-request looks like.
+fn forward_then_die(target: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let request = read_request(&mut stream);
+            let mut upstream = TcpStream::connect(&target).unwrap();
+            upstream.write_all(&request).unwrap();
+            // Wait for the replica's answer (the order is committed), then drop both.
+            let mut first = [0u8; 64];
+            let _ = upstream.read(&mut first);
+            drop(stream);
+        }
+    });
+    (address, hits)
+}
+
+fn customer_token(base: &str) -> String {
+    let session: Value = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    session["token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn keyed_post_whose_backend_dies_is_retried_and_creates_one_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_first, first_address) = replica(dir.path(), &["--demo"]);
+    let (_second, second_address) = replica(dir.path(), &[]);
+    let (dying, dying_hits) = forward_then_die(first_address.clone());
+    let config = dir.path().join("balance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 1\n\
+             [[pools]]\nname = \"orders\"\nalgorithm = \"round_robin\"\noutlier = {{ consecutive_failures = 0 }}\n\
+             [[pools.backends]]\naddress = \"{dying}\"\n[[pools.backends]]\naddress = \"{second_address}\"\n"
+        ),
+    )
+    .unwrap();
+    let (_balance, public, _admin) = balance(&["--config", config.to_str().unwrap()]);
+    let base = format!("http://{public}");
+    let client = reqwest::blocking::Client::new();
+    let direct = format!("http://{first_address}");
+    let token = customer_token(&direct);
+    let shops: Value = reqwest::blocking::get(format!("{direct}/api/v1/shops"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let shop = shops[0]["id"].as_str().unwrap().to_owned();
+    let menu: Value = reqwest::blocking::get(format!("{direct}/api/v1/shops/{shop}/menu"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let item = menu[0]["item_id"].as_str().unwrap().to_owned();
+    let order = json!({"shop_id": shop, "items": [{"item_id": item, "quantity": 1}],
+                       "delivery": {"lat": 52.51, "lon": 13.40}});
+    let count = || {
+        let page: Value = client
+            .get(format!("{direct}/api/v1/orders?limit=100"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        page["items"].as_array().unwrap().len()
+    };
+    assert_eq!(count(), 0);
+
+    // Round robin: the first request goes to the backend that dies after doing the work.
+    let response = client
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "balance-test-order-1")
+        .json(&order)
+        .send()
+        .unwrap();
+    let status = response.status();
+    assert_eq!(status, 201, "{}", response.text().unwrap());
+    assert_eq!(
+        dying_hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the dying backend was tried first"
+    );
+    assert_eq!(count(), 1, "exactly one order exists");
+
+    // Without a key the same failure is not retried: 502, and the order made by the dying
+    // backend is the only one.
+    // (The round-robin turn is back at the dying backend: the retry above went to the other.)
+    let response = client
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&order)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(dying_hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(count(), 2, "the unkeyed POST was not sent twice");
+}
+
+/// A backend answering every request after `delay`.
+fn slow_backend(delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                loop {
+                    let request = read_request(&mut stream);
+                    if request.is_empty() {
+                        return;
+                    }
+                    if !request.starts_with(b"GET /health") {
+                        std::thread::sleep(delay);
+                    }
+                    if stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
+    let backend = slow_backend(Duration::from_millis(800));
+    let (mut balance, public, admin) = balance(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--backend",
+        &backend,
+        "--workers",
+        "1",
+    ]);
+    let pools: Value = reqwest::blocking::get(format!("http://{admin}/admin/pools"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(pools["pools"][0]["backends"][0]["address"], backend);
+    let request =
+        std::thread::spawn(move || reqwest::blocking::get(format!("http://{public}/")).unwrap());
+    let started = Instant::now();
+    loop {
+        let pools: Value = reqwest::blocking::get(format!("http://{admin}/admin/pools"))
+            .unwrap()
+            .json()
+            .unwrap();
+        if pools["pools"][0]["backends"][0]["in_flight"] == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    balance.signal("TERM");
+    let response = request.join().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().unwrap(), "slow");
+    balance.wait_for("balancer stopped");
+    let status = balance.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn sighup_reloads_and_bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = slow_backend(Duration::ZERO);
+    let b = slow_backend(Duration::ZERO);
+    let path = dir.path().join("balance.toml");
+    let file = |backend: &str| {
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 1\n[[pools]]\nname = \"p\"\n\
+             [[pools.backends]]\naddress = \"{backend}\"\n"
+        )
+    };
+    std::fs::write(&path, file(&a)).unwrap();
+    let (mut balance, public, admin) = balance(&["--config", path.to_str().unwrap()]);
+    assert_eq!(
+        reqwest::blocking::get(format!("http://{public}/"))
+            .unwrap()
+            .status(),
+        200
+    );
+    std::fs::write(&path, file(&b)).unwrap();
+    balance.signal("HUP");
+    balance.wait_for("configuration reloaded");
+    let pools: Value = reqwest::blocking::get(format!("http://{admin}/admin/pools"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(pools["pools"][0]["backends"][0]["address"], b);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("{}\nretries = 3\n", file(&a))).unwrap();
+    let output = Command::new(BRIGADE)
+        .args(["balance", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("retries") && stderr.contains("line"),
+        "{stderr}"
+    );
+
+    let output = Command::new(BRIGADE).args(["balance"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--backend"));
+}
