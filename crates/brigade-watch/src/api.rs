@@ -1,6 +1,9 @@
 //! The HTTP API: alerts, history, rules, targets, silences, ad-hoc queries, health, metrics.
 //!
 //! Bad input is answered with problem+json naming the field; nothing here can panic on input.
+// Handlers return `Result<_, Problem>`: the error is the response body, built once per failed
+// request, so its size does not matter.
+#![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
 
@@ -113,7 +116,12 @@ async fn history(
         None => 100,
         Some(text) => match text.parse::<i64>() {
             Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(Problem::invalid_field("limit", "must be a whole number from 1 to 1000")),
+            _ => {
+                return Err(Problem::invalid_field(
+                    "limit",
+                    "must be a whole number from 1 to 1000",
+                ));
+            }
         },
     };
     let rows = shared.db.history(limit).await.map_err(|error| {
@@ -122,13 +130,15 @@ async fn history(
     })?;
     let rows: Vec<Value> = rows
         .into_iter()
-        .map(|r| json!({
-            "fingerprint": r.fingerprint,
-            "alertname": r.alertname,
-            "state": r.state,
-            "at": rfc3339(r.at_ms),
-            "alert": r.alert,
-        }))
+        .map(|r| {
+            json!({
+                "fingerprint": r.fingerprint,
+                "alertname": r.alertname,
+                "state": r.state,
+                "at": rfc3339(r.at_ms),
+                "alert": r.alert,
+            })
+        })
         .collect();
     Ok(Json(json!({ "history": rows })))
 }
@@ -195,7 +205,8 @@ async fn query(
     let text = params
         .query
         .ok_or_else(|| Problem::invalid_field("query", "is required"))?;
-    let parsed = promql::Query::parse(&text).map_err(|e| Problem::invalid_field("query", e.to_string()))?;
+    let parsed =
+        promql::Query::parse(&text).map_err(|e| Problem::invalid_field("query", e.to_string()))?;
     let t = match params.time.as_deref() {
         None => now_ms(),
         Some(time) => time
@@ -208,7 +219,9 @@ async fn query(
         .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
     let seconds = t as f64 / 1000.0;
     let result = match value {
-        promql::Value::Scalar(v) => json!({ "resultType": "scalar", "result": [seconds, v.to_string()] }),
+        promql::Value::Scalar(v) => {
+            json!({ "resultType": "scalar", "result": [seconds, v.to_string()] })
+        }
         promql::Value::String(s) => json!({ "resultType": "string", "result": [seconds, s] }),
         promql::Value::Vector(vector) => json!({
             "resultType": "vector",
@@ -265,8 +278,12 @@ fn parse_time(field: &str, text: &str) -> Result<i64, Problem> {
         .map_err(|_| Problem::invalid_field(field, "must be an RFC 3339 time"))
 }
 
-async fn create_silence(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, Problem> {
-    let new: NewSilence = serde_json::from_slice(&body).map_err(|e| Problem::bad_request(e.to_string()))?;
+async fn create_silence(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let new: NewSilence =
+        serde_json::from_slice(&body).map_err(|e| Problem::bad_request(e.to_string()))?;
     let now = now_ms();
     let starts_at = match &new.starts_at {
         Some(text) => parse_time("startsAt", text)?,
@@ -278,7 +295,12 @@ async fn create_silence(State(shared): State<Arc<Shared>>, body: Bytes) -> Resul
             let ms = parse_duration_ms(text).map_err(|e| Problem::invalid_field("duration", e))?;
             starts_at + ms
         }
-        _ => return Err(Problem::invalid_field("endsAt", "give exactly one of endsAt and duration")),
+        _ => {
+            return Err(Problem::invalid_field(
+                "endsAt",
+                "give exactly one of endsAt and duration",
+            ));
+        }
     };
     if new.created_by.trim().is_empty() {
         return Err(Problem::invalid_field("createdBy", "must not be empty"));
@@ -302,20 +324,35 @@ async fn create_silence(State(shared): State<Arc<Shared>>, body: Bytes) -> Resul
         .upsert(silence.clone())
         .map_err(|e| Problem::invalid_field("matchers", e))?;
     save_silence(&shared, &silence).await?;
-    tracing::info!(id = silence.id, created_by = silence.created_by, "silence created");
+    tracing::info!(
+        id = silence.id,
+        created_by = silence.created_by,
+        "silence created"
+    );
     shared.wake.notify_one();
-    Ok((StatusCode::CREATED, Json(json!({ "silenceID": silence.id, "silence": silence_json(&silence, now) }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "silenceID": silence.id, "silence": silence_json(&silence, now) })),
+    )
+        .into_response())
 }
 
 async fn save_silence(shared: &Shared, silence: &Silence) -> Result<(), Problem> {
     let body = serde_json::to_string(silence).unwrap_or_default();
-    shared.db.save_silence(&silence.id, &body, silence.ends_at).await.map_err(|error| {
-        tracing::error!(%error, "cannot save a silence");
-        Problem::unavailable("the database is unavailable")
-    })
+    shared
+        .db
+        .save_silence(&silence.id, &body, silence.ends_at)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "cannot save a silence");
+            Problem::unavailable("the database is unavailable")
+        })
 }
 
-async fn expire_silence(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+async fn expire_silence(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let now = now_ms();
     let silence = lock(&shared.dispatcher)
         .silences

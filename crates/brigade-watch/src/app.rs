@@ -129,10 +129,17 @@ impl Watch {
         let retention = longest.max(crate::promql::LOOKBACK_MS) + 2 * config.scrape_interval_ms();
         let tsdb = Tsdb::new(retention, config.scrape.max_series);
         let mut dispatcher = Dispatcher::new(&config).map_err(WatchError::Config)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| WatchError::Bind { address: config.listen, source })?;
-        let address = listener.local_addr().map_err(|source| WatchError::Bind { address: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| WatchError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let address = listener.local_addr().map_err(|source| WatchError::Bind {
+            address: config.listen,
+            source,
+        })?;
         let external_url = config
             .external_url
             .clone()
@@ -142,7 +149,8 @@ impl Watch {
         let db = Db::connect(storage).await?;
 
         // Restore: alerts of each rule, silences, what was already notified.
-        let mut stored: HashMap<String, String> = db.load_rule_states().await?.into_iter().collect();
+        let mut stored: HashMap<String, String> =
+            db.load_rule_states().await?.into_iter().collect();
         for group in &mut groups {
             let group_name = group.name.clone();
             for rule in group.alerting_rules_mut() {
@@ -159,11 +167,11 @@ impl Watch {
                 let _ = dispatcher.silences.upsert(silence);
             }
         }
-        let log = db
-            .load_log()
-            .await?
-            .into_iter()
-            .filter_map(|(key, body)| serde_json::from_str::<LogEntry>(&body).ok().map(|e| (key, e)));
+        let log = db.load_log().await?.into_iter().filter_map(|(key, body)| {
+            serde_json::from_str::<LogEntry>(&body)
+                .ok()
+                .map(|e| (key, e))
+        });
         dispatcher.restore_log(log);
 
         let http = reqwest::Client::builder()
@@ -193,7 +201,9 @@ impl Watch {
 
     /// The bound address (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The shared state (tests inspect it).
@@ -237,10 +247,16 @@ impl Watch {
 fn describe_metrics() {
     use metric_names::*;
     metrics::describe_counter!(SCRAPES, "Scrapes by job and outcome.");
-    metrics::describe_counter!(SERIES_DROPPED, "Scraped series dropped over the series limits, by job.");
+    metrics::describe_counter!(
+        SERIES_DROPPED,
+        "Scraped series dropped over the series limits, by job."
+    );
     metrics::describe_gauge!(SERIES, "Series held in memory.");
     metrics::describe_counter!(EVALUATIONS, "Rule group evaluations.");
-    metrics::describe_counter!(EVALUATION_FAILURES, "Rule evaluations that failed, by rule.");
+    metrics::describe_counter!(
+        EVALUATION_FAILURES,
+        "Rule evaluations that failed, by rule."
+    );
     metrics::describe_gauge!(ALERTS, "Alerts by state.");
 }
 
@@ -275,13 +291,19 @@ async fn current_targets(shared: &Shared) -> Vec<Target> {
         match scrape::discover_balance(&shared.http, balance).await {
             Ok(found) => targets.extend(found),
             Err(error) => {
-                tracing::warn!(admin_url = balance.admin_url, error, "balancer discovery failed");
+                tracing::warn!(
+                    admin_url = balance.admin_url,
+                    error,
+                    "balancer discovery failed"
+                );
                 // Keep scraping what was found before.
                 let before = lock(&shared.targets);
                 targets.extend(
                     before
                         .iter()
-                        .filter(|t| t.target.discovered_by == balance.admin_url.trim_end_matches('/'))
+                        .filter(|t| {
+                            t.target.discovered_by == balance.admin_url.trim_end_matches('/')
+                        })
                         .map(|t| t.target.clone()),
                 );
             }
@@ -368,10 +390,20 @@ async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
         .increment(1);
     if dropped > 0 {
         metrics::counter!(SERIES_DROPPED, "job" => target.job.clone()).increment(dropped as u64);
-        tracing::warn!(job = target.job, instance = target.instance, dropped, "series over the limit were dropped");
+        tracing::warn!(
+            job = target.job,
+            instance = target.instance,
+            dropped,
+            "series over the limit were dropped"
+        );
     }
     if let Some(error) = &error {
-        tracing::debug!(job = target.job, instance = target.instance, error, "scrape failed");
+        tracing::debug!(
+            job = target.job,
+            instance = target.instance,
+            error,
+            "scrape failed"
+        );
     }
     let mut health = lock(&shared.targets);
     if let Some(entry) = health.iter_mut().find(|h| h.target == target) {
@@ -399,14 +431,21 @@ async fn evaluation_loop(shared: Arc<Shared>, shutdown: Shutdown) {
         // Persist and notify outside the locks.
         for (fingerprint, alert) in &transitions {
             let body = serde_json::to_string(alert).unwrap_or_default();
-            let state = serde_json::to_value(alert.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let state = serde_json::to_value(alert.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             let name = alert.labels.get("alertname").cloned().unwrap_or_default();
             let at = match alert.state {
                 AlertState::Pending => alert.active_at,
                 AlertState::Firing => alert.fired_at.unwrap_or(now),
                 AlertState::Inactive => alert.resolved_at.unwrap_or(now),
             };
-            if let Err(error) = shared.db.append_history(fingerprint, &name, &state, at, &body).await {
+            if let Err(error) = shared
+                .db
+                .append_history(fingerprint, &name, &state, at, &body)
+                .await
+            {
                 tracing::error!(%error, "cannot record alert history");
             }
         }
@@ -428,13 +467,22 @@ async fn evaluation_loop(shared: Arc<Shared>, shutdown: Shutdown) {
         }
         shared.wake.notify_one();
         let wait = next.iter().min().copied().unwrap_or(now + global) - now_ms();
-        if !tick(Duration::from_millis(wait.clamp(10, global) as u64), &shutdown).await {
+        if !tick(
+            Duration::from_millis(wait.clamp(10, global) as u64),
+            &shutdown,
+        )
+        .await
+        {
             return;
         }
     }
 }
 
-type Evaluated = (Vec<(String, ActiveAlert)>, Vec<(String, String)>, Vec<Alert>);
+type Evaluated = (
+    Vec<(String, ActiveAlert)>,
+    Vec<(String, String)>,
+    Vec<Alert>,
+);
 
 fn evaluate_due(shared: &Shared, now: i64, global: i64, next: &mut [i64]) -> Evaluated {
     use metric_names::*;
@@ -494,7 +542,9 @@ fn form_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -510,7 +560,9 @@ async fn notify_loop(shared: Arc<Shared>, shutdown: Shutdown) {
             tokio::spawn(async move { deliver(&shared, notification).await });
         }
         let next = lock(&shared.dispatcher).next_due();
-        let wait = next.map(|t| (t - now_ms()).clamp(5, 1_000)).unwrap_or(1_000);
+        let wait = next
+            .map(|t| (t - now_ms()).clamp(5, 1_000))
+            .unwrap_or(1_000);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
             _ = shared.wake.notified() => {}

@@ -64,5 +64,7 @@ pub async fn list_silences(base: &str) -> Result<Vec<Value>, ClientError> {
 /// Expires a silence.
 pub async fn expire_silence(base: &str, id: &str) -> Result<(), ClientError> {
     let url = format!("{}/api/v1/silences/{id}", base.trim_end_matches('/'));
-    call(reqwest::Client::new().delete(&url), &url).await.map(|_| ())
+    call(reqwest::Client::new().delete(&url), &url)
+        .await
+        .map(|_| ())
 }

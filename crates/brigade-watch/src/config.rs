@@ -371,24 +371,39 @@ impl WatchConfig {
         duration("delivery.max_backoff", &self.delivery.max_backoff)?;
         for (i, target) in self.scrape.static_configs.iter().enumerate() {
             if !matches!(target.scheme.as_str(), "http" | "https") {
-                return Err(invalid(&format!("scrape.static_configs[{i}].scheme"), "must be http or https".into()));
+                return Err(invalid(
+                    &format!("scrape.static_configs[{i}].scheme"),
+                    "must be http or https".into(),
+                ));
             }
         }
         let names: Vec<&str> = self.receivers.iter().map(|r| r.name.as_str()).collect();
         for (i, receiver) in self.receivers.iter().enumerate() {
             if receiver.name.is_empty() {
-                return Err(invalid(&format!("receivers[{i}].name"), "must not be empty".into()));
+                return Err(invalid(
+                    &format!("receivers[{i}].name"),
+                    "must not be empty".into(),
+                ));
             }
             if names.iter().filter(|n| **n == receiver.name).count() > 1 {
-                return Err(invalid(&format!("receivers[{i}].name"), format!("{} is defined twice", receiver.name)));
+                return Err(invalid(
+                    &format!("receivers[{i}].name"),
+                    format!("{} is defined twice", receiver.name),
+                ));
             }
         }
         if !self.receivers.is_empty() && self.route.receiver.is_none() {
-            return Err(invalid("route.receiver", "the root route needs a receiver".into()));
+            return Err(invalid(
+                "route.receiver",
+                "the root route needs a receiver".into(),
+            ));
         }
         check_route(&self.route, "route", &names)?;
         for (i, rule) in self.inhibit_rules.iter().enumerate() {
-            for (field, list) in [("source_matchers", &rule.source_matchers), ("target_matchers", &rule.target_matchers)] {
+            for (field, list) in [
+                ("source_matchers", &rule.source_matchers),
+                ("target_matchers", &rule.target_matchers),
+            ] {
                 for text in list {
                     crate::notify::matchers::parse(text)
                         .map_err(|m| invalid(&format!("inhibit_rules[{i}].{field}"), m))?;
@@ -417,7 +432,10 @@ fn check_route(route: &RouteConfig, key: &str, receivers: &[&str]) -> Result<(),
     if let Some(receiver) = &route.receiver
         && !receivers.contains(&receiver.as_str())
     {
-        return Err(invalid("receiver", format!("no receiver is named {receiver:?}")));
+        return Err(invalid(
+            "receiver",
+            format!("no receiver is named {receiver:?}"),
+        ));
     }
     for text in &route.matchers {
         crate::notify::matchers::parse(text).map_err(|m| invalid("matchers", m))?;

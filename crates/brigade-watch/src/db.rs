@@ -94,7 +94,13 @@ impl Db {
         }
     }
 
-    async fn upsert(&self, sql: &'static str, key: &str, body: &str, number: i64) -> Result<(), DbError> {
+    async fn upsert(
+        &self,
+        sql: &'static str,
+        key: &str,
+        body: &str,
+        number: i64,
+    ) -> Result<(), DbError> {
         on_pool!(self, pool => {
             sqlx::query(sql).bind(key).bind(body).bind(number).execute(pool).await?;
         });
@@ -114,7 +120,12 @@ impl Db {
     }
 
     /// Stores the alerts of one rule (JSON), replacing what was there.
-    pub async fn save_rule_state(&self, rule_key: &str, body: &str, now: i64) -> Result<(), DbError> {
+    pub async fn save_rule_state(
+        &self,
+        rule_key: &str,
+        body: &str,
+        now: i64,
+    ) -> Result<(), DbError> {
         self.upsert(
             "INSERT INTO watch_alert_state (rule_key, body, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (rule_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
@@ -127,7 +138,8 @@ impl Db {
 
     /// Every rule's stored alerts: (rule key, JSON).
     pub async fn load_rule_states(&self) -> Result<Vec<(String, String)>, DbError> {
-        self.pairs("SELECT rule_key, body FROM watch_alert_state").await
+        self.pairs("SELECT rule_key, body FROM watch_alert_state")
+            .await
     }
 
     /// Appends a history row.
@@ -177,7 +189,8 @@ impl Db {
                     alertname,
                     state,
                     at_ms,
-                    alert: serde_json::from_str(&body).map_err(|e| DbError::Corrupt("history", e))?,
+                    alert: serde_json::from_str(&body)
+                        .map_err(|e| DbError::Corrupt("history", e))?,
                 })
             })
             .collect()
@@ -196,7 +209,11 @@ impl Db {
     }
 
     /// Silences that ended less than `keep_ms` before `now` or not at all: (id, JSON).
-    pub async fn load_silences(&self, now: i64, keep_ms: i64) -> Result<Vec<(String, String)>, DbError> {
+    pub async fn load_silences(
+        &self,
+        now: i64,
+        keep_ms: i64,
+    ) -> Result<Vec<(String, String)>, DbError> {
         let sql = "SELECT id, body FROM watch_silences WHERE ends_at_ms > $1";
         let rows: Vec<(String, String)> = on_pool!(self, pool => {
             sqlx::query(sql)
@@ -224,6 +241,7 @@ impl Db {
 
     /// Every notification-log entry: (key, JSON).
     pub async fn load_log(&self) -> Result<Vec<(String, String)>, DbError> {
-        self.pairs("SELECT log_key, body FROM watch_notification_log").await
+        self.pairs("SELECT log_key, body FROM watch_notification_log")
+            .await
     }
 }

@@ -274,7 +274,9 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<RuleGroup>, RuleError> {
             }
             match (def.alert, def.record) {
                 (Some(alert), None) => {
-                    if !valid_label_name(&alert) && !alert.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    if !valid_label_name(&alert)
+                        && !alert.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    {
                         return Err(invalid("invalid alert name".into()));
                     }
                     let duration = |d: &Option<String>| -> Result<i64, RuleError> {
@@ -302,15 +304,32 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<RuleGroup>, RuleError> {
                     }));
                 }
                 (None, Some(record)) => {
-                    if def.for_.is_some() || def.keep_firing_for.is_some() || !def.annotations.is_empty() {
-                        return Err(invalid("a recording rule has no for, keep_firing_for or annotations".into()));
+                    if def.for_.is_some()
+                        || def.keep_firing_for.is_some()
+                        || !def.annotations.is_empty()
+                    {
+                        return Err(invalid(
+                            "a recording rule has no for, keep_firing_for or annotations".into(),
+                        ));
                     }
-                    if record.is_empty() || !record.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                    if record.is_empty()
+                        || !record
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                    {
                         return Err(invalid("invalid recording rule name".into()));
                     }
-                    rules.push(Rule::Recording(RecordingRule { record, query, labels }));
+                    rules.push(Rule::Recording(RecordingRule {
+                        record,
+                        query,
+                        labels,
+                    }));
                 }
-                _ => return Err(invalid("a rule needs exactly one of alert and record".into())),
+                _ => {
+                    return Err(invalid(
+                        "a rule needs exactly one of alert and record".into(),
+                    ));
+                }
             }
         }
         groups.push(RuleGroup {
@@ -395,7 +414,8 @@ impl AlertingRule {
             let series_labels = without_name(&sample.labels);
             let mut labels = series_labels.clone();
             for (key, text) in &self.labels {
-                let value = template::render(text, &series_labels, sample.value).unwrap_or_else(|_| text.clone());
+                let value = template::render(text, &series_labels, sample.value)
+                    .unwrap_or_else(|_| text.clone());
                 labels.insert(key.clone(), value);
             }
             labels.insert("alertname".to_owned(), self.name.clone());
@@ -404,13 +424,17 @@ impl AlertingRule {
                 .annotations
                 .iter()
                 .map(|(key, text)| {
-                    let value = template::render(text, &series_labels, sample.value).unwrap_or_else(|_| text.clone());
+                    let value = template::render(text, &series_labels, sample.value)
+                        .unwrap_or_else(|_| text.clone());
                     (key.clone(), value)
                 })
                 .collect();
             let id = fingerprint(&labels);
             if !seen.insert(id.clone()) {
-                self.last_error = Some("vector contains metrics with the same labelset after applying alert labels".into());
+                self.last_error = Some(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                        .into(),
+                );
                 continue;
             }
             match self.active.get_mut(&id) {
@@ -430,7 +454,10 @@ impl AlertingRule {
                         resolved_at: None,
                         keep_firing_since: None,
                     };
-                    transitions.push(Transition { fingerprint: id.clone(), alert: alert.clone() });
+                    transitions.push(Transition {
+                        fingerprint: id.clone(),
+                        alert: alert.clone(),
+                    });
                     self.active.insert(id.clone(), alert);
                 }
             }
@@ -448,10 +475,16 @@ impl AlertingRule {
                         alert.state = AlertState::Inactive;
                         alert.resolved_at = Some(t);
                         alert.keep_firing_since = None;
-                        transitions.push(Transition { fingerprint: id.clone(), alert: alert.clone() });
+                        transitions.push(Transition {
+                            fingerprint: id.clone(),
+                            alert: alert.clone(),
+                        });
                     }
                     AlertState::Inactive => {
-                        if alert.resolved_at.is_some_and(|r| t - r > RESOLVED_RETENTION_MS) {
+                        if alert
+                            .resolved_at
+                            .is_some_and(|r| t - r > RESOLVED_RETENTION_MS)
+                        {
                             remove.push(id.clone());
                         }
                     }
@@ -461,7 +494,10 @@ impl AlertingRule {
             if alert.state == AlertState::Pending && t - alert.active_at >= self.for_ms {
                 alert.state = AlertState::Firing;
                 alert.fired_at = Some(t);
-                transitions.push(Transition { fingerprint: id.clone(), alert: alert.clone() });
+                transitions.push(Transition {
+                    fingerprint: id.clone(),
+                    alert: alert.clone(),
+                });
             }
         }
         for id in remove {

@@ -112,10 +112,12 @@ pub async fn discover_balance(
     if !response.status().is_success() {
         return Err(format!("{base}/admin/pools answered {}", response.status()));
     }
-    let pools: Pools = response
-        .json()
-        .await
-        .map_err(|e| format!("{base}/admin/pools: {}", crate::error_chain(&e.without_url())))?;
+    let pools: Pools = response.json().await.map_err(|e| {
+        format!(
+            "{base}/admin/pools: {}",
+            crate::error_chain(&e.without_url())
+        )
+    })?;
     let mut targets = Vec::new();
     if config.scrape_balancer {
         let instance = base
@@ -164,7 +166,11 @@ pub async fn scrape(
         return Err(format!("server answered {}", response.status()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| crate::error_chain(&e.without_url()))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| crate::error_chain(&e.without_url()))?
+    {
         if body.len() + chunk.len() > max_body_bytes {
             return Err(format!("body larger than {max_body_bytes} bytes"));
         }
@@ -178,7 +184,9 @@ pub async fn scrape(
             result.dropped += 1;
             continue;
         }
-        result.samples.push((with_target_labels(sample.labels, target), sample.value));
+        result
+            .samples
+            .push((with_target_labels(sample.labels, target), sample.value));
     }
     Ok(result)
 }

@@ -31,7 +31,11 @@ pub fn render(template: &str, labels: &Labels, value: f64) -> Result<String, Tem
         let end = after
             .find("}}")
             .ok_or_else(|| error("unclosed action".into()))?;
-        let action = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
+        let action = after[..end]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
         out.push_str(&action_text(action, labels, value).map_err(error)?);
         rest = &after[end + 2..];
     }
@@ -75,7 +79,9 @@ fn operand(text: &str, labels: &Labels, value: f64) -> Result<String, String> {
         .or_else(|| text.strip_prefix(".Labels."));
     match name {
         Some(name) if !name.is_empty() => Ok(labels.get(name).cloned().unwrap_or_default()),
-        _ => Err(format!("{text} is not supported (use $labels.NAME or $value)")),
+        _ => Err(format!(
+            "{text} is not supported (use $labels.NAME or $value)"
+        )),
     }
 }
 
@@ -107,7 +113,12 @@ fn printf(format: &str, value: f64) -> Result<String, String> {
         ("g", Some(Ok(p))) => format_g(value, p),
         (verb, _) => return Err(format!("printf verb %{verb} is not supported")),
     };
-    Ok(format!("{}{}{}", &format[..start], rendered, &format[start + 1 + verb_at + 1..]))
+    Ok(format!(
+        "{}{}{}",
+        &format[..start],
+        rendered,
+        &format[start + 1 + verb_at + 1..]
+    ))
 }
 
 /// Go's `%v` of a float64: shortest digits, exponent form below 1e-4 or from 1e6.
@@ -197,7 +208,10 @@ mod tests {
     fn renders_the_subset_like_go() {
         let l = labels([("job", "orders"), ("instance", "127.0.0.1:3000")]);
         let r = |t: &str, v: f64| render(t, &l, v).unwrap();
-        assert_eq!(r("{{ $labels.job }} on {{$labels.instance}}", 0.0), "orders on 127.0.0.1:3000");
+        assert_eq!(
+            r("{{ $labels.job }} on {{$labels.instance}}", 0.0),
+            "orders on 127.0.0.1:3000"
+        );
         assert_eq!(r("{{ $value }}", 0.25), "0.25");
         assert_eq!(r("{{ $value }}", 1.0), "1");
         assert_eq!(r("{{ $value | humanizePercentage }}", 0.25), "25%");

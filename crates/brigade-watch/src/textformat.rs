@@ -47,7 +47,10 @@ fn parse_line(line: &str) -> Result<ParsedSample, String> {
         .find(|c: char| c == '{' || c.is_whitespace())
         .ok_or_else(|| "a sample needs a value".to_owned())?;
     let name = &line[..name_end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
     {
         return Err(format!("invalid metric name {name:?}"));
     }

@@ -103,7 +103,12 @@ impl Tsdb {
 
     /// Appends the result of one scrape of `source` and writes stale markers for the series the
     /// source exposed last time but not now. `samples` must already carry target labels.
-    pub fn append_scrape(&mut self, source: &str, t: i64, samples: &[(Labels, f64)]) -> AppendReport {
+    pub fn append_scrape(
+        &mut self,
+        source: &str,
+        t: i64,
+        samples: &[(Labels, f64)],
+    ) -> AppendReport {
         let mut report = AppendReport::default();
         let mut seen = BTreeSet::new();
         for (labels, value) in samples {
@@ -154,8 +159,8 @@ impl Tsdb {
                     series.samples.pop_front();
                 }
                 // A series whose only remaining sample is its stale marker is gone for good.
-                let keep = !series.samples.is_empty()
-                    && !(series.samples.len() == 1 && is_stale(series.samples[0].1));
+                let only_stale = series.samples.len() == 1 && is_stale(series.samples[0].1);
+                let keep = !series.samples.is_empty() && !only_stale;
                 if !keep {
                     removed += 1;
                 }
@@ -180,9 +185,16 @@ mod tests {
             assert!(db.append(&a, t * 1000, t as f64));
         }
         let (_, series) = db.series_named("a").next().unwrap();
-        assert_eq!(series.samples.len(), 11, "10 s window at 1 s steps, both ends");
+        assert_eq!(
+            series.samples.len(),
+            11,
+            "10 s window at 1 s steps, both ends"
+        );
         assert!(db.append(&labels([("__name__", "b")]), 0, 1.0));
-        assert!(!db.append(&labels([("__name__", "c")]), 0, 1.0), "third series dropped");
+        assert!(
+            !db.append(&labels([("__name__", "c")]), 0, 1.0),
+            "third series dropped"
+        );
         assert_eq!(db.series_count(), 2);
     }
 

@@ -75,7 +75,10 @@ fn expand(values: &str) -> Vec<Option<f64>> {
                 out.extend(std::iter::repeat_n(None, n));
                 continue;
             }
-            let split = head[1..].find(['+', '-']).map(|i| i + 1).expect("a+b or a-b");
+            let split = head[1..]
+                .find(['+', '-'])
+                .map(|i| i + 1)
+                .expect("a+b or a-b");
             let start: f64 = head[..split].parse().expect("start");
             let step: f64 = head[split..].parse().expect("step");
             out.extend((0..=n).map(|i| Some(start + step * i as f64)));
@@ -95,7 +98,8 @@ fn brigade_results(file: &Path) -> Vec<(String, String, Vec<ExpAlert>, Vec<ExpAl
     let test_file: TestFile =
         serde_yaml_ng::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let dir = file.parent().unwrap();
-    let eval_every = parse_duration_ms(test_file.evaluation_interval.as_deref().unwrap_or("1m")).unwrap();
+    let eval_every =
+        parse_duration_ms(test_file.evaluation_interval.as_deref().unwrap_or("1m")).unwrap();
     let mut outcomes = Vec::new();
     for group in &test_file.tests {
         let paths: Vec<PathBuf> = test_file.rule_files.iter().map(|f| dir.join(f)).collect();
@@ -141,7 +145,12 @@ fn brigade_results(file: &Path) -> Vec<(String, String, Vec<ExpAlert>, Vec<ExpAl
                 got.sort();
                 let mut expected = test.exp_alerts.clone();
                 expected.sort();
-                outcomes.push((test.alertname.clone(), test.eval_time.clone(), expected, got));
+                outcomes.push((
+                    test.alertname.clone(),
+                    test.eval_time.clone(),
+                    expected,
+                    got,
+                ));
             }
             t += eval_every;
         }
@@ -152,7 +161,12 @@ fn brigade_results(file: &Path) -> Vec<(String, String, Vec<ExpAlert>, Vec<ExpAl
 #[test]
 fn brigade_and_promtool_agree_on_the_shipped_rules() {
     let file = repo_root().join("deploy/prometheus/rules/brigade_test.yml");
-    match Command::new("promtool").arg("test").arg("rules").arg(&file).output() {
+    match Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(&file)
+        .output()
+    {
         Ok(output) => assert!(
             output.status.success(),
             "promtool test rules failed:\n{}{}",
@@ -168,22 +182,35 @@ fn brigade_and_promtool_agree_on_the_shipped_rules() {
     assert!(outcomes.len() >= 10, "every alert is tested");
     let mut fired = std::collections::BTreeSet::new();
     for (alert, at, expected, got) in &outcomes {
-        assert_eq!(got, expected, "{alert} at {at}: brigade differs from promtool's expectation");
+        assert_eq!(
+            got, expected,
+            "{alert} at {at}: brigade differs from promtool's expectation"
+        );
         if !got.is_empty() {
             fired.insert(alert.clone());
         }
     }
     // Every shipped alert fires in at least one case.
-    let shipped = rules::load_files(&[repo_root().join("deploy/prometheus/rules/brigade.yml")]).unwrap();
+    let shipped =
+        rules::load_files(&[repo_root().join("deploy/prometheus/rules/brigade.yml")]).unwrap();
     for rule in shipped.iter().flat_map(|g| g.alerting_rules()) {
-        assert!(fired.contains(&rule.name), "{} never fires in brigade_test.yml", rule.name);
+        assert!(
+            fired.contains(&rule.name),
+            "{} never fires in brigade_test.yml",
+            rule.name
+        );
     }
 }
 
 #[test]
 fn the_shipped_rules_pass_brigade_watch_rules_check() {
-    let groups = rules::load_files(&[repo_root().join("deploy/prometheus/rules/brigade.yml")]).unwrap();
-    let names: Vec<String> = groups.iter().flat_map(|g| g.alerting_rules()).map(|r| r.name.clone()).collect();
+    let groups =
+        rules::load_files(&[repo_root().join("deploy/prometheus/rules/brigade.yml")]).unwrap();
+    let names: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.alerting_rules())
+        .map(|r| r.name.clone())
+        .collect();
     for expected in [
         "BrigadeHighErrorRate",
         "BrigadeHighCpu",
@@ -199,11 +226,24 @@ fn the_shipped_rules_pass_brigade_watch_rules_check() {
     }
     for rule in groups.iter().flat_map(|g| g.alerting_rules()) {
         for key in ["summary", "description", "runbook_url"] {
-            assert!(rule.annotations.contains_key(key), "{}: no {key}", rule.name);
+            assert!(
+                rule.annotations.contains_key(key),
+                "{}: no {key}",
+                rule.name
+            );
         }
-        assert!(rule.labels.contains_key("severity"), "{}: no severity", rule.name);
-        let anchor = rule.annotations["runbook_url"].rsplit('#').next().unwrap().to_owned();
-        let runbooks = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap_or_default();
+        assert!(
+            rule.labels.contains_key("severity"),
+            "{}: no severity",
+            rule.name
+        );
+        let anchor = rule.annotations["runbook_url"]
+            .rsplit('#')
+            .next()
+            .unwrap()
+            .to_owned();
+        let runbooks =
+            std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap_or_default();
         assert!(
             runbooks.to_lowercase().contains(&format!("## {anchor}")),
             "{}: docs/operations.md has no runbook section {anchor}",

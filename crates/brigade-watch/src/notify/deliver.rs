@@ -58,7 +58,10 @@ impl Deliverer {
         );
         Ok(Self {
             http,
-            receivers: receivers.iter().map(|r| (r.name.clone(), r.clone())).collect(),
+            receivers: receivers
+                .iter()
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect(),
             external_url: external_url.to_owned(),
             timeout,
             initial_backoff: ms(&delivery.initial_backoff)?,
@@ -139,12 +142,24 @@ impl Deliverer {
                 match outcome {
                     Ok(()) => return true,
                     Err(error) if label == "retry" => {
-                        tracing::warn!(receiver, integration, attempt = number, error = error.message, "notification failed, retrying");
+                        tracing::warn!(
+                            receiver,
+                            integration,
+                            attempt = number,
+                            error = error.message,
+                            "notification failed, retrying"
+                        );
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(self.max_backoff);
                     }
                     Err(error) => {
-                        tracing::error!(receiver, integration, attempt = number, error = error.message, "notification failed, giving up");
+                        tracing::error!(
+                            receiver,
+                            integration,
+                            attempt = number,
+                            error = error.message,
+                            "notification failed, giving up"
+                        );
                         return false;
                     }
                 }
@@ -154,10 +169,16 @@ impl Deliverer {
     }
 
     async fn post(&self, url: &str, body: &Value) -> Result<(), AttemptError> {
-        let response = self.http.post(url).json(body).send().await.map_err(|e| AttemptError {
-            message: crate::error_chain(&e.without_url()),
-            retryable: true,
-        })?;
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| AttemptError {
+                message: crate::error_chain(&e.without_url()),
+                retryable: true,
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -169,11 +190,27 @@ impl Deliverer {
         })
     }
 
-    async fn send_email(&self, config: &EmailConfig, subject: &str, body: &str) -> Result<(), AttemptError> {
-        let permanent = |message: String| AttemptError { message, retryable: false };
+    async fn send_email(
+        &self,
+        config: &EmailConfig,
+        subject: &str,
+        body: &str,
+    ) -> Result<(), AttemptError> {
+        let permanent = |message: String| AttemptError {
+            message,
+            retryable: false,
+        };
         let message = Message::builder()
-            .from(config.from.parse().map_err(|e| permanent(format!("from: {e}")))?)
-            .to(config.to.parse().map_err(|e| permanent(format!("to: {e}")))?)
+            .from(
+                config
+                    .from
+                    .parse()
+                    .map_err(|e| permanent(format!("from: {e}")))?,
+            )
+            .to(config
+                .to
+                .parse()
+                .map_err(|e| permanent(format!("to: {e}")))?)
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_owned())
@@ -194,9 +231,14 @@ impl Deliverer {
         if let (Some(user), Some(password)) = (&config.auth_username, &config.auth_password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
-        builder.build().send(message).await.map(|_| ()).map_err(|e| AttemptError {
-            message: e.to_string(),
-            retryable: !e.is_permanent(),
-        })
+        builder
+            .build()
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| AttemptError {
+                message: e.to_string(),
+                retryable: !e.is_permanent(),
+            })
     }
 }

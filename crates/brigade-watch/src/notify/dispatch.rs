@@ -121,7 +121,11 @@ impl Dispatcher {
             .root
             .matching(&alert.labels)
             .into_iter()
-            .filter_map(|route| self.routes.iter().position(|r| r.id == route.id && r.receiver == route.receiver))
+            .filter_map(|route| {
+                self.routes
+                    .iter()
+                    .position(|r| r.id == route.id && r.receiver == route.receiver)
+            })
             .collect();
         for index in matched {
             let route = &self.routes[index];
@@ -139,7 +143,9 @@ impl Dispatcher {
             if !group.has_flushed && alert.starts_at + route.group_wait_ms <= now {
                 group.next_flush = group.next_flush.min(now);
             }
-            group.alerts.insert(alert.fingerprint.clone(), alert.clone());
+            group
+                .alerts
+                .insert(alert.fingerprint.clone(), alert.clone());
         }
         self.alerts.insert(alert.fingerprint.clone(), alert);
     }
@@ -163,7 +169,10 @@ impl Dispatcher {
                 if source.fingerprint != alert.fingerprint
                     && !source.resolved(now)
                     && matchers::all_match(&rule.source, &source.labels)
-                    && rule.equal.iter().all(|l| source.labels.get(l) == alert.labels.get(l))
+                    && rule
+                        .equal
+                        .iter()
+                        .all(|l| source.labels.get(l) == alert.labels.get(l))
                 {
                     status.inhibited_by.push(source.fingerprint.clone());
                 }
@@ -187,7 +196,7 @@ impl Dispatcher {
     /// `group_interval` later whether or not it had anything new.
     pub fn flush_due(&mut self, now: i64) -> Vec<Notification> {
         self.alerts
-            .retain(|_, a| !a.ends_at.is_some_and(|end| now - end > RESOLVED_GC_MS));
+            .retain(|_, a| a.ends_at.is_none_or(|end| now - end <= RESOLVED_GC_MS));
         let due: Vec<String> = self
             .groups
             .iter()
@@ -196,13 +205,14 @@ impl Dispatcher {
             .collect();
         let mut out = Vec::new();
         for key in due {
-            let (alerts, receiver, labels, route) = {
+            let (alerts, receiver, labels, route, all_resolved) = {
                 let group = &self.groups[&key];
                 (
                     group.alerts.values().cloned().collect::<Vec<_>>(),
                     group.receiver.clone(),
                     group.labels.clone(),
                     group.route,
+                    group.alerts.values().all(|a| a.resolved(now)),
                 )
             };
             let unmuted: Vec<Alert> = alerts
@@ -217,8 +227,10 @@ impl Dispatcher {
             group.next_flush = now + self.routes[route].group_interval_ms;
             let (resolved, firing): (Vec<Alert>, Vec<Alert>) =
                 unmuted.into_iter().partition(|a| a.resolved(now));
-            let firing_set: BTreeSet<String> = firing.iter().map(|a| a.fingerprint.clone()).collect();
-            let resolved_set: BTreeSet<String> = resolved.iter().map(|a| a.fingerprint.clone()).collect();
+            let firing_set: BTreeSet<String> =
+                firing.iter().map(|a| a.fingerprint.clone()).collect();
+            let resolved_set: BTreeSet<String> =
+                resolved.iter().map(|a| a.fingerprint.clone()).collect();
             let send_resolved = self.send_resolved.get(&receiver).copied().unwrap_or(true);
             let log_key = format!("{receiver}/{key}");
             let entry = self.log.get(&log_key);
@@ -239,7 +251,7 @@ impl Dispatcher {
                 }
             };
             if !needed {
-                if firing_set.is_empty() {
+                if all_resolved {
                     // Only resolved alerts that were already told (or never fired here).
                     self.groups.remove(&key);
                 }
@@ -276,7 +288,11 @@ impl Dispatcher {
         self.log.insert(key.clone(), entry.clone());
         if let Some(group) = self.groups.get_mut(&notification.group_key) {
             for fingerprint in &notification.resolved {
-                if group.alerts.get(fingerprint).is_some_and(|a| a.resolved(notification.at)) {
+                if group
+                    .alerts
+                    .get(fingerprint)
+                    .is_some_and(|a| a.resolved(notification.at))
+                {
                     group.alerts.remove(fingerprint);
                 }
             }

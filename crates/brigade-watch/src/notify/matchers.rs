@@ -29,9 +29,12 @@ pub fn parse(text: &str) -> Result<Matcher, String> {
     // `name!="x"` and `name=""` parse on their own, as Alertmanager accepts them.
     let selector = format!("{{__matcher__=\"x\",{}{}{}}}", name.trim(), op, quoted);
     match promql_parser::parser::parse(&selector) {
-        Ok(Expr::VectorSelector(vs)) if vs.matchers.matchers.len() == 2 => {
-            Ok(vs.matchers.matchers.into_iter().nth(1).expect("two matchers"))
-        }
+        Ok(Expr::VectorSelector(vs)) if vs.matchers.matchers.len() == 2 => Ok(vs
+            .matchers
+            .matchers
+            .into_iter()
+            .nth(1)
+            .expect("two matchers")),
         Ok(_) => Err(format!("matcher {text:?} is not a single matcher")),
         Err(e) => Err(format!("matcher {text:?}: {e}")),
     }

@@ -18,7 +18,9 @@ pub fn rfc3339(ms: i64) -> String {
 /// Go's zero time: Alertmanager's `endsAt` of an alert that has not ended.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-fn common<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, String>>) -> BTreeMap<String, String> {
+fn common<'a>(
+    maps: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
     let mut maps = maps.peekable();
     let Some(first) = maps.peek().map(|m| (*m).clone()) else {
         return BTreeMap::new();
@@ -91,7 +93,11 @@ pub fn title(n: &Notification) -> String {
 }
 
 fn alert_lines(alert: &Alert, at: i64) -> String {
-    let state = if alert.resolved(at) { "resolved" } else { "firing" };
+    let state = if alert.resolved(at) {
+        "resolved"
+    } else {
+        "firing"
+    };
     let summary = alert
         .annotations
         .get("summary")
@@ -210,7 +216,11 @@ mod tests {
     use crate::labels::{fingerprint, labels};
 
     fn notification(resolved: bool) -> Notification {
-        let l = labels([("alertname", "BrigadeHighErrorRate"), ("job", "orders"), ("severity", "critical")]);
+        let l = labels([
+            ("alertname", "BrigadeHighErrorRate"),
+            ("job", "orders"),
+            ("severity", "critical"),
+        ]);
         let alert = Alert {
             fingerprint: fingerprint(&l),
             labels: l,
@@ -223,8 +233,16 @@ mod tests {
             receiver: "team".into(),
             group_key: r#"{}:{alertname="BrigadeHighErrorRate"}"#.into(),
             group_labels: labels([("alertname", "BrigadeHighErrorRate")]),
-            firing: if resolved { vec![] } else { vec![alert.fingerprint.clone()] },
-            resolved: if resolved { vec![alert.fingerprint.clone()] } else { vec![] },
+            firing: if resolved {
+                vec![]
+            } else {
+                vec![alert.fingerprint.clone()]
+            },
+            resolved: if resolved {
+                vec![alert.fingerprint.clone()]
+            } else {
+                vec![]
+            },
             alerts: vec![alert],
             send: true,
             at: 1_700_000_100_000,
@@ -253,7 +271,10 @@ mod tests {
         assert_eq!(resolve["event_action"], "resolve");
         assert_eq!(trigger["dedup_key"], resolve["dedup_key"]);
         assert_eq!(trigger["payload"]["severity"], "critical");
-        assert_eq!(trigger["payload"]["summary"], "[FIRING:1] BrigadeHighErrorRate");
+        assert_eq!(
+            trigger["payload"]["summary"],
+            "[FIRING:1] BrigadeHighErrorRate"
+        );
     }
 
     #[test]
@@ -261,7 +282,12 @@ mod tests {
         let body = slack(&notification(false), Some("#ops"));
         assert_eq!(body["text"], "[FIRING:1] BrigadeHighErrorRate");
         assert_eq!(body["blocks"][0]["type"], "header");
-        assert!(body["blocks"][1]["text"]["text"].as_str().unwrap().contains("orders: 33% fail"));
+        assert!(
+            body["blocks"][1]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("orders: 33% fail")
+        );
         assert_eq!(body["channel"], "#ops");
     }
 }

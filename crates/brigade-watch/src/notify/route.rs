@@ -70,12 +70,19 @@ impl Route {
             format!("{}/{{{}}}", parent.id, texts.join(","))
         };
         let duration = |value: &Option<String>, inherited: i64| -> Result<i64, String> {
-            value.as_deref().map(parse_duration_ms).transpose().map(|d| d.unwrap_or(inherited))
+            value
+                .as_deref()
+                .map(parse_duration_ms)
+                .transpose()
+                .map(|d| d.unwrap_or(inherited))
         };
         let mut route = Route {
             id,
             matchers,
-            receiver: config.receiver.clone().unwrap_or_else(|| parent.receiver.clone()),
+            receiver: config
+                .receiver
+                .clone()
+                .unwrap_or_else(|| parent.receiver.clone()),
             group_by: match &config.group_by {
                 Some(labels) if labels.iter().any(|l| l == "...") => GroupBy::All,
                 Some(labels) => GroupBy::Labels(labels.clone()),
@@ -179,7 +186,10 @@ mod tests {
     #[test]
     fn first_match_continue_and_fallback() {
         let root = tree();
-        assert_eq!(receivers(&root, &[("severity", "critical")]), ["pager", "slack"]);
+        assert_eq!(
+            receivers(&root, &[("severity", "critical")]),
+            ["pager", "slack"]
+        );
         assert_eq!(receivers(&root, &[("severity", "warning")]), ["slack"]);
         assert_eq!(
             receivers(&root, &[("severity", "warning"), ("team", "payments")]),

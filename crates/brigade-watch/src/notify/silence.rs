@@ -120,7 +120,11 @@ mod tests {
         let cpu = labels([("alertname", "BrigadeHighCpu")]);
         assert!(silences.silencing(&cpu, 50).is_empty(), "pending");
         assert_eq!(silences.silencing(&cpu, 150), ["s1"]);
-        assert!(silences.silencing(&labels([("alertname", "Other")]), 150).is_empty());
+        assert!(
+            silences
+                .silencing(&labels([("alertname", "Other")]), 150)
+                .is_empty()
+        );
         silences.expire("s1", 160).unwrap();
         assert!(silences.silencing(&cpu, 161).is_empty());
         assert_eq!(silences.list()[0].state(161), SilenceState::Expired);

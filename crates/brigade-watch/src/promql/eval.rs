@@ -7,9 +7,7 @@ use promql_parser::parser::token::{
     T_ADD, T_AVG, T_COUNT, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS,
     T_MAX, T_MIN, T_MOD, T_MUL, T_NEQ, T_POW, T_SUB, T_SUM, TokenId,
 };
-use promql_parser::parser::{
-    AggregateExpr, BinaryExpr, Expr, LabelModifier, VectorSelector,
-};
+use promql_parser::parser::{AggregateExpr, BinaryExpr, Expr, LabelModifier, VectorSelector};
 
 use super::PromqlError;
 use super::check::offset_ms;
@@ -218,12 +216,20 @@ impl Evaluator<'_> {
                 };
                 Ok(Value::Scalar(value))
             }
-            (Value::Vector(vector), Value::Scalar(scalar)) => Ok(Value::Vector(
-                vector_scalar(vector, scalar, op, return_bool, false),
-            )),
-            (Value::Scalar(scalar), Value::Vector(vector)) => Ok(Value::Vector(
-                vector_scalar(vector, scalar, op, return_bool, true),
-            )),
+            (Value::Vector(vector), Value::Scalar(scalar)) => Ok(Value::Vector(vector_scalar(
+                vector,
+                scalar,
+                op,
+                return_bool,
+                false,
+            ))),
+            (Value::Scalar(scalar), Value::Vector(vector)) => Ok(Value::Vector(vector_scalar(
+                vector,
+                scalar,
+                op,
+                return_bool,
+                true,
+            ))),
             (Value::Vector(lhs), Value::Vector(rhs)) => match op {
                 T_LAND | T_LOR | T_LUNLESS => Ok(Value::Vector(set_op(op, lhs, rhs, matching))),
                 _ => vector_vector(op, lhs, rhs, matching, return_bool).map(Value::Vector),
@@ -351,7 +357,8 @@ fn set_op(
     rhs: Vec<Sample>,
     matching: Option<&LabelModifier>,
 ) -> Vec<Sample> {
-    let rhs_signatures: HashSet<Labels> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
+    let rhs_signatures: HashSet<Labels> =
+        rhs.iter().map(|s| signature(&s.labels, matching)).collect();
     match op {
         T_LAND => lhs
             .into_iter()

@@ -65,9 +65,9 @@ pub(super) fn call(evaluator: &Evaluator<'_>, call: &Call) -> Result<Value, Prom
             }
             Some(change / ((t1 - t0) as f64 / 1000.0))
         }),
-        "avg_over_time" => per_series(&|s| {
-            Some(s.points.iter().map(|p| p.1).sum::<f64>() / s.points.len() as f64)
-        }),
+        "avg_over_time" => {
+            per_series(&|s| Some(s.points.iter().map(|p| p.1).sum::<f64>() / s.points.len() as f64))
+        }
         "sum_over_time" => per_series(&|s| Some(s.points.iter().map(|p| p.1).sum())),
         "count_over_time" => per_series(&|s| Some(s.points.len() as f64)),
         "min_over_time" => per_series(&|s| s.points.iter().map(|p| p.1).reduce(nan_min)),
@@ -75,11 +75,17 @@ pub(super) fn call(evaluator: &Evaluator<'_>, call: &Call) -> Result<Value, Prom
         "last_over_time" => per_series(&|s| s.points.last().map(|p| p.1)),
         "absent" => {
             let vector = arg(0)?.into_vector()?;
-            Ok(Value::Vector(absent(vector.is_empty(), args.first())))
+            Ok(Value::Vector(absent(
+                vector.is_empty(),
+                args.first().map(|a| a.as_ref()),
+            )))
         }
         "absent_over_time" => {
             let empty = matrix(0)?.is_empty();
-            Ok(Value::Vector(absent(empty, args.first())))
+            Ok(Value::Vector(absent(
+                empty,
+                args.first().map(|a| a.as_ref()),
+            )))
         }
         "histogram_quantile" => {
             let q = scalar(0)?;
@@ -185,12 +191,12 @@ fn extrapolated(
 }
 
 /// `absent()`'s one-element result, labelled from the argument's equality matchers.
-fn absent(empty: bool, arg: Option<&Box<Expr>>) -> Vec<Sample> {
+fn absent(empty: bool, arg: Option<&Expr>) -> Vec<Sample> {
     if !empty {
         return Vec::new();
     }
     let mut labels = Labels::new();
-    let selector = match arg.map(|a| a.as_ref()) {
+    let selector = match arg {
         Some(Expr::VectorSelector(vs)) => Some(vs),
         Some(Expr::MatrixSelector(ms)) => Some(&ms.vs),
         _ => None,
@@ -214,7 +220,10 @@ fn histogram_quantile(q: f64, vector: Vec<Sample>) -> Vec<Sample> {
         };
         let mut labels = without_name(&sample.labels);
         labels.remove("le");
-        groups.entry(labels).or_default().push((upper, sample.value));
+        groups
+            .entry(labels)
+            .or_default()
+            .push((upper, sample.value));
     }
     groups
         .into_iter()

@@ -6,7 +6,10 @@ use crate::tsdb::Tsdb;
 
 const S: i64 = 1000;
 
-fn db_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Tsdb {
+/// Label pairs and (seconds, value) points of one series.
+type SeriesSpec<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+fn db_with(series: &[SeriesSpec<'_>]) -> Tsdb {
     let mut db = Tsdb::new(3_600 * S, 10_000);
     for (pairs, points) in series {
         let labels = labels(pairs.iter().copied());
@@ -55,7 +58,10 @@ fn rate_and_increase_extrapolate_like_prometheus() {
     assert!(close(one(&db, "increase(c_total[1m])", 60), 60.0));
     assert!(close(one(&db, "rate(c_total[1m])", 60), 1.0));
     // The metric name is dropped by functions.
-    assert_eq!(vector(&db, "rate(c_total[1m])", 60)[0].0, labels([("job", "a")]));
+    assert_eq!(
+        vector(&db, "rate(c_total[1m])", 60)[0].0,
+        labels([("job", "a")])
+    );
 }
 
 #[test]
@@ -66,7 +72,10 @@ fn counter_resets_are_added_back() {
     )]);
     // Window (0, 60]: 10, 20, 5, 15 → 15 − 10 + 20 (reset) = 25 over 45 s, extrapolated by
     // 15 s at the start (the zero point, 45 × 10/25 = 18 s back, is further): 25 × 60/45.
-    assert!(close(one(&db, "increase(c_total[1m])", 60), 25.0 * 60.0 / 45.0));
+    assert!(close(
+        one(&db, "increase(c_total[1m])", 60),
+        25.0 * 60.0 / 45.0
+    ));
 }
 
 #[test]
@@ -84,7 +93,10 @@ fn aggregations_by_and_without() {
     ]);
     assert_eq!(
         vector(&db, "sum by (job) (m)", 0),
-        vec![(labels([("job", "a")]), 4.0), (labels([("job", "b")]), 10.0)]
+        vec![
+            (labels([("job", "a")]), 4.0),
+            (labels([("job", "b")]), 10.0)
+        ]
     );
     assert_eq!(vector(&db, "avg without (i) (m)", 0)[0].1, 2.0);
     assert_eq!(one(&db, "max(m)", 0), 10.0);
@@ -101,10 +113,17 @@ fn error_ratio_with_matching_and_threshold() {
     let ok = steps(30.0);
     let bad = steps(10.0);
     let db = db_with(&[
-        (&[("__name__", "req_total"), ("job", "a"), ("code", "200")], &ok),
-        (&[("__name__", "req_total"), ("job", "a"), ("code", "500")], &bad),
+        (
+            &[("__name__", "req_total"), ("job", "a"), ("code", "200")],
+            &ok,
+        ),
+        (
+            &[("__name__", "req_total"), ("job", "a"), ("code", "500")],
+            &bad,
+        ),
     ]);
-    let ratio = r#"sum by (job) (rate(req_total{code=~"5.."}[5m])) / sum by (job) (rate(req_total[5m]))"#;
+    let ratio =
+        r#"sum by (job) (rate(req_total{code=~"5.."}[5m])) / sum by (job) (rate(req_total[5m]))"#;
     // 10 of every 40 requests fail: 0.25.
     assert!(close(one(&db, ratio, 300), 0.25));
     assert_eq!(vector(&db, &format!("{ratio} > 0.2"), 300).len(), 1);
@@ -117,7 +136,12 @@ fn histogram_quantile_interpolates_within_a_bucket() {
     let bucket = |le: &'static str, count: f64| -> (Vec<(&'static str, &'static str)>, f64) {
         (vec![("__name__", "d_bucket"), ("le", le)], count)
     };
-    let buckets = [bucket("0.1", 10.0), bucket("0.5", 20.0), bucket("1", 40.0), bucket("+Inf", 40.0)];
+    let buckets = [
+        bucket("0.1", 10.0),
+        bucket("0.5", 20.0),
+        bucket("1", 40.0),
+        bucket("+Inf", 40.0),
+    ];
     let mut db = Tsdb::new(3_600 * S, 100);
     for (pairs, count) in &buckets {
         db.append(&labels(pairs.iter().copied()), 0, *count);
@@ -127,7 +151,10 @@ fn histogram_quantile_interpolates_within_a_bucket() {
     // q = 0.9: rank 36 in (0.5, 1] holding 20: 0.5 + 0.5 × 16/20.
     assert!(close(one(&db, "histogram_quantile(0.9, d_bucket)", 0), 0.9));
     // q = 0.25: rank 10 in [0, 0.1]: 0.1.
-    assert!(close(one(&db, "histogram_quantile(0.25, d_bucket)", 0), 0.1));
+    assert!(close(
+        one(&db, "histogram_quantile(0.25, d_bucket)", 0),
+        0.1
+    ));
     assert!(one(&db, "histogram_quantile(1.5, d_bucket)", 0).is_infinite());
 }
 
@@ -161,9 +188,15 @@ fn lookback_and_stale_markers() {
     let a = labels([("__name__", "g")]);
     db.append_scrape("t", 0, &[(a.clone(), 1.0)]);
     assert_eq!(vector(&db, "g", 299).len(), 1, "inside the 5 m lookback");
-    assert!(vector(&db, "g", 300).is_empty(), "the lookback is left-open");
+    assert!(
+        vector(&db, "g", 300).is_empty(),
+        "the lookback is left-open"
+    );
     db.append_scrape("t", 10 * S, &[]);
-    assert!(vector(&db, "g", 11).is_empty(), "stale marker hides it at once");
+    assert!(
+        vector(&db, "g", 11).is_empty(),
+        "stale marker hides it at once"
+    );
 }
 
 #[test]
@@ -183,10 +216,21 @@ fn outside_the_subset_is_rejected_by_name() {
         Err(PromqlError::Unsupported(what)) => what,
         other => panic!("{query}: {other:?}"),
     };
-    assert_eq!(reject("predict_linear(x[5m], 60)"), "function predict_linear()");
+    assert_eq!(
+        reject("predict_linear(x[5m], 60)"),
+        "function predict_linear()"
+    );
     assert_eq!(reject("topk(3, x)"), "aggregation topk");
     assert_eq!(reject("rate(x[5m:1m])"), "subquery");
-    assert_eq!(reject("a * on (x) group_left (y) b"), "group_left/group_right matching");
+    assert_eq!(
+        reject("a * on (x) group_left (y) b"),
+        "group_left/group_right matching"
+    );
     assert!(matches!(Query::parse("sum(("), Err(PromqlError::Parse(_))));
-    assert_eq!(Query::parse("rate(x[6h]) + rate(y[5m] offset 1h)").unwrap().max_range_ms(), 6 * 3_600 * S);
+    assert_eq!(
+        Query::parse("rate(x[6h]) + rate(y[5m] offset 1h)")
+            .unwrap()
+            .max_range_ms(),
+        6 * 3_600 * S
+    );
 }

@@ -48,10 +48,19 @@ fn pending_firing_keep_firing_resolved() {
     assert_eq!(
         states,
         vec![
-            Some(Pending), Some(Pending), Some(Pending), // 0, 10, 20 s: held < 30 s
-            Some(Firing), Some(Firing), Some(Firing), Some(Firing), // 30..60 s
-            Some(Firing), Some(Firing), // 70, 80 s: missing, kept firing for 20 s
-            Some(Inactive), Some(Inactive), Some(Inactive), Some(Inactive), // resolved at 90 s
+            Some(Pending),
+            Some(Pending),
+            Some(Pending), // 0, 10, 20 s: held < 30 s
+            Some(Firing),
+            Some(Firing),
+            Some(Firing),
+            Some(Firing), // 30..60 s
+            Some(Firing),
+            Some(Firing), // 70, 80 s: missing, kept firing for 20 s
+            Some(Inactive),
+            Some(Inactive),
+            Some(Inactive),
+            Some(Inactive), // resolved at 90 s
         ]
     );
     let alert = rule(&mut groups).active.values().next().cloned().unwrap();
@@ -92,19 +101,37 @@ fn for_zero_fires_at_once() {
 fn rejections_name_the_rule_and_the_reason() {
     let check = |text: &str, expected: &str| {
         let error = parse(text, "f.yml").unwrap_err().to_string();
-        assert!(error.contains(expected), "{error} does not contain {expected}");
+        assert!(
+            error.contains(expected),
+            "{error} does not contain {expected}"
+        );
     };
     check(
         "groups: [{name: g, rules: [{alert: Trend, expr: 'predict_linear(m[1h], 3600) < 0'}]}]",
         r#"f.yml: group "g", rule "Trend": unsupported function predict_linear()"#,
     );
-    check("groups: [{name: g, rules: [{alert: A, expr: 'sum(('}]}]", r#"rule "A": parse error"#);
-    check("groups: [{name: g, rules: [{alert: A, expr: m, for: 5x}]}]", "invalid duration");
+    check(
+        "groups: [{name: g, rules: [{alert: A, expr: 'sum(('}]}]",
+        r#"rule "A": parse error"#,
+    );
+    check(
+        "groups: [{name: g, rules: [{alert: A, expr: m, for: 5x}]}]",
+        "invalid duration",
+    );
     check(
         "groups: [{name: g, rules: [{alert: A, expr: m, annotations: {s: '{{ $value | title }}'}}]}]",
         "function title is not supported",
     );
-    check("groups: [{name: g, rules: [{alert: A, record: b, expr: m}]}]", "exactly one of");
-    check("groups: [{name: g, rules: []}, {name: g, rules: []}]", "used twice");
-    check("groups: [{name: g, rules: [{alert: A, expr: m, unknown: 1}]}]", "unknown field");
+    check(
+        "groups: [{name: g, rules: [{alert: A, record: b, expr: m}]}]",
+        "exactly one of",
+    );
+    check(
+        "groups: [{name: g, rules: []}, {name: g, rules: []}]",
+        "used twice",
+    );
+    check(
+        "groups: [{name: g, rules: [{alert: A, expr: m, unknown: 1}]}]",
+        "unknown field",
+    );
 }

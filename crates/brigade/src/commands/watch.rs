@@ -39,7 +39,10 @@ async fn serve(settings: Settings, listen: Option<std::net::SocketAddr>) -> anyh
     let watch = Watch::build(config, &settings.storage).await?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
-    watch.run_until_stopped(shutdown).await.context("serving the watch API")?;
+    watch
+        .run_until_stopped(shutdown)
+        .await
+        .context("serving the watch API")?;
     Ok(())
 }
 
@@ -87,7 +90,11 @@ async fn silence(action: WatchSilenceAction) -> anyhow::Result<()> {
                     silence["endsAt"].as_str().unwrap_or_default(),
                     silence["matchers"]
                         .as_array()
-                        .map(|m| m.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(","))
+                        .map(|m| m
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","))
                         .unwrap_or_default(),
                     silence["createdBy"].as_str().unwrap_or_default(),
                     silence["comment"].as_str().unwrap_or_default(),
@@ -101,4 +108,3 @@ async fn silence(action: WatchSilenceAction) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

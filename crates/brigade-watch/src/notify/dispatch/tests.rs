@@ -51,7 +51,10 @@ fn group_wait_merges_then_interval_then_repeat() {
     let mut d = Dispatcher::new(&config()).unwrap();
     d.put(alert(&[("alertname", "A"), ("job", "j"), ("i", "1")], 0), 0);
     d.put(alert(&[("alertname", "A"), ("job", "j"), ("i", "2")], S), S);
-    assert!(deliver_all(&mut d, 29 * S).is_empty(), "group_wait not over");
+    assert!(
+        deliver_all(&mut d, 29 * S).is_empty(),
+        "group_wait not over"
+    );
     let first = deliver_all(&mut d, 30 * S);
     assert_eq!(first.len(), 1, "one notification for the group");
     assert_eq!(first[0].alerts.len(), 2, "grouped");
@@ -59,7 +62,10 @@ fn group_wait_merges_then_interval_then_repeat() {
     // Nothing new at the next group_interval: nothing sent.
     assert!(deliver_all(&mut d, 330 * S).is_empty());
     // A third alert joins: sent at the next interval, not before.
-    d.put(alert(&[("alertname", "A"), ("job", "j"), ("i", "3")], 400 * S), 400 * S);
+    d.put(
+        alert(&[("alertname", "A"), ("job", "j"), ("i", "3")], 400 * S),
+        400 * S,
+    );
     assert!(deliver_all(&mut d, 500 * S).is_empty());
     assert_eq!(deliver_all(&mut d, 630 * S)[0].alerts.len(), 3);
     // Unchanged for repeat_interval (1 h after the last notification): repeated.
@@ -85,15 +91,44 @@ fn resolved_is_sent_once_and_clears_the_group() {
 #[test]
 fn critical_inhibits_warning_with_equal_labels() {
     let mut d = Dispatcher::new(&config()).unwrap();
-    d.put(alert(&[("alertname", "Crit"), ("job", "j"), ("severity", "critical")], 0), 0);
-    d.put(alert(&[("alertname", "Warn"), ("job", "j"), ("severity", "warning")], 0), 0);
-    d.put(alert(&[("alertname", "Warn"), ("job", "k"), ("severity", "warning")], 0), 0);
+    d.put(
+        alert(
+            &[
+                ("alertname", "Crit"),
+                ("job", "j"),
+                ("severity", "critical"),
+            ],
+            0,
+        ),
+        0,
+    );
+    d.put(
+        alert(
+            &[("alertname", "Warn"), ("job", "j"), ("severity", "warning")],
+            0,
+        ),
+        0,
+    );
+    d.put(
+        alert(
+            &[("alertname", "Warn"), ("job", "k"), ("severity", "warning")],
+            0,
+        ),
+        0,
+    );
     let sent = deliver_all(&mut d, 30 * S);
     let names: BTreeSet<String> = sent
         .iter()
-        .flat_map(|n| n.alerts.iter().map(|a| format!("{}/{}", a.labels["alertname"], a.labels["job"])))
+        .flat_map(|n| {
+            n.alerts
+                .iter()
+                .map(|a| format!("{}/{}", a.labels["alertname"], a.labels["job"]))
+        })
         .collect();
-    assert_eq!(names, BTreeSet::from(["Crit/j".to_owned(), "Warn/k".to_owned()]));
+    assert_eq!(
+        names,
+        BTreeSet::from(["Crit/j".to_owned(), "Warn/k".to_owned()])
+    );
 }
 
 #[test]
@@ -112,7 +147,11 @@ fn a_silence_suppresses_until_it_expires() {
     d.put(alert(&[("alertname", "A"), ("job", "j")], 0), 0);
     assert!(deliver_all(&mut d, 30 * S).is_empty());
     d.silences.expire("s", 100 * S);
-    assert_eq!(deliver_all(&mut d, 330 * S).len(), 1, "sent at the next interval");
+    assert_eq!(
+        deliver_all(&mut d, 330 * S).len(),
+        1,
+        "sent at the next interval"
+    );
 }
 
 #[test]
