@@ -420,6 +420,8 @@ async fn evaluation_loop(shared: Arc<Shared>, shutdown: Shutdown) {
     let global = shared.config.evaluation_interval_ms();
     let mut next: Vec<i64> = vec![0; lock(&shared.groups).len()];
     let mut saved: HashMap<String, String> = HashMap::new();
+    // Until two scrapes have landed, rates have no value: hold restored alerts meanwhile.
+    let warm_until = now_ms() + 2 * shared.config.scrape_interval_ms() + global;
     // Wait one scrape interval so the first evaluation sees data.
     let first = Duration::from_millis(shared.config.scrape_interval_ms().min(global) as u64);
     if !tick(first, &shutdown).await {
@@ -427,7 +429,8 @@ async fn evaluation_loop(shared: Arc<Shared>, shutdown: Shutdown) {
     }
     loop {
         let now = now_ms();
-        let (transitions, states, alerts) = evaluate_due(&shared, now, global, &mut next);
+        let (transitions, states, alerts) =
+            evaluate_due(&shared, now, global, &mut next, now < warm_until);
         // Persist and notify outside the locks.
         for (fingerprint, alert) in &transitions {
             let body = serde_json::to_string(alert).unwrap_or_default();
@@ -484,7 +487,13 @@ type Evaluated = (
     Vec<Alert>,
 );
 
-fn evaluate_due(shared: &Shared, now: i64, global: i64, next: &mut [i64]) -> Evaluated {
+fn evaluate_due(
+    shared: &Shared,
+    now: i64,
+    global: i64,
+    next: &mut [i64],
+    warming_up: bool,
+) -> Evaluated {
     use metric_names::*;
     let mut transitions = Vec::new();
     let mut states = Vec::new();
@@ -496,7 +505,7 @@ fn evaluate_due(shared: &Shared, now: i64, global: i64, next: &mut [i64]) -> Eva
     for (index, group) in groups.iter_mut().enumerate() {
         if next[index] <= now {
             next[index] = now + group.interval_ms.unwrap_or(global);
-            for t in group.eval(&mut tsdb, now) {
+            for t in group.eval_with(&mut tsdb, now, warming_up) {
                 transitions.push((t.fingerprint, t.alert));
             }
             metrics::counter!(EVALUATIONS, "group" => group.name.clone()).increment(1);

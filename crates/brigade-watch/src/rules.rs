@@ -353,10 +353,18 @@ fn valid_label_name(name: &str) -> bool {
 impl RuleGroup {
     /// Evaluates every rule at `t`; returns the alert state changes.
     pub fn eval(&mut self, db: &mut Tsdb, t: i64) -> Vec<Transition> {
+        self.eval_with(db, t, false)
+    }
+
+    /// Like [`RuleGroup::eval`]; with `warming_up`, alerts whose result is missing keep their
+    /// state instead of being dropped or resolved. Right after a restart the sample window is
+    /// empty, and a rate over it has no value yet: without this, every restored firing alert
+    /// would resolve, and notify, only to fire again a few scrapes later.
+    pub fn eval_with(&mut self, db: &mut Tsdb, t: i64, warming_up: bool) -> Vec<Transition> {
         let mut transitions = Vec::new();
         for rule in &mut self.rules {
             match rule {
-                Rule::Alerting(rule) => transitions.extend(rule.eval(db, t)),
+                Rule::Alerting(rule) => transitions.extend(rule.eval_with(db, t, warming_up)),
                 Rule::Recording(rule) => {
                     if let Ok(value) = rule.query.eval(db, t)
                         && let Ok(vector) = value.into_vector()
@@ -397,6 +405,12 @@ impl AlertingRule {
     /// pending and resolved when firing (after `keep_firing_for`), resolved ones are kept for
     /// 15 minutes so their resolution is delivered.
     pub fn eval(&mut self, db: &Tsdb, t: i64) -> Vec<Transition> {
+        self.eval_with(db, t, false)
+    }
+
+    /// [`AlertingRule::eval`], optionally holding alerts whose result is missing (see
+    /// [`RuleGroup::eval_with`]).
+    pub fn eval_with(&mut self, db: &Tsdb, t: i64, warming_up: bool) -> Vec<Transition> {
         let vector = match self.query.eval(db, t).and_then(|v| v.into_vector()) {
             Ok(vector) => {
                 self.last_error = None;
@@ -464,6 +478,9 @@ impl AlertingRule {
         }
         let mut remove = Vec::new();
         for (id, alert) in &mut self.active {
+            if !seen.contains(id) && warming_up {
+                continue;
+            }
             if !seen.contains(id) {
                 match alert.state {
                     AlertState::Pending => remove.push(id.clone()),
