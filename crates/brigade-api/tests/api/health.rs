@@ -2,9 +2,36 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{expect_json, expect_problem};
+use serde_json::json;
+
+use crate::helpers::{expect_json, expect_problem, problem_fields};
 
 both_backends! {
+    async fn the_fault_switch_fails_api_requests_only_and_can_be_turned_off(app) {
+        let faulty = app.replica_with(|s| s.faults.error_ratio = 1.0).await;
+        let problem = expect_problem(faulty.get("/api/v1/shops").await, StatusCode::INTERNAL_SERVER_ERROR).await;
+        assert_eq!(problem["type"], "urn:brigade:problem:injected-fault");
+        assert_eq!(faulty.get("/health/ready").await.status(), StatusCode::OK, "health is never faulted");
+        let metrics = faulty.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("http_response_status_code=\"500\""), "5xx are counted: alerts can see them");
+        let bad = faulty.put("/api/v1/admin/faults", &json!({"error_ratio": 1.5})).await;
+        assert_eq!(problem_fields(&expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await), ["error_ratio"]);
+        let off = expect_json(faulty.put("/api/v1/admin/faults", &json!({"error_ratio": 0.0})).await, StatusCode::OK).await;
+        assert_eq!(off["error_ratio"], 0.0);
+        expect_json(faulty.get("/api/v1/shops").await, StatusCode::OK).await;
+        let half = faulty.put("/api/v1/admin/faults", &json!({"error_ratio": 0.5})).await;
+        expect_json(half, StatusCode::OK).await;
+        let mut failed = 0;
+        for _ in 0..10 {
+            if faulty.get("/api/v1/shops").await.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 5, "half of the requests fail");
+        // The switch is per replica: the first one never failed.
+        expect_json(app.get("/api/v1/shops").await, StatusCode::OK).await;
+    }
+
     async fn health_endpoints_answer(app) {
         let live = expect_json(app.get("/health/live").await, StatusCode::OK).await;
         assert_eq!(live["status"], "live");

@@ -195,10 +195,23 @@ pub async fn spawn_configured(db: Arc<TestDb>, settings: Settings, backend: Back
     let address = format!("http://{}", application.local_addr());
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let client = admin_client(store.as_ref(), &address).await;
+    TestApp {
+        address,
+        client,
+        shutdown,
+        backend,
+        server: Some(server),
+        db,
+    }
+}
+
+/// A client holding an admin's token, creating the admin on first use.
+async fn admin_client(store: &dyn brigade_store::Store, address: &str) -> Client {
     let admin = json!({"email": ADMIN_EMAIL, "password": PASSWORD});
     // A second replica on the same database finds the admin already there.
     let _ = brigade_api::routes::accounts::create_account_with(
-        store.as_ref(),
+        store,
         &brigade_api::auth::Passwords::new(64, 1),
         serde_json::from_value(admin.clone()).unwrap(),
         brigade_domain::Role::Admin,
@@ -219,14 +232,7 @@ pub async fn spawn_configured(db: Arc<TestDb>, settings: Settings, backend: Back
         reqwest::header::AUTHORIZATION,
         format!("Bearer {token}").parse().unwrap(),
     );
-    TestApp {
-        address,
-        client: Client::builder().default_headers(headers).build().unwrap(),
-        shutdown,
-        backend,
-        server: Some(server),
-        db,
-    }
+    Client::builder().default_headers(headers).build().unwrap()
 }
 
 /// The admin every test app starts with.
@@ -270,6 +276,49 @@ impl TestApp {
                 ..StorageSettings::default()
             },
         }
+    }
+
+    /// A second replica on this app's database with changed settings (e.g. another payment
+    /// provider); its client is an admin's, like this one's.
+    /// Tokens verify on every replica, so it reuses this app's admin client.
+    pub async fn replica_with(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(self.storage(), CacheSettings::default());
+        configure(&mut settings);
+        let application = Application::build(settings)
+            .await
+            .expect("application builds");
+        let address = format!("http://{}", application.local_addr());
+        let shutdown = Shutdown::new();
+        let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+        TestApp {
+            address,
+            client: self.client.clone(),
+            shutdown,
+            backend: self.backend,
+            server: Some(server),
+            db: self.db.clone(),
+        }
+    }
+
+    /// The audit events matching a query string (e.g. `entity=order&entity_id=…`), newest first.
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let page = expect_json(
+            self.get(&format!("/api/v1/admin/audit?limit=100&{query}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// The value of one sample of `/metrics` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .filter_map(|line| line.strip_prefix(series))
+            .filter_map(|rest| rest.trim().parse::<f64>().ok())
+            .next()
+            .unwrap_or(0.0)
     }
 
     /// Signs up and logs in a customer; returns the token.

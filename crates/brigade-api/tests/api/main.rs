@@ -6,10 +6,12 @@
 mod helpers;
 
 mod accounts;
+mod audit;
 mod bad_input;
 mod cache;
 mod health;
 mod kitchen;
 mod orders;
+mod payments;
 mod roles;
 mod shops;

@@ -153,6 +153,9 @@ both_backends! {
             r(Method::GET, "/api/v1/admin/accounts", None, Fixed, [401, 403, 403, 403, 403, 403, 200]),
             r(Method::POST, "/api/v1/admin/accounts", Some(json!({"email": "new{n}@example.org", "password": "long enough 1", "role": "customer"})), Fixed, [401, 403, 403, 403, 403, 403, 201]),
             r(Method::GET, "/api/v1/accounts/me", None, Fixed, [401, 200, 200, 200, 200, 200, 200]),
+            r(Method::GET, "/api/v1/admin/audit", None, Fixed, [401, 403, 403, 403, 403, 403, 200]),
+            r(Method::GET, "/api/v1/admin/faults", None, Fixed, [401, 403, 403, 403, 403, 403, 200]),
+            r(Method::PUT, "/api/v1/admin/faults", Some(json!({"error_ratio": 0.0})), Fixed, [401, 403, 403, 403, 403, 403, 200]),
         ];
         // Ready orders first, while nothing else is claimable.
         let mut ready_orders = Vec::new();
