@@ -621,6 +621,14 @@ pool = "orders"
 "#;
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../../examples/balance.toml");
+        let config = Config::parse(text, "examples/balance.toml").unwrap();
+        assert_eq!(config.pools.len(), 2);
+        assert_eq!(config.routes.last().unwrap().pool, "orders");
+    }
+
+    #[test]
     fn parses_a_full_file() {
         let config = Config::parse(GOOD, "balance.toml").unwrap();
         assert_eq!(config.pools[0].algorithm, Algorithm::ConsistentHash);
