@@ -57,6 +57,9 @@ pub mod metric_names {
     pub const EVALUATION_FAILURES: &str = "brigade_watch_rule_evaluation_failures_total";
     /// Alerts by state (`pending`, `firing`).
     pub const ALERTS: &str = "brigade_watch_alerts";
+    /// How long the last evaluation of a rule group took (the same measure as Prometheus's
+    /// `prometheus_rule_group_last_duration_seconds`).
+    pub const GROUP_DURATION: &str = "brigade_watch_rule_group_last_duration_seconds";
 }
 
 /// State shared by the loops and the API.
@@ -258,6 +261,10 @@ fn describe_metrics() {
         "Rule evaluations that failed, by rule."
     );
     metrics::describe_gauge!(ALERTS, "Alerts by state.");
+    metrics::describe_gauge!(
+        GROUP_DURATION,
+        "Duration of the last evaluation of a rule group, in seconds."
+    );
 }
 
 /// The database key of a rule's alerts.
@@ -505,9 +512,12 @@ fn evaluate_due(
     for (index, group) in groups.iter_mut().enumerate() {
         if next[index] <= now {
             next[index] = now + group.interval_ms.unwrap_or(global);
+            let started = Instant::now();
             for t in group.eval_with(&mut tsdb, now, warming_up) {
                 transitions.push((t.fingerprint, t.alert));
             }
+            metrics::gauge!(GROUP_DURATION, "group" => group.name.clone())
+                .set(started.elapsed().as_secs_f64());
             metrics::counter!(EVALUATIONS, "group" => group.name.clone()).increment(1);
         }
         for rule in group.alerting_rules() {
