@@ -1,4 +1,4 @@
-//! Active health checks: every pool with a `health` table gets a `GET path` to each backend
+//! Active health checks (and, in the same loop, closing stale idle upstream connections): every pool with a `health` table gets a `GET path` to each backend
 //! every `interval_ms`; `rise` consecutive passes admit a backend, `fall` failures remove it.
 //!
 //! One task checks all pools; each round's checks run concurrently. Readiness (`/health/ready`)
@@ -21,11 +21,23 @@ use crate::state::State;
 /// How often the loop looks for due checks.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Runs checks until shutdown.
+/// How often idle upstream connections past `upstream_idle_ms` are closed.
+const REAP_EVERY_MS: u64 = 1_000;
+
+/// Runs checks (and the idle-connection reaper) until shutdown.
 pub async fn run(state: Arc<State>, shutdown: Shutdown) {
+    let mut next_reap = 0;
     loop {
         let table = state.table_full();
         let now = now_ms();
+        if now >= next_reap {
+            next_reap = now + REAP_EVERY_MS;
+            for pool in &table.pools {
+                for backend in pool.backends() {
+                    backend.idle.reap(table.config.timeouts.upstream_idle_ms);
+                }
+            }
+        }
         let mut round = JoinSet::new();
         for pool in &table.pools {
             let Some(health) = &pool.config.health else {

@@ -142,6 +142,16 @@ impl IdleConnections {
         }
     }
 
+    /// Closes idle connections unused for more than `max_idle_ms`, or closed by the backend.
+    pub fn reap(&self, max_idle_ms: u64) {
+        let now = now_ms();
+        if let Ok(mut stack) = self.stack.lock() {
+            stack.retain(|(sender, since)| {
+                now.saturating_sub(*since) <= max_idle_ms && !sender.is_closed()
+            });
+        }
+    }
+
     /// Closes every idle connection (the backend was ejected, turned unhealthy or removed).
     pub fn clear(&self) {
         if let Ok(mut stack) = self.stack.lock() {

@@ -371,3 +371,46 @@ async fn admin_token_is_required_when_configured() {
     shutdown.trigger();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let a = Upstream::start("mc").await;
+    let balancer = Balancer::from_toml(&format!(
+        "[limits]\nmax_connections = 2\n[[pools]]\nname = \"mc\"\n{}",
+        backends_toml(&[&a])
+    ))
+    .await;
+    let address = balancer.public;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut buffer = [0u8; 1024];
+        // Two keep-alive connections take both slots.
+        let mut held: Vec<TcpStream> = (0..2)
+            .map(|_| {
+                let mut s = TcpStream::connect(address).unwrap();
+                s.write_all(request).unwrap();
+                let n = s.read(&mut buffer).unwrap();
+                assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
+                s
+            })
+            .collect();
+        // A third is not served while they are open…
+        let mut third = TcpStream::connect(address).unwrap();
+        third.write_all(request).unwrap();
+        third
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let waited = third.read(&mut buffer).is_err();
+        // …and is served as soon as one closes.
+        held.pop();
+        third
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let n = third.read(&mut buffer).unwrap();
+        (waited, buffer[..n].starts_with(b"HTTP/1.1 200"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome, (true, true));
+    balancer.stop().await;
+}

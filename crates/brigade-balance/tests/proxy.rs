@@ -340,3 +340,24 @@ async fn large_bodies_stream_both_ways() {
     }
     balancer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_and_reaped_when_idle() {
+    let a = Upstream::start("pool").await;
+    let balancer = Balancer::from_toml(&format!(
+        "[timeouts]\nupstream_idle_ms = 300\n{}",
+        rr_pool("keepalive", &[&a])
+    ))
+    .await;
+    for _ in 0..20 {
+        assert_eq!(balancer.get("/").await.0, 200);
+    }
+    let table = balancer.running.as_ref().unwrap().state.table_full();
+    let backend = table.pool("keepalive").unwrap().backends()[0].clone();
+    // Sequential requests share one pooled connection.
+    assert_eq!(backend.idle.len(), 1);
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert_eq!(backend.idle.len(), 0, "the idle connection was reaped");
+    assert_eq!(balancer.get("/").await.0, 200);
+    balancer.stop().await;
+}
