@@ -283,14 +283,7 @@ async fn admin_api_contract() {
         .await
         .unwrap();
     assert_eq!(live.status(), 200);
-    let metrics = client
-        .get(balancer.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = balancer.metrics().await;
     for name in [
         "brigade_balance_upstream_requests_total{pool=\"orders\"",
         "brigade_balance_upstream_request_duration_seconds_bucket{pool=\"orders\"",

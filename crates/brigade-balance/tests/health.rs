@@ -115,15 +115,7 @@ async fn consecutive_5xx_eject_a_backend_passively() {
     let view = balancer.backend("outlier", bad.address).await;
     assert_eq!(view["state"], "ejected", "{view}");
     assert_eq!(view["failures_total"], 3, "{view}");
-    let metrics = balancer
-        .client
-        .get(balancer.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = balancer.metrics().await;
     let line = format!(
         "brigade_balance_ejections_total{{pool=\"outlier\",backend=\"{}\"}} 1",
         bad.address

@@ -88,15 +88,7 @@ async fn retry_budget_caps_retries() {
         retries <= allowed,
         "{retries} retries for {n} requests (allowed {allowed})"
     );
-    let metrics = balancer
-        .client
-        .get(balancer.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = balancer.metrics().await;
     let exhausted = metrics
         .lines()
         .find(|l| l.starts_with("brigade_balance_retry_budget_exhausted_total{pool=\"budget\"}"))
@@ -129,11 +121,8 @@ async fn draining_finishes_in_flight_and_takes_no_new_requests() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let drained: serde_json::Value = balancer
-        .client
-        .post(balancer.admin_url(&format!("/admin/pools/drain/backends/{}/drain", a.address)))
-        .send()
+        .admin_post(&format!("/admin/pools/drain/backends/{}/drain", a.address))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -148,14 +137,11 @@ async fn draining_finishes_in_flight_and_takes_no_new_requests() {
 
     a.behaviour.delay_ms.store(0, Ordering::SeqCst);
     let undrained = balancer
-        .client
-        .post(balancer.admin_url(&format!(
+        .admin_post(&format!(
             "/admin/pools/drain/backends/{}/undrain",
             a.address
-        )))
-        .send()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(undrained.status(), 200);
     let counts = spread(&balancer, 10).await;
     assert_eq!(counts.get("da"), Some(&5), "{counts:?}");
@@ -200,12 +186,7 @@ async fn hot_reload_mid_traffic_loses_no_request() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     std::fs::write(&path, format!("{head}{}", rr_pool("reload", &[&a, &c]))).unwrap();
-    let response = balancer
-        .client
-        .post(balancer.admin_url("/admin/reload"))
-        .send()
-        .await
-        .unwrap();
+    let response = balancer.admin_post("/admin/reload").await;
     assert_eq!(response.status(), 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let b_after = b.hits();
@@ -228,12 +209,7 @@ async fn hot_reload_mid_traffic_loses_no_request() {
         format!("{head}{}\nbogus_key = 1\n", rr_pool("reload", &[&a])),
     )
     .unwrap();
-    let response = balancer
-        .client
-        .post(balancer.admin_url("/admin/reload"))
-        .send()
-        .await
-        .unwrap();
+    let response = balancer.admin_post("/admin/reload").await;
     assert_eq!(response.status(), 422);
     assert_eq!(
         response.headers()["content-type"],

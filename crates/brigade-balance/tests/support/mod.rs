@@ -248,6 +248,23 @@ impl Balancer {
         (response.status().as_u16(), backend)
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// POST (no body) to an admin path.
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.admin_url(path)).send().await.unwrap()
+    }
+
     pub async fn pools(&self) -> serde_json::Value {
         self.client
             .get(self.admin_url("/admin/pools"))
