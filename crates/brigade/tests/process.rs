@@ -24,6 +24,11 @@ struct Replica {
 impl Replica {
     /// Starts `brigade serve` on a free port and returns once it logs `listening`.
     fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(data_dir, extra, &[])
+    }
+
+    /// Like [`Replica::start`] with extra environment variables (settings).
+    fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BRIGADE)
             .args([
                 "serve",
@@ -38,6 +43,7 @@ impl Replica {
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -112,16 +118,21 @@ fn demo_ids(replica: &Replica) -> (String, String) {
 
 /// A token of the demo customer.
 fn customer_token(replica: &Replica) -> String {
+    token_of(replica, "customer@brigade.demo")
+}
+
+/// A token of a demo account.
+fn token_of(replica: &Replica, email: &str) -> String {
     let session: Value = reqwest::blocking::Client::new()
         .post(replica.url("/api/v1/sessions"))
-        .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
+        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
         .send()
         .unwrap()
         .json()
         .unwrap();
     session["token"]
         .as_str()
-        .expect("customer logs in")
+        .expect("demo account logs in")
         .to_owned()
 }
 
@@ -345,4 +356,110 @@ fn every_subcommand_has_help() {
     ] {
         assert!(text.contains(flag), "serve --help lacks {flag}");
     }
+}
+
+/// Polls `check` every 20 ms for up to 30 s; panics naming `what` when it never holds.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_replica_killed_mid_payment_leaves_no_charge_unrecorded() {
+    use brigade_payments::fake_stripe::{Endpoint, FakeStripe};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (fake, base_url) = runtime.block_on(FakeStripe::start());
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BRIGADE_PAYMENTS__PROVIDER", "stripe"),
+        ("BRIGADE_PAYMENTS__STRIPE__BASE_URL", base_url.as_str()),
+        (
+            "BRIGADE_PAYMENTS__STRIPE__SECRET_KEY",
+            FakeStripe::SECRET_KEY,
+        ),
+        ("BRIGADE_PAYMENTS__STRIPE__MAX_RETRIES", "10"),
+        ("BRIGADE_PAYMENTS__STRIPE__REQUEST_TIMEOUT_MS", "10000"),
+        ("BRIGADE_PAYMENTS__TIMEOUT_MS", "60000"),
+        ("BRIGADE_PAYMENTS__RECONCILE_AFTER_SECS", "1"),
+    ];
+    let mut first = Replica::start_with(dir.path(), &["--demo"], &env);
+    let (shop, item) = demo_ids(&first);
+    let customer = customer_token(&first);
+
+    // The provider takes 2 s to act on the charge; the replica dies while it waits.
+    fake.set_delay(Duration::from_secs(2));
+    let url = first.url("/api/v1/orders");
+    let body = order_json(&shop, &item);
+    let request = std::thread::spawn(move || {
+        reqwest::blocking::Client::new()
+            .post(url)
+            .bearer_auth(customer)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    });
+    wait_until("the authorisation to reach the provider", || {
+        fake.calls(Endpoint::Create) == 1
+    });
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(
+        request.join().unwrap().is_err(),
+        "the client never got an answer"
+    );
+    fake.set_delay(Duration::ZERO);
+
+    // Another replica finishes the payment the dead one started: the same idempotency key
+    // finds the charge if the provider made it, or makes it once.
+    let second = Replica::start_with(dir.path(), &[], &env);
+    let admin = token_of(&second, "admin@brigade.demo");
+    let client = reqwest::blocking::Client::new();
+    let orders = || -> Value {
+        client
+            .get(second.url("/api/v1/orders"))
+            .bearer_auth(&admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(
+        orders()["items"].as_array().unwrap().len(),
+        1,
+        "the order was recorded before the call"
+    );
+    wait_until("the reconciler to settle the payment", || {
+        orders()["items"][0]["status"] != "awaiting_payment"
+    });
+    let order = &orders()["items"][0];
+    assert_eq!(order["status"], "placed", "{order}");
+    let intents = fake.intents();
+    assert_eq!(intents.len(), 1, "exactly one charge: {intents:?}");
+    assert_eq!(intents[0].status, "requires_capture");
+    assert_eq!(
+        intents[0].metadata["order_id"],
+        order["id"].as_str().unwrap()
+    );
+    let audit: Value = client
+        .get(second.url("/api/v1/admin/audit?action=payment.authorized"))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        audit["items"][0]["actor"], "system",
+        "settled by the reconciler: {audit}"
+    );
+    assert_eq!(
+        audit["items"][0]["after"]["reference"],
+        intents[0].id.as_str()
+    );
 }
