@@ -1,0 +1,16 @@
+environment              = "production"
+region                   = "eu-central-1"
+availability_zones       = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+vpc_cidr                 = "10.0.0.0/16"
+node_instance_types      = ["m6i.large"]
+node_min_size            = 3
+node_max_size            = 10
+db_instance_class        = "db.m6g.large"
+db_allocated_storage_gb  = 100
+db_multi_az              = true
+db_backup_retention_days = 30
+deletion_protection      = true
+redis_node_type          = "cache.m6g.large"
+redis_replicas           = 1
+backup_retention_days    = 90
+log_retention_days       = 90

@@ -1,0 +1,16 @@
+environment              = "staging"
+region                   = "eu-central-1"
+availability_zones       = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+vpc_cidr                 = "10.0.0.0/16"
+node_instance_types      = ["t3.large"]
+node_min_size            = 3
+node_max_size            = 4
+db_instance_class        = "db.t4g.medium"
+db_allocated_storage_gb  = 20
+db_multi_az              = false
+db_backup_retention_days = 7
+deletion_protection      = false
+redis_node_type          = "cache.t4g.small"
+redis_replicas           = 0
+backup_retention_days    = 14
+log_retention_days       = 14

@@ -1,0 +1,253 @@
+"""Shared helpers of brigade's deployment checks: file locations, YAML loading, the
+PrometheusRule generated from the rule file, and a small kustomize renderer.
+
+The renderer covers what deploy/k8s uses (resources, namespace, labels, images, replicas,
+strategic-merge patches by file), so the overlays are checked without kubectl; where kubectl
+is present, test_k8s.py checks that both renderings agree.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+OVERLAYS = ("staging", "production")
+RULE_FILE = DEPLOY / "prometheus" / "rules" / "brigade.yml"
+GENERATED_RULE = K8S / "base" / "prometheusrule.yaml"
+
+
+def in_ci() -> bool:
+    """CI=true turns a missing tool into a failure instead of a skip."""
+    return os.environ.get("CI") == "true"
+
+
+def load_docs(path: Path) -> list[dict]:
+    """Every non-empty YAML document of a file."""
+    with open(path, encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+
+
+def load(path: Path) -> dict:
+    """The single YAML document of a file."""
+    docs = load_docs(path)
+    assert len(docs) == 1, f"{path}: expected one YAML document, found {len(docs)}"
+    return docs[0]
+
+
+# --- PrometheusRule from the rule file ------------------------------------------------------
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Writes multi-line strings (PromQL expressions) as literal blocks, as in the rule file."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str):
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_LiteralDumper.add_representer(str, _str_presenter)
+
+
+def prometheus_rule() -> dict:
+    """The Prometheus Operator resource holding exactly the groups of the rule file."""
+    rules = load(RULE_FILE)
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "brigade",
+            "labels": {"app.kubernetes.io/name": "brigade", "role": "alert-rules"},
+        },
+        "spec": {"groups": rules["groups"]},
+    }
+
+
+def prometheus_rule_text() -> str:
+    """The text of deploy/k8s/base/prometheusrule.yaml."""
+    header = (
+        "# GENERATED from deploy/prometheus/rules/brigade.yml by `scripts/validate-deploy --write`;\n"
+        "# do not edit. deploy/tests/test_k8s.py fails when this file is out of date.\n"
+    )
+    body = yaml.dump(
+        prometheus_rule(), Dumper=_LiteralDumper, sort_keys=False, width=4096, allow_unicode=True
+    )
+    return header + body
+
+
+# --- kustomize, the parts deploy/k8s uses ---------------------------------------------------
+
+# Lists merged element by element in a strategic-merge patch, and the key naming an element.
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+    "imagePullSecrets": "name",
+    "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
+}
+_SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "replicas", "patches"}
+
+
+def strategic_merge(base, patch, field: str | None = None):
+    """Applies a strategic-merge patch: maps merge, keyed lists merge by key, other lists and
+    scalars are replaced, `null` deletes."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        merged = copy.deepcopy(base)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = strategic_merge(merged[key], value, key)
+            else:
+                merged[key] = copy.deepcopy(value)
+        return merged
+    if isinstance(base, list) and isinstance(patch, list) and field in _MERGE_KEYS:
+        keys = _MERGE_KEYS[field]
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        merged = copy.deepcopy(base)
+        for item in patch:
+            for index, existing in enumerate(merged):
+                if all(existing.get(key) == item.get(key) for key in keys):
+                    merged[index] = strategic_merge(existing, item)
+                    break
+            else:
+                merged.append(copy.deepcopy(item))
+        return merged
+    return copy.deepcopy(patch)
+
+
+def pod_specs(resource: dict) -> list[dict]:
+    """The pod specs inside a workload (Deployment, Job, CronJob), or none."""
+    kind = resource.get("kind")
+    spec = resource.get("spec", {})
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        return [spec["template"]["spec"]]
+    if kind == "CronJob":
+        return [spec["jobTemplate"]["spec"]["template"]["spec"]]
+    return []
+
+
+def containers(resource: dict) -> list[dict]:
+    """Every container and init container of a workload."""
+    found = []
+    for pod in pod_specs(resource):
+        found += pod.get("initContainers", []) + pod.get("containers", [])
+    return found
+
+
+def _image_name(image: str) -> str:
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+def render(directory: Path) -> list[dict]:
+    """Renders a kustomization directory like `kubectl kustomize` for the features above."""
+    kustomization = load(directory / "kustomization.yaml")
+    unknown = set(kustomization) - _SUPPORTED
+    assert not unknown, f"{directory}: kustomization uses {sorted(unknown)}, which the test renderer lacks"
+    resources: list[dict] = []
+    for entry in kustomization.get("resources", []):
+        path = (directory / entry).resolve()
+        resources += render(path) if path.is_dir() else load_docs(path)
+    for patch in kustomization.get("patches", []):
+        assert set(patch) == {"path"}, f"{directory}: only file patches are supported: {patch}"
+        for doc in load_docs(directory / patch["path"]):
+            target = find(resources, doc["kind"], doc["metadata"]["name"])
+            resources[resources.index(target)] = strategic_merge(target, doc)
+    for replicas in kustomization.get("replicas", []):
+        find(resources, "Deployment", replicas["name"])["spec"]["replicas"] = replicas["count"]
+    if "namespace" in kustomization:
+        for resource in resources:
+            resource["metadata"]["namespace"] = kustomization["namespace"]
+    for label_set in kustomization.get("labels", []):
+        assert set(label_set) <= {"pairs"}, f"{directory}: labels options {label_set} unsupported"
+        for resource in resources:
+            resource["metadata"].setdefault("labels", {}).update(label_set["pairs"])
+    for image in kustomization.get("images", []):
+        for resource in resources:
+            for container in containers(resource):
+                if _image_name(container["image"]) == image["name"]:
+                    name = image.get("newName", image["name"])
+                    tag = image.get("newTag")
+                    container["image"] = f"{name}:{tag}" if tag else name
+    return resources
+
+
+def find(resources: list[dict], kind: str, name: str) -> dict:
+    """The one resource of a kind and name."""
+    matches = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def kubectl() -> str | None:
+    """kubectl's path when it is installed (it renders kustomizations on its own)."""
+    return shutil.which("kubectl")
+
+
+def kubectl_render(directory: Path) -> list[dict]:
+    """`kubectl kustomize DIR`, parsed."""
+    out = subprocess.run(
+        [kubectl(), "kustomize", str(directory)], check=True, capture_output=True, text=True
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc is not None]
+
+
+# --- brigade's own facts, read from its sources ---------------------------------------------
+
+
+def read(path: str) -> str:
+    """A file of the repository, as text."""
+    return (ROOT / path).read_text(encoding="utf-8")
+
+
+def config_defaults() -> dict[str, str]:
+    """Default values of brigade's server settings, read from brigade-core's config.rs."""
+    source = read("crates/brigade-core/src/config.rs")
+    block = source[source.index("impl Default for ServerSettings") :]
+    block = block[: block.index("\n}\n")]
+    values = dict(re.findall(r"(\w+): ([\d_]+),", block))
+    return {key: int(value.replace("_", "")) for key, value in values.items()}
+
+
+def settings_keys() -> set[str]:
+    """Every `section.key` brigade.toml accepts (from the settings structs in config.rs), so an
+    environment variable BRIGADE_SECTION__KEY can be checked to name a real setting."""
+    source = read("crates/brigade-core/src/config.rs")
+    sections = {
+        "server": "ServerSettings",
+        "storage": "StorageSettings",
+        "cache": "CacheSettings",
+        "log": "LogSettings",
+        "delivery": "DeliverySettings",
+        "auth": "AuthSettings",
+        "payments": "PaymentSettings",
+        "faults": "FaultSettings",
+        "payments.simulated": "SimulatedPaymentSettings",
+        "payments.stripe": "StripeSettings",
+    }
+    keys = set()
+    for section, struct in sections.items():
+        start = source.index(f"pub struct {struct} {{")
+        body = source[start : source.index("\n}\n", start)]
+        for field in re.findall(r"\n    pub (\w+):", body):
+            keys.add(f"{section}.{field}")
+    return keys
+
+
+def env_to_key(name: str) -> str:
+    """BRIGADE_PAYMENTS__STRIPE__SECRET_KEY → payments.stripe.secret_key."""
+    return name[len("BRIGADE_") :].lower().replace("__", ".")

@@ -1,0 +1,175 @@
+"""deploy/compose.yaml matches what brigade really exposes: commands and flags, settings,
+ports, health endpoints, the balancer's backends and the monitoring stack's targets."""
+
+import re
+import tomllib
+
+import pytest
+
+from deploylib import DEPLOY, env_to_key, load, read, settings_keys
+
+COMPOSE = load(DEPLOY / "compose.yaml")
+SERVICES = COMPOSE["services"]
+REPLICAS = ["brigade-1", "brigade-2", "brigade-3"]
+BALANCE = tomllib.loads(read("deploy/compose/balance.toml"))
+WATCH = tomllib.loads(read("deploy/compose/watch.toml"))
+CLI = read("crates/brigade/src/cli.rs")
+HEALTH_PATHS = {"/health/live", "/health/ready", "/health/startup"}
+
+
+def brigade_services():
+    return {name: s for name, s in SERVICES.items() if s.get("build", {}).get("dockerfile") == "deploy/docker/Dockerfile"}
+
+
+def healthcheck_url(service: dict) -> str:
+    test = service["healthcheck"]["test"]
+    return next(part for part in test if isinstance(part, str) and part.startswith("http"))
+
+
+def test_the_full_environment_is_there():
+    for needed in ["postgres", "redis", *REPLICAS, "balance", "watch", "prometheus", "alertmanager", "grafana", "loki", "vector"]:
+        assert needed in SERVICES, needed
+
+
+def test_every_long_running_service_has_a_health_check_and_waits_for_healthy_dependencies():
+    one_shot = {name for name, s in SERVICES.items() if s.get("restart") == "no"}
+    assert one_shot == {"migrate", "demo-data"}
+    for name, service in SERVICES.items():
+        if name not in one_shot:
+            assert "healthcheck" in service, f"{name} has no health check"
+        for dependency, how in service.get("depends_on", {}).items():
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+            if dependency in one_shot:
+                assert how["condition"] == "service_completed_successfully", (name, dependency)
+            else:
+                assert how["condition"] == "service_healthy", (name, dependency)
+
+
+def test_brigade_commands_and_flags_exist():
+    subcommands = {"serve", "balance", "watch", "migrate", "demo-data"}
+    for name, service in brigade_services().items():
+        command = service["command"]
+        assert command[0] in subcommands, f"{name}: unknown subcommand {command[0]}"
+        for flag in command[1:]:
+            if flag.startswith("--"):
+                field = flag[2:].replace("-", "_")
+                assert re.search(rf"pub {field}: ", CLI), f"{name}: brigade has no flag {flag}"
+
+
+def test_environment_names_real_settings():
+    keys = settings_keys()
+    for name, service in brigade_services().items():
+        for variable in service.get("environment", {}):
+            if variable.startswith("BRIGADE_") and variable != "BRIGADE_DEMO_PASSWORD":
+                assert env_to_key(variable) in keys, f"{name}: {variable} is not a brigade setting"
+            else:
+                assert variable in {"DATABASE_URL", "REDIS_URL", "BRIGADE_DEMO_PASSWORD"}, variable
+    postgres = SERVICES["postgres"]["environment"]
+    url = SERVICES["brigade-1"]["environment"]["DATABASE_URL"]
+    assert url == f"postgres://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/{postgres['POSTGRES_DB']}"
+    assert SERVICES["brigade-1"]["environment"]["REDIS_URL"] == "redis://redis:6379"
+
+
+@pytest.mark.parametrize("replica", REPLICAS)
+def test_replicas_listen_where_checks_and_the_balancer_look(replica):
+    service = SERVICES[replica]
+    assert service["command"] == ["serve"]
+    listen = service["environment"]["BRIGADE_SERVER__LISTEN"]
+    host, port = listen.rsplit(":", 1)
+    assert host == "0.0.0.0"
+    url = healthcheck_url(service)
+    assert url == f"http://127.0.0.1:{port}/health/ready"
+    address = service["networks"]["brigade"]["ipv4_address"]
+    backends = [b["address"] for pool in BALANCE["pools"] for b in pool["backends"]]
+    assert f"{address}:{port}" in backends
+    assert service["read_only"] is True and "/tmp" in service["tmpfs"]
+
+
+def test_balancer_pool_is_exactly_the_replicas():
+    addresses = {f"{SERVICES[r]['networks']['brigade']['ipv4_address']}:3000" for r in REPLICAS}
+    (pool,) = BALANCE["pools"]
+    assert {b["address"] for b in pool["backends"]} == addresses
+    assert pool["health"]["path"] in HEALTH_PATHS
+    subnet = COMPOSE["networks"]["brigade"]["ipam"]["config"][0]["subnet"]
+    prefix = subnet.rsplit(".", 1)[0] + "."
+    assert all(a.startswith(prefix) for a in addresses)
+
+
+def test_balancer_ports_and_health_check():
+    balance = SERVICES["balance"]
+    public = BALANCE["listen"].rsplit(":", 1)[1]
+    admin = BALANCE["admin"]["listen"].rsplit(":", 1)[1]
+    assert f"{public}:{public}" in balance["ports"]
+    assert healthcheck_url(balance) == f"http://127.0.0.1:{admin}/health/ready"
+    # Off loopback brigade balance refuses to start without an admin token.
+    assert not BALANCE["admin"]["listen"].startswith("127.") and BALANCE["admin"]["token"]
+    assert balance["volumes"] == ["./compose/balance.toml:/etc/brigade/balance.toml:ro"]
+    assert balance["command"][-1] == "/etc/brigade/balance.toml"
+
+
+def test_watch_reads_the_shared_rule_file_and_listens_where_checked():
+    watch = SERVICES["watch"]
+    listen = watch["command"][watch["command"].index("--listen") + 1]
+    assert listen == WATCH["listen"]
+    port = listen.rsplit(":", 1)[1]
+    assert healthcheck_url(watch) == f"http://127.0.0.1:{port}/health/ready"
+    config = watch["command"][watch["command"].index("--config") + 1]
+    config_dir = config.rsplit("/", 1)[0]
+    mounts = {target: source for source, target in (v.split(":")[:2] for v in watch["volumes"] if v.startswith("./"))}
+    for rule_file in WATCH["rule_files"]:
+        target = f"{config_dir}/{rule_file}"
+        source = next(src + target[len(t) :] for t, src in mounts.items() if target.startswith(t))
+        assert (DEPLOY / source).resolve() == (DEPLOY / "prometheus/rules/brigade.yml").resolve()
+    jobs = {c["job"]: c["targets"] for c in WATCH["scrape"]["static_configs"]}
+    assert jobs["orders"] == [f"{r}:3000" for r in REPLICAS]
+    assert jobs["balance"] == [f"balance:{BALANCE['admin']['listen'].rsplit(':', 1)[1]}"]
+
+
+def test_prometheus_scrapes_every_brigade_process_with_the_shared_rules():
+    config = load(DEPLOY / "compose/prometheus.yml")
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets["orders"] == [f"{r}:3000" for r in REPLICAS]
+    assert targets["balance"] == ["balance:8082"]
+    watch_port = WATCH["listen"].rsplit(":", 1)[1]
+    assert targets["watch"] == [f"watch:{watch_port}"]
+    assert config["rule_files"] == ["rules/brigade.yml"]
+    assert "./prometheus/rules:/etc/prometheus/rules:ro" in SERVICES["prometheus"]["volumes"]
+    am = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert am == ["alertmanager:9093"]
+    # The job names are the ones the shared rules and dashboards expect.
+    assert set(targets) == {j["job_name"] for j in load(DEPLOY / "prometheus/prometheus.yml")["scrape_configs"]}
+
+
+def test_every_mounted_file_exists():
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
+
+
+def test_alertmanager_secret_files_are_provided():
+    config = read("deploy/alertmanager/alertmanager.yml")
+    for path in re.findall(r"_file: (/etc/alertmanager/secrets/\w+)", config):
+        assert (DEPLOY / "compose/secrets" / path.rsplit("/", 1)[1]).exists(), path
+
+
+def test_grafana_gets_the_dashboards_and_both_data_sources():
+    volumes = SERVICES["grafana"]["volumes"]
+    provider = load(DEPLOY / "grafana/provisioning/dashboards/brigade.yml")
+    path = provider["providers"][0]["options"]["path"]
+    assert f"./grafana/dashboards:{path}:ro" in volumes
+    loki = load(DEPLOY / "compose/grafana-loki.yml")["datasources"][0]
+    assert loki["url"] == "http://loki:3100"
+
+
+def test_log_pipeline_reads_brigade_containers_json_lines():
+    vector = load(DEPLOY / "compose/vector.yaml")
+    label = vector["sources"]["brigade_containers"]["include_labels"][0]
+    key, value = label.split("=")
+    for name, service in brigade_services().items():
+        if service.get("restart") != "no":
+            assert service["labels"][key] == value, f"{name}'s logs are not collected"
+            assert service["environment"]["BRIGADE_LOG__FORMAT"] == "json"
+    assert "parse_json(.message)" in vector["transforms"]["brigade_json"]["source"]
+    assert vector["sinks"]["loki"]["endpoint"] == "http://loki:3100"
