@@ -142,3 +142,21 @@ resource "aws_iam_role_policy" "backup" {
   role   = aws_iam_role.backup.id
   policy = data.aws_iam_policy_document.backup.json
 }
+
+# The deploy workflow (deploy/k8s/deploy.sh) may change the environment's namespace and nothing
+# else in the cluster.
+resource "aws_eks_access_entry" "deploy" {
+  cluster_name  = aws_eks_cluster.main.name
+  principal_arn = var.deploy_role_arn
+}
+
+resource "aws_eks_access_policy_association" "deploy" {
+  cluster_name  = aws_eks_cluster.main.name
+  principal_arn = aws_eks_access_entry.deploy.principal_arn
+  policy_arn    = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
+
+  access_scope {
+    type       = "namespace"
+    namespaces = ["brigade-${var.environment}"]
+  }
+}

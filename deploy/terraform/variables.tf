@@ -102,3 +102,8 @@ variable "log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "deploy_role_arn" {
+  description = "IAM role the deploy workflow assumes (GitHub OIDC); may edit the brigade namespace only."
+  type        = string
+}

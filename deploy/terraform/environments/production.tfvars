@@ -1,4 +1,5 @@
 environment              = "production"
+deploy_role_arn          = "arn:aws:iam::222222222222:role/brigade-production-deploy"
 region                   = "eu-central-1"
 availability_zones       = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 vpc_cidr                 = "10.0.0.0/16"
