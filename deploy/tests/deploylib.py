@@ -9,10 +9,12 @@ is present, test_k8s.py checks that both renderings agree.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -251,3 +253,37 @@ def settings_keys() -> set[str]:
 def env_to_key(name: str) -> str:
     """BRIGADE_PAYMENTS__STRIPE__SECRET_KEY → payments.stripe.secret_key."""
     return name[len("BRIGADE_") :].lower().replace("__", ".")
+
+
+# --- running brigade ------------------------------------------------------------------------
+
+
+def brigade_env(**settings: str) -> dict[str, str]:
+    """This process's environment without brigade settings, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGADE_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(settings)
+    return env
+
+
+def start_brigade(binary, args: list[str], env: dict[str, str], cwd=None) -> tuple[subprocess.Popen, dict]:
+    """Starts brigade and returns the process with its JSON `listening` record (the readiness
+    signal every brigade command logs); fails with the output when the line never comes."""
+    process = subprocess.Popen(
+        [str(binary), *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("message") == "listening":
+            return process, record
+    process.kill()
+    process.wait()
+    raise AssertionError(f"brigade {args[0]} did not log its listening line:\n" + "".join(lines))

@@ -2,16 +2,12 @@
 balancer's and the watch's files start their process (addresses moved to loopback, so nothing
 leaves this machine), and the watch loads every rule of the shared rule file."""
 
-import json
-import os
 import re
 import shutil
-import subprocess
-import time
 
 import pytest
 
-from deploylib import DEPLOY, in_ci, load, read
+from deploylib import DEPLOY, brigade_env, in_ci, load, read, start_brigade
 from test_live import BINARY
 
 pytestmark = pytest.mark.skipif(BINARY is None and not in_ci(), reason="brigade not built (cargo build -p brigade)")
@@ -19,27 +15,10 @@ pytestmark = pytest.mark.skipif(BINARY is None and not in_ci(), reason="brigade 
 
 def first_listening_line(command: list[str], cwd) -> dict:
     """Starts brigade, returns its JSON `listening` record, and stops it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGADE_") and k not in ("DATABASE_URL", "REDIS_URL")}
-    env["BRIGADE_LOG__FORMAT"] = "json"
-    process = subprocess.Popen([str(BINARY), *command], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("message") == "listening":
-                return record
-        pytest.fail(f"brigade {command[0]} did not start:\n" + "".join(lines))
-    finally:
-        process.kill()
-        process.wait()
+    process, record = start_brigade(BINARY, command, brigade_env(BRIGADE_LOG__FORMAT="json"), cwd)
+    process.kill()
+    process.wait()
+    return record
 
 
 def test_balance_toml_starts_the_balancer(tmp_path):

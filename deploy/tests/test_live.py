@@ -3,7 +3,6 @@ settings are accepted, every probe path answers, /metrics exports what the HPA a
 ServiceMonitor use, the smoke test passes, SIGTERM drains within the pod's grace period, and
 every subcommand and flag the manifests use exists."""
 
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploylib import K8S, ROOT, containers, find, in_ci, load, pod_specs, render
+from deploylib import K8S, ROOT, brigade_env, containers, find, in_ci, load, pod_specs, render, start_brigade
 
 
 def brigade_binary() -> Path | None:
@@ -46,30 +45,14 @@ def get(url: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def replica(tmp_path_factory):
     assert BINARY, "brigade binary not found; set BRIGADE_BIN or CARGO_TARGET_DIR"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGADE_") and k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(find(RENDERED, "ConfigMap", "brigade-config")["data"])
+    env = brigade_env(**find(RENDERED, "ConfigMap", "brigade-config")["data"])
     # Same settings as the pods, except: loopback with a free port, SQLite, the simulated provider
     # (production's Stripe key lives in a Secret).
     env["BRIGADE_SERVER__LISTEN"] = "127.0.0.1:0"
     env["BRIGADE_STORAGE__DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
     env["BRIGADE_PAYMENTS__PROVIDER"] = "simulated"
-    process = subprocess.Popen([str(BINARY), "serve", "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    address = None
-    deadline = time.monotonic() + 60
-    lines = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("message") == "listening":
-            address = record["address"]
-            break
-    assert address, "brigade serve did not log its listening line:\n" + "".join(lines)
+    process, record = start_brigade(BINARY, ["serve", "--demo"], env)
+    address = record["address"]
     yield process, f"http://{address}"
     if process.poll() is None:
         process.kill()
