@@ -77,7 +77,33 @@ pub async fn termination_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+        () = supervisor_gone() => {}
     }
+}
+
+/// Set by a supervisor (`brigade up`) on its children: the child then treats the end of its
+/// standard input as a termination signal. The supervisor holds the other end of the pipe, so
+/// closing it stops the child gracefully, and when the supervisor dies for any reason (even
+/// SIGKILL) the kernel closes it and the child stops too: no orphans, and no unsafe
+/// `prctl(PR_SET_PDEATHSIG)` in a `pre_exec` hook.
+pub const EXIT_WITH_STDIN: &str = "BRIGADE_EXIT_WITH_STDIN";
+
+/// Resolves when standard input reaches its end, if [`EXIT_WITH_STDIN`] is set; never otherwise.
+async fn supervisor_gone() {
+    if std::env::var_os(EXIT_WITH_STDIN).is_none() {
+        return std::future::pending().await;
+    }
+    let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin();
+        let mut buffer = [0_u8; 256];
+        // Anything written is ignored; only the end of the stream matters.
+        while matches!(stdin.read(&mut buffer), Ok(n) if n > 0) {}
+        let _ = sender.send(());
+    });
+    let _ = receiver.await;
+    tracing::info!("supervisor closed standard input");
 }
 
 #[cfg(test)]

@@ -61,6 +61,74 @@ pub enum Command {
     /// addresses; SIGHUP reloads the file; SIGTERM stops accepting and finishes in-flight
     /// requests.
     Balance(BalanceArgs),
+    /// Run the whole architecture on this machine: balancer, replicas, watch, supervisor.
+    ///
+    /// Starts `brigade balance` on the public port with an orders and a kitchen pool,
+    /// replicas of `brigade serve` (restarted when they crash), `brigade watch`, and the ops API;
+    /// loads the demo data on first start. Ctrl-C stops everything in order. Uses DATABASE_URL
+    /// and REDIS_URL when set, the SQLite file in --data-dir otherwise.
+    Up(UpArgs),
+    /// Show what a running `brigade up` runs (exit 1 when nothing answers).
+    Status(StatusArgs),
+    /// Search (and follow) the central logs `brigade up` collects from every process.
+    Logs(LogsArgs),
+}
+
+/// Flags of `brigade up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Data directory: the SQLite file, generated configs, central logs.
+    #[arg(long, value_name = "DIR", default_value = "./brigade-data")]
+    pub data_dir: PathBuf,
+    /// Public port (the balancer), on loopback.
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Port of the supervisor's ops API, on loopback.
+    #[arg(long, value_name = "PORT", default_value_t = 8081)]
+    pub ops_port: u16,
+    /// Replicas of the orders pool (plus one backup).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replicas: u16,
+    /// Replicas of the kitchen pool.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub kitchen_replicas: u16,
+    /// Do not load the demo data.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Do not run `brigade watch`.
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+/// Flags of `brigade status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The ops API of `brigade up`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub ops: String,
+}
+
+/// Flags of `brigade logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Data directory of `brigade up`.
+    #[arg(long, value_name = "DIR", default_value = "./brigade-data")]
+    pub data_dir: PathBuf,
+    /// Only this service: serve, balance or watch.
+    #[arg(long, value_name = "S")]
+    pub service: Option<String>,
+    /// Only this level and more severe: error, warn, info, debug.
+    #[arg(long, value_name = "L")]
+    pub level: Option<String>,
+    /// Only lines newer than this, e.g. 90s, 10m, 2h.
+    #[arg(long, value_name = "AGE")]
+    pub since: Option<String>,
+    /// Only lines containing this text (e.g. a request id).
+    #[arg(long, value_name = "TEXT")]
+    pub grep: Option<String>,
+    /// Keep printing new lines as they arrive.
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 /// Flags of `brigade balance`; with `--config` they override the file's values.
@@ -265,7 +333,7 @@ impl Cli {
             }
             Command::Migrate(args) | Command::DemoData(args) => Some(args),
             Command::Watch(args) => Some(&args.storage),
-            Command::Balance(_) => None,
+            Command::Balance(_) | Command::Up(_) | Command::Status(_) | Command::Logs(_) => None,
         };
         let Some(storage) = storage else {
             return Settings::from_figment(figment);

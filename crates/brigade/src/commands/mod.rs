@@ -2,8 +2,11 @@
 
 mod balance;
 mod demo_data;
+mod logs;
 mod migrate;
 mod serve;
+mod status;
+mod up;
 mod watch;
 
 use brigade_core::Settings;
@@ -18,5 +21,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::DemoData(_) => demo_data::run(settings).await,
         Command::Watch(args) => watch::run(settings, args).await,
         Command::Balance(args) => balance::run(args).await,
+        Command::Up(args) => up::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Logs(args) => logs::run(args).await,
     }
 }

@@ -1,0 +1,26 @@
+//! brigade-up: the supervisor behind `brigade up`, which runs the whole architecture on one
+//! machine the way Kubernetes keeps a Deployment running.
+//!
+//! ```text
+//! brigade up [--data-dir DIR] [--port 8080] [--ops-port 8081] [--replicas 3] [--no-demo]
+//! ```
+//! It starts, as child processes of itself: `brigade balance` on the public port with an
+//! `orders` and a `kitchen` pool (path-routed), replicas of `brigade serve` per pool (plus one
+//! backup replica for orders), and `brigade watch` scraping all of them; it serves its own ops
+//! API. Children listen on free loopback ports (they bind port 0 and report the address in
+//! their `listening` log line), join the balancer through its admin API only once ready, leave
+//! it before they stop, are restarted with exponential backoff when they crash, and stop with
+//! the supervisor — even when it is killed, because each child treats the end of its standard
+//! input (a pipe the supervisor holds) as a termination signal.
+
+mod balancer;
+mod child;
+mod events;
+pub mod logs;
+mod ops;
+mod supervisor;
+mod topology;
+
+pub use events::{Event, Events};
+pub use supervisor::{Supervisor, UpError};
+pub use topology::{PoolPlan, UpOptions};

@@ -1,0 +1,250 @@
+//! Central logs: every child's JSON lines, with `service` and `instance` added, in rotating
+//! files under `<data dir>/logs/`, and the search behind `brigade logs`.
+//!
+//! Lines are written as they arrive from the child's pipe, so a child that crashes loses
+//! nothing it wrote. Files rotate at [`ROTATE_BYTES`]; [`KEEP`] old files are kept.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Size at which the current file is rotated.
+pub const ROTATE_BYTES: u64 = 16 * 1024 * 1024;
+/// Rotated files kept (`brigade.log.1` … `brigade.log.5`).
+pub const KEEP: usize = 5;
+/// Name of the current file.
+pub const FILE: &str = "brigade.log";
+
+/// The directory of the central logs under a data directory.
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("logs")
+}
+
+/// Where children's lines go; cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct LogSink(Arc<Mutex<Writer>>);
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    written: u64,
+}
+
+impl LogSink {
+    /// Opens (appending) the current file under `dir`.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(FILE))?;
+        let written = file.metadata()?.len();
+        Ok(Self(Arc::new(Mutex::new(Writer {
+            dir: dir.to_path_buf(),
+            file,
+            written,
+        }))))
+    }
+
+    /// Writes one line from `instance` of `service`: a JSON object gets the two fields added;
+    /// anything else (a panic message on stderr) is wrapped into one.
+    pub fn write(&self, service: &str, instance: &str, line: &str) {
+        let mut value = match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(map)) => Value::Object(map),
+            _ => serde_json::json!({
+                "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "INFO",
+                "message": line,
+                "stream": "stderr",
+            }),
+        };
+        value["service"] = service.into();
+        value["instance"] = instance.into();
+        let mut text = value.to_string();
+        text.push('\n');
+        let mut writer = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Err(error) = writer.append(text.as_bytes()) {
+            tracing::warn!(%error, "cannot write the central log");
+        }
+    }
+}
+
+impl Writer {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.written + bytes.len() as u64 > ROTATE_BYTES {
+            self.rotate()?;
+        }
+        self.file.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        for n in (1..KEEP).rev() {
+            let from = self.dir.join(format!("{FILE}.{n}"));
+            if from.exists() {
+                fs::rename(&from, self.dir.join(format!("{FILE}.{}", n + 1)))?;
+            }
+        }
+        fs::rename(self.dir.join(FILE), self.dir.join(format!("{FILE}.1")))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(FILE))?;
+        self.written = 0;
+        Ok(())
+    }
+}
+
+/// Which lines `brigade logs` prints.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Only this service (`serve`, `balance`, `watch`).
+    pub service: Option<String>,
+    /// Only this level and more severe (`error`, `warn`, `info`, `debug`, `trace`).
+    pub level: Option<String>,
+    /// Only lines at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only lines containing this text (e.g. a request id).
+    pub grep: Option<String>,
+}
+
+fn severity(level: &str) -> u8 {
+    match level.to_ascii_lowercase().as_str() {
+        "error" => 0,
+        "warn" | "warning" => 1,
+        "info" => 2,
+        "debug" => 3,
+        _ => 4,
+    }
+}
+
+impl LogFilter {
+    /// Whether a raw line passes the filter.
+    pub fn matches(&self, line: &str) -> bool {
+        if let Some(text) = &self.grep
+            && !line.contains(text.as_str())
+        {
+            return false;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(line) else {
+            return false;
+        };
+        if let Some(service) = &self.service
+            && value["service"].as_str() != Some(service.as_str())
+        {
+            return false;
+        }
+        if let Some(level) = &self.level
+            && severity(value["level"].as_str().unwrap_or("trace")) > severity(level)
+        {
+            return false;
+        }
+        if let Some(since) = self.since {
+            let at = value["timestamp"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            if at.is_none_or(|at| at < since) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The log files under `dir`, oldest first.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = (1..=KEEP)
+        .rev()
+        .map(|n| dir.join(format!("{FILE}.{n}")))
+        .filter(|path| path.exists())
+        .collect();
+    let current = dir.join(FILE);
+    if current.exists() {
+        files.push(current);
+    }
+    files
+}
+
+/// Writes every matching line of the files under `dir` to `out`; returns how many.
+pub fn search(dir: &Path, filter: &LogFilter, out: &mut dyn Write) -> io::Result<usize> {
+    let mut found = 0;
+    for path in files(dir) {
+        for line in BufReader::new(File::open(path)?).lines() {
+            let line = line?;
+            if filter.matches(&line) {
+                writeln!(out, "{line}")?;
+                found += 1;
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_get_service_and_instance_and_are_found_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LogSink::open(dir.path()).unwrap();
+        let now = Utc::now().to_rfc3339();
+        sink.write(
+            "serve",
+            "serve-orders-1",
+            &format!(
+                r#"{{"timestamp":"{now}","level":"ERROR","message":"boom","request_id":"r-1"}}"#
+            ),
+        );
+        sink.write(
+            "balance",
+            "balance",
+            &format!(r#"{{"timestamp":"{now}","level":"INFO","message":"ok"}}"#),
+        );
+        sink.write("serve", "serve-orders-2", "thread 'main' panicked");
+        let mut out = Vec::new();
+        let filter = LogFilter {
+            grep: Some("r-1".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(search(dir.path(), &filter, &mut out).unwrap(), 1);
+        let line: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["instance"], "serve-orders-1");
+        let errors = LogFilter {
+            level: Some("warn".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(search(dir.path(), &errors, &mut Vec::new()).unwrap(), 1);
+        let balance = LogFilter {
+            service: Some("balance".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(search(dir.path(), &balance, &mut Vec::new()).unwrap(), 1);
+        let panics = LogFilter {
+            grep: Some("panicked".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(search(dir.path(), &panics, &mut Vec::new()).unwrap(), 1);
+    }
+
+    #[test]
+    fn files_rotate_and_keep_a_bounded_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LogSink::open(dir.path()).unwrap();
+        let line = format!(r#"{{"message":"{}"}}"#, "x".repeat(1024 * 1024));
+        for _ in 0..(ROTATE_BYTES / (1024 * 1024) + 2) * (KEEP as u64 + 2) {
+            sink.write("serve", "serve-orders-1", &line);
+        }
+        assert_eq!(files(dir.path()).len(), KEEP + 1);
+        let total: u64 = files(dir.path())
+            .iter()
+            .map(|f| f.metadata().unwrap().len())
+            .sum();
+        assert!(total <= (KEEP as u64 + 1) * ROTATE_BYTES);
+    }
+}

@@ -1,0 +1,631 @@
+//! The supervisor: starts the topology, keeps every replica running, stops it all in order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use brigade_core::Shutdown;
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::balancer::{BalancerAdmin, wait_ready};
+use crate::child::{self, ChildSpec, Running};
+use crate::events::Events;
+use crate::logs::{self, LogSink};
+use crate::ops::{self, Status};
+use crate::topology::{PoolPlan, UpOptions};
+
+/// How long a replica may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping child may drain before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+/// Crashes within this window that make a crash loop.
+const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(120);
+/// Crashes within [`CRASH_LOOP_WINDOW`] reported as a crash loop.
+const CRASH_LOOP_CRASHES: usize = 3;
+/// A child up this long has its backoff reset.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// Why `brigade up` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The data directory or a generated file could not be written.
+    #[error("cannot prepare {path}: {source}")]
+    Prepare {
+        /// What.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ops port is taken.
+    #[error("cannot listen on the ops address {address}: {source}")]
+    OpsBind {
+        /// `--ops-port`.
+        address: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A part that everything depends on did not start.
+    #[error(transparent)]
+    Child(#[from] child::ChildError),
+    /// Loading the demo data failed.
+    #[error("brigade demo-data failed ({0})")]
+    Demo(String),
+}
+
+/// A child as the ops API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChildStatus {
+    /// `serve`, `balance` or `watch`.
+    pub service: &'static str,
+    /// Unique name.
+    pub instance: String,
+    /// Its pool (replicas only).
+    pub pool: Option<String>,
+    /// Backup replica.
+    pub backup: bool,
+    /// `starting`, `ready`, `restarting`, `crash_loop`, `stopping`, `stopped`.
+    pub state: &'static str,
+    /// Where it listens.
+    pub address: Option<String>,
+    /// Its process id.
+    pub pid: Option<u32>,
+    /// How often it was restarted.
+    pub restarts: u32,
+}
+
+/// Where the public listener, the balancer's admin API and watch are.
+type Addresses = (Option<String>, Option<String>, Option<String>);
+
+/// State shared by the supervisor's tasks and the ops API.
+#[derive(Clone, Default)]
+pub struct Shared {
+    children: Arc<Mutex<BTreeMap<String, ChildStatus>>>,
+    addresses: Arc<Mutex<Addresses>>,
+    /// Recent events.
+    pub events: Events,
+}
+
+impl Shared {
+    fn update(&self, instance: &str, change: impl FnOnce(&mut ChildStatus)) {
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(status) = children.get_mut(instance) {
+            change(status);
+        }
+    }
+
+    fn insert(&self, status: ChildStatus) {
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        children.insert(status.instance.clone(), status);
+    }
+
+    /// A snapshot for the ops API.
+    pub fn status(&self) -> Status {
+        let (public, balancer_admin, watch) = self
+            .addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Status {
+            public,
+            balancer_admin,
+            watch,
+            children: self
+                .children
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect(),
+            events: self.events.recent(),
+        }
+    }
+}
+
+/// The running supervisor.
+pub struct Supervisor {
+    options: UpOptions,
+    shared: Shared,
+    sink: LogSink,
+}
+
+impl Supervisor {
+    /// Prepares the data directory and the central log.
+    pub fn new(options: UpOptions) -> Result<Self, UpError> {
+        let prepare = |path: &Path| {
+            std::fs::create_dir_all(path).map_err(|source| UpError::Prepare {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        prepare(&options.data_dir)?;
+        prepare(&options.data_dir.join("up"))?;
+        let logs_dir = logs::dir(&options.data_dir);
+        let sink = LogSink::open(&logs_dir).map_err(|source| UpError::Prepare {
+            path: logs_dir,
+            source,
+        })?;
+        Ok(Self {
+            options,
+            shared: Shared::default(),
+            sink,
+        })
+    }
+
+    /// Runs everything until `shutdown`, then stops it in order: the balancer stops accepting,
+    /// replicas leave it and drain, watch stops last.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), UpError> {
+        let Self {
+            options,
+            shared,
+            sink,
+        } = self;
+        let ops_listener =
+            ops::bind(options.ops_listen)
+                .await
+                .map_err(|source| UpError::OpsBind {
+                    address: options.ops_listen,
+                    source,
+                })?;
+        let ops_address = ops_listener.local_addr().unwrap_or(options.ops_listen);
+        let ops_shutdown = Shutdown::new();
+        let ops_task = tokio::spawn(ops::serve(
+            ops_listener,
+            shared.clone(),
+            ops_shutdown.clone(),
+        ));
+        if options.demo {
+            load_demo(&options).await?;
+        }
+
+        let balance_config = write_balance_config(&options)?;
+        let balance_spec = ChildSpec {
+            service: "balance",
+            instance: "balance".into(),
+            args: args(
+                &["balance", "--log-format", "json", "--config"],
+                &balance_config,
+            ),
+        };
+        shared.insert(status_of(&balance_spec, None, false));
+        let balance = child::spawn(&options.binary, &balance_spec, &sink).await?;
+        let public = balance.address("address");
+        let admin_address = balance.address("admin_address").unwrap_or_default();
+        shared.update("balance", |s| {
+            s.state = "ready";
+            s.pid = Some(balance.pid);
+            s.address.clone_from(&public);
+        });
+        shared.events.push(
+            "info",
+            "ready",
+            Some("balance"),
+            format!("balancer listening on {}", public.as_deref().unwrap_or("?")),
+        );
+        let admin = BalancerAdmin::new(&admin_address);
+
+        let replicas_stop = Shutdown::new();
+        let mut replicas = JoinSet::new();
+        let mut index = 0;
+        for pool in &options.pools {
+            for n in 0..pool.replicas + pool.backups {
+                index += 1;
+                let backup = n >= pool.replicas;
+                let spec = ChildSpec {
+                    service: "serve",
+                    instance: format!("serve-{}-{}", pool.name, n + 1),
+                    args: args(
+                        &[
+                            "serve",
+                            "--log-format",
+                            "json",
+                            "--listen",
+                            "127.0.0.1:0",
+                            "--data-dir",
+                        ],
+                        &options.data_dir,
+                    ),
+                };
+                shared.insert(status_of(&spec, Some(pool), backup));
+                replicas.spawn(keep_replica(
+                    options.clone(),
+                    spec,
+                    pool.name.clone(),
+                    backup,
+                    admin.clone(),
+                    shared.clone(),
+                    sink.clone(),
+                    replicas_stop.clone(),
+                ));
+                // Replicas share one SQLite file: starting them a little apart keeps their
+                // migrations and first writes from queuing on the lock all at once.
+                if index == 1 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+
+        let watch = if options.watch {
+            start_watch(&options, &admin_address, &shared, &sink).await
+        } else {
+            None
+        };
+        {
+            let mut addresses = shared.addresses.lock().unwrap_or_else(|p| p.into_inner());
+            *addresses = (
+                public.clone(),
+                Some(admin_address.clone()),
+                watch.as_ref().and_then(|w| w.address("address")),
+            );
+        }
+        // "Up" means serving: wait (bounded) for every replica's first readiness.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline && !shutdown.is_triggered() {
+            let status = shared.status();
+            let all_ready = status
+                .children
+                .iter()
+                .filter(|child| child.service == "serve")
+                .all(|child| child.state == "ready");
+            if all_ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let public = public.unwrap_or_default();
+        tracing::info!(
+            public = %public,
+            ops = %ops_address,
+            balancer_admin = %admin_address,
+            "brigade is up"
+        );
+        eprintln!(
+            "\nbrigade is up\n  ordering API   http://{public}/api/v1/shops\n  Swagger UI     http://{public}/swagger-ui/\n  \
+             metrics        http://{admin_address}/metrics (balancer), each replica's /metrics\n  \
+             ops API        http://{ops_address}/api/status   (or: brigade status --ops {ops_address})\n  \
+             logs           brigade logs --data-dir {} [-f]\n  stop           Ctrl-C\n",
+            options.data_dir.display()
+        );
+
+        shutdown.wait().await;
+        shared.events.push(
+            "info",
+            "stopping",
+            None,
+            "stopping: balancer first, then replicas, then watch",
+        );
+        shared.update("balance", |s| s.state = "stopping");
+        balance.stop(STOP_GRACE).await;
+        shared.update("balance", |s| s.state = "stopped");
+        replicas_stop.trigger();
+        while replicas.join_next().await.is_some() {}
+        if let Some(watch) = watch {
+            shared.update("watch", |s| s.state = "stopping");
+            watch.stop(STOP_GRACE).await;
+            shared.update("watch", |s| s.state = "stopped");
+        }
+        shared
+            .events
+            .push("info", "stopped", None, "every child stopped");
+        ops_shutdown.trigger();
+        let _ = ops_task.await;
+        Ok(())
+    }
+}
+
+fn args(head: &[&str], path: &Path) -> Vec<String> {
+    head.iter()
+        .map(|s| (*s).to_owned())
+        .chain(std::iter::once(path.display().to_string()))
+        .collect()
+}
+
+fn status_of(spec: &ChildSpec, pool: Option<&PoolPlan>, backup: bool) -> ChildStatus {
+    ChildStatus {
+        service: spec.service,
+        instance: spec.instance.clone(),
+        pool: pool.map(|p| p.name.clone()),
+        backup,
+        state: "starting",
+        address: None,
+        pid: None,
+        restarts: 0,
+    }
+}
+
+/// Runs `brigade demo-data` once; it is idempotent, so a restart changes nothing.
+async fn load_demo(options: &UpOptions) -> Result<(), UpError> {
+    let status = tokio::process::Command::new(&options.binary)
+        .arg("demo-data")
+        .arg("--log-format")
+        .arg("json")
+        .arg("--data-dir")
+        .arg(&options.data_dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(|e| UpError::Demo(e.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(UpError::Demo(status.to_string()))
+    }
+}
+
+/// The balancer's config: every pool empty (replicas join through the admin API once ready),
+/// path routes, the default route last.
+fn write_balance_config(options: &UpOptions) -> Result<PathBuf, UpError> {
+    use std::fmt::Write as _;
+    let mut toml = format!(
+        "# Written by brigade up; replicas are added through the admin API.\n\
+         listen = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n",
+        options.listen
+    );
+    for pool in &options.pools {
+        let _ = write!(
+            toml,
+            "[[pools]]\nname = \"{}\"\nalgorithm = \"peak_ewma\"\nslow_start_ms = 5000\n\
+             health = {{ path = \"/health/ready\", interval_ms = 1000, timeout_ms = 1000, rise = 1, fall = 2 }}\n\n",
+            pool.name
+        );
+    }
+    let mut routes: Vec<&PoolPlan> = options
+        .pools
+        .iter()
+        .filter(|p| p.path_prefix.is_some())
+        .collect();
+    routes.extend(options.pools.iter().filter(|p| p.path_prefix.is_none()));
+    for pool in routes {
+        match &pool.path_prefix {
+            Some(prefix) => {
+                let _ = write!(
+                    toml,
+                    "[[routes]]\npath_prefix = \"{prefix}\"\npool = \"{}\"\n\n",
+                    pool.name
+                );
+            }
+            None => {
+                let _ = write!(toml, "[[routes]]\npool = \"{}\"\n\n", pool.name);
+            }
+        }
+    }
+    let path = options.data_dir.join("up").join("balance.toml");
+    std::fs::write(&path, toml).map_err(|source| UpError::Prepare {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// Starts `brigade watch` scraping the balancer and every replica it lists. Watch is an
+/// observer: when it cannot start, the services still run (an event says so).
+async fn start_watch(
+    options: &UpOptions,
+    admin_address: &str,
+    shared: &Shared,
+    sink: &LogSink,
+) -> Option<Running> {
+    let rules = std::env::current_dir()
+        .map(|dir| dir.join("deploy/prometheus/rules/brigade.yml"))
+        .ok()
+        .filter(|path| path.exists());
+    let rule_files = rules
+        .map(|path| format!("rule_files = [\"{}\"]\n", path.display()))
+        .unwrap_or_default();
+    let toml = format!(
+        "# Written by brigade up.\nlisten = \"127.0.0.1:0\"\n{rule_files}\n[scrape]\ninterval = \"5s\"\ntimeout = \"4s\"\n\n\
+         [[scrape.static_configs]]\njob = \"balance\"\ntargets = [\"{admin_address}\"]\n\n\
+         [[scrape.balance_configs]]\nadmin_url = \"http://{admin_address}\"\n\n[evaluation]\ninterval = \"5s\"\n"
+    );
+    let path = options.data_dir.join("up").join("watch.toml");
+    if let Err(error) = std::fs::write(&path, toml) {
+        shared.events.push(
+            "error",
+            "failed",
+            Some("watch"),
+            format!("cannot write {}: {error}", path.display()),
+        );
+        return None;
+    }
+    let mut watch_args = args(&["watch", "--log-format", "json", "--config"], &path);
+    watch_args.push("--data-dir".into());
+    watch_args.push(options.data_dir.display().to_string());
+    let spec = ChildSpec {
+        service: "watch",
+        instance: "watch".into(),
+        args: watch_args,
+    };
+    shared.insert(status_of(&spec, None, false));
+    match child::spawn(&options.binary, &spec, sink).await {
+        Ok(watch) => {
+            shared.update("watch", |s| {
+                s.state = "ready";
+                s.pid = Some(watch.pid);
+                s.address = watch.address("address");
+            });
+            Some(watch)
+        }
+        Err(error) => {
+            shared.update("watch", |s| s.state = "stopped");
+            shared
+                .events
+                .push("error", "failed", Some("watch"), error.to_string());
+            None
+        }
+    }
+}
+
+/// Keeps one replica running until `stop`: start, wait ready, join the balancer; when it
+/// exits, leave the balancer and restart it with exponential backoff; on `stop`, leave the
+/// balancer (draining its requests) and stop it.
+#[allow(clippy::too_many_arguments)]
+async fn keep_replica(
+    options: UpOptions,
+    spec: ChildSpec,
+    pool: String,
+    backup: bool,
+    admin: BalancerAdmin,
+    shared: Shared,
+    sink: LogSink,
+    stop: Shutdown,
+) {
+    let instance = spec.instance.clone();
+    let mut crashes: Vec<Instant> = Vec::new();
+    let mut backoff = Duration::from_millis(options.base_backoff_ms);
+    loop {
+        if stop.is_triggered() {
+            return;
+        }
+        shared.update(&instance, |s| s.state = "starting");
+        let started = Instant::now();
+        let outcome = run_replica_once(
+            &options, &spec, &pool, backup, &admin, &shared, &sink, &stop,
+        )
+        .await;
+        if outcome == Once::Stopped {
+            shared.update(&instance, |s| s.state = "stopped");
+            return;
+        }
+        // It crashed (or never became ready).
+        if started.elapsed() >= STABLE_AFTER {
+            backoff = Duration::from_millis(options.base_backoff_ms);
+        }
+        let now = Instant::now();
+        crashes.retain(|at| now.duration_since(*at) < CRASH_LOOP_WINDOW);
+        crashes.push(now);
+        let looping = crashes.len() >= CRASH_LOOP_CRASHES;
+        shared.update(&instance, |s| {
+            s.restarts += 1;
+            s.state = if looping { "crash_loop" } else { "restarting" };
+            s.pid = None;
+        });
+        if looping {
+            shared.events.push(
+                "error",
+                "crash_loop",
+                Some(&instance),
+                format!(
+                    "{} crashes within {} s; restarting in {} ms",
+                    crashes.len(),
+                    CRASH_LOOP_WINDOW.as_secs(),
+                    backoff.as_millis()
+                ),
+            );
+        } else {
+            shared.events.push(
+                "warn",
+                "restarting",
+                Some(&instance),
+                format!("restarting in {} ms", backoff.as_millis()),
+            );
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.wait() => {
+                shared.update(&instance, |s| s.state = "stopped");
+                return;
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_millis(options.max_backoff_ms));
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Once {
+    Crashed,
+    Stopped,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_replica_once(
+    options: &UpOptions,
+    spec: &ChildSpec,
+    pool: &str,
+    backup: bool,
+    admin: &BalancerAdmin,
+    shared: &Shared,
+    sink: &LogSink,
+    stop: &Shutdown,
+) -> Once {
+    let instance = spec.instance.as_str();
+    let mut running = match child::spawn(&options.binary, spec, sink).await {
+        Ok(running) => running,
+        Err(error) => {
+            shared
+                .events
+                .push("error", "failed", Some(instance), error.to_string());
+            return Once::Crashed;
+        }
+    };
+    let Some(address) = running.address("address") else {
+        shared.events.push(
+            "error",
+            "failed",
+            Some(instance),
+            "no address in its listening line",
+        );
+        running.stop(STOP_GRACE).await;
+        return Once::Crashed;
+    };
+    shared.update(instance, |s| {
+        s.pid = Some(running.pid);
+        s.address = Some(address.clone());
+    });
+    let ready = tokio::select! {
+        ready = wait_ready(&address, "/health/ready", READY_TIMEOUT) => ready,
+        _ = running.exited() => false,
+        () = stop.wait() => {
+            running.stop(STOP_GRACE).await;
+            return Once::Stopped;
+        }
+    };
+    if !ready {
+        shared
+            .events
+            .push("error", "failed", Some(instance), "never became ready");
+        running.stop(STOP_GRACE).await;
+        return Once::Crashed;
+    }
+    if let Err(error) = admin.add(pool, &address, backup).await {
+        shared.events.push(
+            "error",
+            "failed",
+            Some(instance),
+            format!("cannot join the balancer: {error}"),
+        );
+        running.stop(STOP_GRACE).await;
+        return Once::Crashed;
+    }
+    shared.update(instance, |s| s.state = "ready");
+    shared.events.push(
+        "info",
+        "ready",
+        Some(instance),
+        format!(
+            "serving on {address} in pool {pool}{}",
+            if backup { " (backup)" } else { "" }
+        ),
+    );
+    tokio::select! {
+        status = running.exited() => {
+            let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            shared.events.push("error", "exited", Some(instance), format!("exited unexpectedly ({status})"));
+            if let Err(error) = admin.remove(pool, &address).await {
+                tracing::debug!(%error, "removing a dead replica from the balancer");
+            }
+            Once::Crashed
+        }
+        () = stop.wait() => {
+            shared.update(instance, |s| s.state = "stopping");
+            // Out of the balancer first, so it sends nothing new; then drain and stop.
+            if let Err(error) = admin.remove(pool, &address).await {
+                tracing::debug!(%error, "balancer already gone");
+            }
+            running.stop(STOP_GRACE).await;
+            Once::Stopped
+        }
+    }
+}

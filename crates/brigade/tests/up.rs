@@ -1,0 +1,287 @@
+//! `brigade up` end to end with the real binary: the topology comes up and serves an order
+//! through the balancer, a replica killed with SIGKILL under load costs no request and comes
+//! back, the central logs find a request by its id, and no brigade process
+//! outlives the supervisor — whether it is stopped or killed.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
+const DEMO_PASSWORD: &str = "demo password 1";
+
+/// A running `brigade up` and the addresses from its `brigade is up` line.
+struct Up {
+    child: Child,
+    public: String,
+    ops: String,
+}
+
+impl Up {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(BRIGADE)
+            .args([
+                "up",
+                "--port",
+                "0",
+                "--ops-port",
+                "0",
+                "--replicas",
+                "2",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("brigade up starts");
+        let (sender, lines) = mpsc::channel::<Value>();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str(&line)
+                    && sender.send(value).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let up = loop {
+            match lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) if line["message"] == "brigade is up" => break line,
+                Ok(_) => {}
+                Err(error) => panic!("brigade up never came up: {error}"),
+            }
+        };
+        Self {
+            child,
+            public: up["public"].as_str().unwrap().to_owned(),
+            ops: up["ops"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public)
+    }
+
+    fn status(&self) -> Value {
+        reqwest::blocking::get(format!("http://{}/api/status", self.ops))
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn child_pids(&self) -> Vec<u32> {
+        self.status()["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
+            .collect()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.contains(") Z "))
+}
+
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    assert!(
+        Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn up_serves_survives_a_killed_replica_and_stops_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Up::start(dir.path());
+    let client = reqwest::blocking::Client::new();
+
+    // An order through the balancer, with a request id to find in the logs.
+    let session: Value = client
+        .post(up.url("/api/v1/sessions"))
+        .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = session["token"]
+        .as_str()
+        .expect("the demo customer logs in")
+        .to_owned();
+    let shops: Value = client
+        .get(up.url("/api/v1/shops"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let shop = shops[0]["id"].as_str().unwrap();
+    let menu: Value = client
+        .get(up.url(&format!("/api/v1/shops/{shop}/menu")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let order = client
+        .post(up.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .header("x-request-id", "up-e2e-order-1")
+        .json(&json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}], "delivery": {"lat": 52.51, "lon": 13.40}}))
+        .send()
+        .unwrap();
+    assert_eq!(order.status(), 201);
+
+    // The central logs find the request by its id.
+    wait_until("the order's log lines", Duration::from_secs(10), || {
+        let out = Command::new(BRIGADE)
+            .args(["logs", "--grep", "up-e2e-order-1", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        // The replica's access line carries the id the client sent through the balancer.
+        text.contains("\"service\":\"serve\"") && text.contains("\"instance\":\"serve-orders-")
+    });
+
+    // `brigade status` shows every child.
+    let status = Command::new(BRIGADE)
+        .args(["status", "--ops", &up.ops])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let text = String::from_utf8_lossy(&status.stdout);
+    for instance in [
+        "balance",
+        "serve-orders-1",
+        "serve-orders-2",
+        "serve-orders-3",
+        "serve-kitchen-1",
+        "watch",
+    ] {
+        assert!(text.contains(instance), "{instance} missing from:\n{text}");
+    }
+
+    // SIGKILL one replica under load: no request fails, and it comes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, sent, failed, url) = (
+                stop.clone(),
+                sent.clone(),
+                failed.clone(),
+                up.url("/api/v1/shops"),
+            );
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                while !stop.load(Ordering::Relaxed) {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if !client
+                        .get(&url)
+                        .send()
+                        .is_ok_and(|r| r.status().is_success())
+                    {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let victim = up.status()["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["instance"] == "serve-orders-1")
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    signal(victim, "-KILL");
+    wait_until(
+        "the killed replica to be back",
+        Duration::from_secs(30),
+        || {
+            let status = up.status();
+            let child = status["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["instance"] == "serve-orders-1")
+                .unwrap()
+                .clone();
+            child["state"] == "ready"
+                && child["restarts"] == 1
+                && child["pid"].as_u64() != Some(u64::from(victim))
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for thread in load {
+        thread.join().unwrap();
+    }
+    assert!(sent.load(Ordering::Relaxed) > 100, "the load ran");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed requests out of {}",
+        sent.load(Ordering::Relaxed)
+    );
+
+    // SIGTERM: everything stops in order, exit 0, no process left.
+    let pids = up.child_pids();
+    assert_eq!(pids.len(), 6);
+    signal(up.child.id(), "-TERM");
+    let exit = up.child.wait().unwrap();
+    assert!(exit.success(), "brigade up exited with {exit}");
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived the supervisor");
+    }
+}
+
+#[test]
+fn children_die_with_a_killed_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Up::start(dir.path());
+    let pids = up.child_pids();
+    assert_eq!(
+        pids.len(),
+        6,
+        "balance, 2 + 1 orders replicas, 1 kitchen replica, watch"
+    );
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
+    wait_until("every child to exit", Duration::from_secs(30), || {
+        pids.iter().all(|&pid| !alive(pid))
+    });
+}
