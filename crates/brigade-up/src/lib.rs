@@ -13,14 +13,17 @@
 //! the supervisor — even when it is killed, because each child treats the end of its standard
 //! input (a pipe the supervisor holds) as a termination signal.
 
+mod autoscale;
 mod balancer;
 mod child;
 mod events;
 pub mod logs;
 mod ops;
+mod pool;
 mod supervisor;
 mod topology;
 
 pub use events::{Event, Events};
+pub use pool::PoolCommand;
 pub use supervisor::{Supervisor, UpError};
-pub use topology::{PoolPlan, UpOptions};
+pub use topology::{Autoscale, PoolPlan, UpOptions};

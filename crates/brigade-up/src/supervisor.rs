@@ -7,25 +7,16 @@ use std::time::{Duration, Instant};
 
 use brigade_core::Shutdown;
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::balancer::{BalancerAdmin, wait_ready};
+use crate::balancer::BalancerAdmin;
 use crate::child::{self, ChildSpec, Running};
 use crate::events::Events;
 use crate::logs::{self, LogSink};
 use crate::ops::{self, Status};
+use crate::pool::{self, PoolCommand, PoolContext, READY_TIMEOUT, STOP_GRACE};
 use crate::topology::{PoolPlan, UpOptions};
-
-/// How long a replica may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a stopping child may drain before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(20);
-/// Crashes within this window that make a crash loop.
-const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(120);
-/// Crashes within [`CRASH_LOOP_WINDOW`] reported as a crash loop.
-const CRASH_LOOP_CRASHES: usize = 3;
-/// A child up this long has its backoff reset.
-const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// Why `brigade up` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -85,19 +76,47 @@ type Addresses = (Option<String>, Option<String>, Option<String>);
 pub struct Shared {
     children: Arc<Mutex<BTreeMap<String, ChildStatus>>>,
     addresses: Arc<Mutex<Addresses>>,
+    pools: Arc<Mutex<BTreeMap<String, mpsc::Sender<PoolCommand>>>>,
     /// Recent events.
     pub events: Events,
 }
 
 impl Shared {
-    fn update(&self, instance: &str, change: impl FnOnce(&mut ChildStatus)) {
+    /// The command channel of a pool's manager.
+    pub fn pool(&self, name: &str) -> Option<mpsc::Sender<PoolCommand>> {
+        self.pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Names of the pools.
+    pub fn pool_names(&self) -> Vec<String> {
+        self.pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets a child that was scaled away.
+    pub(crate) fn remove(&self, instance: &str) {
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(instance);
+    }
+
+    pub(crate) fn update(&self, instance: &str, change: impl FnOnce(&mut ChildStatus)) {
         let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(status) = children.get_mut(instance) {
             change(status);
         }
     }
 
-    fn insert(&self, status: ChildStatus) {
+    pub(crate) fn insert(&self, status: ChildStatus) {
         let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
         children.insert(status.instance.clone(), status);
     }
@@ -209,42 +228,34 @@ impl Supervisor {
 
         let replicas_stop = Shutdown::new();
         let mut replicas = JoinSet::new();
-        let mut index = 0;
-        for pool in &options.pools {
-            for n in 0..pool.replicas + pool.backups {
-                index += 1;
-                let backup = n >= pool.replicas;
-                let spec = ChildSpec {
-                    service: "serve",
-                    instance: format!("serve-{}-{}", pool.name, n + 1),
-                    args: args(
-                        &[
-                            "serve",
-                            "--log-format",
-                            "json",
-                            "--listen",
-                            "127.0.0.1:0",
-                            "--data-dir",
-                        ],
-                        &options.data_dir,
-                    ),
-                };
-                shared.insert(status_of(&spec, Some(pool), backup));
-                replicas.spawn(keep_replica(
-                    options.clone(),
-                    spec,
-                    pool.name.clone(),
-                    backup,
-                    admin.clone(),
+        for plan in &options.pools {
+            let (sender, commands) = mpsc::channel(8);
+            shared
+                .pools
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(plan.name.clone(), sender.clone());
+            let context = PoolContext {
+                plan: plan.clone(),
+                binary: Arc::new(Mutex::new(options.binary.clone())),
+                data_dir: options.data_dir.clone(),
+                admin: admin.clone(),
+                shared: shared.clone(),
+                sink: sink.clone(),
+                base_backoff: Duration::from_millis(options.base_backoff_ms),
+                max_backoff: Duration::from_millis(options.max_backoff_ms),
+            };
+            replicas.spawn(pool::manage(context, commands, replicas_stop.clone()));
+            if let Some(autoscale) = plan.autoscale.clone() {
+                replicas.spawn(crate::autoscale::run(
+                    plan.name.clone(),
+                    autoscale,
+                    plan.replicas,
+                    admin_address.clone(),
+                    sender,
                     shared.clone(),
-                    sink.clone(),
                     replicas_stop.clone(),
                 ));
-                // Replicas share one SQLite file: starting them a little apart keeps their
-                // migrations and first writes from queuing on the lock all at once.
-                if index == 1 {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
             }
         }
 
@@ -454,178 +465,6 @@ async fn start_watch(
                 .events
                 .push("error", "failed", Some("watch"), error.to_string());
             None
-        }
-    }
-}
-
-/// Keeps one replica running until `stop`: start, wait ready, join the balancer; when it
-/// exits, leave the balancer and restart it with exponential backoff; on `stop`, leave the
-/// balancer (draining its requests) and stop it.
-#[allow(clippy::too_many_arguments)]
-async fn keep_replica(
-    options: UpOptions,
-    spec: ChildSpec,
-    pool: String,
-    backup: bool,
-    admin: BalancerAdmin,
-    shared: Shared,
-    sink: LogSink,
-    stop: Shutdown,
-) {
-    let instance = spec.instance.clone();
-    let mut crashes: Vec<Instant> = Vec::new();
-    let mut backoff = Duration::from_millis(options.base_backoff_ms);
-    loop {
-        if stop.is_triggered() {
-            return;
-        }
-        shared.update(&instance, |s| s.state = "starting");
-        let started = Instant::now();
-        let outcome = run_replica_once(
-            &options, &spec, &pool, backup, &admin, &shared, &sink, &stop,
-        )
-        .await;
-        if outcome == Once::Stopped {
-            shared.update(&instance, |s| s.state = "stopped");
-            return;
-        }
-        // It crashed (or never became ready).
-        if started.elapsed() >= STABLE_AFTER {
-            backoff = Duration::from_millis(options.base_backoff_ms);
-        }
-        let now = Instant::now();
-        crashes.retain(|at| now.duration_since(*at) < CRASH_LOOP_WINDOW);
-        crashes.push(now);
-        let looping = crashes.len() >= CRASH_LOOP_CRASHES;
-        shared.update(&instance, |s| {
-            s.restarts += 1;
-            s.state = if looping { "crash_loop" } else { "restarting" };
-            s.pid = None;
-        });
-        if looping {
-            shared.events.push(
-                "error",
-                "crash_loop",
-                Some(&instance),
-                format!(
-                    "{} crashes within {} s; restarting in {} ms",
-                    crashes.len(),
-                    CRASH_LOOP_WINDOW.as_secs(),
-                    backoff.as_millis()
-                ),
-            );
-        } else {
-            shared.events.push(
-                "warn",
-                "restarting",
-                Some(&instance),
-                format!("restarting in {} ms", backoff.as_millis()),
-            );
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = stop.wait() => {
-                shared.update(&instance, |s| s.state = "stopped");
-                return;
-            }
-        }
-        backoff = (backoff * 2).min(Duration::from_millis(options.max_backoff_ms));
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Once {
-    Crashed,
-    Stopped,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_replica_once(
-    options: &UpOptions,
-    spec: &ChildSpec,
-    pool: &str,
-    backup: bool,
-    admin: &BalancerAdmin,
-    shared: &Shared,
-    sink: &LogSink,
-    stop: &Shutdown,
-) -> Once {
-    let instance = spec.instance.as_str();
-    let mut running = match child::spawn(&options.binary, spec, sink).await {
-        Ok(running) => running,
-        Err(error) => {
-            shared
-                .events
-                .push("error", "failed", Some(instance), error.to_string());
-            return Once::Crashed;
-        }
-    };
-    let Some(address) = running.address("address") else {
-        shared.events.push(
-            "error",
-            "failed",
-            Some(instance),
-            "no address in its listening line",
-        );
-        running.stop(STOP_GRACE).await;
-        return Once::Crashed;
-    };
-    shared.update(instance, |s| {
-        s.pid = Some(running.pid);
-        s.address = Some(address.clone());
-    });
-    let ready = tokio::select! {
-        ready = wait_ready(&address, "/health/ready", READY_TIMEOUT) => ready,
-        _ = running.exited() => false,
-        () = stop.wait() => {
-            running.stop(STOP_GRACE).await;
-            return Once::Stopped;
-        }
-    };
-    if !ready {
-        shared
-            .events
-            .push("error", "failed", Some(instance), "never became ready");
-        running.stop(STOP_GRACE).await;
-        return Once::Crashed;
-    }
-    if let Err(error) = admin.add(pool, &address, backup).await {
-        shared.events.push(
-            "error",
-            "failed",
-            Some(instance),
-            format!("cannot join the balancer: {error}"),
-        );
-        running.stop(STOP_GRACE).await;
-        return Once::Crashed;
-    }
-    shared.update(instance, |s| s.state = "ready");
-    shared.events.push(
-        "info",
-        "ready",
-        Some(instance),
-        format!(
-            "serving on {address} in pool {pool}{}",
-            if backup { " (backup)" } else { "" }
-        ),
-    );
-    tokio::select! {
-        status = running.exited() => {
-            let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            shared.events.push("error", "exited", Some(instance), format!("exited unexpectedly ({status})"));
-            if let Err(error) = admin.remove(pool, &address).await {
-                tracing::debug!(%error, "removing a dead replica from the balancer");
-            }
-            Once::Crashed
-        }
-        () = stop.wait() => {
-            shared.update(instance, |s| s.state = "stopping");
-            // Out of the balancer first, so it sends nothing new; then drain and stop.
-            if let Err(error) = admin.remove(pool, &address).await {
-                tracing::debug!(%error, "balancer already gone");
-            }
-            running.stop(STOP_GRACE).await;
-            Once::Stopped
         }
     }
 }

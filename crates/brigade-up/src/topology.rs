@@ -40,12 +40,14 @@ impl UpOptions {
                     path_prefix: None,
                     replicas: 3,
                     backups: 1,
+                    autoscale: None,
                 },
                 PoolPlan {
                     name: "kitchen".into(),
                     path_prefix: Some("/api/v1/kitchen".into()),
                     replicas: 1,
                     backups: 0,
+                    autoscale: None,
                 },
             ],
             demo: true,
@@ -57,7 +59,7 @@ impl UpOptions {
 }
 
 /// One pool of replicas behind the balancer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolPlan {
     /// Pool name (`orders`, `kitchen`).
     pub name: String,
@@ -67,4 +69,39 @@ pub struct PoolPlan {
     pub replicas: usize,
     /// Backup replicas: traffic only while no primary is healthy.
     pub backups: usize,
+    /// Scale the primaries with load.
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Autoscaling of a pool, with Kubernetes HPA semantics:
+/// `desired = ceil(current × metric / target)`, no change within `tolerance`, clamped to
+/// `min..=max`; up at once, down only to the highest recommendation of the last
+/// `scale_down_window` (so a dip in load does not flap replicas away).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Autoscale {
+    /// Fewest primaries.
+    pub min: usize,
+    /// Most primaries.
+    pub max: usize,
+    /// Target in-flight requests per replica (the balancer's count).
+    pub target_in_flight: f64,
+    /// Relative deviation from the target that causes no change (HPA default 0.1).
+    pub tolerance: f64,
+    /// How often the metric is read.
+    pub interval: std::time::Duration,
+    /// Scale down only to the highest recommendation within this window (HPA default 5 min).
+    pub scale_down_window: std::time::Duration,
+}
+
+impl Default for Autoscale {
+    fn default() -> Self {
+        Self {
+            min: 3,
+            max: 8,
+            target_in_flight: 8.0,
+            tolerance: 0.1,
+            interval: std::time::Duration::from_secs(5),
+            scale_down_window: std::time::Duration::from_secs(300),
+        }
+    }
 }

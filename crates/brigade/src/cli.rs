@@ -72,6 +72,42 @@ pub enum Command {
     Status(StatusArgs),
     /// Search (and follow) the central logs `brigade up` collects from every process.
     Logs(LogsArgs),
+    /// Replace a pool's replicas one at a time under `brigade up` (no request is lost).
+    ///
+    /// `brigade rollout restart [POOL]` restarts them; with `--binary PATH` the new replicas
+    /// run that binary (an upgrade). Each new replica is ready and in the balancer before the
+    /// old one leaves it and drains.
+    Rollout(RolloutArgs),
+    /// Set the number of replicas of a pool under `brigade up`.
+    Scale(ScaleArgs),
+}
+
+/// Flags of `brigade rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// What to do; only `restart` exists.
+    #[arg(value_parser = ["restart"])]
+    pub action: String,
+    /// The pool (default: every pool, one after the other).
+    pub pool: Option<String>,
+    /// New replicas run this binary (an upgrade).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// The ops API of `brigade up`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub ops: String,
+}
+
+/// Flags of `brigade scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The pool.
+    pub pool: String,
+    /// Replicas wanted (1-64).
+    pub replicas: usize,
+    /// The ops API of `brigade up`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub ops: String,
 }
 
 /// Flags of `brigade up`.
@@ -98,6 +134,18 @@ pub struct UpArgs {
     /// Do not run `brigade watch`.
     #[arg(long)]
     pub no_watch: bool,
+    /// Autoscale the orders pool up to this many replicas (from --replicas); 0 = off.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub autoscale_max: usize,
+    /// Autoscaling target: in-flight requests per replica.
+    #[arg(long, value_name = "N", default_value_t = 8.0)]
+    pub autoscale_target_in_flight: f64,
+    /// Autoscaling: scale down only after load stayed low this long.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub scale_down_window_secs: u64,
+    /// Autoscaling: how often the load is read.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub autoscale_interval_ms: u64,
 }
 
 /// Flags of `brigade status`.
@@ -333,7 +381,12 @@ impl Cli {
             }
             Command::Migrate(args) | Command::DemoData(args) => Some(args),
             Command::Watch(args) => Some(&args.storage),
-            Command::Balance(_) | Command::Up(_) | Command::Status(_) | Command::Logs(_) => None,
+            Command::Balance(_)
+            | Command::Up(_)
+            | Command::Status(_)
+            | Command::Logs(_)
+            | Command::Rollout(_)
+            | Command::Scale(_) => None,
         };
         let Some(storage) = storage else {
             return Settings::from_figment(figment);

@@ -24,6 +24,10 @@ struct Up {
 
 impl Up {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[], &[])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BRIGADE)
             .args([
                 "up",
@@ -38,6 +42,8 @@ impl Up {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
+            .envs(env.iter().copied())
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
@@ -284,4 +290,200 @@ fn children_die_with_a_killed_supervisor() {
     wait_until("every child to exit", Duration::from_secs(30), || {
         pids.iter().all(|&pid| !alive(pid))
     });
+}
+
+/// Requests sent by [`Load`] and how many did not succeed.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `threads` clients in a loop: a menu read, then an order with a fresh Idempotency-Key.
+    fn start(up: &Up, threads: usize) -> Self {
+        let client = reqwest::blocking::Client::new();
+        let session: Value = client
+            .post(up.url("/api/v1/sessions"))
+            .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let token = session["token"].as_str().unwrap().to_owned();
+        let shops: Value = client
+            .get(up.url("/api/v1/shops"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let shop = shops[0]["id"].as_str().unwrap().to_owned();
+        let menu: Value = client
+            .get(up.url(&format!("/api/v1/shops/{shop}/menu")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}], "delivery": {"lat": 52.51, "lon": 13.40}});
+        let (stop, sent, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let threads = (0..threads)
+            .map(|n| {
+                let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+                let (menu_url, orders_url, token, order) = (
+                    up.url(&format!("/api/v1/shops/{shop}/menu")),
+                    up.url("/api/v1/orders"),
+                    token.clone(),
+                    order.clone(),
+                );
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        sent.fetch_add(2, Ordering::Relaxed);
+                        if !client
+                            .get(&menu_url)
+                            .send()
+                            .is_ok_and(|r| r.status().is_success())
+                        {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let placed = client
+                            .post(&orders_url)
+                            .bearer_auth(&token)
+                            .header("idempotency-key", format!("load-{n}-{i}"))
+                            .json(&order)
+                            .send();
+                        if !placed.is_ok_and(|r| r.status().is_success()) {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            sent,
+            failed,
+            threads,
+        }
+    }
+
+    /// Stops the load; returns (sent, failed).
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn orders_primaries(up: &Up) -> Vec<Value> {
+    up.status()["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pool"] == "orders" && c["backup"] == false)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn rollout_restart_under_load_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path());
+    let before: Vec<u64> = orders_primaries(&up)
+        .iter()
+        .filter_map(|c| c["pid"].as_u64())
+        .collect();
+    let load = Load::start(&up, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let rollout = Command::new(BRIGADE)
+        .args(["rollout", "restart", "orders", "--ops", &up.ops])
+        .output()
+        .unwrap();
+    assert!(
+        rollout.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rollout.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rollout.stdout).contains("orders: 3 replicas replaced"));
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, failed) = load.finish();
+    assert!(sent > 50, "the load ran ({sent})");
+    assert_eq!(failed, 0, "failed requests out of {sent}");
+    let after: Vec<u64> = orders_primaries(&up)
+        .iter()
+        .filter_map(|c| c["pid"].as_u64())
+        .collect();
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.iter().all(|pid| !before.contains(pid)),
+        "every replica replaced: {before:?} -> {after:?}"
+    );
+    for pid in before {
+        assert!(!alive(pid as u32), "old replica {pid} still runs");
+    }
+}
+
+#[test]
+fn the_autoscaler_adds_replicas_under_load_and_removes_them_after_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow payments keep requests in flight, which is what the autoscaler measures.
+    let up = Up::start_with(
+        dir.path(),
+        &[
+            "--no-watch",
+            "--autoscale-max",
+            "4",
+            "--autoscale-target-in-flight",
+            "1",
+            "--scale-down-window-secs",
+            "3",
+            "--autoscale-interval-ms",
+            "300",
+        ],
+        &[("BRIGADE_PAYMENTS__SIMULATED__LATENCY_MS", "150")],
+    );
+    assert_eq!(orders_primaries(&up).len(), 2);
+    let load = Load::start(&up, 8);
+    wait_until(
+        "the autoscaler to add ready replicas",
+        Duration::from_secs(30),
+        || {
+            orders_primaries(&up)
+                .iter()
+                .filter(|c| c["state"] == "ready")
+                .count()
+                >= 3
+        },
+    );
+    let (sent, failed) = load.finish();
+    assert_eq!(failed, 0, "failed requests out of {sent} while scaling up");
+    let events = up.status()["events"].as_array().unwrap().clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "autoscale"
+                && e["message"].as_str().unwrap().contains("per replica")),
+        "{events:?}"
+    );
+    wait_until(
+        "the autoscaler to scale back down",
+        Duration::from_secs(30),
+        || orders_primaries(&up).len() == 2,
+    );
+    // Orders acknowledged during the surge are all there.
+    let client = reqwest::blocking::Client::new();
+    let health = client.get(up.url("/health/ready")).send().unwrap();
+    assert!(health.status().is_success());
 }

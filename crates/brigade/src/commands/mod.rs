@@ -4,6 +4,7 @@ mod balance;
 mod demo_data;
 mod logs;
 mod migrate;
+mod rollout;
 mod serve;
 mod status;
 mod up;
@@ -24,5 +25,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Up(args) => up::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Logs(args) => logs::run(args).await,
+        Command::Rollout(args) => rollout::restart(args).await,
+        Command::Scale(args) => rollout::scale(args).await,
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use brigade_core::Shutdown;
-use brigade_up::{Supervisor, UpOptions};
+use brigade_up::{Autoscale, Supervisor, UpOptions};
 
 use crate::cli::UpArgs;
 
@@ -22,6 +22,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         } else {
             args.replicas
         });
+    }
+    if args.autoscale_max > 0 {
+        anyhow::ensure!(
+            args.autoscale_max >= usize::from(args.replicas),
+            "--autoscale-max must be at least --replicas"
+        );
+        anyhow::ensure!(
+            args.autoscale_target_in_flight > 0.0,
+            "--autoscale-target-in-flight must be positive"
+        );
+        let orders = options.pools.iter_mut().find(|p| p.name == "orders");
+        if let Some(orders) = orders {
+            orders.autoscale = Some(Autoscale {
+                min: usize::from(args.replicas),
+                max: args.autoscale_max,
+                target_in_flight: args.autoscale_target_in_flight,
+                interval: std::time::Duration::from_millis(args.autoscale_interval_ms.max(100)),
+                scale_down_window: std::time::Duration::from_secs(args.scale_down_window_secs),
+                ..Autoscale::default()
+            });
+        }
     }
     let supervisor = Supervisor::new(options)?;
     let shutdown = Shutdown::new();
