@@ -336,6 +336,7 @@ async fn scrape_loop(shared: Arc<Shared>, shutdown: Shutdown) {
             for old in health.iter() {
                 if !targets.iter().any(|t| t.url == old.target.url) {
                     tsdb.mark_source_stale(&old.target.url, now);
+                    tsdb.mark_source_stale(&report_source(&old.target), now);
                 }
             }
             let previous = std::mem::take(&mut *health);
@@ -361,6 +362,12 @@ async fn scrape_loop(shared: Arc<Shared>, shutdown: Shutdown) {
             return;
         }
     }
+}
+
+/// The store's source key of a target's `up` and `scrape_*` series, kept apart from its own
+/// series so that a failed scrape marks the latter stale but still writes `up 0`.
+fn report_source(target: &Target) -> String {
+    format!("{} (report)", target.url)
 }
 
 async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
@@ -390,7 +397,7 @@ async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
             Err(_) => tsdb.mark_source_stale(&target.url, t),
         }
         let report = scrape::report_series(&target, up, started, scraped, dropped);
-        tsdb.append_scrape(&format!("{} (report)", target.url), t, &report);
+        tsdb.append_scrape(&report_source(&target), t, &report);
         metrics::gauge!(SERIES).set(tsdb.series_count() as f64);
     }
     metrics::counter!(SCRAPES, "job" => target.job.clone(), "outcome" => if up { "success" } else { "failure" })
@@ -516,14 +523,14 @@ fn evaluate_due(
             for t in group.eval_with(&mut tsdb, now, warming_up) {
                 transitions.push((t.fingerprint, t.alert));
             }
+            for rule in group.alerting_rules().filter(|r| r.last_error.is_some()) {
+                metrics::counter!(EVALUATION_FAILURES, "rule" => rule.name.clone()).increment(1);
+            }
             metrics::gauge!(GROUP_DURATION, "group" => group.name.clone())
                 .set(started.elapsed().as_secs_f64());
             metrics::counter!(EVALUATIONS, "group" => group.name.clone()).increment(1);
         }
         for rule in group.alerting_rules() {
-            if rule.last_error.is_some() {
-                metrics::counter!(EVALUATION_FAILURES, "rule" => rule.name.clone()).increment(1);
-            }
             states.push((
                 rule_key(&group.name, &rule.name),
                 serde_json::to_string(&rule.active).unwrap_or_default(),

@@ -107,9 +107,18 @@ impl Db {
         Ok(())
     }
 
-    async fn pairs(&self, sql: &'static str) -> Result<Vec<(String, String)>, DbError> {
+    /// Runs a query returning (text, text) rows, with one optional number bound to `$1`.
+    async fn pairs(
+        &self,
+        sql: &'static str,
+        bind: Option<i64>,
+    ) -> Result<Vec<(String, String)>, DbError> {
         let rows: Vec<(String, String)> = on_pool!(self, pool => {
-            sqlx::query(sql)
+            let mut query = sqlx::query(sql);
+            if let Some(value) = bind {
+                query = query.bind(value);
+            }
+            query
                 .fetch_all(pool)
                 .await?
                 .into_iter()
@@ -138,7 +147,7 @@ impl Db {
 
     /// Every rule's stored alerts: (rule key, JSON).
     pub async fn load_rule_states(&self) -> Result<Vec<(String, String)>, DbError> {
-        self.pairs("SELECT rule_key, body FROM watch_alert_state")
+        self.pairs("SELECT rule_key, body FROM watch_alert_state", None)
             .await
     }
 
@@ -214,17 +223,11 @@ impl Db {
         now: i64,
         keep_ms: i64,
     ) -> Result<Vec<(String, String)>, DbError> {
-        let sql = "SELECT id, body FROM watch_silences WHERE ends_at_ms > $1";
-        let rows: Vec<(String, String)> = on_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(now - keep_ms)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|row| (row.get::<String, _>(0), row.get::<String, _>(1)))
-                .collect()
-        });
-        Ok(rows)
+        self.pairs(
+            "SELECT id, body FROM watch_silences WHERE ends_at_ms > $1",
+            Some(now - keep_ms),
+        )
+        .await
     }
 
     /// Stores a notification-log entry.
@@ -241,7 +244,7 @@ impl Db {
 
     /// Every notification-log entry: (key, JSON).
     pub async fn load_log(&self) -> Result<Vec<(String, String)>, DbError> {
-        self.pairs("SELECT log_key, body FROM watch_notification_log")
+        self.pairs("SELECT log_key, body FROM watch_notification_log", None)
             .await
     }
 }
