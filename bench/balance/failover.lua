@@ -31,3 +31,10 @@ function request()
   end
   return wrk.format("GET", menu)
 end
+
+-- Failed answers are printed (status and the start of the body), so a run shows what failed.
+function response(status, headers, body)
+  if status >= 400 then
+    io.stderr:write(string.format("failover.lua: %d %s\n", status, string.sub(body or "", 1, 200)))
+  end
+end

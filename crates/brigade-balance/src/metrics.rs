@@ -103,7 +103,7 @@ impl BackendMetrics {
 /// Handles for one pool.
 #[derive(Debug)]
 pub struct PoolMetrics {
-    retries: [Counter; 4],
+    retries: [Counter; 5],
     /// Budget exhaustion counter.
     pub budget_exhausted: Counter,
     /// No-usable-backend counter.
@@ -120,6 +120,7 @@ impl PoolMetrics {
                 retry("server_error"),
                 retry("timeout"),
                 retry("error"),
+                retry("retry_after"),
             ],
             budget_exhausted: metrics::counter!(BUDGET_EXHAUSTED, "pool" => pool.to_owned()),
             no_healthy: metrics::counter!(NO_HEALTHY, "pool" => pool.to_owned()),
@@ -132,7 +133,9 @@ impl PoolMetrics {
             Outcome::ConnectError => 0,
             Outcome::ServerError => 1,
             Outcome::Timeout => 2,
-            Outcome::Success | Outcome::Error => 3,
+            Outcome::Error => 3,
+            // A non-failure answer is retried only when it asked to be (Retry-After).
+            Outcome::Success => 4,
         };
         &self.retries[index]
     }

@@ -5,7 +5,8 @@
 //! sent). After the request was sent, only idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS,
 //! TRACE) and POST/PATCH carrying `Idempotency-Key` are retried, on a connection error, a
 //! timeout or a 502/503/504 answer, and only when the body was small enough to be kept for
-//! replay. Nothing is retried once the response is handed to the client, so no client ever sees
+//! replay; a 409/429/503 answer with `Retry-After` of at most 2 s is waited out and retried the
+//! same way. Nothing is retried once the response is handed to the client, so no client ever sees
 //! bytes of two attempts. Every retry spends a token of the pool's budget.
 
 use std::net::SocketAddr;
@@ -234,9 +235,13 @@ pub async fn handle(
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT
                 );
-                if again && retry_after_send {
-                    last = Outcome::ServerError;
+                let asked_to_wait = retry_after(&response);
+                if (again || asked_to_wait.is_some()) && retry_after_send {
+                    last = outcome;
                     kept = Some(response);
+                    if let Some(wait) = asked_to_wait {
+                        tokio::time::sleep(wait).await;
+                    }
                     continue;
                 }
                 return response;
@@ -251,6 +256,31 @@ pub async fn handle(
         Outcome::ConnectError => answer::bad_gateway("no backend accepted a connection", rid),
         _ => answer::bad_gateway("the backend closed the connection without an answer", rid),
     }
+}
+
+/// Longest `Retry-After` the balancer waits out itself before retrying.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// A 409, 429 or 503 answer with a short `Retry-After` (whole seconds) asks for the same
+/// request again shortly: brigade answers a keyed retry this way while the first request with
+/// that key is still in progress on a replica that may have died. The balancer waits and
+/// retries (within attempts and budget) instead of handing the conflict to the client.
+fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
+    if !matches!(
+        response.status(),
+        StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return None;
+    }
+    let seconds: u64 = response
+        .headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds)).filter(|wait| *wait <= MAX_RETRY_AFTER)
 }
 
 /// Sets `X-Request-Id` and `traceparent` when the client sent none; returns the request id.

@@ -337,3 +337,43 @@ async fn upstream_connections_are_reused_and_reaped_when_idle() {
     assert_eq!(balancer.get("/").await.0, 200);
     balancer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_post_answered_409_with_retry_after_is_retried_after_the_wait() {
+    let a = Upstream::start("c409a").await;
+    let b = Upstream::start("c409b").await;
+    let balancer = Balancer::from_toml(&rr_pool("conflict", &[&a, &b])).await;
+    a.behaviour.conflict_once.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let response = balancer
+        .client
+        .post(balancer.url("/orders"))
+        .header("idempotency-key", "k-409")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After was waited out"
+    );
+    assert_eq!((a.hits(), b.hits()), (1, 1));
+    let metrics = balancer.metrics().await;
+    assert!(
+        metrics
+            .contains("brigade_balance_retries_total{pool=\"conflict\",reason=\"retry_after\"} 1")
+    );
+
+    // Without a key the 409 goes to the client as it is.
+    a.behaviour.conflict_once.store(true, Ordering::SeqCst);
+    let response = balancer
+        .client
+        .post(balancer.url("/orders"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    balancer.stop().await;
+}

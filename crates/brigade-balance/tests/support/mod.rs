@@ -29,6 +29,9 @@ pub struct Behaviour {
     pub status: AtomicU16,
     /// Close the connection after reading the request, without answering.
     pub die_mid_request: AtomicBool,
+    /// Answer the next request 409 with `Retry-After: 1` (like brigade while a key's first
+    /// request is in progress), then behave normally.
+    pub conflict_once: AtomicBool,
     /// Status of the health path (0 = 200).
     pub health_status: AtomicU16,
 }
@@ -160,6 +163,14 @@ async fn answer(
         .unwrap_or_default();
     if behaviour.die_mid_request.load(Ordering::SeqCst) {
         return Err(std::io::Error::other("dies mid-request"));
+    }
+    if behaviour.conflict_once.swap(false, Ordering::SeqCst) {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"in progress")));
+        *response.status_mut() = hyper::StatusCode::CONFLICT;
+        response
+            .headers_mut()
+            .insert("retry-after", "1".parse().unwrap());
+        return Ok(response);
     }
     let delay = behaviour.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
