@@ -15,6 +15,7 @@ mod extract;
 mod faults;
 mod metrics;
 mod middleware;
+mod pages;
 mod placement;
 pub mod routes;
 mod state;
@@ -252,6 +253,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.settings.server.request_timeout();
     let router = router
         .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
+        .merge(pages::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
