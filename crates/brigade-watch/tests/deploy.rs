@@ -23,11 +23,11 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// (matchers, receiver, group_by, continue) of each route, depth first.
-fn from_watch(
-    route: &RouteConfig,
-    out: &mut Vec<(Vec<String>, Option<String>, Option<Vec<String>>, bool)>,
-) {
+/// (matchers, receiver, group_by, continue) of one route.
+type RouteRow = (Vec<String>, Option<String>, Option<Vec<String>>, bool);
+
+/// Every route's row, depth first.
+fn from_watch(route: &RouteConfig, out: &mut Vec<RouteRow>) {
     out.push((
         route.matchers.clone(),
         route.receiver.clone(),
@@ -39,10 +39,7 @@ fn from_watch(
     }
 }
 
-fn from_alertmanager(
-    route: &Value,
-    out: &mut Vec<(Vec<String>, Option<String>, Option<Vec<String>>, bool)>,
-) {
+fn from_alertmanager(route: &Value, out: &mut Vec<RouteRow>) {
     out.push((
         strings(&route["matchers"]),
         route["receiver"].as_str().map(str::to_owned),
