@@ -54,6 +54,18 @@ pub async fn authorize(
     settle(state, &charge, actor).await
 }
 
+/// Settles the pending payment of `order_id` on behalf of a retry of the request that placed
+/// it (same idempotency key at the provider, so at most one charge).
+pub async fn take_over(state: &AppState, order_id: uuid::Uuid, actor: &Actor) -> ApiResult<()> {
+    if let Some(payment) = state.store.payment_of_order(order_id).await?
+        && payment.status == PaymentStatus::Pending
+    {
+        tracing::info!(order_id = %order_id, payment_id = %payment.id, "a retry settles the payment its first request left");
+        settle(state, &charge(&payment), actor).await?;
+    }
+    Ok(())
+}
+
 /// Calls the provider for `charge` and records what it said.
 async fn settle(state: &AppState, charge: &Charge, actor: &Actor) -> ApiResult<Settled> {
     let settlement = match state.payments.authorize(charge).await {

@@ -127,7 +127,10 @@ pub enum PlaceOutcome {
     /// The key was used before with a different body.
     KeyReused,
     /// The key's first request is still waiting for its payment to settle.
-    InProgress,
+    InProgress {
+        /// The order it placed (absent for keys written before payments existed).
+        order_id: Option<Uuid>,
+    },
 }
 
 /// A response kept for idempotent replay.

@@ -290,6 +290,7 @@ impl From<LoadRow> for StationLoad {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct IdempotencyRow {
+    pub order_id: Option<Uuid>,
     pub request_hash: String,
     pub status: i64,
     pub response_body: String,

@@ -760,7 +760,7 @@ macro_rules! impl_store {
                     .rows_affected();
                     if inserted == 0 {
                         let row: $crate::rows::IdempotencyRow = sqlx::query_as(
-                            "SELECT request_hash, status, response_body FROM idempotency_keys \
+                            "SELECT order_id, request_hash, status, response_body FROM idempotency_keys \
                              WHERE scope = $1 AND key = $2",
                         )
                         .bind(&key.scope)
@@ -771,7 +771,7 @@ macro_rules! impl_store {
                         return Ok(if row.request_hash != key.request_hash {
                             PlaceOutcome::KeyReused
                         } else if row.response_body.is_empty() {
-                            PlaceOutcome::InProgress
+                            PlaceOutcome::InProgress { order_id: row.order_id }
                         } else {
                             PlaceOutcome::Replayed($crate::StoredResponse {
                                 status: u16::try_from(row.status).unwrap_or(201),
@@ -932,7 +932,7 @@ macro_rules! impl_store {
                 key: &str,
             ) -> $crate::StoreResult<Option<(String, $crate::StoredResponse)>> {
                 let row: Option<$crate::rows::IdempotencyRow> = sqlx::query_as(
-                    "SELECT request_hash, status, response_body FROM idempotency_keys \
+                    "SELECT order_id, request_hash, status, response_body FROM idempotency_keys \
                      WHERE scope = $1 AND key = $2 AND response_body <> ''",
                 )
                 .bind(scope)

@@ -16,6 +16,8 @@
 mod autoscale;
 mod balancer;
 mod child;
+mod dashboard;
+pub mod drill;
 mod events;
 pub mod logs;
 mod ops;

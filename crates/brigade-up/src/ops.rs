@@ -37,6 +37,7 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn serve(listener: TcpListener, shared: Shared, shutdown: brigade_core::Shutdown) {
     let router = Router::new()
         .route("/api/status", get(status))
+        .merge(crate::dashboard::router())
         .route("/api/pools/{pool}/rollout", post(rollout))
         .route("/api/pools/{pool}/scale", post(scale))
         .route(

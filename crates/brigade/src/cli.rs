@@ -80,6 +80,40 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// Set the number of replicas of a pool under `brigade up`.
     Scale(ScaleArgs),
+    /// Run a drill against `brigade up`: built-in load while one fault happens, then a report.
+    ///
+    /// Drills: kill-replica (SIGKILL one replica), rolling-restart, error-burst (one replica
+    /// answers 500). The report gives requests sent and failed, p50/p99 before, during and
+    /// after, the time to recover, alerts fired, and whether every acknowledged order is in the
+    /// store exactly once; the exit code is 1 when a claim does not hold.
+    Drill(DrillArgs),
+}
+
+/// Flags of `brigade drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// kill-replica, rolling-restart or error-burst.
+    pub name: String,
+    /// The ops API of `brigade up`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub ops: String,
+    /// Password of the demo accounts (default: BRIGADE_DEMO_PASSWORD).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "BRIGADE_DEMO_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: String,
+    /// Seconds of load before and after the fault.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub phase_secs: u64,
+    /// Concurrent clients.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub clients: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `brigade rollout`.
@@ -386,7 +420,8 @@ impl Cli {
             | Command::Status(_)
             | Command::Logs(_)
             | Command::Rollout(_)
-            | Command::Scale(_) => None,
+            | Command::Scale(_)
+            | Command::Drill(_) => None,
         };
         let Some(storage) = storage else {
             return Settings::from_figment(figment);

@@ -487,3 +487,59 @@ fn the_autoscaler_adds_replicas_under_load_and_removes_them_after_the_window() {
     let health = client.get(up.url("/health/ready")).send().unwrap();
     assert!(health.status().is_success());
 }
+
+#[test]
+fn every_drill_runs_in_short_mode_and_its_report_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path());
+    for drill in ["kill-replica", "rolling-restart", "error-burst"] {
+        let output = Command::new(BRIGADE)
+            .args([
+                "drill",
+                drill,
+                "--ops",
+                &up.ops,
+                "--phase-secs",
+                "2",
+                "--clients",
+                "4",
+                "--json",
+            ])
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{drill}: no JSON report ({e}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(
+            output.status.success(),
+            "{drill} failed its claims: {report}"
+        );
+        assert!(report["sent"].as_u64().unwrap() > 50, "{drill}: {report}");
+        assert!(
+            report["acknowledged"].as_u64().unwrap() > 10,
+            "{drill}: {report}"
+        );
+        assert_eq!(report["lost"], 0, "{drill}: {report}");
+        assert_eq!(report["duplicated"], 0, "{drill}: {report}");
+        match drill {
+            "error-burst" => assert!(
+                report["failed_by_phase"][1].as_u64().unwrap() > 0,
+                "the burst failed requests: {report}"
+            ),
+            _ => assert_eq!(report["failed"], 0, "{drill}: {report}"),
+        }
+    }
+    let unknown = Command::new(BRIGADE)
+        .args(["drill", "flood", "--ops", &up.ops, "--password", "x"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("kill-replica"),
+        "names the drills"
+    );
+}

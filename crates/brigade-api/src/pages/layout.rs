@@ -39,7 +39,7 @@ pub(super) fn page(title: &str, section: Section, script: &str, main: Markup) ->
                 }
                 main #main {
                     h1 { (title) }
-                    div #messages role="alert" aria-live="assertive" {}
+                    div #messages aria-live="polite" {}
                     (main)
                 }
             }

@@ -81,6 +81,10 @@ async fn create_order(
     let placement =
         placement::prepare(&state, &order, caller.actor(), customer_id, idempotency).await?;
     let payment_id = placement.payment.id;
+    let key_of_request = placement
+        .idempotency
+        .as_ref()
+        .map(|key| (key.scope.clone(), key.key.clone()));
     match state.store.place_order(placement).await? {
         PlaceOutcome::Created(order) => {
             let settled = checkout::authorize(&state, &order, payment_id, &caller.actor()).await?;
@@ -103,8 +107,42 @@ async fn create_order(
         }
         PlaceOutcome::Replayed(stored) => Ok(replay(stored)),
         PlaceOutcome::KeyReused => Err(key_reused()),
-        PlaceOutcome::InProgress => Ok(in_progress()),
+        PlaceOutcome::InProgress { order_id } => {
+            // A retry (often the balancer's, after the first replica died or the connection
+            // broke) of a request whose payment is not settled yet.
+            let Some((scope, key)) = key_of_request else {
+                return Ok(in_progress());
+            };
+            settled_answer(&state, &scope, &key, order_id, &caller.actor()).await
+        }
     }
+}
+
+/// The answer to a retry whose first request's payment is not settled: wait a moment for the
+/// first request to finish; if it does not (its replica died mid-call), settle the payment
+/// here — the provider call repeats the first one's idempotency key, so it finds the charge
+/// the first made or makes it once, and settling an already settled payment changes nothing.
+async fn settled_answer(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    order_id: Option<Uuid>,
+    actor: &brigade_domain::Actor,
+) -> ApiResult<Response> {
+    let patience = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+    while tokio::time::Instant::now() < patience {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        if let Some((_, stored)) = state.store.find_idempotent(scope, key).await? {
+            return Ok(replay(stored));
+        }
+    }
+    if let Some(order_id) = order_id {
+        checkout::take_over(state, order_id, actor).await?;
+        if let Some((_, stored)) = state.store.find_idempotent(scope, key).await? {
+            return Ok(replay(stored));
+        }
+    }
+    Ok(in_progress())
 }
 
 /// 409 while the first request with this key still waits for its payment.

@@ -12,6 +12,7 @@ mod cache;
 mod health;
 mod kitchen;
 mod orders;
+mod pages;
 mod payments;
 mod roles;
 mod shops;

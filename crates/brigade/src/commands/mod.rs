@@ -2,6 +2,7 @@
 
 mod balance;
 mod demo_data;
+mod drill;
 mod logs;
 mod migrate;
 mod rollout;
@@ -27,5 +28,6 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(args).await,
         Command::Rollout(args) => rollout::restart(args).await,
         Command::Scale(args) => rollout::scale(args).await,
+        Command::Drill(args) => drill::run(args).await,
     }
 }
