@@ -60,6 +60,7 @@ const brigade = (() => {
     const box = document.getElementById("messages");
     const div = document.createElement("div");
     div.className = "message error";
+    div.setAttribute("role", "alert");
     const p = document.createElement("p");
     const problem = (error && error.problem) || {};
     const title = problem.title || "Something went wrong";
