@@ -126,7 +126,13 @@ pub async fn handle(
     let mut tried = [0usize; TRIED];
     let mut last = Outcome::ConnectError;
     let mut kept: Option<Response<ResponseBody>> = None;
-    for attempt in 0..max_attempts {
+    // Attempts spent waiting out a Retry-After do not count, within MAX_TOTAL_WAIT.
+    let mut limit = max_attempts;
+    let mut waited = Duration::ZERO;
+    for attempt in 0u32.. {
+        if attempt >= limit {
+            break;
+        }
         if attempt > 0 {
             if !pool.budget.withdraw() {
                 pool.metrics.budget_exhausted.increment(1);
@@ -160,7 +166,7 @@ pub async fn handle(
                 }
             },
         };
-        let retry_after_send = retryable && attempt + 1 < max_attempts;
+        let retry_after_send = retryable && attempt + 1 < limit;
         let body = match &replay {
             Some(bytes) => RequestBody::Full(Some(bytes.clone())),
             None => match streamed.take() {
@@ -235,8 +241,15 @@ pub async fn handle(
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT
                 );
-                let asked_to_wait = retry_after(&response);
-                if (again || asked_to_wait.is_some()) && retry_after_send {
+                let asked_to_wait = retry_after(&response)
+                    .filter(|wait| retryable && waited + *wait <= MAX_TOTAL_WAIT);
+                if let Some(wait) = asked_to_wait {
+                    waited += wait;
+                    if attempt + 1 >= limit {
+                        limit += 1;
+                    }
+                }
+                if (again && retry_after_send) || asked_to_wait.is_some() {
                     last = outcome;
                     kept = Some(response);
                     if let Some(wait) = asked_to_wait {
@@ -260,6 +273,9 @@ pub async fn handle(
 
 /// Longest `Retry-After` the balancer waits out itself before retrying.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Longest total wait for `Retry-After` answers of one request; such waits do not use up
+/// `retry.max_attempts` (the in-progress window of a dead replica's request can outlast one).
+const MAX_TOTAL_WAIT: Duration = Duration::from_secs(5);
 
 /// A 409, 429 or 503 answer with a short `Retry-After` (whole seconds) asks for the same
 /// request again shortly: brigade answers a keyed retry this way while the first request with

@@ -343,7 +343,7 @@ async fn a_keyed_post_answered_409_with_retry_after_is_retried_after_the_wait() 
     let a = Upstream::start("c409a").await;
     let b = Upstream::start("c409b").await;
     let balancer = Balancer::from_toml(&rr_pool("conflict", &[&a, &b])).await;
-    a.behaviour.conflict_once.store(true, Ordering::SeqCst);
+    a.behaviour.conflicts.store(1, Ordering::SeqCst);
     let started = Instant::now();
     let response = balancer
         .client
@@ -366,7 +366,7 @@ async fn a_keyed_post_answered_409_with_retry_after_is_retried_after_the_wait() 
     );
 
     // Without a key the 409 goes to the client as it is.
-    a.behaviour.conflict_once.store(true, Ordering::SeqCst);
+    a.behaviour.conflicts.store(1, Ordering::SeqCst);
     let response = balancer
         .client
         .post(balancer.url("/orders"))
@@ -375,5 +375,28 @@ async fn a_keyed_post_answered_409_with_retry_after_is_retried_after_the_wait() 
         .await
         .unwrap();
     assert_eq!(response.status(), 409);
+    balancer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_waits_do_not_use_up_attempts() {
+    let a = Upstream::start("w409a").await;
+    let b = Upstream::start("w409b").await;
+    let balancer = Balancer::from_toml(&format!(
+        "[retry]\nmax_attempts = 2\n{}",
+        rr_pool("wait", &[&a, &b])
+    ))
+    .await;
+    a.behaviour.conflicts.store(1, Ordering::SeqCst);
+    b.behaviour.conflicts.store(1, Ordering::SeqCst);
+    let response = balancer
+        .client
+        .put(balancer.url("/orders/1"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(a.hits() + b.hits(), 3);
     balancer.stop().await;
 }

@@ -29,9 +29,9 @@ pub struct Behaviour {
     pub status: AtomicU16,
     /// Close the connection after reading the request, without answering.
     pub die_mid_request: AtomicBool,
-    /// Answer the next request 409 with `Retry-After: 1` (like brigade while a key's first
+    /// Answer this many requests 409 with `Retry-After: 1` (like brigade while a key's first
     /// request is in progress), then behave normally.
-    pub conflict_once: AtomicBool,
+    pub conflicts: AtomicU64,
     /// Status of the health path (0 = 200).
     pub health_status: AtomicU16,
 }
@@ -164,7 +164,11 @@ async fn answer(
     if behaviour.die_mid_request.load(Ordering::SeqCst) {
         return Err(std::io::Error::other("dies mid-request"));
     }
-    if behaviour.conflict_once.swap(false, Ordering::SeqCst) {
+    if behaviour
+        .conflicts
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
         let mut response = Response::new(Full::new(Bytes::from_static(b"in progress")));
         *response.status_mut() = hyper::StatusCode::CONFLICT;
         response
