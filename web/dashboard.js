@@ -1,5 +1,7 @@
-// The ops dashboard: polls the supervisor's GET /api/status every second and draws the
-// topology (pools and their replicas), the recent events, and rollout/scale controls.
+// The ops dashboard: polls the supervisor's GET /api/status and the balancer's pools (through
+// GET /api/dashboard/balancer) every second and draws the topology (pools and their replicas
+// with the balancer's health, drain state, EWMA latency and in-flight count), the recent
+// events, and drain/undrain, rollout and scale controls.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -53,18 +55,53 @@ document.addEventListener("DOMContentLoaded", () => {
       el("div", { class: "field" }, scale), el("div", { class: "field" }, rollout));
   }
 
-  function table(children) {
-    const head = el("tr", {}, ...["Instance", "State", "Address", "PID", "Restarts"].map((h) => el("th", { scope: "col", textContent: h })));
-    const rows = children.map((c) => el("tr", { class: `child ${c.state}`, "data-instance": c.instance, "data-state": c.state, "data-pid": c.pid ?? "" },
-      el("th", { scope: "row", textContent: c.instance + (c.backup ? " (backup)" : "") }),
-      el("td", {}, el("span", { class: `state ${c.state}`, textContent: c.state })),
-      el("td", { textContent: c.address || "—" }),
-      el("td", { textContent: c.pid ?? "—" }),
-      el("td", { textContent: c.restarts })));
+  function drainButton(pool, backend) {
+    const action = backend.draining ? "undrain" : "drain";
+    const b = el("button", { type: "button", textContent: backend.draining ? "Undrain" : "Drain" });
+    b.setAttribute("aria-label", `${backend.draining ? "Undrain" : "Drain"} ${backend.address}`);
+    b.addEventListener("click", async () => {
+      busy = true; b.disabled = true;
+      try { await post(`/api/dashboard/balancer/${pool}/${backend.address}/${action}`, {}); say(`${backend.address}: ${action}ed.`, "ok"); }
+      catch (error) { say(`${action} of ${backend.address} failed: ${error.message}`, "error"); }
+      busy = false; refresh();
+    });
+    return b;
+  }
+
+  function table(children, backends) {
+    const columns = ["Instance", "State", "Address", "PID", "Restarts"];
+    if (backends) columns.push("Balancer", "In flight", "EWMA ms", "Requests", "Failures", "");
+    const head = el("tr", {}, ...columns.map((h) => el("th", { scope: "col", textContent: h })));
+    const rows = children.map((c) => {
+      const row = el("tr", { class: `child ${c.state}`, "data-instance": c.instance, "data-state": c.state, "data-pid": c.pid ?? "" },
+        el("th", { scope: "row", textContent: c.instance + (c.backup ? " (backup)" : "") }),
+        el("td", {}, el("span", { class: `state ${c.state}`, textContent: c.state })),
+        el("td", { textContent: c.address || "—" }),
+        el("td", { textContent: c.pid ?? "—" }),
+        el("td", { textContent: c.restarts }));
+      if (backends) {
+        const b = backends.get(c.address);
+        if (b) {
+          row.dataset.balancer = b.state;
+          row.append(el("td", {}, el("span", { class: `state ${b.state}`, textContent: b.state })),
+            el("td", { textContent: b.in_flight }), el("td", { textContent: Number(b.ewma_ms).toFixed(1) }),
+            el("td", { textContent: b.requests_total }), el("td", { textContent: b.failures_total }),
+            el("td", {}, drainButton(c.pool, b)));
+        } else {
+          row.dataset.balancer = "absent";
+          row.append(el("td", { textContent: "not in the balancer", colSpan: 6 }));
+        }
+      }
+      return row;
+    });
     return el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows));
   }
 
-  function draw(status) {
+  function draw(status, balancer) {
+    const backendsOf = (pool) => {
+      const found = balancer && balancer.pools.find((p) => p.name === pool);
+      return found ? new Map(found.backends.map((b) => [b.address, b])) : null;
+    };
     document.getElementById("addresses").textContent =
       `public ${status.public || "—"} · balancer admin ${status.balancer_admin || "—"} · watch ${status.watch || "—"}`;
     if (!busy) {
@@ -77,7 +114,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const parts = [el("h3", { textContent: "Processes" }), table(others)];
       pools.forEach((children, pool) => {
         const primaries = children.filter((c) => !c.backup).length;
-        parts.push(el("h3", { textContent: `Pool ${pool}` }), table(children), controls(pool, primaries));
+        parts.push(el("h3", { textContent: `Pool ${pool}` }), table(children, backendsOf(pool)), controls(pool, primaries));
       });
       topology.replaceChildren(...parts);
     }
@@ -92,7 +129,13 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const response = await fetch("/api/status", { cache: "no-store" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      draw(await response.json());
+      const status = await response.json();
+      let balancer = null;
+      try {
+        const answer = await fetch("/api/dashboard/balancer", { cache: "no-store" });
+        if (answer.ok) balancer = await answer.json();
+      } catch (_) { /* the balancer is restarting: the supervisor's view still shows */ }
+      draw(status, balancer);
     } catch (error) {
       document.getElementById("updated").textContent = `The supervisor did not answer (${error.message}); retrying`;
     }

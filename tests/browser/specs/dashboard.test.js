@@ -1,5 +1,6 @@
-// The ops dashboard of `brigade up` (its ops port): every replica is shown; a replica killed
-// with SIGKILL is shown down, then back with a new process.
+// The ops dashboard of `brigade up` (its ops port): every replica is shown with the balancer's
+// view of it; draining and undraining from the page; a replica killed with SIGKILL is shown
+// down, then back with a new process.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startUp, launchBrowser, newPerson, screenshot } from "./support.js";
@@ -29,9 +30,22 @@ test("the dashboard shows every replica, and a killed one down and then back", a
   }
   await page.getByRole("button", { name: "Rollout restart of pool orders" }).waitFor();
   await page.getByLabel("Replicas of orders").waitFor();
+  for (const child of replicas) {
+    await page.locator(`tr.child[data-instance="${child.instance}"][data-balancer="healthy"]`).waitFor();
+  }
   await screenshot(page, "dashboard");
 
-  const victim = replicas.find((c) => c.pool === "orders" && !c.backup);
+  const drained = replicas.find((c) => c.pool === "orders" && !c.backup && c.instance.endsWith("-2")) || replicas[0];
+  await page.getByRole("button", { name: `Drain ${drained.address}` }).click();
+  await page.locator(`tr.child[data-instance="${drained.instance}"][data-balancer="draining"]`).waitFor();
+  const pools = await (await fetch(`${up.ops}/api/dashboard/balancer`)).json();
+  const backend = pools.pools.flatMap((p) => p.backends).find((b) => b.address === drained.address);
+  assert.equal(backend.draining, true, "the balancer itself drains it");
+  await screenshot(page, "dashboard-drained");
+  await page.getByRole("button", { name: `Undrain ${drained.address}` }).click();
+  await page.locator(`tr.child[data-instance="${drained.instance}"][data-balancer="healthy"]`).waitFor();
+
+  const victim = replicas.find((c) => c.pool === "orders" && !c.backup && c !== drained);
   process.kill(victim.pid, "SIGKILL");
   const row = (state) => page.locator(`tr.child[data-instance="${victim.instance}"][data-state="${state}"]`);
   await page.locator(`tr.child[data-instance="${victim.instance}"]:not([data-state="ready"])`).waitFor({ timeout: 15_000 });
