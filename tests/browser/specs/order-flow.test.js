@@ -59,6 +59,8 @@ test("a customer's order goes through every status as the kitchen and a courier 
   await customer.locator("#cart-lines li", { hasText: "1 × Garlic Bread" }).waitFor();
   assert.equal(await customer.locator("#cart-total").textContent(), "23.50 EUR");
   await screenshot(customer, "ordering-page-cart");
+  const overflow = () => customer.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(await overflow() <= 360, "no sideways scrolling on a 360 px phone");
 
   await customer.getByRole("button", { name: "Place order" }).click();
   await customer.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
@@ -92,6 +94,7 @@ test("a customer's order goes through every status as the kitchen and a courier 
   const ready = courier.locator("#ready-orders li", { hasText: suffix });
   await ready.waitFor();
   await screenshot(courier, "courier-view");
+  assert.ok(await courier.evaluate(() => document.documentElement.scrollWidth) <= 360, "courier view fits a phone");
   await ready.getByRole("button", { name: `Pick up: order ${suffix}` }).click();
   const road = courier.locator("#road-orders li", { hasText: suffix });
   await road.waitFor();

@@ -59,5 +59,6 @@ test("a wrong password is refused with the API's message", async () => {
   await page.getByRole("button", { name: "Log in", exact: true }).click();
   await page.locator("#messages .message.error").waitFor();
   assert.equal(await page.locator("#kitchen").isHidden(), true);
+  await screenshot(page, "kitchen-wrong-password");
   await page.context().close();
 });
