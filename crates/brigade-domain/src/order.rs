@@ -323,6 +323,8 @@ mod tests {
     #[test]
     fn only_lifecycle_steps_are_allowed() {
         let allowed = [
+            (AwaitingPayment, Placed),
+            (AwaitingPayment, PaymentFailed),
             (Placed, Accepted),
             (Accepted, Preparing),
             (Preparing, Ready),
@@ -340,6 +342,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn payment_steps_cannot_be_requested() {
+        assert_eq!(
+            AwaitingPayment.request(Placed),
+            Err(TransitionError::PaymentOnly { to: Placed })
+        );
+        assert_eq!(
+            AwaitingPayment.request(PaymentFailed),
+            Err(TransitionError::PaymentOnly { to: PaymentFailed })
+        );
+        assert!(matches!(
+            Placed.request(PaymentFailed),
+            Err(TransitionError::NotAllowed { .. })
+        ));
     }
 
     #[test]
