@@ -199,31 +199,7 @@ fn up_serves_survives_a_killed_replica_and_stops_everything() {
     }
 
     // SIGKILL one replica under load: no request fails, and it comes back.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, sent, failed, url) = (
-                stop.clone(),
-                sent.clone(),
-                failed.clone(),
-                up.url("/api/v1/shops"),
-            );
-            std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::new();
-                while !stop.load(Ordering::Relaxed) {
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    if !client
-                        .get(&url)
-                        .send()
-                        .is_ok_and(|r| r.status().is_success())
-                    {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&up, 4);
     std::thread::sleep(Duration::from_millis(500));
     let victim = up.status()["children"]
         .as_array()
@@ -252,17 +228,9 @@ fn up_serves_survives_a_killed_replica_and_stops_everything() {
         },
     );
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for thread in load {
-        thread.join().unwrap();
-    }
-    assert!(sent.load(Ordering::Relaxed) > 100, "the load ran");
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "failed requests out of {}",
-        sent.load(Ordering::Relaxed)
-    );
+    let (sent, failed) = load.finish();
+    assert!(sent > 100, "the load ran");
+    assert_eq!(failed, 0, "failed requests out of {sent}");
 
     // SIGTERM: everything stops in order, exit 0, no process left.
     let pids = up.child_pids();
