@@ -173,3 +173,48 @@ where
         }
     }
 }
+
+/// What [`warm`] loaded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Warmed {
+    /// Menus (one per shop, open or closed).
+    pub menus: usize,
+    /// Shops in the open-shop list.
+    pub open_shops: usize,
+    /// Kitchen loads (one per open shop).
+    pub loads: usize,
+}
+
+/// Loads every menu, the open-shop list and every open shop's kitchen load from the store and
+/// writes them to the cache with their usual lifetimes, replacing what is there: the entries
+/// the next orders will read are fresh rather than missing.
+pub async fn warm(state: &AppState) -> StoreResult<Warmed> {
+    let mut warmed = Warmed::default();
+    let filter = ShopFilter {
+        region: None,
+        open: Some(true),
+    };
+    let open = state.store.list_shops(&filter).await?;
+    put(state, OPEN_SHOPS_KEY, &open, load_ttl(state)).await;
+    warmed.open_shops = open.len();
+    for shop in state.store.list_shops(&ShopFilter::default()).await? {
+        let menu = state.store.menu(shop.id).await?;
+        put(state, &menu_key(shop.id), &menu, menu_ttl(state)).await;
+        warmed.menus += 1;
+    }
+    for shop in &open {
+        let snapshot = LoadSnapshot {
+            taken_at_ms: now_ms(),
+            loads: state.store.station_loads(shop.id).await?,
+        };
+        put(state, &load_key(shop.id), &snapshot, load_ttl(state)).await;
+        warmed.loads += 1;
+    }
+    Ok(warmed)
+}
+
+/// Writes one value as the JSON its reader expects.
+async fn put<T: Serialize>(state: &AppState, key: &str, value: &T, ttl: Duration) {
+    let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+    state.cache.set(key, bytes, ttl).await;
+}

@@ -1,11 +1,15 @@
-//! Injected failures: a share of API requests answered with 500 on purpose, so that alerts,
-//! dashboards and runbooks can be drilled against a real replica.
+//! Injected failures, so that alerts, dashboards, the balancer and runbooks can be drilled
+//! against a real replica: a share of API requests answered with 500, a share delayed by a
+//! fixed latency (a slow replica), and a payment provider outage (every provider call fails
+//! inside the payment guards, so the circuit breaker opens as for a real outage).
 //!
-//! Set at start with `faults.error_ratio` (`BRIGADE_FAULTS__ERROR_RATIO`) and at run time by an
-//! admin with `PUT /api/v1/admin/faults` (per replica: the switch lives in this process). Health,
-//! metrics and the faults route itself are never affected, so a drill can always be stopped.
+//! The error ratio is set at start with `faults.error_ratio` (`BRIGADE_FAULTS__ERROR_RATIO`);
+//! everything is set at run time by an admin with `PUT /api/v1/admin/faults` (per replica: the
+//! switch lives in this process). Health, metrics and the faults route itself are never
+//! affected, so a drill can always be stopped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -25,27 +29,28 @@ use crate::state::AppState;
 /// The path of the switch, exempt from the faults it switches.
 const FAULTS_PATH: &str = "/api/v1/admin/faults";
 
-/// The fault switch of one process.
+/// Longest injected latency: a drill makes a replica slow, not hung past every timeout.
+const MAX_LATENCY_MS: u64 = 60_000;
+
+/// A share of requests picked evenly: a counter, not randomness, so a ratio of 0.5 picks
+/// exactly every second request and drills repeat.
 #[derive(Debug)]
-pub struct Faults {
+struct Share {
     /// The ratio's `f64` bits: one atomic, no lock on the request path.
     ratio_bits: AtomicU64,
-    /// Requests seen while faults were on; spreads failures evenly instead of randomly, so a
-    /// ratio of 0.5 fails exactly every second request.
+    /// Requests seen while the share was above zero.
     seen: AtomicU64,
 }
 
-impl Faults {
-    /// A switch starting at `ratio` (0.0–1.0, validated by the settings).
-    pub fn new(ratio: f64) -> Self {
+impl Share {
+    fn new(ratio: f64) -> Self {
         Self {
             ratio_bits: AtomicU64::new(ratio.clamp(0.0, 1.0).to_bits()),
             seen: AtomicU64::new(0),
         }
     }
 
-    /// The current share of requests failed.
-    pub fn ratio(&self) -> f64 {
+    fn ratio(&self) -> f64 {
         f64::from_bits(self.ratio_bits.load(Ordering::Relaxed))
     }
 
@@ -53,7 +58,7 @@ impl Faults {
         self.ratio_bits.store(ratio.to_bits(), Ordering::Relaxed);
     }
 
-    /// Whether this request is one to fail.
+    /// Whether this request is one of the share.
     fn strike(&self) -> bool {
         let ratio = self.ratio();
         if ratio <= 0.0 {
@@ -64,28 +69,137 @@ impl Faults {
     }
 }
 
-/// Middleware: answers a share of `/api/` requests with 500 while faults are on.
+/// The fault switch of one process (the payment outage lives in
+/// [`brigade_payments::Payments`], which owns the provider).
+#[derive(Debug)]
+pub struct Faults {
+    /// Requests answered 500.
+    errors: Share,
+    /// Requests delayed by `latency_ms`.
+    delayed: Share,
+    /// The injected delay; 0 is off.
+    latency_ms: AtomicU64,
+}
+
+impl Faults {
+    /// A switch failing `ratio` of requests (0.0–1.0, validated by the settings), no latency.
+    pub fn new(ratio: f64) -> Self {
+        Self {
+            errors: Share::new(ratio),
+            delayed: Share::new(1.0),
+            latency_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The current share of requests failed.
+    pub fn ratio(&self) -> f64 {
+        self.errors.ratio()
+    }
+
+    /// The current injected latency and the share of requests it applies to.
+    pub fn latency(&self) -> (u64, f64) {
+        (
+            self.latency_ms.load(Ordering::Relaxed),
+            self.delayed.ratio(),
+        )
+    }
+
+    fn set(&self, switch: &FaultSwitch) {
+        self.errors.set(switch.error_ratio);
+        self.delayed.set(switch.latency_ratio);
+        self.latency_ms.store(switch.latency_ms, Ordering::Relaxed);
+    }
+
+    /// Whether this request is one to fail.
+    fn strike(&self) -> bool {
+        self.errors.strike()
+    }
+
+    /// How long to hold this request before serving it, if at all.
+    fn delay(&self) -> Option<Duration> {
+        let latency = self.latency_ms.load(Ordering::Relaxed);
+        (latency > 0 && self.delayed.strike()).then(|| Duration::from_millis(latency))
+    }
+}
+
+/// Middleware: answers a share of `/api/` requests with 500 and delays a share of the rest
+/// while faults are on.
 pub async fn inject(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/api/") && path != FAULTS_PATH && state.faults.strike() {
-        tracing::error!(path, "injected fault: answering 500");
-        return Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "injected-fault",
-            "Injected fault",
-        )
-        .with_detail("this replica is failing requests on purpose (faults.error_ratio)")
-        .into_response();
+    if path.starts_with("/api/") && path != FAULTS_PATH {
+        if state.faults.strike() {
+            tracing::error!(path, "injected fault: answering 500");
+            return Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "injected-fault",
+                "Injected fault",
+            )
+            .with_detail("this replica is failing requests on purpose (faults.error_ratio)")
+            .into_response();
+        }
+        if let Some(delay) = state.faults.delay() {
+            tokio::time::sleep(delay).await;
+        }
     }
     next.run(request).await
 }
 
-/// The fault switch's state.
+/// The fault switch's settings. A `PUT` replaces all of them: a field left out is off.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct FaultSwitch {
     /// Share of `/api/` requests answered with 500, 0.0–1.0.
     pub error_ratio: f64,
+    /// Delay added to `/api/` requests in milliseconds (a slow replica), 0–60000; 0 is off.
+    pub latency_ms: u64,
+    /// Share of `/api/` requests the delay applies to, 0.0–1.0 (default 1.0: all).
+    pub latency_ratio: f64,
+    /// Every payment provider call fails (an outage) while true; the circuit breaker opens.
+    pub payments_outage: bool,
+}
+
+impl Default for FaultSwitch {
+    fn default() -> Self {
+        Self {
+            error_ratio: 0.0,
+            latency_ms: 0,
+            latency_ratio: 1.0,
+            payments_outage: false,
+        }
+    }
+}
+
+/// The fault switch of a replica and what it caused.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FaultState {
+    /// Share of `/api/` requests answered with 500.
+    pub error_ratio: f64,
+    /// Delay added to `/api/` requests in milliseconds; 0 is off.
+    pub latency_ms: u64,
+    /// Share of `/api/` requests the delay applies to.
+    pub latency_ratio: f64,
+    /// Whether the payment provider outage is on.
+    pub payments_outage: bool,
+    /// The payment circuit breaker: `closed`, `open` or `half_open` (drills wait for `closed`).
+    pub payments_breaker: String,
+}
+
+impl FaultState {
+    fn of(state: &AppState) -> Self {
+        let (latency_ms, latency_ratio) = state.faults.latency();
+        Self {
+            error_ratio: state.faults.ratio(),
+            latency_ms,
+            latency_ratio,
+            payments_outage: state.payments.outage(),
+            payments_breaker: match state.payments.breaker_state() {
+                brigade_payments::BreakerState::Closed => "closed",
+                brigade_payments::BreakerState::Open => "open",
+                brigade_payments::BreakerState::HalfOpen => "half_open",
+            }
+            .to_owned(),
+        }
+    }
 }
 
 /// Routes of this module.
@@ -98,14 +212,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Roles: admin.
 #[utoipa::path(get, path = "/admin/faults", tag = "operations", security(("bearer" = [])),
     responses(
-        (status = 200, body = FaultSwitch),
+        (status = 200, body = FaultState),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<FaultSwitch> {
-    axum::Json(FaultSwitch {
-        error_ratio: state.faults.ratio(),
-    })
+async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<FaultState> {
+    axum::Json(FaultState::of(&state))
 }
 
 /// Sets the fault switch of the replica that answers (drills: make it fail, then stop).
@@ -114,7 +226,7 @@ async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<
 #[utoipa::path(put, path = "/admin/faults", tag = "operations", security(("bearer" = [])),
     request_body = FaultSwitch,
     responses(
-        (status = 200, body = FaultSwitch),
+        (status = 200, body = FaultState),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -123,13 +235,33 @@ async fn set_faults(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Json(switch): Json<FaultSwitch>,
-) -> ApiResult<axum::Json<FaultSwitch>> {
-    if !(0.0..=1.0).contains(&switch.error_ratio) {
-        return Err(Problem::invalid_field("error_ratio", "must be between 0.0 and 1.0").into());
+) -> ApiResult<axum::Json<FaultState>> {
+    for (field, ratio) in [
+        ("error_ratio", switch.error_ratio),
+        ("latency_ratio", switch.latency_ratio),
+    ] {
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(Problem::invalid_field(field, "must be between 0.0 and 1.0").into());
+        }
     }
-    state.faults.set(switch.error_ratio);
-    tracing::warn!(error_ratio = switch.error_ratio, actor = %admin.actor().0, "fault switch set");
-    Ok(axum::Json(switch))
+    if switch.latency_ms > MAX_LATENCY_MS {
+        return Err(Problem::invalid_field(
+            "latency_ms",
+            format!("must be between 0 and {MAX_LATENCY_MS}"),
+        )
+        .into());
+    }
+    state.faults.set(&switch);
+    state.payments.set_outage(switch.payments_outage);
+    tracing::warn!(
+        error_ratio = switch.error_ratio,
+        latency_ms = switch.latency_ms,
+        latency_ratio = switch.latency_ratio,
+        payments_outage = switch.payments_outage,
+        actor = %admin.actor().0,
+        "fault switch set"
+    );
+    Ok(axum::Json(FaultState::of(&state)))
 }
 
 #[cfg(test)]
@@ -145,5 +277,23 @@ mod tests {
         assert!((0..100).all(|_| !off.strike()));
         let all = Faults::new(1.0);
         assert!((0..100).all(|_| all.strike()));
+    }
+
+    #[test]
+    fn latency_delays_its_share_and_a_put_replaces_the_whole_switch() {
+        let faults = Faults::new(0.0);
+        assert!((0..10).all(|_| faults.delay().is_none()), "off by default");
+        faults.set(&FaultSwitch {
+            latency_ms: 250,
+            latency_ratio: 0.5,
+            ..FaultSwitch::default()
+        });
+        let delayed: Vec<_> = (0..10).filter_map(|_| faults.delay()).collect();
+        assert_eq!(delayed.len(), 5);
+        assert!(delayed.iter().all(|d| *d == Duration::from_millis(250)));
+        let body: FaultSwitch = serde_json::from_str(r#"{"error_ratio": 0.5}"#).unwrap();
+        faults.set(&body);
+        assert_eq!(faults.latency(), (0, 1.0), "fields left out are off");
+        assert_eq!(faults.ratio(), 0.5);
     }
 }

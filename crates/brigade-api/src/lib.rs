@@ -90,6 +90,7 @@ Errors are application/problem+json (RFC 9457) with the request id as `instance`
         (name = "shops", description = "Shops, stations, menus and load"),
         (name = "catalogue", description = "Items that can be ordered"),
         (name = "accounts", description = "Sign-up, log-in, log-out"),
+        (name = "reports", description = "Precomputed reports: daily sales per shop"),
         (name = "operations", description = "Health and metrics"),
     ),
     components(schemas(brigade_core::Problem, brigade_core::FieldError)),
@@ -243,6 +244,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::kitchen::router())
         .merge(routes::accounts::router())
         .merge(routes::audit::router())
+        .merge(routes::reports::router())
         .merge(faults::router());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)

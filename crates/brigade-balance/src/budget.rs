@@ -74,6 +74,7 @@ mod tests {
             max_attempts: 3,
             budget_ratio: 0.2,
             min_per_sec: 0.0,
+            ..RetryConfig::default()
         });
         let mut allowed = 0;
         for _ in 0..1000 {

@@ -215,6 +215,9 @@ pub struct RetryConfig {
     pub budget_ratio: f64,
     /// Retries always allowed per second, so a quiet pool can still retry.
     pub min_per_sec: f64,
+    /// No new attempt starts later than this after the request arrived: slow failures
+    /// (a locked database answering 503 after its busy timeout) cannot add up to a hang.
+    pub deadline_ms: u64,
 }
 
 impl Default for RetryConfig {
@@ -223,6 +226,7 @@ impl Default for RetryConfig {
             max_attempts: 3,
             budget_ratio: 0.2,
             min_per_sec: 10.0,
+            deadline_ms: 10_000,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! TRACE) and POST/PATCH carrying `Idempotency-Key` are retried, on a connection error, a
 //! timeout or a 502/503/504 answer, and only when the body was small enough to be kept for
 //! replay; a 409/429/503 answer with `Retry-After` of at most 2 s is waited out and retried the
-//! same way. Nothing is retried once the response is handed to the client, so no client ever sees
+//! same way. No attempt starts after `retry.deadline_ms` since the request arrived. Nothing is retried once the response is handed to the client, so no client ever sees
 //! bytes of two attempts. Every retry spends a token of the pool's budget.
 
 use std::net::SocketAddr;
@@ -117,6 +117,8 @@ pub async fn handle(
 
     let key = hash_key(&pool, &parts);
     let max_attempts = config.retry.max_attempts;
+    let arrived = Instant::now();
+    let retry_deadline = Duration::from_millis(config.retry.deadline_ms);
     let connect_timeout = Duration::from_millis(config.timeouts.connect_ms);
     let response_timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
     let upstream_idle = config.timeouts.upstream_idle_ms;
@@ -166,7 +168,7 @@ pub async fn handle(
                 }
             },
         };
-        let retry_after_send = retryable && attempt + 1 < limit;
+        let mut retry_after_send = retryable && attempt + 1 < limit;
         let body = match &replay {
             Some(bytes) => RequestBody::Full(Some(bytes.clone())),
             None => match streamed.take() {
@@ -204,6 +206,8 @@ pub async fn handle(
                 }
             }
         }
+        // Another attempt only while the request is younger than the retry deadline.
+        retry_after_send &= arrived.elapsed() < retry_deadline;
         match result {
             Err(_elapsed) => {
                 backend.record(Outcome::Timeout, outlier);
@@ -241,8 +245,11 @@ pub async fn handle(
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT
                 );
-                let asked_to_wait = retry_after(&response)
-                    .filter(|wait| retryable && waited + *wait <= MAX_TOTAL_WAIT);
+                let asked_to_wait = retry_after(&response).filter(|wait| {
+                    retryable
+                        && waited + *wait <= MAX_TOTAL_WAIT
+                        && arrived.elapsed() + *wait < retry_deadline
+                });
                 if let Some(wait) = asked_to_wait {
                     waited += wait;
                     if attempt + 1 >= limit {

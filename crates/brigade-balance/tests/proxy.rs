@@ -400,3 +400,35 @@ async fn retry_after_waits_do_not_use_up_attempts() {
     assert_eq!(a.hits() + b.hits(), 3);
     balancer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_retry_starts_after_the_retry_deadline() {
+    let a = Upstream::start("slow503a").await;
+    let b = Upstream::start("slow503b").await;
+    let balancer = Balancer::from_toml(&format!(
+        "[retry]\nmax_attempts = 5\ndeadline_ms = 500\n{}",
+        rr_pool("deadline", &[&a, &b])
+    ))
+    .await;
+    for upstream in [&a, &b] {
+        upstream.behaviour.status.store(503, Ordering::SeqCst);
+        upstream.behaviour.delay_ms.store(400, Ordering::SeqCst);
+    }
+    let started = std::time::Instant::now();
+    let response = balancer
+        .client
+        .get(balancer.url("/menu"))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), 503, "the last answer is passed on");
+    // 400 ms: a retry (still within 500 ms); 800 ms: past the deadline, no third attempt.
+    assert_eq!(
+        a.hits() + b.hits(),
+        2,
+        "five attempts allowed, the deadline stopped at two"
+    );
+    assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    balancer.stop().await;
+}

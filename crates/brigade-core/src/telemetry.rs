@@ -47,10 +47,65 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
         registry.with(JsonLayer).try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_target(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(true)
+                    .with_writer(|| ConsoleLine(Vec::new())),
+            )
             .try_init()
     };
     result.map_err(|_| TelemetryError::AlreadyInitialised)
+}
+
+/// Runs a write to the terminal; see [`set_console_interlude`].
+type Interlude = Box<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+
+static CONSOLE_INTERLUDE: std::sync::OnceLock<Interlude> = std::sync::OnceLock::new();
+
+/// Lets a live terminal view (`brigade up`'s status table) get out of the way of log lines:
+/// every pretty log line is written inside `interlude`, which can clear the view, run the
+/// write, and draw the view again. Without one, lines are written directly. Set once.
+pub fn set_console_interlude(interlude: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static) {
+    let _ = CONSOLE_INTERLUDE.set(Box::new(interlude));
+}
+
+/// Writes `text` to stderr for a person at the terminal, inside the console interlude (so a live
+/// view steps aside for it, as for log lines).
+pub fn print_for_people(text: &str) {
+    in_interlude(|| {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    });
+}
+
+/// Runs a write to the terminal inside the console interlude, if one is set.
+fn in_interlude(mut write: impl FnMut()) {
+    match CONSOLE_INTERLUDE.get() {
+        Some(interlude) => interlude(&mut write),
+        None => write(),
+    }
+}
+
+/// One pretty log line, written to stdout as a whole when the formatter is done with it.
+struct ConsoleLine(Vec<u8>);
+
+impl Write for ConsoleLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ConsoleLine {
+    fn drop(&mut self) {
+        let line = std::mem::take(&mut self.0);
+        in_interlude(|| {
+            let _ = std::io::stdout().lock().write_all(&line);
+        });
+    }
 }
 
 /// The counter of log events by level.

@@ -2,11 +2,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use brigade_core::config::{PaymentProviderKind, PaymentSettings};
 
 use crate::breaker::{Breaker, BreakerState};
+use crate::outage::Switchable;
 use crate::simulated::SimulatedProvider;
 use crate::stripe::StripeProvider;
 use crate::{Authorization, Charge, Outcome, PaymentError, PaymentProvider};
@@ -35,6 +37,8 @@ pub struct Payments {
     provider: Arc<dyn PaymentProvider>,
     breaker: Breaker,
     timeout: Duration,
+    /// The outage switch of [`Payments::set_outage`], shared with the wrapped provider.
+    outage: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Payments {
@@ -43,6 +47,7 @@ impl std::fmt::Debug for Payments {
             .field("provider", &self.provider.name())
             .field("breaker", &self.breaker.state())
             .field("timeout", &self.timeout)
+            .field("outage", &self.outage())
             .finish()
     }
 }
@@ -62,14 +67,28 @@ impl Payments {
     /// Any provider (tests pass their own), guarded by `settings.timeout_ms`,
     /// `breaker_failures` and `breaker_open_ms`.
     pub fn new(provider: Arc<dyn PaymentProvider>, settings: &PaymentSettings) -> Self {
+        let outage = Arc::new(AtomicBool::new(false));
         Self {
-            provider,
+            provider: Arc::new(Switchable::new(provider, outage.clone())),
             breaker: Breaker::new(
                 settings.breaker_failures,
                 Duration::from_millis(settings.breaker_open_ms),
             ),
             timeout: settings.timeout(),
+            outage,
         }
+    }
+
+    /// Switches a simulated provider outage on or off (drills): while on, every call fails as
+    /// [`PaymentError::Unavailable`] inside the guards, so the breaker opens as for a real one.
+    /// Shared by all clones.
+    pub fn set_outage(&self, on: bool) {
+        self.outage.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the outage switch is on.
+    pub fn outage(&self) -> bool {
+        self.outage.load(Ordering::Relaxed)
     }
 
     /// `simulated` or `stripe`.

@@ -12,7 +12,8 @@
 //!
 //! [`Payments`] wraps the chosen provider in the guards every call needs: an overall timeout,
 //! a circuit breaker ([`breaker`]), the counter `brigade_payments_total{provider,outcome}`
-//! and a warning log line for every decline or failure.
+//! and a warning log line for every decline or failure, and an outage switch
+//! ([`Payments::set_outage`]) that makes every call fail inside those guards, for drills.
 //!
 //! With the cargo feature `fake-stripe`, [`fake_stripe::FakeStripe`] is a local HTTP server
 //! speaking the PaymentIntents endpoints brigade uses, with knobs for declines, errors,
@@ -22,6 +23,7 @@ pub mod breaker;
 #[cfg(feature = "fake-stripe")]
 pub mod fake_stripe;
 pub mod guard;
+mod outage;
 pub mod simulated;
 pub mod stripe;
 

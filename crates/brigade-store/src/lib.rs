@@ -12,10 +12,13 @@ pub mod cache;
 mod error;
 mod ledger;
 mod postgres;
+mod reports;
 mod rows;
 mod sql;
 mod sql_ledger;
+mod sql_reports;
 mod sqlite;
+pub mod sqlite_backup;
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ use uuid::Uuid;
 pub use error::{ConflictKind, StoreError};
 pub use ledger::{AuditEntry, AuditFilter, NewPayment, RenderAnswer, Settled, Settlement};
 pub use postgres::PostgresStore;
+pub use reports::{DailySales, SalesFilter};
 pub use sqlite::SqliteStore;
 
 /// Result of every store call.
@@ -148,7 +152,7 @@ pub struct StoredResponse {
 /// either a single statement or one transaction, and concurrent calls (two chefs claiming one
 /// ticket) resolve to exactly one winner.
 #[async_trait]
-pub trait Store: Ledger + Send + Sync + 'static {
+pub trait Store: Ledger + Reports + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Pool occupancy.
@@ -311,6 +315,19 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// A page of the audit trail, newest first.
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Precomputed reports, kept by every [`Store`]: work done off-peak so that reading a report
+/// never scans the orders.
+///
+/// A trait of its own so that its implementation lives in its own file (`sql_reports.rs`).
+#[async_trait]
+pub trait Reports: Send + Sync + 'static {
+    /// Recomputes one UTC day's sales rows from the orders and payments, replacing what was
+    /// stored for that day (running it twice gives the same rows); returns the day's rows.
+    async fn refresh_daily_sales(&self, day: chrono::NaiveDate) -> StoreResult<Vec<DailySales>>;
+    /// Stored daily sales rows by day, then shop name.
+    async fn daily_sales(&self, filter: &SalesFilter) -> StoreResult<Vec<DailySales>>;
 }
 
 /// What the store keeps of a new account.

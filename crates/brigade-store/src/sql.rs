@@ -95,6 +95,7 @@ macro_rules! cookable_order {
 macro_rules! impl_store {
     ($store:ty, $db:ty, backend = $backend:expr, begin = $begin:literal, lock = $lock:literal) => {
         $crate::sql_ledger::ledger_methods!($store, $db, begin = $begin);
+        $crate::sql_reports::report_methods!($store, $db, begin = $begin);
 
         impl $store {
             $crate::sql_ledger::ledger_helpers!($db, lock = $lock);

@@ -11,7 +11,8 @@ use sqlx::{Pool, Sqlite};
 use crate::error::classify;
 use crate::{Backend, StoreResult};
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// brigade's SQLite migrations (also what a backup is checked against).
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A [`Store`](crate::Store) on a SQLite file.
 ///

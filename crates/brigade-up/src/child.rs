@@ -47,6 +47,8 @@ pub struct ChildSpec {
     pub instance: String,
     /// Arguments after the binary.
     pub args: Vec<String>,
+    /// Environment set on top of the supervisor's (which the child inherits).
+    pub env: Vec<(String, String)>,
 }
 
 /// A started child.
@@ -64,6 +66,7 @@ pub struct Running {
 pub async fn spawn(binary: &Path, spec: &ChildSpec, sink: &LogSink) -> Result<Running, ChildError> {
     let mut child = Command::new(binary)
         .args(&spec.args)
+        .envs(spec.env.iter().map(|(key, value)| (key, value)))
         .env(EXIT_WITH_STDIN, "1")
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())

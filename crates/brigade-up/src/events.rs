@@ -37,6 +37,7 @@ impl Events {
         instance: Option<&str>,
         message: impl Into<String>,
     ) {
+        crate::metrics::event(kind, level);
         let event = Event {
             at: Utc::now(),
             level,

@@ -11,21 +11,30 @@
 //! their `listening` log line), join the balancer through its admin API only once ready, leave
 //! it before they stop, are restarted with exponential backoff when they crash, and stop with
 //! the supervisor — even when it is killed, because each child treats the end of its standard
-//! input (a pipe the supervisor holds) as a termination signal.
+//! input (a pipe the supervisor holds) as a termination signal. Its scheduler runs off-peak
+//! jobs (cache warm-up, the daily sales report, SQLite backups) on cron schedules and when the
+//! replicas are quiet.
 
 mod autoscale;
 mod balancer;
 mod child;
-mod dashboard;
+pub mod dashboard;
+mod db_link;
 pub mod drill;
 mod events;
+pub mod jobs;
 pub mod logs;
+mod metrics;
 mod ops;
 mod pool;
+mod scheduler;
+pub mod status_view;
 mod supervisor;
 mod topology;
 
+pub use dashboard::Dashboard;
 pub use events::{Event, Events};
+pub use jobs::{AutoscaleSection, JobKind, JobsConfigError, JobsPlan, UpFile};
 pub use pool::PoolCommand;
 pub use supervisor::{Supervisor, UpError};
-pub use topology::{Autoscale, PoolPlan, UpOptions};
+pub use topology::{Autoscale, PoolPlan, ScaleMetric, UpOptions};

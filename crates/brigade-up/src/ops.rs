@@ -33,11 +33,19 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-/// Serves the ops API until `shutdown`.
-pub async fn serve(listener: TcpListener, shared: Shared, shutdown: brigade_core::Shutdown) {
+/// Serves the ops API (and the dashboard, whose log search reads `logs_dir`) until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Shared,
+    logs_dir: std::path::PathBuf,
+    shutdown: brigade_core::Shutdown,
+) {
     let router = Router::new()
         .route("/api/status", get(status))
-        .merge(crate::dashboard::router())
+        .route("/metrics", get(metrics))
+        .merge(crate::dashboard::Dashboard::supervised(shared.clone(), logs_dir).router())
+        .merge(crate::db_link::router())
+        .merge(crate::scheduler::router())
         .route("/api/pools/{pool}/rollout", post(rollout))
         .route("/api/pools/{pool}/scale", post(scale))
         .route(
@@ -51,6 +59,17 @@ pub async fn serve(listener: TcpListener, shared: Shared, shutdown: brigade_core
     if let Err(error) = result {
         tracing::error!(%error, "ops API stopped");
     }
+}
+
+/// `GET /metrics`: the supervisor's metrics (crate::metrics) and its process metrics.
+async fn metrics(State(shared): State<Shared>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&shared.status().children),
+    )
 }
 
 async fn status(State(shared): State<Shared>) -> axum::Json<Status> {
@@ -72,9 +91,9 @@ struct ScaleRequest {
     replicas: usize,
 }
 
-type Answer = (StatusCode, axum::Json<serde_json::Value>);
+pub(crate) type Answer = (StatusCode, axum::Json<serde_json::Value>);
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> Answer {
+pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Answer {
     (
         status,
         axum::Json(

@@ -69,6 +69,8 @@ pub struct PoolContext {
     pub base_backoff: Duration,
     /// Longest restart delay.
     pub max_backoff: Duration,
+    /// Environment of every replica (`DATABASE_URL` of the database relay).
+    pub env: Vec<(String, String)>,
 }
 
 impl PoolContext {
@@ -98,6 +100,7 @@ pub async fn manage(
     let mut next = 0;
     let mut slots: Vec<Slot> = Vec::new();
     let plan = context.plan.clone();
+    crate::metrics::pool_started(&plan.name);
     for n in 0..plan.replicas + plan.backups {
         next += 1;
         slots.push(start_slot(&context, next, n >= plan.replicas));
@@ -304,6 +307,7 @@ async fn keep_replica(
         crashes.retain(|at| now.duration_since(*at) < CRASH_LOOP_WINDOW);
         crashes.push(now);
         let looping = crashes.len() >= CRASH_LOOP_CRASHES;
+        crate::metrics::restarted(&context.plan.name, looping);
         shared.update(&instance, |s| {
             s.restarts += 1;
             s.state = if looping { "crash_loop" } else { "restarting" };
@@ -362,6 +366,7 @@ async fn start_ready(
             "--data-dir".into(),
             context.data_dir.display().to_string(),
         ],
+        env: context.env.clone(),
     };
     let mut running = match child::spawn(&context.binary(), &spec, &context.sink).await {
         Ok(running) => running,

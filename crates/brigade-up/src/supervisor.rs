@@ -42,6 +42,9 @@ pub enum UpError {
     /// A part that everything depends on did not start.
     #[error(transparent)]
     Child(#[from] child::ChildError),
+    /// The replicas' database link could not be set up.
+    #[error(transparent)]
+    DbLink(#[from] crate::db_link::DbLinkError),
     /// Loading the demo data failed.
     #[error("brigade demo-data failed ({0})")]
     Demo(String),
@@ -77,8 +80,11 @@ pub struct Shared {
     children: Arc<Mutex<BTreeMap<String, ChildStatus>>>,
     addresses: Arc<Mutex<Addresses>>,
     pools: Arc<Mutex<BTreeMap<String, mpsc::Sender<PoolCommand>>>>,
+    db_link: Arc<Mutex<Option<crate::db_link::DbLink>>>,
     /// Recent events.
     pub events: Events,
+    /// The off-peak jobs, for the ops API.
+    pub(crate) jobs: crate::scheduler::JobBoard,
 }
 
 impl Shared {
@@ -89,6 +95,14 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// The replicas' database link (cut by the db-outage drill), once set up.
+    pub(crate) fn db_link(&self) -> Option<crate::db_link::DbLink> {
+        self.db_link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Names of the pools.
@@ -182,6 +196,7 @@ impl Supervisor {
             shared,
             sink,
         } = self;
+        crate::metrics::describe();
         let ops_listener =
             ops::bind(options.ops_listen)
                 .await
@@ -194,11 +209,19 @@ impl Supervisor {
         let ops_task = tokio::spawn(ops::serve(
             ops_listener,
             shared.clone(),
+            logs::dir(&options.data_dir),
             ops_shutdown.clone(),
         ));
         if options.demo {
             load_demo(&options).await?;
         }
+        let replica_env = match crate::db_link::DbLink::start(&options.data_dir).await? {
+            Some((link, env)) => {
+                *shared.db_link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
+                env
+            }
+            None => Vec::new(),
+        };
 
         let balance_config = write_balance_config(&options)?;
         let balance_spec = ChildSpec {
@@ -208,6 +231,7 @@ impl Supervisor {
                 &["balance", "--log-format", "json", "--config"],
                 &balance_config,
             ),
+            env: Vec::new(),
         };
         shared.insert(status_of(&balance_spec, None, false));
         let balance = child::spawn(&options.binary, &balance_spec, &sink).await?;
@@ -244,6 +268,7 @@ impl Supervisor {
                 sink: sink.clone(),
                 base_backoff: Duration::from_millis(options.base_backoff_ms),
                 max_backoff: Duration::from_millis(options.max_backoff_ms),
+                env: replica_env.clone(),
             };
             replicas.spawn(pool::manage(context, commands, replicas_stop.clone()));
             if let Some(autoscale) = plan.autoscale.clone() {
@@ -260,7 +285,7 @@ impl Supervisor {
         }
 
         let watch = if options.watch {
-            start_watch(&options, &admin_address, &shared, &sink).await
+            start_watch(&options, &admin_address, ops_address, &shared, &sink).await
         } else {
             None
         };
@@ -272,20 +297,24 @@ impl Supervisor {
                 watch.as_ref().and_then(|w| w.address("address")),
             );
         }
-        // "Up" means serving: wait (bounded) for every replica's first readiness.
+        // "Up" means serving: wait (bounded) for every planned replica's first readiness. The
+        // pool managers register their replicas concurrently, so count them too: an empty list
+        // is not "all ready".
+        let planned: usize = options.pools.iter().map(|p| p.replicas + p.backups).sum();
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline && !shutdown.is_triggered() {
             let status = shared.status();
-            let all_ready = status
+            let replicas: Vec<_> = status
                 .children
                 .iter()
                 .filter(|child| child.service == "serve")
-                .all(|child| child.state == "ready");
-            if all_ready {
+                .collect();
+            if replicas.len() >= planned && replicas.iter().all(|child| child.state == "ready") {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let jobs = crate::scheduler::start(&options, &shared, &admin_address, shutdown.clone());
         let public = public.unwrap_or_default();
         tracing::info!(
             public = %public,
@@ -293,15 +322,19 @@ impl Supervisor {
             balancer_admin = %admin_address,
             "brigade is up"
         );
-        eprintln!(
-            "\nbrigade is up\n  ordering API   http://{public}/api/v1/shops\n  Swagger UI     http://{public}/swagger-ui/\n  \
+        brigade_core::telemetry::print_for_people(&format!(
+            "\nbrigade is up\n  ordering page  http://{public}/\n  ordering API   http://{public}/api/v1/shops\n  \
+             Swagger UI     http://{public}/swagger-ui/\n  ops dashboard  http://{ops_address}/\n  \
              metrics        http://{admin_address}/metrics (balancer), each replica's /metrics\n  \
              ops API        http://{ops_address}/api/status   (or: brigade status --ops {ops_address})\n  \
-             logs           brigade logs --data-dir {} [-f]\n  stop           Ctrl-C\n",
+             logs           brigade logs --data-dir {} [-f]\n  stop           Ctrl-C\n\n",
             options.data_dir.display()
-        );
+        ));
 
         shutdown.wait().await;
+        if let Some(jobs) = jobs {
+            let _ = jobs.await;
+        }
         shared.events.push(
             "info",
             "stopping",
@@ -411,24 +444,39 @@ fn write_balance_config(options: &UpOptions) -> Result<PathBuf, UpError> {
     Ok(path)
 }
 
+/// brigade's alert rules (the same file Prometheus loads in Kubernetes).
+const ALERT_RULES: &str = include_str!("../../../deploy/prometheus/rules/brigade.yml");
+
 /// Starts `brigade watch` scraping the balancer and every replica it lists. Watch is an
 /// observer: when it cannot start, the services still run (an event says so).
 async fn start_watch(
     options: &UpOptions,
     admin_address: &str,
+    ops_address: std::net::SocketAddr,
     shared: &Shared,
     sink: &LogSink,
 ) -> Option<Running> {
-    let rules = std::env::current_dir()
-        .map(|dir| dir.join("deploy/prometheus/rules/brigade.yml"))
-        .ok()
-        .filter(|path| path.exists());
-    let rule_files = rules
-        .map(|path| format!("rule_files = [\"{}\"]\n", path.display()))
-        .unwrap_or_default();
+    // The alert rules are compiled into the binary, so `brigade up` alerts from any working
+    // directory; they are written next to the generated watch.toml for watch to load.
+    let rules = options.data_dir.join("up").join("rules.yml");
+    if let Err(error) = std::fs::write(&rules, ALERT_RULES) {
+        shared.events.push(
+            "error",
+            "failed",
+            Some("watch"),
+            format!("cannot write {}: {error}", rules.display()),
+        );
+        return None;
+    }
+    let files: Vec<String> = std::iter::once(&rules)
+        .chain(&options.alert_rules)
+        .map(|path| format!("{:?}", path.display().to_string()))
+        .collect();
+    let rule_files = format!("rule_files = [{}]\n", files.join(", "));
     let toml = format!(
         "# Written by brigade up.\nlisten = \"127.0.0.1:0\"\n{rule_files}\n[scrape]\ninterval = \"5s\"\ntimeout = \"4s\"\n\n\
          [[scrape.static_configs]]\njob = \"balance\"\ntargets = [\"{admin_address}\"]\n\n\
+         [[scrape.static_configs]]\njob = \"supervisor\"\ntargets = [\"{ops_address}\"]\n\n\
          [[scrape.balance_configs]]\nadmin_url = \"http://{admin_address}\"\n\n[evaluation]\ninterval = \"5s\"\n"
     );
     let path = options.data_dir.join("up").join("watch.toml");
@@ -448,6 +496,7 @@ async fn start_watch(
         service: "watch",
         instance: "watch".into(),
         args: watch_args,
+        env: Vec::new(),
     };
     shared.insert(status_of(&spec, None, false));
     match child::spawn(&options.binary, &spec, sink).await {

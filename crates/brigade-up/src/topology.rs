@@ -20,10 +20,14 @@ pub struct UpOptions {
     pub demo: bool,
     /// Run `brigade watch` beside the services.
     pub watch: bool,
+    /// Alert rule files watch loads besides brigade's own (compiled into the binary).
+    pub alert_rules: Vec<PathBuf>,
     /// First delay before restarting a crashed child; doubles per crash up to `max_backoff_ms`.
     pub base_backoff_ms: u64,
     /// Longest delay between restarts.
     pub max_backoff_ms: u64,
+    /// The off-peak jobs (`[jobs]` of up.toml).
+    pub jobs: crate::JobsPlan,
 }
 
 impl UpOptions {
@@ -52,8 +56,10 @@ impl UpOptions {
             ],
             demo: true,
             watch: true,
+            alert_rules: Vec::new(),
             base_backoff_ms: 500,
             max_backoff_ms: 30_000,
+            jobs: crate::JobsPlan::default(),
         }
     }
 }
@@ -83,8 +89,10 @@ pub struct Autoscale {
     pub min: usize,
     /// Most primaries.
     pub max: usize,
-    /// Target in-flight requests per replica (the balancer's count).
-    pub target_in_flight: f64,
+    /// What is measured per replica.
+    pub metric: ScaleMetric,
+    /// The metric's target value per replica: in-flight requests, or CPU percent of one core.
+    pub target: f64,
     /// Relative deviation from the target that causes no change (HPA default 0.1).
     pub tolerance: f64,
     /// How often the metric is read.
@@ -93,12 +101,34 @@ pub struct Autoscale {
     pub scale_down_window: std::time::Duration,
 }
 
+/// The per-replica metric an autoscaler follows (HPA's resource and pods metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleMetric {
+    /// Requests the balancer has in flight to the replica: reacts at once to queueing, whatever
+    /// the requests cost.
+    InFlight,
+    /// CPU time the replica's process used over the last interval, in percent of one core
+    /// (HPA's CPU utilization, read from the operating system instead of cAdvisor).
+    Cpu,
+}
+
+impl ScaleMetric {
+    /// The name used in flags, events and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InFlight => "in-flight",
+            Self::Cpu => "cpu",
+        }
+    }
+}
+
 impl Default for Autoscale {
     fn default() -> Self {
         Self {
             min: 3,
             max: 8,
-            target_in_flight: 8.0,
+            metric: ScaleMetric::InFlight,
+            target: 8.0,
             tolerance: 0.1,
             interval: std::time::Duration::from_secs(5),
             scale_down_window: std::time::Duration::from_secs(300),

@@ -1,4 +1,5 @@
-//! The HTTP API: alerts, history, rules, targets, silences, ad-hoc queries, health, metrics.
+//! The HTTP API: alerts, history, rules, targets, silences, ad-hoc and range queries, health,
+//! metrics.
 //!
 //! Bad input is answered with problem+json naming the field; nothing here can panic on input.
 // Handlers return `Result<_, Problem>`: the error is the response body, built once per failed
@@ -36,6 +37,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/query", get(query))
+        .route("/api/v1/query_range", get(query_range))
         .route("/api/v1/silences", get(list_silences).post(create_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
         .with_state(shared)
@@ -236,6 +238,103 @@ async fn query(
         }),
     };
     Ok(Json(json!({ "status": "success", "data": result })))
+}
+
+/// Most points one series of a range query may have (Prometheus's limit), so a query cannot
+/// make watch evaluate without end while it holds the sample store.
+pub const MAX_RANGE_POINTS: i64 = 11_000;
+
+/// How far back range queries must reach: the ops dashboard charts the last 15 minutes of
+/// one-minute rates. Watch keeps at least this much (plus the lookback) whatever its rules read.
+pub const RANGE_QUERY_WINDOW_MS: i64 = 16 * 60 * 1000;
+
+#[derive(Deserialize)]
+struct RangeParams {
+    query: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    step: Option<String>,
+}
+
+/// A time as Prometheus's API takes it: seconds since the epoch (fractions allowed) or RFC 3339.
+fn parse_api_time(field: &str, text: &str) -> Result<i64, Problem> {
+    if let Ok(seconds) = text.parse::<f64>()
+        && seconds.is_finite()
+    {
+        return Ok((seconds * 1000.0).round() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            Problem::invalid_field(field, "must be seconds since the epoch or an RFC 3339 time")
+        })
+}
+
+/// A sample value as Prometheus writes it (`NaN`, `+Inf`, `-Inf`, else the shortest decimal).
+fn value_text(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        value.to_string()
+    }
+}
+
+/// `GET /api/v1/query_range?query=&start=&end=&step=`: the query at every step from start to
+/// end, answered in Prometheus's shape (`resultType: matrix`), so charts and tools written
+/// for Prometheus read it unchanged. Only the samples watch still holds can be seen (at least
+/// [`RANGE_QUERY_WINDOW_MS`]).
+async fn query_range(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<RangeParams>,
+) -> Result<Json<Value>, Problem> {
+    let required = |field: &str, value: Option<String>| {
+        value.ok_or_else(|| Problem::invalid_field(field, "is required"))
+    };
+    let text = required("query", params.query)?;
+    let start = parse_api_time("start", &required("start", params.start)?)?;
+    let end = parse_api_time("end", &required("end", params.end)?)?;
+    let step_text = required("step", params.step)?;
+    let step = match step_text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() => (seconds * 1000.0).round() as i64,
+        Ok(_) => 0,
+        Err(_) => parse_duration_ms(&step_text).map_err(|e| Problem::invalid_field("step", e))?,
+    };
+    if step <= 0 {
+        return Err(Problem::invalid_field(
+            "step",
+            "must be a positive duration",
+        ));
+    }
+    if end < start {
+        return Err(Problem::invalid_field("end", "must not be before start"));
+    }
+    if (end - start) / step >= MAX_RANGE_POINTS {
+        return Err(Problem::invalid_field(
+            "step",
+            format!("too small for the range: at most {MAX_RANGE_POINTS} points per series"),
+        ));
+    }
+    let parsed =
+        promql::Query::parse(&text).map_err(|e| Problem::invalid_field("query", e.to_string()))?;
+    let series = parsed
+        .eval_range(&lock(&shared.tsdb), start, end, step)
+        .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
+    let result: Vec<Value> = series
+        .iter()
+        .map(|s| {
+            json!({
+                "metric": s.labels,
+                "values": s.points.iter()
+                    .map(|(t, v)| json!([*t as f64 / 1000.0, value_text(*v)]))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "status": "success", "data": { "resultType": "matrix", "result": result } }),
+    ))
 }
 
 async fn list_silences(State(shared): State<Arc<Shared>>) -> Json<Value> {

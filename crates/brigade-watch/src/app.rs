@@ -128,8 +128,12 @@ impl Watch {
             })
             .max()
             .unwrap_or(0);
-        // Enough for the longest range, the lookback of instant selectors, and a scrape of slack.
-        let retention = longest.max(crate::promql::LOOKBACK_MS) + 2 * config.scrape_interval_ms();
+        // Enough for the longest range, the lookback of instant selectors, and a scrape of
+        // slack; and for the range queries of the ops dashboard's charts.
+        let retention = longest
+            .max(crate::promql::LOOKBACK_MS)
+            .max(crate::api::RANGE_QUERY_WINDOW_MS)
+            + 2 * config.scrape_interval_ms();
         let tsdb = Tsdb::new(retention, config.scrape.max_series);
         let mut dispatcher = Dispatcher::new(&config).map_err(WatchError::Config)?;
         let listener =

@@ -66,7 +66,10 @@ pub enum Command {
     /// Starts `brigade balance` on the public port with an orders and a kitchen pool,
     /// replicas of `brigade serve` (restarted when they crash), `brigade watch`, and the ops API;
     /// loads the demo data on first start. Ctrl-C stops everything in order. Uses DATABASE_URL
-    /// and REDIS_URL when set, the SQLite file in --data-dir otherwise.
+    /// and REDIS_URL when set, the SQLite file in --data-dir otherwise. Off-peak jobs (cache
+    /// warm-up, daily sales report, SQLite backup) run on the schedules of --config up.toml
+    /// (default ./up.toml when present); the API jobs log in as admin@brigade.demo with
+    /// BRIGADE_JOBS_ADMIN_PASSWORD or BRIGADE_DEMO_PASSWORD.
     Up(UpArgs),
     /// Show what a running `brigade up` runs (exit 1 when nothing answers).
     Status(StatusArgs),
@@ -83,16 +86,100 @@ pub enum Command {
     /// Run a drill against `brigade up`: built-in load while one fault happens, then a report.
     ///
     /// Drills: kill-replica (SIGKILL one replica), rolling-restart, error-burst (one replica
-    /// answers 500). The report gives requests sent and failed, p50/p99 before, during and
-    /// after, the time to recover, alerts fired, and whether every acknowledged order is in the
-    /// store exactly once; the exit code is 1 when a claim does not hold.
+    /// answers 500), slow-replica (one replica answers 400 ms late), payment-outage (the
+    /// payment provider fails on every replica), db-outage (the replicas lose their database:
+    /// PostgreSQL connections cut, or the SQLite file locked for writes), surge (5 × the
+    /// clients, the autoscaler watched). The report gives requests sent and failed, p50/p99
+    /// before, during and after, the time to recover, alerts fired, whether every acknowledged
+    /// order is in the store exactly once, and each drill's own claims; the exit code is 1
+    /// when a claim does not hold.
     Drill(DrillArgs),
+    /// Serve the ops dashboard without `brigade up`, against a balancer and a watch.
+    ///
+    /// Topology, drain/undrain from the balancer's admin API; charts and alerts (with silence
+    /// buttons) from watch; log search when --data-dir names a `brigade up` data directory.
+    /// Supervisor-only panels (processes, events, rollout, scale) are hidden.
+    Dashboard(DashboardArgs),
+    /// Copy the live SQLite store to a backup file, consistently, while replicas keep writing.
+    ///
+    /// Uses SQLite's `VACUUM INTO` (one read transaction: the copy is one instant), checks the
+    /// copy (integrity_check, brigade's migrations) before naming it, writes
+    /// <data dir>/backups/brigade-YYYYMMDDTHHMMSSZ.db unless --output says otherwise, and keeps
+    /// the newest --keep backups there. PostgreSQL stores are refused: use pg_dump.
+    Backup(BackupArgs),
+    /// Put a backup in place of the SQLite store; refused while any brigade process uses it.
+    ///
+    /// Checks FILE is a healthy brigade database (integrity_check, known migrations), refuses
+    /// while the store is open anywhere (stop `brigade up` first), moves the current file
+    /// aside (brigade.db.before-restore-<time>) and puts the backup in its place.
+    Restore(RestoreArgs),
+}
+
+/// Flags of `brigade backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Write the backup to this file, which must not exist (default:
+    /// <data dir>/backups/brigade-YYYYMMDDTHHMMSSZ.db).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Backups to keep in <data dir>/backups; older ones are deleted after a successful backup.
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub keep: u16,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Flags of `brigade restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore (a file written by `brigade backup`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Flags of `brigade dashboard`.
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// The balancer's admin API (HOST:PORT, as `brigade balance --admin`).
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    pub balancer_admin: String,
+    /// The API of `brigade watch` (HOST:PORT); without it, charts and alerts are hidden.
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    pub watch: Option<String>,
+    /// Address to serve the dashboard on; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Data directory of a `brigade up` whose central logs to search.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A `HOST:PORT` address (an `http://` prefix is accepted and dropped): what the dashboard
+/// puts after `http://` when it calls the balancer or watch.
+fn host_port(text: &str) -> Result<String, String> {
+    let address = text
+        .strip_prefix("http://")
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && !host.contains(['/', '?', '#', '@', ' '])
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if valid {
+        Ok(address.to_owned())
+    } else {
+        Err("expected HOST:PORT, e.g. 127.0.0.1:8082".into())
+    }
 }
 
 /// Flags of `brigade drill`.
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// kill-replica, rolling-restart or error-burst.
+    /// kill-replica, rolling-restart, error-burst, slow-replica, payment-outage, db-outage or
+    /// surge.
     pub name: String,
     /// The ops API of `brigade up`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
@@ -111,6 +198,10 @@ pub struct DrillArgs {
     /// Concurrent clients.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub clients: usize,
+    /// Seconds the fault is held (error-burst, slow-replica, payment-outage, db-outage,
+    /// surge); default: 30 for db-outage, 60 for surge, --phase-secs for the others.
+    #[arg(long, value_name = "SECS")]
+    pub fault_secs: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -144,42 +235,67 @@ pub struct ScaleArgs {
     pub ops: String,
 }
 
-/// Flags of `brigade up`.
+/// Flags of `brigade up`. Each flag left out is taken from up.toml (`--config FILE`, else
+/// ./up.toml when present; the same key without `--`, `[autoscale]` for the `--autoscale-*`
+/// flags), then from the default shown.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Data directory: the SQLite file, generated configs, central logs.
-    #[arg(long, value_name = "DIR", default_value = "./brigade-data")]
-    pub data_dir: PathBuf,
-    /// Public port (the balancer), on loopback.
-    #[arg(long, value_name = "PORT", default_value_t = 8080)]
-    pub port: u16,
-    /// Port of the supervisor's ops API, on loopback.
-    #[arg(long, value_name = "PORT", default_value_t = 8081)]
-    pub ops_port: u16,
-    /// Replicas of the orders pool (plus one backup).
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub replicas: u16,
-    /// Replicas of the kitchen pool.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub kitchen_replicas: u16,
+    /// Data directory: the SQLite file, generated configs, central logs [default: ./brigade-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public port (the balancer), on loopback [default: 8080].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Port of the supervisor's ops API, on loopback [default: 8081].
+    #[arg(long, value_name = "PORT")]
+    pub ops_port: Option<u16>,
+    /// Replicas of the orders pool, plus one backup [default: 3].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replicas: Option<u16>,
+    /// Replicas of the kitchen pool [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub kitchen_replicas: Option<u16>,
     /// Do not load the demo data.
     #[arg(long)]
     pub no_demo: bool,
     /// Do not run `brigade watch`.
     #[arg(long)]
     pub no_watch: bool,
-    /// Autoscale the orders pool up to this many replicas (from --replicas); 0 = off.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub autoscale_max: usize,
-    /// Autoscaling target: in-flight requests per replica.
-    #[arg(long, value_name = "N", default_value_t = 8.0)]
-    pub autoscale_target_in_flight: f64,
-    /// Autoscaling: scale down only after load stayed low this long.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub scale_down_window_secs: u64,
-    /// Autoscaling: how often the load is read.
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
-    pub autoscale_interval_ms: u64,
+    /// An alert rule file (Prometheus format) for watch besides brigade's own; repeatable.
+    #[arg(long = "alert-rules", value_name = "FILE")]
+    pub alert_rules: Vec<PathBuf>,
+    /// Autoscale the orders pool up to this many replicas (from --replicas); 0 = off [default: 0].
+    #[arg(long, value_name = "N")]
+    pub autoscale_max: Option<usize>,
+    /// Autoscaling: the per-replica metric to follow [default: in-flight].
+    #[arg(long, value_enum, value_name = "METRIC")]
+    pub autoscale_metric: Option<AutoscaleMetric>,
+    /// Autoscaling target with `--autoscale-metric in-flight`: in-flight requests per replica
+    /// [default: 8].
+    #[arg(long, value_name = "N")]
+    pub autoscale_target_in_flight: Option<f64>,
+    /// Autoscaling target with `--autoscale-metric cpu`: percent of one core per replica
+    /// [default: 70].
+    #[arg(long, value_name = "PERCENT")]
+    pub autoscale_target_cpu: Option<f64>,
+    /// Autoscaling: scale down only after load stayed low this long [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub scale_down_window_secs: Option<u64>,
+    /// Autoscaling: how often the load is read [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub autoscale_interval_ms: Option<u64>,
+    /// Do not run the off-peak jobs (cache warm-up, daily report, backup; `[jobs]` of up.toml).
+    #[arg(long)]
+    pub no_jobs: bool,
+}
+
+/// What the autoscaler of `brigade up` follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AutoscaleMetric {
+    /// In-flight requests per replica, as the balancer counts them.
+    InFlight,
+    /// CPU use per replica, in percent of one core.
+    Cpu,
 }
 
 /// Flags of `brigade status`.
@@ -381,10 +497,11 @@ impl From<LogFormatArg> for LogFormat {
 impl Cli {
     /// Settings with every layer applied, flags last.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        // For `watch` and `balance`, --config names watch.toml or balance.toml; brigade's own
-        // settings (storage, logs) then come from ./brigade.toml, the environment and flags.
+        // For `watch`, `balance` and `up`, --config names watch.toml, balance.toml or up.toml;
+        // brigade's own settings (storage, logs) then come from ./brigade.toml, the environment
+        // and flags.
         let settings_file = match &self.command {
-            Command::Watch(_) | Command::Balance(_) => None,
+            Command::Watch(_) | Command::Balance(_) | Command::Up(_) => None,
             _ => self.config.as_deref(),
         };
         let mut figment = Settings::figment(settings_file)?;
@@ -414,6 +531,8 @@ impl Cli {
                 Some(&args.storage)
             }
             Command::Migrate(args) | Command::DemoData(args) => Some(args),
+            Command::Backup(args) => Some(&args.storage),
+            Command::Restore(args) => Some(&args.storage),
             Command::Watch(args) => Some(&args.storage),
             Command::Balance(_)
             | Command::Up(_)
@@ -421,7 +540,8 @@ impl Cli {
             | Command::Logs(_)
             | Command::Rollout(_)
             | Command::Scale(_)
-            | Command::Drill(_) => None,
+            | Command::Drill(_)
+            | Command::Dashboard(_) => None,
         };
         let Some(storage) = storage else {
             return Settings::from_figment(figment);
@@ -447,6 +567,29 @@ mod tests {
     fn help_is_complete() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dashboard_addresses_are_host_and_port() {
+        assert_eq!(host_port("127.0.0.1:8082").unwrap(), "127.0.0.1:8082");
+        assert_eq!(
+            host_port("http://localhost:8083/").unwrap(),
+            "localhost:8083"
+        );
+        for bad in [
+            "8082",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "host:http",
+            ":80",
+            "a/b:1",
+        ] {
+            assert!(host_port(bad).is_err(), "{bad}");
+        }
+        let error = Cli::try_parse_from(["brigade", "dashboard", "--balancer-admin", "nope"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--balancer-admin"), "{error}");
     }
 
     #[test]

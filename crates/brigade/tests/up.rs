@@ -1,132 +1,19 @@
 //! `brigade up` end to end with the real binary: the topology comes up and serves an order
 //! through the balancer, a replica killed with SIGKILL under load costs no request and comes
 //! back, the central logs find a request by its id, and no brigade process
-//! outlives the supervisor — whether it is stopped or killed.
+//! outlives the supervisor — whether it is stopped or killed; crash loops, CPU autoscaling,
+//! PostgreSQL and the live terminal view.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
-const DEMO_PASSWORD: &str = "demo password 1";
-
-/// A running `brigade up` and the addresses from its `brigade is up` line.
-struct Up {
-    child: Child,
-    public: String,
-    ops: String,
-}
-
-impl Up {
-    fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, &[], &[])
-    }
-
-    fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BRIGADE)
-            .args([
-                "up",
-                "--port",
-                "0",
-                "--ops-port",
-                "0",
-                "--replicas",
-                "2",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(extra)
-            .envs(env.iter().copied())
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("brigade up starts");
-        let (sender, lines) = mpsc::channel::<Value>();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str(&line)
-                    && sender.send(value).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let up = loop {
-            match lines.recv_timeout(Duration::from_secs(120)) {
-                Ok(line) if line["message"] == "brigade is up" => break line,
-                Ok(_) => {}
-                Err(error) => panic!("brigade up never came up: {error}"),
-            }
-        };
-        Self {
-            child,
-            public: up["public"].as_str().unwrap().to_owned(),
-            ops: up["ops"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.public)
-    }
-
-    fn status(&self) -> Value {
-        reqwest::blocking::get(format!("http://{}/api/status", self.ops))
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-
-    fn child_pids(&self) -> Vec<u32> {
-        self.status()["children"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
-            .collect()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| stat.contains(") Z "))
-}
-
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn signal(pid: u32, name: &str) {
-    assert!(
-        Command::new("kill")
-            .args([name, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
+use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Up, alive, signal, wait_until};
 
 #[test]
 fn up_serves_survives_a_killed_replica_and_stops_everything() {
@@ -135,35 +22,12 @@ fn up_serves_survives_a_killed_replica_and_stops_everything() {
     let client = reqwest::blocking::Client::new();
 
     // An order through the balancer, with a request id to find in the logs.
-    let session: Value = client
-        .post(up.url("/api/v1/sessions"))
-        .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let token = session["token"]
-        .as_str()
-        .expect("the demo customer logs in")
-        .to_owned();
-    let shops: Value = client
-        .get(up.url("/api/v1/shops"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let shop = shops[0]["id"].as_str().unwrap();
-    let menu: Value = client
-        .get(up.url(&format!("/api/v1/shops/{shop}/menu")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let token = up.log_in("customer@brigade.demo");
     let order = client
         .post(up.url("/api/v1/orders"))
         .bearer_auth(&token)
         .header("x-request-id", "up-e2e-order-1")
-        .json(&json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}], "delivery": {"lat": 52.51, "lon": 13.40}}))
+        .json(&up.sample_order())
         .send()
         .unwrap();
     assert_eq!(order.status(), 201);
@@ -271,29 +135,9 @@ struct Load {
 impl Load {
     /// `threads` clients in a loop: a menu read, then an order with a fresh Idempotency-Key.
     fn start(up: &Up, threads: usize) -> Self {
-        let client = reqwest::blocking::Client::new();
-        let session: Value = client
-            .post(up.url("/api/v1/sessions"))
-            .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let token = session["token"].as_str().unwrap().to_owned();
-        let shops: Value = client
-            .get(up.url("/api/v1/shops"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let shop = shops[0]["id"].as_str().unwrap().to_owned();
-        let menu: Value = client
-            .get(up.url(&format!("/api/v1/shops/{shop}/menu")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}], "delivery": {"lat": 52.51, "lon": 13.40}});
+        let token = up.log_in("customer@brigade.demo");
+        let order = up.sample_order();
+        let shop = order["shop_id"].as_str().unwrap().to_owned();
         let (stop, sent, failed) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
@@ -403,6 +247,27 @@ fn rollout_restart_under_load_fails_no_request() {
     }
 }
 
+/// Runs `clients` of load from two orders primaries until a third is ready; no request may
+/// fail meanwhile. Returns the supervisor's events.
+fn scales_up_under_load(up: &Up, clients: usize) -> Vec<Value> {
+    assert_eq!(orders_primaries(up).len(), 2);
+    let load = Load::start(up, clients);
+    wait_until(
+        "the autoscaler to add a ready replica",
+        Duration::from_secs(30),
+        || {
+            orders_primaries(up)
+                .iter()
+                .filter(|c| c["state"] == "ready")
+                .count()
+                >= 3
+        },
+    );
+    let (sent, failed) = load.finish();
+    assert_eq!(failed, 0, "failed requests out of {sent} while scaling up");
+    up.status()["events"].as_array().unwrap().clone()
+}
+
 #[test]
 fn the_autoscaler_adds_replicas_under_load_and_removes_them_after_the_window() {
     let dir = tempfile::tempdir().unwrap();
@@ -422,22 +287,7 @@ fn the_autoscaler_adds_replicas_under_load_and_removes_them_after_the_window() {
         ],
         &[("BRIGADE_PAYMENTS__SIMULATED__LATENCY_MS", "150")],
     );
-    assert_eq!(orders_primaries(&up).len(), 2);
-    let load = Load::start(&up, 8);
-    wait_until(
-        "the autoscaler to add ready replicas",
-        Duration::from_secs(30),
-        || {
-            orders_primaries(&up)
-                .iter()
-                .filter(|c| c["state"] == "ready")
-                .count()
-                >= 3
-        },
-    );
-    let (sent, failed) = load.finish();
-    assert_eq!(failed, 0, "failed requests out of {sent} while scaling up");
-    let events = up.status()["events"].as_array().unwrap().clone();
+    let events = scales_up_under_load(&up, 8);
     assert!(
         events
             .iter()
@@ -510,4 +360,336 @@ fn every_drill_runs_in_short_mode_and_its_report_holds() {
         String::from_utf8_lossy(&unknown.stderr).contains("kill-replica"),
         "names the drills"
     );
+}
+
+/// The orders replica `instance`'s pid once it is ready with `restarts` restarts.
+fn ready_pid(up: &Up, instance: &str, restarts: u64) -> Option<u32> {
+    let status = up.status();
+    let child = status["children"]
+        .as_array()?
+        .iter()
+        .find(|c| c["instance"] == instance)?
+        .clone();
+    (child["state"] == "ready" && child["restarts"] == restarts)
+        .then(|| child["pid"].as_u64().map(|p| p as u32))
+        .flatten()
+}
+
+/// The value of a sample line `name{labels} value` in a Prometheus exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn a_crash_looping_replica_shows_in_the_metrics_and_fires_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path());
+    let metrics = || {
+        reqwest::blocking::get(format!("http://{}/metrics", up.ops))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let text = metrics();
+    assert_eq!(
+        sample(
+            &text,
+            r#"brigade_supervisor_children{service="serve",pool="orders",state="ready"}"#
+        ),
+        Some(3.0),
+        "two primaries and a backup are ready:\n{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"brigade_supervisor_crash_loops_total{pool="orders"}"#
+        ),
+        Some(0.0),
+        "registered at zero so that its first increase counts:\n{text}"
+    );
+
+    // Three crashes within the crash-loop window.
+    for restarts in 0..3 {
+        let mut pid = None;
+        wait_until("the replica to be ready", Duration::from_secs(30), || {
+            pid = ready_pid(&up, "serve-orders-1", restarts);
+            pid.is_some()
+        });
+        signal(pid.unwrap(), "-KILL");
+    }
+    wait_until("the crash loop event", Duration::from_secs(10), || {
+        up.status()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "crash_loop" && e["instance"] == "serve-orders-1")
+    });
+    let text = metrics();
+    assert_eq!(
+        sample(
+            &text,
+            r#"brigade_supervisor_crash_loops_total{pool="orders"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, r#"brigade_supervisor_restarts_total{pool="orders"}"#)
+            .is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"brigade_supervisor_events_total{kind="crash_loop",level="error"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+
+    // Watch scrapes the supervisor and fires the alert from the rules compiled into the binary
+    // (the test runs from the crate directory, where deploy/ is not).
+    let watch = up.status()["watch"].as_str().unwrap().to_owned();
+    wait_until(
+        "BrigadeReplicaCrashLooping to fire in watch",
+        Duration::from_secs(45),
+        || {
+            let alerts: Value = reqwest::blocking::get(format!("http://{watch}/api/v1/alerts"))
+                .unwrap()
+                .json()
+                .unwrap();
+            alerts["alerts"].as_array().is_some_and(|alerts| {
+                alerts.iter().any(|a| {
+                    a["labels"]["alertname"] == "BrigadeReplicaCrashLooping"
+                        && a["labels"]["pool"] == "orders"
+                        && a["state"] == "firing"
+                })
+            })
+        },
+    );
+}
+
+#[test]
+fn the_autoscaler_follows_cpu_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start_with(
+        dir.path(),
+        &[
+            "--no-watch",
+            "--autoscale-max",
+            "3",
+            "--autoscale-metric",
+            "cpu",
+            "--autoscale-target-cpu",
+            "2",
+            "--autoscale-interval-ms",
+            "500",
+        ],
+        &[],
+    );
+    let events = scales_up_under_load(&up, 6);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "autoscale" && e["message"].as_str().unwrap().contains("cpu ")),
+        "the decision names its metric: {events:?}"
+    );
+    let bad = Command::new(BRIGADE)
+        .args([
+            "up",
+            "--autoscale-max",
+            "3",
+            "--autoscale-metric",
+            "cpu",
+            "--autoscale-target-cpu",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--autoscale-target-cpu"),
+        "the error names the flag: {}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn up_on_postgresql_and_redis_serves_orders_and_survives_a_killed_replica() {
+    let Some(database) = PgDatabase::create("brigade_up") else {
+        eprintln!("BRIGADE_TEST_POSTGRES_URL not set: skipping brigade up on PostgreSQL");
+        return;
+    };
+    let redis = brigade_store::test_support::redis_url();
+    let mut env = vec![("DATABASE_URL", database.url.as_str())];
+    if let Some(redis) = redis.as_deref() {
+        env.push(("REDIS_URL", redis));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start_with(dir.path(), &["--no-watch"], &env);
+    assert!(
+        !dir.path().join("brigade.db").exists(),
+        "no SQLite file in PostgreSQL mode"
+    );
+    let load = Load::start(&up, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let victim = ready_pid(&up, "serve-orders-1", 0).expect("serve-orders-1 runs");
+    signal(victim, "-KILL");
+    wait_until(
+        "the killed replica to be back",
+        Duration::from_secs(30),
+        || ready_pid(&up, "serve-orders-1", 1).is_some(),
+    );
+    let (sent, failed) = load.finish();
+    assert!(sent > 50, "the load ran: {sent}");
+    assert_eq!(failed, 0, "failed requests out of {sent}");
+    let orders = count_orders(&database.url);
+    assert!(orders > 0, "the orders are in PostgreSQL");
+}
+
+fn count_orders(url: &str) -> i64 {
+    common::with_postgres(url, async |connection| {
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM orders")
+            .fetch_one(connection)
+            .await
+            .unwrap();
+        count
+    })
+}
+
+#[test]
+fn on_a_terminal_up_shows_the_live_status_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // `script` runs brigade up on a pseudo-terminal, as a person would.
+    let command = format!(
+        "stty cols 160 rows 50; exec {BRIGADE} up --port 0 --ops-port {ops_port} --replicas 1 --no-demo --data-dir {}",
+        dir.path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, chunks) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdout = stdout;
+        let mut buffer = [0_u8; 8192];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0
+                || sender
+                    .send(String::from_utf8_lossy(&buffer[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let shown = loop {
+        if let Ok(chunk) = chunks.recv_timeout(Duration::from_millis(200)) {
+            screen.push_str(&chunk);
+        }
+        // A table row of a ready, healthy replica, below the header, drawn by the live view
+        // (which moves the cursor rather than printing newlines, so rows are found by offset).
+        let row = screen.match_indices("│ serve-orders-1").any(|(at, _)| {
+            let rest: String = screen[at..].chars().take(100).collect();
+            rest.contains("ready") && rest.contains("healthy")
+        });
+        if screen.contains("REQ/S") && screen.contains("P99 MS") && row {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+    };
+    let status = reqwest::blocking::get(format!("http://127.0.0.1:{ops_port}/api/status"))
+        .ok()
+        .and_then(|r| r.json::<Value>().ok());
+    let pids: Vec<u32> = status
+        .as_ref()
+        .and_then(|s| s["children"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    // Closing the terminal's input ends `script`, and with it brigade up and its children.
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+    let tail: String = screen
+        .chars()
+        .rev()
+        .take(3000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert!(
+        shown,
+        "no live table on the terminal; its last output:\n{tail}"
+    );
+    assert!(screen.contains("brigade is up"), "{screen}");
+    wait_until("the children to stop", Duration::from_secs(20), || {
+        pids.iter().all(|&pid| !alive(pid))
+    });
+}
+
+#[test]
+fn up_toml_sets_the_topology_and_a_flag_wins_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("up.toml");
+    std::fs::write(
+        &config,
+        "replicas = 4\nkitchen_replicas = 2\nwatch = false\n\n[autoscale]\nmetric = \"in-flight\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    // `--replicas 2` (from the helper) wins over the file's 4; the rest comes from the file.
+    let up = Up::start_with(&data, &["--config", config.to_str().unwrap()], &[]);
+    let status = up.status();
+    let children = status["children"].as_array().unwrap();
+    let count = |pool: &str, backup: bool| {
+        children
+            .iter()
+            .filter(|c| c["pool"] == pool && c["backup"] == backup)
+            .count()
+    };
+    assert_eq!(count("orders", false), 2, "the flag wins: {status}");
+    assert_eq!(count("kitchen", false), 2, "from up.toml: {status}");
+    assert!(
+        children.iter().all(|c| c["service"] != "watch"),
+        "watch = false: {status}"
+    );
+    drop(up);
+
+    for (text, expected) in [
+        ("replicas = 0\n", "replicas: 0 is not between 1 and 64"),
+        (
+            "[autoscale]\nmax = 4\nmetric = \"memory\"\n",
+            "autoscale.metric",
+        ),
+        ("replcias = 2\n", "replcias"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let output = Command::new(BRIGADE)
+            .args(["up", "--config", config.to_str().unwrap(), "--data-dir"])
+            .arg(dir.path().join("bad"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{text}");
+        assert!(stderr.contains(expected), "{text:?} → {stderr}");
+        assert!(stderr.contains("up.toml"), "names the file: {stderr}");
+    }
 }

@@ -21,7 +21,7 @@ fn rules_check_accepts_the_shipped_rules() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/rules/brigade.yml");
     let (ok, stdout, _) = run(&["watch", "rules", "check", shipped.to_str().unwrap()]);
     assert!(ok, "{stdout}");
-    assert!(stdout.contains("SUCCESS: 10 rules found"), "{stdout}");
+    assert!(stdout.contains("SUCCESS: 11 rules found"), "{stdout}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 // (Debian's, never a downloaded one), log in through the pages, save screenshots.
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { mkdtempSync, mkdirSync, rmSync, createWriteStream } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,9 +24,12 @@ function childEnv(extra) {
   return env;
 }
 
-/** Runs brigade with `args` until a JSON log line matches `ready`; returns it and the process. */
-async function startProcess(name, args, env, ready) {
-  const dataDir = mkdtempSync(join(tmpdir(), `brigade-browser-${name}-`));
+/**
+ * Runs brigade with `args` until a JSON log line matches `ready`; returns it and the process.
+ * `dataDir`: use this data directory (kept) instead of a fresh one (removed at stop).
+ */
+async function startProcess(name, args, env, ready, { dataDir: given } = {}) {
+  const dataDir = given || mkdtempSync(join(tmpdir(), `brigade-browser-${name}-`));
   const child = spawn(BRIGADE, [...args, "--log-format", "json", "--data-dir", dataDir], {
     env: childEnv(env),
     stdio: ["pipe", "pipe", "pipe"],
@@ -53,16 +56,51 @@ async function startProcess(name, args, env, ready) {
       await exited;
       clearTimeout(timer);
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!given) rmSync(dataDir, { recursive: true, force: true });
   };
   return { child, line, stop, dataDir };
 }
 
-/** `brigade up` on free ports, with demo data; `{public, ops, stop}`. */
-export async function startUp(name, env = {}) {
-  const up = await startProcess(name, ["up", "--port", "0", "--ops-port", "0"], env,
-    (fields) => (fields.message === "brigade is up"));
-  return { ...up, public: `http://${up.line.public}`, ops: `http://${up.line.ops}` };
+/**
+ * `brigade up` on free ports, with demo data; `{public, ops, balancerAdmin, dataDir, stop}`.
+ * `rules`: the text of an extra alert rule file for its watch (`--alert-rules`).
+ */
+export async function startUp(name, env = {}, { rules } = {}) {
+  let rulesDir;
+  const args = ["up", "--port", "0", "--ops-port", "0"];
+  if (rules) {
+    rulesDir = mkdtempSync(join(tmpdir(), `brigade-browser-${name}-rules-`));
+    writeFileSync(join(rulesDir, "rules.yml"), rules);
+    args.push("--alert-rules", join(rulesDir, "rules.yml"));
+  }
+  const up = await startProcess(name, args, env, (fields) => (fields.message === "brigade is up"));
+  const stop = async () => {
+    await up.stop();
+    if (rulesDir) rmSync(rulesDir, { recursive: true, force: true });
+  };
+  return { ...up, stop, public: `http://${up.line.public}`, ops: `http://${up.line.ops}`, balancerAdmin: up.line.balancer_admin };
+}
+
+/** `brigade dashboard` (no supervisor) against `up`'s balancer and watch and its logs. */
+export async function startDashboard(name, up) {
+  const status = await (await fetch(`${up.ops}/api/status`)).json();
+  const dashboard = await startProcess(name, ["dashboard", "--listen", "127.0.0.1:0",
+    "--balancer-admin", up.balancerAdmin, "--watch", status.watch], {},
+  (fields) => fields.message === "listening" && !!fields.address, { dataDir: up.dataDir });
+  return { ...dashboard, url: `http://${dashboard.line.address}` };
+}
+
+/** Runs brigade to completion with `args`; resolves to `{code, stdout, stderr}`. */
+export function runBrigade(args, env = {}) {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(BRIGADE, args, { env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => { stdout += d; });
+    child.stderr.on("data", (d) => { stderr += d; });
+    child.once("error", reject);
+    child.once("exit", (code) => resolveRun({ code, stdout, stderr }));
+  });
 }
 
 /** One `brigade serve --demo` replica; `{public, stop}`. */

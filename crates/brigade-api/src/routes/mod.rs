@@ -7,6 +7,7 @@ pub mod items;
 pub mod kitchen;
 pub mod orders;
 pub(crate) mod page;
+pub mod reports;
 pub mod shops;
 
 use axum::response::{IntoResponse, Response};

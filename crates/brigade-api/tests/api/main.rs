@@ -14,5 +14,6 @@ mod kitchen;
 mod orders;
 mod pages;
 mod payments;
+mod reports;
 mod roles;
 mod shops;

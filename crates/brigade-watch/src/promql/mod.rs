@@ -64,6 +64,52 @@ impl Query {
     pub fn eval(&self, db: &Tsdb, t: i64) -> Result<Value, PromqlError> {
         eval::Evaluator { db, t }.eval(&self.expr)
     }
+
+    /// Evaluates the query at `start`, `start + step`, … up to `end` (milliseconds)
+    /// and joins the results into one series per label set, as Prometheus's range queries do:
+    /// charts ask for this. Only instant vectors and scalars can be charted (a scalar becomes
+    /// one series without labels); a range vector or string is an error, as in Prometheus.
+    /// Series come out sorted by labels, points oldest first; an instant where a series has no
+    /// value is simply absent from it.
+    pub fn eval_range(
+        &self,
+        db: &Tsdb,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<RangeSeries>, PromqlError> {
+        if step <= 0 {
+            return Err(PromqlError::Eval("the step must be positive".into()));
+        }
+        let mut series: std::collections::BTreeMap<crate::labels::Labels, Vec<(i64, f64)>> =
+            std::collections::BTreeMap::new();
+        let mut t = start;
+        while t <= end {
+            let samples = match self.eval(db, t)? {
+                Value::Vector(vector) => vector,
+                Value::Scalar(value) => vec![Sample {
+                    labels: crate::labels::Labels::new(),
+                    value,
+                }],
+                Value::Matrix(_) | Value::String(_) => {
+                    return Err(PromqlError::Eval(
+                        "a range query must give an instant vector or a scalar".into(),
+                    ));
+                }
+            };
+            for sample in samples {
+                series
+                    .entry(sample.labels)
+                    .or_default()
+                    .push((t, sample.value));
+            }
+            t += step;
+        }
+        Ok(series
+            .into_iter()
+            .map(|(labels, points)| RangeSeries { labels, points })
+            .collect())
+    }
 }
 
 #[cfg(test)]

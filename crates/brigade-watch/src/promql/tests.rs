@@ -234,3 +234,38 @@ fn outside_the_subset_is_rejected_by_name() {
         6 * 3_600 * S
     );
 }
+
+#[test]
+fn range_queries_join_instants_into_series() {
+    // A counter growing 1 per second on two instances, b starting at 30 s.
+    let a: Vec<(i64, f64)> = (0..=60).map(|t| (t, t as f64)).collect();
+    let b: Vec<(i64, f64)> = (30..=60).map(|t| (t, 2.0 * t as f64)).collect();
+    let db = db_with(&[
+        (&[("__name__", "c"), ("instance", "a")], &a),
+        (&[("__name__", "c"), ("instance", "b")], &b),
+    ]);
+    let query = Query::parse("rate(c[10s])").unwrap();
+    let series = query.eval_range(&db, 20 * S, 60 * S, 20 * S).unwrap();
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[0].labels, labels([("instance", "a")]));
+    // a: 1/s at 20, 40 and 60 s.
+    assert_eq!(
+        series[0].points,
+        vec![(20 * S, 1.0), (40 * S, 1.0), (60 * S, 1.0)]
+    );
+    // b has no samples before 30 s: absent at 20 s, 2/s afterwards.
+    assert_eq!(series[1].points, vec![(40 * S, 2.0), (60 * S, 2.0)]);
+
+    let scalar = Query::parse("1 + 1").unwrap();
+    let series = scalar.eval_range(&db, 0, 2 * S, S).unwrap();
+    assert_eq!(series.len(), 1);
+    assert!(series[0].labels.is_empty());
+    assert_eq!(series[0].points.len(), 3);
+
+    let matrix = Query::parse("c[1m]").unwrap();
+    assert!(
+        matrix.eval_range(&db, 0, S, S).is_err(),
+        "a range vector cannot be charted"
+    );
+    assert!(query.eval_range(&db, 0, S, 0).is_err(), "a step of zero");
+}

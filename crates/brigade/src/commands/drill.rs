@@ -15,6 +15,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         password: args.password,
         phase: Duration::from_secs(args.phase_secs.max(1)),
         clients: args.clients.max(1),
+        fault: args.fault_secs.map(|secs| Duration::from_secs(secs.max(1))),
     })
     .await?;
     if args.json {

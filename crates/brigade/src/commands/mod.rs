@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+mod backup;
 mod balance;
+mod dashboard;
 mod demo_data;
 mod drill;
 mod logs;
@@ -23,11 +25,14 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::DemoData(_) => demo_data::run(settings).await,
         Command::Watch(args) => watch::run(settings, args).await,
         Command::Balance(args) => balance::run(args).await,
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => up::run(settings, args).await,
         Command::Status(args) => status::run(args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Rollout(args) => rollout::restart(args).await,
         Command::Scale(args) => rollout::scale(args).await,
         Command::Drill(args) => drill::run(args).await,
+        Command::Backup(args) => backup::backup(settings, args).await,
+        Command::Restore(args) => backup::restore(settings, args).await,
+        Command::Dashboard(args) => dashboard::run(args).await,
     }
 }

@@ -1,52 +1,218 @@
 //! `brigade up`: the whole architecture on this machine.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
-use brigade_core::Shutdown;
-use brigade_up::{Autoscale, Supervisor, UpOptions};
+use brigade_core::config::LogFormat;
+use brigade_core::{Settings, Shutdown};
+use brigade_up::{Autoscale, JobKind, JobsPlan, ScaleMetric, Supervisor, UpFile, UpOptions};
+use clap::Parser as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::UpArgs;
+use crate::cli::{AutoscaleMetric, Cli, UpArgs};
 
-/// Runs the supervisor until SIGTERM or Ctrl-C.
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+/// The file read when `--config` is not given (if it exists).
+const DEFAULT_UP_CONFIG: &str = "up.toml";
+
+/// Runs the supervisor until SIGTERM or Ctrl-C; on a terminal (and unless JSON logs were asked
+/// for) with the live status view below the log lines.
+pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
+    let (file, path) = up_file()?;
+    let jobs = jobs(&settings, &args, &file)?;
+    let context = |key: &str| match &path {
+        Some(path) => format!("{}: {key}", path.display()),
+        None => key.to_owned(),
+    };
     let binary = std::env::current_exe().context("cannot find the brigade executable")?;
-    let mut options = UpOptions::new(binary, args.data_dir);
-    options.listen = SocketAddr::from(([127, 0, 0, 1], args.port));
-    options.ops_listen = SocketAddr::from(([127, 0, 0, 1], args.ops_port));
-    options.demo = !args.no_demo;
-    options.watch = !args.no_watch;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./brigade-data"));
+    let mut options = UpOptions::new(binary, data_dir);
+    let port = args.port.or(file.port).unwrap_or(8080);
+    let ops_port = args.ops_port.or(file.ops_port).unwrap_or(8081);
+    options.listen = SocketAddr::from(([127, 0, 0, 1], port));
+    options.ops_listen = SocketAddr::from(([127, 0, 0, 1], ops_port));
+    options.demo = !args.no_demo && file.demo.unwrap_or(true);
+    options.watch = !args.no_watch && file.watch.unwrap_or(true);
+    let replicas = replica_count(args.replicas, file.replicas, 3, &context("replicas"))?;
+    let kitchen = replica_count(
+        args.kitchen_replicas,
+        file.kitchen_replicas,
+        1,
+        &context("kitchen_replicas"),
+    )?;
+    let rules = args
+        .alert_rules
+        .iter()
+        .map(|f| (f, "--alert-rules".to_owned()));
+    let file_rules = file.alert_rules.iter().map(|f| (f, context("alert_rules")));
+    for (rule_file, origin) in rules.chain(file_rules) {
+        anyhow::ensure!(
+            rule_file.is_file(),
+            "{origin}: {} is not a readable file",
+            rule_file.display()
+        );
+        options
+            .alert_rules
+            .push(std::fs::canonicalize(rule_file).unwrap_or_else(|_| rule_file.clone()));
+    }
     for pool in &mut options.pools {
         pool.replicas = usize::from(if pool.name == "kitchen" {
-            args.kitchen_replicas
+            kitchen
         } else {
-            args.replicas
+            replicas
         });
     }
-    if args.autoscale_max > 0 {
+    let scaling = &file.autoscale;
+    let autoscale_max = args.autoscale_max.or(scaling.max).unwrap_or(0);
+    if autoscale_max > 0 {
         anyhow::ensure!(
-            args.autoscale_max >= usize::from(args.replicas),
+            autoscale_max >= usize::from(replicas),
             "--autoscale-max must be at least --replicas"
         );
+        let metric = match (args.autoscale_metric, scaling.metric.as_deref()) {
+            (Some(metric), _) => metric,
+            (None, None | Some("in-flight")) => AutoscaleMetric::InFlight,
+            (None, Some("cpu")) => AutoscaleMetric::Cpu,
+            (None, Some(other)) => anyhow::bail!(
+                "{}: {other:?} is not a metric; use in-flight or cpu",
+                context("autoscale.metric")
+            ),
+        };
+        let (metric, target, flag) = match metric {
+            AutoscaleMetric::InFlight => (
+                ScaleMetric::InFlight,
+                args.autoscale_target_in_flight
+                    .or(scaling.target_in_flight)
+                    .unwrap_or(8.0),
+                "--autoscale-target-in-flight",
+            ),
+            AutoscaleMetric::Cpu => (
+                ScaleMetric::Cpu,
+                args.autoscale_target_cpu
+                    .or(scaling.target_cpu)
+                    .unwrap_or(70.0),
+                "--autoscale-target-cpu",
+            ),
+        };
         anyhow::ensure!(
-            args.autoscale_target_in_flight > 0.0,
-            "--autoscale-target-in-flight must be positive"
+            target.is_finite() && target > 0.0,
+            "{flag} must be positive"
         );
+        let interval_ms = args
+            .autoscale_interval_ms
+            .or(scaling.interval_ms)
+            .unwrap_or(5000);
+        let window_secs = args
+            .scale_down_window_secs
+            .or(scaling.scale_down_window_secs)
+            .unwrap_or(300);
         let orders = options.pools.iter_mut().find(|p| p.name == "orders");
         if let Some(orders) = orders {
             orders.autoscale = Some(Autoscale {
-                min: usize::from(args.replicas),
-                max: args.autoscale_max,
-                target_in_flight: args.autoscale_target_in_flight,
-                interval: std::time::Duration::from_millis(args.autoscale_interval_ms.max(100)),
-                scale_down_window: std::time::Duration::from_secs(args.scale_down_window_secs),
+                min: usize::from(replicas),
+                max: autoscale_max,
+                metric,
+                target,
+                interval: std::time::Duration::from_millis(interval_ms.max(100)),
+                scale_down_window: std::time::Duration::from_secs(window_secs),
                 ..Autoscale::default()
             });
         }
     }
+    options.jobs = jobs;
+    let ops = options.ops_listen;
     let supervisor = Supervisor::new(options)?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
+    let interactive = std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal()
+        && settings.log.format != LogFormat::Json;
+    if interactive && ops.port() != 0 {
+        tokio::spawn(live_view(ops.to_string(), shutdown.clone()));
+    }
     supervisor.run(shutdown).await?;
     Ok(())
+}
+
+/// How often the live view is redrawn.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Redraws the status table (the same as `brigade status`) in place on stderr until shutdown.
+/// Log lines are written above it: the view steps aside for each (telemetry's console
+/// interlude) and is drawn again below.
+async fn live_view(ops: String, shutdown: Shutdown) {
+    let view = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(1));
+    view.set_style(
+        ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let hidden = view.clone();
+    brigade_core::telemetry::set_console_interlude(move |write| hidden.suspend(write));
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(snapshot) = brigade_up::status_view::snapshot(&http, &ops).await {
+            let (_, columns) = console::Term::stderr().size();
+            let width = columns.saturating_sub(1);
+            view.set_message(snapshot.render(width).trim_end().to_owned());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(REFRESH) => {}
+            () = shutdown.wait() => break,
+        }
+    }
+    view.finish_and_clear();
+}
+
+/// up.toml: `--config FILE` (which must exist), else ./up.toml when present, else nothing.
+fn up_file() -> anyhow::Result<(UpFile, Option<PathBuf>)> {
+    // The global --config flag is parsed by `Cli`; the command only receives its own flags.
+    let path = Cli::try_parse()
+        .ok()
+        .and_then(|cli| cli.config)
+        .or_else(|| Some(PathBuf::from(DEFAULT_UP_CONFIG)).filter(|path| path.exists()));
+    match path {
+        Some(path) => {
+            let file =
+                UpFile::load(&path).with_context(|| format!("--config {}", path.display()))?;
+            Ok((file, Some(path)))
+        }
+        None => Ok((UpFile::default(), None)),
+    }
+}
+
+/// A replica count from the flag, else up.toml (checked like the flag), else `default`.
+fn replica_count(
+    flag: Option<u16>,
+    file: Option<u16>,
+    default: u16,
+    key: &str,
+) -> anyhow::Result<u16> {
+    let count = flag.or(file).unwrap_or(default);
+    anyhow::ensure!(
+        (1..=64).contains(&count),
+        "{key}: {count} is not between 1 and 64"
+    );
+    Ok(count)
+}
+
+/// The off-peak jobs: `[jobs]` of up.toml, the admin password from the environment, no backup
+/// job on PostgreSQL (pg_dump's business).
+fn jobs(settings: &Settings, args: &UpArgs, file: &UpFile) -> anyhow::Result<JobsPlan> {
+    let mut plan = file.jobs_plan().context("up.toml [jobs]")?;
+    if args.no_jobs {
+        plan.enabled = false;
+    }
+    plan.admin_password = ["BRIGADE_JOBS_ADMIN_PASSWORD", "BRIGADE_DEMO_PASSWORD"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()));
+    let url = settings.storage.effective_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        tracing::info!("the store is PostgreSQL: no backup job (back it up with pg_dump)");
+        plan = plan.without(JobKind::Backup);
+    }
+    Ok(plan)
 }

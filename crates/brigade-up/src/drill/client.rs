@@ -1,0 +1,180 @@
+//! The HTTP calls a drill makes besides its load: the ops API, the balancer's admin API, the
+//! replicas' fault switches and the audit trail.
+
+use serde_json::{Value, json};
+
+use super::DrillError;
+
+/// The JSON body of a successful answer; anything else is a setup error naming the status.
+pub async fn json_of(response: reqwest::Result<reqwest::Response>) -> Result<Value, DrillError> {
+    let response = response.map_err(|e| DrillError::Setup(e.to_string()))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| DrillError::Setup(e.to_string()))?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(DrillError::Setup(format!("HTTP {status}: {body}")))
+    }
+}
+
+/// Logs a demo account in and returns its token.
+pub async fn log_in(
+    http: &reqwest::Client,
+    public: &str,
+    email: &str,
+    password: &str,
+) -> Result<String, DrillError> {
+    let session = json_of(
+        http.post(format!("http://{public}/api/v1/sessions"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await,
+    )
+    .await
+    .map_err(|e| {
+        DrillError::Setup(format!(
+            "cannot log in as {email} (set --password or BRIGADE_DEMO_PASSWORD): {e}"
+        ))
+    })?;
+    Ok(session["token"].as_str().unwrap_or_default().to_owned())
+}
+
+/// `GET /api/status` of the ops API.
+pub async fn status(http: &reqwest::Client, ops: &str) -> Result<Value, DrillError> {
+    json_of(http.get(format!("http://{ops}/api/status")).send().await).await
+}
+
+/// The children of a status answer that are replicas of `pool` (`None`: every pool).
+pub fn replicas<'a>(status: &'a Value, pool: Option<&'a str>) -> impl Iterator<Item = &'a Value> {
+    status["children"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |c| c["service"] == "serve" && pool.is_none_or(|p| c["pool"] == p))
+}
+
+/// Ready primary replicas of the orders pool.
+pub fn ready_primaries(status: &Value) -> usize {
+    replicas(status, Some("orders"))
+        .filter(|c| c["backup"] == false && c["state"] == "ready")
+        .count()
+}
+
+/// The backends of a balancer pool (`GET /admin/pools/{pool}`); empty when unreachable.
+pub async fn pool_backends(http: &reqwest::Client, admin: &str, pool: &str) -> Vec<Value> {
+    let view = json_of(
+        http.get(format!("http://{admin}/admin/pools/{pool}"))
+            .send()
+            .await,
+    )
+    .await
+    .unwrap_or_default();
+    view["backends"].as_array().cloned().unwrap_or_default()
+}
+
+/// Sets a replica's fault switch (`PUT /api/v1/admin/faults`; fields left out are off).
+pub async fn set_faults(
+    http: &reqwest::Client,
+    replica: &str,
+    admin_token: &str,
+    switch: &Value,
+) -> Result<Value, DrillError> {
+    json_of(
+        http.put(format!("http://{replica}/api/v1/admin/faults"))
+            .bearer_auth(admin_token)
+            .json(switch)
+            .send()
+            .await,
+    )
+    .await
+}
+
+/// A replica's fault switch and payment breaker (`GET /api/v1/admin/faults`).
+pub async fn faults_of(
+    http: &reqwest::Client,
+    replica: &str,
+    admin_token: &str,
+) -> Result<Value, DrillError> {
+    json_of(
+        http.get(format!("http://{replica}/api/v1/admin/faults"))
+            .bearer_auth(admin_token)
+            .send()
+            .await,
+    )
+    .await
+}
+
+/// Every audit event matching `filter` since `since`, newest first (all pages).
+pub async fn audit(
+    http: &reqwest::Client,
+    public: &str,
+    admin_token: &str,
+    filter: &[(&str, &str)],
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Value>, DrillError> {
+    let since = since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut events = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query: Vec<(&str, &str)> = filter.to_vec();
+        query.push(("since", &since));
+        query.push(("limit", "100"));
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor));
+        }
+        let url =
+            reqwest::Url::parse_with_params(&format!("http://{public}/api/v1/admin/audit"), &query)
+                .map_err(|e| DrillError::Setup(e.to_string()))?;
+        let page = json_of(http.get(url).bearer_auth(admin_token).send().await).await?;
+        events.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(events),
+        }
+    }
+}
+
+/// Names of alerts that were firing in `brigade watch` at some point since `since`.
+pub async fn fired_alerts(
+    http: &reqwest::Client,
+    watch: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    let Ok(Ok(history)) = http
+        .get(format!("http://{watch}/api/v1/alerts/history"))
+        .send()
+        .await
+        .map(|r| r.error_for_status())
+    else {
+        return Vec::new();
+    };
+    let history: Value = history.json().await.unwrap_or_default();
+    let entries = history
+        .as_array()
+        .cloned()
+        .or_else(|| history["items"].as_array().cloned())
+        .unwrap_or_default();
+    let mut names: Vec<String> = entries
+        .iter()
+        .filter(|e| {
+            e["started_at"]
+                .as_str()
+                .or(e["startsAt"].as_str())
+                .or(e["at"].as_str())
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t >= since)
+        })
+        .filter_map(|e| {
+            e["labels"]["alertname"]
+                .as_str()
+                .or(e["alertname"].as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

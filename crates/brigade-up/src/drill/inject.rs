@@ -1,0 +1,330 @@
+//! The faults: each drill's fault, held for its time, undone, and awaited until the system is
+//! whole again. Every fault that is switched on is switched off again, also when the drill
+//! fails half way.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::client::{self, json_of};
+use super::load::Load;
+use super::report::{DatabaseCheck, Scaling};
+use super::{Drill, DrillError};
+
+/// Latency the slow-replica drill adds to one replica.
+pub const SLOW_REPLICA_LATENCY_MS: u64 = 400;
+/// The surge's load, as a multiple of the usual clients.
+pub const SURGE_FACTOR: usize = 5;
+/// Longest wait for the system to be whole again after a fault.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
+/// How often the drill looks while it waits.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What a drill needs to reach.
+pub struct Ctx {
+    /// The drill.
+    pub drill: Drill,
+    /// Client for everything but the load.
+    pub http: reqwest::Client,
+    /// The ops API of `brigade up`.
+    pub ops: String,
+    /// The public address (the balancer).
+    pub public: String,
+    /// The balancer's admin API.
+    pub balancer_admin: String,
+    /// Password of the demo accounts.
+    pub password: String,
+    /// How long the fault is held.
+    pub hold: Duration,
+    /// The usual number of clients.
+    pub clients: usize,
+    /// `brigade up`'s status when the drill started.
+    pub status: Value,
+    /// Requests each orders backend took during the phase before the fault. The victim is
+    /// the busiest one: a replica the balancer is not sending to (one in slow start after a
+    /// restart, or one Peak-EWMA ranks last) would make the fault invisible.
+    pub before_traffic: BTreeMap<String, u64>,
+}
+
+impl Ctx {
+    /// A token of the demo admin.
+    pub async fn admin_token(&self) -> Result<String, DrillError> {
+        client::log_in(
+            &self.http,
+            &self.public,
+            "admin@brigade.demo",
+            &self.password,
+        )
+        .await
+    }
+
+    /// The ready orders primary that took the most requests before the fault.
+    fn victim(&self) -> Result<Value, DrillError> {
+        let traffic = |c: &Value| {
+            let address = c["address"].as_str().unwrap_or_default();
+            self.before_traffic.get(address).copied().unwrap_or(0)
+        };
+        client::replicas(&self.status, Some("orders"))
+            .filter(|c| c["backup"] == false && c["state"] == "ready")
+            .max_by_key(|c| traffic(c))
+            .cloned()
+            .ok_or_else(|| DrillError::Setup("no ready orders replica".into()))
+    }
+}
+
+/// What the fault phase found out.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// How long the fault was held.
+    pub fault: Duration,
+    /// Whether the system was whole again within the limit.
+    pub recovered: bool,
+    /// What "whole again" meant, for the claim's detail.
+    pub recovery: String,
+    /// slow-replica: the slowed replica's address.
+    pub slowed: Option<String>,
+    /// payment-outage: every orders replica's breaker closed again.
+    pub breakers_closed: Option<bool>,
+    /// db-outage's observations.
+    pub database: Option<DatabaseCheck>,
+    /// surge's observations (the end count is filled in later).
+    pub scaling: Option<Scaling>,
+}
+
+/// Does the drill's fault and returns once the system is whole again (or the limit passed).
+pub async fn inject(ctx: &Ctx, load: &mut Load) -> Result<Findings, DrillError> {
+    match ctx.drill {
+        Drill::KillReplica => kill_replica(ctx).await,
+        Drill::RollingRestart => rolling_restart(ctx).await,
+        Drill::ErrorBurst => {
+            let victim = ctx.victim()?;
+            let address = victim["address"].as_str().unwrap_or_default();
+            switched(ctx, &[address.to_owned()], json!({"error_ratio": 1.0})).await
+        }
+        Drill::SlowReplica => {
+            let victim = ctx.victim()?;
+            let address = victim["address"].as_str().unwrap_or_default().to_owned();
+            let switch = json!({"latency_ms": SLOW_REPLICA_LATENCY_MS});
+            let mut findings = switched(ctx, std::slice::from_ref(&address), switch).await?;
+            findings.slowed = Some(address);
+            Ok(findings)
+        }
+        Drill::PaymentOutage => payment_outage(ctx).await,
+        Drill::DbOutage => db_outage(ctx).await,
+        Drill::Surge => surge(ctx, load).await,
+    }
+}
+
+/// SIGKILL one replica; whole again when its slot runs a new ready process.
+async fn kill_replica(ctx: &Ctx) -> Result<Findings, DrillError> {
+    let victim = ctx.victim()?;
+    let instance = victim["instance"].as_str().unwrap_or_default().to_owned();
+    let pid = victim["pid"].as_u64().unwrap_or_default();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .await
+        .map_err(|e| DrillError::Setup(format!("cannot run kill: {e}")))?;
+    if !killed.success() {
+        return Err(DrillError::Setup(format!("cannot kill {instance} ({pid})")));
+    }
+    let started = Instant::now();
+    let recovered = wait_until(async || {
+        let now = client::status(&ctx.http, &ctx.ops).await?;
+        Ok(client::replicas(&now, None).any(|c| {
+            c["instance"] == instance.as_str()
+                && c["state"] == "ready"
+                && c["pid"].as_u64() != Some(pid)
+        }))
+    })
+    .await?;
+    Ok(Findings {
+        fault: started.elapsed(),
+        recovered,
+        recovery: format!("{instance} ready again with a new process"),
+        ..Findings::default()
+    })
+}
+
+/// Replace every orders replica; whole again when the rollout answered.
+async fn rolling_restart(ctx: &Ctx) -> Result<Findings, DrillError> {
+    let started = Instant::now();
+    json_of(
+        ctx.http
+            .post(format!("http://{}/api/pools/orders/rollout", ctx.ops))
+            .json(&json!({}))
+            .send()
+            .await,
+    )
+    .await?;
+    Ok(Findings {
+        fault: started.elapsed(),
+        recovered: true,
+        recovery: "the rollout replaced every orders replica".into(),
+        ..Findings::default()
+    })
+}
+
+/// Sets `switch` on the replicas at `addresses` for the hold, then switches them off.
+async fn switched(ctx: &Ctx, addresses: &[String], switch: Value) -> Result<Findings, DrillError> {
+    let admin = ctx.admin_token().await?;
+    let started = Instant::now();
+    let mut result = Ok(());
+    for address in addresses {
+        result = client::set_faults(&ctx.http, address, &admin, &switch)
+            .await
+            .map(drop);
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        tokio::time::sleep(ctx.hold).await;
+    }
+    let fault = started.elapsed();
+    for address in addresses {
+        let off = client::set_faults(&ctx.http, address, &admin, &json!({})).await;
+        if result.is_ok() {
+            result = off.map(drop);
+        }
+    }
+    result?;
+    Ok(Findings {
+        fault,
+        recovered: true,
+        recovery: "the fault switch is off".into(),
+        ..Findings::default()
+    })
+}
+
+/// The payment provider fails on every replica; whole again when every orders replica's
+/// circuit breaker closed (a trial call succeeded).
+async fn payment_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
+    let addresses: Vec<String> = client::replicas(&ctx.status, None)
+        .filter_map(|c| c["address"].as_str().map(str::to_owned))
+        .collect();
+    let mut findings = switched(ctx, &addresses, json!({"payments_outage": true})).await?;
+    let admin = ctx.admin_token().await?;
+    let primaries: Vec<String> = client::replicas(&ctx.status, Some("orders"))
+        .filter(|c| c["backup"] == false)
+        .filter_map(|c| c["address"].as_str().map(str::to_owned))
+        .collect();
+    let closed = wait_until(async || {
+        for address in &primaries {
+            let faults = client::faults_of(&ctx.http, address, &admin).await?;
+            if faults["payments_breaker"] != "closed" {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    findings.recovered = closed;
+    findings.recovery = "every orders replica's payment breaker closed again".into();
+    findings.breakers_closed = Some(closed);
+    Ok(findings)
+}
+
+/// Cuts the replicas' database link for the hold (watching readiness), restores it; whole
+/// again when every orders replica is ready and in the balancer again.
+async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
+    let link = format!("http://{}/api/db-link", ctx.ops);
+    let cut = json_of(ctx.http.put(&link).json(&json!({"cut": true})).send().await)
+        .await
+        .map_err(|e| DrillError::Setup(format!("cannot cut the database link: {e}")))?;
+    let started = Instant::now();
+    let mut unready_seen = false;
+    while started.elapsed() < ctx.hold {
+        let backends = client::pool_backends(&ctx.http, &ctx.balancer_admin, "orders").await;
+        unready_seen |= backends.iter().any(|b| b["healthy"] == false);
+        tokio::time::sleep(POLL).await;
+    }
+    let fault = started.elapsed();
+    json_of(
+        ctx.http
+            .put(&link)
+            .json(&json!({"cut": false}))
+            .send()
+            .await,
+    )
+    .await
+    .map_err(|e| DrillError::Setup(format!("cannot restore the database link: {e}")))?;
+    let ready_after = wait_until(async || {
+        let backends = client::pool_backends(&ctx.http, &ctx.balancer_admin, "orders").await;
+        if backends.is_empty() || backends.iter().any(|b| b["healthy"] != true) {
+            return Ok(false);
+        }
+        for backend in &backends {
+            let address = backend["address"].as_str().unwrap_or_default();
+            let ready = ctx
+                .http
+                .get(format!("http://{address}/health/ready"))
+                .send()
+                .await;
+            if !ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    Ok(Findings {
+        fault,
+        recovered: ready_after,
+        recovery: "every orders replica ready and healthy in the balancer".into(),
+        database: Some(DatabaseCheck {
+            mode: cut["mode"].as_str().unwrap_or_default().to_owned(),
+            unready_seen,
+            ready_after,
+        }),
+        ..Findings::default()
+    })
+}
+
+/// Five times the clients for the hold, counting the orders replicas as the autoscaler adds
+/// them.
+async fn surge(ctx: &Ctx, load: &mut Load) -> Result<Findings, DrillError> {
+    let before = client::ready_primaries(&ctx.status);
+    let extra = ctx.clients * (SURGE_FACTOR - 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    load.add(extra, &stop);
+    let mut peak = before;
+    while started.elapsed() < ctx.hold {
+        tokio::time::sleep(POLL).await;
+        if let Ok(now) = client::status(&ctx.http, &ctx.ops).await {
+            peak = peak.max(client::ready_primaries(&now));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(Findings {
+        fault: started.elapsed(),
+        recovered: true,
+        recovery: "the surge ended".into(),
+        scaling: Some(Scaling {
+            clients: ctx.clients * SURGE_FACTOR,
+            replicas: [before, peak, 0],
+            events: Vec::new(),
+        }),
+        ..Findings::default()
+    })
+}
+
+/// Polls `check` until it holds (true) or [`RECOVERY_LIMIT`] passed (false).
+async fn wait_until(
+    mut check: impl AsyncFnMut() -> Result<bool, DrillError>,
+) -> Result<bool, DrillError> {
+    let deadline = Instant::now() + RECOVERY_LIMIT;
+    loop {
+        if check().await? {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

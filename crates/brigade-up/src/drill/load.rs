@@ -1,0 +1,240 @@
+//! The drill's load: clients doing what customers do (menu reads, orders with their own
+//! `Idempotency-Key`) until stopped, every answer recorded under its phase.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// The phases of a drill; the index of each phase's slot in the samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the fault.
+    Before = 0,
+    /// From the fault until the system is whole again.
+    During = 1,
+    /// After recovery.
+    After = 2,
+}
+
+/// What the clients saw, per phase.
+#[derive(Default)]
+pub struct Samples {
+    /// Every request's latency.
+    pub latencies: [Vec<Duration>; 3],
+    /// Requests that did not succeed.
+    pub failed: [usize; 3],
+    /// Failed requests by HTTP status (`"503"`) or transport error (`"timeout"`).
+    pub statuses: [BTreeMap<String, usize>; 3],
+    /// Failed HTTP answers that were not `application/problem+json`.
+    pub not_problem: [usize; 3],
+    /// What the failed requests got, in words, counted.
+    pub reasons: BTreeMap<String, usize>,
+    /// Ids of orders answered 201.
+    pub acknowledged: Vec<String>,
+}
+
+/// Where and what the clients send.
+#[derive(Clone)]
+pub struct Target {
+    /// `http://PUBLIC/api/v1/shops/{shop}/menu`.
+    pub menu_url: String,
+    /// `http://PUBLIC/api/v1/orders`.
+    pub orders_url: String,
+    /// The customer's token.
+    pub token: String,
+    /// The order every client places.
+    pub order: Value,
+    /// Prefix of the idempotency keys (unique per drill run).
+    pub key_prefix: String,
+}
+
+/// The running load.
+pub struct Load {
+    http: reqwest::Client,
+    target: Target,
+    phase: Arc<AtomicU8>,
+    /// The samples, shared with the clients.
+    pub samples: Arc<Mutex<Samples>>,
+    clients: Vec<(Arc<AtomicBool>, JoinHandle<()>)>,
+    next_client: usize,
+}
+
+impl Load {
+    /// Starts `clients` clients in the before phase.
+    pub fn start(http: reqwest::Client, target: Target, clients: usize) -> Self {
+        let mut load = Self {
+            http,
+            target,
+            phase: Arc::new(AtomicU8::new(Phase::Before as u8)),
+            samples: Arc::new(Mutex::new(Samples::default())),
+            clients: Vec::new(),
+            next_client: 0,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        load.add(clients, &stop);
+        load
+    }
+
+    /// Moves the clients to `phase`: requests started from now on count there.
+    pub fn enter(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    /// Adds `clients` more clients that stop when `stop` is set (or with the rest).
+    pub fn add(&mut self, clients: usize, stop: &Arc<AtomicBool>) {
+        for _ in 0..clients {
+            self.next_client += 1;
+            let task = tokio::spawn(client(
+                self.http.clone(),
+                self.target.clone(),
+                self.next_client,
+                self.phase.clone(),
+                self.samples.clone(),
+                stop.clone(),
+            ));
+            self.clients.push((stop.clone(), task));
+        }
+    }
+
+    /// Stops every client and waits for their last requests.
+    pub async fn stop(self) -> Arc<Mutex<Samples>> {
+        for (stop, _) in &self.clients {
+            stop.store(true, Ordering::Relaxed);
+        }
+        for (_, task) in self.clients {
+            let _ = task.await;
+        }
+        self.samples
+    }
+}
+
+/// One client: a menu read, then an order with a fresh key, until `stop`.
+async fn client(
+    http: reqwest::Client,
+    target: Target,
+    worker: usize,
+    phase: Arc<AtomicU8>,
+    samples: Arc<Mutex<Samples>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut n = 0_u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let started_in = phase.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let (outcome, placed) = if n % 2 == 0 {
+            match http.get(&target.menu_url).send().await {
+                Ok(r) if r.status().is_success() => (Ok(()), None),
+                Ok(r) => (Err(failure("GET menu", r).await), None),
+                Err(e) => (Err(transport("GET menu", &e)), None),
+            }
+        } else {
+            let answer = http
+                .post(&target.orders_url)
+                .bearer_auth(&target.token)
+                .header(
+                    "idempotency-key",
+                    format!("{}-{worker}-{n}", target.key_prefix),
+                )
+                .json(&target.order)
+                .send()
+                .await;
+            match answer {
+                Ok(response) if response.status().as_u16() == 201 => {
+                    let body: Value = response.json().await.unwrap_or_default();
+                    (Ok(()), body["id"].as_str().map(str::to_owned))
+                }
+                Ok(response) => (Err(failure("POST order", response).await), None),
+                Err(e) => (Err(transport("POST order", &e)), None),
+            }
+        };
+        let elapsed = started.elapsed();
+        let slot = slot(started_in, phase.load(Ordering::Relaxed));
+        let mut samples = samples.lock().await;
+        samples.latencies[slot].push(elapsed);
+        if let Err(failure) = outcome {
+            samples.failed[slot] += 1;
+            *samples.statuses[slot].entry(failure.status).or_default() += 1;
+            if !failure.problem {
+                samples.not_problem[slot] += 1;
+            }
+            *samples.reasons.entry(failure.reason).or_default() += 1;
+        }
+        samples.acknowledged.extend(placed);
+    }
+}
+
+/// The phase a request counts in: the fault's when it overlapped the fault at all (a request
+/// in flight when the fault began is one of its casualties), else the one it ran in.
+fn slot(started_in: u8, ended_in: u8) -> usize {
+    let (before, during) = (Phase::Before as u8, Phase::During as u8);
+    if started_in == before && ended_in == before {
+        Phase::Before as usize
+    } else if started_in <= during {
+        Phase::During as usize
+    } else {
+        Phase::After as usize
+    }
+}
+
+/// One failed request.
+struct Failure {
+    /// HTTP status or transport error kind.
+    status: String,
+    /// Whether the answer was `application/problem+json` (transport errors count as such:
+    /// they are reported by kind, not as bad answers).
+    problem: bool,
+    /// In words.
+    reason: String,
+}
+
+async fn failure(what: &str, response: reqwest::Response) -> Failure {
+    let status = response.status().as_u16();
+    let problem = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"));
+    let body: Value = response.json().await.unwrap_or_default();
+    let kind = body["type"].as_str().unwrap_or("(not problem+json)");
+    Failure {
+        status: status.to_string(),
+        problem,
+        reason: format!("{what}: HTTP {status} {kind}"),
+    }
+}
+
+fn transport(what: &str, error: &reqwest::Error) -> Failure {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection refused"
+    } else {
+        "connection error"
+    };
+    Failure {
+        status: kind.to_owned(),
+        problem: true,
+        reason: format!("{what}: {kind}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_overlapping_the_fault_counts_in_it() {
+        let (b, d, a) = (Phase::Before as u8, Phase::During as u8, Phase::After as u8);
+        assert_eq!(slot(b, b), 0);
+        assert_eq!(slot(b, d), 1, "in flight when the fault began");
+        assert_eq!(slot(b, a), 1, "in flight across the whole fault");
+        assert_eq!(slot(d, a), 1, "started during it");
+        assert_eq!(slot(a, a), 2);
+    }
+}

@@ -1,0 +1,490 @@
+//! Drills (`brigade drill NAME`): a bounded built-in load against the public port while one
+//! fault happens, then a report that checks its own claims.
+//!
+//! The load is what customers do: menu reads and orders, each order with its own
+//! `Idempotency-Key` ([`load`]). Phases: before the fault, during it (until the system
+//! recovered), after. The fault ([`inject`]) is one of:
+//!
+//! | drill | fault | claims besides "no acknowledged order lost or duplicated" |
+//! |---|---|---|
+//! | `kill-replica` | SIGKILL one orders replica | no request fails, it comes back |
+//! | `rolling-restart` | replace every orders replica | no request fails |
+//! | `error-burst` | one replica answers 500 | failures only during the burst |
+//! | `slow-replica` | one replica +400 ms | no request fails, it gets under half an even share |
+//! | `payment-outage` | every provider call fails | 502/503 problem answers only, nothing charged for a failed order, breakers close again |
+//! | `db-outage` | the replicas' database link is cut | 503 problem answers only and only during, readiness, full recovery |
+//! | `surge` | 5 × the clients | the autoscaler adds replicas, no request fails |
+//!
+//! The report ([`report`]) gives requests sent and failed, p50/p99/max per phase, the time to
+//! recover, alerts that fired in `brigade watch`, the drill's own measurements, and each claim
+//! with its verdict.
+
+mod client;
+mod inject;
+mod load;
+mod payments;
+mod report;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+pub use report::{Claim, DatabaseCheck, PaymentCheck, Report, Scaling, TrafficShare};
+
+use client::json_of;
+use load::{Load, Phase, Target};
+use report::percentile;
+
+/// Drills brigade knows.
+pub const DRILLS: [&str; 7] = [
+    "kill-replica",
+    "rolling-restart",
+    "error-burst",
+    "slow-replica",
+    "payment-outage",
+    "db-outage",
+    "surge",
+];
+
+/// Why a drill could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// Unknown name.
+    #[error(
+        "unknown drill {0:?}; drills: kill-replica, rolling-restart, error-burst, slow-replica, \
+         payment-outage, db-outage, surge"
+    )]
+    Unknown(String),
+    /// `brigade up` is not reachable or answered something unexpected.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A drill, parsed from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drill {
+    /// SIGKILL one orders replica.
+    KillReplica,
+    /// Replace every orders replica, one at a time.
+    RollingRestart,
+    /// One orders replica answers every API request with 500.
+    ErrorBurst,
+    /// One orders replica answers every API request late.
+    SlowReplica,
+    /// The payment provider fails on every replica.
+    PaymentOutage,
+    /// The replicas lose their database.
+    DbOutage,
+    /// Five times the load, with the autoscaler watching.
+    Surge,
+}
+
+impl Drill {
+    /// The drill called `name`.
+    pub fn parse(name: &str) -> Result<Self, DrillError> {
+        Ok(match name {
+            "kill-replica" => Self::KillReplica,
+            "rolling-restart" => Self::RollingRestart,
+            "error-burst" => Self::ErrorBurst,
+            "slow-replica" => Self::SlowReplica,
+            "payment-outage" => Self::PaymentOutage,
+            "db-outage" => Self::DbOutage,
+            "surge" => Self::Surge,
+            other => return Err(DrillError::Unknown(other.to_owned())),
+        })
+    }
+
+    /// How long the fault is held unless told: the issue's 30 s for the database, a minute of
+    /// surge, one phase otherwise.
+    pub fn default_hold(self, phase: Duration) -> Duration {
+        match self {
+            Self::DbOutage => Duration::from_secs(30),
+            Self::Surge => Duration::from_secs(60),
+            _ => phase,
+        }
+    }
+}
+
+/// How to run a drill.
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    /// The drill.
+    pub name: String,
+    /// The ops API of `brigade up`.
+    pub ops: String,
+    /// Password of the demo accounts.
+    pub password: String,
+    /// Length of the calm phases before and after the fault.
+    pub phase: Duration,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// How long the fault is held (error burst, slow replica, outages, surge); `None`: the
+    /// drill's default ([`Drill::default_hold`]).
+    pub fault: Option<Duration>,
+}
+
+/// Runs a drill against a running `brigade up`.
+pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
+    let drill = Drill::parse(&options.name)?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| DrillError::Setup(e.to_string()))?;
+    let status = client::status(&http, &options.ops).await?;
+    let public = status["public"].as_str().unwrap_or_default().to_owned();
+    let watch = status["watch"].as_str().map(str::to_owned);
+    let customer =
+        client::log_in(&http, &public, "customer@brigade.demo", &options.password).await?;
+    let shops = json_of(
+        http.get(format!("http://{public}/api/v1/shops"))
+            .send()
+            .await,
+    )
+    .await?;
+    let shop = shops[0]["id"].as_str().unwrap_or_default().to_owned();
+    let menu_url = format!("http://{public}/api/v1/shops/{shop}/menu");
+    let menu = json_of(http.get(&menu_url).send().await).await?;
+    let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
+                       "delivery": {"lat": 52.51, "lon": 13.40}});
+    let started_at = chrono::Utc::now();
+    let mut ctx = inject::Ctx {
+        drill,
+        http: http.clone(),
+        ops: options.ops.clone(),
+        public: public.clone(),
+        balancer_admin: status["balancer_admin"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        password: options.password.clone(),
+        hold: options
+            .fault
+            .unwrap_or_else(|| drill.default_hold(options.phase)),
+        clients: options.clients,
+        status,
+        before_traffic: BTreeMap::new(),
+    };
+
+    // Request counters of the orders pool at each phase boundary (slow-replica's shares).
+    let mut counters = vec![requests_by_backend(&ctx).await];
+    let mut load = Load::start(
+        http.clone(),
+        Target {
+            menu_url,
+            orders_url: format!("http://{public}/api/v1/orders"),
+            token: customer.clone(),
+            order,
+            key_prefix: format!("drill-{}", started_at.timestamp_millis()),
+        },
+        options.clients,
+    );
+    tokio::time::sleep(options.phase).await;
+    load.enter(Phase::During);
+    counters.push(requests_by_backend(&ctx).await);
+    ctx.before_traffic = counters[1]
+        .keys()
+        .map(|address| (address.clone(), delta(&counters[0], &counters[1], address).0))
+        .collect();
+    let fault_started = Instant::now();
+    let findings = inject::inject(&ctx, &mut load).await;
+    let recovery_ms = fault_started.elapsed().as_millis();
+    load.enter(Phase::After);
+    let findings = match findings {
+        Ok(findings) => findings,
+        Err(error) => {
+            load.stop().await;
+            return Err(error);
+        }
+    };
+    counters.push(requests_by_backend(&ctx).await);
+    tokio::time::sleep(options.phase).await;
+    counters.push(requests_by_backend(&ctx).await);
+    let samples = load.stop().await;
+    let mut samples = samples.lock().await;
+
+    let mut latency_ms = [(0.0, 0.0); 3];
+    let mut slowest_ms = [0.0; 3];
+    for (i, latencies) in samples.latencies.iter_mut().enumerate() {
+        latencies.sort();
+        latency_ms[i] = (percentile(latencies, 0.5), percentile(latencies, 0.99));
+        slowest_ms[i] = percentile(latencies, 1.0);
+    }
+    // Every acknowledged order must be in the store, once.
+    let mut ids = samples.acknowledged.clone();
+    ids.sort();
+    let acknowledged = ids.len();
+    ids.dedup();
+    let duplicated = acknowledged - ids.len();
+    let mut lost = 0;
+    for id in &ids {
+        let found = http
+            .get(format!("http://{public}/api/v1/orders/{id}"))
+            .bearer_auth(&customer)
+            .send()
+            .await;
+        if !found.is_ok_and(|r| r.status().is_success()) {
+            lost += 1;
+        }
+    }
+    let alerts = match watch {
+        Some(watch) => client::fired_alerts(&http, &watch, started_at).await,
+        None => Vec::new(),
+    };
+    let traffic = findings.slowed.as_ref().map(|replica| {
+        let mut traffic = TrafficShare {
+            replica: replica.clone(),
+            latency_ms: inject::SLOW_REPLICA_LATENCY_MS,
+            fair_share: 1.0 / client::ready_primaries(&ctx.status).max(1) as f64,
+            ..TrafficShare::default()
+        };
+        for phase in 0..3 {
+            let (mine, all) = delta(&counters[phase], &counters[phase + 1], replica);
+            traffic.pool_requests[phase] = all;
+            traffic.share[phase] = if all == 0 {
+                0.0
+            } else {
+                mine as f64 / all as f64
+            };
+        }
+        traffic
+    });
+    let payments = match drill {
+        Drill::PaymentOutage => Some(
+            payments::check(
+                &ctx,
+                started_at,
+                &ids,
+                findings.breakers_closed.unwrap_or(false),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let scaling = match findings.scaling.clone() {
+        Some(mut scaling) => {
+            let now = client::status(&http, &options.ops).await?;
+            scaling.replicas[2] = client::ready_primaries(&now);
+            scaling.events = now["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["kind"] == "autoscale")
+                .filter(|e| {
+                    e["at"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .is_some_and(|t| t >= started_at)
+                })
+                .filter_map(|e| e["message"].as_str().map(str::to_owned))
+                .collect();
+            Some(scaling)
+        }
+        None => None,
+    };
+    let mut report = Report {
+        drill: options.name.clone(),
+        sent: samples.latencies.iter().map(Vec::len).sum(),
+        failed: samples.failed.iter().sum(),
+        latency_ms,
+        slowest_ms,
+        failed_by_phase: samples.failed,
+        failed_statuses: std::mem::take(&mut samples.statuses),
+        not_problem_json: samples.not_problem.iter().sum(),
+        fault_ms: findings.fault.as_millis(),
+        recovery_ms,
+        acknowledged,
+        lost,
+        duplicated,
+        alerts,
+        failures: samples.reasons.clone(),
+        traffic,
+        payments,
+        database: findings.database.clone(),
+        scaling,
+        claims: Vec::new(),
+    };
+    report.claims = claims(drill, &report, &findings, &samples.not_problem);
+    Ok(report)
+}
+
+/// Requests the balancer sent to each orders backend so far.
+async fn requests_by_backend(ctx: &inject::Ctx) -> BTreeMap<String, u64> {
+    client::pool_backends(&ctx.http, &ctx.balancer_admin, "orders")
+        .await
+        .iter()
+        .filter_map(|b| {
+            Some((
+                b["address"].as_str()?.to_owned(),
+                b["requests_total"].as_u64()?,
+            ))
+        })
+        .collect()
+}
+
+/// (requests to `replica`, requests to the pool) between two counter snapshots.
+fn delta(from: &BTreeMap<String, u64>, to: &BTreeMap<String, u64>, replica: &str) -> (u64, u64) {
+    let grown =
+        |address: &String, now: &u64| now.saturating_sub(from.get(address).copied().unwrap_or(0));
+    let all = to.iter().map(|(a, n)| grown(a, n)).sum();
+    let mine = to
+        .get_key_value(replica)
+        .map(|(a, n)| grown(a, n))
+        .unwrap_or(0);
+    (mine, all)
+}
+
+/// The drill's claims, checked against the report.
+fn claims(
+    drill: Drill,
+    report: &Report,
+    findings: &inject::Findings,
+    not_problem: &[usize; 3],
+) -> Vec<Claim> {
+    let failed = &report.failed_by_phase;
+    let mut claims = vec![
+        Claim::new(
+            "no acknowledged order lost",
+            report.lost == 0,
+            format!("{} of {} missing", report.lost, report.acknowledged),
+        ),
+        Claim::new(
+            "no order placed twice",
+            report.duplicated == 0,
+            format!("{} duplicated", report.duplicated),
+        ),
+        Claim::new(
+            "the system was whole again",
+            findings.recovered,
+            format!("{} after {} ms", findings.recovery, report.recovery_ms),
+        ),
+    ];
+    let none_failed = Claim::new(
+        "no request failed",
+        report.failed == 0,
+        format!(
+            "{} of {} failed: {:?}",
+            report.failed, report.sent, report.failures
+        ),
+    );
+    let only_during = Claim::new(
+        "failures only during the fault",
+        failed[0] == 0 && failed[2] == 0,
+        format!("failed before {}, after {}", failed[0], failed[2]),
+    );
+    let felt = Claim::new(
+        "the fault was felt",
+        failed[1] > 0,
+        format!("{} requests failed during it", failed[1]),
+    );
+    let clean = |allowed: &[&str]| {
+        let during = &report.failed_statuses[1];
+        let ok = during
+            .keys()
+            .all(|status| allowed.contains(&status.as_str()))
+            && not_problem[1] == 0;
+        Claim::new(
+            format!(
+                "answered {} problem+json only, never 500, no hang",
+                allowed.join("/")
+            ),
+            ok,
+            format!(
+                "during: {during:?}, {} not problem+json, slowest {:.0} ms",
+                not_problem[1], report.slowest_ms[1]
+            ),
+        )
+    };
+    match drill {
+        Drill::KillReplica | Drill::RollingRestart => claims.push(none_failed),
+        Drill::ErrorBurst => claims.push(only_during),
+        Drill::SlowReplica => {
+            claims.push(none_failed);
+            if let Some(traffic) = &report.traffic {
+                claims.push(Claim::new(
+                    "the balancer moved traffic away from the slow replica",
+                    traffic.pool_requests[1] > 0 && traffic.share[1] <= traffic.fair_share / 2.0,
+                    format!(
+                        "share during {:.1} %, at most half the even split {:.1} % (before {:.1} %)",
+                        traffic.share[1] * 100.0,
+                        traffic.fair_share * 100.0,
+                        traffic.share[0] * 100.0
+                    ),
+                ));
+            }
+        }
+        Drill::PaymentOutage => {
+            claims.extend([felt, only_during, clean(&["502", "503"])]);
+            if let Some(payments) = &report.payments {
+                claims.push(Claim::new(
+                    "no order left charged but failed",
+                    payments.charged_but_failed == 0,
+                    format!(
+                        "{} charged but failed; payments {:?}",
+                        payments.charged_but_failed, payments.payments
+                    ),
+                ));
+                claims.push(Claim::new(
+                    "every hold of a failed order released",
+                    payments.releasing == 0,
+                    format!("{} still releasing", payments.releasing),
+                ));
+            }
+        }
+        Drill::DbOutage => {
+            // Not "felt": with SQLite the balancer's retries may ride out a short lock.
+            claims.extend([only_during, clean(&["503"])]);
+            if let Some(database) = &report.database
+                && database.mode == "postgres-relay"
+            {
+                claims.push(Claim::new(
+                    "readiness reflected the outage",
+                    database.unready_seen,
+                    "the balancer saw orders replicas unready during it",
+                ));
+            }
+        }
+        Drill::Surge => {
+            claims.push(none_failed);
+            if let Some(scaling) = &report.scaling {
+                claims.push(Claim::new(
+                    "the autoscaler scaled the orders pool up",
+                    scaling.replicas[1] > scaling.replicas[0],
+                    format!(
+                        "ready replicas before {}, peak {}, after {}",
+                        scaling.replicas[0], scaling.replicas[1], scaling.replicas[2]
+                    ),
+                ));
+            }
+        }
+    }
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_drill_parses_and_others_are_named_in_the_error() {
+        for name in DRILLS {
+            assert!(Drill::parse(name).is_ok(), "{name}");
+        }
+        let error = Drill::parse("flood").unwrap_err().to_string();
+        for name in DRILLS {
+            assert!(error.contains(name), "{error} names {name}");
+        }
+    }
+
+    #[test]
+    fn shares_are_counted_between_snapshots() {
+        let from = BTreeMap::from([("a".to_owned(), 10), ("b".to_owned(), 10)]);
+        let to = BTreeMap::from([
+            ("a".to_owned(), 12),
+            ("b".to_owned(), 28),
+            ("c".to_owned(), 10),
+        ]);
+        assert_eq!(delta(&from, &to, "a"), (2, 30));
+        assert_eq!(delta(&from, &to, "c"), (10, 30));
+    }
+}

@@ -1,0 +1,81 @@
+//! payment-outage's check of the money: every order placed during the drill, its payment's
+//! last status from the audit trail, and whether any order the customer was told failed still
+//! holds (or took) money.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::DrillError;
+use super::client;
+use super::inject::Ctx;
+use super::report::PaymentCheck;
+
+/// How long the drill waits for the holds of failed orders to be released (the reconciler
+/// retries a failed release after `payments.reconcile_after_secs`, 30 s by default).
+const RELEASE_LIMIT: Duration = Duration::from_secs(90);
+
+/// Reads the payments of the orders placed since `since`; waits (bounded) until no failed
+/// order's payment is still being released.
+pub async fn check(
+    ctx: &Ctx,
+    since: chrono::DateTime<chrono::Utc>,
+    acknowledged: &[String],
+    breakers_closed: bool,
+) -> Result<PaymentCheck, DrillError> {
+    let admin = ctx.admin_token().await?;
+    let deadline = Instant::now() + RELEASE_LIMIT;
+    loop {
+        let placed = client::audit(
+            &ctx.http,
+            &ctx.public,
+            &admin,
+            &[("action", "order.placed")],
+            since,
+        )
+        .await?;
+        let changes = client::audit(
+            &ctx.http,
+            &ctx.public,
+            &admin,
+            &[("entity", "payment")],
+            since,
+        )
+        .await?;
+        // Newest first: the first event of a payment has its last status.
+        let mut last: HashMap<&str, &str> = HashMap::new();
+        for event in &changes {
+            if let (Some(id), Some(status)) = (
+                event["entity_id"].as_str(),
+                event["after"]["status"].as_str(),
+            ) {
+                last.entry(id).or_insert(status);
+            }
+        }
+        let mut check = PaymentCheck {
+            orders: placed.len(),
+            breakers_closed,
+            ..PaymentCheck::default()
+        };
+        for order in &placed {
+            let order_id = order["entity_id"].as_str().unwrap_or_default();
+            let payment_id = order["after"]["payment_id"].as_str().unwrap_or_default();
+            let status = last.get(payment_id).copied().unwrap_or("pending");
+            *check.payments.entry(status.to_owned()).or_default() += 1;
+            let told_ok = acknowledged
+                .binary_search_by(|id| id.as_str().cmp(order_id))
+                .is_ok();
+            if told_ok {
+                continue;
+            }
+            match status {
+                "authorized" | "capturing" | "captured" => check.charged_but_failed += 1,
+                "voiding" | "pending" => check.releasing += 1,
+                _ => {}
+            }
+        }
+        if check.releasing == 0 || Instant::now() > deadline {
+            return Ok(check);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,248 @@
+//! The drill's report: what the clients saw, what the drill measured, and the claims checked
+//! against both.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One claim of a drill and whether it held.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    /// What is claimed, in words.
+    pub claim: String,
+    /// Whether it held.
+    pub holds: bool,
+    /// The numbers behind the verdict.
+    pub detail: String,
+}
+
+impl Claim {
+    /// A claim with its verdict and evidence.
+    pub fn new(claim: impl Into<String>, holds: bool, detail: impl Into<String>) -> Self {
+        Self {
+            claim: claim.into(),
+            holds,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// slow-replica: how much of the orders pool's traffic the slow replica got, from the
+/// balancer's per-backend request counters.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrafficShare {
+    /// The slowed replica's address.
+    pub replica: String,
+    /// The latency injected on it.
+    pub latency_ms: u64,
+    /// Its share of the pool's requests before, during and after the fault (0.0–1.0).
+    pub share: [f64; 3],
+    /// Its share if the primaries split the requests evenly (1 / primaries).
+    pub fair_share: f64,
+    /// Requests the pool got per phase.
+    pub pool_requests: [u64; 3],
+}
+
+/// payment-outage: what the payment rows say, read back from the audit trail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PaymentCheck {
+    /// Orders placed during the drill (acknowledged or not).
+    pub orders: usize,
+    /// Their payments by last status (`authorized`, `failed`, `voided`, …).
+    pub payments: BTreeMap<String, usize>,
+    /// Payments held or taken (`authorized`, `capturing`, `captured`) for orders the customer
+    /// was told failed. Must be 0.
+    pub charged_but_failed: usize,
+    /// Payments of failed orders still being released (`voiding`) when the drill ended.
+    pub releasing: usize,
+    /// Whether every orders replica's payment circuit breaker was closed again.
+    pub breakers_closed: bool,
+}
+
+/// db-outage: the database link and readiness.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DatabaseCheck {
+    /// `postgres-relay` (connections cut) or `sqlite-lock` (writes locked out).
+    pub mode: String,
+    /// Whether the balancer saw an orders replica unready during the outage.
+    pub unready_seen: bool,
+    /// Whether every orders replica was ready again after.
+    pub ready_after: bool,
+}
+
+/// surge: the orders pool's replicas and the autoscaler's decisions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Scaling {
+    /// Clients during the surge (5 × the usual).
+    pub clients: usize,
+    /// Ready primaries before, at the peak and at the end.
+    pub replicas: [usize; 3],
+    /// The autoscaler's events during the drill.
+    pub events: Vec<String>,
+}
+
+/// The outcome of a drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The drill.
+    pub drill: String,
+    /// Requests sent.
+    pub sent: usize,
+    /// Requests that did not succeed.
+    pub failed: usize,
+    /// p50 and p99 in milliseconds before, during and after the fault.
+    pub latency_ms: [(f64, f64); 3],
+    /// The slowest answer per phase in milliseconds.
+    pub slowest_ms: [f64; 3],
+    /// Failures per phase.
+    pub failed_by_phase: [usize; 3],
+    /// Failures per phase by HTTP status or transport error.
+    pub failed_statuses: [BTreeMap<String, usize>; 3],
+    /// Failed HTTP answers that were not `application/problem+json`.
+    pub not_problem_json: usize,
+    /// How long the fault was held.
+    pub fault_ms: u128,
+    /// From the fault until the system was whole again.
+    pub recovery_ms: u128,
+    /// Orders answered 201.
+    pub acknowledged: usize,
+    /// Acknowledged orders missing from the store.
+    pub lost: usize,
+    /// Acknowledged ids seen more than once (a double placement).
+    pub duplicated: usize,
+    /// Alerts that fired in `brigade watch` during the drill.
+    pub alerts: Vec<String>,
+    /// What the failed requests got, counted.
+    pub failures: BTreeMap<String, usize>,
+    /// slow-replica's measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficShare>,
+    /// payment-outage's measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payments: Option<PaymentCheck>,
+    /// db-outage's measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseCheck>,
+    /// surge's measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Scaling>,
+    /// The drill's claims and whether each held.
+    pub claims: Vec<Claim>,
+}
+
+impl Report {
+    /// Whether every claim of the drill holds.
+    pub fn passed(&self) -> bool {
+        self.claims.iter().all(|claim| claim.holds)
+    }
+
+    /// The report as a table for people.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "drill {}\n  requests {}  failed {}  fault held {} ms  recovered after {} ms\n",
+            self.drill, self.sent, self.failed, self.fault_ms, self.recovery_ms
+        );
+        for (i, name) in ["before", "during", "after"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {name:<8} p50 {:>8.1} ms   p99 {:>8.1} ms   max {:>8.1} ms   failed {}",
+                self.latency_ms[i].0,
+                self.latency_ms[i].1,
+                self.slowest_ms[i],
+                self.failed_by_phase[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  orders acknowledged {}  lost {}  duplicated {}",
+            self.acknowledged, self.lost, self.duplicated
+        );
+        if let Some(t) = &self.traffic {
+            let _ = writeln!(
+                out,
+                "  slow replica {} (+{} ms): share of the pool before {:.1} %, during {:.1} %, after {:.1} % (even split {:.1} %)",
+                t.replica,
+                t.latency_ms,
+                t.share[0] * 100.0,
+                t.share[1] * 100.0,
+                t.share[2] * 100.0,
+                t.fair_share * 100.0
+            );
+        }
+        if let Some(p) = &self.payments {
+            let _ = writeln!(
+                out,
+                "  payments of {} orders: {:?}; charged but failed {}; releasing {}; breakers closed {}",
+                p.orders, p.payments, p.charged_but_failed, p.releasing, p.breakers_closed
+            );
+        }
+        if let Some(d) = &self.database {
+            let _ = writeln!(
+                out,
+                "  database link {}: unready seen {}, ready after {}",
+                d.mode, d.unready_seen, d.ready_after
+            );
+        }
+        if let Some(s) = &self.scaling {
+            let _ = writeln!(
+                out,
+                "  surge of {} clients: orders replicas before {}, peak {}, after {}",
+                s.clients, s.replicas[0], s.replicas[1], s.replicas[2]
+            );
+            for event in &s.events {
+                let _ = writeln!(out, "  autoscaler: {event}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  alerts fired: {}",
+            if self.alerts.is_empty() {
+                "none".to_owned()
+            } else {
+                self.alerts.join(", ")
+            }
+        );
+        for (reason, n) in &self.failures {
+            let _ = writeln!(out, "  failure: {n} × {reason}");
+        }
+        for claim in &self.claims {
+            let _ = writeln!(
+                out,
+                "  [{}] {} ({})",
+                if claim.holds { "ok" } else { "NO" },
+                claim.claim,
+                claim.detail
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  verdict: {}",
+            if self.passed() { "PASSED" } else { "FAILED" }
+        );
+        out
+    }
+}
+
+/// The `p` quantile of `sorted` in milliseconds (nearest rank).
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&sorted, 0.5), 50.0);
+        assert_eq!(percentile(&sorted, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.99), 0.0);
+    }
+}

@@ -1,0 +1,351 @@
+//! The status table of `brigade status` and of `brigade up`'s live view on a terminal: every
+//! child with its state, the balancer's health and in-flight count for each replica, and what
+//! watch measures for it over the last minute (requests/s, p99, 5xx %); then the firing alerts
+//! and the recent events. Everything is read over HTTP from the ops API (and through it, the
+//! balancer) and from watch, so the same code serves the supervisor and another shell.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use serde_json::Value;
+
+/// How long each HTTP read may take; the view shows `-` for what did not answer in time.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Recent events shown below the table.
+const EVENTS_SHOWN: usize = 8;
+
+/// Why the status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The ops API did not answer: nothing runs there.
+    #[error("nothing answers at {url}; is `brigade up` running?")]
+    Unreachable {
+        /// The status URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// It answered, but not with a status.
+    #[error("{url} answered something else than the status of brigade up")]
+    Malformed {
+        /// The status URL.
+        url: String,
+    },
+}
+
+/// What watch measured for one replica over the last minute.
+#[derive(Debug, Clone, Copy, Default)]
+struct Measured {
+    rate: Option<f64>,
+    p99_ms: Option<f64>,
+    errors_percent: Option<f64>,
+}
+
+/// One reading of everything the view shows.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    ops: String,
+    status: Value,
+    backends: HashMap<String, Value>,
+    measured: HashMap<String, Measured>,
+    alerts: Option<Vec<String>>,
+}
+
+/// Reads the status from the ops API at `ops` (`host:port`), the balancer's view through it
+/// and the measurements from watch. Only the ops API is required.
+pub async fn snapshot(http: &reqwest::Client, ops: &str) -> Result<Snapshot, StatusError> {
+    let url = format!("http://{ops}/api/status");
+    let response = http
+        .get(&url)
+        .timeout(READ_TIMEOUT)
+        .send()
+        .await
+        .map_err(|source| StatusError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
+    let status: Value = response
+        .json()
+        .await
+        .map_err(|_| StatusError::Malformed { url: url.clone() })?;
+    if !status["children"].is_array() {
+        return Err(StatusError::Malformed { url });
+    }
+    let balancer = get_json(http, &format!("http://{ops}/api/dashboard/balancer")).await;
+    let mut backends = HashMap::new();
+    for pool in balancer
+        .as_ref()
+        .and_then(|b| b["pools"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        for backend in pool["backends"].as_array().into_iter().flatten() {
+            if let Some(address) = backend["address"].as_str() {
+                backends.insert(address.to_owned(), backend.clone());
+            }
+        }
+    }
+    let (measured, alerts) = match status["watch"].as_str() {
+        Some(watch) => (measure(http, watch).await, firing(http, watch).await),
+        None => (HashMap::new(), None),
+    };
+    Ok(Snapshot {
+        ops: ops.to_owned(),
+        status,
+        backends,
+        measured,
+        alerts,
+    })
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let response = http.get(url).timeout(READ_TIMEOUT).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+/// One PromQL instant query: value per `instance` label.
+async fn query(http: &reqwest::Client, watch: &str, promql: &str) -> HashMap<String, f64> {
+    let Ok(url) = reqwest::Url::parse_with_params(
+        &format!("http://{watch}/api/v1/query"),
+        &[("query", promql)],
+    ) else {
+        return HashMap::new();
+    };
+    let Some(answer) = get_json(http, url.as_str()).await else {
+        return HashMap::new();
+    };
+    answer["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|sample| {
+            let instance = sample["metric"]["instance"].as_str()?.to_owned();
+            let value: f64 = sample["value"][1].as_str()?.parse().ok()?;
+            value.is_finite().then_some((instance, value))
+        })
+        .collect()
+}
+
+const RATE: &str = "sum by (instance) (rate(http_server_request_duration_seconds_count[1m]))";
+const P99: &str = "histogram_quantile(0.99, sum by (instance, le) (rate(http_server_request_duration_seconds_bucket[1m])))";
+const ERRORS: &str = "sum by (instance) (rate(http_server_request_duration_seconds_count{http_response_status_code=~\"5..\"}[1m]))";
+
+async fn measure(http: &reqwest::Client, watch: &str) -> HashMap<String, Measured> {
+    let (rates, p99s, errors) = tokio::join!(
+        query(http, watch, RATE),
+        query(http, watch, P99),
+        query(http, watch, ERRORS)
+    );
+    let mut measured: HashMap<String, Measured> = HashMap::new();
+    for (instance, rate) in &rates {
+        let entry = measured.entry(instance.clone()).or_default();
+        entry.rate = Some(*rate);
+        entry.errors_percent = Some(if *rate > 0.0 {
+            errors.get(instance).copied().unwrap_or(0.0) / rate * 100.0
+        } else {
+            0.0
+        });
+    }
+    for (instance, seconds) in p99s {
+        measured.entry(instance).or_default().p99_ms = Some(seconds * 1000.0);
+    }
+    measured
+}
+
+/// Firing alerts as `name (label=value, …)`; `None` when watch did not answer.
+async fn firing(http: &reqwest::Client, watch: &str) -> Option<Vec<String>> {
+    let answer = get_json(http, &format!("http://{watch}/api/v1/alerts")).await?;
+    let alerts = answer["alerts"].as_array()?;
+    Some(
+        alerts
+            .iter()
+            .filter(|a| a["state"] == "firing")
+            .filter(|a| a["labels"]["alertname"] != "Watchdog")
+            .map(|a| {
+                let labels = a["labels"].as_object();
+                let name = a["labels"]["alertname"].as_str().unwrap_or("?");
+                let detail: Vec<String> = labels
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
+                format!("{name} ({})", detail.join(", "))
+            })
+            .collect(),
+    )
+}
+
+fn number(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+impl Snapshot {
+    /// Children of the topology.
+    pub fn children(&self) -> &[Value] {
+        self.status["children"]
+            .as_array()
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The view as text, `width` columns wide (tables wrap to fit).
+    pub fn render(&self, width: u16) -> String {
+        let status = &self.status;
+        let mut out = format!(
+            "public {}   ops dashboard http://{}/\nbalancer admin {}   watch {}\n",
+            status["public"].as_str().unwrap_or("-"),
+            self.ops,
+            status["balancer_admin"].as_str().unwrap_or("-"),
+            status["watch"].as_str().unwrap_or("-"),
+        );
+        let mut table = Table::new();
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width)
+            .set_header([
+                "INSTANCE",
+                "SERVICE",
+                "POOL",
+                "STATE",
+                "HEALTH",
+                "ADDRESS",
+                "PID",
+                "RESTARTS",
+                "IN FLIGHT",
+                "REQ/S",
+                "P99 MS",
+                "5XX %",
+            ]);
+        for child in self.children() {
+            let pool = match (child["pool"].as_str(), child["backup"].as_bool()) {
+                (Some(pool), Some(true)) => format!("{pool}*"),
+                (Some(pool), _) => pool.to_owned(),
+                _ => "-".to_owned(),
+            };
+            let address = child["address"].as_str().unwrap_or("-");
+            let backend = self.backends.get(address);
+            let measured = self.measured.get(address).copied().unwrap_or_default();
+            table.add_row([
+                child["instance"].as_str().unwrap_or("?").to_owned(),
+                child["service"].as_str().unwrap_or("?").to_owned(),
+                pool,
+                child["state"].as_str().unwrap_or("?").to_owned(),
+                backend
+                    .and_then(|b| b["state"].as_str())
+                    .unwrap_or("-")
+                    .to_owned(),
+                address.to_owned(),
+                child["pid"]
+                    .as_u64()
+                    .map_or("-".to_owned(), |p| p.to_string()),
+                child["restarts"].as_u64().unwrap_or(0).to_string(),
+                number(backend.and_then(|b| b["in_flight"].as_f64()), 0),
+                number(measured.rate, 1),
+                number(measured.p99_ms, 1),
+                number(measured.errors_percent, 1),
+            ]);
+        }
+        for column in 6..12 {
+            if let Some(column) = table.column_mut(column) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        out.push_str(&table.to_string());
+        out.push_str("\n* = backup replica\n");
+        match &self.alerts {
+            None => out.push_str("alerts: watch not reachable\n"),
+            Some(alerts) if alerts.is_empty() => out.push_str("alerts: none firing\n"),
+            Some(alerts) => {
+                out.push_str("alerts firing:\n");
+                for alert in alerts {
+                    out.push_str(&format!("  {alert}\n"));
+                }
+            }
+        }
+        if let Some(events) = status["events"].as_array() {
+            out.push_str("recent events:\n");
+            let skip = events.len().saturating_sub(EVENTS_SHOWN);
+            for event in &events[skip..] {
+                let at = event["at"].as_str().unwrap_or("");
+                // `2026-11-22T10:04:05.123Z` → `10:04:05`
+                let time = at.get(11..19).unwrap_or(at);
+                out.push_str(&format!(
+                    "  {time} {:<5} {:<16} {}\n",
+                    event["level"].as_str().unwrap_or(""),
+                    event["instance"].as_str().unwrap_or("-"),
+                    event["message"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_table_joins_children_balancer_and_measurements() {
+        let snapshot = Snapshot {
+            ops: "127.0.0.1:8081".to_owned(),
+            status: json!({
+                "public": "127.0.0.1:8080",
+                "balancer_admin": "127.0.0.1:9000", "watch": "127.0.0.1:9090",
+                "children": [
+                    {"instance": "serve-orders-1", "service": "serve", "pool": "orders",
+                     "backup": false, "state": "ready", "address": "127.0.0.1:4001",
+                     "pid": 41, "restarts": 2},
+                    {"instance": "serve-orders-3", "service": "serve", "pool": "orders",
+                     "backup": true, "state": "ready", "address": "127.0.0.1:4003",
+                     "pid": 43, "restarts": 0}
+                ],
+                "events": [{"at": "2026-11-22T10:04:05.123Z", "level": "warn",
+                            "instance": "serve-orders-1", "message": "restarting in 500 ms"}]
+            }),
+            backends: HashMap::from([(
+                "127.0.0.1:4001".to_owned(),
+                json!({"address": "127.0.0.1:4001", "state": "healthy", "in_flight": 3}),
+            )]),
+            measured: HashMap::from([(
+                "127.0.0.1:4001".to_owned(),
+                Measured {
+                    rate: Some(123.45),
+                    p99_ms: Some(12.5),
+                    errors_percent: Some(0.5),
+                },
+            )]),
+            alerts: Some(vec!["BrigadeHighErrorRate (job=orders)".to_owned()]),
+        };
+        let text = snapshot.render(160);
+        let row = text
+            .lines()
+            .find(|l| l.contains("serve-orders-1"))
+            .expect("a row per child");
+        for cell in [
+            "ready",
+            "healthy",
+            "127.0.0.1:4001",
+            "41",
+            "123.5",
+            "12.5",
+            "0.5",
+        ] {
+            assert!(row.contains(cell), "{cell} missing from {row}");
+        }
+        assert!(text.contains("orders*"), "backups are marked:\n{text}");
+        assert!(text.contains("BrigadeHighErrorRate (job=orders)"), "{text}");
+        assert!(text.contains("10:04:05 warn  serve-orders-1"), "{text}");
+        assert!(text.contains("http://127.0.0.1:8081/"), "{text}");
+    }
+}

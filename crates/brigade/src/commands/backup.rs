@@ -1,0 +1,72 @@
+//! `brigade backup` and `brigade restore`: the embedded SQLite store, copied consistently while
+//! replicas write, and put back while nothing runs. PostgreSQL is refused with a pointer to
+//! pg_dump. The work is `brigade_store::sqlite_backup`; this file maps flags and messages.
+
+use anyhow::{Context as _, bail};
+use brigade_core::Settings;
+use brigade_store::sqlite_backup::{self, BackupError};
+
+use crate::cli::{BackupArgs, RestoreArgs};
+
+/// Takes a backup and prunes old ones; prints one line saying where it went.
+pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<()> {
+    let database = sqlite_backup::database_path(&settings.storage)?;
+    let backups = sqlite_backup::backups_dir(&database);
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| backups.join(sqlite_backup::default_name(chrono::Utc::now())));
+    let backup = match sqlite_backup::backup(&database, &output).await {
+        Ok(backup) => backup,
+        Err(BackupError::Exists(path)) if args.output.is_some() => {
+            bail!(
+                "--output: {} already exists (backups never overwrite)",
+                path.display()
+            )
+        }
+        Err(BackupError::NoDatabase(path)) => bail!(
+            "no database at {} (check --data-dir / --database-url)",
+            path.display()
+        ),
+        Err(error) => return Err(error).context("backup failed"),
+    };
+    // Only the default directory is pruned: a file written elsewhere is the caller's to keep.
+    let pruned = if output.parent() == Some(backups.as_path()) {
+        sqlite_backup::prune(&backups, usize::from(args.keep))
+            .context("backup written, but pruning old backups failed")?
+    } else {
+        Vec::new()
+    };
+    println!(
+        "backup written: {} ({} bytes, {} migrations, integrity ok); {} older backup(s) deleted",
+        backup.path.display(),
+        backup.bytes,
+        backup.migrations,
+        pruned.len()
+    );
+    Ok(())
+}
+
+/// Verifies the backup and puts it in place of the store, keeping the replaced file.
+pub async fn restore(settings: Settings, args: RestoreArgs) -> anyhow::Result<()> {
+    let database = sqlite_backup::database_path(&settings.storage)?;
+    let restored = match sqlite_backup::restore(&args.file, &database).await {
+        Ok(restored) => restored,
+        Err(error @ BackupError::NotBrigade { .. }) => {
+            bail!("FILE: {error}; nothing was changed")
+        }
+        Err(error @ BackupError::InUse(_)) => bail!("{error}; nothing was changed"),
+        Err(error) => return Err(error).context("restore failed"),
+    };
+    println!(
+        "restored {} into {} ({} migrations, integrity ok)",
+        args.file.display(),
+        restored.database.display(),
+        restored.verified.migrations
+    );
+    for aside in &restored.moved_aside {
+        println!("  the replaced file is kept as {}", aside.display());
+    }
+    println!("start brigade again (brigade up or brigade serve) to serve the restored data");
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! What the end-to-end tests of the `brigade` binary share: a running `brigade up` read from
+//! its "brigade is up" line, process checks, waiting with a deadline, and a fresh PostgreSQL
+//! database per test. Each test file uses a part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
+/// Password of the demo accounts `brigade up` creates.
+pub const DEMO_PASSWORD: &str = "demo password 1";
+
+/// A running `brigade up` and the addresses from its `brigade is up` line.
+pub struct Up {
+    /// The supervisor process.
+    pub child: Child,
+    /// The public address (the balancer).
+    pub public: String,
+    /// The ops API address.
+    pub ops: String,
+}
+
+impl Up {
+    /// `brigade up` with two orders replicas and the defaults.
+    pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[], &[])
+    }
+
+    /// `brigade up` with `extra` flags (two orders replicas unless they say `--replicas`) and
+    /// `env`.
+    pub fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let replicas: &[&str] = if extra.contains(&"--replicas") {
+            &[]
+        } else {
+            &["--replicas", "2"]
+        };
+        let mut child = Command::new(BRIGADE)
+            .args(["up", "--port", "0", "--ops-port", "0"])
+            .args(replicas)
+            .args(["--log-format", "json", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("BRIGADE_JOBS_ADMIN_PASSWORD")
+            .envs(env.iter().copied())
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("brigade up starts");
+        let (sender, lines) = mpsc::channel::<Value>();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str(&line)
+                    && sender.send(value).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let up = loop {
+            match lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) if line["message"] == "brigade is up" => break line,
+                Ok(_) => {}
+                Err(error) => panic!("brigade up never came up: {error}"),
+            }
+        };
+        Self {
+            child,
+            public: up["public"].as_str().unwrap().to_owned(),
+            ops: up["ops"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A URL on the public port.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public)
+    }
+
+    /// `GET /api/status` of the ops API.
+    pub fn status(&self) -> Value {
+        reqwest::blocking::get(format!("http://{}/api/status", self.ops))
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    /// Logs `email` in with the demo password; returns its bearer token.
+    pub fn log_in(&self, email: &str) -> String {
+        let session: Value = reqwest::blocking::Client::new()
+            .post(self.url("/api/v1/sessions"))
+            .json(&serde_json::json!({"email": email, "password": DEMO_PASSWORD}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        session["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{email} cannot log in: {session}"))
+            .to_owned()
+    }
+
+    /// An order body: one of the first shop's first menu item, delivered nearby.
+    pub fn sample_order(&self) -> Value {
+        let get = |path: &str| -> Value {
+            reqwest::blocking::get(self.url(path))
+                .unwrap()
+                .json()
+                .unwrap()
+        };
+        let shops = get("/api/v1/shops");
+        let shop = shops[0]["id"].as_str().unwrap();
+        let menu = get(&format!("/api/v1/shops/{shop}/menu"));
+        serde_json::json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
+            "delivery": {"lat": 52.51, "lon": 13.40}})
+    }
+
+    /// Process ids of every child.
+    pub fn child_pids(&self) -> Vec<u32> {
+        self.status()["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
+            .collect()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The process runs (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.contains(") Z "))
+}
+
+/// Polls `check` until it holds; fails the test after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends signal `name` (e.g. `-KILL`) to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    assert!(
+        Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// A fresh PostgreSQL database for one test, dropped afterwards.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// `None` when `BRIGADE_TEST_POSTGRES_URL` is not set (outside CI).
+    pub fn create(prefix: &str) -> Option<Self> {
+        let admin_url = brigade_store::test_support::postgres_url()?;
+        let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+        run_sql(&admin_url, &format!("CREATE DATABASE \"{name}\""));
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("a database URL has a path");
+        let url = format!("{base}/{name}");
+        Some(Self {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        run_sql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Runs `work` on a connection to the PostgreSQL at `url`, from a synchronous test.
+pub fn with_postgres<T>(url: &str, work: impl AsyncFnOnce(&mut sqlx::PgConnection) -> T) -> T {
+    use sqlx::Connection;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut connection = sqlx::PgConnection::connect(url)
+            .await
+            .expect("BRIGADE_TEST_POSTGRES_URL points at a reachable PostgreSQL");
+        let result = work(&mut connection).await;
+        let _ = connection.close().await;
+        result
+    })
+}
+
+/// Runs `sql` on the PostgreSQL at `url`.
+pub fn run_sql(url: &str, sql: &str) {
+    with_postgres(url, async |connection| {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(connection)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+}

@@ -1,0 +1,317 @@
+//! The fault drills of `brigade drill` end to end, in short mode, against a real `brigade up`:
+//! slow-replica, payment-outage and db-outage (SQLite) one after the other on one supervisor,
+//! surge on one with the autoscaler, and db-outage on PostgreSQL when
+//! `BRIGADE_TEST_POSTGRES_URL` is set. Each asserts its report's claims.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Up};
+
+/// `brigade up` for the drills: two orders replicas, no watch.
+fn start_up(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Up {
+    let mut flags = vec!["--no-watch"];
+    flags.extend_from_slice(extra);
+    Up::start_with(data_dir, &flags, env)
+}
+
+/// What the drill tests ask of a running `brigade up`.
+trait Drill {
+    fn drill(&self, name: &str, fault_secs: u64) -> (Value, bool);
+}
+
+impl Drill for Up {
+    /// Runs `brigade drill NAME` in short mode; returns the JSON report and whether it passed.
+    fn drill(&self, name: &str, fault_secs: u64) -> (Value, bool) {
+        let output = Command::new(BRIGADE)
+            .args(["drill", name, "--ops", &self.ops, "--phase-secs", "2"])
+            .args(["--clients", "2", "--fault-secs", &fault_secs.to_string()])
+            .arg("--json")
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .output()
+            .unwrap();
+        // The report comes first; log lines may follow it on stdout.
+        let report: Value = serde_json::Deserializer::from_slice(&output.stdout)
+            .into_iter()
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name}: no JSON report: {}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        if !output.status.success() {
+            eprintln!("{name} stdout: {}", String::from_utf8_lossy(&output.stdout));
+        }
+        eprintln!("{name}: {report}");
+        (report, output.status.success())
+    }
+}
+
+/// Asserts what every drill claims, and the named claims among the report's.
+fn assert_holds(name: &str, report: &Value, passed: bool, claims: &[&str]) {
+    let listed: Vec<&str> = report["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["claim"].as_str().unwrap())
+        .collect();
+    for claim in claims {
+        assert!(
+            listed.iter().any(|l| l.starts_with(claim)),
+            "{name}: claim {claim:?} missing from {listed:?}"
+        );
+    }
+    assert!(passed, "{name} failed its claims: {report:#}");
+    assert!(
+        report["claims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["holds"] == true)
+    );
+    assert!(
+        report["acknowledged"].as_u64().unwrap() > 5,
+        "{name}: {report}"
+    );
+    assert_eq!(report["lost"], 0, "{name}: {report}");
+    assert_eq!(report["duplicated"], 0, "{name}: {report}");
+}
+
+/// The SQLite db-outage: writes fail fast (1 s busy timeout) while the supervisor holds the
+/// file's write lock; reads and readiness stay up.
+fn sqlite_db_outage(up: &Up) {
+    let (report, passed) = up.drill("db-outage", 5);
+    assert_holds(
+        "db-outage",
+        &report,
+        passed,
+        &[
+            "failures only during the fault",
+            "answered 503 problem+json only",
+            "the system was whole again",
+        ],
+    );
+    assert_eq!(report["database"]["mode"], "sqlite-lock");
+    assert_eq!(report["database"]["ready_after"], true);
+    // Writes waited for the lock at least the busy timeout, then failed or (after the
+    // balancer's retries) went through once it was released.
+    assert!(
+        report["slowest_ms"][1].as_f64().unwrap() >= 1000.0,
+        "{report}"
+    );
+}
+
+#[test]
+fn slow_replica_payment_outage_and_sqlite_db_outage_hold_their_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start_up(
+        dir.path(),
+        &[],
+        &[
+            ("BRIGADE_PAYMENTS__BREAKER_FAILURES", "3"),
+            ("BRIGADE_PAYMENTS__BREAKER_OPEN_MS", "1000"),
+            ("BRIGADE_PAYMENTS__RECONCILE_AFTER_SECS", "2"),
+            ("BRIGADE_STORAGE__BUSY_TIMEOUT_MS", "1000"),
+        ],
+    );
+
+    let (report, passed) = up.drill("slow-replica", 3);
+    assert_holds(
+        "slow-replica",
+        &report,
+        passed,
+        &[
+            "no request failed",
+            "the balancer moved traffic away from the slow replica",
+        ],
+    );
+    let traffic = &report["traffic"];
+    assert!(
+        traffic["share"][1].as_f64().unwrap() <= traffic["fair_share"].as_f64().unwrap() / 2.0,
+        "{report}"
+    );
+
+    let (report, passed) = up.drill("payment-outage", 3);
+    assert_holds(
+        "payment-outage",
+        &report,
+        passed,
+        &[
+            "the fault was felt",
+            "failures only during the fault",
+            "answered 502/503 problem+json only",
+            "no order left charged but failed",
+            "every hold of a failed order released",
+            "the system was whole again",
+        ],
+    );
+    assert_eq!(report["payments"]["breakers_closed"], true);
+    assert_eq!(report["payments"]["charged_but_failed"], 0);
+    let statuses = &report["failed_statuses"][1];
+    assert!(
+        statuses["503"].as_u64().unwrap_or(0) > 0,
+        "the open breaker answered 503: {report}"
+    );
+    assert!(statuses.get("500").is_none(), "{report}");
+
+    sqlite_db_outage(&up);
+
+    // Bad settings of a replica's fault switch name their field.
+    let client = reqwest::blocking::Client::new();
+    let status: Value = client
+        .get(format!("http://{}/api/status", up.ops))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let replica = status["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pool"] == "orders")
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session: Value = client
+        .post(format!("http://{replica}/api/v1/sessions"))
+        .json(&json!({"email": "admin@brigade.demo", "password": DEMO_PASSWORD}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    for (body, field) in [
+        (json!({"latency_ms": 60_001}), "latency_ms"),
+        (
+            json!({"latency_ms": 10, "latency_ratio": 2.0}),
+            "latency_ratio",
+        ),
+    ] {
+        let bad = client
+            .put(format!("http://{replica}/api/v1/admin/faults"))
+            .bearer_auth(session["token"].as_str().unwrap())
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(bad.status(), 422);
+        let problem: Value = bad.json().unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+
+    // The ops switch of the database link names its field; the CLI names every drill.
+    let bad = client
+        .put(format!("http://{}/api/db-link", up.ops))
+        .json(&json!({"cutt": true}))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().unwrap().contains("cut"));
+    let unknown = Command::new(BRIGADE)
+        .args(["drill", "flood", "--ops", &up.ops, "--password", "x"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    for drill in ["slow-replica", "payment-outage", "db-outage", "surge"] {
+        assert!(stderr.contains(drill), "{stderr} names {drill}");
+    }
+    let help = Command::new(BRIGADE)
+        .args(["drill", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--fault-secs") && help.contains("payment-outage"),
+        "{help}"
+    );
+}
+
+#[test]
+fn surge_makes_the_autoscaler_add_replicas_and_fails_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow payments keep orders in flight, which is what the autoscaler measures: 2 clients
+    // stay under the target, 10 do not.
+    let up = start_up(
+        dir.path(),
+        &[
+            "--autoscale-max",
+            "4",
+            "--autoscale-target-in-flight",
+            "1.5",
+            "--autoscale-interval-ms",
+            "300",
+            "--scale-down-window-secs",
+            "600",
+        ],
+        &[("BRIGADE_PAYMENTS__SIMULATED__LATENCY_MS", "150")],
+    );
+    let (report, passed) = up.drill("surge", 8);
+    assert_holds(
+        "surge",
+        &report,
+        passed,
+        &[
+            "no request failed",
+            "the autoscaler scaled the orders pool up",
+        ],
+    );
+    let scaling = &report["scaling"];
+    assert_eq!(scaling["clients"], 10);
+    assert_eq!(scaling["replicas"][0], 2, "{report}");
+    assert!(scaling["replicas"][1].as_u64().unwrap() >= 3, "{report}");
+    assert!(
+        !scaling["events"].as_array().unwrap().is_empty(),
+        "the autoscaler's decisions are reported: {report}"
+    );
+}
+
+#[test]
+fn db_outage_on_postgres_cuts_the_relay_and_recovers() {
+    let Some(database) = PgDatabase::create("brigade_drill") else {
+        eprintln!("BRIGADE_TEST_POSTGRES_URL not set: PostgreSQL db-outage skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let up = start_up(
+        dir.path(),
+        &[],
+        &[
+            ("DATABASE_URL", database.url.as_str()),
+            ("BRIGADE_STORAGE__ACQUIRE_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let link: Value = reqwest::blocking::get(format!("http://{}/api/db-link", up.ops))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(link["mode"], "postgres-relay", "{link}");
+    assert!(
+        link["connections"].as_u64().unwrap() > 0,
+        "replicas connect through it: {link}"
+    );
+
+    let (report, passed) = up.drill("db-outage", 4);
+    assert_holds(
+        "db-outage",
+        &report,
+        passed,
+        &[
+            "failures only during the fault",
+            "answered 503 problem+json only",
+            "readiness reflected the outage",
+            "the system was whole again",
+        ],
+    );
+    assert_eq!(report["database"]["mode"], "postgres-relay");
+    assert!(
+        report["failed_statuses"][1]["503"].as_u64().unwrap() > 0,
+        "the cut failed requests: {report}"
+    );
+    drop(up);
+}
