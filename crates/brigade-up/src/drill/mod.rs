@@ -184,7 +184,12 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     counters.push(requests_by_backend(&ctx).await);
     ctx.before_traffic = counters[1]
         .keys()
-        .map(|address| (address.clone(), delta(&counters[0], &counters[1], address).0))
+        .map(|address| {
+            (
+                address.clone(),
+                delta(&counters[0], &counters[1], address).0,
+            )
+        })
         .collect();
     let fault_started = Instant::now();
     let findings = inject::inject(&ctx, &mut load).await;
