@@ -272,7 +272,6 @@ pub fn router(state: AppState) -> Router {
 
 /// Periodic housekeeping, stopped by the shutdown signal.
 async fn background_tasks(state: AppState, shutdown: Shutdown) {
-    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
     let mut purge = tokio::time::interval(Duration::from_secs(3600));
     // Often enough that a payment left behind by a dead replica waits little longer than
     // `payments.reconcile_after_secs`.
@@ -282,7 +281,6 @@ async fn background_tasks(state: AppState, shutdown: Shutdown) {
     loop {
         tokio::select! {
             () = shutdown.wait() => return,
-            _ = upkeep.tick() => brigade_core::metrics::renderer().run_upkeep(),
             _ = reconcile.tick() => checkout::reconcile(&state).await,
             _ = purge.tick() => {
                 let before = brigade_domain::now()

@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
@@ -29,8 +30,18 @@ impl std::fmt::Debug for MetricsRenderer {
     }
 }
 
-/// The process-wide renderer. The first call installs the global recorder; later calls (more
-/// servers in one test process) share it, which is why tests compare metric deltas.
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Name of the thread that does it, so it can be found in `/proc/<pid>/task/*/comm`.
+pub const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// The process-wide renderer. The first call installs the global recorder and starts the
+/// upkeep thread; later calls (more servers in one test process) share both, which is why
+/// tests compare metric deltas.
+///
+/// The recorder appends every histogram sample to a buffer that only a render or an upkeep
+/// empties, so without upkeep a process nobody scrapes (a balancer without Prometheus) would
+/// grow by every request it serves.
 pub fn renderer() -> &'static MetricsRenderer {
     static RENDERER: OnceLock<MetricsRenderer> = OnceLock::new();
     RENDERER.get_or_init(|| {
@@ -45,6 +56,19 @@ pub fn renderer() -> &'static MetricsRenderer {
         // Another recorder can only be present when brigade is embedded in a program that
         // installed its own; then brigade's metrics go there and `/metrics` shows process data.
         let _ = metrics::set_global_recorder(recorder);
+        let upkeep = handle.clone();
+        let started = std::thread::Builder::new()
+            .name(UPKEEP_THREAD.to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(error) = started {
+            // Rendering still empties the buffers; only an unscraped process is affected.
+            eprintln!("brigade: cannot start the metrics upkeep thread: {error}");
+        }
         MetricsRenderer {
             handle,
             process: Mutex::new(ProcessProbe::new()),
@@ -60,11 +84,6 @@ impl MetricsRenderer {
             probe.render_into(&mut text);
         }
         text
-    }
-
-    /// Runs the recorder's periodic housekeeping; call now and then from a background task.
-    pub fn run_upkeep(&self) {
-        self.handle.run_upkeep();
     }
 }
 
@@ -130,6 +149,20 @@ impl ProcessProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_renderer_starts_the_upkeep_thread_once() {
+        let upkeep_threads = || {
+            std::fs::read_dir("/proc/self/task")
+                .expect("Linux exposes this process's threads")
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .filter(|name| name.trim_end() == UPKEEP_THREAD)
+                .count()
+        };
+        renderer();
+        renderer();
+        assert_eq!(upkeep_threads(), 1);
+    }
 
     #[test]
     fn renders_recorded_and_process_metrics() {
