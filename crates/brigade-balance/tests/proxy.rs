@@ -4,8 +4,11 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::{Balancer, Upstream, backends_toml, spread};
 
@@ -430,5 +433,71 @@ async fn no_retry_starts_after_the_retry_deadline() {
         "five attempts allowed, the deadline stopped at two"
     );
     assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    balancer.stop().await;
+}
+
+/// A backend that answers one request per connection as if it kept the connection alive, then
+/// closes it shortly after: every pooled connection goes stale while idle.
+async fn closing_backend() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = b"ok";
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.write_all(body).await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            });
+        }
+    });
+    (address, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_backend_closed_is_not_used() {
+    let (address, connections) = closing_backend().await;
+    let balancer = Balancer::from_toml(&format!(
+        "[[pools]]\nname = \"closing\"\n[[pools.backends]]\naddress = \"{address}\"\n"
+    ))
+    .await;
+    for round in 0..5 {
+        // A POST without Idempotency-Key is never retried: it only succeeds when the stale
+        // connection is noticed before the request is written to it.
+        let response = balancer
+            .client
+            .post(balancer.url("/orders"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "round {round}");
+        assert_eq!(response.text().await.unwrap(), "ok");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        5,
+        "a new connection each time"
+    );
+    let metrics = balancer.metrics().await;
+    let failed: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("pool=\"closing\"") && l.contains("outcome=\"error\""))
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
+    assert!(failed.is_empty(), "no attempt failed: {failed:?}");
     balancer.stop().await;
 }
