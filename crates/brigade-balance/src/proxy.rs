@@ -324,18 +324,39 @@ fn ensure_request_context(headers: &mut HeaderMap) -> HeaderValue {
         }
     };
     if !headers.contains_key(&TRACEPARENT) {
-        let trace = uuid::Uuid::new_v4().simple().to_string();
-        let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-        if let Ok(value) = HeaderValue::from_str(&format!("00-{trace}-{span}-01")) {
-            headers.insert(TRACEPARENT.clone(), value);
-        }
+        headers.insert(TRACEPARENT.clone(), new_traceparent());
     }
     request_id
 }
 
+/// A W3C `traceparent` (version 00, sampled) with a random trace id and span id, written into
+/// one stack buffer: this runs for nearly every request.
+fn new_traceparent() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // "00-" + 32 hex + "-" + 16 hex + "-01"
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    let trace: u128 = rand::random();
+    let span: u64 = rand::random();
+    for (i, digit) in text[3..35].iter_mut().enumerate() {
+        *digit = HEX[((trace >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    for (i, digit) in text[36..52].iter_mut().enumerate() {
+        *digit = HEX[((span >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    // An all-zero trace or span id is invalid; the odds are 2^-64 at worst, but cheap to rule out.
+    if trace == 0 || span == 0 {
+        text[34] = b'1';
+        text[51] = b'1';
+    }
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes are valid header bytes")
+}
+
 /// Bytes of the request head as the client sent it (approximately: request line + headers).
 fn head_size(uri: &Uri, headers: &HeaderMap) -> usize {
-    let line = uri.to_string().len() + 16;
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let line = target + 16;
     headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
@@ -345,6 +366,11 @@ fn head_size(uri: &Uri, headers: &HeaderMap) -> usize {
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the few names present is cheaper than hashing
+    // each of the eight names for a lookup.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
+        return;
+    }
     if let Some(connection) = headers.get(header::CONNECTION) {
         let named: Vec<HeaderName> = connection
             .to_str()
@@ -362,12 +388,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr) {
-    let ip = client.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    use std::fmt::Write as _;
+    let mut forwarded_for = String::with_capacity(64);
+    if let Some(previous) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        forwarded_for.push_str(previous);
+        forwarded_for.push_str(", ");
+    }
+    let _ = write!(forwarded_for, "{}", client.ip());
+    // Hands the string's buffer over instead of copying it.
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -481,6 +510,23 @@ mod tests {
             .unwrap()
             .to_owned();
         assert_eq!(traceparent.len(), 55, "{traceparent}");
+        let fields: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(
+            fields.iter().map(|f| f.len()).collect::<Vec<_>>(),
+            [2, 32, 16, 2]
+        );
+        assert_eq!((fields[0], fields[3]), ("00", "01"), "{traceparent}");
+        for id in &fields[1..3] {
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            );
+            assert!(
+                id.bytes().any(|b| b != b'0'),
+                "all-zero id in {traceparent}"
+            );
+        }
+        assert_ne!(new_traceparent(), new_traceparent(), "random ids");
         let mut headers = HeaderMap::new();
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("abc"));
         headers.insert(
