@@ -27,13 +27,7 @@ async fn post_with_idempotency_key_is_retried_and_without_it_is_not() {
     let balancer = Balancer::from_toml(&rr_pool("post", &[&dies, &ok])).await;
 
     // Round robin starts at the first backend: the one that dies mid-request.
-    let response = balancer
-        .client
-        .post(balancer.url("/orders"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = balancer.post_order(None).await;
     assert_eq!(response.status(), 502);
     assert_eq!(
         response.headers()["content-type"],
@@ -47,14 +41,7 @@ async fn post_with_idempotency_key_is_retried_and_without_it_is_not() {
 
     // Next turn is `ok`; skip it so the keyed POST meets `dies` first again.
     assert_eq!(balancer.get("/").await, (200, "ok".into()));
-    let response = balancer
-        .client
-        .post(balancer.url("/orders"))
-        .header("idempotency-key", "order-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = balancer.post_order(Some("order-1")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backend"], "ok");
     assert_eq!((dies.hits(), ok.hits()), (2, 2));
@@ -348,14 +335,7 @@ async fn a_keyed_post_answered_409_with_retry_after_is_retried_after_the_wait() 
     let balancer = Balancer::from_toml(&rr_pool("conflict", &[&a, &b])).await;
     a.behaviour.conflicts.store(1, Ordering::SeqCst);
     let started = Instant::now();
-    let response = balancer
-        .client
-        .post(balancer.url("/orders"))
-        .header("idempotency-key", "k-409")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = balancer.post_order(Some("k-409")).await;
     assert_eq!(response.status(), 200);
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -370,13 +350,7 @@ async fn a_keyed_post_answered_409_with_retry_after_is_retried_after_the_wait() 
 
     // Without a key the 409 goes to the client as it is.
     a.behaviour.conflicts.store(1, Ordering::SeqCst);
-    let response = balancer
-        .client
-        .post(balancer.url("/orders"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = balancer.post_order(None).await;
     assert_eq!(response.status(), 409);
     balancer.stop().await;
 }
@@ -476,13 +450,7 @@ async fn a_pooled_connection_the_backend_closed_is_not_used() {
     for round in 0..5 {
         // A POST without Idempotency-Key is never retried: it only succeeds when the stale
         // connection is noticed before the request is written to it.
-        let response = balancer
-            .client
-            .post(balancer.url("/orders"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let response = balancer.post_order(None).await;
         assert_eq!(response.status(), 200, "round {round}");
         assert_eq!(response.text().await.unwrap(), "ok");
         tokio::time::sleep(Duration::from_millis(150)).await;

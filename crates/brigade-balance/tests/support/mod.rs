@@ -252,6 +252,16 @@ impl Balancer {
         format!("http://{}{}", self.admin, path)
     }
 
+    /// `POST /orders` with a `{}` body through the balancer, with `Idempotency-Key: key` when
+    /// given (the header that makes a POST retryable).
+    pub async fn post_order(&self, key: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/orders")).body("{}");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.unwrap()
+    }
+
     /// GET through the balancer; returns (status, x-backend header or "").
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self.client.get(self.url(path)).send().await.unwrap();
