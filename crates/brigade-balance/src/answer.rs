@@ -55,6 +55,22 @@ pub fn no_backend(pool: &str, request_id: Option<&HeaderValue>) -> Response<Resp
     )
 }
 
+/// 408: the client did not send the whole body in time.
+pub fn request_timeout(limit_ms: u64, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    let mut response = problem(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        "Request body too slow",
+        &format!("the request body did not arrive within {limit_ms} ms"),
+        request_id,
+    );
+    // The rest of the body may still be on its way: this connection cannot carry another request.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// 502: every attempt failed to reach a backend or lost the connection.
 pub fn bad_gateway(detail: &str, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
     problem(

@@ -152,6 +152,10 @@ pub struct Timeouts {
     /// A client must send the whole request head within this time (slow clients cannot hold
     /// connections forever).
     pub header_read_ms: u64,
+    /// A request body small enough to be kept for retries must arrive whole within this time,
+    /// counted from the end of the head; past it the answer is 408 (slow clients cannot hold a
+    /// request with half a body). Larger bodies stream and fall under `upstream_response_ms`.
+    pub body_read_ms: u64,
     /// From sending a request upstream to its response head; past it the answer is 504.
     pub upstream_response_ms: u64,
     /// A client connection with no request in flight is closed after this long.
@@ -168,6 +172,7 @@ impl Default for Timeouts {
         Self {
             connect_ms: 1_000,
             header_read_ms: 10_000,
+            body_read_ms: 30_000,
             upstream_response_ms: 30_000,
             idle_ms: 60_000,
             upstream_idle_ms: 20_000,
@@ -446,6 +451,7 @@ impl Config {
         for (key, value) in [
             ("timeouts.connect_ms", t.connect_ms),
             ("timeouts.header_read_ms", t.header_read_ms),
+            ("timeouts.body_read_ms", t.body_read_ms),
             ("timeouts.upstream_response_ms", t.upstream_response_ms),
             ("timeouts.idle_ms", t.idle_ms),
             ("timeouts.upstream_idle_ms", t.upstream_idle_ms),

@@ -101,9 +101,11 @@ pub async fn handle(
         .exact()
         .is_some_and(|n| n <= config.limits.retry_buffer_bytes)
     {
-        match body.collect().await {
-            Ok(collected) => Some(collected.to_bytes()),
-            Err(_) => return answer::bad_request("the request body could not be read", rid),
+        let limit_ms = config.timeouts.body_read_ms;
+        match tokio::time::timeout(Duration::from_millis(limit_ms), body.collect()).await {
+            Ok(Ok(collected)) => Some(collected.to_bytes()),
+            Ok(Err(_)) => return answer::bad_request("the request body could not be read", rid),
+            Err(_elapsed) => return answer::request_timeout(limit_ms, rid),
         }
     } else {
         streamed = Some(RequestBody::Stream {

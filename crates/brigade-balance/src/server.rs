@@ -126,8 +126,10 @@ pub async fn start(
     config_path: Option<PathBuf>,
     shutdown: Shutdown,
 ) -> Result<Running, StartError> {
-    crate::metrics::describe();
+    // The recorder first: descriptions given before it exists are lost, and `/metrics` would
+    // lack its HELP lines (which `promtool check metrics` requires).
     let _ = brigade_core::metrics::renderer();
+    crate::metrics::describe();
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

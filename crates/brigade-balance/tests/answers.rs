@@ -186,6 +186,33 @@ async fn slow_clients_cannot_hold_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_half_way_gets_408_after_body_read_ms() {
+    let a = Upstream::start("slow-body").await;
+    let balancer = Balancer::from_toml(&format!(
+        "[timeouts]\nbody_read_ms = 300\n[[pools]]\nname = \"sb\"\n{}",
+        backends_toml(&[&a])
+    ))
+    .await;
+    let started = Instant::now();
+    // Ten bytes announced, two sent, and the connection kept open.
+    let answer = raw_async(
+        balancer.public,
+        b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}".to_vec(),
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("within 300 ms"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(a.hits(), 0, "nothing reached the backend");
+    balancer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_contract() {
     let a = Upstream::start("adm-a").await;
     let b = Upstream::start("adm-b").await;

@@ -299,6 +299,20 @@ fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
         .json()
         .unwrap();
     assert_eq!(pools["pools"][0]["backends"][0]["address"], backend);
+    // The process's own exposition describes its metrics (promtool requires HELP lines).
+    let metrics = reqwest::blocking::get(format!("http://{admin}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    for name in [
+        "brigade_balance_upstream_requests_total",
+        "brigade_balance_backend_healthy",
+    ] {
+        assert!(
+            metrics.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}: {metrics}"
+        );
+    }
     let request =
         std::thread::spawn(move || reqwest::blocking::get(format!("http://{public}/")).unwrap());
     let started = Instant::now();
