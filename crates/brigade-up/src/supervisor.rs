@@ -45,9 +45,14 @@ pub enum UpError {
     /// The replicas' database link could not be set up.
     #[error(transparent)]
     DbLink(#[from] crate::db_link::DbLinkError),
-    /// Loading the demo data failed.
-    #[error("brigade demo-data failed ({0})")]
-    Demo(String),
+    /// A preparation step (`brigade migrate`, `brigade demo-data`) failed.
+    #[error("brigade {command} failed ({reason})")]
+    Step {
+        /// The subcommand.
+        command: &'static str,
+        /// Why: its exit status or the spawn error.
+        reason: String,
+    },
 }
 
 /// A child as the ops API shows it.
@@ -212,8 +217,12 @@ impl Supervisor {
             logs::dir(&options.data_dir),
             ops_shutdown.clone(),
         ));
+        // One process applies the migrations before any replica starts: replicas starting
+        // together on a fresh SQLite file would otherwise race to create the same tables
+        // (sqlx takes no migration lock on SQLite) and all but one would exit.
+        run_once(&options, "migrate").await?;
         if options.demo {
-            load_demo(&options).await?;
+            run_once(&options, "demo-data").await?;
         }
         let replica_env = match crate::db_link::DbLink::start(&options.data_dir).await? {
             Some((link, env)) => {
@@ -380,10 +389,12 @@ fn status_of(spec: &ChildSpec, pool: Option<&PoolPlan>, backup: bool) -> ChildSt
     }
 }
 
-/// Runs `brigade demo-data` once; it is idempotent, so a restart changes nothing.
-async fn load_demo(options: &UpOptions) -> Result<(), UpError> {
+/// Runs `brigade <command>` (`migrate`, `demo-data`) to completion against the data
+/// directory; both are idempotent, so a restart of `up` changes nothing.
+async fn run_once(options: &UpOptions, command: &'static str) -> Result<(), UpError> {
+    let failed = |reason: String| UpError::Step { command, reason };
     let status = tokio::process::Command::new(&options.binary)
-        .arg("demo-data")
+        .arg(command)
         .arg("--log-format")
         .arg("json")
         .arg("--data-dir")
@@ -391,11 +402,11 @@ async fn load_demo(options: &UpOptions) -> Result<(), UpError> {
         .stdout(std::process::Stdio::null())
         .status()
         .await
-        .map_err(|e| UpError::Demo(e.to_string()))?;
+        .map_err(|e| failed(e.to_string()))?;
     if status.success() {
         Ok(())
     } else {
-        Err(UpError::Demo(status.to_string()))
+        Err(failed(status.to_string()))
     }
 }
 
