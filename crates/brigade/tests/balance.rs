@@ -3,6 +3,8 @@
 //! request in flight and exits 0; SIGHUP reloads the file; bad configuration exits non-zero
 //! naming the key.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
-const DEMO_PASSWORD: &str = "demo password 1";
+use common::DEMO_PASSWORD;
 
 /// A child `brigade` process whose JSON log lines arrive on a channel.
 struct Process {
@@ -165,17 +167,6 @@ fn forward_then_die(target: String) -> (String, std::sync::Arc<std::sync::atomic
     (address, hits)
 }
 
-fn customer_token(base: &str) -> String {
-    let session: Value = reqwest::blocking::Client::new()
-        .post(format!("{base}/api/v1/sessions"))
-        .json(&json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    session["token"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn keyed_post_whose_backend_dies_is_retried_and_creates_one_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,7 +187,7 @@ fn keyed_post_whose_backend_dies_is_retried_and_creates_one_order() {
     let base = format!("http://{public}");
     let client = reqwest::blocking::Client::new();
     let direct = format!("http://{first_address}");
-    let token = customer_token(&direct);
+    let token = common::log_in_at(&direct, "customer@brigade.demo");
     let shops: Value = reqwest::blocking::get(format!("{direct}/api/v1/shops"))
         .unwrap()
         .json()

@@ -179,13 +179,7 @@ fn slow_replica_payment_outage_and_sqlite_db_outage_hold_their_claims() {
         .as_str()
         .unwrap()
         .to_owned();
-    let session: Value = client
-        .post(format!("http://{replica}/api/v1/sessions"))
-        .json(&json!({"email": "admin@brigade.demo", "password": DEMO_PASSWORD}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let admin = common::log_in_at(&format!("http://{replica}"), "admin@brigade.demo");
     for (body, field) in [
         (json!({"latency_ms": 60_001}), "latency_ms"),
         (
@@ -195,7 +189,7 @@ fn slow_replica_payment_outage_and_sqlite_db_outage_hold_their_claims() {
     ] {
         let bad = client
             .put(format!("http://{replica}/api/v1/admin/faults"))
-            .bearer_auth(session["token"].as_str().unwrap())
+            .bearer_auth(&admin)
             .json(&body)
             .send()
             .unwrap();

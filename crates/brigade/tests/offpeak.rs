@@ -31,6 +31,7 @@ trait Ops {
     fn ops(&self, path: &str) -> String;
     fn events(&self) -> Vec<Value>;
     fn run_job(&self, job: &str) -> (u16, Value);
+    fn jobs(&self) -> (Value, Vec<String>);
 }
 
 impl Ops for Up {
@@ -52,6 +53,21 @@ impl Ops for Up {
             .send()
             .unwrap();
         (response.status().as_u16(), response.json().unwrap())
+    }
+
+    /// `GET /api/jobs`: the answer and the jobs' names in order.
+    fn jobs(&self) -> (Value, Vec<String>) {
+        let jobs: Value = reqwest::blocking::get(self.ops("/api/jobs"))
+            .unwrap()
+            .json()
+            .unwrap();
+        let names = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|job| job["name"].as_str().unwrap().to_owned())
+            .collect();
+        (jobs, names)
     }
 }
 
@@ -148,16 +164,7 @@ fn up_runs_the_off_peak_jobs_and_restore_puts_a_backup_back() {
     .unwrap();
     let mut up = start_up(&data, &config, &[]);
 
-    let jobs: Value = reqwest::blocking::get(up.ops("/api/jobs"))
-        .unwrap()
-        .json()
-        .unwrap();
-    let names: Vec<&str> = jobs["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["name"].as_str().unwrap())
-        .collect();
+    let (jobs, names) = up.jobs();
     assert_eq!(names, ["warm-caches", "daily-report", "backup"]);
     assert_eq!(jobs["jobs"][2]["schedule"], json!(["0 3 * * *"]));
 
@@ -349,16 +356,7 @@ fn up_on_postgresql_refreshes_the_report_and_leaves_backups_to_pg_dump() {
         &config,
         &[("DATABASE_URL", database.url.as_str())],
     );
-    let jobs: Value = reqwest::blocking::get(up.ops("/api/jobs"))
-        .unwrap()
-        .json()
-        .unwrap();
-    let names: Vec<&str> = jobs["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["name"].as_str().unwrap())
-        .collect();
+    let (_, names) = up.jobs();
     assert_eq!(
         names,
         ["warm-caches", "daily-report"],

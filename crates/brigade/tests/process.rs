@@ -1,6 +1,8 @@
 //! The real `brigade` binary as a child process: graceful shutdown with a request in flight,
 //! several replica processes on one SQLite file, and the command-line contract.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -12,7 +14,7 @@ use serde_json::{Value, json};
 
 const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
 /// Password of the demo accounts in these tests.
-const DEMO_PASSWORD: &str = "demo password 1";
+use common::DEMO_PASSWORD;
 
 /// A running `brigade serve` whose JSON log lines arrive on a channel.
 struct Replica {
@@ -123,17 +125,7 @@ fn customer_token(replica: &Replica) -> String {
 
 /// A token of a demo account.
 fn token_of(replica: &Replica, email: &str) -> String {
-    let session: Value = reqwest::blocking::Client::new()
-        .post(replica.url("/api/v1/sessions"))
-        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    session["token"]
-        .as_str()
-        .expect("demo account logs in")
-        .to_owned()
+    common::log_in_at(&replica.url(""), email)
 }
 
 fn order_json(shop: &str, item: &str) -> String {

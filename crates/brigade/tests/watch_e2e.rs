@@ -10,6 +10,8 @@
 //! faults switched on bring `BrigadeHighErrorRate`; switched off, its resolution arrives, with
 //! PagerDuty's `resolve` using the trigger's `dedup_key`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
-const DEMO_PASSWORD: &str = "demo password 1";
+use common::DEMO_PASSWORD;
 /// `for` of every rule in this test (the shipped file says minutes).
 const FOR_MS: i64 = 3_000;
 const SCRAPE_MS: i64 = 1_000;
@@ -414,14 +416,7 @@ fn start_watch(config: &Path, data: &Path) -> Process {
 }
 
 fn login(serve: &Process, email: &str) -> String {
-    let session: Value = reqwest::blocking::Client::new()
-        .post(serve.url("/api/v1/sessions"))
-        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    session["token"].as_str().expect("logs in").to_owned()
+    common::log_in_at(&serve.url(""), email)
 }
 
 fn set_faults(serve: &Process, admin: &str, ratio: f64) {

@@ -16,6 +16,22 @@ pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
 /// Password of the demo accounts `brigade up` creates.
 pub const DEMO_PASSWORD: &str = "demo password 1";
 
+/// Logs the demo account `email` in at `base` (`http://host:port` of a replica or a
+/// balancer); returns its bearer token.
+pub fn log_in_at(base: &str, email: &str) -> String {
+    let session: Value = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&serde_json::json!({"email": email, "password": DEMO_PASSWORD}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    session["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{email} cannot log in: {session}"))
+        .to_owned()
+}
+
 /// A running `brigade up` and the addresses from its `brigade is up` line.
 pub struct Up {
     /// The supervisor process.
@@ -95,17 +111,7 @@ impl Up {
 
     /// Logs `email` in with the demo password; returns its bearer token.
     pub fn log_in(&self, email: &str) -> String {
-        let session: Value = reqwest::blocking::Client::new()
-            .post(self.url("/api/v1/sessions"))
-            .json(&serde_json::json!({"email": email, "password": DEMO_PASSWORD}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        session["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{email} cannot log in: {session}"))
-            .to_owned()
+        log_in_at(&self.url(""), email)
     }
 
     /// An order body: one of the first shop's first menu item, delivered nearby.
