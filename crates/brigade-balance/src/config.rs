@@ -187,6 +187,9 @@ impl Default for Timeouts {
 pub struct Limits {
     /// Largest request head (request line and headers) in bytes; larger gets 431.
     pub max_header_bytes: usize,
+    /// Most header fields in a request head; more gets the HTTP parser's bare 431. Up to 100
+    /// the parser works on the stack; a larger limit costs two heap buffers per request.
+    pub max_headers: usize,
     /// Largest request body in bytes; larger gets 413.
     pub max_body_bytes: u64,
     /// Most client connections open at once; more wait in the kernel's accept queue.
@@ -202,6 +205,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_header_bytes: 16 * 1024,
+            max_headers: 100,
             max_body_bytes: 10 * 1024 * 1024,
             max_connections: 10_000,
             retry_buffer_bytes: 64 * 1024,
@@ -463,6 +467,9 @@ impl Config {
         if self.limits.max_header_bytes < 256 {
             return Err(invalid("limits.max_header_bytes", "must be at least 256"));
         }
+        if !(8..=1000).contains(&self.limits.max_headers) {
+            return Err(invalid("limits.max_headers", "must be between 8 and 1000"));
+        }
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
@@ -680,5 +687,8 @@ pool = "orders"
         let text = format!("admin = {{ listen = \"0.0.0.0:0\", token = \"t\" }}\n{text}");
         let config = Config::parse(&text, "x").unwrap();
         assert_eq!(config.admin.token.as_deref(), Some("t"));
+        let text = format!("{GOOD}\n[limits]\nmax_headers = 4\n");
+        let error = Config::parse(&text, "x").unwrap_err().to_string();
+        assert!(error.starts_with("limits.max_headers"), "{error}");
     }
 }

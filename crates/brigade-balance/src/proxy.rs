@@ -47,6 +47,37 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
     &header::PROXY_AUTHORIZATION,
 ];
 
+/// The position of `name` in [`HOP_BY_HOP`], compared as lowercase strings (which is what
+/// `HeaderName::as_str` gives and what a `Connection` token is once lowercased).
+fn hop_by_hop_index(name: &str) -> Option<usize> {
+    HOP_BY_HOP.iter().position(|hop| hop.as_str() == name)
+}
+
+/// Headers the balancer adds to a request: request id, traceparent and three X-Forwarded-*.
+const ADDED_HEADERS: usize = 5;
+
+/// The client end of a connection, as the balancer forwards it.
+#[derive(Debug)]
+pub struct Client {
+    /// The peer's address.
+    pub address: SocketAddr,
+    /// The peer's IP as an `X-Forwarded-For` value, formatted once per connection rather than
+    /// once per request.
+    forwarded_for: HeaderValue,
+}
+
+impl Client {
+    /// Describes the peer of a new connection.
+    pub fn new(address: SocketAddr) -> Self {
+        let forwarded_for = HeaderValue::from_str(&address.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            address,
+            forwarded_for,
+        }
+    }
+}
+
 /// Most attempts remembered for "try another backend" (more attempts may still be made).
 const TRIED: usize = 8;
 
@@ -54,11 +85,13 @@ const TRIED: usize = 8;
 pub async fn handle(
     state: &State,
     request: Request<Incoming>,
-    client: SocketAddr,
+    client: &Client,
 ) -> Response<ResponseBody> {
     let table = state.table_full();
     let config = &table.config;
     let (mut parts, body) = request.into_parts();
+    // One growth of the map for every header added below, instead of one per insert.
+    parts.headers.reserve(ADDED_HEADERS);
     let request_id = ensure_request_context(&mut parts.headers);
     let rid = Some(&request_id);
 
@@ -339,12 +372,14 @@ fn new_traceparent() -> HeaderValue {
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
     let trace: u128 = rand::random();
     let span: u64 = rand::random();
-    for (i, digit) in text[3..35].iter_mut().enumerate() {
-        *digit = HEX[((trace >> (124 - 4 * i)) & 0xf) as usize];
-    }
-    for (i, digit) in text[36..52].iter_mut().enumerate() {
-        *digit = HEX[((span >> (60 - 4 * i)) & 0xf) as usize];
-    }
+    let hex = |out: &mut [u8], bytes: &[u8]| {
+        for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
+        }
+    };
+    hex(&mut text[3..35], &trace.to_be_bytes());
+    hex(&mut text[36..52], &span.to_be_bytes());
     // An all-zero trace or span id is invalid; the odds are 2^-64 at worst, but cheap to rule out.
     if trace == 0 || span == 0 {
         text[34] = b'1';
@@ -367,38 +402,60 @@ fn head_size(uri: &Uri, headers: &HeaderMap) -> usize {
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
+///
+/// This runs twice per request (request and response), so it finds what to remove in one pass
+/// over the names present, compared as strings, and removes only those: most messages carry
+/// at most `Connection: keep-alive`.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the few names present is cheaper than hashing
-    // each of the eight names for a lookup.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(index) = hop_by_hop_index(name.as_str()) {
+            present |= 1 << index;
+        }
+    }
+    if present == 0 {
         return;
     }
-    if let Some(connection) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = connection
-            .to_str()
-            .unwrap_or("")
-            .split(',')
+    // Connection may name further headers of this hop. Its usual tokens (keep-alive, close,
+    // upgrade) go with it anyway, so the common `Connection: keep-alive` needs no parsing.
+    let simple = |value: &HeaderValue| {
+        let value = value.as_bytes();
+        value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close")
+    };
+    if present & 1 != 0 && !headers.get_all(header::CONNECTION).iter().all(simple) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
             .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .filter(|name| name.as_str() != "close" && hop_by_hop_index(name.as_str()).is_none())
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    for (index, hop) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << index) != 0 {
+            headers.remove(*hop);
+        }
     }
 }
 
-fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr) {
-    use std::fmt::Write as _;
-    let mut forwarded_for = String::with_capacity(64);
-    if let Some(previous) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        forwarded_for.push_str(previous);
-        forwarded_for.push_str(", ");
-    }
-    let _ = write!(forwarded_for, "{}", client.ip());
-    // Hands the string's buffer over instead of copying it.
-    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
+fn add_forwarded(headers: &mut HeaderMap, client: &Client) {
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
+        // Usually the balancer is the first proxy: the connection's value as it is.
+        None => Some(client.forwarded_for.clone()),
+        Some(previous) => {
+            let mut list = Vec::with_capacity(previous.len() + 2 + client.forwarded_for.len());
+            list.extend_from_slice(previous.as_bytes());
+            list.extend_from_slice(b", ");
+            list.extend_from_slice(client.forwarded_for.as_bytes());
+            // Hands the buffer over instead of copying it.
+            HeaderValue::from_maybe_shared(Bytes::from(list)).ok()
+        }
+    };
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -487,6 +544,21 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key("x-kept"));
+
+        // The common single token, in any case, and tokens spread over several lines.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.keys().collect::<Vec<_>>(), ["x-kept"]);
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.append(header::CONNECTION, HeaderValue::from_static("X-Secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.keys().collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]

@@ -273,10 +273,14 @@ async fn accept_loop(
     }
 }
 
-/// When a connection last finished a request, and how many it is serving.
-#[derive(Debug, Default)]
-struct Activity {
+/// What every request of one client connection shares: one `Arc` cloned per request.
+#[derive(Debug)]
+struct ConnectionContext {
+    state: Arc<State>,
+    client: proxy::Client,
+    /// Requests being served on the connection.
     active: AtomicUsize,
+    /// When the connection last finished a request.
     last_ms: AtomicU64,
 }
 
@@ -287,30 +291,31 @@ async fn serve_connection(
     shutdown: Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
-    let (header_read, idle_ms, max_header) = {
+    let (header_read, idle_ms, max_header, max_headers) = {
         let table = state.table();
         let config = &table.config;
         (
             Duration::from_millis(config.timeouts.header_read_ms),
             config.timeouts.idle_ms,
             config.limits.max_header_bytes,
+            config.limits.max_headers,
         )
     };
-    let activity = Arc::new(Activity {
+    let activity = Arc::new(ConnectionContext {
+        state: Arc::clone(&state),
+        client: proxy::Client::new(peer),
         active: AtomicUsize::new(0),
         last_ms: AtomicU64::new(now_ms()),
     });
     let service = {
         let activity = Arc::clone(&activity);
-        let state = Arc::clone(&state);
         service_fn(move |request| {
-            let activity = Arc::clone(&activity);
-            let state = Arc::clone(&state);
+            let context = Arc::clone(&activity);
             async move {
-                activity.active.fetch_add(1, Ordering::Relaxed);
-                let response = proxy::handle(&state, request, peer).await;
-                activity.active.fetch_sub(1, Ordering::Relaxed);
-                activity.last_ms.store(now_ms(), Ordering::Relaxed);
+                context.active.fetch_add(1, Ordering::Relaxed);
+                let response = proxy::handle(&context.state, request, &context.client).await;
+                context.active.fetch_sub(1, Ordering::Relaxed);
+                context.last_ms.store(now_ms(), Ordering::Relaxed);
                 Ok::<_, Infallible>(response)
             }
         })
@@ -323,7 +328,7 @@ async fn serve_connection(
         // Room for a head somewhat over the limit, so the 431 is ours (with a problem body)
         // rather than the parser's bare one.
         .max_buf_size((max_header * 2).max(8192) + 8192)
-        .max_headers(256);
+        .max_headers(max_headers);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut idle_check =

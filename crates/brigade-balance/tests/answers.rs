@@ -186,6 +186,34 @@ async fn slow_clients_cannot_hold_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_with_more_fields_than_max_headers_gets_431() {
+    let a = Upstream::start("fields").await;
+    let balancer = Balancer::from_toml(&format!(
+        "[limits]\nmax_headers = 20\n[[pools]]\nname = \"fields\"\n{}",
+        backends_toml(&[&a])
+    ))
+    .await;
+    let head = |fields: usize| {
+        let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_vec();
+        for i in 2..fields {
+            head.extend_from_slice(format!("X-Field-{i}: {i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    };
+    let answer = raw_async(balancer.public, head(20)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw_async(balancer.public, head(21)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(
+        a.hits(),
+        1,
+        "only the head within the limit reached the backend"
+    );
+    balancer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stops_half_way_gets_408_after_body_read_ms() {
     let a = Upstream::start("slow-body").await;
     let balancer = Balancer::from_toml(&format!(
