@@ -3,10 +3,19 @@
 //! Handles are made once per backend and pool and kept next to the state they describe, so a
 //! request records without building label sets or hashing them in the recorder.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http::StatusCode;
 use metrics::{Counter, Gauge, Histogram};
 
 use crate::backend::Outcome;
 
+/// Requests answered to clients, by pool and status code, the balancer's own answers included.
+pub const REQUESTS: &str = "brigade_balance_requests_total";
+/// Time from a request's arrival to its response head, as the client sees it (retries and
+/// waits included).
+pub const REQUEST_DURATION: &str = "brigade_balance_request_duration_seconds";
 /// Attempts sent upstream, by outcome.
 pub const UPSTREAM_REQUESTS: &str = "brigade_balance_upstream_requests_total";
 /// Time from sending an attempt to its response head.
@@ -27,6 +36,15 @@ pub const NO_HEALTHY: &str = "brigade_balance_no_healthy_backends_total";
 /// Registers help texts so that `/metrics` passes `promtool check metrics`.
 pub fn describe() {
     brigade_core::http_metrics::describe();
+    metrics::describe_counter!(
+        REQUESTS,
+        "Requests answered to clients, by pool and status code (the balancer's own answers included)."
+    );
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time from a request's arrival until its response head was ready, retries included."
+    );
     metrics::describe_counter!(
         UPSTREAM_REQUESTS,
         "Attempts sent to a backend, by outcome (success, server_error, connect_error, timeout, error)."
@@ -100,9 +118,53 @@ impl BackendMetrics {
     }
 }
 
+/// Status codes a response can carry (hyper accepts 100–999), one counter slot each.
+const STATUS_CODES: usize = 900;
+
+/// The client-facing handles of one pool: a counter per status code, registered on first use
+/// and then found by index, and the duration histogram.
+pub struct RequestMetrics {
+    pool: String,
+    by_code: Box<[OnceLock<Counter>]>,
+    duration: Histogram,
+}
+
+impl std::fmt::Debug for RequestMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMetrics")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestMetrics {
+    /// Registers the handles of one pool.
+    pub fn new(pool: &str) -> Self {
+        Self {
+            pool: pool.to_owned(),
+            by_code: (0..STATUS_CODES).map(|_| OnceLock::new()).collect(),
+            duration: metrics::histogram!(REQUEST_DURATION, "pool" => pool.to_owned()),
+        }
+    }
+
+    /// Counts one answered request and its time to the response head.
+    pub fn record(&self, status: StatusCode, elapsed: Duration) {
+        let index = usize::from(status.as_u16()).saturating_sub(100);
+        if let Some(slot) = self.by_code.get(index) {
+            slot.get_or_init(|| {
+                metrics::counter!(REQUESTS, "pool" => self.pool.clone(), "code" => status.as_str().to_owned())
+            })
+            .increment(1);
+        }
+        self.duration.record(elapsed.as_secs_f64());
+    }
+}
+
 /// Handles for one pool.
 #[derive(Debug)]
 pub struct PoolMetrics {
+    /// Client-facing requests and durations.
+    pub requests: RequestMetrics,
     retries: [Counter; 5],
     /// Budget exhaustion counter.
     pub budget_exhausted: Counter,
@@ -115,6 +177,7 @@ impl PoolMetrics {
     pub fn new(pool: &str) -> Self {
         let retry = |reason: &'static str| metrics::counter!(RETRIES, "pool" => pool.to_owned(), "reason" => reason);
         Self {
+            requests: RequestMetrics::new(pool),
             retries: [
                 retry("connect_error"),
                 retry("server_error"),

@@ -25,7 +25,7 @@ use crate::answer;
 use crate::backend::Outcome;
 use crate::config::HashKey;
 use crate::pool::Pool;
-use crate::state::State;
+use crate::state::{State, Table};
 use crate::upstream::{self, Lease, RequestBody, ResponseBody, UpstreamBody};
 
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -81,15 +81,34 @@ impl Client {
 /// Most attempts remembered for "try another backend" (more attempts may still be made).
 const TRIED: usize = 8;
 
-/// Forwards one request.
+/// Forwards one request and counts its answer in the pool's client-facing metrics.
 pub async fn handle(
     state: &State,
     request: Request<Incoming>,
     client: &Client,
 ) -> Response<ResponseBody> {
+    let arrived = Instant::now();
     let table = state.table_full();
+    let (parts, body) = request.into_parts();
+    // Every request has a pool, even one answered 400 below: rules look only at the host,
+    // path and headers, which any parsed request has.
+    let pool = Arc::clone(table.route(&parts));
+    let response = forward(&table, &pool, parts, body, client).await;
+    pool.metrics
+        .requests
+        .record(response.status(), arrived.elapsed());
+    response
+}
+
+/// The checks, header rewriting, attempts and retries of one request.
+async fn forward(
+    table: &Table,
+    pool: &Pool,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    client: &Client,
+) -> Response<ResponseBody> {
     let config = &table.config;
-    let (mut parts, body) = request.into_parts();
     // One growth of the map for every header added below, instead of one per insert.
     parts.headers.reserve(ADDED_HEADERS);
     let request_id = ensure_request_context(&mut parts.headers);
@@ -120,7 +139,6 @@ pub async fn handle(
             Err(_) => return answer::bad_request("the request target is not valid", rid),
         }
     }
-    let pool = Arc::clone(table.route(&parts));
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::EXPECT);
     add_forwarded(&mut parts.headers, client);
@@ -150,7 +168,7 @@ pub async fn handle(
     let retryable = is_retryable(&parts.method, &parts.headers) && replay.is_some();
     pool.budget.deposit();
 
-    let key = hash_key(&pool, &parts);
+    let key = hash_key(pool, &parts);
     let max_attempts = config.retry.max_attempts;
     let arrived = Instant::now();
     let retry_deadline = Duration::from_millis(config.retry.deadline_ms);

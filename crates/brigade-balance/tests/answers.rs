@@ -139,6 +139,30 @@ async fn own_answers_are_problem_json() {
         );
     }
     assert_eq!(balancer.get("/").await.0, 200);
+
+    // Every answer above that the balancer gave, its own included, is counted by pool and
+    // status code (what the HTTP parser refused never reached it).
+    let metrics = balancer.metrics().await;
+    for (pool, code, count) in [
+        ("slow", 504, 1),
+        ("down", 502, 1),
+        ("none", 503, 1),
+        ("slow", 431, 1),
+        ("slow", 413, 2),
+        ("slow", 400, 1),
+        ("slow", 200, 1),
+    ] {
+        let series =
+            format!("brigade_balance_requests_total{{pool=\"{pool}\",code=\"{code}\"}} {count}");
+        assert!(
+            metrics.lines().any(|line| line == series),
+            "{series} missing:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("brigade_balance_request_duration_seconds_count{pool=\"slow\"} 6"),
+        "{metrics}"
+    );
     balancer.stop().await;
 }
 
