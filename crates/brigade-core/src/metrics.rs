@@ -57,17 +57,24 @@ pub fn renderer() -> &'static MetricsRenderer {
         // installed its own; then brigade's metrics go there and `/metrics` shows process data.
         let _ = metrics::set_global_recorder(recorder);
         let upkeep = handle.clone();
+        // The thread says when it runs (its name is set by then), so whoever called this can
+        // rely on the upkeep being in place when it returns.
+        let (running, is_running) = std::sync::mpsc::channel();
         let started = std::thread::Builder::new()
             .name(UPKEEP_THREAD.to_owned())
             .spawn(move || {
+                let _ = running.send(());
                 loop {
                     std::thread::sleep(UPKEEP_INTERVAL);
                     upkeep.run_upkeep();
                 }
             });
-        if let Err(error) = started {
+        match started {
+            Ok(_) => {
+                let _ = is_running.recv();
+            }
             // Rendering still empties the buffers; only an unscraped process is affected.
-            eprintln!("brigade: cannot start the metrics upkeep thread: {error}");
+            Err(error) => eprintln!("brigade: cannot start the metrics upkeep thread: {error}"),
         }
         MetricsRenderer {
             handle,
