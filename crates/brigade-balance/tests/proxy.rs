@@ -253,6 +253,8 @@ async fn forwarding_headers_are_set_and_hop_by_hop_removed() {
     let seen = a.last_headers.lock().unwrap().clone();
     assert_eq!(seen["traceparent"], traceparent);
     assert_eq!(seen["x-request-id"], "given-id");
+    // Without one from the client, the connection's own address is the whole list.
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
     balancer.stop().await;
 }
 
