@@ -224,7 +224,7 @@ pub struct RetryConfig {
     pub budget_ratio: f64,
     /// Retries always allowed per second, so a quiet pool can still retry.
     pub min_per_sec: f64,
-    /// No new attempt starts later than this after the request arrived: slow failures
+    /// No new attempt starts later than this after the first one began: slow failures
     /// (a locked database answering 503 after its busy timeout) cannot add up to a hang.
     pub deadline_ms: u64,
 }

@@ -6,8 +6,10 @@
 //! TRACE) and POST/PATCH carrying `Idempotency-Key` are retried, on a connection error, a
 //! timeout or a 502/503/504 answer, and only when the body was small enough to be kept for
 //! replay; a 409/429/503 answer with `Retry-After` of at most 2 s is waited out and retried the
-//! same way. No attempt starts after `retry.deadline_ms` since the request arrived. Nothing is retried once the response is handed to the client, so no client ever sees
-//! bytes of two attempts. Every retry spends a token of the pool's budget.
+//! same way. No attempt starts later than `retry.deadline_ms` after the first one could (the
+//! request and its kept body had arrived). Nothing is retried once the response is handed to
+//! the client, so no client ever sees bytes of two attempts. Every retry spends a token of the
+//! pool's budget.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +49,9 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
     &header::PROXY_AUTHORIZATION,
 ];
 
+/// The bit of `Connection` (position 0 of [`HOP_BY_HOP`]) in `strip_hop_by_hop`'s set.
+const CONNECTION_BIT: u8 = 1;
+
 /// The position of `name` in [`HOP_BY_HOP`], compared as lowercase strings (which is what
 /// `HeaderName::as_str` gives and what a `Connection` token is once lowercased).
 fn hop_by_hop_index(name: &str) -> Option<usize> {
@@ -59,8 +64,6 @@ const ADDED_HEADERS: usize = 5;
 /// The client end of a connection, as the balancer forwards it.
 #[derive(Debug)]
 pub struct Client {
-    /// The peer's address.
-    pub address: SocketAddr,
     /// The peer's IP as an `X-Forwarded-For` value, formatted once per connection rather than
     /// once per request.
     forwarded_for: HeaderValue,
@@ -71,10 +74,7 @@ impl Client {
     pub fn new(address: SocketAddr) -> Self {
         let forwarded_for = HeaderValue::from_str(&address.ip().to_string())
             .expect("an IP address is a valid header value");
-        Self {
-            address,
-            forwarded_for,
-        }
+        Self { forwarded_for }
     }
 }
 
@@ -170,7 +170,8 @@ async fn forward(
 
     let key = hash_key(pool, &parts);
     let max_attempts = config.retry.max_attempts;
-    let arrived = Instant::now();
+    // The retry deadline counts from here, once the body (if kept for replay) has arrived.
+    let attempts_began = Instant::now();
     let retry_deadline = Duration::from_millis(config.retry.deadline_ms);
     let connect_timeout = Duration::from_millis(config.timeouts.connect_ms);
     let response_timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
@@ -260,7 +261,7 @@ async fn forward(
             }
         }
         // Another attempt only while the request is younger than the retry deadline.
-        retry_after_send &= arrived.elapsed() < retry_deadline;
+        retry_after_send &= attempts_began.elapsed() < retry_deadline;
         match result {
             Err(_elapsed) => {
                 backend.record(Outcome::Timeout, outlier);
@@ -301,7 +302,7 @@ async fn forward(
                 let asked_to_wait = retry_after(&response).filter(|wait| {
                     retryable
                         && waited + *wait <= MAX_TOTAL_WAIT
-                        && arrived.elapsed() + *wait < retry_deadline
+                        && attempts_began.elapsed() + *wait < retry_deadline
                 });
                 if let Some(wait) = asked_to_wait {
                     waited += wait;
@@ -440,7 +441,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let value = value.as_bytes();
         value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close")
     };
-    if present & 1 != 0 && !headers.get_all(header::CONNECTION).iter().all(simple) {
+    if present & CONNECTION_BIT != 0 && !headers.get_all(header::CONNECTION).iter().all(simple) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -559,6 +560,7 @@ mod tests {
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
+        assert_eq!(hop_by_hop_index("connection"), Some(0), "CONNECTION_BIT");
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key("x-kept"));

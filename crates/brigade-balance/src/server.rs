@@ -301,16 +301,16 @@ async fn serve_connection(
             config.limits.max_headers,
         )
     };
-    let activity = Arc::new(ConnectionContext {
+    let context = Arc::new(ConnectionContext {
         state: Arc::clone(&state),
         client: proxy::Client::new(peer),
         active: AtomicUsize::new(0),
         last_ms: AtomicU64::new(now_ms()),
     });
     let service = {
-        let activity = Arc::clone(&activity);
+        let shared = Arc::clone(&context);
         service_fn(move |request| {
-            let context = Arc::clone(&activity);
+            let context = Arc::clone(&shared);
             async move {
                 context.active.fetch_add(1, Ordering::Relaxed);
                 let response = proxy::handle(&context.state, request, &context.client).await;
@@ -348,8 +348,8 @@ async fn serve_connection(
                 closing = true;
             }
             _ = idle_check.tick(), if !closing => {
-                let idle = now_ms().saturating_sub(activity.last_ms.load(Ordering::Relaxed));
-                if activity.active.load(Ordering::Relaxed) == 0 && idle >= idle_ms {
+                let idle = now_ms().saturating_sub(context.last_ms.load(Ordering::Relaxed));
+                if context.active.load(Ordering::Relaxed) == 0 && idle >= idle_ms {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
