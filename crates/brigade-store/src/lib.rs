@@ -19,8 +19,11 @@ mod sql_ledger;
 mod sql_reports;
 mod sqlite;
 pub mod sqlite_backup;
+mod write_gate;
 
 use std::sync::Arc;
+
+pub(crate) use write_gate::WriteGate;
 
 use async_trait::async_trait;
 use brigade_core::config::StorageSettings;
@@ -371,36 +374,6 @@ pub async fn connect_without_migrating(settings: &StorageSettings) -> StoreResul
         Ok(Arc::new(PostgresStore::connect(&url, settings).await?))
     } else {
         Ok(Arc::new(SqliteStore::connect(&url, settings).await?))
-    }
-}
-
-/// Lets one write transaction of this process at a time into the database.
-///
-/// SQLite has a single writer. Without this gate, concurrent writers of one process all start
-/// `BEGIN IMMEDIATE` and every loser sleeps in SQLite's busy handler (1, 2, 5, 10… ms steps),
-/// which collapses throughput and stretches tail latency. Queueing them on a fair async mutex
-/// instead hands the lock over without sleeping; the busy timeout is then only needed between
-/// processes. PostgreSQL has row locks and needs no gate.
-#[derive(Debug, Default)]
-pub(crate) struct WriteGate(Option<tokio::sync::Mutex<()>>);
-
-impl WriteGate {
-    /// One writer at a time.
-    pub(crate) fn serial() -> Self {
-        Self(Some(tokio::sync::Mutex::new(())))
-    }
-
-    /// No gate.
-    pub(crate) fn open() -> Self {
-        Self(None)
-    }
-
-    /// Waits for this process's turn to write; the turn lasts as long as the guard.
-    pub(crate) async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.0 {
-            Some(mutex) => Some(mutex.lock().await),
-            None => None,
-        }
     }
 }
 

@@ -393,7 +393,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<brigade_domain::Shop> {
                 use $crate::error::classify;
                 let now = brigade_domain::now();
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ShopRow = sqlx::query_as(concat!(
                     "INSERT INTO shops (",
@@ -460,7 +460,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Shop> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let before: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
                     "SELECT ",
@@ -511,7 +511,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Station> {
                 use $crate::error::{classify, unique_as};
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
                     .await?;
@@ -612,7 +612,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Item> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ItemRow = sqlx::query_as(concat!(
                     "INSERT INTO items (",
@@ -675,7 +675,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
                     .await?;
@@ -738,7 +738,7 @@ macro_rules! impl_store {
                     return Ok(outcome);
                 }
                 let $crate::Placement { mut order, actor, idempotency, payment } = placement;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 if let Some(key) = &idempotency {
                     // Claim the key first: a concurrent request with the same key waits here
@@ -1000,7 +1000,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Order> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let (from, version) = Self::lock_order(&mut tx, id).await?;
                 if version != expected_version {
@@ -1103,7 +1103,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<Option<brigade_domain::Ticket>> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM stations WHERE id = $1", station_id, "station")
                     .await?;
@@ -1138,7 +1138,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<brigade_domain::Ticket> {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, StoreError};
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: Option<(uuid::Uuid, uuid::Uuid)> =
                     sqlx::query_as("SELECT order_id, station_id FROM tickets WHERE id = $1")
@@ -1199,7 +1199,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<brigade_domain::Ticket> {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, StoreError};
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let order_id: Option<uuid::Uuid> =
                     sqlx::query_scalar("SELECT order_id FROM tickets WHERE id = $1")
@@ -1266,7 +1266,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Account> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::AccountRow = sqlx::query_as(
                     "INSERT INTO accounts (id, email, password_hash, role, shop_id, created_at, updated_at) \
@@ -1334,7 +1334,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<uuid::Uuid> {
                 use $crate::error::classify;
                 let id = uuid::Uuid::now_v7();
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 sqlx::query(
                     "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
@@ -1421,7 +1421,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<brigade_domain::Account> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let before: Option<$crate::rows::AccountRow> = sqlx::query_as(concat!(
                     "SELECT ",
@@ -1466,7 +1466,7 @@ macro_rules! impl_store {
                 actor: &brigade_domain::Actor,
             ) -> $crate::StoreResult<bool> {
                 use $crate::error::classify;
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 let revoked = sqlx::query(
                     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",

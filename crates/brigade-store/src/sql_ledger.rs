@@ -92,7 +92,7 @@ macro_rules! ledger_methods {
         ) -> $crate::StoreResult<$crate::Settled> {
             use brigade_domain::{OrderStatus, PaymentStatus};
             use $crate::error::classify;
-            let _writer = self.writer.enter().await;
+            let _writer = self.writer.enter().await?;
             let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
             let order_id: Option<uuid::Uuid> =
                 sqlx::query_scalar("SELECT order_id FROM payments WHERE id = $1")
@@ -186,7 +186,7 @@ macro_rules! ledger_methods {
             actor: &brigade_domain::Actor,
         ) -> $crate::StoreResult<Option<brigade_domain::Payment>> {
             use $crate::error::classify;
-            let _writer = self.writer.enter().await;
+            let _writer = self.writer.enter().await?;
             let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
             let payment = Self::load_payment(&mut tx, payment_id).await?;
             if payment.status != from {
@@ -208,7 +208,7 @@ macro_rules! ledger_methods {
             payment_id: uuid::Uuid,
             reason: &str,
         ) -> $crate::StoreResult<()> {
-            let _writer = self.writer.enter().await;
+            let _writer = self.writer.enter().await?;
             sqlx::query(
                 "UPDATE payments SET attempts = attempts + 1, reason = $1, updated_at = $2 \
                  WHERE id = $3",
@@ -260,7 +260,7 @@ macro_rules! ledger_methods {
                 let mut payment: brigade_domain::Payment = row.try_into()?;
                 let now = brigade_domain::now();
                 // Whoever moves updated_at first owns the retry; the others see 0 rows.
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let won = sqlx::query(
                     "UPDATE payments SET updated_at = $1 WHERE id = $2 AND updated_at = $3",
                 )

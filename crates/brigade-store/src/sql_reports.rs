@@ -15,7 +15,7 @@ macro_rules! report_methods {
                 use $crate::error::classify;
                 let (start, end) = $crate::reports::day_bounds(day);
                 let computed_at = brigade_domain::now();
-                let _writer = self.writer.enter().await;
+                let _writer = self.writer.enter().await?;
                 let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
                 // Upsert every (shop, currency) that had orders that day…
                 sqlx::query(

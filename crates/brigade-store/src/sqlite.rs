@@ -16,8 +16,9 @@ pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A [`Store`](crate::Store) on a SQLite file.
 ///
-/// WAL mode lets readers proceed while one writer writes; the busy timeout makes writers from
-/// other processes wait for the lock instead of failing; `synchronous = NORMAL` is the
+/// WAL mode lets readers proceed while one writer writes; the write gate queues writers, also
+/// those of other processes (see `write_gate`), and the busy timeout makes any other writer
+/// wait for the lock instead of failing; `synchronous = NORMAL` is the
 /// documented safe setting for WAL (a power cut may lose the last commits, never corrupt).
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -42,6 +43,7 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(dir).map_err(|e| classify(sqlx::Error::Io(e)))?;
         }
+        let file = (!is_in_memory(url)).then(|| options.get_filename().to_owned());
         let pool = crate::pool_options::<Sqlite>(settings)
             .connect_with(options)
             .await
@@ -49,9 +51,18 @@ impl SqliteStore {
         Ok(Self {
             pool,
             migrator: &MIGRATOR,
-            writer: crate::WriteGate::serial(),
+            writer: crate::WriteGate::serial(
+                file.as_deref(),
+                Duration::from_millis(settings.busy_timeout_ms),
+            ),
         })
     }
+}
+
+/// Whether `url` names a database that lives in this process's memory (`sqlite::memory:`,
+/// `?mode=memory`): no other process can open it, so it needs no cross-process write lock.
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 impl SqliteStore {

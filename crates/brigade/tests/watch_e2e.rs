@@ -466,7 +466,7 @@ impl Traffic {
             // Bounded: the scenario takes well under this.
             while !stop2.load(Ordering::SeqCst) && tick < 3_000 {
                 let _ = client.get(format!("{base}/api/v1/shops")).send();
-                if tick % 7 == 0 && orders2.load(Ordering::SeqCst) {
+                if tick.is_multiple_of(7) && orders2.load(Ordering::SeqCst) {
                     let _ = client
                         .post(format!("{base}/api/v1/orders"))
                         .bearer_auth(&customer)

@@ -127,7 +127,7 @@ async fn client(
         n += 1;
         let started_in = phase.load(Ordering::Relaxed);
         let started = Instant::now();
-        let (outcome, placed) = if n % 2 == 0 {
+        let (outcome, placed) = if n.is_multiple_of(2) {
             match http.get(&target.menu_url).send().await {
                 Ok(r) if r.status().is_success() => (Ok(()), None),
                 Ok(r) => (Err(failure("GET menu", r).await), None),
