@@ -23,11 +23,11 @@
 //! cut the order tail but a third of the throughput; the batches keep most of it.
 //!
 //! A writer waits for the file at most `storage.busy_timeout_ms`, as long as SQLite would
-//! have let it wait, then fails as unavailable (503). The wait in the kernel runs on a
-//! blocking thread; a writer that gives up leaves that wait to the next writer of its process,
-//! so a process whose writers queue has one such thread, or abandons it when none is queued
-//! (the thread then drops the lock as soon as it gets it), so an idle process never holds the
-//! file. The busy timeout itself stays: it covers writers that do not come through the
+//! have let it wait, then fails as unavailable (503). The wait in the kernel runs on one
+//! thread per process, outside the async runtime (a wait there cannot hold up a shutdown); a
+//! writer that gives up leaves its place in the kernel's queue to the next writer of its
+//! process, or abandons it when none is queued (the thread then drops the lock as soon as it
+//! gets it), so an idle process never holds the file. The busy timeout itself stays: it covers writers that do not come through the
 //! gate (a migration, `brigade restore`'s check, the db-outage drill, an operator's `sqlite3`
 //! shell). PostgreSQL has row locks and needs no gate.
 
@@ -69,8 +69,10 @@ pub(crate) struct WriteGate {
 struct Holding {
     /// The lock, while this process has it.
     lock: Option<HeldLock>,
-    /// The blocking thread's answer, while it waits in the kernel for the lock.
+    /// The waiter thread's answer, while it waits in the kernel for the lock.
     pending: Option<oneshot::Receiver<std::io::Result<File>>>,
+    /// Where this process asks its waiter thread for the lock; started on first need.
+    waiter: Option<WaiterThread>,
     turns_in_a_row: u32,
     /// The last turn let the lock go while this process still had writers queued, so that
     /// the other processes get it: the next turn queues in the kernel behind them instead of
@@ -85,6 +87,25 @@ impl Holding {
         self.pending = None;
         self.turns_in_a_row = 0;
         self.let_others_go = let_others_go;
+    }
+}
+
+/// Requests to a process's waiter thread: where to send the locked handle.
+type WaiterThread = std::sync::mpsc::Sender<oneshot::Sender<std::io::Result<File>>>;
+
+/// The waiter thread's loop: for each request still wanted, waits for the lock on a fresh
+/// handle and sends it. Ends when the gate (and with it the sender) is gone.
+fn wait_for_each(
+    path: &Path,
+    requests: &std::sync::mpsc::Receiver<oneshot::Sender<std::io::Result<File>>>,
+) {
+    for reply in requests {
+        if reply.is_closed() {
+            continue;
+        }
+        let locked = open(path).and_then(|handle| handle.lock().map(|()| handle));
+        // A reply nobody waits for any more is dropped here, and the lock with its handle.
+        let _ = reply.send(locked);
     }
 }
 
@@ -247,7 +268,7 @@ impl WriteGate {
 
 impl LockFile {
     /// Takes the lock for `holding`: at once when it is free (unless the last turn let the
-    /// others go), else by waiting in the kernel on a blocking thread, at most `self.wait`.
+    /// others go), else by waiting in the kernel on the waiter thread, at most `self.wait`.
     /// A wait that times out stays queued in the kernel for the process's next writer.
     /// When the lock cannot be taken at all, the writer goes on under SQLite's busy handler.
     async fn acquire(&self, holding: &mut Holding) -> StoreResult<()> {
@@ -262,7 +283,7 @@ impl LockFile {
                     Err(TryLockError::Error(error)) => return self.unavailable(&error),
                 }
             }
-            holding.pending = Some(self.wait_in_the_kernel());
+            holding.pending = Some(self.wait_in_the_kernel(&mut holding.waiter));
         }
         let pending = holding.pending.as_mut().expect("set above");
         let answer = match tokio::time::timeout(self.wait, pending).await {
@@ -289,16 +310,37 @@ impl LockFile {
         }
     }
 
-    /// Starts a blocking thread that waits for the lock on a handle of its own and sends it
-    /// back; when nobody takes the answer any more, the handle is dropped and the lock with it.
-    fn wait_in_the_kernel(&self) -> oneshot::Receiver<std::io::Result<File>> {
-        let (sender, receiver) = oneshot::channel();
-        let path = Arc::clone(&self.path);
-        tokio::task::spawn_blocking(move || {
-            let locked = open(&path).and_then(|handle| handle.lock().map(|()| handle));
-            let _ = sender.send(locked);
-        });
-        receiver
+    /// Asks this process's waiter thread to wait for the lock on a handle of its own and send
+    /// it back; when nobody takes the answer any more, the handle is dropped and the lock with
+    /// it. The thread is started on first need and is not part of the async runtime, so a
+    /// wait in the kernel never holds up the runtime's shutdown.
+    fn wait_in_the_kernel(
+        &self,
+        waiter: &mut Option<WaiterThread>,
+    ) -> oneshot::Receiver<std::io::Result<File>> {
+        let (reply, answer) = oneshot::channel();
+        let unsent = match waiter.as_ref() {
+            Some(thread) => thread.send(reply).err().map(|returned| returned.0),
+            None => Some(reply),
+        };
+        if let Some(reply) = unsent {
+            let (requests, received) = std::sync::mpsc::channel();
+            let path = Arc::clone(&self.path);
+            let started = std::thread::Builder::new()
+                .name("sqlite-write-lock".into())
+                .spawn(move || wait_for_each(&path, &received));
+            match started {
+                Ok(_detached) => {
+                    // The thread has just started with its receiver, so the request arrives.
+                    let _ = requests.send(reply);
+                    *waiter = Some(requests);
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
+        answer
     }
 
     fn unavailable(&self, error: &dyn std::fmt::Display) -> StoreResult<()> {
@@ -450,6 +492,32 @@ mod tests {
             .await
             .expect("the lock was not handed on after a timed-out wait")
             .unwrap();
+    }
+
+    #[test]
+    fn a_wait_for_another_process_does_not_hold_up_the_runtime_s_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("brigade.db");
+        let holder = WriteGate::serial(Some(&path), Duration::from_secs(5));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _turn = runtime.block_on(holder.enter()).unwrap();
+        let (stopped, stop) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let waiter = WriteGate::serial(Some(&path), Duration::from_millis(50));
+            let refused = runtime.block_on(waiter.enter());
+            assert!(refused.is_err(), "the holder's lock was not respected");
+            drop(runtime);
+            stopped.send(()).unwrap();
+        });
+        stop.recv_timeout(Duration::from_secs(10))
+            .expect("the runtime waited for the lock before it could stop");
     }
 
     #[tokio::test]
