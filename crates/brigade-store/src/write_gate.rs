@@ -366,6 +366,14 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// The gate's next turn, failing the test with `what` when it does not come in 5 s.
+    async fn enter_within<'a>(gate: &'a WriteGate, what: &str) -> WriteTurn<'a> {
+        tokio::time::timeout(Duration::from_secs(5), gate.enter())
+            .await
+            .expect(what)
+            .unwrap()
+    }
+
     fn gate_on(dir: &tempfile::TempDir) -> WriteGate {
         WriteGate::serial(Some(&dir.path().join("brigade.db")), Duration::from_secs(5))
     }
@@ -391,10 +399,7 @@ mod tests {
             .expect("the second process never got its turn")
             .unwrap();
         // The first process can take its turn again without waiting.
-        let _again = tokio::time::timeout(Duration::from_secs(5), first.enter())
-            .await
-            .expect("the lock was not released")
-            .unwrap();
+        let _again = enter_within(&first, "the lock was not released").await;
     }
 
     #[tokio::test]
@@ -405,15 +410,9 @@ mod tests {
         let gave_up = tokio::time::timeout(Duration::from_millis(50), second.enter()).await;
         assert!(gave_up.is_err(), "the second process did not have to wait");
         drop(turn);
-        let _turn = tokio::time::timeout(Duration::from_secs(5), second.enter())
-            .await
-            .expect("a cancelled wait kept the lock")
-            .unwrap();
+        let _turn = enter_within(&second, "a cancelled wait kept the lock").await;
         drop(_turn);
-        let _turn = tokio::time::timeout(Duration::from_secs(5), first.enter())
-            .await
-            .expect("the lock was not released")
-            .unwrap();
+        let _turn = enter_within(&first, "the lock was not released").await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,10 +464,7 @@ mod tests {
         drop(turn);
         // … and that writer's request is cancelled before it runs.
         drop(queued);
-        let _turn = tokio::time::timeout(Duration::from_secs(5), second.enter())
-            .await
-            .expect("an idle process kept the file locked")
-            .unwrap();
+        let _turn = enter_within(&second, "an idle process kept the file locked").await;
     }
 
     #[tokio::test]
@@ -488,10 +484,8 @@ mod tests {
             );
         }
         drop(turn);
-        let _turn = tokio::time::timeout(Duration::from_secs(5), second.enter())
-            .await
-            .expect("the lock was not handed on after a timed-out wait")
-            .unwrap();
+        let _turn =
+            enter_within(&second, "the lock was not handed on after a timed-out wait").await;
     }
 
     #[test]
