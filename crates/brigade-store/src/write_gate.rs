@@ -70,7 +70,7 @@ struct Holding {
     /// The lock, while this process has it.
     lock: Option<HeldLock>,
     /// The waiter thread's answer, while it waits in the kernel for the lock.
-    pending: Option<oneshot::Receiver<std::io::Result<File>>>,
+    pending: Option<oneshot::Receiver<Locked>>,
     /// Where this process asks its waiter thread for the lock; started on first need.
     waiter: Option<WaiterThread>,
     turns_in_a_row: u32,
@@ -88,17 +88,25 @@ impl Holding {
         self.turns_in_a_row = 0;
         self.let_others_go = let_others_go;
     }
+
+    /// Starts a run of turns with the lock (or, when it could not be taken, without it).
+    fn begin(&mut self, lock: Option<HeldLock>) {
+        self.lock = lock;
+        self.pending = None;
+        self.turns_in_a_row = 0;
+        self.let_others_go = false;
+    }
 }
 
+/// A handle of the lock file with the lock taken, or why it could not be taken.
+type Locked = std::io::Result<File>;
+
 /// Requests to a process's waiter thread: where to send the locked handle.
-type WaiterThread = std::sync::mpsc::Sender<oneshot::Sender<std::io::Result<File>>>;
+type WaiterThread = std::sync::mpsc::Sender<oneshot::Sender<Locked>>;
 
 /// The waiter thread's loop: for each request still wanted, waits for the lock on a fresh
 /// handle and sends it. Ends when the gate (and with it the sender) is gone.
-fn wait_for_each(
-    path: &Path,
-    requests: &std::sync::mpsc::Receiver<oneshot::Sender<std::io::Result<File>>>,
-) {
+fn wait_for_each(path: &Path, requests: &std::sync::mpsc::Receiver<oneshot::Sender<Locked>>) {
     for reply in requests {
         if reply.is_closed() {
             continue;
@@ -276,11 +284,14 @@ impl LockFile {
             if !holding.let_others_go {
                 match self.handle.try_lock() {
                     Ok(()) => {
-                        holding.lock = Some(HeldLock::Shared(Arc::clone(&self.handle)));
+                        holding.begin(Some(HeldLock::Shared(Arc::clone(&self.handle))));
                         return Ok(());
                     }
                     Err(TryLockError::WouldBlock) => {}
-                    Err(TryLockError::Error(error)) => return self.unavailable(&error),
+                    Err(TryLockError::Error(error)) => {
+                        holding.begin(self.go_on_without_lock(&error));
+                        return Ok(());
+                    }
                 }
             }
             holding.pending = Some(self.wait_in_the_kernel(&mut holding.waiter));
@@ -297,27 +308,19 @@ impl LockFile {
             }
             Ok(answer) => answer,
         };
-        holding.pending = None;
-        holding.let_others_go = false;
-        holding.turns_in_a_row = 0;
-        match answer {
-            Ok(Ok(handle)) => {
-                holding.lock = Some(HeldLock::Own { _handle: handle });
-                Ok(())
-            }
-            Ok(Err(error)) => self.unavailable(&error),
-            Err(_thread_gone) => self.unavailable(&"the waiting thread ended"),
-        }
+        holding.begin(match answer {
+            Ok(Ok(handle)) => Some(HeldLock::Own { _handle: handle }),
+            Ok(Err(error)) => self.go_on_without_lock(&error),
+            Err(_thread_gone) => self.go_on_without_lock(&"the waiting thread ended"),
+        });
+        Ok(())
     }
 
     /// Asks this process's waiter thread to wait for the lock on a handle of its own and send
     /// it back; when nobody takes the answer any more, the handle is dropped and the lock with
     /// it. The thread is started on first need and is not part of the async runtime, so a
     /// wait in the kernel never holds up the runtime's shutdown.
-    fn wait_in_the_kernel(
-        &self,
-        waiter: &mut Option<WaiterThread>,
-    ) -> oneshot::Receiver<std::io::Result<File>> {
+    fn wait_in_the_kernel(&self, waiter: &mut Option<WaiterThread>) -> oneshot::Receiver<Locked> {
         let (reply, answer) = oneshot::channel();
         let unsent = match waiter.as_ref() {
             Some(thread) => thread.send(reply).err().map(|returned| returned.0),
@@ -343,13 +346,15 @@ impl LockFile {
         answer
     }
 
-    fn unavailable(&self, error: &dyn std::fmt::Display) -> StoreResult<()> {
+    /// The lock cannot be taken at all (not merely held by another process): says so, and the
+    /// writer goes on under SQLite's busy handler, as writers did before the gate.
+    fn go_on_without_lock(&self, error: &dyn std::fmt::Display) -> Option<HeldLock> {
         tracing::warn!(
             path = %self.path.display(),
             %error,
             "cannot take the write lock; this writer waits in SQLite's busy handler"
         );
-        Ok(())
+        None
     }
 }
 
