@@ -520,6 +520,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn another_process_holding_the_file_is_waited_for_and_its_death_frees_it() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("brigade.db");
+        let gate = WriteGate::serial(Some(&path), Duration::from_millis(200));
+        // A real second process takes the same lock: util-linux's flock(1), as a replica would.
+        // --no-fork: the process that holds the lock is the one killed below.
+        let mut holder = std::process::Command::new("flock")
+            .arg("--no-fork")
+            .arg(dir.path().join("brigade.db.write-lock"))
+            .args(["sh", "-c", "echo locked; exec sleep 600"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("flock (util-linux) runs");
+        let mut said = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut said)
+            .unwrap();
+        assert_eq!(said.trim(), "locked");
+        let refused = gate.enter().await;
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "wrote while another process held the file: {refused:?}"
+        );
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let _turn = enter_within(&gate, "a killed process left the file locked").await;
+    }
+
+    #[tokio::test]
     async fn the_lock_file_sits_beside_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let _gate = gate_on(&dir);
