@@ -83,3 +83,29 @@ crate::sql::impl_store!(
     begin = "BEGIN IMMEDIATE",
     lock = ""
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_database_in_memory_counts_as_in_memory() {
+        assert!(is_in_memory("sqlite::memory:"));
+        assert!(is_in_memory("sqlite://brigade.db?mode=memory&cache=shared"));
+        assert!(!is_in_memory("sqlite://brigade-data/brigade.db"));
+        assert!(!is_in_memory(
+            "sqlite:///var/lib/brigade/brigade.db?mode=rwc"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_store_on_a_file_queues_its_writers_on_a_lock_file_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("brigade.db");
+        let url = format!("sqlite://{}", database.display());
+        let _store = SqliteStore::connect(&url, &StorageSettings::default())
+            .await
+            .unwrap();
+        assert!(dir.path().join("brigade.db.write-lock").exists());
+    }
+}

@@ -27,9 +27,10 @@
 //! thread per process, outside the async runtime (a wait there cannot hold up a shutdown); a
 //! writer that gives up leaves its place in the kernel's queue to the next writer of its
 //! process, or abandons it when none is queued (the thread then drops the lock as soon as it
-//! gets it), so an idle process never holds the file. The busy timeout itself stays: it covers writers that do not come through the
-//! gate (a migration, `brigade restore`'s check, the db-outage drill, an operator's `sqlite3`
-//! shell). PostgreSQL has row locks and needs no gate.
+//! gets it), so an idle process never holds the file. The busy timeout itself stays: it
+//! covers writers that do not come through the gate (a migration, `brigade restore`'s check,
+//! the db-outage drill, an operator's `sqlite3` shell). PostgreSQL has row locks and needs no
+//! gate.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
