@@ -35,8 +35,11 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   async function send(method, path, body) {
+    // Every change carries this start's token (from the config), which another site's page
+    // cannot read: the ops API refuses changes without it.
+    const headers = { "content-type": "application/json", "x-brigade-ops-token": (config && config.ops_token) || "" };
     const response = await fetch(path, {
-      method, headers: { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body),
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
@@ -114,7 +117,8 @@ document.addEventListener("DOMContentLoaded", () => {
         el("td", {}, el("span", { class: `state ${c.state}`, textContent: c.state })),
         el("td", { textContent: c.address || "—" }),
         el("td", { textContent: c.pid ?? "—" }),
-        el("td", { textContent: c.restarts }));
+        // Why it last failed (exit status, last output lines), on hover.
+        el("td", { textContent: c.restarts, title: c.last_error ? `last failure: ${c.last_error}` : "" }));
       if (backends) {
         const b = backends.get(c.address);
         row.dataset.balancer = b ? b.state : "absent";
@@ -374,6 +378,21 @@ document.addEventListener("DOMContentLoaded", () => {
     return li;
   }
 
+  function isHeartbeat(alert) {
+    return alert.labels && alert.labels.severity === "none";
+  }
+
+  // The alerting pipeline's state from its heartbeat alerts: evaluated and firing means rules
+  // run and notifications can flow.
+  function showPipeline(heartbeats) {
+    const firing = heartbeats.find((a) => a.state === "firing");
+    const line = $("alert-pipeline");
+    line.className = `small pipeline ${firing ? "ok" : "bad"}`;
+    line.textContent = firing
+      ? `Alerting pipeline working: ${firing.labels.alertname} firing since ${time(firing.firedAt || firing.activeAt)}.`
+      : "Alerting pipeline: no heartbeat alert is firing; rules may not be evaluated.";
+  }
+
   async function refreshAlerts() {
     if (!config.watch) return;
     try {
@@ -383,13 +402,19 @@ document.addEventListener("DOMContentLoaded", () => {
         getJson("/api/dashboard/watch/alerts/history?limit=200"),
       ]);
       const silences = new Map(silenceList.silences.map((s) => [s.id, s]));
-      const alerts = active.alerts.slice().sort((a, b) => (a.state === b.state ? 0 : a.state === "firing" ? -1 : 1));
+      // Alerts of severity "none" (Watchdog) fire on purpose to prove the pipeline works: they
+      // are its heartbeat, shown as such, never as a problem.
+      const heartbeats = active.alerts.filter(isHeartbeat);
+      showPipeline(heartbeats);
+      const alerts = active.alerts.filter((a) => !isHeartbeat(a))
+        .sort((a, b) => (a.state === b.state ? 0 : a.state === "firing" ? -1 : 1));
       $("alerts").replaceChildren(...alerts.map((a) => alertItem(a, silences)));
       $("no-alerts").hidden = alerts.length > 0;
       const activeNow = new Set(active.alerts.map((a) => a.fingerprint));
       const hourAgo = Date.now() - 3600 * 1000;
       const seen = new Set();
       const resolved = history.history.filter((h) => {
+        if (h.alert && isHeartbeat(h.alert)) return false;
         if (h.state !== "inactive" || activeNow.has(h.fingerprint) || seen.has(h.fingerprint)) return false;
         seen.add(h.fingerprint);
         return new Date(h.at).getTime() >= hourAgo;

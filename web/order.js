@@ -12,6 +12,7 @@ document.addEventListener("DOMContentLoaded", () => {
     out_for_delivery: "On its way", delivered: "Delivered", cancelled: "Cancelled",
   };
   let etag = null;
+  let shopShown = null;
   let delay = 1000;
   let done = false;
   let stop = null;
@@ -23,6 +24,7 @@ document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("order-eta").textContent =
       order.status === "delivered" ? "delivered" : brigade.time(order.estimated_delivery_at);
     document.getElementById("order-total").textContent = brigade.money(order.total_minor, order.currency);
+    showShop(order.shop_id);
     const reached = new Map(order.history.map((e) => [e.status, e.at]));
     document.querySelectorAll("#timeline li").forEach((li) => {
       const at = reached.get(li.dataset.status);
@@ -44,6 +46,17 @@ document.addEventListener("DOMContentLoaded", () => {
     }));
     document.getElementById("order-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
     done = FINAL.includes(order.status);
+  }
+
+  // The shop brigade picked (or the customer chose), by name; looked up once per order.
+  async function showShop(shopId) {
+    if (shopShown === shopId) return;
+    shopShown = shopId;
+    let name = "a brigade shop";
+    try { name = (await brigade.api("GET", `/api/v1/shops/${shopId}`)).data.name; } catch (_) { shopShown = null; }
+    const shop = document.getElementById("order-shop");
+    shop.textContent = name;
+    shop.dataset.shopId = shopId;
   }
 
   async function tick() {

@@ -74,8 +74,26 @@ resource "aws_elasticache_replication_group" "main" {
   at_rest_encryption_enabled = true
   kms_key_id                 = aws_kms_key.main.arn
   transit_encryption_enabled = true
+  auth_token                 = random_password.redis_auth.result
   snapshot_retention_limit   = 0
   apply_immediately          = false
+}
+
+# Redis AUTH: a random token kept in Secrets Manager; REDIS_URL is
+# rediss://:TOKEN@HOST:6379 with the token read from there.
+resource "random_password" "redis_auth" {
+  length  = 64
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "redis_auth" {
+  name       = "${local.name}/redis-auth-token"
+  kms_key_id = aws_kms_key.main.arn
+}
+
+resource "aws_secretsmanager_secret_version" "redis_auth" {
+  secret_id     = aws_secretsmanager_secret.redis_auth.id
+  secret_string = random_password.redis_auth.result
 }
 
 resource "aws_s3_bucket" "backups" {

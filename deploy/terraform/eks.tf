@@ -25,10 +25,13 @@ resource "aws_eks_cluster" "main" {
   version  = var.kubernetes_version
   role_arn = aws_iam_role.cluster.arn
 
+  # The API answers inside the VPC always, and from outside only from the listed ranges
+  # (the deploy runners' and operators' egress); an empty list closes the public endpoint.
   vpc_config {
     subnet_ids              = concat(aws_subnet.private[*].id, aws_subnet.public[*].id)
     endpoint_private_access = true
-    endpoint_public_access  = true
+    endpoint_public_access  = length(var.cluster_endpoint_public_cidrs) > 0
+    public_access_cidrs     = var.cluster_endpoint_public_cidrs
   }
 
   access_config {

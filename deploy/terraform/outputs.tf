@@ -18,8 +18,13 @@ output "database_password_secret_arn" {
   value       = aws_db_instance.main.master_user_secret[0].secret_arn
 }
 
+output "redis_auth_secret_arn" {
+  description = "Secrets Manager secret holding the Redis AUTH token (REDIS_URL rediss://:TOKEN@HOST:6379)."
+  value       = aws_secretsmanager_secret.redis_auth.arn
+}
+
 output "redis_endpoint" {
-  description = "Primary endpoint for REDIS_URL (rediss://HOST:6379)."
+  description = "Primary endpoint for REDIS_URL (rediss://:TOKEN@HOST:6379, TOKEN from redis_auth_secret_arn)."
   value       = aws_elasticache_replication_group.main.primary_endpoint_address
 }
 

@@ -25,6 +25,21 @@ variable "vpc_cidr" {
   default     = "10.0.0.0/16"
 }
 
+variable "cluster_endpoint_public_cidrs" {
+  description = "CIDR blocks that may reach the EKS API from outside the VPC (deploy runners, operators' VPN); empty: private endpoint only."
+  type        = list(string)
+  validation {
+    condition     = !contains(var.cluster_endpoint_public_cidrs, "0.0.0.0/0")
+    error_message = "cluster_endpoint_public_cidrs must not open the API to the whole internet (0.0.0.0/0)."
+  }
+}
+
+variable "flow_log_retention_days" {
+  description = "CloudWatch retention of the VPC flow logs."
+  type        = number
+  default     = 90
+}
+
 variable "kubernetes_version" {
   description = "EKS control-plane version."
   type        = string

@@ -66,6 +66,7 @@ def test_environment_names_real_settings():
                 assert variable in {"DATABASE_URL", "REDIS_URL", "BRIGADE_DEMO_PASSWORD"}, variable
     postgres = SERVICES["postgres"]["environment"]
     url = SERVICES["brigade-1"]["environment"]["DATABASE_URL"]
+    assert "${POSTGRES_PASSWORD:?" in url
     assert url == f"postgres://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/{postgres['POSTGRES_DB']}"
     assert SERVICES["brigade-1"]["environment"]["REDIS_URL"] == "redis://redis:6379"
 
@@ -173,3 +174,30 @@ def test_log_pipeline_reads_brigade_containers_json_lines():
             assert service["environment"]["BRIGADE_LOG__FORMAT"] == "json"
     assert "parse_json(.message)" in vector["transforms"]["brigade_json"]["source"]
     assert vector["sinks"]["loki"]["endpoint"] == "http://loki:3100"
+
+
+def secret_values():
+    for name, service in SERVICES.items():
+        for variable, value in (service.get("environment") or {}).items():
+            if "PASSWORD" in variable or variable == "DATABASE_URL":
+                yield name, variable, str(value)
+
+
+def test_no_password_is_written_in_the_file():
+    """Every secret comes from deploy/.env (not committed): required, never defaulted."""
+    secrets = list(secret_values())
+    assert len(secrets) >= 4, secrets
+    for name, variable, value in secrets:
+        assert ":?" in value, f"{name}: {variable} must come from deploy/.env, not from the file"
+        assert ":-" not in value, f"{name}: {variable} has a default"
+    example = read("deploy/.env.example")
+    for needed in ["POSTGRES_PASSWORD=", "BRIGADE_DEMO_PASSWORD=", "GRAFANA_ADMIN_PASSWORD="]:
+        assert f"\n{needed}\n" in f"\n{example}", f"deploy/.env.example lists {needed} without a value"
+    assert "/deploy/.env" in read(".gitignore").splitlines()
+
+
+def test_replicas_trust_only_the_balancer_for_the_client_address():
+    balancer = SERVICES["balance"]["networks"]["brigade"]["ipv4_address"]
+    for replica in REPLICAS:
+        trusted = SERVICES[replica]["environment"]["BRIGADE_SERVER__TRUSTED_PROXIES"]
+        assert trusted == f'["{balancer}/32"]', (replica, trusted)

@@ -37,14 +37,6 @@ def api_paths() -> set[str]:
     return paths
 
 
-def public_prefixes() -> set[str]:
-    """The API's nest prefix, the OpenAPI document and Swagger UI, from brigade-api's router."""
-    lib = read("crates/brigade-api/src/lib.rs")
-    (nest,) = re.findall(r'\.nest\("(/[^"]+)"', lib)
-    swagger, openapi = re.search(r'SwaggerUi::new\("([^"]+)"\)\.url\("([^"]+)"', lib).groups()
-    return {"/" + nest.strip("/").split("/")[0], swagger, openapi}
-
-
 def exported_metrics() -> set[str]:
     """Metric names brigade serve registers (brigade-core, brigade-api, brigade-payments)."""
     names = set()
@@ -212,7 +204,7 @@ def test_service_ingress_and_monitoring_select_the_pods(overlay):
         for path in rule["http"]["paths"]:
             backend = path["backend"]["service"]
             assert backend["name"] == "brigade" and backend["port"]["name"] in service_ports
-            assert path["path"] in public_prefixes(), path["path"]
+            # What must be routed is checked against a real replica in test_live.py.
             assert not path["path"].startswith(("/metrics", "/health"))
     monitor = find(resources, "ServiceMonitor", "brigade")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()

@@ -4,6 +4,7 @@ ServiceMonitor use, the smoke test passes, SIGTERM drains within the pod's grace
 every subcommand and flag the manifests use exists."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,52 @@ def test_configmap_settings_start_brigade_and_probe_paths_answer(replica):
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         status, _ = get(base + container[probe]["httpGet"]["path"])
         assert status == 200, probe
+
+
+def ingress_routes(paths: list[dict], path: str) -> bool:
+    """Whether one of an Ingress rule's paths matches `path` (Kubernetes' Exact and Prefix:
+    a prefix matches whole path elements)."""
+    for rule in paths:
+        wanted = rule["path"]
+        if rule["pathType"] == "Exact" and path == wanted:
+            return True
+        if rule["pathType"] == "Prefix":
+            prefix = wanted.rstrip("/")
+            if prefix == "" or path == prefix or path.startswith(prefix + "/"):
+                return True
+    return False
+
+
+def public_paths_of(base: str) -> set[str]:
+    """What a browser and an API client reach on a replica: every local link and asset of the
+    ordering page (found in its HTML), an order page, the API, the OpenAPI document, Swagger UI
+    and the icon browsers ask for on their own."""
+    status, html = get(f"{base}/")
+    assert status == 200
+    linked = set(re.findall(r'(?:href|src)="(/[^"#?]*)', html))
+    assert any(p.startswith("/assets/") for p in linked), html
+    return linked | {
+        "/orders/01939a4e-0000-7000-8000-000000000000",
+        "/api/v1/shops",
+        "/openapi.json",
+        "/swagger-ui/",
+        "/favicon.ico",
+    }
+
+
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_ingress_routes_every_public_path_a_replica_serves_and_nothing_internal(replica, overlay):
+    _, base = replica
+    resources = render(K8S / "overlays" / overlay)
+    rules = find(resources, "Ingress", "brigade")["spec"]["rules"]
+    for path in sorted(public_paths_of(base)):
+        status, _ = get(f"{base}{path}")
+        assert status == 200, f"{path}: a replica answers {status}"
+        for rule in rules:
+            assert ingress_routes(rule["http"]["paths"], path), f"{overlay}: {path} is not routed"
+    for internal in ("/metrics", "/health/ready", "/health/live"):
+        for rule in rules:
+            assert not ingress_routes(rule["http"]["paths"], internal), f"{overlay}: {internal} is public"
 
 
 def test_metrics_export_what_the_hpa_and_service_monitor_use(replica):

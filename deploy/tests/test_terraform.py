@@ -175,3 +175,30 @@ def test_formatted_like_terraform_fmt(path):
         depth += (net > 0) - (net < 0)
     if len(run) > 1:
         check(run)
+
+
+def resource(kind: str, name: str) -> dict:
+    for parsed in PARSED.values():
+        for block in parsed.get("resource", []):
+            if kind in block and name in block[kind]:
+                return block[kind][name]
+    raise AssertionError(f"{kind}.{name} is not declared")
+
+
+def test_checkov_findings_are_fixed():
+    """The EKS API is reachable from listed ranges only, Redis needs an AUTH token over TLS, and
+    the VPC's traffic is logged."""
+    cluster = resource("aws_eks_cluster", "main")["vpc_config"][0]
+    assert cluster["public_access_cidrs"] == "${var.cluster_endpoint_public_cidrs}"
+    assert "length(var.cluster_endpoint_public_cidrs) > 0" in cluster["endpoint_public_access"]
+    for environment in ENVIRONMENTS:
+        cidrs = parse(TF / "environments" / f"{environment}.tfvars")["cluster_endpoint_public_cidrs"]
+        assert cidrs and "0.0.0.0/0" not in cidrs, environment
+    assert "0.0.0.0/0" in str(variables()["cluster_endpoint_public_cidrs"]["validation"]), "refused by validation"
+    redis = resource("aws_elasticache_replication_group", "main")
+    assert redis["transit_encryption_enabled"] is True
+    assert redis["auth_token"] == "${random_password.redis_auth.result}"
+    assert resource("aws_secretsmanager_secret", "redis_auth")["kms_key_id"] == "${aws_kms_key.main.arn}"
+    flow = resource("aws_flow_log", "main")
+    assert flow["vpc_id"] == "${aws_vpc.main.id}" and flow["traffic_type"] == "ALL"
+    assert resource("aws_cloudwatch_log_group", "flow_logs")["kms_key_id"] == "${aws_kms_key.main.arn}"

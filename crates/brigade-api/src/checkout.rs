@@ -7,12 +7,17 @@
 //!   `payment_failed`, and the `Idempotency-Key` answer is stored, in one transaction;
 //! - the provider does not answer (error, timeout) → the payment is recorded as `voiding`: a
 //!   charge may exist, so it is released, now or by the reconciler;
-//! - the replica dies mid-call → the row stays `pending`; after `payments.reconcile_after_secs`
-//!   the reconciler of any replica repeats the call with the same idempotency key (the provider
-//!   answers as the first time) and settles it.
+//! - the replica dies mid-call, or the answer cannot be recorded (the database became
+//!   unavailable) → the row stays `pending` and the client got no answer or a 5xx. A retry
+//!   with the same `Idempotency-Key` settles it (see [`take_over`]) and gets the real answer.
+//!   Without one, after `payments.reconcile_after_secs` the reconciler of any replica
+//!   abandons it: the order ends `payment_failed` and any charge the call may have made is
+//!   released. brigade takes money only for an order it acknowledged with 201, to the request
+//!   or to a retry of it.
 //!
-//! So no order is acknowledged without an authorisation, and no authorisation exists without a
-//! payment row that ends captured or voided.
+//! So no order is acknowledged without an authorisation, no authorisation exists without a
+//! payment row that ends captured or voided, and no order its client never saw acknowledged is
+//! charged.
 
 use std::time::Duration;
 
@@ -97,7 +102,45 @@ async fn settle(state: &AppState, charge: &Charge, actor: &Actor) -> ApiResult<S
     if settled.changed && settled.payment.status == PaymentStatus::Voiding {
         finish(state, &settled.payment).await;
     }
+    if !settled.changed
+        && settlement.status == PaymentStatus::Authorized
+        && !matches!(
+            settled.payment.status,
+            PaymentStatus::Authorized | PaymentStatus::Capturing | PaymentStatus::Captured
+        )
+    {
+        // The payment was settled as failed or abandoned meanwhile (the reconciler), after
+        // this call's authorisation was made: release it, nobody will capture it.
+        tracing::info!(payment_id = %charge.payment_id, "an authorisation that came too late is released");
+        if let Err(error) = state
+            .payments
+            .void(charge, settlement.reference.as_deref())
+            .await
+        {
+            tracing::warn!(error = %error, payment_id = %charge.payment_id, "releasing a late authorisation failed");
+        }
+    }
     Ok(settled)
+}
+
+/// Gives up a payment still `pending` after `payments.reconcile_after_secs`: the request that
+/// placed its order never answered 201 (its replica died, or it answered 5xx), and no retry
+/// with its key came to settle it. The order ends `payment_failed`, the key is released, and
+/// whatever the provider call may have charged is released now (or by a later round).
+async fn abandon(state: &AppState, payment: &Payment) -> ApiResult<()> {
+    let settlement = Settlement {
+        status: PaymentStatus::Voiding,
+        reference: None,
+        reason: Some("abandoned: the request that placed the order was never answered".to_owned()),
+    };
+    let settled = state
+        .store
+        .settle_authorization(payment.id, &settlement, &Actor::system(), &render_answer)
+        .await?;
+    if settled.changed {
+        finish(state, &settled.payment).await;
+    }
+    Ok(())
 }
 
 /// The answer to the placing request once its payment settled; stored for `Idempotency-Key`
@@ -249,7 +292,7 @@ pub async fn reconcile(state: &AppState) {
             status = payment.status.as_str(), "reconciling payment");
         match payment.status {
             PaymentStatus::Pending => {
-                if let Err(error) = settle(state, &charge(&payment), &Actor::system()).await {
+                if let Err(error) = abandon(state, &payment).await {
                     tracing::warn!(error = ?error, payment_id = %payment.id, "reconciling failed");
                 }
             }

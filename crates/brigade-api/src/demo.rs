@@ -267,6 +267,44 @@ async fn account(
     Ok(())
 }
 
+/// Gives every demo account that exists a new password (`password`, else a random one) and
+/// reports them: how an operator who lost the printed passwords gets in again without
+/// deleting data.
+pub async fn reset_passwords(
+    store: &dyn Store,
+    passwords: &Passwords,
+    password: Option<&str>,
+) -> ApiResult<Vec<DemoAccount>> {
+    let mut emails: Vec<String> = SHOPS
+        .iter()
+        .flat_map(|shop| {
+            [Role::Staff, Role::Courier]
+                .map(|role| format!("{}.{}@brigade.demo", role.as_str(), shop.key))
+        })
+        .collect();
+    emails.extend([
+        "admin@brigade.demo".to_owned(),
+        "customer@brigade.demo".to_owned(),
+    ]);
+    let mut reset = Vec::new();
+    for email in emails {
+        let Some((account, _)) = store.account_credentials(&email).await? else {
+            continue;
+        };
+        let new_password = password.map_or_else(generated_password, str::to_owned);
+        let hash = passwords.hash(new_password.clone()).await?;
+        store
+            .set_password_hash(account.id, &hash, &Actor::system())
+            .await?;
+        reset.push(DemoAccount {
+            email,
+            role: account.role,
+            password: new_password,
+        });
+    }
+    Ok(reset)
+}
+
 /// 16 characters from an alphabet without look-alikes.
 fn generated_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY3479";

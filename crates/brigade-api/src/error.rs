@@ -4,7 +4,7 @@
 use axum::response::{IntoResponse, Response};
 use brigade_core::{FieldError, Problem};
 use brigade_domain::{TransitionError, Violation};
-use brigade_store::StoreError;
+use brigade_store::{StorageFault, StoreError};
 use http::{HeaderValue, StatusCode, header};
 
 /// Why a request failed.
@@ -19,9 +19,23 @@ pub enum ApiError {
     /// No valid credentials: 401 with `WWW-Authenticate: Bearer`.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
-    /// Too many failed logins: 429 with `Retry-After`.
+    /// Too many log-in or sign-up attempts: 429 with `Retry-After` and what was limited.
     #[error("too many attempts")]
-    TooManyRequests(std::time::Duration),
+    TooManyRequests {
+        /// How long to wait.
+        wait: std::time::Duration,
+        /// What was limited, for the client.
+        detail: &'static str,
+    },
+    /// The service is at a capacity limit it keeps on purpose (e.g. password hashing): 503
+    /// with `Retry-After`.
+    #[error("busy")]
+    Busy {
+        /// How long to wait.
+        wait: std::time::Duration,
+        /// What is busy, for the client.
+        detail: &'static str,
+    },
 }
 
 /// Result type of handlers.
@@ -65,21 +79,28 @@ impl IntoResponse for ApiError {
                 );
                 response
             }
-            Self::TooManyRequests(wait) => {
-                let mut response = Problem::new(
+            Self::TooManyRequests { wait, detail } => with_retry_after(
+                Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too-many-attempts",
                     "Too many attempts",
                 )
-                .with_detail("too many failed logins; wait before trying again")
-                .into_response();
-                if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                response
-            }
+                .with_detail(detail),
+                wait,
+            ),
+            Self::Busy { wait, detail } => with_retry_after(Problem::unavailable(detail), wait),
         }
     }
+}
+
+/// The problem's response with `Retry-After` in whole seconds (at least one).
+fn with_retry_after(problem: Problem, wait: std::time::Duration) -> Response {
+    let mut response = problem.into_response();
+    let seconds = wait.as_secs().max(1);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn store_error_response(error: StoreError) -> Response {
@@ -114,12 +135,27 @@ fn store_error_response(error: StoreError) -> Response {
         StoreError::Transition(error @ TransitionError::PaymentOnly { .. }) => {
             Problem::conflict("payment-only", error.to_string()).into_response()
         }
-        StoreError::Unavailable(cause) => {
+        StoreError::Unavailable(_) => {
+            let fault = error.storage_fault();
             tracing::warn!(
-                error = &cause as &dyn std::error::Error,
+                error = &error as &dyn std::error::Error,
+                fault = fault.map(StorageFault::as_str),
                 "database unavailable"
             );
-            Problem::unavailable("the database is unavailable; retry shortly").into_response()
+            let detail = match fault {
+                Some(fault) => format!(
+                    "the database cannot take writes right now ({}); retry shortly",
+                    fault.as_str()
+                ),
+                None => "the database is unavailable; retry shortly".to_owned(),
+            };
+            let mut response = Problem::unavailable(detail).into_response();
+            if let Some(fault) = fault {
+                response
+                    .extensions_mut()
+                    .insert(crate::write_health::StorageFaultMet(fault));
+            }
+            response
         }
         error @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_)) => {
             tracing::error!(error = &error as &dyn std::error::Error, "store failure");

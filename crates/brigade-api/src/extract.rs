@@ -78,6 +78,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Problem::invalid_field("body", "must be a JSON object").into());
     }
+    if let Some(field) = control_character_in_json(bytes) {
+        return Err(control_character_problem(field));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let (field, message) =
@@ -103,6 +106,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((key, _)) = form_urlencoded::parse(query.as_bytes()).find(|(key, value)| {
+            brigade_domain::has_control_character(key)
+                || brigade_domain::has_control_character(value)
+        }) {
+            return Err(control_character_problem(key.into_owned()));
+        }
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
@@ -116,6 +125,52 @@ where
                 )
                 .into()
             })
+    }
+}
+
+/// 422 naming a field that holds a control character.
+fn control_character_problem(field: String) -> ApiError {
+    Problem::invalid(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        vec![FieldError::new(
+            field,
+            brigade_domain::CONTROL_CHARACTER_MESSAGE,
+        )],
+    )
+    .into()
+}
+
+/// The path of the first string (value or key) in a JSON body that holds a control character.
+/// JSON can carry one only as an escape (`\u0000`, `\n`, …; raw ones are a syntax error), so a
+/// body without a backslash is passed at the cost of one scan.
+fn control_character_in_json(bytes: &[u8]) -> Option<String> {
+    if !bytes.contains(&b'\\') {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    find_control_character(&value, "")
+}
+
+fn find_control_character(value: &serde_json::Value, path: &str) -> Option<String> {
+    use brigade_domain::has_control_character;
+    match value {
+        serde_json::Value::String(text) => has_control_character(text).then(|| path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| find_control_character(item, &format!("{path}[{index}]"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let field = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if has_control_character(key) {
+                return Some(field);
+            }
+            find_control_character(item, &field)
+        }),
+        _ => None,
     }
 }
 
@@ -275,5 +330,13 @@ mod tests {
         assert_eq!(field_of(r#"{"items":[]"#).0, 400);
         assert_eq!(field_of("").0, 400);
         assert_eq!(field_of(r#"{"items":[]} trailing"#).0, 400);
+        assert_eq!(
+            field_of(r#"{"items":[{"item_id":"a\u0000","quantity":1}]}"#),
+            (422, "items[0].item_id".into())
+        );
+        assert_eq!(
+            field_of(r#"{"items\u001b":[]}"#),
+            (422, "items\u{1b}".into())
+        );
     }
 }

@@ -149,10 +149,13 @@ pub async fn inject(State(state): State<AppState>, request: Request, next: Next)
 #[serde(default, deny_unknown_fields)]
 pub struct FaultSwitch {
     /// Share of `/api/` requests answered with 500, 0.0–1.0.
+    #[schema(minimum = 0, maximum = 1)]
     pub error_ratio: f64,
     /// Delay added to `/api/` requests in milliseconds (a slow replica), 0–60000; 0 is off.
+    #[schema(minimum = 0, maximum = 60_000)]
     pub latency_ms: u64,
     /// Share of `/api/` requests the delay applies to, 0.0–1.0 (default 1.0: all).
+    #[schema(minimum = 0, maximum = 1)]
     pub latency_ratio: f64,
     /// Every payment provider call fails (an outage) while true; the circuit breaker opens.
     pub payments_outage: bool,
@@ -212,9 +215,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Roles: admin.
 #[utoipa::path(get, path = "/admin/faults", tag = "operations", security(("bearer" = [])),
     responses(
-        (status = 200, body = FaultState),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The fault switch and the payment breaker", body = FaultState),
+        (status = 403, description = "Admins only"),
     ))]
 async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<FaultState> {
     axum::Json(FaultState::of(&state))
@@ -226,10 +228,8 @@ async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<
 #[utoipa::path(put, path = "/admin/faults", tag = "operations", security(("bearer" = [])),
     request_body = FaultSwitch,
     responses(
-        (status = 200, body = FaultState),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The fault switch and the payment breaker", body = FaultState),
+        (status = 403, description = "Admins only"),
     ))]
 async fn set_faults(
     State(state): State<AppState>,

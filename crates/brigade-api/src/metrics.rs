@@ -72,6 +72,24 @@ pub fn describe(backend: &'static str) {
         .set(1.0);
 }
 
+/// Creates every counter whose label values are known in advance at zero, so the first event
+/// counts: `increase()` and `rate()` need an earlier sample, and a series that first appears
+/// with the value 1 has none (the first order, sign-up or failed payment would go unseen by
+/// the alerts and charts).
+pub fn register_at_zero(payments: &brigade_payments::Payments) {
+    for name in [ORDERS_PLACED, TICKETS_COMPLETED, IDEMPOTENT_REPLAYS] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::counter!(crate::routes::accounts::SIGNUPS).increment(0);
+    for outcome in crate::routes::accounts::LOGIN_OUTCOMES {
+        metrics::counter!(crate::routes::accounts::LOGINS, "outcome" => outcome).increment(0);
+    }
+    for status in brigade_domain::order::OrderStatus::ALL {
+        metrics::counter!(ORDER_STATUS_CHANGES, "status" => status.as_str()).increment(0);
+    }
+    payments.register_metrics();
+}
+
 /// `GET /metrics`: Prometheus text exposition.
 #[utoipa::path(
     get,

@@ -1,5 +1,5 @@
 //! The middleware every request passes, outermost first: observability (request identity,
-//! RED metrics, access log), panic-to-500, request timeout, body limit.
+//! RED metrics, access log), security headers, panic-to-500, request timeout, body limit.
 
 use std::time::Duration;
 
@@ -17,12 +17,33 @@ pub fn apply(router: Router, body_limit: usize, timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(from_fn(brigade_core::request::observe))
+            .layer(from_fn(retry_after_on_unavailable))
+            .layer(from_fn(brigade_core::security_headers::add))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(from_fn(move |request: Request, next: Next| {
                 with_timeout(timeout, request, next)
             }))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
+}
+
+/// Seconds a client is asked to wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// Every 503 tells the client when to try again (`Retry-After`), whichever part of the
+/// replica answered it (an unavailable database, payments, a timeout, readiness); an answer
+/// that already says so keeps its own value.
+async fn retry_after_on_unavailable(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == http::StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(http::header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Response {

@@ -31,6 +31,8 @@ pub struct SharedState {
     pub payments: brigade_payments::Payments,
     /// Failures injected on purpose (alert drills).
     pub faults: crate::faults::Faults,
+    /// Whether writes work (readiness shows it).
+    pub write_health: crate::write_health::WriteHealth,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             auth,
             payments,
             faults,
+            write_health: crate::write_health::WriteHealth::default(),
         }))
     }
 }

@@ -197,6 +197,11 @@ pub async fn handle(state: &State, request: Request<Incoming>) -> Response<Respo
             Ok(()) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
             Err(error) => unprocessable(&error.to_string()),
         },
+        (&Method::POST, ["tls", "reload"]) => match state.reload_tls() {
+            Ok(true) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
+            Ok(false) => not_found("the public listener does not serve TLS"),
+            Err(error) => unprocessable(&error.to_string()),
+        },
         _ => not_found("no such admin endpoint"),
     }
 }

@@ -4,11 +4,12 @@
 //! kind has one constructor so the status, `type` and headers stay consistent.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 
 use brigade_core::problem::{PROBLEM_JSON, Problem};
 use brigade_core::request::X_REQUEST_ID;
 
+use crate::rate_limit::{Limited, Rule};
 use crate::upstream::ResponseBody;
 
 /// Seconds a client is told to wait after a 503 (`Retry-After`).
@@ -104,6 +105,19 @@ pub fn bad_request(detail: &str, request_id: Option<&HeaderValue>) -> Response<R
     )
 }
 
+/// 400: the client's request body was malformed (e.g. a chunk size that is not hex) or cut off.
+/// The connection's framing is lost, so it closes after this answer.
+pub fn bad_body(request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+    let mut response = bad_request(
+        "the request body is malformed or ended early (e.g. an invalid chunk size)",
+        request_id,
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// 431: the request head is larger than `limits.max_header_bytes`.
 pub fn headers_too_large(limit: usize, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
     problem(
@@ -124,4 +138,49 @@ pub fn body_too_large(limit: u64, request_id: Option<&HeaderValue>) -> Response<
         &format!("the request body may have at most {limit} bytes"),
         request_id,
     )
+}
+
+/// 429: the client is over rule `rule`'s limit. `Retry-After` says when the next request would
+/// pass; `RateLimit-Policy` and `RateLimit` follow draft-ietf-httpapi-ratelimit-headers-11
+/// (§3 and §4: `"name";q=…;w=…` and `"name";r=0;t=…`).
+pub fn too_many_requests(
+    rule: &Rule,
+    limited: &Limited,
+    request_id: Option<&HeaderValue>,
+) -> Response<ResponseBody> {
+    let seconds = limited.retry_after_secs;
+    let mut response = problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        &format!(
+            "rate limit {} allows {} requests per {} s from one client; retry in {seconds} s",
+            rule.config.name, rule.config.requests, rule.config.per_seconds
+        ),
+        request_id,
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    headers.insert(RATELIMIT_POLICY.clone(), rule.policy.clone());
+    if let Ok(value) = rate_limit_value(rule, 0, seconds) {
+        headers.insert(RATELIMIT.clone(), value);
+    }
+    response
+}
+
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11 §3).
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11 §4).
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// A `RateLimit` value: `"name";r=REMAINING;t=SECONDS`.
+pub fn rate_limit_value(
+    rule: &Rule,
+    remaining: u64,
+    reset_secs: u64,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    HeaderValue::from_str(&format!(
+        "\"{}\";r={remaining};t={reset_secs}",
+        rule.config.name
+    ))
 }

@@ -8,8 +8,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use ipnet::IpNet;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::rate_limit::RateLimitConfig;
+use crate::tls::TlsConfig;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,10 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Shortest accepted admin token: a guessable token would hand the backend set (add, remove,
+/// drain) to anyone who can reach the admin listener.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+
 /// The whole balancer configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -67,6 +75,13 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// Routing rules; the first match wins and the last rule is the default.
     pub routes: Vec<RouteConfig>,
+    /// Proxies (CIDR ranges) whose `X-Forwarded-For` names the client, e.g. `["10.0.0.0/8"]`;
+    /// empty = the connection's peer is the client. Loopback is not trusted unless listed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Per-client rate limits; the first rule matching a request applies.
+    pub rate_limits: Vec<RateLimitConfig>,
+    /// TLS on the public listener; absent = plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -80,6 +95,9 @@ impl Default for Config {
             retry: RetryConfig::default(),
             pools: Vec::new(),
             routes: Vec::new(),
+            trusted_proxies: Vec::new(),
+            rate_limits: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -436,7 +454,14 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        // Certificate paths in the file are relative to the file's folder, wherever the
+        // balancer was started from.
+        if let (Some(tls), Some(folder)) = (config.tls.as_mut(), path.parent()) {
+            tls.cert = folder.join(&tls.cert);
+            tls.key = folder.join(&tls.key);
+        }
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
@@ -491,6 +516,23 @@ impl Config {
                 "is required when the admin listener is not on loopback",
             ));
         }
+        if let Some(token) = &self.admin.token
+            && token.len() < MIN_ADMIN_TOKEN_BYTES
+        {
+            return Err(invalid(
+                "admin.token",
+                format!(
+                    "must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (it has {})",
+                    token.len()
+                ),
+            ));
+        }
+        if let Some(tls) = &self.tls
+            && tls.redirect_listen == Some(self.listen)
+            && self.listen.port() != 0
+        {
+            return Err(invalid("tls.redirect_listen", "must differ from listen"));
+        }
         if self.pools.is_empty() {
             return Err(invalid("pools", "at least one pool is required"));
         }
@@ -500,6 +542,16 @@ impl Config {
                 return Err(invalid(
                     format!("pools[{i}].name"),
                     format!("pool {:?} is defined twice", pool.name),
+                ));
+            }
+        }
+        for (i, rule) in self.rate_limits.iter().enumerate() {
+            rule.validate(&format!("rate_limits[{i}]"))
+                .map_err(|(key, message)| invalid(key, message))?;
+            if self.rate_limits[..i].iter().any(|r| r.name == rule.name) {
+                return Err(invalid(
+                    format!("rate_limits[{i}].name"),
+                    format!("rule {:?} is defined twice", rule.name),
                 ));
             }
         }
@@ -684,9 +736,16 @@ pool = "orders"
         );
         // A table must come after top-level keys; rebuild the file in that order.
         let text = text.replace("[admin]\nlisten = \"0.0.0.0:0\"\ntoken = \"t\"\n", "");
-        let text = format!("admin = {{ listen = \"0.0.0.0:0\", token = \"t\" }}\n{text}");
+        let short = format!("admin = {{ listen = \"0.0.0.0:0\", token = \"t\" }}\n{text}");
+        let error = Config::parse(&short, "x").unwrap_err().to_string();
+        assert!(
+            error.starts_with("admin.token: must be at least 16 bytes"),
+            "{error}"
+        );
+        let token = "0123456789abcdef";
+        let text = format!("admin = {{ listen = \"0.0.0.0:0\", token = \"{token}\" }}\n{text}");
         let config = Config::parse(&text, "x").unwrap();
-        assert_eq!(config.admin.token.as_deref(), Some("t"));
+        assert_eq!(config.admin.token.as_deref(), Some(token));
         let text = format!("{GOOD}\n[limits]\nmax_headers = 4\n");
         let error = Config::parse(&text, "x").unwrap_err().to_string();
         assert!(error.starts_with("limits.max_headers"), "{error}");

@@ -10,25 +10,29 @@
 //!     --backend 127.0.0.1:3001 --backend 127.0.0.1:3002 --backup 127.0.0.1:3009
 //! ```
 //!
-//! Layout: [`config`] (the TOML file), [`state`] (routing table behind an `ArcSwap`),
+//! Layout: [`config`] (the TOML file), [`head`] (request head checks), [`state`] (routing table behind an `ArcSwap`),
 //! [`pool`] and [`ring`] (selection), [`backend`] (per-backend health, load and latency),
-//! [`health`] (active checks), [`budget`] (retry budget), [`upstream`] (connection pool and
+//! [`health`] (active checks), [`budget`] (retry budget), [`rate_limit`] (per-client limits), [`upstream`] (connection pool and
 //! bodies), [`proxy`] (one request), [`answer`] (own problem+json answers), [`admin`] (admin
-//! API), [`server`] (listeners and lifecycle), [`metrics`] (Prometheus names).
+//! API), [`server`] (listeners and lifecycle), [`tls`] (certificates and rustls), [`metrics`] (Prometheus names).
 
 pub mod admin;
 pub mod answer;
 pub mod backend;
 pub mod budget;
 pub mod config;
+pub mod head;
 pub mod health;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;
+pub mod rate_limit;
+pub mod redirect;
 pub mod ring;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 
 pub use config::{Algorithm, BackendConfig, Config, ConfigError, PoolConfig};
-pub use server::{Running, StartError, reload_on_sighup, start};
+pub use server::{Inherited, Running, StartError, reload_on_sighup, start, start_with};

@@ -33,6 +33,15 @@ pub const EJECTIONS: &str = "brigade_balance_ejections_total";
 /// Requests answered 503 because no backend was usable.
 pub const NO_HEALTHY: &str = "brigade_balance_no_healthy_backends_total";
 
+/// Requests refused 429 by a rate limit, by rule and pool.
+pub const RATE_LIMITED: &str = "brigade_balance_rate_limited_total";
+
+/// The counter of requests rule `rule` refused on their way to `pool` (registered at zero when
+/// a table is built, so `increase()` sees the first refusal).
+pub fn rate_limited(rule: &str, pool: &str) -> Counter {
+    metrics::counter!(RATE_LIMITED, "rule" => rule.to_owned(), "pool" => pool.to_owned())
+}
+
 /// Registers help texts so that `/metrics` passes `promtool check metrics`.
 pub fn describe() {
     brigade_core::http_metrics::describe();
@@ -65,6 +74,10 @@ pub fn describe() {
         "Retries refused because the pool's retry budget was spent."
     );
     metrics::describe_counter!(EJECTIONS, "Passive outlier ejections of the backend.");
+    metrics::describe_counter!(
+        RATE_LIMITED,
+        "Requests answered 429 by a rate limit of the balancer, by rule and pool."
+    );
     metrics::describe_counter!(
         NO_HEALTHY,
         "Requests answered 503 because the pool had no usable backend."

@@ -101,6 +101,11 @@ impl Pool {
         self.set.load().backends.clone()
     }
 
+    /// How many backends the pool has now (primaries, backups and draining ones).
+    pub fn backend_count(&self) -> usize {
+        self.set.load().backends.len()
+    }
+
     /// The backend with this address.
     pub fn backend(&self, address: &str) -> Option<Arc<Backend>> {
         self.set
@@ -173,7 +178,9 @@ impl Pool {
     ///
     /// Tiers: usable primaries; else usable backups; else, when fewer than `panic_threshold` of
     /// the primaries are usable, every non-draining primary (panic mode: health checks that
-    /// fail everywhere must not empty the pool). Draining backends are never picked.
+    /// fail everywhere must not empty the pool). Draining backends are never picked. When every
+    /// backend of the tier is in `tried`, an untried usable backup is picked before any
+    /// backend is tried twice.
     pub fn pick(&self, key: Option<&[u8]>, tried: &[usize]) -> Result<Arc<Backend>, NoBackend> {
         let set = self.set.load();
         let now = now_ms();
@@ -201,10 +208,20 @@ impl Pool {
         } else {
             return Err(NoBackend);
         };
+        let untried = |b: &Arc<Backend>| !tried.contains(&(Arc::as_ptr(b) as usize));
         let mut candidates: Vec<&Arc<Backend>> = backends
             .iter()
-            .filter(|b| tier(b, now) && !tried.contains(&(Arc::as_ptr(b) as usize)))
+            .filter(|b| tier(b, now) && untried(b))
             .collect();
+        if candidates.is_empty() && !tried.is_empty() {
+            // Every backend of the tier already failed this request (health checks have not
+            // noticed yet): usable backups take it now, as nginx's `backup` servers do under
+            // `proxy_next_upstream`, instead of the client getting a 502.
+            candidates = backends
+                .iter()
+                .filter(|b| b.is_backup() && b.is_usable(now) && untried(b))
+                .collect();
+        }
         if candidates.is_empty() {
             candidates = backends.iter().filter(|b| tier(b, now)).collect();
         }

@@ -11,24 +11,28 @@
 //! the client, so no client ever sees bytes of two attempts. Every retry spends a token of the
 //! pool's budget.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
+use ipnet::IpNet;
 
 use brigade_core::request::{TRACEPARENT, X_REQUEST_ID};
 
 use crate::answer;
 use crate::backend::Outcome;
 use crate::config::HashKey;
+use crate::head::{self, HeadError};
 use crate::pool::Pool;
+use crate::rate_limit::Decision;
 use crate::state::{State, Table};
-use crate::upstream::{self, Lease, RequestBody, ResponseBody, UpstreamBody};
+use crate::upstream::{self, ClientBodyError, Lease, RequestBody, ResponseBody, UpstreamBody};
 
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -64,17 +68,43 @@ const ADDED_HEADERS: usize = 5;
 /// The client end of a connection, as the balancer forwards it.
 #[derive(Debug)]
 pub struct Client {
+    /// The peer's IP (the client itself, or a proxy in front of the balancer).
+    address: IpAddr,
     /// The peer's IP as an `X-Forwarded-For` value, formatted once per connection rather than
     /// once per request.
     forwarded_for: HeaderValue,
+    /// The peer is one of `trusted_proxies`: its `X-Forwarded-Proto`/`-Host` are passed on.
+    trusted: bool,
+    /// The scheme the client used, for `X-Forwarded-Proto`.
+    scheme: HeaderValue,
+    /// `Strict-Transport-Security` added to answers on a TLS connection.
+    hsts: Option<HeaderValue>,
 }
 
 impl Client {
-    /// Describes the peer of a new connection.
-    pub fn new(address: SocketAddr) -> Self {
+    /// Describes the peer of a new plain-HTTP connection.
+    pub fn new(address: SocketAddr, trusted_proxies: &[IpNet]) -> Self {
         let forwarded_for = HeaderValue::from_str(&address.ip().to_string())
             .expect("an IP address is a valid header value");
-        Self { forwarded_for }
+        Self {
+            address: address.ip(),
+            forwarded_for,
+            trusted: trusted_proxies
+                .iter()
+                .any(|net| net.contains(&address.ip())),
+            scheme: HeaderValue::from_static("http"),
+            hsts: None,
+        }
+    }
+
+    /// The connection speaks TLS: `X-Forwarded-Proto: https`, and answers carry
+    /// `Strict-Transport-Security` with this max-age (0: none).
+    pub fn over_tls(mut self, hsts_max_age_secs: u64) -> Self {
+        self.scheme = HeaderValue::from_static("https");
+        self.hsts = (hsts_max_age_secs > 0)
+            .then(|| HeaderValue::from_str(&format!("max-age={hsts_max_age_secs}")).ok())
+            .flatten();
+        self
     }
 }
 
@@ -89,11 +119,36 @@ pub async fn handle(
 ) -> Response<ResponseBody> {
     let arrived = Instant::now();
     let table = state.table_full();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let head = head::normalize(&mut parts);
     // Every request has a pool, even one answered 400 below: rules look only at the host,
     // path and headers, which any parsed request has.
     let pool = Arc::clone(table.route(&parts));
-    let response = forward(&table, &pool, parts, body, client).await;
+    let decision = match head {
+        Ok(()) => table.limiter.check(&parts, client.address),
+        Err(_) => Decision::Unlimited,
+    };
+    let mut response = match &decision {
+        Decision::Limited(rule, limited) => {
+            let request_id = ensure_request_context(&mut parts.headers);
+            crate::metrics::rate_limited(&rule.config.name, pool.name()).increment(1);
+            answer::too_many_requests(rule, limited, Some(&request_id))
+        }
+        _ => forward(&table, &pool, (parts, head), body, client).await,
+    };
+    if let Decision::Allowed(rule, allowed) = &decision {
+        let headers = response.headers_mut();
+        headers.insert(answer::RATELIMIT_POLICY.clone(), rule.policy.clone());
+        if let Ok(value) = answer::rate_limit_value(rule, allowed.remaining, allowed.reset_secs) {
+            headers.insert(answer::RATELIMIT.clone(), value);
+        }
+    }
+    if let Some(hsts) = &client.hsts {
+        response
+            .headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| hsts.clone());
+    }
     pool.metrics
         .requests
         .record(response.status(), arrived.elapsed());
@@ -104,7 +159,7 @@ pub async fn handle(
 async fn forward(
     table: &Table,
     pool: &Pool,
-    mut parts: http::request::Parts,
+    (mut parts, head): (http::request::Parts, Result<(), HeadError>),
     body: Incoming,
     client: &Client,
 ) -> Response<ResponseBody> {
@@ -114,11 +169,8 @@ async fn forward(
     let request_id = ensure_request_context(&mut parts.headers);
     let rid = Some(&request_id);
 
-    if parts.method == Method::CONNECT {
-        return answer::bad_request("CONNECT is not supported by this proxy", rid);
-    }
-    if parts.version == Version::HTTP_11 && !parts.headers.contains_key(header::HOST) {
-        return answer::bad_request("an HTTP/1.1 request needs a Host header", rid);
+    if let Err(error) = head {
+        return answer::bad_request(&error.to_string(), rid);
     }
     if head_size(&parts.uri, &parts.headers) > config.limits.max_header_bytes {
         return answer::headers_too_large(config.limits.max_header_bytes, rid);
@@ -127,18 +179,6 @@ async fn forward(
     if body.size_hint().lower() > max_body {
         return answer::body_too_large(max_body, rid);
     }
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        // Absolute-form request target: forward in origin form.
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        match Uri::try_from(path) {
-            Ok(uri) => parts.uri = uri,
-            Err(_) => return answer::bad_request("the request target is not valid", rid),
-        }
-    }
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::EXPECT);
     add_forwarded(&mut parts.headers, client);
@@ -146,6 +186,7 @@ async fn forward(
     // Small bodies are kept so that a failed attempt can be replayed; larger ones stream.
     let hint = body.size_hint();
     let mut streamed = None;
+    let body_received = Arc::new(AtomicBool::new(false));
     let replay: Option<Bytes> = if body.is_end_stream() {
         Some(Bytes::new())
     } else if hint
@@ -155,13 +196,14 @@ async fn forward(
         let limit_ms = config.timeouts.body_read_ms;
         match tokio::time::timeout(Duration::from_millis(limit_ms), body.collect()).await {
             Ok(Ok(collected)) => Some(collected.to_bytes()),
-            Ok(Err(_)) => return answer::bad_request("the request body could not be read", rid),
+            Ok(Err(_)) => return answer::bad_body(rid),
             Err(_elapsed) => return answer::request_timeout(limit_ms, rid),
         }
     } else {
         streamed = Some(RequestBody::Stream {
             inner: body,
             remaining: max_body,
+            received: Arc::clone(&body_received),
         });
         None
     };
@@ -179,6 +221,8 @@ async fn forward(
     let max_idle = config.limits.max_idle_per_backend;
     let outlier = &pool.config.outlier;
 
+    let backend_count = pool.backend_count();
+    let mut connect_failures = 0usize;
     let mut tried = [0usize; TRIED];
     let mut last = Outcome::ConnectError;
     let mut kept: Option<Response<ResponseBody>> = None;
@@ -190,7 +234,9 @@ async fn forward(
             break;
         }
         if attempt > 0 {
-            if !pool.budget.withdraw() {
+            // A refused connection sent nothing and loaded no backend, so trying the next one
+            // spends no retry budget (the budget guards backends against amplified load).
+            if last != Outcome::ConnectError && !pool.budget.withdraw() {
                 pool.metrics.budget_exhausted.increment(1);
                 break;
             }
@@ -218,6 +264,13 @@ async fn forward(
                     tracing::debug!(backend = %backend.label, %error, "connect failed");
                     backend.record(Outcome::ConnectError, outlier);
                     last = Outcome::ConnectError;
+                    connect_failures += 1;
+                    limit += not_sent_allowance(
+                        connect_failures,
+                        backend_count,
+                        attempts_began,
+                        retry_deadline,
+                    );
                     continue;
                 }
             },
@@ -256,6 +309,13 @@ async fn forward(
                     if replay.is_none() {
                         break;
                     }
+                    connect_failures += 1;
+                    limit += not_sent_allowance(
+                        connect_failures,
+                        backend_count,
+                        attempts_began,
+                        retry_deadline,
+                    );
                     continue;
                 }
             }
@@ -263,6 +323,10 @@ async fn forward(
         // Another attempt only while the request is younger than the retry deadline.
         retry_after_send &= attempts_began.elapsed() < retry_deadline;
         match result {
+            Err(_elapsed) if replay.is_none() && !body_received.load(Ordering::Relaxed) => {
+                // The client had not sent its whole body yet: its slowness, not the backend's.
+                return answer::request_timeout(config.timeouts.upstream_response_ms, rid);
+            }
             Err(_elapsed) => {
                 backend.record(Outcome::Timeout, outlier);
                 last = Outcome::Timeout;
@@ -272,8 +336,17 @@ async fn forward(
             }
             Ok(Err(error)) => {
                 let error = error.into_error();
-                if upstream::is_body_too_large(&error) {
-                    return answer::body_too_large(max_body, rid);
+                // The client's body failed (too large, malformed, cut off): the client's fault,
+                // never counted against the backend.
+                match upstream::client_body_error(&error) {
+                    Some(ClientBodyError::TooLarge) => {
+                        return answer::body_too_large(max_body, rid);
+                    }
+                    Some(ClientBodyError::Unreadable(cause)) => {
+                        tracing::debug!(error = %cause, "client request body failed");
+                        return answer::bad_body(rid);
+                    }
+                    None => {}
                 }
                 tracing::debug!(backend = %backend.label, %error, "upstream request failed");
                 backend.record(Outcome::Error, outlier);
@@ -330,6 +403,20 @@ async fn forward(
         Outcome::ConnectError => answer::bad_gateway("no backend accepted a connection", rid),
         _ => answer::bad_gateway("the backend closed the connection without an answer", rid),
     }
+}
+
+/// 1 when a failed connect should not use up one of `retry.max_attempts`: nothing was sent, so
+/// every method may go on to the next backend (nginx's `proxy_next_upstream error`), and a
+/// request whose primaries all refuse reaches a backup in the same request. Bounded: once as
+/// many connects failed as the pool has backends, or past the retry deadline, failed connects
+/// count as attempts again.
+fn not_sent_allowance(
+    connect_failures: usize,
+    backend_count: usize,
+    began: Instant,
+    deadline: Duration,
+) -> u32 {
+    u32::from(connect_failures < backend_count && began.elapsed() < deadline)
 }
 
 /// Longest `Retry-After` the balancer waits out itself before retrying.
@@ -477,10 +564,12 @@ fn add_forwarded(headers: &mut HeaderMap, client: &Client) {
     if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    // What a client says about the scheme and host it used is believed only from a trusted
+    // proxy; anyone else could claim `https` over plain HTTP.
+    if !(client.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), client.scheme.clone());
     }
-    if !headers.contains_key(&X_FORWARDED_HOST)
+    if !(client.trusted && headers.contains_key(&X_FORWARDED_HOST))
         && let Some(host) = headers.get(header::HOST).cloned()
     {
         headers.insert(X_FORWARDED_HOST.clone(), host);

@@ -16,25 +16,33 @@ use std::time::Duration;
 use brigade_core::shutdown::Shutdown;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio_rustls::TlsAcceptor;
 
 use crate::backend::now_ms;
 use crate::config::Config;
 use crate::state::State;
-use crate::{admin, health, proxy};
+use crate::tls::{self, CertStore, TlsError};
+use crate::{admin, health, proxy, redirect};
 
 /// Why the balancer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A listener could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    /// A listener could not be bound: a bad setting (address in use or not local), named by
+    /// its configuration key.
+    #[error("{key}: cannot listen on {address}: {source}")]
     Bind {
+        /// The configuration key, e.g. `admin.listen`.
+        key: &'static str,
         /// The address.
         address: SocketAddr,
         /// The cause.
         source: std::io::Error,
     },
+    /// The certificate or key of `[tls]` cannot be used (a bad setting).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A worker thread or its runtime could not be started.
     #[error("cannot start a worker: {0}")]
     Worker(std::io::Error),
@@ -81,6 +89,8 @@ pub struct Running {
     pub public: SocketAddr,
     /// The bound admin address.
     pub admin: SocketAddr,
+    /// The bound plain-HTTP redirect address (`tls.redirect_listen`), if any.
+    pub redirect: Option<SocketAddr>,
     /// Shared state (pools, routes, readiness).
     pub state: Arc<State>,
     shutdown: Shutdown,
@@ -119,12 +129,33 @@ fn bind_reuseport(address: SocketAddr) -> Result<TcpListener, std::io::Error> {
     socket.listen(4096)
 }
 
+/// Listening sockets bound by whoever started the balancer (systemd socket activation, or
+/// `brigade up`, which keeps them open across balancer restarts). Every worker accepts on the
+/// inherited public socket (a duplicate of it each) instead of binding its own.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// Used instead of binding `listen`.
+    pub public: Option<std::net::TcpListener>,
+    /// Used instead of binding `admin.listen`.
+    pub admin: Option<std::net::TcpListener>,
+}
+
 /// Binds the listeners and starts workers, health checks and the admin API. Must be called
 /// inside a Tokio runtime, which runs the admin API and the health checks.
 pub async fn start(
     config: Config,
     config_path: Option<PathBuf>,
     shutdown: Shutdown,
+) -> Result<Running, StartError> {
+    start_with(config, config_path, shutdown, Inherited::default()).await
+}
+
+/// [`start`] on the listeners in `inherited` where there are any.
+pub async fn start_with(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: Shutdown,
+    inherited: Inherited,
 ) -> Result<Running, StartError> {
     // The recorder first: descriptions given before it exists are lost, and `/metrics` would
     // lack its HELP lines (which `promtool check metrics` requires).
@@ -134,23 +165,72 @@ pub async fn start(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let bind_error = |address| move |source| StartError::Bind { address, source };
-    let first = bind_reuseport(config.listen).map_err(bind_error(config.listen))?;
-    let public = first.local_addr().map_err(bind_error(config.listen))?;
-    let mut listeners = vec![first.into_std().map_err(bind_error(public))?];
+    let bind_error = |key, address| {
+        move |source| StartError::Bind {
+            key,
+            address,
+            source,
+        }
+    };
+    let listen = |address| bind_error("listen", address);
+    let inherited_public = inherited.public.is_some();
+    let first = match inherited.public {
+        Some(listener) => listener,
+        None => bind_reuseport(config.listen)
+            .and_then(TcpListener::into_std)
+            .map_err(listen(config.listen))?,
+    };
+    first.set_nonblocking(true).map_err(listen(config.listen))?;
+    let public = first.local_addr().map_err(listen(config.listen))?;
+    let mut listeners = Vec::with_capacity(workers);
     for _ in 1..workers {
-        let listener = bind_reuseport(public).map_err(bind_error(public))?;
-        listeners.push(listener.into_std().map_err(bind_error(public))?);
+        let listener = if inherited_public {
+            first.try_clone()
+        } else {
+            bind_reuseport(public).and_then(TcpListener::into_std)
+        };
+        listeners.push(listener.map_err(listen(public))?);
     }
-    let admin_listener = TcpListener::bind(config.admin.listen)
-        .await
-        .map_err(bind_error(config.admin.listen))?;
+    listeners.push(first);
+    let admin_listener = match inherited.admin {
+        Some(listener) => listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener)),
+        None => TcpListener::bind(config.admin.listen).await,
+    }
+    .map_err(bind_error("admin.listen", config.admin.listen))?;
     let admin = admin_listener
         .local_addr()
-        .map_err(bind_error(config.admin.listen))?;
+        .map_err(bind_error("admin.listen", config.admin.listen))?;
 
+    let tls_setup = match &config.tls {
+        Some(settings) => {
+            let store = Arc::new(CertStore::load(&settings.cert, &settings.key)?);
+            let acceptor = TlsAcceptor::from(tls::server_config(Arc::clone(&store))?);
+            let redirect = match settings.redirect_listen {
+                Some(address) => Some(
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(bind_error("tls.redirect_listen", address))?,
+                ),
+                None => None,
+            };
+            Some((store, acceptor, redirect))
+        }
+        None => None,
+    };
     let limit = Arc::new(Semaphore::new(config.limits.max_connections));
     let state = Arc::new(State::new(config, config_path));
+    let mut acceptor = None;
+    let mut redirect_address = None;
+    if let Some((store, tls_acceptor, redirect_listener)) = tls_setup {
+        state.set_tls(store);
+        acceptor = Some(tls_acceptor);
+        if let Some(listener) = redirect_listener {
+            redirect_address = listener.local_addr().ok();
+            tokio::spawn(redirect::serve(listener, public.port(), shutdown.clone()));
+        }
+    }
     let mut done = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
         let (finished, receiver) = oneshot::channel();
@@ -158,6 +238,7 @@ pub async fn start(
         let state = Arc::clone(&state);
         let shutdown = shutdown.clone();
         let limit = Arc::clone(&limit);
+        let acceptor = acceptor.clone();
         std::thread::Builder::new()
             .name(format!("balance-{index}"))
             .spawn(move || {
@@ -173,7 +254,9 @@ pub async fn start(
                 };
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => accept_loop(listener, state, shutdown, limit).await,
+                        Ok(listener) => {
+                            accept_loop(listener, state, shutdown, limit, acceptor).await;
+                        }
                         Err(error) => tracing::error!(%error, "cannot register a listener"),
                     }
                 });
@@ -192,6 +275,7 @@ pub async fn start(
     Ok(Running {
         public,
         admin,
+        redirect: redirect_address,
         state,
         shutdown,
         admin_stop,
@@ -217,6 +301,9 @@ pub fn reload_on_sighup(state: Arc<State>, shutdown: Shutdown) {
                     if let Err(error) = state.reload() {
                         tracing::error!(error = %error, "reload failed; keeping the running configuration");
                     }
+                    if let Err(error) = state.reload_tls() {
+                        tracing::error!(error = %error, "TLS reload failed; keeping the running certificate");
+                    }
                 }
                 () = shutdown.wait() => return,
             }
@@ -229,6 +316,7 @@ async fn accept_loop(
     state: Arc<State>,
     shutdown: Shutdown,
     limit: Arc<Semaphore>,
+    acceptor: Option<TlsAcceptor>,
 ) {
     let tracker = Arc::new(Tracker::default());
     loop {
@@ -254,8 +342,24 @@ async fn accept_loop(
         let guard = tracker.enter();
         let state = Arc::clone(&state);
         let shutdown = shutdown.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, state, shutdown).await;
+            let _ = stream.set_nodelay(true);
+            match acceptor {
+                None => serve_connection(stream, peer, state, shutdown, false).await,
+                Some(acceptor) => {
+                    // The handshake counts against the same limit as reading a request head.
+                    let limit = state.table().config.timeouts.header_read_ms;
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(Duration::from_millis(limit), handshake).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, state, shutdown, true).await
+                        }
+                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
             drop(guard);
         });
@@ -284,26 +388,35 @@ struct ConnectionContext {
     last_ms: AtomicU64,
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     state: Arc<State>,
     shutdown: Shutdown,
-) {
-    let _ = stream.set_nodelay(true);
-    let (header_read, idle_ms, max_header, max_headers) = {
+    secure: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (header_read, idle_ms, max_header, max_headers, client) = {
         let table = state.table();
         let config = &table.config;
+        let client = match (&config.tls, secure) {
+            (Some(tls), true) => {
+                proxy::Client::new(peer, &config.trusted_proxies).over_tls(tls.hsts_max_age_secs)
+            }
+            _ => proxy::Client::new(peer, &config.trusted_proxies),
+        };
         (
             Duration::from_millis(config.timeouts.header_read_ms),
             config.timeouts.idle_ms,
             config.limits.max_header_bytes,
             config.limits.max_headers,
+            client,
         )
     };
     let context = Arc::new(ConnectionContext {
         state: Arc::clone(&state),
-        client: proxy::Client::new(peer),
+        client,
         active: AtomicUsize::new(0),
         last_ms: AtomicU64::new(now_ms()),
     });

@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, request::Parts};
 
 use crate::config::{Config, ConfigError, RouteConfig};
 use crate::pool::Pool;
+use crate::rate_limit::Limiter;
+use crate::tls::{CertStore, TlsError};
 
 /// A compiled routing rule.
 #[derive(Debug)]
@@ -70,6 +72,9 @@ pub struct Table {
     /// The pools, in configuration order.
     pub pools: Vec<Arc<Pool>>,
     routes: Vec<Route>,
+    /// Rate limits; kept across a reload when `rate_limits` and `trusted_proxies` are unchanged,
+    /// so a reload does not hand every client a fresh burst.
+    pub limiter: Arc<Limiter>,
 }
 
 impl Table {
@@ -88,10 +93,25 @@ impl Table {
             .iter()
             .filter_map(|r| Route::compile(r, &pools))
             .collect();
+        let limiter = match previous {
+            Some(old)
+                if old.config.rate_limits == config.rate_limits
+                    && old.config.trusted_proxies == config.trusted_proxies =>
+            {
+                Arc::clone(&old.limiter)
+            }
+            _ => Arc::new(Limiter::new(&config.rate_limits, &config.trusted_proxies)),
+        };
+        for rule in limiter.rules() {
+            for pool in &pools {
+                crate::metrics::rate_limited(&rule.config.name, pool.name()).increment(0);
+            }
+        }
         Self {
             config,
             pools,
             routes,
+            limiter,
         }
     }
 
@@ -135,6 +155,8 @@ pub struct State {
     ready: AtomicBool,
     shutting_down: AtomicBool,
     reload_lock: Mutex<()>,
+    /// The served certificate when the public listener speaks TLS.
+    tls: OnceLock<Arc<CertStore>>,
 }
 
 impl State {
@@ -146,6 +168,7 @@ impl State {
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             reload_lock: Mutex::new(()),
+            tls: OnceLock::new(),
         }
     }
 
@@ -182,11 +205,27 @@ impl State {
             config.admin.listen = current.config.admin.listen;
             config.workers = current.config.workers;
         }
+        // The certificate files are re-read (below); which files, and whether TLS is on at
+        // all, is fixed at start.
+        config.tls = current.config.tls.clone();
         let table = Table::new(config, Some(&current));
         // Active checks of new pools run at once; readiness does not regress.
         self.table.store(Arc::new(table));
         tracing::info!(path = %path.display(), "configuration reloaded");
         Ok(())
+    }
+
+    /// Serves this certificate store's pair on the public listener (once, at start).
+    pub fn set_tls(&self, store: Arc<CertStore>) {
+        let _ = self.tls.set(store);
+    }
+
+    /// Re-reads the certificate and key; `Ok(false)` when TLS is off.
+    pub fn reload_tls(&self) -> Result<bool, TlsError> {
+        match self.tls.get() {
+            Some(store) => store.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Whether the first health-check round has run.

@@ -8,8 +8,8 @@
 //! when its response body has been read to the end, so a reused connection is always idle.
 
 use std::error::Error as StdError;
-use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -33,31 +33,35 @@ pub enum RequestBody {
         inner: Incoming,
         /// Bytes still allowed.
         remaining: u64,
+        /// Set once the client's body has arrived whole: a timeout before that is the client's
+        /// slowness, not the backend's.
+        received: Arc<AtomicBool>,
     },
 }
 
-/// The client sent more body than `limits.max_body_bytes` allows.
-#[derive(Debug)]
-pub struct BodyTooLarge;
-
-impl fmt::Display for BodyTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("request body exceeds the limit")
-    }
+/// The client's side of a streamed request body failed: a malformed chunked coding, a client
+/// that went away mid-body, or more than `limits.max_body_bytes`. The answer is the client's
+/// 4xx and the backend is not blamed for it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    /// More than `limits.max_body_bytes`.
+    #[error("request body exceeds the limit")]
+    TooLarge,
+    /// The client's body could not be read.
+    #[error("the request body could not be read: {0}")]
+    Unreadable(#[source] hyper::Error),
 }
 
-impl StdError for BodyTooLarge {}
-
-/// True when `error` (or one of its causes) is [`BodyTooLarge`].
-pub fn is_body_too_large(error: &(dyn StdError + 'static)) -> bool {
+/// The [`ClientBodyError`] behind `error` (itself or one of its causes), if any.
+pub fn client_body_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a ClientBodyError> {
     let mut current = Some(error);
     while let Some(e) = current {
-        if e.is::<BodyTooLarge>() {
-            return true;
+        if let Some(found) = e.downcast_ref::<ClientBodyError>() {
+            return Some(found);
         }
         current = e.source();
     }
-    false
+    None
 }
 
 impl Body for RequestBody {
@@ -70,22 +74,32 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Stream { inner, remaining } => {
-                match std::task::ready!(Pin::new(inner).poll_frame(cx)) {
-                    Some(Ok(frame)) => {
-                        if let Some(data) = frame.data_ref() {
-                            let len = data.len() as u64;
-                            if len > *remaining {
-                                return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
-                            }
-                            *remaining -= len;
+            Self::Stream {
+                inner,
+                remaining,
+                received,
+            } => match std::task::ready!(Pin::new(&mut *inner).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let len = data.len() as u64;
+                        if len > *remaining {
+                            return Poll::Ready(Some(Err(Box::new(ClientBodyError::TooLarge))));
                         }
-                        Poll::Ready(Some(Ok(frame)))
+                        *remaining -= len;
                     }
-                    Some(Err(error)) => Poll::Ready(Some(Err(Box::new(error)))),
-                    None => Poll::Ready(None),
+                    if inner.is_end_stream() {
+                        received.store(true, Ordering::Relaxed);
+                    }
+                    Poll::Ready(Some(Ok(frame)))
                 }
-            }
+                Some(Err(error)) => {
+                    Poll::Ready(Some(Err(Box::new(ClientBodyError::Unreadable(error)))))
+                }
+                None => {
+                    received.store(true, Ordering::Relaxed);
+                    Poll::Ready(None)
+                }
+            },
         }
     }
 

@@ -417,7 +417,7 @@ async fn admin_token_is_required_when_configured() {
     .await;
     balancer.stop().await;
     let text = format!(
-        "listen = \"127.0.0.1:0\"\nworkers = 1\nadmin = {{ listen = \"0.0.0.0:0\", token = \"s3cret\" }}\n[[pools]]\nname = \"tok\"\n{}",
+        "listen = \"127.0.0.1:0\"\nworkers = 1\nadmin = {{ listen = \"0.0.0.0:0\", token = \"s3cret-admin-token-0001\" }}\n[[pools]]\nname = \"tok\"\n{}",
         backends_toml(&[&a])
     );
     let config = brigade_balance::Config::parse(&text, "t").unwrap();
@@ -435,7 +435,12 @@ async fn admin_token_is_required_when_configured() {
     );
     let response = client.get(&url).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(response.status(), 401);
-    let response = client.get(&url).bearer_auth("s3cret").send().await.unwrap();
+    let response = client
+        .get(&url)
+        .bearer_auth("s3cret-admin-token-0001")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     // Probes stay open.
     let live = format!("http://127.0.0.1:{}/health/live", running.admin.port());

@@ -192,3 +192,68 @@ async fn ready_only_after_the_first_check_round() {
     running.wait().await;
     drop(silent);
 }
+
+/// Three primaries die at once while health checks are slow to notice: every request whose
+/// primaries all refuse the connection goes on to the backup within the same request, for
+/// every method (nothing was sent), and no client sees a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_primaries_fall_through_to_the_backup_within_the_request() {
+    let primaries = [
+        Upstream::start("p1").await,
+        Upstream::start("p2").await,
+        Upstream::start("p3").await,
+    ];
+    let backup = Upstream::start("backup").await;
+    // Health checks far apart, and passive ejection off: only the request path can save these
+    // requests.
+    let balancer = Balancer::from_toml(&format!(
+        "[retry]\nmin_per_sec = 0.0\nbudget_ratio = 0.0\n\
+         [[pools]]\nname = \"fall\"\n\
+         health = {{ path = \"/health\", interval_ms = 60000, timeout_ms = 200, rise = 1, fall = 1 }}\n\
+         outlier = {{ consecutive_failures = 0 }}\n{}[[pools.backends]]\naddress = \"{}\"\nbackup = true\n",
+        backends_toml(&[&primaries[0], &primaries[1], &primaries[2]]),
+        backup.address
+    ))
+    .await;
+    // No request before the kill: a pooled connection to a primary that dies can lose a
+    // request already written to it (the keep-alive race), which is not what this shows.
+    for primary in &primaries {
+        primary.kill();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let client = balancer.client.clone();
+        let url = balancer.url("/orders");
+        tasks.push(tokio::spawn(async move {
+            // A POST without Idempotency-Key is never sent twice, but a refused connect is safe.
+            let request = if i % 2 == 0 {
+                client.get(&url)
+            } else {
+                client.post(&url).body("{}")
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let backend = response
+                .headers()
+                .get("x-backend")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, backend)
+        }));
+    }
+    for task in tasks {
+        let (status, backend) = task.await.unwrap();
+        assert_eq!(
+            (status, backend.as_deref()),
+            (200, Some("backup")),
+            "a request failed while the backup was alive"
+        );
+    }
+    assert_eq!(backup.hits(), 24);
+    // The primaries are still "healthy" for the active checks: the backup was reached by the
+    // request path alone.
+    assert_eq!(
+        balancer.backend("fall", primaries[0].address).await["state"],
+        "healthy"
+    );
+    balancer.stop().await;
+}

@@ -79,6 +79,19 @@ pub struct ServerSettings {
     pub drain_delay_ms: u64,
     /// After the listener closes, how long in-flight requests may take before the process exits.
     pub shutdown_timeout_ms: u64,
+    /// A client must send a whole request head within this time, so slow or half-open
+    /// connections cannot hold sockets and buffers forever.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    pub idle_timeout_ms: u64,
+    /// Most client connections served at once; more wait in the kernel's accept queue, so
+    /// memory stays bounded however many sockets are opened.
+    pub max_connections: usize,
+    /// Proxies (CIDR blocks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` is believed when
+    /// naming the client for login and sign-up limits. Empty: the peer address is the client.
+    /// The rule is the balancer's: walk `X-Forwarded-For` from the right, skipping trusted
+    /// addresses; the first untrusted one is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerSettings {
@@ -89,6 +102,10 @@ impl Default for ServerSettings {
             request_timeout_ms: 10_000,
             drain_delay_ms: 1_000,
             shutdown_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -105,6 +122,14 @@ impl ServerSettings {
     /// `shutdown_timeout_ms` as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+    /// `header_read_timeout_ms` as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+    /// `idle_timeout_ms` as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
     }
 }
 
@@ -261,12 +286,31 @@ pub struct AuthSettings {
     pub argon2_memory_kib: u32,
     /// Argon2id iterations.
     pub argon2_iterations: u32,
-    /// Failed logins allowed per account within `login_window_secs`.
+    /// Failed logins allowed per account *from one client address* within
+    /// `login_window_secs`. Keyed by account and address together, so a stranger who guesses
+    /// wrong locks out only themselves, not the account's owner.
     pub max_failures_per_account: u64,
-    /// Failed logins allowed per client address within `login_window_secs`.
+    /// Failed logins allowed per client address (any accounts) within `login_window_secs`.
     pub max_failures_per_address: u64,
     /// The window of the two limits above.
     pub login_window_secs: u64,
+    /// Failed logins allowed per account from all addresses together within
+    /// `account_window_secs`: the slow ceiling against guessing spread over many addresses.
+    pub max_failures_per_account_total: u64,
+    /// The window of `max_failures_per_account_total`.
+    pub account_window_secs: u64,
+    /// Sign-ups allowed per client address within `signup_window_secs`.
+    pub max_signups_per_address: u64,
+    /// The window of `max_signups_per_address`.
+    pub signup_window_secs: u64,
+    /// Memory the password hashes of this process may use at once, in MiB; it sets how many
+    /// hashes run in parallel (this divided by `argon2_memory_kib`, at least one).
+    pub hash_memory_mib: u32,
+    /// Hashes allowed to wait for a free slot; a log-in or sign-up beyond them is answered 503
+    /// with `Retry-After` at once instead of queueing without bound.
+    pub hash_queue: usize,
+    /// Longest wait for a hashing slot before answering 503 with `Retry-After`.
+    pub hash_wait_ms: u64,
 }
 
 impl Default for AuthSettings {
@@ -279,6 +323,13 @@ impl Default for AuthSettings {
             max_failures_per_account: 5,
             max_failures_per_address: 50,
             login_window_secs: 900,
+            max_failures_per_account_total: 100,
+            account_window_secs: 3600,
+            max_signups_per_address: 10,
+            signup_window_secs: 3600,
+            hash_memory_mib: 128,
+            hash_queue: 64,
+            hash_wait_ms: 5_000,
         }
     }
 }
@@ -307,8 +358,11 @@ pub struct PaymentSettings {
     /// How long an open breaker answers at once without calling the provider, before letting
     /// one trial call through.
     pub breaker_open_ms: u64,
-    /// A payment still unsettled this long after it started (its replica died mid-call) is
-    /// finished by the background reconciler on any replica.
+    /// A payment still unsettled this long after it started (its replica died mid-call, or its
+    /// answer could not be recorded) is given up by the background reconciler on any replica:
+    /// its order ends `payment_failed` and any hold is released, since its client was never
+    /// told the order was placed. A retry with the order's `Idempotency-Key` before then
+    /// settles it instead.
     pub reconcile_after_secs: u64,
     /// The simulated provider.
     pub simulated: SimulatedPaymentSettings,
@@ -468,6 +522,42 @@ impl Settings {
         }
         if self.server.request_timeout_ms == 0 {
             return invalid("server.request_timeout_ms", "must be greater than 0");
+        }
+        if self.server.header_read_timeout_ms == 0 {
+            return invalid("server.header_read_timeout_ms", "must be greater than 0");
+        }
+        if self.server.idle_timeout_ms == 0 {
+            return invalid("server.idle_timeout_ms", "must be greater than 0");
+        }
+        if self.server.max_connections == 0 {
+            return invalid("server.max_connections", "must be at least 1");
+        }
+        if self.auth.hash_memory_mib == 0 {
+            return invalid("auth.hash_memory_mib", "must be at least 1");
+        }
+        let limits = [
+            (
+                "auth.max_failures_per_account",
+                self.auth.max_failures_per_account,
+            ),
+            (
+                "auth.max_failures_per_address",
+                self.auth.max_failures_per_address,
+            ),
+            (
+                "auth.max_failures_per_account_total",
+                self.auth.max_failures_per_account_total,
+            ),
+            (
+                "auth.max_signups_per_address",
+                self.auth.max_signups_per_address,
+            ),
+            ("auth.login_window_secs", self.auth.login_window_secs),
+            ("auth.account_window_secs", self.auth.account_window_secs),
+            ("auth.signup_window_secs", self.auth.signup_window_secs),
+        ];
+        if let Some((key, _)) = limits.iter().find(|(_, value)| *value == 0) {
+            return invalid(key, "must be at least 1");
         }
         if self.storage.max_connections == 0 {
             return invalid("storage.max_connections", "must be at least 1");

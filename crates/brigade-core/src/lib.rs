@@ -11,8 +11,10 @@ pub mod http_metrics;
 pub mod metrics;
 pub mod problem;
 pub mod request;
+pub mod security_headers;
 pub mod shutdown;
 pub mod telemetry;
+pub mod traces;
 
 pub use config::{ConfigError, Settings};
 pub use health::HealthLatch;

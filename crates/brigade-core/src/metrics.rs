@@ -59,6 +59,7 @@ pub fn renderer() -> &'static MetricsRenderer {
         // Another recorder can only be present when brigade is embedded in a program that
         // installed its own; then brigade's metrics go there and `/metrics` shows process data.
         let _ = metrics::set_global_recorder(recorder);
+        describe_process_wide();
         let upkeep = handle.clone();
         // The thread says when it runs (its name is set by then), so whoever called this can
         // rely on the upkeep being in place when it returns.
@@ -84,6 +85,23 @@ pub fn renderer() -> &'static MetricsRenderer {
             process: Mutex::new(ProcessProbe::new()),
         }
     })
+}
+
+/// Describes the metrics every brigade process has, whatever it runs, and creates the log
+/// counter of each level at zero: the counter is fed by the logging layer, which may be
+/// installed or not (tests, embedded use), and `promtool check metrics` rejects a series
+/// without help text.
+fn describe_process_wide() {
+    metrics::describe_counter!(
+        crate::telemetry::LOG_EVENTS,
+        "Log events written, by level (error, warn, info, debug, trace)."
+    );
+    for level in ["error", "warn", "info", "debug", "trace"] {
+        metrics::counter!(crate::telemetry::LOG_EVENTS, "level" => level).increment(0);
+    }
+    if crate::traces::enabled_by_env() {
+        crate::traces::describe_metrics();
+    }
 }
 
 impl MetricsRenderer {

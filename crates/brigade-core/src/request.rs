@@ -30,6 +30,8 @@ pub struct RequestContext {
     pub span_id: String,
     /// Trace flags from the caller (`01` = sampled).
     pub flags: String,
+    /// The caller's span (from its `traceparent`), the parent of this server's span.
+    pub parent_span_id: Option<String>,
 }
 
 impl RequestContext {
@@ -45,10 +47,11 @@ impl RequestContext {
             .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_traceparent);
-        let (trace_id, flags) = match parent {
-            Some((trace_id, flags)) => (trace_id, flags),
+        let (trace_id, parent_span_id, flags) = match parent {
+            Some((trace_id, parent_span_id, flags)) => (trace_id, Some(parent_span_id), flags),
             None => (
                 hex(&uuid::Uuid::new_v4().as_u128().to_be_bytes()),
+                None,
                 "01".to_owned(),
             ),
         };
@@ -58,6 +61,7 @@ impl RequestContext {
             trace_id,
             span_id: hex(&span_bytes[..8]),
             flags,
+            parent_span_id,
         }
     }
 
@@ -86,12 +90,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let in_flight = crate::http_metrics::InFlight::start(&method);
     let route = request.extensions().get::<MatchedPath>().cloned();
     let uri = request.uri().clone();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %context.request_id,
-        trace_id = %context.trace_id,
-        span_id = %context.span_id,
-    );
+    let route_name = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (span, context) = request_span(context, &method, route_name, uri.path());
     let started = Instant::now();
     let request_id = HeaderValue::from_str(&context.request_id).ok();
     let traceparent = HeaderValue::from_str(&context.traceparent()).ok();
@@ -103,6 +103,12 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let path = uri.path();
+    if crate::traces::exporting() {
+        span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(%method, route, path, status, elapsed_ms, "request failed");
@@ -120,14 +126,53 @@ pub async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
+/// The `request` span every log line of the request sits in. When traces are exported it also
+/// carries OpenTelemetry's semantic-convention attributes (`http.request.method`,
+/// `http.route`, …), its parent is the caller's span and its ids become the context's, so
+/// logs, the answer's `traceparent` and the exported span agree; otherwise it carries only what
+/// log lines need (every field is repeated on every line of the request).
+fn request_span(
+    context: RequestContext,
+    method: &http::Method,
+    route: &str,
+    path: &str,
+) -> (tracing::Span, RequestContext) {
+    if !crate::traces::exporting() {
+        let span = tracing::info_span!(
+            "request",
+            request_id = %context.request_id,
+            trace_id = %context.trace_id,
+            span_id = %context.span_id,
+        );
+        return (span, context);
+    }
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        url.path = path,
+        request_id = %context.request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let context = crate::traces::join_trace(&span, context);
+    span.record("trace_id", context.trace_id.as_str());
+    span.record("span_id", context.span_id.as_str());
+    (span, context)
+}
+
 /// Accepts ids of 1–128 visible ASCII characters; anything else could forge log lines.
 fn is_sane_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Parses `00-<trace>-<parent>-<flags>`, returning the trace id and flags. All-zero ids are
-/// invalid by the W3C spec and rejected so a new trace starts instead.
-fn parse_traceparent(value: &str) -> Option<(String, String)> {
+/// Parses `00-<trace>-<parent>-<flags>`, returning the trace id, the parent span id and the
+/// flags. All-zero ids are invalid by the W3C spec and rejected so a new trace starts instead.
+fn parse_traceparent(value: &str) -> Option<(String, String, String)> {
     let mut parts = value.trim().split('-');
     let version = parts.next()?;
     let trace_id = parts.next()?;
@@ -146,7 +191,7 @@ fn parse_traceparent(value: &str) -> Option<(String, String)> {
         && parent_id.bytes().any(|b| b != b'0')
         && lower_hex(flags, 2)
         && (version != "00" || parts.next().is_none());
-    ok.then(|| (trace_id.to_owned(), flags.to_owned()))
+    ok.then(|| (trace_id.to_owned(), parent_id.to_owned(), flags.to_owned()))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -27,13 +27,18 @@ pub enum TelemetryError {
     /// `log.filter` is not valid `tracing` filter syntax.
     #[error("invalid configuration: log.filter: {0}")]
     Filter(String),
+    /// The `OTEL_*` variables ask for trace export that cannot be set up.
+    #[error(transparent)]
+    Traces(#[from] crate::traces::TraceExportError),
     /// A global subscriber was already installed (only possible when embedding brigade).
     #[error("logging was already initialised")]
     AlreadyInitialised,
 }
 
-/// Installs the global log subscriber.
-pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
+/// Installs the global log subscriber, and trace export when the `OTEL_*` variables ask for
+/// it ([`crate::traces`]); `service` names the process in exported traces unless
+/// `OTEL_SERVICE_NAME` does.
+pub fn init(settings: &LogSettings, service: &str) -> Result<(), TelemetryError> {
     let filter = EnvFilter::builder()
         .parse(&settings.filter)
         .map_err(|error| TelemetryError::Filter(error.to_string()))?;
@@ -42,7 +47,11 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let registry = tracing_subscriber::registry().with(filter).with(LogCounter);
+    let traces = crate::traces::provider_from_env(service)?.map(crate::traces::layer);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(LogCounter)
+        .with(traces);
     let result = if json {
         registry.with(JsonLayer).try_init()
     } else {

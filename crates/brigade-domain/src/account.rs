@@ -11,6 +11,8 @@ use crate::validate::{Violation, Violations};
 pub const MIN_PASSWORD: usize = 10;
 /// Longest accepted password: long enough for pass phrases, short enough to bound hashing work.
 pub const MAX_PASSWORD: usize = 128;
+/// Longest accepted e-mail address (RFC 5321's limit on a path).
+pub const MAX_EMAIL: usize = 254;
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -69,10 +71,12 @@ pub struct Account {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// E-mail address.
+    /// E-mail address: something before the `@`, a dot in the domain, no spaces; at most
+    /// 254 characters. Compared case-insensitively.
+    #[schema(format = Email, max_length = 254, pattern = r"^[^\s@]+@[^\s@.][^\s@]*\.[^\s@]+$")]
     pub email: String,
     /// Password, 10–128 characters.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 10, max_length = 128)]
     pub password: String,
 }
 
@@ -95,7 +99,7 @@ impl Credentials {
     pub fn validate_new(self) -> Result<Self, Vec<Violation>> {
         let mut v = Violations::new();
         let email = self.normalised_email();
-        let plausible = email.len() <= 254
+        let plausible = email.len() <= MAX_EMAIL
             && email.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
             })

@@ -11,6 +11,10 @@ use crate::validate::{Violation, Violations, is_currency_code, is_slug};
 /// two-decimal currencies): catches a misplaced decimal point long before an order total could
 /// overflow.
 pub const MAX_PRICE_MINOR: i64 = 100_000_000;
+/// Longest item name.
+pub const MAX_ITEM_NAME: usize = 100;
+/// Longest item description.
+pub const MAX_DESCRIPTION: usize = 500;
 
 /// An item of the catalogue. Its category decides which station cooks it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -37,18 +41,24 @@ pub struct Item {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
-    /// Unique stock-keeping unit: lower-case letters, digits, `-`, `_`.
+    /// Unique stock-keeping unit: 1–40 lower-case letters, digits, `-`, `_`.
+    #[schema(min_length = 1, max_length = 40, pattern = "^[a-z0-9_-]{1,40}$")]
     pub sku: String,
-    /// Display name, 1–100 characters.
+    /// Display name, 1–100 characters, not only white space.
+    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
     pub name: String,
     /// Description, up to 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
-    /// Category key.
+    /// Category key, like `sku`.
+    #[schema(min_length = 1, max_length = 40, pattern = "^[a-z0-9_-]{1,40}$")]
     pub category: String,
     /// Price in minor units, 0 to 100 000 000.
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub price_minor: i64,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(min_length = 3, max_length = 3, pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -61,12 +71,12 @@ impl NewItem {
             "sku",
             "must be 1-40 lower-case letters, digits, '-' or '_'",
         );
-        self.name = v.text("name", &self.name, 100);
+        self.name = v.text("name", &self.name, MAX_ITEM_NAME);
         self.description = self.description.trim().to_owned();
         v.check(
-            self.description.chars().count() <= 500,
+            self.description.chars().count() <= MAX_DESCRIPTION,
             "description",
-            "must be at most 500 characters",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
         );
         v.check(
             is_slug(&self.category),

@@ -28,7 +28,7 @@ pub use order::{
 pub use payment::{Payment, PaymentStatus};
 pub use shop::{NewShop, NewStation, Shop, ShopPatch, Station};
 pub use ticket::{QueuedTicket, Ticket, TicketItem, TicketStatus};
-pub use validate::{Violation, Violations};
+pub use validate::{CONTROL_CHARACTER_MESSAGE, Violation, Violations, has_control_character};
 
 /// Who did something: recorded on every state change (the audit hook).
 ///

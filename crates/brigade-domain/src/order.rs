@@ -160,6 +160,7 @@ pub struct NewOrder {
     #[serde(default)]
     pub shop_id: Option<Uuid>,
     /// What to order: 1–50 lines, each item at most once.
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<NewOrderLine>,
     /// Where to deliver.
     pub delivery: GeoPoint,
@@ -172,6 +173,7 @@ pub struct NewOrderLine {
     /// Catalogue item id.
     pub item_id: Uuid,
     /// How many, 1–99.
+    #[schema(minimum = 1, maximum = 99)]
     pub quantity: i64,
 }
 

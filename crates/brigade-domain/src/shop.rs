@@ -10,6 +10,15 @@ use uuid::Uuid;
 use crate::geo::GeoPoint;
 use crate::validate::{Violation, Violations, is_slug};
 
+/// Longest shop name.
+pub const MAX_SHOP_NAME: usize = 100;
+/// Longest station name.
+pub const MAX_STATION_NAME: usize = 60;
+/// Most chefs of one station.
+pub const MAX_CAPACITY: i64 = 100;
+/// Longest preparation time of one item: a day.
+pub const MAX_PREP_SECONDS: i64 = 86_400;
+
 /// A restaurant location. Orders without a named shop go to the open shop with the shortest ETA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Shop {
@@ -33,9 +42,12 @@ pub struct Shop {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShop {
-    /// Display name, 1–100 characters, unique.
+    /// Display name, 1–100 characters, not only white space,
+    /// unique.
+    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
     pub name: String,
-    /// Region key: lower-case letters, digits, `-`, `_`.
+    /// Region key: 1–40 lower-case letters, digits, `-`, `_`.
+    #[schema(min_length = 1, max_length = 40, pattern = "^[a-z0-9_-]{1,40}$")]
     pub region: String,
     /// Position of the shop.
     pub location: GeoPoint,
@@ -52,7 +64,7 @@ impl NewShop {
     /// Checks every field, returning the trimmed input or all violations.
     pub fn validate(mut self) -> Result<Self, Vec<Violation>> {
         let mut v = Violations::new();
-        self.name = v.text("name", &self.name, 100);
+        self.name = v.text("name", &self.name, MAX_SHOP_NAME);
         v.check(
             is_slug(&self.region),
             "region",
@@ -63,17 +75,32 @@ impl NewShop {
     }
 }
 
-/// Body of `PATCH /api/v1/shops/{shop_id}`: only the fields present change.
+/// Body of `PATCH /api/v1/shops/{shop_id}`: only the fields present change; at least one must be.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct ShopPatch {
-    /// New display name.
+    /// New display name, as in `NewShop`.
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\s\u0085]"
+    )]
     pub name: Option<String>,
-    /// New region key.
+    /// New region key, as in `NewShop`.
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[a-z0-9_-]{1,40}$"
+    )]
     pub region: Option<String>,
     /// New position.
+    #[schema(nullable = false)]
     pub location: Option<GeoPoint>,
     /// Open or close the shop.
+    #[schema(nullable = false)]
     pub open: Option<bool>,
 }
 
@@ -82,7 +109,7 @@ impl ShopPatch {
     pub fn validate(mut self) -> Result<Self, Vec<Violation>> {
         let mut v = Violations::new();
         if let Some(name) = &self.name {
-            self.name = Some(v.text("name", name, 100));
+            self.name = Some(v.text("name", name, MAX_SHOP_NAME));
         }
         if let Some(region) = &self.region {
             v.check(
@@ -125,24 +152,49 @@ pub struct Station {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStation {
-    /// Name, unique within the shop.
+    /// Name, 1–60 characters, not only white space, unique within the
+    /// shop.
+    #[schema(min_length = 1, max_length = 60, pattern = r"[^\s\u0085]")]
     pub name: String,
     /// Chefs working in parallel, 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub capacity: i64,
-    /// Category → seconds to prepare one item; at least one category. A category belongs to at
-    /// most one station per shop.
+    /// Category → seconds to prepare one item (1–86400); at least one
+    /// category. A category belongs to at most one station per shop.
+    #[schema(schema_with = prep_seconds_schema)]
     pub prep_seconds: BTreeMap<String, i64>,
+}
+
+/// The schema of [`NewStation::prep_seconds`]: a map from slugs to 1–[`MAX_PREP_SECONDS`].
+fn prep_seconds_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_PREP_SECONDS));
+    let category = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::validate::SLUG_PATTERN));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(seconds))
+        .property_names(Some(category))
+        .min_properties(Some(1))
+        .build()
 }
 
 impl NewStation {
     /// Checks every field.
     pub fn validate(mut self) -> Result<Self, Vec<Violation>> {
         let mut v = Violations::new();
-        self.name = v.text("name", &self.name, 60);
+        self.name = v.text("name", &self.name, MAX_STATION_NAME);
         v.check(
-            (1..=100).contains(&self.capacity),
+            (1..=MAX_CAPACITY).contains(&self.capacity),
             "capacity",
-            "must be between 1 and 100",
+            format!("must be between 1 and {MAX_CAPACITY}"),
         );
         v.check(
             !self.prep_seconds.is_empty(),
@@ -156,9 +208,9 @@ impl NewStation {
                 "category must be 1-40 lower-case letters, digits, '-' or '_'",
             );
             v.check(
-                (1..=86_400).contains(seconds),
+                (1..=MAX_PREP_SECONDS).contains(seconds),
                 format!("prep_seconds.{category}"),
-                "must be between 1 and 86400 seconds",
+                format!("must be between 1 and {MAX_PREP_SECONDS} seconds"),
             );
         }
         v.finish(self)

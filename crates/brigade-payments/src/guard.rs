@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use brigade_core::config::{PaymentProviderKind, PaymentSettings};
+use tracing::Instrument as _;
 
 use crate::breaker::{Breaker, BreakerState};
 use crate::outage::Switchable;
@@ -104,7 +105,11 @@ impl Payments {
     /// Authorises `charge`. `Ok(Declined)` is a definite refusal; an error means no definite
     /// answer (see [`PaymentError::may_have_charged`]).
     pub async fn authorize(&self, charge: &Charge) -> Result<Authorization, PaymentError> {
-        let result = self.guarded(self.provider.authorize(charge)).await;
+        let span = self.span("authorize", charge);
+        let result = self
+            .guarded(self.provider.authorize(charge))
+            .instrument(span.clone())
+            .await;
         let outcome = match &result {
             Ok(Authorization::Approved { .. }) => Outcome::Approved,
             Ok(Authorization::Declined { reason }) => {
@@ -125,23 +130,69 @@ impl Payments {
             }
         };
         self.count(outcome.as_str());
+        end_span(&span, outcome.as_str(), result.is_err());
         result
     }
 
     /// Captures an authorised payment (`reference` from [`Authorization::Approved`]).
     /// Idempotent.
     pub async fn capture(&self, charge: &Charge, reference: &str) -> Result<(), PaymentError> {
-        let result = self.guarded(self.provider.capture(charge, reference)).await;
+        let span = self.span("capture", charge);
+        let result = self
+            .guarded(self.provider.capture(charge, reference))
+            .instrument(span.clone())
+            .await;
         self.settle(charge, "capture", "captured", "capture_failed", &result);
+        end_span(
+            &span,
+            if result.is_ok() {
+                "captured"
+            } else {
+                "capture_failed"
+            },
+            result.is_err(),
+        );
         result
     }
 
     /// Releases an authorisation; `reference` None when authorisation never answered.
     /// Idempotent.
     pub async fn void(&self, charge: &Charge, reference: Option<&str>) -> Result<(), PaymentError> {
-        let result = self.guarded(self.provider.void(charge, reference)).await;
+        let span = self.span("void", charge);
+        let result = self
+            .guarded(self.provider.void(charge, reference))
+            .instrument(span.clone())
+            .await;
         self.settle(charge, "void", "voided", "void_failed", &result);
+        end_span(
+            &span,
+            if result.is_ok() {
+                "voided"
+            } else {
+                "void_failed"
+            },
+            result.is_err(),
+        );
         result
+    }
+
+    /// A client span for one provider call when traces are exported (nothing otherwise: its
+    /// fields would be repeated on every log line written inside it).
+    fn span(&self, operation: &'static str, charge: &Charge) -> tracing::Span {
+        if !brigade_core::traces::exporting() {
+            return tracing::Span::none();
+        }
+        tracing::info_span!(
+            "payment",
+            otel.name = %format_args!("payments {operation}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            payment.provider = self.provider_name(),
+            payment.operation = operation,
+            payment.id = %charge.payment_id,
+            order.id = %charge.order_id,
+            payment.outcome = tracing::field::Empty,
+        )
     }
 
     /// Runs one provider call under the breaker and the overall timeout.
@@ -200,8 +251,39 @@ impl Payments {
         );
     }
 
+    /// Every outcome label value of [`METRIC`]: authorisation outcomes, then settlement ones.
+    pub const OUTCOMES: [&'static str; 9] = [
+        "approved",
+        "declined",
+        "error",
+        "timeout",
+        "circuit_open",
+        "captured",
+        "capture_failed",
+        "voided",
+        "void_failed",
+    ];
+
+    /// Registers [`METRIC`] at zero for this provider and every outcome, so `increase()` and
+    /// `rate()` count the first failed payment too (a series that appears with the value 1 has
+    /// no earlier sample to increase from).
+    pub fn register_metrics(&self) {
+        for outcome in Self::OUTCOMES {
+            metrics::counter!(METRIC, "provider" => self.provider_name(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+
     fn count(&self, outcome: &'static str) {
         metrics::counter!(METRIC, "provider" => self.provider_name(), "outcome" => outcome)
             .increment(1);
+    }
+}
+
+/// Records a provider call's outcome on its span, and an error status when it failed.
+fn end_span(span: &tracing::Span, outcome: &str, failed: bool) {
+    span.record("payment.outcome", outcome);
+    if failed {
+        span.record("otel.status_code", "ERROR");
     }
 }

@@ -2,9 +2,13 @@
 //! `REDIS_URL` is set, in process memory otherwise.
 //!
 //! A cache is an optimisation, never a dependency: every Redis call is bounded by a short
-//! timeout and any failure counts as a miss, so a slow or dead Redis costs a few milliseconds
-//! per request and shows up in `brigade_cache_requests_total{result="error"}` and the logs —
-//! never as a failed request.
+//! timeout and any failure counts as a miss, and a circuit breaker (see `breaker`) skips Redis
+//! altogether for a second after failures in a row, so a dead Redis costs one timeout per
+//! second rather than one per request. It shows up in
+//! `brigade_cache_requests_total{result="error"}` (and `result="skipped"` while the breaker is
+//! open) and the logs — never as a failed request.
+
+mod breaker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +25,7 @@ pub const CACHE_REQUESTS: &str = "brigade_cache_requests_total";
 pub fn describe_metrics() {
     metrics::describe_counter!(
         CACHE_REQUESTS,
-        "Cache lookups by cache kind (memory, redis) and result (hit, miss, error)."
+        "Cache lookups by cache kind (memory, redis) and result (hit, miss, error, skipped)."
     );
 }
 
@@ -48,6 +52,14 @@ pub trait Cache: Send + Sync + 'static {
     /// The current count of `key` (0 when absent or expired); `None` when the cache cannot
     /// answer.
     async fn count(&self, key: &str) -> Option<u64>;
+    /// Takes one back from the counter `key` (never below 0, never reviving an expired one);
+    /// `None` when the cache cannot answer. A rate limit that reserves before it knows the
+    /// outcome gives the place back this way.
+    async fn decrement(&self, key: &str) -> Option<()>;
+    /// Removes the counter `key`.
+    async fn delete_counter(&self, key: &str) {
+        self.delete(key).await;
+    }
 }
 
 /// Builds the configured cache: Redis when `redis_url` is set, else in memory. Never fails on
@@ -145,6 +157,19 @@ impl Cache for MemoryCache {
                 .map_or(0, |counter| counter.count.load(Ordering::SeqCst)),
         )
     }
+
+    async fn decrement(&self, key: &str) -> Option<()> {
+        if let Some(counter) = self.counters.get(key).await {
+            let _ = counter
+                .count
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        }
+        Some(())
+    }
+
+    async fn delete_counter(&self, key: &str) {
+        self.counters.invalidate(key).await;
+    }
 }
 
 /// Redis-backed cache shared by every replica.
@@ -153,7 +178,12 @@ pub struct RedisCache {
     connection: redis::aio::ConnectionManager,
     timeout: Duration,
     last_warning: Arc<AtomicU64>,
+    breaker: Arc<breaker::Breaker>,
 }
+
+/// How long the breaker skips Redis once it opened: the most a dead Redis delays one request
+/// in this interval is one `redis_timeout_ms`.
+pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(1);
 
 /// Keys are prefixed so brigade can share a Redis with other applications.
 const KEY_PREFIX: &str = "brigade:cache:";
@@ -173,24 +203,43 @@ impl RedisCache {
             connection,
             timeout,
             last_warning: Arc::new(AtomicU64::new(0)),
+            breaker: Arc::new(breaker::Breaker::new(BREAKER_OPEN_FOR)),
         })
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Option<T> {
         let mut connection = self.connection.clone();
-        let outcome =
-            tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await;
-        match outcome {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(error)) => {
-                self.warn(&error.to_string());
-                None
+        self.guarded(async move { command.query_async::<T>(&mut connection).await })
+            .await
+    }
+
+    /// Runs one Redis call behind the breaker and the timeout; `None` when it was skipped,
+    /// failed or timed out.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        let Some(attempt) = self.breaker.attempt() else {
+            record(self.kind(), "skipped");
+            return None;
+        };
+        let failure = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => {
+                self.breaker.succeeded(attempt);
+                return Some(value);
             }
-            Err(_) => {
-                self.warn("timed out");
-                None
-            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if self.breaker.failed(attempt) {
+            tracing::warn!(
+                error = failure,
+                skip_ms = BREAKER_OPEN_FOR.as_millis() as u64,
+                "redis cache failing; skipping it for a while"
+            );
         }
+        self.warn(&failure);
+        None
     }
 
     /// Logs a failure at most every ten seconds, so a dead Redis cannot flood the logs.
@@ -265,18 +314,9 @@ impl Cache for RedisCache {
             .cmd("INCR")
             .arg(&key);
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, pipe.query_async::<(u64,)>(&mut connection)).await
-        {
-            Ok(Ok((count,))) => Some(count),
-            Ok(Err(error)) => {
-                self.warn(&error.to_string());
-                None
-            }
-            Err(_) => {
-                self.warn("timed out");
-                None
-            }
-        }
+        self.guarded(async move { pipe.query_async::<(u64,)>(&mut connection).await })
+            .await
+            .map(|(count,)| count)
     }
 
     async fn count(&self, key: &str) -> Option<u64> {
@@ -284,6 +324,17 @@ impl Cache for RedisCache {
         command.arg(format!("{KEY_PREFIX}{key}"));
         let value: Option<Option<u64>> = self.run(command).await;
         value.map(Option::unwrap_or_default)
+    }
+
+    async fn decrement(&self, key: &str) -> Option<()> {
+        // DECR alone would create a counter without expiry when the key is gone.
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg("if redis.call('GET', KEYS[1]) and tonumber(redis.call('GET', KEYS[1])) > 0 then return redis.call('DECR', KEYS[1]) end return 0")
+            .arg(1)
+            .arg(format!("{KEY_PREFIX}{key}"));
+        let value: Option<i64> = self.run(command).await;
+        value.map(|_| ())
     }
 }
 
@@ -328,6 +379,11 @@ mod tests {
             Some(1),
             "and starts again"
         );
+        cache.decrement("c").await;
+        assert_eq!(cache.count("c").await, Some(1), "a place given back");
+        cache.delete_counter("c").await;
+        cache.decrement("c").await;
+        assert_eq!(cache.count("c").await, Some(0), "never below zero");
     }
 
     #[tokio::test]
@@ -368,6 +424,12 @@ mod tests {
         assert_eq!(cache.increment(&key, Duration::from_secs(5)).await, Some(1));
         assert_eq!(cache.increment(&key, Duration::from_secs(5)).await, Some(2));
         assert_eq!(cache.count(&key).await, Some(2));
+        // A reservation given back; never below zero, never reviving a deleted counter.
+        assert_eq!(cache.decrement(&key).await, Some(()));
+        assert_eq!(cache.count(&key).await, Some(1));
+        cache.delete_counter(&key).await;
+        assert_eq!(cache.decrement(&key).await, Some(()));
+        assert_eq!(cache.count(&key).await, Some(0));
         cache.delete(&key).await;
     }
 }

@@ -86,10 +86,13 @@ impl StoreError {
 /// Sorts a sqlx error into unavailable (retry later) or a real failure.
 pub(crate) fn classify(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(error)
-        }
-        sqlx::Error::Database(db) if is_busy(db.as_ref()) => StoreError::Unavailable(error),
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => StoreError::Unavailable(error),
+        sqlx::Error::Database(db) if is_retryable(db.as_ref()) => StoreError::Unavailable(error),
         sqlx::Error::RowNotFound => StoreError::NotFound("row"),
         _ => StoreError::Database(error),
     }
@@ -105,11 +108,168 @@ pub(crate) fn unique_as(detail: &str) -> impl FnOnce(sqlx::Error) -> StoreError 
     }
 }
 
+/// Why the database could not take a write, when the cause is its storage rather than load.
+///
+/// Readiness uses it: a replica whose writes fail this way is not ready until a write
+/// succeeds again, while a busy database (lock waits, a full pool) never flips readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left on the device (SQLITE_FULL, PostgreSQL 53100).
+    DiskFull,
+    /// The database or its directory cannot be written (SQLITE_READONLY, a read-only file
+    /// system, a PostgreSQL standby: 25006).
+    ReadOnly,
+    /// The operating system failed a read or write (SQLITE_IOERR, SQLITE_CANTOPEN, 58030).
+    Io,
+}
+
+impl StorageFault {
+    /// Stable name, shown in readiness checks and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DiskFull => "disk-full",
+            Self::ReadOnly => "read-only",
+            Self::Io => "io-error",
+        }
+    }
+}
+
+impl StoreError {
+    /// The storage fault behind this error, if it is one (see [`StorageFault`]).
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            Self::Unavailable(sqlx::Error::Database(db)) => storage_fault(db.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same request later may succeed (the answer is a 503).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// The database-specific codes that mean "try again later": lock waits and serialization
+/// failures, a server that is starting, stopping or full of connections, a lost connection,
+/// and a storage that cannot take writes right now.
+fn is_retryable(db: &dyn sqlx::error::DatabaseError) -> bool {
+    is_busy(db) || storage_fault(db).is_some() || is_refusing(db)
+}
+
 /// SQLite's "database is locked" after the busy timeout, or PostgreSQL's serialization and
 /// deadlock failures: the operation may succeed when retried.
 fn is_busy(db: &dyn sqlx::error::DatabaseError) -> bool {
+    match sqlite_primary_code(db) {
+        Some(code) => matches!(code, SQLITE_BUSY | SQLITE_LOCKED),
+        None => matches!(
+            db.code().as_deref(),
+            Some("40001" | "40P01" | "55P03" | "57014")
+        ),
+    }
+}
+
+/// A PostgreSQL server that does not take work right now: the database does not accept
+/// connections (55000, `ALLOW_CONNECTIONS false`), the server shuts down, crashed or is
+/// starting (57P01, 57P02, 57P03), too many connections or too few resources (class 53
+/// other than disk full), or any connection exception (class 08).
+fn is_refusing(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if sqlite_primary_code(db).is_some() {
+        return false;
+    }
+    let Some(code) = db.code() else {
+        return false;
+    };
     matches!(
-        db.code().as_deref(),
-        Some("5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "55P03")
-    )
+        code.as_ref(),
+        "55000" | "57P01" | "57P02" | "57P03" | "57P05"
+    ) || code.starts_with("08")
+        || code.starts_with("53")
+}
+
+/// The storage fault a database error reports, if any.
+fn storage_fault(db: &dyn sqlx::error::DatabaseError) -> Option<StorageFault> {
+    match sqlite_primary_code(db) {
+        Some(SQLITE_FULL) => Some(StorageFault::DiskFull),
+        Some(SQLITE_READONLY) => Some(StorageFault::ReadOnly),
+        Some(SQLITE_IOERR | SQLITE_CANTOPEN) => Some(StorageFault::Io),
+        Some(_) => None,
+        None => match db.code().as_deref() {
+            Some("53100") => Some(StorageFault::DiskFull),
+            Some("25006") => Some(StorageFault::ReadOnly),
+            Some("58030") => Some(StorageFault::Io),
+            _ => None,
+        },
+    }
+}
+
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_READONLY: i64 = 8;
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_FULL: i64 = 13;
+const SQLITE_CANTOPEN: i64 = 14;
+
+/// SQLite reports extended result codes (e.g. 778, SQLITE_IOERR_WRITE); their low byte is the
+/// primary code. `None` for any other database.
+fn sqlite_primary_code(db: &dyn sqlx::error::DatabaseError) -> Option<i64> {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    let code: i64 = db.code()?.parse().ok()?;
+    Some(code & 0xff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server error carrying SQLSTATE `code` (as PostgreSQL sends them).
+    #[derive(Debug, thiserror::Error)]
+    #[error("server error {0}")]
+    struct ServerError(&'static str);
+
+    impl sqlx::error::DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            "server error"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn postgres_error(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(ServerError(code)))
+    }
+
+    #[test]
+    fn a_server_refusing_work_is_unavailable_not_a_failure() {
+        for code in [
+            "55000", "57P01", "57P02", "57P03", "53300", "53000", "08006", "08001", "40001",
+            "40P01", "55P03",
+        ] {
+            assert!(
+                matches!(classify(postgres_error(code)), StoreError::Unavailable(_)),
+                "SQLSTATE {code} is retryable"
+            );
+        }
+        assert!(matches!(
+            classify(postgres_error("42P01")),
+            StoreError::Database(_)
+        ));
+        assert_eq!(
+            classify(postgres_error("53100")).storage_fault(),
+            Some(StorageFault::DiskFull)
+        );
+        assert_eq!(classify(postgres_error("57P01")).storage_fault(), None);
+    }
 }

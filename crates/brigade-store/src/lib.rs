@@ -11,6 +11,7 @@
 pub mod cache;
 mod error;
 mod ledger;
+mod order_list;
 mod postgres;
 mod reports;
 mod rows;
@@ -35,7 +36,7 @@ use brigade_domain::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use error::{ConflictKind, StoreError};
+pub use error::{ConflictKind, StorageFault, StoreError};
 pub use ledger::{AuditEntry, AuditFilter, NewPayment, RenderAnswer, Settled, Settlement};
 pub use postgres::PostgresStore;
 pub use reports::{DailySales, SalesFilter};
@@ -162,6 +163,9 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     fn pool_stats(&self) -> PoolStats;
     /// Runs a trivial query; used by readiness.
     async fn ping(&self) -> StoreResult<()>;
+    /// Commits a one-row write; readiness runs it while writes are failing, to learn when
+    /// they work again.
+    async fn probe_write(&self) -> StoreResult<()>;
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> StoreResult<usize>;
     /// Closes the pool, waiting for connections in use to be returned.
@@ -263,6 +267,13 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     async fn shop_of_ticket(&self, ticket_id: Uuid) -> StoreResult<Uuid>;
     /// Every account, by e-mail address.
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Replaces an account's password hash (`brigade demo-data --reset-passwords`).
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Changes an account's role and shop.
     async fn set_role(
         &self,
@@ -285,8 +296,10 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
 pub trait Ledger: Send + Sync + 'static {
     /// Records the provider's answer to an order's authorisation: the payment, the order
     /// (`placed` with its tickets queued, or `payment_failed` with its tickets cancelled), the
-    /// answer for `Idempotency-Key` replays and the audit trail, in one transaction. Settling
-    /// an already settled payment changes nothing (`Settled::changed` is false).
+    /// answer for `Idempotency-Key` replays and the audit trail, in one transaction. Only a
+    /// final answer (status below 500) is kept; a 5xx answer releases the key instead, so a
+    /// retry with it is a new request. Settling an already settled payment changes nothing
+    /// (`Settled::changed` is false).
     async fn settle_authorization(
         &self,
         payment_id: Uuid,
@@ -379,6 +392,9 @@ pub async fn connect_without_migrating(settings: &StorageSettings) -> StoreResul
 
 /// Pool settings shared by both backends. One connection is opened at once, so a wrong URL or
 /// an unreachable server fails at start rather than at the first request.
+///
+/// A connection goes back to the pool only when it is outside any transaction: see
+/// [`clean_after_use`].
 pub(crate) fn pool_options<DB: sqlx::Database>(
     settings: &StorageSettings,
 ) -> sqlx::pool::PoolOptions<DB> {
@@ -388,6 +404,24 @@ pub(crate) fn pool_options<DB: sqlx::Database>(
         .acquire_timeout(std::time::Duration::from_millis(
             settings.acquire_timeout_ms,
         ))
+        .after_release(|connection, _| Box::pin(clean_after_use(connection)))
+}
+
+/// Whether a connection handed back is fit to be used again (false closes it).
+///
+/// A transaction that failed part-way is rolled back when it is dropped; but when the database
+/// already ended it by itself (SQLite does on `SQLITE_FULL` and on I/O errors), that rollback
+/// fails and the driver still counts the connection as inside a transaction, so every later
+/// `BEGIN` on it would fail until the process restarts. The ping waits for the queued rollback
+/// to have run; a connection still inside a transaction after it is closed and the pool opens
+/// a fresh one when needed.
+async fn clean_after_use<C: sqlx::Connection>(connection: &mut C) -> Result<bool, sqlx::Error> {
+    connection.ping().await?;
+    let clean = !connection.is_in_transaction();
+    if !clean {
+        tracing::warn!("a connection left inside a failed transaction was closed");
+    }
+    Ok(clean)
 }
 
 /// A database URL with any password replaced by `***`, safe to log.
@@ -428,6 +462,126 @@ pub mod test_support {
     /// `BRIGADE_TEST_POSTGRES_URL` for tests, with the same CI rule as [`redis_url`].
     pub fn postgres_url() -> Option<String> {
         required_env("BRIGADE_TEST_POSTGRES_URL")
+    }
+
+    /// A small file system of its own mounted on a directory, for tests of a full or
+    /// read-only disk. Mounting needs root: the constructors answer `None` otherwise, and the
+    /// caller skips (saying so). Unmounted (and its image deleted) when dropped.
+    #[derive(Debug)]
+    pub struct SmallDisk {
+        path: std::path::PathBuf,
+        image: Option<std::path::PathBuf>,
+    }
+
+    fn quietly(command: &mut std::process::Command) -> bool {
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    impl SmallDisk {
+        /// A tmpfs of `size_mib` MiB on `path` (an existing, empty directory): fills up like a
+        /// disk, and SQLite's shared-memory file lives in memory pages that never need space.
+        pub fn tmpfs(path: &std::path::Path, size_mib: u32) -> Option<Self> {
+            quietly(
+                std::process::Command::new("mount")
+                    .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+                    .arg(path),
+            )
+            .then(|| Self {
+                path: path.to_owned(),
+                image: None,
+            })
+        }
+
+        /// An ext4 file system of `size_mib` MiB in an image file beside `path`, on a loop
+        /// device: it honours the immutable attribute (see [`set_read_only`]).
+        ///
+        /// [`set_read_only`]: SmallDisk::set_read_only
+        pub fn ext4(path: &std::path::Path, size_mib: u32) -> Option<Self> {
+            let image = path.with_extension("img");
+            let file = std::fs::File::create(&image).ok()?;
+            file.set_len(u64::from(size_mib) << 20).ok()?;
+            let mounted = quietly(
+                std::process::Command::new("mkfs.ext4")
+                    .args(["-q", "-F", "-m", "0"])
+                    .arg(&image),
+            ) && quietly(
+                std::process::Command::new("mount")
+                    .args(["-o", "loop"])
+                    .arg(&image)
+                    .arg(path),
+            );
+            if !mounted {
+                let _ = std::fs::remove_file(&image);
+                return None;
+            }
+            Some(Self {
+                path: path.to_owned(),
+                image: Some(image),
+            })
+        }
+
+        /// Fills the disk with a file named `filler` until no byte is left.
+        pub fn fill(&self) -> std::path::PathBuf {
+            use std::io::Write;
+            let filler = self.path.join("filler");
+            let mut file = std::fs::File::create(&filler).expect("filler file");
+            let block = vec![0u8; 64 * 1024];
+            while file.write_all(&block).is_ok() {}
+            while file.write_all(&block[..512]).is_ok() {}
+            while file.write_all(&block[..1]).is_ok() {}
+            let _ = file.sync_all();
+            filler
+        }
+
+        /// Frees what [`fill`](Self::fill) took.
+        pub fn free(&self) {
+            let _ = std::fs::remove_file(self.path.join("filler"));
+        }
+
+        /// Makes the disk's top directory and its files unwritable (`true`) or writable again
+        /// (`false`) with the immutable attribute (ext4 only): like a read-only mount, it also
+        /// stops writes through files already open, which a remount cannot do while they are.
+        /// SQLite's shared-memory index (`-shm`) is left alone: it is mapped into memory, and a
+        /// write to a mapped page the file system refuses kills the process (SIGBUS).
+        pub fn set_read_only(&self, read_only: bool) {
+            assert!(self.try_set_read_only(read_only), "chattr failed");
+        }
+
+        fn try_set_read_only(&self, read_only: bool) -> bool {
+            let flag = if read_only { "+i" } else { "-i" };
+            let mut targets = vec![self.path.clone()];
+            for entry in std::fs::read_dir(&self.path)
+                .expect("disk readable")
+                .flatten()
+            {
+                let shared_memory = entry.file_name().to_string_lossy().ends_with("-shm");
+                if entry.file_type().is_ok_and(|kind| kind.is_file()) && !shared_memory {
+                    targets.push(entry.path());
+                }
+            }
+            std::process::Command::new("chattr")
+                .arg(flag)
+                .args(&targets)
+                .status()
+                .is_ok_and(|status| status.success())
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            self.try_set_read_only(false);
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.path)
+                .status();
+            if let Some(image) = &self.image {
+                let _ = std::fs::remove_file(image);
+            }
+        }
     }
 
     fn required_env(name: &str) -> Option<String> {

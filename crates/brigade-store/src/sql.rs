@@ -363,6 +363,22 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn probe_write(&self) -> $crate::StoreResult<()> {
+                use $crate::error::classify;
+                let _writer = self.writer.enter().await?;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                sqlx::query(
+                    "INSERT INTO write_probe (id, probed_at) VALUES (1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+                )
+                .bind(brigade_domain::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                Ok(())
+            }
+
             async fn migrate(&self) -> $crate::StoreResult<usize> {
                 use sqlx::migrate::Migrate;
                 let mut conn = self.pool.acquire().await.map_err($crate::error::classify)?;
@@ -973,22 +989,26 @@ macro_rules! impl_store {
                 &self,
                 filter: &$crate::OrderFilter,
             ) -> $crate::StoreResult<Vec<brigade_domain::OrderSummary>> {
-                let rows: Vec<$crate::rows::OrderRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::sql::order_columns!(),
-                    " FROM orders WHERE ($1 IS NULL OR shop_id = $1) \
-                     AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id < $3) \
-                     AND ($5 IS NULL OR customer_id = $5) \
-                     ORDER BY id DESC LIMIT $4"
-                ))
-                .bind(filter.shop_id)
-                .bind(filter.status.map(|s| s.as_str()))
-                .bind(filter.before)
-                .bind(i64::from(filter.limit))
-                .bind(filter.customer_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($crate::error::classify)?;
+                use $crate::order_list::OrderListBind;
+                let (tail, binds) = $crate::order_list::order_list_tail(filter);
+                let sql = format!(
+                    "SELECT {} FROM orders{tail}",
+                    $crate::sql::order_columns!()
+                );
+                let mut query = sqlx::query_as::<_, $crate::rows::OrderRow>(sqlx::AssertSqlSafe(sql));
+                for bind in binds {
+                    query = match bind {
+                        OrderListBind::Shop(id)
+                        | OrderListBind::Customer(id)
+                        | OrderListBind::Before(id) => query.bind(id),
+                        OrderListBind::Status(status) => query.bind(status.as_str()),
+                    };
+                }
+                let rows = query
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::error::classify)?;
                 rows.into_iter().map($crate::rows::OrderRow::summary).collect()
             }
 
@@ -1411,6 +1431,38 @@ macro_rules! impl_store {
                 .await
                 .map_err($crate::error::classify)?;
                 rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn set_password_hash(
+                &self,
+                id: uuid::Uuid,
+                password_hash: &str,
+                actor: &brigade_domain::Actor,
+            ) -> $crate::StoreResult<()> {
+                use $crate::error::classify;
+                let _writer = self.writer.enter().await?;
+                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let updated = sqlx::query(
+                    "UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(password_hash)
+                .bind(brigade_domain::now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                if updated.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound("account"));
+                }
+                // Never the hash itself: only that it changed.
+                Self::record(
+                    &mut tx,
+                    actor,
+                    $crate::AuditEntry::new("account.password_reset", "account", id),
+                )
+                .await?;
+                tx.commit().await.map_err(classify)?;
+                Ok(())
             }
 
             async fn set_role(

@@ -1,20 +1,31 @@
 //! One child process: spawned with its stdin as a lifeline, its output collected, its
-//! `listening` line awaited.
+//! `listening` line awaited, and its last words kept so a failure can name its real cause.
 
+use std::collections::VecDeque;
+use std::net::TcpListener as StdTcpListener;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use brigade_core::shutdown::EXIT_WITH_STDIN;
+use command_fds::{CommandFdExt as _, FdMapping};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::logs::LogSink;
 
 /// How long a child may take to report its address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of a child's output kept to explain its failure.
+const TAIL_LINES: usize = 4;
+/// How long the output of a child that exited may take to be read to its end.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
+/// The first inherited file descriptor (systemd's `SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: i32 = 3;
 
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +44,7 @@ pub enum ChildError {
     NotStarted {
         /// Which child.
         instance: String,
-        /// What happened.
+        /// What happened: its exit status and last output lines.
         reason: String,
     },
 }
@@ -49,6 +60,57 @@ pub struct ChildSpec {
     pub args: Vec<String>,
     /// Environment set on top of the supervisor's (which the child inherits).
     pub env: Vec<(String, String)>,
+    /// Listening sockets the child inherits as file descriptors 3, 4, … with `LISTEN_FDS` set
+    /// (systemd socket activation): the supervisor keeps them open across the child's
+    /// restarts, so connections wait in the kernel's queue instead of being refused.
+    pub listeners: Vec<Arc<StdTcpListener>>,
+}
+
+/// The last lines a child wrote, shared with the tasks reading its output.
+#[derive(Clone, Default)]
+struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    /// Keeps what explains a failure: a line that is not JSON (a panic, clap's error), or a
+    /// JSON line's message and error at WARN or ERROR.
+    fn keep(&self, line: &str) {
+        let kept = match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(map)) => {
+                let level = map.get("level").and_then(Value::as_str).unwrap_or("");
+                if !matches!(level, "WARN" | "ERROR" | "warn" | "error") {
+                    return;
+                }
+                let message = map.get("message").and_then(Value::as_str).unwrap_or("");
+                match map.get("error").and_then(Value::as_str) {
+                    Some(error) => format!("{message}: {error}"),
+                    None => message.to_owned(),
+                }
+            }
+            _ if line.trim().is_empty() => return,
+            _ => line.trim().to_owned(),
+        };
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(kept);
+    }
+
+    fn text(&self) -> String {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().cloned().collect::<Vec<_>>().join(" | ")
+    }
+}
+
+/// The last `count` non-empty lines of `text`, joined: the cause of a failed one-shot command.
+pub(crate) fn last_lines(text: &str, count: usize) -> String {
+    let tail = Tail::default();
+    for line in text.lines() {
+        tail.keep(line);
+    }
+    let kept = tail.text();
+    let lines: Vec<&str> = kept.split(" | ").collect();
+    lines[lines.len().saturating_sub(count)..].join(" | ")
 }
 
 /// A started child.
@@ -60,11 +122,18 @@ pub struct Running {
     pub listening: Value,
     /// Its process id.
     pub pid: u32,
+    tail: Tail,
+    readers: Vec<JoinHandle<()>>,
 }
 
 /// Starts `spec` and waits for its `listening` line.
 pub async fn spawn(binary: &Path, spec: &ChildSpec, sink: &LogSink) -> Result<Running, ChildError> {
-    let mut child = Command::new(binary)
+    let spawn_error = |source| ChildError::Spawn {
+        binary: binary.display().to_string(),
+        source,
+    };
+    let mut command = Command::new(binary);
+    command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(key, value)| (key, value)))
         .env(EXIT_WITH_STDIN, "1")
@@ -72,70 +141,115 @@ pub async fn spawn(binary: &Path, spec: &ChildSpec, sink: &LogSink) -> Result<Ru
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| ChildError::Spawn {
-            binary: binary.display().to_string(),
-            source,
-        })?;
+        .kill_on_drop(true);
+    inherit_listeners(&mut command, &spec.listeners).map_err(spawn_error)?;
+    let mut child = command.spawn().map_err(spawn_error)?;
+    // The command holds the child's copies of the inherited sockets: close them here.
+    drop(command);
     let pid = child.id().unwrap_or_default();
     let stdin = child.stdin.take();
+    let tail = Tail::default();
     let (listening_tx, listening_rx) = oneshot::channel();
+    let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        let (sink, service, instance) = (sink.clone(), spec.service, spec.instance.clone());
-        tokio::spawn(async move {
-            let mut listening_tx = Some(listening_tx);
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(tx) = listening_tx.take_if(|_| line.contains("\"listening\"")) {
-                    match serde_json::from_str::<Value>(&line) {
-                        Ok(value) if value["message"] == "listening" => {
-                            let _ = tx.send(value);
-                        }
-                        _ => listening_tx = Some(tx),
-                    }
-                }
-                sink.write(service, &instance, &line);
-            }
-        });
+        readers.push(read_output(stdout, spec, sink, &tail, Some(listening_tx)));
     }
     if let Some(stderr) = child.stderr.take() {
-        let (sink, service, instance) = (sink.clone(), spec.service, spec.instance.clone());
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.write(service, &instance, &line);
-            }
-        });
+        readers.push(read_output(stderr, spec, sink, &tail, None));
     }
+    let mut running = Running {
+        child,
+        stdin,
+        listening: Value::Null,
+        pid,
+        tail,
+        readers,
+    };
     let listening = tokio::select! {
-        listening = listening_rx => listening.ok(),
-        status = child.wait() => {
-            return Err(ChildError::NotStarted {
-                instance: spec.instance.clone(),
-                reason: match status {
-                    Ok(status) => format!("exited with {status}; see `brigade logs --grep {}`", spec.instance),
-                    Err(error) => error.to_string(),
-                },
-            });
-        }
-        () = tokio::time::sleep(START_TIMEOUT) => None,
+        // An error here means stdout closed without the line: the child is exiting.
+        listening = listening_rx => listening.map_err(|_| false),
+        () = tokio::time::sleep(START_TIMEOUT) => Err(true),
     };
     match listening {
-        Some(listening) => Ok(Running {
-            child,
-            stdin,
-            listening,
-            pid,
-        }),
-        None => {
-            let _ = child.start_kill();
+        Ok(listening) => {
+            running.listening = listening;
+            Ok(running)
+        }
+        Err(timed_out) => {
+            let status = match tokio::time::timeout(OUTPUT_DRAIN, running.child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    let _ = running.child.start_kill();
+                    running.child.wait().await
+                }
+            };
+            let cause = running.cause(status).await;
+            let reason = if timed_out {
+                format!(
+                    "no `listening` line within {} s; {cause}",
+                    START_TIMEOUT.as_secs()
+                )
+            } else {
+                cause
+            };
             Err(ChildError::NotStarted {
                 instance: spec.instance.clone(),
-                reason: "no `listening` line in time".into(),
+                reason,
             })
         }
     }
+}
+
+/// Maps `listeners` to descriptors 3, 4, … of the child and says so in `LISTEN_FDS`.
+fn inherit_listeners(
+    command: &mut Command,
+    listeners: &[Arc<StdTcpListener>],
+) -> std::io::Result<()> {
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    let mut mappings = Vec::with_capacity(listeners.len());
+    for (listener, child_fd) in listeners.iter().zip(LISTEN_FDS_START..) {
+        mappings.push(FdMapping {
+            parent_fd: std::os::fd::OwnedFd::from(listener.try_clone()?),
+            child_fd,
+        });
+    }
+    command
+        .fd_mappings(mappings)
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    command.env("LISTEN_FDS", listeners.len().to_string());
+    command.env_remove("LISTEN_PID");
+    command.env_remove("LISTEN_FDNAMES");
+    Ok(())
+}
+
+/// Copies a child's output into the central log, keeps its tail and (on stdout) hands the
+/// `listening` line over.
+fn read_output(
+    output: impl AsyncRead + Unpin + Send + 'static,
+    spec: &ChildSpec,
+    sink: &LogSink,
+    tail: &Tail,
+    mut listening_tx: Option<oneshot::Sender<Value>>,
+) -> JoinHandle<()> {
+    let (sink, service, instance) = (sink.clone(), spec.service, spec.instance.clone());
+    let tail = tail.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(output).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(tx) = listening_tx.take_if(|_| line.contains("\"listening\"")) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(value) if value["message"] == "listening" => {
+                        let _ = tx.send(value);
+                    }
+                    _ => listening_tx = Some(tx),
+                }
+            }
+            tail.keep(&line);
+            sink.write(service, &instance, &line);
+        }
+    })
 }
 
 impl Running {
@@ -147,6 +261,21 @@ impl Running {
     /// Waits for the child to exit by itself.
     pub async fn exited(&mut self) -> std::io::Result<ExitStatus> {
         self.child.wait().await
+    }
+
+    /// Why the child ended: its exit status and the last lines it wrote (read to their end).
+    pub async fn cause(&mut self, status: std::io::Result<ExitStatus>) -> String {
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = tokio::time::timeout(OUTPUT_DRAIN, reader).await;
+        }
+        let status = match status {
+            Ok(status) => format!("exited with {status}"),
+            Err(error) => format!("cannot wait for it: {error}"),
+        };
+        match self.tail.text() {
+            last if last.is_empty() => status,
+            last => format!("{status}: {last}"),
+        }
     }
 
     /// Asks the child to stop (closes its stdin: it drains like on SIGTERM), waits up to

@@ -407,11 +407,14 @@ pub(crate) struct AdminSession {
     http: reqwest::Client,
     email: String,
     password: Option<String>,
+    /// Where `demo-accounts.json` is: read at each log-in when no password was given, so a
+    /// `brigade demo-data --reset-passwords` takes effect without a restart.
+    data_dir: PathBuf,
     token: tokio::sync::Mutex<Option<String>>,
 }
 
 impl AdminSession {
-    pub(crate) fn new(email: String, password: Option<String>) -> Self {
+    pub(crate) fn new(email: String, password: Option<String>, data_dir: PathBuf) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -419,8 +422,20 @@ impl AdminSession {
                 .unwrap_or_default(),
             email,
             password,
+            data_dir,
             token: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether a password is known: given, or recorded by `brigade demo-data`.
+    pub(crate) fn has_password(&self) -> bool {
+        self.password().is_some()
+    }
+
+    fn password(&self) -> Option<String> {
+        self.password
+            .clone()
+            .or_else(|| crate::demo_accounts::password_of(&self.data_dir, &self.email))
     }
 
     async fn token(&self, public: &str) -> Result<String, String> {
@@ -428,9 +443,10 @@ impl AdminSession {
         if let Some(token) = token.as_ref() {
             return Ok(token.clone());
         }
-        let Some(password) = &self.password else {
+        let Some(password) = self.password() else {
             return Err(format!(
-                "no password for {}: set BRIGADE_JOBS_ADMIN_PASSWORD (or BRIGADE_DEMO_PASSWORD)",
+                "no password for {}: set BRIGADE_JOBS_ADMIN_PASSWORD (or BRIGADE_DEMO_PASSWORD), \
+                 or record it with `brigade demo-data --reset-passwords`",
                 self.email
             ));
         };

@@ -18,17 +18,23 @@
 mod autoscale;
 mod balancer;
 mod child;
+mod configs;
 pub mod dashboard;
 mod db_link;
+pub mod demo_accounts;
 pub mod drill;
 mod events;
 pub mod jobs;
+mod kinds;
+mod listeners;
 pub mod logs;
 mod metrics;
 mod ops;
+pub mod ops_guard;
 mod pool;
 mod scheduler;
 pub mod status_view;
+mod supervise;
 mod supervisor;
 mod topology;
 

@@ -2,7 +2,13 @@
 //! files under `<data dir>/logs/`, and the search behind `brigade logs`.
 //!
 //! Lines are written as they arrive from the child's pipe, so a child that crashes loses
-//! nothing it wrote. Files rotate at [`ROTATE_BYTES`]; [`KEEP`] old files are kept.
+//! nothing it wrote. Files rotate at [`ROTATE_BYTES`]; [`KEEP`] old files are kept, so the logs
+//! never take more than `(KEEP + 1) × ROTATE_BYTES`.
+//!
+//! A full disk must not cost the logs first, nor the logs cost the database its last bytes:
+//! while the file system has less than [`RESERVE_BYTES`] free, or a write fails, lines go to
+//! `up`'s standard error instead of the file (a line half written is cut off again, so the file
+//! holds whole lines only), and the file is used again as soon as there is room.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -18,6 +24,10 @@ pub const ROTATE_BYTES: u64 = 16 * 1024 * 1024;
 pub const KEEP: usize = 5;
 /// Name of the current file.
 pub const FILE: &str = "brigade.log";
+/// Free space the logs leave on their file system (for the database beside them).
+pub const RESERVE_BYTES: u64 = 64 * 1024 * 1024;
+/// How often the free space is looked at.
+const SPACE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The directory of the central logs under a data directory.
 pub fn dir(data_dir: &Path) -> PathBuf {
@@ -32,11 +42,29 @@ struct Writer {
     dir: PathBuf,
     file: File,
     written: u64,
+    /// Free space to leave on the file system.
+    reserve: u64,
+    /// When free space was last looked at, and whether there was enough.
+    space: Option<(std::time::Instant, bool)>,
+    /// Whether lines currently go to `fallback` (so the switch is reported once).
+    diverted: bool,
+    /// Where lines go when the file cannot take them: standard error.
+    fallback: Box<dyn Write + Send>,
 }
 
 impl LogSink {
     /// Opens (appending) the current file under `dir`.
     pub fn open(dir: &Path) -> io::Result<Self> {
+        Self::open_with(dir, RESERVE_BYTES, Box::new(io::stderr()))
+    }
+
+    /// Like [`open`](Self::open), leaving `reserve` bytes free and sending lines the file
+    /// cannot take to `fallback`.
+    pub fn open_with(
+        dir: &Path,
+        reserve: u64,
+        fallback: Box<dyn Write + Send>,
+    ) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let file = OpenOptions::new()
             .create(true)
@@ -47,6 +75,10 @@ impl LogSink {
             dir: dir.to_path_buf(),
             file,
             written,
+            reserve,
+            space: None,
+            diverted: false,
+            fallback,
         }))))
     }
 
@@ -67,18 +99,63 @@ impl LogSink {
         let mut text = value.to_string();
         text.push('\n');
         let mut writer = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Err(error) = writer.append(text.as_bytes()) {
-            tracing::warn!(%error, "cannot write the central log");
-        }
+        writer.write_line(text.as_bytes());
     }
 }
 
 impl Writer {
+    /// Appends one line to the file, or to the fallback when the file cannot take it.
+    fn write_line(&mut self, line: &[u8]) {
+        let outcome = if self.has_room() {
+            self.append(line)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("less than {} MiB free", self.reserve >> 20),
+            ))
+        };
+        match outcome {
+            Ok(()) => {
+                if std::mem::take(&mut self.diverted) {
+                    tracing::info!("the central log is written again");
+                }
+            }
+            Err(error) => {
+                if !std::mem::replace(&mut self.diverted, true) {
+                    tracing::warn!(%error, "cannot write the central log; lines go to standard error until it can");
+                }
+                let _ = self.fallback.write_all(line);
+                let _ = self.fallback.flush();
+            }
+        }
+    }
+
+    /// Whether the file system keeps `reserve` bytes free (looked at once a second at most).
+    fn has_room(&mut self) -> bool {
+        if self.reserve == 0 {
+            return true;
+        }
+        if let Some((at, room)) = self.space
+            && at.elapsed() < SPACE_CHECK_EVERY
+        {
+            return room;
+        }
+        let room = rustix::fs::statvfs(&self.dir)
+            .map(|stat| stat.f_bavail.saturating_mul(stat.f_frsize) >= self.reserve)
+            .unwrap_or(true);
+        self.space = Some((std::time::Instant::now(), room));
+        room
+    }
+
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.written + bytes.len() as u64 > ROTATE_BYTES {
             self.rotate()?;
         }
-        self.file.write_all(bytes)?;
+        if let Err(error) = self.file.write_all(bytes) {
+            // Cut off what part of the line made it, so the next line starts a line.
+            let _ = self.file.set_len(self.written);
+            return Err(error);
+        }
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -230,6 +307,100 @@ mod tests {
             ..LogFilter::default()
         };
         assert_eq!(search(dir.path(), &panics, &mut Vec::new()).unwrap(), 1);
+    }
+
+    /// A shared buffer standing in for standard error.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> usize {
+            self.0
+                .lock()
+                .unwrap()
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        }
+    }
+
+    /// Every line of the current file is a whole JSON object; how many there are.
+    fn whole_lines(dir: &Path) -> usize {
+        let text = fs::read_to_string(dir.join(FILE)).unwrap();
+        for line in text.lines() {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line:.80}"));
+        }
+        text.lines().count()
+    }
+
+    #[test]
+    fn below_the_reserve_lines_go_to_standard_error_not_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = Captured::default();
+        let sink = LogSink::open_with(dir.path(), u64::MAX, Box::new(stderr.clone())).unwrap();
+        sink.write("serve", "serve-orders-1", r#"{"message":"kept"}"#);
+        assert_eq!(whole_lines(dir.path()), 0);
+        assert_eq!(stderr.lines(), 1, "the line reached standard error");
+    }
+
+    #[test]
+    fn on_a_full_disk_lines_reach_standard_error_and_the_file_resumes_with_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            eprintln!("mounting a tmpfs needs root; skipping");
+            return;
+        }
+        let logs = dir.path().join("logs");
+        let stderr = Captured::default();
+        let sink = LogSink::open_with(&logs, 0, Box::new(stderr.clone())).unwrap();
+        let line = format!(r#"{{"message":"{}"}}"#, "x".repeat(48 * 1024));
+        sink.write("serve", "serve-orders-1", &line);
+        // Fill the disk with something else, leaving a few bytes: a line cannot fit whole.
+        let filler = dir.path().join("filler");
+        let mut file = File::create(&filler).unwrap();
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+        drop(file);
+        for _ in 0..5 {
+            sink.write("serve", "serve-orders-1", &line);
+        }
+        assert_eq!(
+            stderr.lines(),
+            5,
+            "every line the disk refused reached standard error"
+        );
+        assert_eq!(
+            whole_lines(&logs),
+            1,
+            "no part of a refused line is left in the file"
+        );
+        fs::remove_file(&filler).unwrap();
+        sink.write("serve", "serve-orders-1", &line);
+        assert_eq!(
+            whole_lines(&logs),
+            2,
+            "the file is written again once there is room"
+        );
+        assert_eq!(stderr.lines(), 5);
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(dir.path())
+            .status();
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! The supervisor's ops API (default 127.0.0.1:8081): what runs, where, in which state, and the
 //! recent events. `brigade status` reads it; the ops dashboard will too.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,28 +20,55 @@ pub struct Status {
     pub balancer_admin: Option<String>,
     /// The watch API address.
     pub watch: Option<String>,
+    /// The data directory (absolute): its `demo-accounts.json` is how a local `brigade drill`
+    /// logs in without being given a password.
+    pub data_dir: Option<String>,
     /// Every child.
     pub children: Vec<crate::supervisor::ChildStatus>,
     /// Recent events, oldest first.
     pub events: Vec<crate::Event>,
 }
 
-/// Binds the ops listener.
-pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(address).await
+/// The ops listener (bound by [`crate::listeners::bind`]) for the runtime.
+pub fn from_std(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 /// Serves the ops API (and the dashboard, whose log search reads `logs_dir`) until `shutdown`.
+///
+/// Every state-changing request needs this start's token ([`crate::ops_guard`]), written
+/// first to `ops-token` in the data directory (the parent of `logs_dir`) for the CLI.
 pub async fn serve(
     listener: TcpListener,
     shared: Shared,
     logs_dir: std::path::PathBuf,
     shutdown: brigade_core::Shutdown,
 ) {
+    let token = crate::ops_guard::OpsToken::generate();
+    let data_dir = logs_dir.parent().unwrap_or(&logs_dir).to_path_buf();
+    let token_file = match token.write(&data_dir) {
+        Ok(path) => std::path::absolute(&path).unwrap_or(path),
+        Err(error) => {
+            tracing::error!(%error, dir = %data_dir.display(), "cannot write the ops token; the CLI cannot change anything");
+            crate::ops_guard::token_path(&data_dir)
+        }
+    };
     let router = Router::new()
         .route("/api/status", get(status))
         .route("/metrics", get(metrics))
-        .merge(crate::dashboard::Dashboard::supervised(shared.clone(), logs_dir).router())
+        .route(
+            "/api/ops-token-file",
+            get(move || async move {
+                axum::Json(crate::ops_guard::TokenFile {
+                    path: token_file.clone(),
+                })
+            }),
+        )
+        .merge(
+            crate::dashboard::Dashboard::supervised(shared.clone(), logs_dir, token.clone())
+                .router(),
+        )
         .merge(crate::db_link::router())
         .merge(crate::scheduler::router())
         .route("/api/pools/{pool}/rollout", post(rollout))
@@ -52,7 +77,14 @@ pub async fn serve(
             "/health/live",
             get(|| async { axum::Json(json!({"status": "live"})) }),
         )
-        .with_state(shared);
+        .with_state(shared)
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            crate::ops_guard::guard,
+        ))
+        .layer(axum::middleware::from_fn(
+            brigade_core::security_headers::add,
+        ));
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await;

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use brigade_core::Shutdown;
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::balancer::{BalancerAdmin, wait_ready};
 use crate::child::{self, ChildSpec, Running};
 use crate::logs::LogSink;
+use crate::supervise::{self, Backoff, Kind, StartFailure};
 use crate::supervisor::{ChildStatus, Shared};
 use crate::topology::PoolPlan;
 
@@ -25,12 +26,6 @@ use crate::topology::PoolPlan;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopping child may drain before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(20);
-/// Crashes within this window that make a crash loop.
-const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(120);
-/// Crashes within [`CRASH_LOOP_WINDOW`] reported as a crash loop.
-const CRASH_LOOP_CRASHES: usize = 3;
-/// A child up this long has its backoff reset.
-const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// What a pool manager is asked to do.
 pub enum PoolCommand {
@@ -207,13 +202,23 @@ fn start_slot(context: &PoolContext, index: usize, backup: bool) -> Slot {
         address: None,
         pid: None,
         restarts: 0,
+        last_error: None,
     });
     let stop = Shutdown::new();
     let (replace, replace_rx) = mpsc::channel(1);
-    let task = tokio::spawn(keep_replica(
-        context.clone(),
-        instance.clone(),
+    let replica = Replica {
+        context: context.clone(),
+        instance: instance.clone(),
         backup,
+    };
+    let backoff = Backoff {
+        base: context.base_backoff,
+        max: context.max_backoff,
+    };
+    let task = tokio::spawn(supervise::keep(
+        replica,
+        context.shared.clone(),
+        backoff,
         stop.clone(),
         replace_rx,
     ));
@@ -226,218 +231,125 @@ fn start_slot(context: &PoolContext, index: usize, backup: bool) -> Slot {
     }
 }
 
-/// A replica in the balancer.
-struct Serving {
-    running: Running,
-    address: String,
-}
-
-/// Keeps one replica running until `stop`.
-async fn keep_replica(
+/// A replica of a pool as the supervision loop runs it.
+struct Replica {
     context: PoolContext,
     instance: String,
     backup: bool,
-    stop: Shutdown,
-    mut replace: mpsc::Receiver<oneshot::Sender<bool>>,
-) {
-    let shared = &context.shared;
-    let mut crashes: Vec<Instant> = Vec::new();
-    let mut backoff = context.base_backoff;
-    loop {
-        if stop.is_triggered() {
-            shared.update(&instance, |s| s.state = "stopped");
-            return;
-        }
-        shared.update(&instance, |s| s.state = "starting");
-        let started = Instant::now();
-        let mut serving = match start_ready(&context, &instance, backup, &stop).await {
-            Ok(serving) => Some(serving),
-            Err(Start::Stopped) => {
-                shared.update(&instance, |s| s.state = "stopped");
-                return;
-            }
-            Err(Start::Failed) => None,
+}
+
+impl Kind for Replica {
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn metrics_label(&self) -> String {
+        self.context.plan.name.clone()
+    }
+
+    /// Starts a replica, waits until it is ready and puts it into the balancer.
+    async fn start(&mut self, stop: &Shutdown) -> Result<Running, StartFailure> {
+        let context = &self.context;
+        let spec = ChildSpec {
+            service: "serve",
+            instance: self.instance.clone(),
+            args: vec![
+                "serve".into(),
+                "--log-format".into(),
+                "json".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--data-dir".into(),
+                context.data_dir.display().to_string(),
+                // The balancer runs on this machine: its X-Forwarded-For names the client for
+                // the replicas' log-in and sign-up limits.
+                "--trusted-proxies".into(),
+                "127.0.0.1/32,::1/128".into(),
+            ],
+            env: context.env.clone(),
+            listeners: Vec::new(),
         };
-        // Serve until it crashes or we are told to stop; replace it when asked.
-        while let Some(current) = serving.as_mut() {
-            tokio::select! {
-                status = current.running.exited() => {
-                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    shared.events.push("error", "exited", Some(&instance), format!("exited unexpectedly ({status})"));
-                    let _ = context.admin.remove(&context.plan.name, &current.address).await;
-                    serving = None;
-                }
-                () = stop.wait() => {
-                    if let Some(old) = serving.take() {
-                        shared.update(&instance, |s| s.state = "stopping");
-                        retire(&context, old).await;
-                    }
-                    shared.update(&instance, |s| s.state = "stopped");
-                    return;
-                }
-                Some(done) = replace.recv() => {
-                    // Surge one: the new replica is ready and in the balancer before the old
-                    // one leaves it.
-                    match start_ready(&context, &instance, backup, &stop).await {
-                        Ok(new) => {
-                            if let Some(old) = serving.replace(new) {
-                                retire(&context, old).await;
-                            }
-                            let _ = done.send(true);
-                        }
-                        Err(_) => {
-                            if let Some(current) = serving.as_ref() {
-                                shared.update(&instance, |s| {
-                                    s.state = "ready";
-                                    s.pid = Some(current.running.pid);
-                                    s.address = Some(current.address.clone());
-                                });
-                            }
-                            let _ = done.send(false);
-                        }
-                    }
-                }
+        let mut running = child::spawn(&context.binary(), &spec, &context.sink)
+            .await
+            .map_err(|error| StartFailure::Failed(error.to_string()))?;
+        let Some(address) = running.address("address") else {
+            running.stop(STOP_GRACE).await;
+            return Err(StartFailure::Failed(
+                "no address in its listening line".into(),
+            ));
+        };
+        let ready = tokio::select! {
+            ready = wait_ready(&address, "/health/ready", READY_TIMEOUT) => Ok(ready),
+            status = running.exited() => Err(status),
+            () = stop.wait() => {
+                running.stop(STOP_GRACE).await;
+                return Err(StartFailure::Stopped);
+            }
+        };
+        match ready {
+            Ok(true) => {}
+            Ok(false) => {
+                running.stop(STOP_GRACE).await;
+                return Err(StartFailure::Failed(format!(
+                    "not ready within {} s",
+                    READY_TIMEOUT.as_secs()
+                )));
+            }
+            Err(status) => {
+                let cause = running.cause(status).await;
+                return Err(StartFailure::Failed(format!(
+                    "exited before it was ready ({cause})"
+                )));
             }
         }
-        // It crashed (or never became ready): back off, then start it again.
-        if started.elapsed() >= STABLE_AFTER {
-            backoff = context.base_backoff;
-        }
-        let now = Instant::now();
-        crashes.retain(|at| now.duration_since(*at) < CRASH_LOOP_WINDOW);
-        crashes.push(now);
-        let looping = crashes.len() >= CRASH_LOOP_CRASHES;
-        crate::metrics::restarted(&context.plan.name, looping);
-        shared.update(&instance, |s| {
-            s.restarts += 1;
-            s.state = if looping { "crash_loop" } else { "restarting" };
-            s.pid = None;
-        });
-        if looping {
-            shared.events.push(
-                "error",
-                "crash_loop",
-                Some(&instance),
-                format!(
-                    "{} crashes within {} s; restarting in {} ms",
-                    crashes.len(),
-                    CRASH_LOOP_WINDOW.as_secs(),
-                    backoff.as_millis()
-                ),
-            );
-        } else {
-            shared.events.push(
-                "warn",
-                "restarting",
-                Some(&instance),
-                format!("restarting in {} ms", backoff.as_millis()),
-            );
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = stop.wait() => {}
-        }
-        backoff = (backoff * 2).min(context.max_backoff);
-    }
-}
-
-enum Start {
-    Failed,
-    Stopped,
-}
-
-/// Starts a replica, waits until it is ready and puts it into the balancer.
-async fn start_ready(
-    context: &PoolContext,
-    instance: &str,
-    backup: bool,
-    stop: &Shutdown,
-) -> Result<Serving, Start> {
-    let shared = &context.shared;
-    let spec = ChildSpec {
-        service: "serve",
-        instance: instance.to_owned(),
-        args: vec![
-            "serve".into(),
-            "--log-format".into(),
-            "json".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--data-dir".into(),
-            context.data_dir.display().to_string(),
-        ],
-        env: context.env.clone(),
-    };
-    let mut running = match child::spawn(&context.binary(), &spec, &context.sink).await {
-        Ok(running) => running,
-        Err(error) => {
-            shared
-                .events
-                .push("error", "failed", Some(instance), error.to_string());
-            return Err(Start::Failed);
-        }
-    };
-    let Some(address) = running.address("address") else {
-        shared.events.push(
-            "error",
-            "failed",
-            Some(instance),
-            "no address in its listening line",
-        );
-        running.stop(STOP_GRACE).await;
-        return Err(Start::Failed);
-    };
-    let ready = tokio::select! {
-        ready = wait_ready(&address, "/health/ready", READY_TIMEOUT) => ready,
-        _ = running.exited() => false,
-        () = stop.wait() => {
+        if let Err(error) = context
+            .admin
+            .add(&context.plan.name, &address, self.backup)
+            .await
+        {
             running.stop(STOP_GRACE).await;
-            return Err(Start::Stopped);
+            return Err(StartFailure::Failed(format!(
+                "cannot join the balancer: {error}"
+            )));
         }
-    };
-    if !ready {
-        shared
-            .events
-            .push("error", "failed", Some(instance), "never became ready");
-        running.stop(STOP_GRACE).await;
-        return Err(Start::Failed);
-    }
-    if let Err(error) = context
-        .admin
-        .add(&context.plan.name, &address, backup)
-        .await
-    {
-        shared.events.push(
-            "error",
-            "failed",
-            Some(instance),
-            format!("cannot join the balancer: {error}"),
+        context.shared.events.push(
+            "info",
+            "ready",
+            Some(&self.instance),
+            format!(
+                "serving on {address} in pool {}{}",
+                context.plan.name,
+                if self.backup { " (backup)" } else { "" }
+            ),
         );
-        running.stop(STOP_GRACE).await;
-        return Err(Start::Failed);
+        Ok(running)
     }
-    shared.update(instance, |s| {
-        s.state = "ready";
-        s.pid = Some(running.pid);
-        s.address = Some(address.clone());
-    });
-    shared.events.push(
-        "info",
-        "ready",
-        Some(instance),
-        format!(
-            "serving on {address} in pool {}{}",
-            context.plan.name,
-            if backup { " (backup)" } else { "" }
-        ),
-    );
-    Ok(Serving { running, address })
-}
 
-/// Takes a replica out of the balancer (its requests finish there), then stops it.
-async fn retire(context: &PoolContext, old: Serving) {
-    if let Err(error) = context.admin.remove(&context.plan.name, &old.address).await {
-        tracing::debug!(%error, "balancer already gone");
+    fn address(&self, running: &Running) -> Option<String> {
+        running.address("address")
     }
-    old.running.stop(STOP_GRACE).await;
+
+    async fn exited(&mut self, running: &Running) {
+        if let Some(address) = running.address("address") {
+            let _ = self
+                .context
+                .admin
+                .remove(&self.context.plan.name, &address)
+                .await;
+        }
+    }
+
+    /// Takes the replica out of the balancer (its requests finish there), then stops it.
+    async fn retire(&mut self, running: Running) {
+        if let Some(address) = running.address("address")
+            && let Err(error) = self
+                .context
+                .admin
+                .remove(&self.context.plan.name, &address)
+                .await
+        {
+            tracing::debug!(%error, "balancer already gone");
+        }
+        running.stop(STOP_GRACE).await;
+    }
 }

@@ -193,7 +193,11 @@ pub(crate) fn start(
         return None;
     }
     let runner = Arc::new(Runner {
-        admin: AdminSession::new(plan.admin_email.clone(), plan.admin_password.clone()),
+        admin: AdminSession::new(
+            plan.admin_email.clone(),
+            plan.admin_password.clone(),
+            options.data_dir.clone(),
+        ),
         binary: options.binary.clone(),
         data_dir: options.data_dir.clone(),
         backup_keep: plan.backup_keep,
@@ -202,11 +206,12 @@ pub(crate) fn start(
         .jobs
         .iter()
         .map(|job| {
-            let blocked = (job.kind.needs_admin() && plan.admin_password.is_none()).then(|| {
+            let blocked = (job.kind.needs_admin() && !runner.admin.has_password()).then(|| {
                 format!(
                     "not scheduled: no password for {} (set BRIGADE_JOBS_ADMIN_PASSWORD or \
-                     BRIGADE_DEMO_PASSWORD)",
-                    plan.admin_email
+                     BRIGADE_DEMO_PASSWORD, or record it in {} with `brigade demo-data`)",
+                    plan.admin_email,
+                    crate::demo_accounts::path(&options.data_dir).display()
                 )
             });
             Arc::new(JobState {

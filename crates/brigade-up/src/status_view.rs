@@ -260,6 +260,21 @@ impl Snapshot {
         }
         out.push_str(&table.to_string());
         out.push_str("\n* = backup replica\n");
+        let failures: Vec<String> = self
+            .children()
+            .iter()
+            .filter_map(|child| {
+                let cause = child["last_error"].as_str()?;
+                Some(format!(
+                    "  {}: {cause}\n",
+                    child["instance"].as_str().unwrap_or("?")
+                ))
+            })
+            .collect();
+        if !failures.is_empty() {
+            out.push_str("last failure of each child that failed:\n");
+            failures.iter().for_each(|line| out.push_str(line));
+        }
         match &self.alerts {
             None => out.push_str("alerts: watch not reachable\n"),
             Some(alerts) if alerts.is_empty() => out.push_str("alerts: none firing\n"),

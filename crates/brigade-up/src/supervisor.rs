@@ -1,6 +1,7 @@
 //! The supervisor: starts the topology, keeps every replica running, stops it all in order.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,12 +12,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::balancer::BalancerAdmin;
-use crate::child::{self, ChildSpec, Running};
 use crate::events::Events;
+use crate::kinds::{Balancer, Watch};
+use crate::listeners;
 use crate::logs::{self, LogSink};
 use crate::ops::{self, Status};
-use crate::pool::{self, PoolCommand, PoolContext, READY_TIMEOUT, STOP_GRACE};
-use crate::topology::{PoolPlan, UpOptions};
+use crate::pool::{self, PoolCommand, PoolContext, READY_TIMEOUT};
+use crate::supervise::{self, Backoff, Kind};
+use crate::topology::UpOptions;
 
 /// Why `brigade up` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -30,18 +33,17 @@ pub enum UpError {
         #[source]
         source: std::io::Error,
     },
-    /// The ops port is taken.
-    #[error("cannot listen on the ops address {address}: {source}")]
-    OpsBind {
-        /// `--ops-port`.
+    /// A port `up` listens on is taken (after trying again for a few seconds) or invalid.
+    #[error("{flag}: cannot listen on {address}: {source}")]
+    Bind {
+        /// The flag that sets it (`--port`, `--ops-port`).
+        flag: &'static str,
+        /// The address.
         address: std::net::SocketAddr,
         /// Why.
         #[source]
         source: std::io::Error,
     },
-    /// A part that everything depends on did not start.
-    #[error(transparent)]
-    Child(#[from] child::ChildError),
     /// The replicas' database link could not be set up.
     #[error(transparent)]
     DbLink(#[from] crate::db_link::DbLinkError),
@@ -74,6 +76,8 @@ pub struct ChildStatus {
     pub pid: Option<u32>,
     /// How often it was restarted.
     pub restarts: u32,
+    /// Why it last failed to start or exited: its exit status and last output lines.
+    pub last_error: Option<String>,
 }
 
 /// Where the public listener, the balancer's admin API and watch are.
@@ -86,6 +90,7 @@ pub struct Shared {
     addresses: Arc<Mutex<Addresses>>,
     pools: Arc<Mutex<BTreeMap<String, mpsc::Sender<PoolCommand>>>>,
     db_link: Arc<Mutex<Option<crate::db_link::DbLink>>>,
+    data_dir: Arc<std::sync::OnceLock<PathBuf>>,
     /// Recent events.
     pub events: Events,
     /// The off-peak jobs, for the ops API.
@@ -135,6 +140,11 @@ impl Shared {
         }
     }
 
+    /// Publishes watch's API address (it changes when watch is restarted).
+    pub(crate) fn set_watch(&self, address: Option<String>) {
+        self.addresses.lock().unwrap_or_else(|p| p.into_inner()).2 = address;
+    }
+
     pub(crate) fn insert(&self, status: ChildStatus) {
         let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
         children.insert(status.instance.clone(), status);
@@ -151,6 +161,7 @@ impl Shared {
             public,
             balancer_admin,
             watch,
+            data_dir: self.data_dir.get().map(|dir| dir.display().to_string()),
             children: self
                 .children
                 .lock()
@@ -186,9 +197,11 @@ impl Supervisor {
             path: logs_dir,
             source,
         })?;
+        let shared = Shared::default();
+        let _ = shared.data_dir.set(options.data_dir.clone());
         Ok(Self {
             options,
-            shared: Shared::default(),
+            shared,
             sink,
         })
     }
@@ -202,14 +215,40 @@ impl Supervisor {
             sink,
         } = self;
         crate::metrics::describe();
-        let ops_listener =
-            ops::bind(options.ops_listen)
+        let bind = |flag, address| async move {
+            listeners::bind(address, listeners::BIND_RETRY)
                 .await
-                .map_err(|source| UpError::OpsBind {
-                    address: options.ops_listen,
+                .map_err(|source| UpError::Bind {
+                    flag,
+                    address,
                     source,
-                })?;
-        let ops_address = ops_listener.local_addr().unwrap_or(options.ops_listen);
+                })
+        };
+        // The supervisor holds the balancer's sockets for as long as it runs: each balancer
+        // process inherits them, and while one restarts connections wait in their queues.
+        let public = Arc::new(bind("--port", options.listen).await?);
+        let balancer_admin = Arc::new(bind("--port", SocketAddr::from(([127, 0, 0, 1], 0))).await?);
+        let ops_listener = bind("--ops-port", options.ops_listen).await?;
+        let local = |listener: &std::net::TcpListener, flag, address| {
+            listener.local_addr().map_err(|source| UpError::Bind {
+                flag,
+                address,
+                source,
+            })
+        };
+        let public_address = local(&public, "--port", options.listen)?;
+        let admin_address = local(&balancer_admin, "--port", options.listen)?;
+        let ops_address = local(&ops_listener, "--ops-port", options.ops_listen)?;
+        let ops_listener = ops::from_std(ops_listener).map_err(|source| UpError::Bind {
+            flag: "--ops-port",
+            address: ops_address,
+            source,
+        })?;
+        *shared.addresses.lock().unwrap_or_else(|p| p.into_inner()) = (
+            Some(public_address.to_string()),
+            Some(admin_address.to_string()),
+            None,
+        );
         let ops_shutdown = Shutdown::new();
         let ops_task = tokio::spawn(ops::serve(
             ops_listener,
@@ -220,10 +259,12 @@ impl Supervisor {
         // One process applies the migrations before any replica starts: replicas starting
         // together on a fresh SQLite file would otherwise race to create the same tables
         // (sqlx takes no migration lock on SQLite) and all but one would exit.
-        run_once(&options, "migrate").await?;
-        if options.demo {
-            run_once(&options, "demo-data").await?;
-        }
+        run_once(&options, "migrate", &sink).await?;
+        let demo_accounts = if options.demo {
+            run_once(&options, "demo-data", &sink).await?
+        } else {
+            String::new()
+        };
         let replica_env = match crate::db_link::DbLink::start(&options.data_dir).await? {
             Some((link, env)) => {
                 *shared.db_link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
@@ -231,33 +272,24 @@ impl Supervisor {
             }
             None => Vec::new(),
         };
-
-        let balance_config = write_balance_config(&options)?;
-        let balance_spec = ChildSpec {
-            service: "balance",
-            instance: "balance".into(),
-            args: args(
-                &["balance", "--log-format", "json", "--config"],
-                &balance_config,
-            ),
-            env: Vec::new(),
+        let options = Arc::new(options);
+        let admin = BalancerAdmin::new(&admin_address.to_string());
+        let backoff = Backoff {
+            base: Duration::from_millis(options.base_backoff_ms),
+            max: Duration::from_millis(options.max_backoff_ms),
         };
-        shared.insert(status_of(&balance_spec, None, false));
-        let balance = child::spawn(&options.binary, &balance_spec, &sink).await?;
-        let public = balance.address("address");
-        let admin_address = balance.address("admin_address").unwrap_or_default();
-        shared.update("balance", |s| {
-            s.state = "ready";
-            s.pid = Some(balance.pid);
-            s.address.clone_from(&public);
-        });
-        shared.events.push(
-            "info",
-            "ready",
-            Some("balance"),
-            format!("balancer listening on {}", public.as_deref().unwrap_or("?")),
+        let balance = Supervised::start(
+            Balancer {
+                options: options.clone(),
+                shared: shared.clone(),
+                sink: sink.clone(),
+                public,
+                admin_listener: balancer_admin,
+                admin: admin.clone(),
+            },
+            &shared,
+            backoff,
         );
-        let admin = BalancerAdmin::new(&admin_address);
 
         let replicas_stop = Shutdown::new();
         let mut replicas = JoinSet::new();
@@ -275,8 +307,8 @@ impl Supervisor {
                 admin: admin.clone(),
                 shared: shared.clone(),
                 sink: sink.clone(),
-                base_backoff: Duration::from_millis(options.base_backoff_ms),
-                max_backoff: Duration::from_millis(options.max_backoff_ms),
+                base_backoff: backoff.base,
+                max_backoff: backoff.max,
                 env: replica_env.clone(),
             };
             replicas.spawn(pool::manage(context, commands, replicas_stop.clone()));
@@ -285,7 +317,7 @@ impl Supervisor {
                     plan.name.clone(),
                     autoscale,
                     plan.replicas,
-                    admin_address.clone(),
+                    admin_address.to_string(),
                     sender,
                     shared.clone(),
                     replicas_stop.clone(),
@@ -293,52 +325,40 @@ impl Supervisor {
             }
         }
 
-        let watch = if options.watch {
-            start_watch(&options, &admin_address, ops_address, &shared, &sink).await
-        } else {
-            None
-        };
-        {
-            let mut addresses = shared.addresses.lock().unwrap_or_else(|p| p.into_inner());
-            *addresses = (
-                public.clone(),
-                Some(admin_address.clone()),
-                watch.as_ref().and_then(|w| w.address("address")),
-            );
-        }
-        // "Up" means serving: wait (bounded) for every planned replica's first readiness. The
-        // pool managers register their replicas concurrently, so count them too: an empty list
-        // is not "all ready".
-        let planned: usize = options.pools.iter().map(|p| p.replicas + p.backups).sum();
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline && !shutdown.is_triggered() {
-            let status = shared.status();
-            let replicas: Vec<_> = status
-                .children
-                .iter()
-                .filter(|child| child.service == "serve")
-                .collect();
-            if replicas.len() >= planned && replicas.iter().all(|child| child.state == "ready") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let jobs = crate::scheduler::start(&options, &shared, &admin_address, shutdown.clone());
-        let public = public.unwrap_or_default();
+        let watch = options.watch.then(|| {
+            Supervised::start(
+                Watch {
+                    options: options.clone(),
+                    shared: shared.clone(),
+                    sink: sink.clone(),
+                    balancer_admin: admin_address,
+                    ops: ops_address,
+                },
+                &shared,
+                backoff,
+            )
+        });
+        wait_until_serving(&options, &shared, &shutdown).await;
+        let jobs = crate::scheduler::start(
+            &options,
+            &shared,
+            &admin_address.to_string(),
+            shutdown.clone(),
+        );
+        // For people first, so whoever waits for the log line finds the passwords printed.
+        brigade_core::telemetry::print_for_people(&banner(
+            &options,
+            public_address,
+            ops_address,
+            admin_address,
+            &demo_accounts,
+        ));
         tracing::info!(
-            public = %public,
+            public = %public_address,
             ops = %ops_address,
             balancer_admin = %admin_address,
             "brigade is up"
         );
-        brigade_core::telemetry::print_for_people(&format!(
-            "\nbrigade is up\n  ordering page  http://{public}/\n  ordering API   http://{public}/api/v1/shops\n  \
-             Swagger UI     http://{public}/swagger-ui/\n  ops dashboard  http://{ops_address}/\n  \
-             metrics        http://{admin_address}/metrics (balancer), each replica's /metrics\n  \
-             ops API        http://{ops_address}/api/status   (or: brigade status --ops {ops_address})\n  \
-             logs           brigade logs --data-dir {} [-f]\n  stop           Ctrl-C\n\n",
-            options.data_dir.display()
-        ));
 
         shutdown.wait().await;
         if let Some(jobs) = jobs {
@@ -350,15 +370,11 @@ impl Supervisor {
             None,
             "stopping: balancer first, then replicas, then watch",
         );
-        shared.update("balance", |s| s.state = "stopping");
-        balance.stop(STOP_GRACE).await;
-        shared.update("balance", |s| s.state = "stopped");
+        balance.stop().await;
         replicas_stop.trigger();
         while replicas.join_next().await.is_some() {}
         if let Some(watch) = watch {
-            shared.update("watch", |s| s.state = "stopping");
-            watch.stop(STOP_GRACE).await;
-            shared.update("watch", |s| s.state = "stopped");
+            watch.stop().await;
         }
         shared
             .events
@@ -369,162 +385,142 @@ impl Supervisor {
     }
 }
 
-fn args(head: &[&str], path: &Path) -> Vec<String> {
-    head.iter()
-        .map(|s| (*s).to_owned())
-        .chain(std::iter::once(path.display().to_string()))
-        .collect()
+/// A child kept by [`supervise::keep`] in a task of its own.
+struct Supervised {
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
 }
 
-fn status_of(spec: &ChildSpec, pool: Option<&PoolPlan>, backup: bool) -> ChildStatus {
-    ChildStatus {
-        service: spec.service,
-        instance: spec.instance.clone(),
-        pool: pool.map(|p| p.name.clone()),
-        backup,
-        state: "starting",
-        address: None,
-        pid: None,
-        restarts: 0,
+impl Supervised {
+    fn start<K: Kind>(kind: K, shared: &Shared, backoff: Backoff) -> Self {
+        let service = match kind.instance() {
+            "balance" => "balance",
+            _ => "watch",
+        };
+        shared.insert(ChildStatus {
+            service,
+            instance: kind.instance().to_owned(),
+            pool: None,
+            backup: false,
+            state: "starting",
+            address: None,
+            pid: None,
+            restarts: 0,
+            last_error: None,
+        });
+        crate::metrics::pool_started(&kind.metrics_label());
+        let stop = Shutdown::new();
+        // Nothing replaces the balancer or watch on request: the sender is dropped.
+        let (_, replace) = mpsc::channel(1);
+        let task = tokio::spawn(supervise::keep(
+            kind,
+            shared.clone(),
+            backoff,
+            stop.clone(),
+            replace,
+        ));
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.trigger();
+        let _ = self.task.await;
     }
 }
 
+/// "Up" means serving: waits (bounded) for the balancer and every planned replica's first
+/// readiness. The pool managers register their replicas concurrently, so they are counted too:
+/// an empty list is not "all ready".
+async fn wait_until_serving(options: &UpOptions, shared: &Shared, shutdown: &Shutdown) {
+    let planned: usize = options.pools.iter().map(|p| p.replicas + p.backups).sum();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline && !shutdown.is_triggered() {
+        let status = shared.status();
+        let ready = |child: &&ChildStatus| child.state == "ready";
+        let replicas: Vec<_> = status
+            .children
+            .iter()
+            .filter(|child| child.service == "serve")
+            .collect();
+        let balancer = status
+            .children
+            .iter()
+            .filter(|child| child.service == "balance")
+            .any(|child| ready(&child));
+        if balancer && replicas.len() >= planned && replicas.iter().all(ready) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What `brigade up` prints for people once it serves.
+fn banner(
+    options: &UpOptions,
+    public: SocketAddr,
+    ops: SocketAddr,
+    admin: SocketAddr,
+    demo_output: &str,
+) -> String {
+    let accounts = demo_accounts_text(demo_output).map_or_else(
+        || {
+            format!(
+                "demo accounts: {} (new passwords: brigade demo-data --reset-passwords)\n\n",
+                crate::demo_accounts::path(&options.data_dir).display()
+            )
+        },
+        |text| format!("{text}\n\n"),
+    );
+    format!(
+        "\nbrigade is up\n  ordering page  http://{public}/\n  ordering API   http://{public}/api/v1/shops\n  \
+         Swagger UI     http://{public}/swagger-ui/\n  ops dashboard  http://{ops}/\n  \
+         metrics        http://{admin}/metrics (balancer), each replica's /metrics\n  \
+         ops API        http://{ops}/api/status   (or: brigade status --ops {ops})\n  \
+         logs           brigade logs --data-dir {} [-f]\n  stop           Ctrl-C\n\n{accounts}",
+        options.data_dir.display()
+    )
+}
+
 /// Runs `brigade <command>` (`migrate`, `demo-data`) to completion against the data
-/// directory; both are idempotent, so a restart of `up` changes nothing.
-async fn run_once(options: &UpOptions, command: &'static str) -> Result<(), UpError> {
+/// directory; both are idempotent, so a restart of `up` changes nothing. Its output goes to
+/// the central log (the demo accounts `demo-data` created are among its first lines) and is
+/// returned for the terminal.
+async fn run_once(
+    options: &UpOptions,
+    command: &'static str,
+    sink: &LogSink,
+) -> Result<String, UpError> {
     let failed = |reason: String| UpError::Step { command, reason };
-    let status = tokio::process::Command::new(&options.binary)
+    let output = tokio::process::Command::new(&options.binary)
         .arg(command)
         .arg("--log-format")
         .arg("json")
         .arg("--data-dir")
         .arg(&options.data_dir)
-        .stdout(std::process::Stdio::null())
-        .status()
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
         .await
         .map_err(|e| failed(e.to_string()))?;
-    if status.success() {
-        Ok(())
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    for line in stdout
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+    {
+        sink.write(command, command, line);
+    }
+    if output.status.success() {
+        Ok(stdout)
     } else {
-        Err(failed(status.to_string()))
+        let last = crate::child::last_lines(&String::from_utf8_lossy(&output.stderr), 3);
+        Err(failed(format!("{}: {last}", output.status)))
     }
 }
 
-/// The balancer's config: every pool empty (replicas join through the admin API once ready),
-/// path routes, the default route last.
-fn write_balance_config(options: &UpOptions) -> Result<PathBuf, UpError> {
-    use std::fmt::Write as _;
-    let mut toml = format!(
-        "# Written by brigade up; replicas are added through the admin API.\n\
-         listen = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n",
-        options.listen
-    );
-    for pool in &options.pools {
-        let _ = write!(
-            toml,
-            "[[pools]]\nname = \"{}\"\nalgorithm = \"peak_ewma\"\nslow_start_ms = 5000\n\
-             health = {{ path = \"/health/ready\", interval_ms = 1000, timeout_ms = 1000, rise = 1, fall = 2 }}\n\n",
-            pool.name
-        );
-    }
-    let mut routes: Vec<&PoolPlan> = options
-        .pools
-        .iter()
-        .filter(|p| p.path_prefix.is_some())
-        .collect();
-    routes.extend(options.pools.iter().filter(|p| p.path_prefix.is_none()));
-    for pool in routes {
-        match &pool.path_prefix {
-            Some(prefix) => {
-                let _ = write!(
-                    toml,
-                    "[[routes]]\npath_prefix = \"{prefix}\"\npool = \"{}\"\n\n",
-                    pool.name
-                );
-            }
-            None => {
-                let _ = write!(toml, "[[routes]]\npool = \"{}\"\n\n", pool.name);
-            }
-        }
-    }
-    let path = options.data_dir.join("up").join("balance.toml");
-    std::fs::write(&path, toml).map_err(|source| UpError::Prepare {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
-}
-
-/// brigade's alert rules (the same file Prometheus loads in Kubernetes).
-const ALERT_RULES: &str = include_str!("../../../deploy/prometheus/rules/brigade.yml");
-
-/// Starts `brigade watch` scraping the balancer and every replica it lists. Watch is an
-/// observer: when it cannot start, the services still run (an event says so).
-async fn start_watch(
-    options: &UpOptions,
-    admin_address: &str,
-    ops_address: std::net::SocketAddr,
-    shared: &Shared,
-    sink: &LogSink,
-) -> Option<Running> {
-    // The alert rules are compiled into the binary, so `brigade up` alerts from any working
-    // directory; they are written next to the generated watch.toml for watch to load.
-    let rules = options.data_dir.join("up").join("rules.yml");
-    if let Err(error) = std::fs::write(&rules, ALERT_RULES) {
-        shared.events.push(
-            "error",
-            "failed",
-            Some("watch"),
-            format!("cannot write {}: {error}", rules.display()),
-        );
-        return None;
-    }
-    let files: Vec<String> = std::iter::once(&rules)
-        .chain(&options.alert_rules)
-        .map(|path| format!("{:?}", path.display().to_string()))
-        .collect();
-    let rule_files = format!("rule_files = [{}]\n", files.join(", "));
-    let toml = format!(
-        "# Written by brigade up.\nlisten = \"127.0.0.1:0\"\n{rule_files}\n[scrape]\ninterval = \"5s\"\ntimeout = \"4s\"\n\n\
-         [[scrape.static_configs]]\njob = \"balance\"\ntargets = [\"{admin_address}\"]\n\n\
-         [[scrape.static_configs]]\njob = \"supervisor\"\ntargets = [\"{ops_address}\"]\n\n\
-         [[scrape.balance_configs]]\nadmin_url = \"http://{admin_address}\"\n\n[evaluation]\ninterval = \"5s\"\n"
-    );
-    let path = options.data_dir.join("up").join("watch.toml");
-    if let Err(error) = std::fs::write(&path, toml) {
-        shared.events.push(
-            "error",
-            "failed",
-            Some("watch"),
-            format!("cannot write {}: {error}", path.display()),
-        );
-        return None;
-    }
-    let mut watch_args = args(&["watch", "--log-format", "json", "--config"], &path);
-    watch_args.push("--data-dir".into());
-    watch_args.push(options.data_dir.display().to_string());
-    let spec = ChildSpec {
-        service: "watch",
-        instance: "watch".into(),
-        args: watch_args,
-        env: Vec::new(),
-    };
-    shared.insert(status_of(&spec, None, false));
-    match child::spawn(&options.binary, &spec, sink).await {
-        Ok(watch) => {
-            shared.update("watch", |s| {
-                s.state = "ready";
-                s.pid = Some(watch.pid);
-                s.address = watch.address("address");
-            });
-            Some(watch)
-        }
-        Err(error) => {
-            shared.update("watch", |s| s.state = "stopped");
-            shared
-                .events
-                .push("error", "failed", Some("watch"), error.to_string());
-            None
-        }
-    }
+/// The part of `demo-data`'s output people need: the accounts it created (nothing when they
+/// existed before).
+fn demo_accounts_text(output: &str) -> Option<&str> {
+    output
+        .find("demo accounts")
+        .map(|start| output[start..].trim_end())
 }

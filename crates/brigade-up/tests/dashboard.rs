@@ -152,7 +152,40 @@ async fn standalone_dashboard_serves_the_page_and_forwards_to_balancer_and_watch
     ))
     .await;
     let base = &running.base;
-    let client = reqwest::Client::new();
+    // The page sends this start's token, which it reads from the config, with every change.
+    let (_, _, config) = get_json(&format!("{base}/api/dashboard/config")).await;
+    let token = config["ops_token"].as_str().unwrap().to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-brigade-ops-token", token.parse().unwrap());
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+
+    // Another site's page cannot change anything: no token, a foreign Origin or
+    // Sec-Fetch-Site, or a rebound Host name are refused, and nothing is forwarded.
+    let drain = format!("{base}/api/dashboard/balancer/orders/127.0.0.1:4000/drain");
+    let forged = [
+        reqwest::Client::new().post(&drain),
+        client.post(&drain).header("origin", "http://evil.example"),
+        client.post(&drain).header("sec-fetch-site", "cross-site"),
+        client.post(&drain).header("host", "evil.example"),
+        reqwest::Client::new()
+            .post(&drain)
+            .header("x-brigade-ops-token", "guessed"),
+    ];
+    for request in forged {
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), 403);
+        assert_eq!(
+            refused.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "nothing reached the balancer"
+    );
 
     // The page and every asset it names are served from the binary.
     let page = reqwest::get(format!("{base}/")).await.unwrap();

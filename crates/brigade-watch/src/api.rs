@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use brigade_core::Problem;
 use brigade_core::health::Phase;
 use serde::Deserialize;
@@ -40,7 +40,79 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/query_range", get(query_range))
         .route("/api/v1/silences", get(list_silences).post(create_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
+        .route(
+            "/v1/traces",
+            post(receive_traces).layer(axum::extract::DefaultBodyLimit::max(MAX_OTLP_BODY)),
+        )
+        .route("/api/v1/traces", get(search_traces))
+        .route("/api/v1/traces/{trace_id}", get(one_trace))
         .with_state(shared)
+}
+
+/// Largest OTLP body accepted (the exporters' default batch of 512 spans is far below it);
+/// larger ones get 413.
+const MAX_OTLP_BODY: usize = 8 * 1024 * 1024;
+
+/// `POST /v1/traces`: OTLP/HTTP with a protobuf body, as every brigade process exports it.
+async fn receive_traces(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let media = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !media.starts_with("application/x-protobuf") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        )
+        .with_detail("OTLP is accepted as application/x-protobuf"));
+    }
+    let request = crate::traces::decode(&body).map_err(|error| {
+        metrics::counter!(crate::traces::SPANS_RECEIVED, "outcome" => "rejected").increment(1);
+        Problem::bad_request(format!("not an OTLP ExportTraceServiceRequest: {error}"))
+    })?;
+    let offered: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    let kept = lock(&shared.traces).ingest(request, now_ms());
+    metrics::counter!(crate::traces::SPANS_RECEIVED, "outcome" => "kept").increment(kept as u64);
+    metrics::counter!(crate::traces::SPANS_RECEIVED, "outcome" => "rejected")
+        .increment(offered.saturating_sub(kept) as u64);
+    // An empty ExportTraceServiceResponse: full success.
+    Ok(([("content-type", "application/x-protobuf")], Bytes::new()).into_response())
+}
+
+/// `GET /api/v1/traces?trace_id=&request_id=&service=&route=&status=&min_duration_ms=&since_ms=&limit=`.
+async fn search_traces(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<crate::traces::TraceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(query) = query.map_err(|error| Problem::bad_request(error.body_text()))?;
+    if let Some(status) = query.status.as_deref()
+        && !matches!(status, "error" | "ok")
+    {
+        return Err(Problem::bad_request("status: must be error or ok"));
+    }
+    let traces = lock(&shared.traces).search(&query);
+    Ok(Json(json!({ "traces": traces })))
+}
+
+/// `GET /api/v1/traces/{trace_id}`: every span held, by start time.
+async fn one_trace(
+    State(shared): State<Arc<Shared>>,
+    Path(trace_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let spans = lock(&shared.traces)
+        .trace(&trace_id.to_ascii_lowercase())
+        .ok_or_else(|| Problem::not_found(format!("no trace {trace_id} in the window")))?;
+    Ok(Json(json!({ "trace_id": trace_id, "spans": spans })))
 }
 
 async fn live() -> Json<Value> {

@@ -86,6 +86,8 @@ pub struct Shared {
     pub external_url: String,
     /// The HTTP client for scraping and discovery.
     pub http: reqwest::Client,
+    /// Traces received over OTLP ([`crate::traces`]).
+    pub traces: Mutex<crate::traces::TraceStore>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -202,6 +204,9 @@ impl Watch {
             wake: Notify::new(),
             external_url,
             http,
+            traces: Mutex::new(crate::traces::TraceStore::new(
+                crate::traces::TraceLimits::default(),
+            )),
         });
         Ok(Self { shared, listener })
     }
@@ -269,6 +274,25 @@ fn describe_metrics() {
         GROUP_DURATION,
         "Duration of the last evaluation of a rule group, in seconds."
     );
+    metrics::describe_counter!(
+        crate::traces::SPANS_RECEIVED,
+        "Spans received over OTLP, by outcome (kept, rejected)."
+    );
+    metrics::describe_counter!(
+        crate::traces::TRACES_EVICTED,
+        "Traces dropped from the trace window, by reason (space, age)."
+    );
+    metrics::describe_gauge!(
+        crate::traces::TRACES_HELD,
+        "Traces held in the trace window."
+    );
+    for outcome in ["kept", "rejected"] {
+        metrics::counter!(crate::traces::SPANS_RECEIVED, "outcome" => outcome).increment(0);
+    }
+    for reason in ["space", "age"] {
+        metrics::counter!(crate::traces::TRACES_EVICTED, "reason" => reason).increment(0);
+    }
+    metrics::gauge!(crate::traces::TRACES_HELD).set(0.0);
 }
 
 /// The database key of a rule's alerts.

@@ -22,6 +22,7 @@ pub mod rules;
 pub mod scrape;
 pub mod template;
 pub mod textformat;
+pub mod traces;
 pub mod tsdb;
 
 pub use app::{Watch, WatchError};

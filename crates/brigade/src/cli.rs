@@ -45,8 +45,9 @@ pub enum Command {
     Migrate(StorageArgs),
     /// Load demo data: two shops, each with a pizza and a garlic-bread station, and a menu.
     ///
-    /// Idempotent: running it again changes nothing.
-    DemoData(StorageArgs),
+    /// Idempotent: running it again changes nothing. The accounts it creates and their
+    /// passwords are printed and kept in <data-dir>/demo-accounts.json (mode 0600).
+    DemoData(DemoDataArgs),
     /// Watch the services: scrape metrics, evaluate alert rules, send notifications.
     ///
     /// Without a subcommand it runs: reads --config (default ./watch.toml), scrapes its targets,
@@ -178,20 +179,21 @@ fn host_port(text: &str) -> Result<String, String> {
 /// Flags of `brigade drill`.
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// kill-replica, rolling-restart, error-burst, slow-replica, payment-outage, db-outage or
-    /// surge.
+    /// kill-replica, rolling-restart, error-burst, slow-replica, payment-outage, db-outage,
+    /// surge, kill-balancer or kill-watch.
     pub name: String,
     /// The ops API of `brigade up`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     pub ops: String,
-    /// Password of the demo accounts (default: BRIGADE_DEMO_PASSWORD).
+    /// Password of the demo accounts (default: BRIGADE_DEMO_PASSWORD, else each account's
+    /// from demo-accounts.json in the data directory of `brigade up`).
     #[arg(
         long,
         value_name = "PASSWORD",
         env = "BRIGADE_DEMO_PASSWORD",
         hide_env_values = true
     )]
-    pub password: String,
+    pub password: Option<String>,
     /// Seconds of load before and after the fault.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub phase_secs: u64,
@@ -205,6 +207,8 @@ pub struct DrillArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub token: OpsTokenArgs,
 }
 
 /// Flags of `brigade rollout`.
@@ -221,6 +225,22 @@ pub struct RolloutArgs {
     /// The ops API of `brigade up`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     pub ops: String,
+    #[command(flatten)]
+    pub token: OpsTokenArgs,
+}
+
+/// The ops API's per-start token: by default read from the file the running `brigade up`
+/// names (its data directory's ops-token, readable by its user only).
+#[derive(Debug, Args)]
+pub struct OpsTokenArgs {
+    /// The ops token itself, instead of reading the file `brigade up` wrote.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BRIGADE_OPS_TOKEN",
+        hide_env_values = true
+    )]
+    pub ops_token: Option<String>,
 }
 
 /// Flags of `brigade scale`.
@@ -233,6 +253,8 @@ pub struct ScaleArgs {
     /// The ops API of `brigade up`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     pub ops: String,
+    #[command(flatten)]
+    pub token: OpsTokenArgs,
 }
 
 /// Flags of `brigade up`. Each flag left out is taken from up.toml (`--config FILE`, else
@@ -359,6 +381,15 @@ pub struct BalanceArgs {
     /// Worker threads; 0 = one per core.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+
+    /// Serve TLS on the public listener with this PEM certificate chain (with --tls-key;
+    /// overrides tls.cert). Reloaded on SIGHUP and `POST /admin/tls/reload`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (overrides tls.key).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Flags of `brigade serve`.
@@ -378,9 +409,26 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
 
+    /// Proxies whose X-Forwarded-For names the client, as CIDR blocks separated by commas,
+    /// e.g. 10.0.0.0/8 (server.trusted_proxies, default none: the peer is the client).
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+
     /// Redis URL for a cache shared by replicas (cache.redis_url; also REDIS_URL).
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Flags of `brigade demo-data`.
+#[derive(Debug, Args)]
+pub struct DemoDataArgs {
+    /// Give every demo account that exists a new password (BRIGADE_DEMO_PASSWORD, else a
+    /// random one), print them and rewrite <data-dir>/demo-accounts.json.
+    #[arg(long)]
+    pub reset_passwords: bool,
 
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -525,12 +573,16 @@ impl Cli {
                 if let Some(delay) = args.drain_delay_ms {
                     set("server.drain_delay_ms", delay.into());
                 }
+                if let Some(proxies) = &args.trusted_proxies {
+                    set("server.trusted_proxies", proxies.clone().into());
+                }
                 if let Some(url) = &args.redis_url {
                     set("cache.redis_url", url.clone().into());
                 }
                 Some(&args.storage)
             }
-            Command::Migrate(args) | Command::DemoData(args) => Some(args),
+            Command::Migrate(args) => Some(args),
+            Command::DemoData(args) => Some(&args.storage),
             Command::Backup(args) => Some(&args.storage),
             Command::Restore(args) => Some(&args.storage),
             Command::Watch(args) => Some(&args.storage),

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = brigade_core::telemetry::init(&settings.log) {
+    if let Err(error) = brigade_core::telemetry::init(&settings.log, &service_name()) {
         eprintln!("brigade: {error}");
         return ExitCode::from(2);
     }
@@ -44,7 +44,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command, settings)) {
+    let outcome = runtime.block_on(commands::run(cli.command, settings));
+    brigade_core::traces::shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(
@@ -52,7 +54,21 @@ fn main() -> ExitCode {
                 "brigade stopped with an error"
             );
             eprintln!("brigade: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(commands::exit_code(&error))
         }
+    }
+}
+
+/// `brigade-<subcommand>` (`brigade-serve`, `brigade-balance`, …): the service name of this
+/// process's exported traces unless `OTEL_SERVICE_NAME` says otherwise.
+fn service_name() -> String {
+    use clap::CommandFactory as _;
+    let subcommand = cli::Cli::command()
+        .try_get_matches()
+        .ok()
+        .and_then(|matches| matches.subcommand_name().map(str::to_owned));
+    match subcommand {
+        Some(name) => format!("brigade-{name}"),
+        None => "brigade".to_owned(),
     }
 }

@@ -373,3 +373,136 @@ fn sighup_reloads_and_bad_configuration_names_the_key() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--backend"));
 }
+
+/// Every bad setting of `brigade balance` exits 2 naming the flag or key (the README's promise):
+/// a malformed file, a short admin token, no backend, an admin or public address that cannot
+/// be bound.
+#[test]
+fn bad_settings_exit_two_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(BRIGADE)
+            .arg("balance")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let pool = "[[pools]]\nname = \"p\"\n[[pools.backends]]\naddress = \"127.0.0.1:9\"\n";
+
+    let short = file(
+        "short.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nadmin = {{ listen = \"127.0.0.1:0\", token = \"t\" }}\n{pool}"
+        ),
+    );
+    let (code, stderr) = run(&["--config", &short]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("admin.token") && stderr.contains("16"),
+        "{stderr}"
+    );
+
+    let unknown = file("unknown.toml", &format!("retries = 3\n{pool}"));
+    let (code, stderr) = run(&["--config", &unknown]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("retries"), "{stderr}");
+
+    let (code, stderr) = run(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--backend"), "{stderr}");
+
+    // An admin address in use.
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let (code, stderr) = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        &taken,
+        "--backend",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("brigade: admin.listen: cannot listen"),
+        "{stderr}"
+    );
+    // A public address in use.
+    let (code, stderr) = run(&[
+        "--listen",
+        &taken,
+        "--admin",
+        "127.0.0.1:0",
+        "--backend",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("brigade: listen: cannot listen"),
+        "{stderr}"
+    );
+    drop(holder);
+}
+
+/// `brigade balance --tls-cert --tls-key`: answers over TLS, and SIGHUP swaps the certificate
+/// for new handshakes without a restart.
+#[test]
+fn tls_flags_serve_https_and_sighup_reloads_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    let live = dir.path().join("live");
+    for folder in [&first, &second] {
+        brigade_balance::tls::self_signed(folder, &["localhost".into()]).unwrap();
+    }
+    std::fs::create_dir_all(&live).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(first.join(file), live.join(file)).unwrap();
+    }
+    let backend = slow_backend(Duration::ZERO);
+    let (mut balance, public, _admin) = balance(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--backend",
+        &backend,
+        "--tls-cert",
+        live.join("cert.pem").to_str().unwrap(),
+        "--tls-key",
+        live.join("key.pem").to_str().unwrap(),
+    ]);
+    let public: std::net::SocketAddr = public.parse().unwrap();
+    let trusting = |folder: &Path| {
+        let pem = std::fs::read(folder.join("cert.pem")).unwrap();
+        reqwest::blocking::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .resolve("localhost", public)
+            .build()
+            .unwrap()
+    };
+    let url = format!("https://localhost:{}/", public.port());
+    let response = trusting(&first).get(&url).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("strict-transport-security"));
+    assert!(trusting(&second).get(&url).send().is_err());
+
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(second.join(file), live.join(file)).unwrap();
+    }
+    balance.signal("HUP");
+    balance.wait_for("TLS certificate reloaded");
+    assert_eq!(trusting(&second).get(&url).send().unwrap().status(), 200);
+    assert!(trusting(&first).get(&url).send().is_err());
+}

@@ -50,6 +50,7 @@ impl Ops for Up {
             .build()
             .unwrap()
             .post(self.ops(&format!("/api/jobs/{job}/run")))
+            .header("x-brigade-ops-token", common::ops_token(&self.ops))
             .send()
             .unwrap();
         (response.status().as_u16(), response.json().unwrap())

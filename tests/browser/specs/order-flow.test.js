@@ -68,6 +68,8 @@ test("a customer's order goes through every status as the kitchen and a courier 
   const orderId = customer.url().split("/").pop();
   const suffix = orderId.slice(-6);
   await waitForStatus(customer, "placed");
+  // The order page names the shop that cooks it.
+  await customer.locator("#order-shop", { hasText: "Brigade Mitte" }).waitFor();
   await customer.locator("#order-lines li", { hasText: "2 × Margherita" }).waitFor();
   assert.match(await customer.locator("#order-eta").textContent(), /^\d\d:\d\d/);
   await screenshot(customer, "order-page-placed");

@@ -5,8 +5,10 @@
 //! revoked) takes effect on every replica at once, and a role change applies to live sessions.
 //! The key id travels in the token header, so keys rotate without logging anyone out.
 
+mod client;
 mod limiter;
 mod passwords;
+pub mod policy;
 mod tokens;
 
 use std::sync::Arc;
@@ -15,8 +17,9 @@ use brigade_core::config::AuthSettings;
 use brigade_store::cache::Cache;
 use brigade_store::{Store, StoreResult};
 
-pub use limiter::LoginLimiter;
-pub use passwords::Passwords;
+pub use client::ClientAddress;
+pub use limiter::{LoginLimiter, Refused, Reservation};
+pub use passwords::{HashError, Passwords};
 pub use tokens::{Claims, TokenKeys};
 
 /// Everything authentication needs, built once at start.
@@ -25,7 +28,7 @@ pub struct Auth {
     pub tokens: TokenKeys,
     /// Password hashing.
     pub passwords: Passwords,
-    /// Failed-login counters.
+    /// Log-in and sign-up counters.
     pub limiter: LoginLimiter,
     /// Settings (TTL, limits).
     pub settings: AuthSettings,
@@ -55,9 +58,33 @@ impl Auth {
         };
         Ok(Self {
             tokens: TokenKeys::new(&keys),
-            passwords: Passwords::new(settings.argon2_memory_kib, settings.argon2_iterations),
+            passwords: Passwords::from_settings(settings),
             limiter: LoginLimiter::new(cache, settings),
             settings: settings.clone(),
         })
+    }
+}
+
+impl From<HashError> for crate::error::ApiError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy(wait) => Self::Busy {
+                wait,
+                detail: "too many password checks at once; retry shortly",
+            },
+            HashError::Failed => {
+                tracing::error!("password hashing failed");
+                brigade_core::Problem::internal().into()
+            }
+        }
+    }
+}
+
+impl From<Refused> for crate::error::ApiError {
+    fn from(Refused(wait): Refused) -> Self {
+        Self::TooManyRequests {
+            wait,
+            detail: "too many attempts; wait before trying again",
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+use super::assets::url;
+
 /// Which page is current (marked in the navigation with `aria-current`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Section {
@@ -20,9 +22,10 @@ pub(super) fn page(title: &str, section: Section, script: &str, main: Markup) ->
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · brigade" }
-                link rel="stylesheet" href="/assets/brigade.css";
-                script src="/assets/common.js" defer {}
-                script src={ "/assets/" (script) } defer {}
+                link rel="icon" type="image/svg+xml" href=(url("favicon.svg"));
+                link rel="stylesheet" href=(url("brigade.css"));
+                script src=(url("common.js")) defer {}
+                script src=(url(script)) defer {}
             }
             body {
                 a.skip href="#main" { "Skip to content" }

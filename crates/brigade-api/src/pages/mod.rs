@@ -23,4 +23,5 @@ pub fn router() -> Router<AppState> {
         .route("/kitchen", get(kitchen::page))
         .route("/courier", get(courier::page))
         .route("/assets/{name}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
 }

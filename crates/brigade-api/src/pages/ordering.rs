@@ -161,6 +161,7 @@ fn render_order(order_id: Uuid) -> Markup {
     html! {
         section #order data-order-id=(order_id) aria-labelledby="order-title" {
             h2 #order-title { "Order " code { (order_id) } }
+            p { "From: " strong #order-shop { "—" } }
             p { "Status: " strong #order-status aria-live="polite" { "loading…" } }
             p { "Expected at your door: " strong #order-eta { "—" } }
             p { "Total: " span #order-total { "—" } }

@@ -1,20 +1,18 @@
 //! Accounts and login sessions.
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::response::Response;
 use brigade_core::Problem;
 use brigade_domain::{Account, Credentials, Role};
 use brigade_store::NewAccountRecord;
 use chrono::{DateTime, Utc};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Claims;
+use crate::auth::{Claims, ClientAddress};
 use crate::caller::{Admin, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
@@ -25,6 +23,8 @@ use crate::state::AppState;
 pub const SIGNUPS: &str = "brigade_signups_total";
 /// Login attempts by outcome.
 pub const LOGINS: &str = "brigade_logins_total";
+/// Every `outcome` label value of [`LOGINS`].
+pub const LOGIN_OUTCOMES: [&str; 3] = ["succeeded", "failed", "limited"];
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -49,10 +49,7 @@ pub async fn create_account_with(
 ) -> ApiResult<Account> {
     let credentials = credentials.validate_new()?;
     check_shop(store, role, shop_id).await?;
-    let password_hash = passwords
-        .hash(credentials.password)
-        .await
-        .ok_or_else(|| ApiError::from(Problem::internal()))?;
+    let password_hash = passwords.hash(credentials.password).await?;
     let id = uuid::Uuid::now_v7();
     // Without an acting account (sign-up) the new account is the actor of its own creation.
     let actor = actor
@@ -104,9 +101,11 @@ async fn check_shop(
 #[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaffAccount {
-    /// E-mail address.
+    /// E-mail address, as for sign-up.
+    #[schema(format = Email, max_length = 254, pattern = r"^[^\s@]+@[^\s@.][^\s@]*\.[^\s@]+$")]
     pub email: String,
     /// Initial password, 10–128 characters.
+    #[schema(format = Password, min_length = 10, max_length = 128)]
     pub password: String,
     /// Role.
     pub role: Role,
@@ -131,9 +130,8 @@ pub struct RoleChange {
 /// Roles: admin.
 #[utoipa::path(get, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
     responses(
-        (status = 200, body = Vec<Account>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Every account", body = Vec<Account>),
+        (status = 403, description = "Admins only"),
     ))]
 async fn list_accounts(
     State(state): State<AppState>,
@@ -148,21 +146,20 @@ async fn list_accounts(
 #[utoipa::path(post, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
     request_body = NewStaffAccount,
     responses(
-        (status = 201, body = Account),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The account was created", body = Account,
+            headers(("Location" = String, description = "URL of the account"))),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "The e-mail address is taken"),
     ))]
 async fn create_account(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Json(new): Json<NewStaffAccount>,
 ) -> ApiResult<Response> {
-    let credentials = Credentials {
+    let credentials = checked_new_credentials(Credentials {
         email: new.email,
         password: new.password,
-    };
+    })?;
     let account = create_account_with(
         state.store.as_ref(),
         &state.auth.passwords,
@@ -186,11 +183,10 @@ async fn create_account(
     security(("bearer" = [])), request_body = RoleChange,
     params(("account_id" = uuid::Uuid, Path, description = "Account id")),
     responses(
-        (status = 200, body = Account),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The account with its new role", body = Account),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No account with this id"),
+        (status = 409, description = "The last admin cannot stop being one", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn change_role(
     State(state): State<AppState>,
@@ -199,6 +195,9 @@ async fn change_role(
     Json(change): Json<RoleChange>,
 ) -> ApiResult<axum::Json<Account>> {
     check_shop(state.store.as_ref(), change.role, change.shop_id).await?;
+    if change.role != Role::Admin {
+        keep_an_admin(state.store.as_ref(), account_id).await?;
+    }
     let account = state
         .store
         .set_role(account_id, change.role, change.shop_id, &admin.actor())
@@ -207,19 +206,60 @@ async fn change_role(
     Ok(axum::Json(account))
 }
 
+/// The answer to every accepted sign-up, whether the address was new or not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignUpAccepted {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// What to do next.
+    pub detail: &'static str,
+}
+
+const SIGN_UP_ACCEPTED: SignUpAccepted = SignUpAccepted {
+    status: "accepted",
+    detail: "if this address had no account, its account is ready; log in with it",
+};
+
+/// Refuses (409) to take the admin role from the last admin: nobody could give it back.
+async fn keep_an_admin(store: &dyn brigade_store::Store, account_id: uuid::Uuid) -> ApiResult<()> {
+    let admins: Vec<uuid::Uuid> = store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .filter(|account| account.role == Role::Admin)
+        .map(|account| account.id)
+        .collect();
+    if admins == [account_id] {
+        return Err(Problem::conflict(
+            "last-admin",
+            "this is the last admin account; make another account admin first",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Signs up a customer account.
+///
+/// The answer is the same whether the address was new or already had an account, so sign-up
+/// cannot be used to learn who has one; log in next (a wrong password then gets the same 401
+/// as any other). Sign-ups are limited per client address.
 #[utoipa::path(post, path = "/accounts", tag = "accounts", request_body = Credentials,
     responses(
-        (status = 201, body = Account),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The e-mail address is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Accepted; log in next", body = SignUpAccepted),
+        (status = 429, description = "Too many sign-ups from this address", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Too many password hashes at once", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 async fn sign_up(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Json(credentials): Json<Credentials>,
-) -> ApiResult<Response> {
-    let account = create_account_with(
+) -> ApiResult<(StatusCode, axum::Json<SignUpAccepted>)> {
+    let credentials = checked_new_credentials(credentials)?;
+    state.auth.limiter.reserve_signup(address).await?;
+    let created = create_account_with(
         state.store.as_ref(),
         &state.auth.passwords,
         credentials,
@@ -227,16 +267,29 @@ async fn sign_up(
         None,
         None,
     )
-    .await?;
-    tracing::info!(account_id = %account.id, "account signed up");
-    Ok(created("/api/v1/accounts/me", &account))
+    .await;
+    match created {
+        Ok(account) => tracing::info!(account_id = %account.id, "account signed up"),
+        Err(ApiError::Store(brigade_store::StoreError::Conflict { .. })) => {
+            tracing::info!(%address, "sign-up for an address that has an account");
+        }
+        Err(other) => return Err(other),
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(SIGN_UP_ACCEPTED)))
+}
+
+/// Domain validation plus the password policy, every violation at once.
+fn checked_new_credentials(credentials: Credentials) -> ApiResult<Credentials> {
+    let credentials = credentials.validate_new()?;
+    crate::auth::policy::check(&credentials.email, &credentials.password)
+        .map_err(|violation| ApiError::from(vec![violation]))?;
+    Ok(credentials)
 }
 
 /// The logged-in account.
 #[utoipa::path(get, path = "/accounts/me", tag = "accounts", security(("bearer" = [])),
     responses(
-        (status = 200, body = Account),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The account behind the token", body = Account),
     ))]
 async fn me(caller: Caller) -> ApiResult<axum::Json<Account>> {
     Ok(axum::Json(caller.account()?.clone()))
@@ -256,29 +309,35 @@ pub struct Session {
 }
 
 /// Logs in. Wrong e-mail address and wrong password get the same answer in the same time;
-/// repeated failures per account and per client address are refused with 429 for a while.
+/// repeated failures per client address, per account from one address, and per account from
+/// all addresses are refused with 429 for a while.
 #[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = Credentials,
     responses(
-        (status = 201, body = Session),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins", body = Problem, content_type = "application/problem+json",
+        (status = 201, description = "Logged in: the token and its account", body = Session,
+            headers(("Location" = String, description = "URL of the session"))),
+        (status = 401, description = "Wrong e-mail address or password, or an Authorization header that is not a valid token"),
+        (status = 429, description = "Too many failed logins",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Too many password checks at once", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 async fn log_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     Json(credentials): Json<Credentials>,
 ) -> ApiResult<Response> {
     let email = credentials.normalised_email();
-    let address = client_address(peer, &headers);
     let limiter = &state.auth.limiter;
-    if !limiter.allows(&email, &address).await {
-        metrics::counter!(LOGINS, "outcome" => "limited").increment(1);
-        tracing::warn!(address, "login refused: too many failures");
-        return Err(ApiError::TooManyRequests(limiter.window()));
-    }
+    // Reserved before the password is checked: parallel guesses cannot all pass a check
+    // that counts them only afterwards.
+    let reservation = limiter
+        .reserve_login(&email, address)
+        .await
+        .map_err(|refused| {
+            metrics::counter!(LOGINS, "outcome" => "limited").increment(1);
+            tracing::warn!(%address, "login refused: too many attempts");
+            ApiError::from(refused)
+        })?;
     let found = state.store.account_credentials(&email).await?;
     let (account, hash) = match found {
         Some((account, hash)) => (Some(account), Some(hash)),
@@ -288,16 +347,15 @@ async fn log_in(
         .auth
         .passwords
         .verify(credentials.password, hash)
-        .await;
+        .await?;
     let Some(account) = account.filter(|_| matched) else {
-        limiter.failed(&email, &address).await;
         metrics::counter!(LOGINS, "outcome" => "failed").increment(1);
-        tracing::info!(address, "login failed");
+        tracing::info!(%address, "login failed");
         return Err(ApiError::Unauthorized(
             "wrong e-mail address or password".into(),
         ));
     };
-    limiter.succeeded(&email).await;
+    limiter.succeeded(reservation).await;
     let now = brigade_domain::now();
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.auth.settings.token_ttl_secs).unwrap_or(i64::MAX / 2),
@@ -331,7 +389,6 @@ async fn log_in(
 #[utoipa::path(delete, path = "/sessions/current", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn log_out(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     let session_id = caller.session_id()?;
@@ -341,19 +398,4 @@ async fn log_out(State(state): State<AppState>, caller: Caller) -> ApiResult<Sta
         .await?;
     tracing::info!(session_id = %session_id, "logged out");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The client's address: the peer, or — when the peer is a proxy on this machine, such as
-/// brigade's balancer — the last address that proxy appended to `X-Forwarded-For`.
-fn client_address(peer: SocketAddr, headers: &HeaderMap) -> String {
-    if peer.ip().is_loopback()
-        && let Some(forwarded) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    {
-        return forwarded.to_string();
-    }
-    peer.ip().to_string()
 }

@@ -39,8 +39,10 @@ pub struct AuditQuery {
     /// Only events before this time (RFC 3339).
     until: Option<DateTime<Utc>>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
     cursor: Option<String>,
 }
 
@@ -60,10 +62,8 @@ pub struct AuditPage {
 #[utoipa::path(get, path = "/admin/audit", tag = "accounts", security(("bearer" = [])),
     params(AuditQuery),
     responses(
-        (status = 200, body = AuditPage),
-        (status = 400, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 401, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 403, body = brigade_core::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of events, newest first", body = AuditPage),
+        (status = 403, description = "Admins only"),
     ))]
 async fn list_audit_events(
     State(state): State<AppState>,

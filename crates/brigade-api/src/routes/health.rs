@@ -32,8 +32,21 @@ pub struct HealthReport {
 pub struct Checks {
     /// The database: readiness fails when it is down.
     pub database: Check,
+    /// Writing to the database: readiness fails while writes fail on its storage (a full or
+    /// read-only disk), until a probe write succeeds.
+    pub writes: WriteCheck,
     /// The cache: reported, but never fails readiness (brigade runs without it).
     pub cache: Check,
+}
+
+/// Whether this replica's writes work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WriteCheck {
+    /// `up` or `down`.
+    pub status: &'static str,
+    /// Why writes fail (`disk-full`, `read-only`, `io-error`); absent when they work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// One dependency check.
@@ -57,7 +70,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Liveness: the process runs and serves HTTP. Restart it when this fails.
 #[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, body = HealthReport)))]
+    responses((status = 200, description = "The process serves HTTP", body = HealthReport)))]
 async fn live() -> Json<HealthReport> {
     Json(HealthReport {
         status: "live",
@@ -67,7 +80,10 @@ async fn live() -> Json<HealthReport> {
 
 /// Startup: migrations applied and the server is accepting requests.
 #[utoipa::path(get, path = "/health/startup", tag = "operations",
-    responses((status = 200, body = HealthReport), (status = 503, body = HealthReport)))]
+    responses(
+        (status = 200, description = "Started", body = HealthReport),
+        (status = 503, description = "Still starting", body = HealthReport),
+    ))]
 async fn startup(State(state): State<AppState>) -> impl IntoResponse {
     if state.health.started() {
         (
@@ -88,10 +104,13 @@ async fn startup(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Readiness: send traffic here. Fails while starting, while draining, and when the database
-/// does not answer within a second.
+/// Readiness: send traffic here. Fails while starting, while draining, when the database
+/// does not answer within a second, and while writes fail on the database's storage.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses((status = 200, body = HealthReport), (status = 503, body = HealthReport)))]
+    responses(
+        (status = 200, description = "Ready for traffic", body = HealthReport),
+        (status = 503, description = "Starting, draining, or the database does not answer", body = HealthReport),
+    ))]
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     match state.health.phase() {
         Phase::Starting => {
@@ -124,6 +143,11 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         kind: state.store.backend().as_str(),
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
+    let fault = state.write_health.check(state.store.as_ref()).await;
+    let writes = WriteCheck {
+        status: if fault.is_none() { "up" } else { "down" },
+        reason: fault.map(brigade_store::StorageFault::as_str),
+    };
     let started = Instant::now();
     let cache_up = state.cache.healthy().await;
     let cache = Check {
@@ -131,7 +155,7 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         kind: state.cache.kind(),
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
-    let (code, status) = if database_up {
+    let (code, status) = if database_up && fault.is_none() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -140,7 +164,11 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         code,
         Json(HealthReport {
             status,
-            checks: Some(Checks { database, cache }),
+            checks: Some(Checks {
+                database,
+                writes,
+                cache,
+            }),
         }),
     )
 }

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use brigade_core::Problem;
 use brigade_domain::{Item, NewItem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The whole catalogue, by category and name.
-#[utoipa::path(get, path = "/items", tag = "catalogue", responses((status = 200, body = Vec<Item>)))]
+#[utoipa::path(get, path = "/items", tag = "catalogue", responses((status = 200, description = "Every item of the catalogue", body = Vec<Item>)))]
 async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Item>>> {
     Ok(axum::Json(state.store.list_items().await?))
 }
@@ -32,10 +31,10 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
 /// Roles: admin.
 #[utoipa::path(post, path = "/items", tag = "catalogue", security(("bearer" = [])), request_body = NewItem,
     responses(
-        (status = 201, body = Item),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "SKU taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The item was created", body = Item,
+            headers(("Location" = String, description = "URL of the item"))),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "SKU taken"),
     ))]
 async fn create_item(
     State(state): State<AppState>,
@@ -53,9 +52,8 @@ async fn create_item(
 #[utoipa::path(get, path = "/items/{item_id}", tag = "catalogue",
     params(("item_id" = Uuid, Path, description = "Item id")),
     responses(
-        (status = 200, body = Item),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The item", body = Item),
+        (status = 404, description = "No item with this id"),
     ))]
 async fn get_item(
     State(state): State<AppState>,

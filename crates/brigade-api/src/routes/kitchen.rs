@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use brigade_core::Problem;
 use brigade_domain::{QueuedTicket, Ticket};
 use http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,9 +30,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/tickets", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
-        (status = 200, body = Vec<QueuedTicket>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The station's open tickets, in cooking order", body = Vec<QueuedTicket>),
+        (status = 403, description = "Staff and admins only"),
+        (status = 404, description = "No such station, or it belongs to another shop than the caller's"),
     ))]
 async fn station_queue(
     State(state): State<AppState>,
@@ -50,10 +49,11 @@ async fn station_queue(
 #[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/claim", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
-        (status = 200, body = Ticket),
+        (status = 200, description = "The ticket now claimed by the caller", body = Ticket),
         (status = 204, description = "Nothing to claim"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Staff and admins only"),
+        (status = 404, description = "No such station, or it belongs to another shop than the caller's"),
+        (status = 409, description = "Another cook claimed the ticket first"),
     ))]
 async fn claim_next(
     State(state): State<AppState>,
@@ -76,9 +76,10 @@ async fn claim_next(
 #[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/claim", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(
-        (status = 200, body = Ticket),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Taken, not next in line, or the order is not accepted", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The ticket now claimed by the caller", body = Ticket),
+        (status = 403, description = "Staff and admins only"),
+        (status = 404, description = "No such ticket, or it belongs to another shop than the caller's"),
+        (status = 409, description = "Taken, not next in line, or the order is not accepted"),
     ))]
 async fn claim_ticket(
     State(state): State<AppState>,
@@ -97,9 +98,10 @@ async fn claim_ticket(
 #[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/complete", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(
-        (status = 200, body = Ticket),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The ticket is not claimed", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The ticket, done", body = Ticket),
+        (status = 403, description = "Staff and admins only"),
+        (status = 404, description = "No such ticket, or it belongs to another shop than the caller's"),
+        (status = 409, description = "The ticket is not claimed"),
     ))]
 async fn complete_ticket(
     State(state): State<AppState>,

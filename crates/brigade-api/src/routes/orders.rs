@@ -43,17 +43,19 @@ pub fn etag(version: i64) -> String {
 /// first response (with `Idempotent-Replayed: true`) and places nothing; the same key with a
 /// different body is refused with 422.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters identifying this request across retries")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
+        description = "1-255 visible ASCII characters identifying this request across retries")),
     responses(
-        (status = 201, body = Order, headers(
+        (status = 201, description = "The order was placed and its payment authorised (or, with `Idempotent-Replayed: true`, the first answer to this Idempotency-Key)",
+            body = Order, headers(
             ("Location" = String, description = "URL of the order"),
             ("ETag" = String, description = "Version of the order, for If-Match"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Shop closed, item unavailable, or no shop can make the order", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown items, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The payment was declined; the order was not placed and nothing was charged"),
+        (status = 403, description = "Only customers and admins place orders"),
+        (status = 409, description = "Shop closed, item unavailable, no shop can make the order, or the first request with this Idempotency-Key is still being processed (with Retry-After)"),
+        (status = 422, description = "Invalid fields, unknown items, or an Idempotency-Key reused with another body"),
+        (status = 502, description = "The payment provider did not confirm the payment; the order was not placed"),
+        (status = 503, description = "Payments cannot be taken right now, the database is unavailable, or the request took too long; retry later"),
     ))]
 async fn create_order(
     State(state): State<AppState>,
@@ -78,71 +80,97 @@ async fn create_order(
             Err(key_reused())
         };
     }
-    let placement =
-        placement::prepare(&state, &order, caller.actor(), customer_id, idempotency).await?;
-    let payment_id = placement.payment.id;
-    let key_of_request = placement
-        .idempotency
-        .as_ref()
-        .map(|key| (key.scope.clone(), key.key.clone()));
-    match state.store.place_order(placement).await? {
-        PlaceOutcome::Created(order) => {
-            let settled = checkout::authorize(&state, &order, payment_id, &caller.actor()).await?;
-            let order = settled.order;
-            if order.status != OrderStatus::Placed {
-                metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => order.status.as_str())
-                    .increment(1);
-                tracing::info!(order_id = %order.id, status = %order.status,
-                    payment_status = %settled.payment.status, "order not placed: payment did not go through");
-                return Ok(checkout::payment_problem(&order, &settled.payment).into_response());
+    // Twice at most: a retry that finds its key released by the first request's "try again"
+    // answer (see `settled_answer`) places the order anew.
+    for attempt in 0..2 {
+        let placement = placement::prepare(
+            &state,
+            &order,
+            caller.actor(),
+            customer_id,
+            idempotency.clone(),
+        )
+        .await?;
+        let payment_id = placement.payment.id;
+        match state.store.place_order(placement).await? {
+            PlaceOutcome::Created(order) => {
+                return placed_answer(&state, &order, payment_id, &caller.actor()).await;
             }
-            metrics::counter!(names::ORDERS_PLACED).increment(1);
-            metrics::counter!(names::ORDER_REVENUE, "currency" => order.currency.clone())
-                .increment(u64::try_from(order.total_minor).unwrap_or(0));
-            metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => "placed").increment(1);
-            catalogue_cache::add_load(&state, order.shop_id, &work_by_station(&order)).await;
-            tracing::info!(order_id = %order.id, shop_id = %order.shop_id, total_minor = order.total_minor,
-                eta_seconds = order.eta_seconds, "order placed");
-            Ok(order_response(StatusCode::CREATED, &order))
-        }
-        PlaceOutcome::Replayed(stored) => Ok(replay(stored)),
-        PlaceOutcome::KeyReused => Err(key_reused()),
-        PlaceOutcome::InProgress { order_id } => {
-            // A retry (often the balancer's, after the first replica died or the connection
-            // broke) of a request whose payment is not settled yet.
-            let Some((scope, key)) = key_of_request else {
-                return Ok(in_progress());
-            };
-            settled_answer(&state, &scope, &key, order_id, &caller.actor()).await
+            PlaceOutcome::Replayed(stored) => return Ok(replay(stored)),
+            PlaceOutcome::KeyReused => return Err(key_reused()),
+            PlaceOutcome::InProgress { order_id } => {
+                // A retry (often the balancer's, after the first replica died or the
+                // connection broke) of a request whose payment is not settled yet.
+                let Some(key) = &idempotency else {
+                    return Ok(in_progress());
+                };
+                let answer =
+                    settled_answer(&state, &key.scope, &key.key, order_id, &caller.actor()).await?;
+                match answer {
+                    Some(response) => return Ok(response),
+                    None if attempt == 0 => continue,
+                    None => return Ok(in_progress()),
+                }
+            }
         }
     }
+    Ok(in_progress())
+}
+
+/// The answer to a freshly written order: its payment authorised, the order (201) or the
+/// problem saying why the payment did not go through.
+async fn placed_answer(
+    state: &AppState,
+    order: &Order,
+    payment_id: Uuid,
+    actor: &brigade_domain::Actor,
+) -> ApiResult<Response> {
+    let settled = checkout::authorize(state, order, payment_id, actor).await?;
+    let order = settled.order;
+    if order.status != OrderStatus::Placed {
+        metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => order.status.as_str())
+            .increment(1);
+        tracing::info!(order_id = %order.id, status = %order.status,
+            payment_status = %settled.payment.status, "order not placed: payment did not go through");
+        return Ok(checkout::payment_problem(&order, &settled.payment).into_response());
+    }
+    metrics::counter!(names::ORDERS_PLACED).increment(1);
+    metrics::counter!(names::ORDER_REVENUE, "currency" => order.currency.clone())
+        .increment(u64::try_from(order.total_minor).unwrap_or(0));
+    metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => "placed").increment(1);
+    catalogue_cache::add_load(state, order.shop_id, &work_by_station(&order)).await;
+    tracing::info!(order_id = %order.id, shop_id = %order.shop_id, total_minor = order.total_minor,
+        eta_seconds = order.eta_seconds, "order placed");
+    Ok(order_response(StatusCode::CREATED, &order))
 }
 
 /// The answer to a retry whose first request's payment is not settled: wait a moment for the
-/// first request to finish; if it does not (its replica died mid-call), settle the payment
-/// here — the provider call repeats the first one's idempotency key, so it finds the charge
-/// the first made or makes it once, and settling an already settled payment changes nothing.
+/// first request to finish; if it does not (its replica died mid-call, or it failed on an
+/// unavailable database after the provider answered), settle the payment here — the provider
+/// call repeats the first one's idempotency key, so it finds the charge the first made or
+/// makes it once, and settling an already settled payment changes nothing.
+///
+/// `None` when the key was released meanwhile (the first request's answer was a 5xx): the
+/// retry is then a new request.
 async fn settled_answer(
     state: &AppState,
     scope: &str,
     key: &str,
     order_id: Option<Uuid>,
     actor: &brigade_domain::Actor,
-) -> ApiResult<Response> {
+) -> ApiResult<Option<Response>> {
     let patience = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
     while tokio::time::Instant::now() < patience {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         if let Some((_, stored)) = state.store.find_idempotent(scope, key).await? {
-            return Ok(replay(stored));
+            return Ok(Some(replay(stored)));
         }
     }
     if let Some(order_id) = order_id {
         checkout::take_over(state, order_id, actor).await?;
-        if let Some((_, stored)) = state.store.find_idempotent(scope, key).await? {
-            return Ok(replay(stored));
-        }
     }
-    Ok(in_progress())
+    let stored = state.store.find_idempotent(scope, key).await?;
+    Ok(stored.map(|(_, stored)| replay(stored)))
 }
 
 /// 409 while the first request with this key still waits for its payment.
@@ -244,10 +272,9 @@ fn insert_order_headers(headers: &mut HeaderMap, order: &Order) {
 #[utoipa::path(get, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])),
     params(("order_id" = Uuid, Path, description = "Order id")),
     responses(
-        (status = 200, body = Order, headers(("ETag" = String, description = "Version of the order"))),
+        (status = 200, description = "The order", body = Order, headers(("ETag" = String, description = "Version of the order"))),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not visible to this caller"),
     ))]
 async fn get_order(
     State(state): State<AppState>,
@@ -284,8 +311,10 @@ pub struct OrderQuery {
     #[param(value_type = Option<OrderStatus>)]
     status: Option<OrderStatus>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
     cursor: Option<String>,
 }
 
@@ -305,8 +334,8 @@ pub struct OrderPage {
 /// (or, with `status`, out-for-delivery and delivered) orders, admins all.
 #[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(OrderQuery),
     responses(
-        (status = 200, body = OrderPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of orders, newest first", body = OrderPage),
+        (status = 403, description = "Couriers may list only ready, out_for_delivery and delivered orders"),
     ))]
 async fn list_orders(
     State(state): State<AppState>,
@@ -376,16 +405,15 @@ pub struct StatusChange {
 #[utoipa::path(patch, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])), request_body = StatusChange,
     params(
         ("order_id" = Uuid, Path, description = "Order id"),
-        ("If-Match" = String, Header, description = "ETag of the order as last read, or *"),
+        ("If-Match" = String, Header, pattern = r#"^(\*|"[0-9]{1,18}")$"#, description = "ETag of the order as last read, or *"),
     ),
     responses(
-        (status = 200, body = Order, headers(("ETag" = String, description = "New version"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The lifecycle does not allow this change", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The order changed since it was read", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The order in its new status", body = Order, headers(("ETag" = String, description = "New version"))),
+        (status = 403, description = "The caller's role may not request this status"),
+        (status = 404, description = "No such order, or not visible to this caller"),
+        (status = 409, description = "The lifecycle does not allow this change"),
+        (status = 412, description = "The order changed since it was read"),
+        (status = 428, description = "If-Match is missing"),
     ))]
 async fn update_order(
     State(state): State<AppState>,

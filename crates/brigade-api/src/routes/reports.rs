@@ -134,11 +134,9 @@ pub struct CacheWarmed {
 #[utoipa::path(get, path = "/admin/reports/daily", tag = "reports", security(("bearer" = [])),
     params(DailyQuery),
     responses(
-        (status = 200, body = DailyReport),
-        (status = 400, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 401, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 403, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 404, body = brigade_core::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The rows of the range", body = DailyReport),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No shop with this shop_id"),
     ))]
 async fn daily_report(
     State(state): State<AppState>,
@@ -177,10 +175,8 @@ async fn daily_report(
 #[utoipa::path(post, path = "/admin/reports/daily/refresh", tag = "reports", security(("bearer" = [])),
     params(RefreshQuery),
     responses(
-        (status = 200, body = DailyReport),
-        (status = 400, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 401, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 403, body = brigade_core::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The recomputed rows", body = DailyReport),
+        (status = 403, description = "Admins only"),
     ))]
 async fn refresh_daily_report(
     State(state): State<AppState>,
@@ -216,9 +212,8 @@ async fn refresh_daily_report(
 /// Roles: admin.
 #[utoipa::path(post, path = "/admin/cache/warm", tag = "operations", security(("bearer" = [])),
     responses(
-        (status = 200, body = CacheWarmed),
-        (status = 401, body = brigade_core::Problem, content_type = "application/problem+json"),
-        (status = 403, body = brigade_core::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "What was loaded into the cache", body = CacheWarmed),
+        (status = 403, description = "Admins only"),
     ))]
 async fn warm_cache(
     State(state): State<AppState>,

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use brigade_core::Problem;
 use brigade_domain::MenuItem;
 use brigade_domain::{Availability, NewShop, NewStation, Shop, ShopPatch, Station, StationLoad};
 use brigade_store::ShopFilter;
@@ -47,8 +46,7 @@ pub struct ShopQuery {
 /// Roles: anyone, without a token.
 #[utoipa::path(get, path = "/shops", tag = "shops", params(ShopQuery),
     responses(
-        (status = 200, body = Vec<Shop>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The shops matching the filters", body = Vec<Shop>),
     ))]
 async fn list_shops(
     State(state): State<AppState>,
@@ -66,14 +64,9 @@ async fn list_shops(
 /// Roles: admin.
 #[utoipa::path(post, path = "/shops", tag = "shops", security(("bearer" = [])), request_body = NewShop,
     responses(
-        (status = 201, body = Shop, headers(("Location" = String, description = "URL of the new shop"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A shop with this name exists", body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The shop was created", body = Shop, headers(("Location" = String, description = "URL of the new shop"))),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "A shop with this name exists"),
     ))]
 async fn create_shop(
     State(state): State<AppState>,
@@ -92,9 +85,8 @@ async fn create_shop(
 #[utoipa::path(get, path = "/shops/{shop_id}", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
-        (status = 200, body = Shop),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The shop", body = Shop),
+        (status = 404, description = "No shop with this id"),
     ))]
 async fn get_shop(
     State(state): State<AppState>,
@@ -109,11 +101,10 @@ async fn get_shop(
 #[utoipa::path(patch, path = "/shops/{shop_id}", tag = "shops", security(("bearer" = [])), request_body = ShopPatch,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
-        (status = 200, body = Shop),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The shop as changed", body = Shop),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No shop with this id"),
+        (status = 409, description = "A shop with this name exists"),
     ))]
 async fn update_shop(
     State(state): State<AppState>,
@@ -133,8 +124,8 @@ async fn update_shop(
 #[utoipa::path(get, path = "/shops/{shop_id}/stations", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
-        (status = 200, body = Vec<Station>),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The shop's stations", body = Vec<Station>),
+        (status = 404, description = "No shop with this id"),
     ))]
 async fn list_stations(
     State(state): State<AppState>,
@@ -150,10 +141,11 @@ async fn list_stations(
 #[utoipa::path(post, path = "/shops/{shop_id}/stations", tag = "shops", security(("bearer" = [])), request_body = NewStation,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
-        (status = 201, body = Station),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Name or category taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The station was created", body = Station,
+            headers(("Location" = String, description = "URL of the shop's stations"))),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No shop with this id"),
+        (status = 409, description = "Name or category taken"),
     ))]
 async fn create_station(
     State(state): State<AppState>,
@@ -177,8 +169,8 @@ async fn create_station(
 #[utoipa::path(get, path = "/shops/{shop_id}/menu", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
-        (status = 200, body = Vec<MenuItem>),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The shop's menu", body = Vec<MenuItem>),
+        (status = 404, description = "No shop with this id"),
     ))]
 async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> ApiResult<Response> {
     let menu = catalogue_cache::menu_json(&state, shop_id).await?;
@@ -203,8 +195,8 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
     params(("shop_id" = Uuid, Path, description = "Shop id"), ("item_id" = Uuid, Path, description = "Item id")),
     responses(
         (status = 204, description = "Availability set"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "No shop or no item with this id"),
     ))]
 async fn set_availability(
     State(state): State<AppState>,
@@ -238,8 +230,8 @@ pub struct StationLoadDoc {
 #[utoipa::path(get, path = "/shops/{shop_id}/load", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
-        (status = 200, body = Vec<StationLoadDoc>),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Load per station", body = Vec<StationLoadDoc>),
+        (status = 404, description = "No shop with this id"),
     ))]
 async fn get_load(
     State(state): State<AppState>,

@@ -13,14 +13,15 @@ use crate::helpers::{
 both_backends! {
     async fn sign_up_log_in_and_out(app) {
         let credentials = json!({"email": "Ann@Example.org", "password": "correct horse battery"});
-        let account = expect_json(app.post("/api/v1/accounts", &credentials).await, StatusCode::CREATED).await;
-        assert_eq!(account["email"], "ann@example.org");
-        assert_eq!(account["role"], "customer");
-        assert!(account.get("password_hash").is_none() && account.get("password").is_none());
+        let accepted = expect_json(app.post("/api/v1/accounts", &credentials).await, StatusCode::ACCEPTED).await;
+        assert_eq!(accepted["status"], "accepted");
 
         let session = expect_json(app.post("/api/v1/sessions", &json!({"email": "ANN@example.org", "password": "correct horse battery"})).await, StatusCode::CREATED).await;
         assert_eq!(session["token_type"], "Bearer");
-        assert_eq!(session["account"], account);
+        let account = session["account"].clone();
+        assert_eq!(account["email"], "ann@example.org");
+        assert_eq!(account["role"], "customer");
+        assert!(account.get("password_hash").is_none() && account.get("password").is_none());
         let token = session["token"].as_str().unwrap();
         let me = expect_json(app.get_as("/api/v1/accounts/me", token).await, StatusCode::OK).await;
         assert_eq!(me, account);
@@ -33,10 +34,90 @@ both_backends! {
         let anonymous = app.anonymous().get(app.url("/api/v1/accounts/me")).send().await.unwrap();
         expect_problem(anonymous, StatusCode::UNAUTHORIZED).await;
 
-        let taken = app.post("/api/v1/accounts", &json!({"email": "ann@EXAMPLE.org", "password": "another password"})).await;
-        expect_problem(taken, StatusCode::CONFLICT).await;
+        // An address that has an account gets the very same answer as a new one, so sign-up
+        // tells nobody who has an account; the existing password keeps working.
+        let taken = expect_json(app.post("/api/v1/accounts", &json!({"email": "ann@EXAMPLE.org", "password": "plum tiger violin seven"})).await, StatusCode::ACCEPTED).await;
+        assert_eq!(taken, accepted);
+        expect_problem(app.post("/api/v1/sessions", &json!({"email": "ann@example.org", "password": "plum tiger violin seven"})).await, StatusCode::UNAUTHORIZED).await;
+        expect_json(app.post("/api/v1/sessions", &credentials).await, StatusCode::CREATED).await;
         let invalid = app.post("/api/v1/accounts", &json!({"email": "ann", "password": "short"})).await;
         assert_eq!(problem_fields(&expect_problem(invalid, StatusCode::UNPROCESSABLE_ENTITY).await), ["email", "password"]);
+    }
+
+    async fn weak_passwords_and_the_address_itself_are_refused(app) {
+        for (password, hint) in [
+            ("aaaaaaaaaa", "too easy to guess"),
+            ("password12", "too easy to guess"),
+            ("zoe.winterbottom@example.org", "e-mail"),
+            ("zoe.winterbottom", "e-mail"),
+        ] {
+            let body = json!({"email": "zoe.winterbottom@example.org", "password": password});
+            let problem = expect_problem(app.post("/api/v1/accounts", &body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(problem_fields(&problem), ["password"], "{password}");
+            assert!(problem["errors"][0]["message"].as_str().unwrap().contains(hint), "{problem}");
+            // The admin API holds new staff passwords to the same rule.
+            let staff = json!({"email": "zoe.winterbottom@example.org", "password": password, "role": "customer"});
+            let problem = expect_problem(app.post("/api/v1/admin/accounts", &staff).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(problem_fields(&problem), ["password"], "{password}");
+        }
+    }
+
+    async fn sign_ups_are_limited_per_address(app) {
+        let mut settings = test_settings(app.storage(), Default::default());
+        settings.auth.max_signups_per_address = 3;
+        let strict = spawn_configured(Arc::clone(&app.db), settings, app.backend).await;
+        for n in 0..3 {
+            let body = json!({"email": format!("new{n}@example.org"), "password": "correct horse battery"});
+            expect_json(strict.post("/api/v1/accounts", &body).await, StatusCode::ACCEPTED).await;
+        }
+        let body = json!({"email": "new9@example.org", "password": "correct horse battery"});
+        let refused = strict.post("/api/v1/accounts", &body).await;
+        assert_eq!(refused.headers()["retry-after"], "3600");
+        expect_problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    }
+
+    async fn hashing_beyond_its_slots_and_queue_is_503_with_retry_after(app) {
+        let mut settings = test_settings(app.storage(), Default::default());
+        // One slot (1 MiB for 1 MiB hashes), no queue: a second hash at once is refused.
+        settings.auth.argon2_memory_kib = 1024;
+        settings.auth.argon2_iterations = 40;
+        settings.auth.hash_memory_mib = 1;
+        settings.auth.hash_queue = 0;
+        let tight = spawn_configured(Arc::clone(&app.db), settings, app.backend).await;
+        let sign_ups: Vec<_> = (0..8).map(|n| {
+            let body = json!({"email": format!("burst{n}@example.org"), "password": "correct horse battery"});
+            tokio::spawn(tight.anonymous().post(tight.url("/api/v1/accounts")).json(&body).send())
+        }).collect();
+        let mut busy = 0;
+        for sign_up in sign_ups {
+            let answer = sign_up.await.unwrap().unwrap();
+            if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+                busy += 1;
+                assert!(answer.headers().contains_key("retry-after"));
+                expect_problem(answer, StatusCode::SERVICE_UNAVAILABLE).await;
+            } else {
+                expect_json(answer, StatusCode::ACCEPTED).await;
+            }
+        }
+        assert!(busy > 0, "eight hashes at once with one slot and no queue");
+    }
+
+    async fn the_last_admin_stays_admin(app) {
+        let admin = expect_json(app.get("/api/v1/accounts/me").await, StatusCode::OK).await;
+        let admin_id = admin["id"].as_str().unwrap();
+        let demote = app.patch(&format!("/api/v1/admin/accounts/{admin_id}"), &json!({"role": "customer"}), None).await;
+        let problem = expect_problem(demote, StatusCode::CONFLICT).await;
+        assert_eq!(problem["type"], "urn:brigade:problem:last-admin");
+        // With a second admin, the first may step down.
+        let token = app.log_in_new("second.admin@example.org").await;
+        let second = expect_json(app.get_as("/api/v1/accounts/me", &token).await, StatusCode::OK).await;
+        let promote = app.patch(&format!("/api/v1/admin/accounts/{}", second["id"].as_str().unwrap()), &json!({"role": "admin"}), None).await;
+        expect_json(promote, StatusCode::OK).await;
+        let demote = app.patch(&format!("/api/v1/admin/accounts/{admin_id}"), &json!({"role": "customer"}), None).await;
+        expect_json(demote, StatusCode::OK).await;
+        // Now the second is the last one.
+        let demote = app.client.patch(app.url(&format!("/api/v1/admin/accounts/{}", second["id"].as_str().unwrap()))).bearer_auth(&token).json(&json!({"role": "customer"})).send().await.unwrap();
+        expect_problem(demote, StatusCode::CONFLICT).await;
     }
 
     async fn wrong_password_and_unknown_account_look_the_same(app) {
@@ -54,7 +135,7 @@ both_backends! {
         for _ in 0..5 {
             expect_problem(app.post("/api/v1/sessions", &wrong).await, StatusCode::UNAUTHORIZED).await;
         }
-        // Now even the right password is refused until the window passes.
+        // Now even the right password is refused from this address until the window passes.
         let right = app.post("/api/v1/sessions", &json!({"email": "eve@example.org", "password": "correct horse battery"})).await;
         assert_eq!(right.headers()["retry-after"], "900");
         let problem = expect_problem(right, StatusCode::TOO_MANY_REQUESTS).await;

@@ -73,4 +73,47 @@ both_backends! {
         let bad_ticket = app.act("/api/v1/kitchen/tickets/123/claim").await;
         assert_eq!(problem_fields(&expect_problem(bad_ticket, StatusCode::BAD_REQUEST).await), ["ticket_id"]);
     }
+
+    async fn control_characters_are_422_naming_the_field(app) {
+        let fixture = app.fixture("Mitte", 52.51, 13.40).await;
+        let shop = fixture.shop_id();
+        let nul = "a\u{0}b";
+        let bodies = [
+            ("POST", "/api/v1/shops".to_owned(), json!({"name": nul, "region": "x", "location": {"lat": 1.0, "lon": 1.0}}), "name"),
+            ("POST", "/api/v1/shops".to_owned(), json!({"name": "ok", "region": "a\u{1b}[31m", "location": {"lat": 1.0, "lon": 1.0}}), "region"),
+            ("PATCH", format!("/api/v1/shops/{shop}"), json!({"name": nul}), "name"),
+            ("POST", format!("/api/v1/shops/{shop}/stations"), json!({"name": nul, "capacity": 1, "prep_seconds": {"pizza": 60}}), "name"),
+            ("POST", format!("/api/v1/shops/{shop}/stations"), json!({"name": "oven", "capacity": 1, "prep_seconds": {nul: 60}}), "prep_seconds.a\u{0}b"),
+            ("POST", "/api/v1/items".to_owned(), json!({"sku": nul, "name": "x", "category": "pizza", "price_minor": 1, "currency": "EUR"}), "sku"),
+            ("POST", "/api/v1/items".to_owned(), json!({"sku": "x", "name": nul, "category": "pizza", "price_minor": 1, "currency": "EUR"}), "name"),
+            ("POST", "/api/v1/accounts".to_owned(), json!({"email": "a\u{0}@example.org", "password": "correct horse battery"}), "email"),
+            ("POST", "/api/v1/sessions".to_owned(), json!({"email": "a\u{0}@example.org", "password": "correct horse battery"}), "email"),
+            ("POST", "/api/v1/admin/accounts".to_owned(), json!({"email": "a\u{0}@example.org", "password": "correct horse battery", "role": "customer"}), "email"),
+            ("POST", "/api/v1/orders".to_owned(), json!({"items": [{"item_id": nul, "quantity": 1}], "delivery": {"lat": 1.0, "lon": 1.0}}), "items[0].item_id"),
+        ];
+        for (method, path, body, field) in bodies {
+            let response = app
+                .client
+                .request(method.parse().unwrap(), app.url(&path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(problem_fields(&problem), [field], "{method} {path} {body}");
+        }
+        for (query, field) in [
+            ("/api/v1/shops?region=a%00b", "region"),
+            ("/api/v1/admin/audit?actor=a%00b", "actor"),
+            ("/api/v1/admin/audit?entity=%07", "entity"),
+            ("/api/v1/orders?cursor=%00", "cursor"),
+            ("/api/v1/admin/reports/daily?from=%00", "from"),
+        ] {
+            let problem = expect_problem(app.get(query).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(problem_fields(&problem), [field], "{query}");
+        }
+        // Nothing was written and the service is as healthy as before.
+        let shops = expect_json(app.get("/api/v1/shops").await, StatusCode::OK).await;
+        assert_eq!(shops.as_array().unwrap().len(), 1);
+    }
 }

@@ -19,6 +19,8 @@ const STYLE: &str = include_str!("../../../../web/brigade.css");
 const UPLOT_JS: &str = include_str!("../../../../web/vendor/uplot/uPlot.iife.min.js");
 /// uPlot's stylesheet.
 const UPLOT_CSS: &str = include_str!("../../../../web/vendor/uplot/uPlot.min.css");
+/// brigade's icon, shared with the replicas' pages; browsers ask for `/favicon.ico` by themselves.
+const ICON: &str = include_str!("../../../../web/favicon.svg");
 /// uPlot's licence, which its terms ask to ship with it.
 const UPLOT_LICENSE: &str = include_str!("../../../../web/vendor/uplot/LICENSE");
 
@@ -44,6 +46,8 @@ pub(super) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/assets/vendor/uplot/uPlot.min.css",
             route(UPLOT_CSS, "text/css; charset=utf-8"),
         )
+        .route("/favicon.ico", route(ICON, "image/svg+xml"))
+        .route("/assets/favicon.svg", route(ICON, "image/svg+xml"))
         .route(
             "/assets/vendor/uplot/LICENSE",
             route(UPLOT_LICENSE, "text/plain; charset=utf-8"),
@@ -107,5 +111,6 @@ mod tests {
         assert!(UPLOT_JS.contains("uPlot"));
         assert!(UPLOT_LICENSE.contains("MIT"));
         assert!(UPLOT_CSS.contains(".uplot"));
+        assert!(ICON.starts_with("<svg") && PAGE.contains("/assets/favicon.svg"));
     }
 }

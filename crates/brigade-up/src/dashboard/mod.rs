@@ -50,6 +50,8 @@ pub struct Dashboard {
     logs_dir: Option<PathBuf>,
     /// One connection pool for every pass-through call.
     http: reqwest::Client,
+    /// This start's token, required on state-changing requests and handed to the page.
+    token: crate::ops_guard::OpsToken,
 }
 
 /// How long the balancer or watch may take before the dashboard reports it unreachable.
@@ -71,18 +73,24 @@ impl Dashboard {
                 watch,
             },
             logs_dir,
+            crate::ops_guard::OpsToken::generate(),
         )
     }
 
-    /// The dashboard of a running supervisor.
-    pub(crate) fn supervised(shared: Shared, logs_dir: PathBuf) -> Self {
-        Self::new(Sources::Supervisor(shared), Some(logs_dir))
+    /// The dashboard of a running supervisor, sharing the ops API's token.
+    pub(crate) fn supervised(
+        shared: Shared,
+        logs_dir: PathBuf,
+        token: crate::ops_guard::OpsToken,
+    ) -> Self {
+        Self::new(Sources::Supervisor(shared), Some(logs_dir), token)
     }
 
-    fn new(sources: Sources, logs_dir: Option<PathBuf>) -> Self {
+    fn new(sources: Sources, logs_dir: Option<PathBuf>, token: crate::ops_guard::OpsToken) -> Self {
         Self {
             sources,
             logs_dir,
+            token,
             http: reqwest::Client::builder()
                 .timeout(UPSTREAM_TIMEOUT)
                 .build()
@@ -108,6 +116,7 @@ impl Dashboard {
 
     /// The dashboard's routes, for any router state (the ops router's or none).
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
+        let token = self.token.clone();
         Router::new()
             .merge(assets::router())
             .route("/api/dashboard/config", get(config))
@@ -135,6 +144,13 @@ impl Dashboard {
             )
             .route("/api/logs", get(logs_api::logs))
             .with_state(self)
+            .layer(axum::middleware::from_fn_with_state(
+                token,
+                crate::ops_guard::guard,
+            ))
+            .layer(axum::middleware::from_fn(
+                brigade_core::security_headers::add,
+            ))
     }
 }
 
@@ -150,6 +166,8 @@ async fn config(State(dashboard): State<Dashboard>) -> axum::Json<serde_json::Va
         "balancer_admin": dashboard.balancer_admin(),
         "watch": dashboard.watch(),
         "logs": dashboard.logs_dir.is_some(),
+        // Readable by this origin's pages only (no CORS; Host is checked against rebinding).
+        "ops_token": dashboard.token.value(),
     }))
 }
 
@@ -192,9 +210,7 @@ mod tests {
             "balance",
             r#"{"level":"INFO","message":"listening"}"#,
         );
-        let listener = crate::ops::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = brigade_core::Shutdown::new();
         let task = tokio::spawn(crate::ops::serve(
@@ -237,6 +253,38 @@ mod tests {
         let (status, body) = get("/api/status").await;
         assert_eq!(status, 200);
         assert!(body["children"].as_array().unwrap().is_empty());
+
+        // State changes need this start's token, which the CLI reads from the file the API
+        // names (private to this user); cross-site requests are refused even with it.
+        let scale = format!("{base}/api/pools/orders/scale");
+        let client = reqwest::Client::new();
+        let anonymous = client
+            .post(&scale)
+            .json(&serde_json::json!({"replicas": 2}));
+        assert_eq!(anonymous.send().await.unwrap().status(), 403);
+        let token = crate::ops_guard::discover(&client, base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::ops_guard::read_token(dir.path()).unwrap(),
+            token,
+            "the token file is in the data directory"
+        );
+        let cross_site = client
+            .post(&scale)
+            .header(crate::ops_guard::TOKEN_HEADER, &token)
+            .header("sec-fetch-site", "cross-site")
+            .json(&serde_json::json!({"replicas": 2}));
+        assert_eq!(cross_site.send().await.unwrap().status(), 403);
+        let allowed = client
+            .post(&scale)
+            .header(crate::ops_guard::TOKEN_HEADER, &token)
+            .json(&serde_json::json!({"replicas": 2}));
+        assert_eq!(
+            allowed.send().await.unwrap().status(),
+            404,
+            "past the guard: there is no pool yet"
+        );
 
         shutdown.trigger();
         task.await.unwrap();

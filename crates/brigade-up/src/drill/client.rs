@@ -20,6 +20,41 @@ pub async fn json_of(response: reqwest::Result<reqwest::Response>) -> Result<Val
     }
 }
 
+/// Passwords of the demo accounts: the one given (`--password`, `BRIGADE_DEMO_PASSWORD`), else
+/// each account's own from the accounts file in the data directory `brigade up` reports.
+#[derive(Clone)]
+pub struct DemoPasswords {
+    given: Option<String>,
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl DemoPasswords {
+    /// From the password given, if any, and `up`'s status.
+    pub fn new(given: Option<String>, status: &Value) -> Self {
+        Self {
+            given: given.filter(|p| !p.is_empty()),
+            data_dir: status["data_dir"].as_str().map(std::path::PathBuf::from),
+        }
+    }
+
+    /// The password of `email`.
+    pub fn of(&self, email: &str) -> Result<String, DrillError> {
+        if let Some(given) = &self.given {
+            return Ok(given.clone());
+        }
+        self.data_dir
+            .as_deref()
+            .and_then(|dir| crate::demo_accounts::password_of(dir, email))
+            .ok_or_else(|| {
+                DrillError::Setup(format!(
+                    "no password for {email}: give --password (or BRIGADE_DEMO_PASSWORD), or \
+                     run the drill where {} of brigade up is readable",
+                    crate::demo_accounts::FILE_NAME
+                ))
+            })
+    }
+}
+
 /// Logs a demo account in and returns its token.
 pub async fn log_in(
     http: &reqwest::Client,
@@ -36,7 +71,8 @@ pub async fn log_in(
     .await
     .map_err(|e| {
         DrillError::Setup(format!(
-            "cannot log in as {email} (set --password or BRIGADE_DEMO_PASSWORD): {e}"
+            "cannot log in as {email} (give --password, set BRIGADE_DEMO_PASSWORD or \
+             `brigade demo-data --reset-passwords`): {e}"
         ))
     })?;
     Ok(session["token"].as_str().unwrap_or_default().to_owned())

@@ -31,12 +31,14 @@ pub struct Ctx {
     pub http: reqwest::Client,
     /// The ops API of `brigade up`.
     pub ops: String,
+    /// Its per-start token.
+    pub ops_token: String,
     /// The public address (the balancer).
     pub public: String,
     /// The balancer's admin API.
     pub balancer_admin: String,
-    /// Password of the demo accounts.
-    pub password: String,
+    /// Passwords of the demo accounts.
+    pub passwords: client::DemoPasswords,
     /// How long the fault is held.
     pub hold: Duration,
     /// The usual number of clients.
@@ -56,7 +58,7 @@ impl Ctx {
             &self.http,
             &self.public,
             "admin@brigade.demo",
-            &self.password,
+            &self.passwords.of("admin@brigade.demo")?,
         )
         .await
     }
@@ -92,6 +94,8 @@ pub struct Findings {
     pub database: Option<DatabaseCheck>,
     /// surge's observations (the end count is filled in later).
     pub scaling: Option<Scaling>,
+    /// kill-balancer's and kill-watch's observations.
+    pub process: Option<super::processes::ProcessCheck>,
 }
 
 /// Does the drill's fault and returns once the system is whole again (or the limit passed).
@@ -115,6 +119,8 @@ pub async fn inject(ctx: &Ctx, load: &mut Load) -> Result<Findings, DrillError> 
         Drill::PaymentOutage => payment_outage(ctx).await,
         Drill::DbOutage => db_outage(ctx).await,
         Drill::Surge => surge(ctx, load).await,
+        Drill::KillBalancer => super::processes::kill_balancer(ctx).await,
+        Drill::KillWatch => super::processes::kill_watch(ctx).await,
     }
 }
 
@@ -155,6 +161,7 @@ async fn rolling_restart(ctx: &Ctx) -> Result<Findings, DrillError> {
     json_of(
         ctx.http
             .post(format!("http://{}/api/pools/orders/rollout", ctx.ops))
+            .header(crate::ops_guard::TOKEN_HEADER, &ctx.ops_token)
             .json(&json!({}))
             .send()
             .await,
@@ -232,9 +239,16 @@ async fn payment_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
 /// again when every orders replica is ready and in the balancer again.
 async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
     let link = format!("http://{}/api/db-link", ctx.ops);
-    let cut = json_of(ctx.http.put(&link).json(&json!({"cut": true})).send().await)
-        .await
-        .map_err(|e| DrillError::Setup(format!("cannot cut the database link: {e}")))?;
+    let cut = json_of(
+        ctx.http
+            .put(&link)
+            .header(crate::ops_guard::TOKEN_HEADER, &ctx.ops_token)
+            .json(&json!({"cut": true}))
+            .send()
+            .await,
+    )
+    .await
+    .map_err(|e| DrillError::Setup(format!("cannot cut the database link: {e}")))?;
     let started = Instant::now();
     let mut unready_seen = false;
     while started.elapsed() < ctx.hold {
@@ -246,6 +260,7 @@ async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
     json_of(
         ctx.http
             .put(&link)
+            .header(crate::ops_guard::TOKEN_HEADER, &ctx.ops_token)
             .json(&json!({"cut": false}))
             .send()
             .await,
@@ -314,7 +329,7 @@ async fn surge(ctx: &Ctx, load: &mut Load) -> Result<Findings, DrillError> {
 }
 
 /// Polls `check` until it holds (true) or [`RECOVERY_LIMIT`] passed (false).
-async fn wait_until(
+pub(super) async fn wait_until(
     mut check: impl AsyncFnMut() -> Result<bool, DrillError>,
 ) -> Result<bool, DrillError> {
     let deadline = Instant::now() + RECOVERY_LIMIT;

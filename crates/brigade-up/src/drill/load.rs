@@ -113,7 +113,15 @@ impl Load {
     }
 }
 
-/// One client: a menu read, then an order with a fresh key, until `stop`.
+/// First pause of a client after a failure; it doubles per failure in a row.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+/// Longest pause, whatever `Retry-After` says (the drill's phases are seconds long).
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
+/// One client: a menu read, then an order with a fresh key, until `stop`. Like a careful
+/// client, after a 5xx, a 429 or a broken connection it pauses (the answer's `Retry-After`,
+/// else a pause that doubles), and an order whose connection broke is placed again with the
+/// same key.
 async fn client(
     http: reqwest::Client,
     target: Target,
@@ -123,49 +131,70 @@ async fn client(
     stop: Arc<AtomicBool>,
 ) {
     let mut n = 0_u64;
+    let mut pending: Option<String> = None;
+    let mut pause = FIRST_PAUSE;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let started_in = phase.load(Ordering::Relaxed);
         let started = Instant::now();
-        let (outcome, placed) = if n.is_multiple_of(2) {
+        let (outcome, placed) = if pending.is_none() && n.is_multiple_of(2) {
             match http.get(&target.menu_url).send().await {
                 Ok(r) if r.status().is_success() => (Ok(()), None),
                 Ok(r) => (Err(failure("GET menu", r).await), None),
                 Err(e) => (Err(transport("GET menu", &e)), None),
             }
         } else {
+            let key = pending
+                .take()
+                .unwrap_or_else(|| format!("{}-{worker}-{n}", target.key_prefix));
             let answer = http
                 .post(&target.orders_url)
                 .bearer_auth(&target.token)
-                .header(
-                    "idempotency-key",
-                    format!("{}-{worker}-{n}", target.key_prefix),
-                )
+                .header("idempotency-key", &key)
+                // The drill's own orders are found by this prefix in the audit trail.
+                .header("x-request-id", &key)
                 .json(&target.order)
                 .send()
                 .await;
-            match answer {
+            let outcome = match answer {
                 Ok(response) if response.status().as_u16() == 201 => {
                     let body: Value = response.json().await.unwrap_or_default();
                     (Ok(()), body["id"].as_str().map(str::to_owned))
                 }
                 Ok(response) => (Err(failure("POST order", response).await), None),
                 Err(e) => (Err(transport("POST order", &e)), None),
+            };
+            // A broken connection leaves the order's fate unknown: the same key tells the
+            // service it is the same order. An answer is final for its key (a replayed key
+            // would replay it), so after one the next order gets a new key.
+            if outcome.0.as_ref().is_err_and(|f| f.unanswered) {
+                pending = Some(key);
             }
+            outcome
         };
         let elapsed = started.elapsed();
         let slot = slot(started_in, phase.load(Ordering::Relaxed));
-        let mut samples = samples.lock().await;
-        samples.latencies[slot].push(elapsed);
-        if let Err(failure) = outcome {
-            samples.failed[slot] += 1;
-            *samples.statuses[slot].entry(failure.status).or_default() += 1;
-            if !failure.problem {
-                samples.not_problem[slot] += 1;
+        let wait = outcome.as_ref().err().and_then(|f| f.retry);
+        {
+            let mut samples = samples.lock().await;
+            samples.latencies[slot].push(elapsed);
+            if let Err(failure) = outcome {
+                samples.failed[slot] += 1;
+                *samples.statuses[slot].entry(failure.status).or_default() += 1;
+                if !failure.problem {
+                    samples.not_problem[slot] += 1;
+                }
+                *samples.reasons.entry(failure.reason).or_default() += 1;
             }
-            *samples.reasons.entry(failure.reason).or_default() += 1;
+            samples.acknowledged.extend(placed);
         }
-        samples.acknowledged.extend(placed);
+        match wait {
+            Some(asked) => {
+                tokio::time::sleep(asked.unwrap_or(pause).min(LONGEST_PAUSE)).await;
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+            None => pause = FIRST_PAUSE,
+        }
     }
 }
 
@@ -191,10 +220,21 @@ struct Failure {
     problem: bool,
     /// In words.
     reason: String,
+    /// Whether a careful client tries again after a pause (5xx, 429, a broken connection), and
+    /// the pause the answer asked for (`Retry-After` in seconds).
+    retry: Option<Option<Duration>>,
+    /// No answer came (the connection broke or timed out).
+    unanswered: bool,
 }
 
 async fn failure(what: &str, response: reqwest::Response) -> Failure {
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let retry = (status >= 500 || status == 429).then_some(retry_after);
     let problem = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -206,6 +246,8 @@ async fn failure(what: &str, response: reqwest::Response) -> Failure {
         status: status.to_string(),
         problem,
         reason: format!("{what}: HTTP {status} {kind}"),
+        retry,
+        unanswered: false,
     }
 }
 
@@ -221,6 +263,8 @@ fn transport(what: &str, error: &reqwest::Error) -> Failure {
         status: kind.to_owned(),
         problem: true,
         reason: format!("{what}: {kind}"),
+        retry: Some(None),
+        unanswered: true,
     }
 }
 

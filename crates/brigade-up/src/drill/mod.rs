@@ -14,6 +14,13 @@
 //! | `payment-outage` | every provider call fails | 502/503 problem answers only, nothing charged for a failed order, breakers close again |
 //! | `db-outage` | the replicas' database link is cut | 503 problem answers only and only during, readiness, full recovery |
 //! | `surge` | 5 × the clients | the autoscaler adds replicas, no request fails |
+//! | `kill-balancer` | SIGKILL the balancer | the public port serves again ≤ 1 s, no connection refused |
+//! | `kill-watch` | SIGKILL watch | no request fails, watch answers again ≤ 10 s |
+//!
+//! The clients behave like careful ones: after a 5xx, a 429 or a broken connection they wait
+//! (the answer's `Retry-After`, else a short pause that doubles), and an order whose connection
+//! broke is placed again with the same key. Only the drill's own orders count: they carry its
+//! request-id prefix.
 //!
 //! The report ([`report`]) gives requests sent and failed, p50/p99/max per phase, the time to
 //! recover, alerts that fired in `brigade watch`, the drill's own measurements, and each claim
@@ -23,7 +30,10 @@ mod client;
 mod inject;
 mod load;
 mod payments;
+mod processes;
 mod report;
+mod resource_faults;
+pub mod resources;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -37,7 +47,7 @@ use load::{Load, Phase, Target};
 use report::percentile;
 
 /// Drills brigade knows.
-pub const DRILLS: [&str; 7] = [
+pub const DRILLS: [&str; 9] = [
     "kill-replica",
     "rolling-restart",
     "error-burst",
@@ -45,6 +55,8 @@ pub const DRILLS: [&str; 7] = [
     "payment-outage",
     "db-outage",
     "surge",
+    "kill-balancer",
+    "kill-watch",
 ];
 
 /// Why a drill could not run.
@@ -53,7 +65,7 @@ pub enum DrillError {
     /// Unknown name.
     #[error(
         "unknown drill {0:?}; drills: kill-replica, rolling-restart, error-burst, slow-replica, \
-         payment-outage, db-outage, surge"
+         payment-outage, db-outage, surge, kill-balancer, kill-watch"
     )]
     Unknown(String),
     /// `brigade up` is not reachable or answered something unexpected.
@@ -78,6 +90,10 @@ pub enum Drill {
     DbOutage,
     /// Five times the load, with the autoscaler watching.
     Surge,
+    /// SIGKILL the balancer.
+    KillBalancer,
+    /// SIGKILL watch.
+    KillWatch,
 }
 
 impl Drill {
@@ -91,6 +107,8 @@ impl Drill {
             "payment-outage" => Self::PaymentOutage,
             "db-outage" => Self::DbOutage,
             "surge" => Self::Surge,
+            "kill-balancer" => Self::KillBalancer,
+            "kill-watch" => Self::KillWatch,
             other => return Err(DrillError::Unknown(other.to_owned())),
         })
     }
@@ -113,8 +131,11 @@ pub struct DrillOptions {
     pub name: String,
     /// The ops API of `brigade up`.
     pub ops: String,
-    /// Password of the demo accounts.
-    pub password: String,
+    /// Its per-start token ([`crate::ops_guard`]), for the drills that change something there.
+    pub ops_token: String,
+    /// Password of the demo accounts; without one, each account's from the data directory's
+    /// accounts file.
+    pub password: Option<String>,
     /// Length of the calm phases before and after the fault.
     pub phase: Duration,
     /// Concurrent clients.
@@ -126,6 +147,9 @@ pub struct DrillOptions {
 
 /// Runs a drill against a running `brigade up`.
 pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
+    if let Some(report) = resources::run(options).await {
+        return report;
+    }
     let drill = Drill::parse(&options.name)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -134,8 +158,14 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let status = client::status(&http, &options.ops).await?;
     let public = status["public"].as_str().unwrap_or_default().to_owned();
     let watch = status["watch"].as_str().map(str::to_owned);
-    let customer =
-        client::log_in(&http, &public, "customer@brigade.demo", &options.password).await?;
+    let passwords = client::DemoPasswords::new(options.password.clone(), &status);
+    let customer = client::log_in(
+        &http,
+        &public,
+        "customer@brigade.demo",
+        &passwords.of("customer@brigade.demo")?,
+    )
+    .await?;
     let shops = json_of(
         http.get(format!("http://{public}/api/v1/shops"))
             .send()
@@ -148,16 +178,18 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
                        "delivery": {"lat": 52.51, "lon": 13.40}});
     let started_at = chrono::Utc::now();
+    let key_prefix = format!("drill-{}", started_at.timestamp_millis());
     let mut ctx = inject::Ctx {
         drill,
         http: http.clone(),
         ops: options.ops.clone(),
+        ops_token: options.ops_token.clone(),
         public: public.clone(),
         balancer_admin: status["balancer_admin"]
             .as_str()
             .unwrap_or_default()
             .to_owned(),
-        password: options.password.clone(),
+        passwords,
         hold: options
             .fault
             .unwrap_or_else(|| drill.default_hold(options.phase)),
@@ -175,7 +207,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
             orders_url: format!("http://{public}/api/v1/orders"),
             token: customer.clone(),
             order,
-            key_prefix: format!("drill-{}", started_at.timestamp_millis()),
+            key_prefix: key_prefix.clone(),
         },
         options.clients,
     );
@@ -260,6 +292,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
                 &ctx,
                 started_at,
                 &ids,
+                &key_prefix,
                 findings.breakers_closed.unwrap_or(false),
             )
             .await?,
@@ -307,6 +340,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         payments,
         database: findings.database.clone(),
         scaling,
+        process: findings.process.clone(),
         claims: Vec::new(),
     };
     report.claims = claims(drill, &report, &findings, &samples.not_problem);
@@ -446,6 +480,36 @@ fn claims(
                     "readiness reflected the outage",
                     database.unready_seen,
                     "the balancer saw orders replicas unready during it",
+                ));
+            }
+        }
+        Drill::KillBalancer => {
+            if let Some(process) = &report.process {
+                claims.push(Claim::new(
+                    format!(
+                        "the public port served again within {} ms",
+                        processes::SERVING_AGAIN_LIMIT.as_millis()
+                    ),
+                    process.back_ms <= processes::SERVING_AGAIN_LIMIT.as_millis(),
+                    format!("after {} ms", process.back_ms),
+                ));
+                claims.push(Claim::new(
+                    "no connection refused",
+                    process.refused == 0,
+                    format!("{} probe connections refused", process.refused),
+                ));
+            }
+        }
+        Drill::KillWatch => {
+            claims.push(none_failed);
+            if let Some(process) = &report.process {
+                claims.push(Claim::new(
+                    format!(
+                        "watch answered again within {} s",
+                        processes::WATCH_BACK_LIMIT.as_secs()
+                    ),
+                    process.back_ms <= processes::WATCH_BACK_LIMIT.as_millis(),
+                    format!("after {} ms", process.back_ms),
                 ));
             }
         }

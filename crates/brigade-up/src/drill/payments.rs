@@ -14,12 +14,14 @@ use super::report::PaymentCheck;
 /// retries a failed release after `payments.reconcile_after_secs`, 30 s by default).
 const RELEASE_LIMIT: Duration = Duration::from_secs(90);
 
-/// Reads the payments of the orders placed since `since`; waits (bounded) until no failed
+/// Reads the payments of the drill's orders (request ids starting with `key_prefix`) placed
+/// since `since`; waits (bounded) until no failed
 /// order's payment is still being released.
 pub async fn check(
     ctx: &Ctx,
     since: chrono::DateTime<chrono::Utc>,
     acknowledged: &[String],
+    key_prefix: &str,
     breakers_closed: bool,
 ) -> Result<PaymentCheck, DrillError> {
     let admin = ctx.admin_token().await?;
@@ -51,12 +53,19 @@ pub async fn check(
                 last.entry(id).or_insert(status);
             }
         }
+        // Only the drill's own orders: other customers may be ordering at the same time.
+        let own = |event: &&serde_json::Value| {
+            event["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with(key_prefix))
+        };
+        let placed: Vec<&serde_json::Value> = placed.iter().filter(own).collect();
         let mut check = PaymentCheck {
             orders: placed.len(),
             breakers_closed,
             ..PaymentCheck::default()
         };
-        for order in &placed {
+        for order in placed {
             let order_id = order["entity_id"].as_str().unwrap_or_default();
             let payment_id = order["after"]["payment_id"].as_str().unwrap_or_default();
             let status = last.get(payment_id).copied().unwrap_or("pending");

@@ -128,6 +128,9 @@ pub struct Report {
     /// surge's measurements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaling: Option<Scaling>,
+    /// kill-balancer's and kill-watch's measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<super::processes::ProcessCheck>,
     /// The drill's claims and whether each held.
     pub claims: Vec<Claim>,
 }
@@ -194,6 +197,13 @@ impl Report {
             for event in &s.events {
                 let _ = writeln!(out, "  autoscaler: {event}");
             }
+        }
+        if let Some(p) = &self.process {
+            let _ = writeln!(
+                out,
+                "  {} killed: answering again after {} ms, {} probe connections refused",
+                p.instance, p.back_ms, p.refused
+            );
         }
         let _ = writeln!(
             out,

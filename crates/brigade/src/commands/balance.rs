@@ -3,24 +3,50 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use brigade_balance::{Algorithm, BackendConfig, Config, PoolConfig};
+use brigade_balance::tls::TlsConfig;
+use brigade_balance::{Algorithm, BackendConfig, Config, PoolConfig, StartError};
 use brigade_core::shutdown::Shutdown;
 use clap::Parser;
 
 use crate::cli::{BalanceArgs, Cli};
+use crate::commands::BadSetting;
 
 /// Runs the balancer until SIGTERM or Ctrl-C.
 pub async fn run(args: BalanceArgs) -> anyhow::Result<()> {
     // The global --config flag is parsed by `Cli`; the command only receives its own flags, so
     // read the path from the same command line again.
     let config_path = Cli::try_parse().ok().and_then(|cli| cli.config);
-    let config = config(&args, config_path.as_deref())?;
+    let config =
+        config(&args, config_path.as_deref()).map_err(|error| BadSetting(format!("{error:#}")))?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
-    let running = brigade_balance::start(config, config_path, shutdown.clone()).await?;
+    let running = brigade_balance::start_with(config, config_path, shutdown.clone(), inherited()?)
+        .await
+        .map_err(|error| match error {
+            // An address that cannot be bound is a bad `listen` or `admin.listen` setting.
+            StartError::Bind { .. } | StartError::Tls(_) => {
+                anyhow::Error::new(BadSetting(error.to_string()))
+            }
+            other => anyhow::Error::new(other),
+        })?;
     brigade_balance::reload_on_sighup(running.state.clone(), shutdown);
     running.wait().await;
     Ok(())
+}
+
+/// Listening sockets handed over as descriptors 3 (public) and 4 (admin) under systemd's
+/// `LISTEN_FDS` protocol — how `brigade up` keeps the public port accepting across balancer
+/// restarts.
+fn inherited() -> anyhow::Result<brigade_balance::Inherited> {
+    let mut fds = listenfd::ListenFd::from_env();
+    Ok(brigade_balance::Inherited {
+        public: fds
+            .take_tcp_listener(0)
+            .context("LISTEN_FDS: descriptor 3 is not a TCP listener")?,
+        admin: fds
+            .take_tcp_listener(1)
+            .context("LISTEN_FDS: descriptor 4 is not a TCP listener")?,
+    })
 }
 
 /// The configuration from the file (if any) with the flags applied on top.
@@ -42,6 +68,15 @@ fn config(args: &BalanceArgs, path: Option<&Path>) -> anyhow::Result<Config> {
     }
     if let Some(workers) = args.workers {
         config.workers = workers;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let mut tls = config
+            .tls
+            .take()
+            .unwrap_or_else(|| TlsConfig::new(cert.clone(), key.clone()));
+        tls.cert = cert.clone();
+        tls.key = key.clone();
+        config.tls = Some(tls);
     }
     if !args.backends.is_empty() || !args.backups.is_empty() {
         let algorithm = match &args.algorithm {

@@ -2,17 +2,29 @@
 
 use anyhow::Context as _;
 use brigade_api::auth::Passwords;
-use brigade_api::demo::DemoReport;
+use brigade_api::demo::{DemoAccount, DemoReport};
 use brigade_core::Settings;
+use brigade_up::demo_accounts::{self, DemoAccountEntry};
 
-/// Loads the demo shops, menu and accounts, creating only what is missing.
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+/// Loads the demo shops, menu and accounts, creating only what is missing; with
+/// `reset_passwords`, gives the demo accounts that exist new passwords instead.
+pub async fn run(settings: Settings, reset_passwords: bool) -> anyhow::Result<()> {
     let url = brigade_store::redact_url(&settings.storage.effective_url());
     let store = brigade_store::connect(&settings.storage)
         .await
         .with_context(|| format!("cannot open the database at {url}"))?;
-    let report = load(store.as_ref(), &settings).await?;
+    let outcome = if reset_passwords {
+        reset(store.as_ref(), &settings).await
+    } else {
+        load(store.as_ref(), &settings).await.map(|report| {
+            print_report(&url, &report);
+        })
+    };
     store.close().await;
+    outcome
+}
+
+fn print_report(url: &str, report: &DemoReport) {
     if report.changed() {
         println!(
             "{url}: created {} shop(s), {} station(s), {} item(s), {} menu entr(ies), {} account(s)",
@@ -22,37 +34,77 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             report.menu_entries,
             report.accounts.len()
         );
-        print_accounts(&report, &mut std::io::stdout());
+        print_accounts(&report.accounts, &mut std::io::stdout());
     } else {
         println!("{url}: demo data already present, nothing changed");
     }
+}
+
+/// New passwords for the demo accounts that exist: printed and recorded in the accounts file.
+async fn reset(store: &dyn brigade_store::Store, settings: &Settings) -> anyhow::Result<()> {
+    let accounts =
+        brigade_api::demo::reset_passwords(store, &passwords(settings), demo_password().as_deref())
+            .await
+            .context("resetting the demo passwords")?;
+    anyhow::ensure!(
+        !accounts.is_empty(),
+        "no demo account exists; run `brigade demo-data` first"
+    );
+    record(settings, &accounts)?;
+    print_accounts(&accounts, &mut std::io::stdout());
     Ok(())
 }
 
-/// Loads the demo data with the configured password cost and `BRIGADE_DEMO_PASSWORD`.
+/// Loads the demo data with the configured password cost and `BRIGADE_DEMO_PASSWORD`, and
+/// records the accounts it created in `<data-dir>/demo-accounts.json`.
 pub async fn load(
     store: &dyn brigade_store::Store,
     settings: &Settings,
 ) -> anyhow::Result<DemoReport> {
-    let passwords = Passwords::new(
-        settings.auth.argon2_memory_kib,
-        settings.auth.argon2_iterations,
-    );
-    let password = std::env::var("BRIGADE_DEMO_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    brigade_api::demo::load(store, &passwords, password.as_deref())
+    let report = brigade_api::demo::load(store, &passwords(settings), demo_password().as_deref())
         .await
-        .context("loading demo data")
+        .context("loading demo data")?;
+    record(settings, &report.accounts)?;
+    Ok(report)
 }
 
-/// Prints the accounts this run created, with their passwords: the only time they are shown.
-pub fn print_accounts(report: &DemoReport, out: &mut impl std::io::Write) {
-    if report.accounts.is_empty() {
+fn passwords(settings: &Settings) -> Passwords {
+    Passwords::new(
+        settings.auth.argon2_memory_kib,
+        settings.auth.argon2_iterations,
+    )
+}
+
+fn demo_password() -> Option<String> {
+    std::env::var("BRIGADE_DEMO_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+fn record(settings: &Settings, accounts: &[DemoAccount]) -> anyhow::Result<()> {
+    let entries: Vec<DemoAccountEntry> = accounts
+        .iter()
+        .map(|account| DemoAccountEntry {
+            role: account.role.as_str().to_owned(),
+            email: account.email.clone(),
+            password: account.password.clone(),
+        })
+        .collect();
+    demo_accounts::record(&settings.storage.data_dir, &entries)
+        .context("cannot record the demo accounts")
+}
+
+/// Prints accounts with their passwords (they are also kept in `<data-dir>/demo-accounts.json`).
+pub fn print_accounts(accounts: &[DemoAccount], out: &mut impl std::io::Write) {
+    if accounts.is_empty() {
         return;
     }
-    let _ = writeln!(out, "demo accounts (passwords are shown only now):");
-    for account in &report.accounts {
+    let _ = writeln!(
+        out,
+        "demo accounts (also in demo-accounts.json in the data directory; \
+         `brigade demo-data --reset-passwords` sets new ones):"
+    );
+    for account in accounts {
         let _ = writeln!(
             out,
             "  {:<9} {:<32} {}",

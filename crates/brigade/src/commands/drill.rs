@@ -9,7 +9,9 @@ use crate::cli::DrillArgs;
 
 /// Runs the drill, prints the report, fails when a claim does not hold.
 pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
+    let ops_token = super::rollout::ops_token(&args.token, &args.ops).await?;
     let report = drill::run(&DrillOptions {
+        ops_token,
         name: args.name,
         ops: args.ops,
         password: args.password,

@@ -3,10 +3,22 @@
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::cli::{RolloutArgs, ScaleArgs};
+use crate::cli::{OpsTokenArgs, RolloutArgs, ScaleArgs};
+
+/// The ops API refuses changes without this start's token: `--ops-token`, or the file the
+/// running `brigade up` names.
+pub async fn ops_token(args: &OpsTokenArgs, ops: &str) -> anyhow::Result<String> {
+    if let Some(token) = &args.ops_token {
+        return Ok(token.clone());
+    }
+    brigade_up::ops_guard::discover(&reqwest::Client::new(), ops)
+        .await
+        .map_err(|reason| anyhow::anyhow!("{reason} (or pass --ops-token)"))
+}
 
 /// Rolls the named pool (or every pool) and reports how many replicas were replaced.
 pub async fn restart(args: RolloutArgs) -> anyhow::Result<()> {
+    let token = ops_token(&args.token, &args.ops).await?;
     let client = reqwest::Client::new();
     let pools = match &args.pool {
         Some(pool) => vec![pool.clone()],
@@ -40,6 +52,7 @@ pub async fn restart(args: RolloutArgs) -> anyhow::Result<()> {
         };
         let answer = client
             .post(format!("http://{}/api/pools/{pool}/rollout", args.ops))
+            .header(brigade_up::ops_guard::TOKEN_HEADER, &token)
             .json(&body)
             .send()
             .await
@@ -61,8 +74,10 @@ pub async fn restart(args: RolloutArgs) -> anyhow::Result<()> {
 
 /// Sets a pool's replica count.
 pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
+    let token = ops_token(&args.token, &args.ops).await?;
     let answer = reqwest::Client::new()
         .post(format!("http://{}/api/pools/{}/scale", args.ops, args.pool))
+        .header(brigade_up::ops_guard::TOKEN_HEADER, &token)
         .json(&json!({"replicas": args.replicas}))
         .send()
         .await

@@ -15,7 +15,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             "demo data loaded"
         );
         // Passwords go to the terminal, never into the log stream.
-        super::demo_data::print_accounts(&report, &mut std::io::stderr());
+        super::demo_data::print_accounts(&report.accounts, &mut std::io::stderr());
     }
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();

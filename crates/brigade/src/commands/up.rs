@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use brigade_core::config::LogFormat;
@@ -26,11 +26,14 @@ pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
         None => key.to_owned(),
     };
     let binary = std::env::current_exe().context("cannot find the brigade executable")?;
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or_else(|| file.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("./brigade-data"));
+    // Every path is made absolute once, here: children run with other working directories and
+    // read configs that resolve relative paths against their own folder.
+    let from_file = |relative: &PathBuf| in_folder_of(path.as_deref(), relative);
+    let data_dir = match (&args.data_dir, &file.data_dir) {
+        (Some(flag), _) => absolute(flag, "--data-dir")?,
+        (None, Some(in_file)) => absolute(&from_file(in_file), &context("data_dir"))?,
+        (None, None) => absolute(Path::new("./brigade-data"), "--data-dir")?,
+    };
     let mut options = UpOptions::new(binary, data_dir);
     let port = args.port.or(file.port).unwrap_or(8080);
     let ops_port = args.ops_port.or(file.ops_port).unwrap_or(8081);
@@ -48,17 +51,18 @@ pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
     let rules = args
         .alert_rules
         .iter()
-        .map(|f| (f, "--alert-rules".to_owned()));
-    let file_rules = file.alert_rules.iter().map(|f| (f, context("alert_rules")));
+        .map(|f| (f.clone(), "--alert-rules".to_owned()));
+    let file_rules = file
+        .alert_rules
+        .iter()
+        .map(|f| (from_file(f), context("alert_rules")));
     for (rule_file, origin) in rules.chain(file_rules) {
         anyhow::ensure!(
             rule_file.is_file(),
             "{origin}: {} is not a readable file",
             rule_file.display()
         );
-        options
-            .alert_rules
-            .push(std::fs::canonicalize(rule_file).unwrap_or_else(|_| rule_file.clone()));
+        options.alert_rules.push(absolute(&rule_file, &origin)?);
     }
     for pool in &mut options.pools {
         pool.replicas = usize::from(if pool.name == "kitchen" {
@@ -165,6 +169,21 @@ async fn live_view(ops: String, shutdown: Shutdown) {
         }
     }
     view.finish_and_clear();
+}
+
+/// `path` made absolute against the working directory (without resolving links, so what the
+/// user named is what children are told).
+fn absolute(path: &Path, origin: &str) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("{origin}: {}", path.display()))
+}
+
+/// A path from up.toml: relative to the file's folder, like every path in brigade's config
+/// files.
+fn in_folder_of(config: Option<&Path>, relative: &Path) -> PathBuf {
+    match config.and_then(Path::parent) {
+        Some(folder) if relative.is_relative() => folder.join(relative),
+        _ => relative.to_path_buf(),
+    }
 }
 
 /// up.toml: `--config FILE` (which must exist), else ./up.toml when present, else nothing.

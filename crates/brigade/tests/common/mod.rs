@@ -32,6 +32,18 @@ pub fn log_in_at(base: &str, email: &str) -> String {
         .to_owned()
 }
 
+/// The per-start token of the ops API at `ops`, read from the file it names (as the CLI does).
+pub fn ops_token(ops: &str) -> String {
+    let file: Value = reqwest::blocking::get(format!("http://{ops}/api/ops-token-file"))
+        .unwrap()
+        .json()
+        .unwrap();
+    std::fs::read_to_string(file["path"].as_str().unwrap())
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 /// A running `brigade up` and the addresses from its `brigade is up` line.
 pub struct Up {
     /// The supervisor process.

@@ -1,0 +1,316 @@
+//! Trace export with OpenTelemetry: `tracing` spans become OpenTelemetry spans
+//! (`tracing-opentelemetry`) and leave the process over OTLP/HTTP with protobuf bodies
+//! (`opentelemetry-otlp`) — to an OpenTelemetry Collector, Tempo, Jaeger or anything else that
+//! speaks OTLP.
+//!
+//! Configured only by the standard variables, so the same settings work for every process and
+//! every other OpenTelemetry program beside it:
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | export is on when either is set (`/v1/traces` is appended to the first) |
+//! | `OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none` | export off |
+//! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | the resource; the service name defaults to `brigade-<command>` |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | sampling; the default is `parentbased_always_on` |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY` | the export queue |
+//!
+//! Export never holds up a request: a finished span goes into a bounded queue with a
+//! non-blocking send, and one thread of its own takes batches off the queue and sends them.
+//! When the queue is full (a collector that is down or slow) the span is dropped and counted in
+//! `brigade_trace_spans_dropped_total`; exported and failed batches are counted in
+//! `brigade_trace_spans_exported_total{outcome}`. The SDK's own batch processor does the same
+//! but keeps its drop count to itself, which is why brigade has this small processor.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor};
+
+use crate::request::RequestContext;
+
+/// Spans dropped because the export queue was full.
+pub const SPANS_DROPPED: &str = "brigade_trace_spans_dropped_total";
+/// Spans handed to the exporter, by outcome (`success`, `failure`).
+pub const SPANS_EXPORTED: &str = "brigade_trace_spans_exported_total";
+
+/// Why trace export could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceExportError {
+    /// The OTLP exporter rejected its settings (e.g. a malformed endpoint).
+    #[error("invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
+    Exporter(String),
+    /// The export thread could not be started.
+    #[error("cannot start the trace export thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The process's tracer provider, kept for [`shutdown`].
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// Whether the standard variables ask for trace export.
+pub fn enabled_by_env() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
+    !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+}
+
+/// Builds the provider from the environment; `None` when export is off. `default_service` names
+/// the service when `OTEL_SERVICE_NAME` does not.
+pub fn provider_from_env(
+    default_service: &str,
+) -> Result<Option<SdkTracerProvider>, TraceExportError> {
+    if !enabled_by_env() {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .build()
+        .map_err(|error| TraceExportError::Exporter(error.to_string()))?;
+    let mut resource = Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(default_service.to_owned());
+    }
+    let processor = QueueProcessor::start(exporter, QueueSettings::from_env())?;
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource.build())
+        .build();
+    Ok(Some(provider))
+}
+
+/// Describes the export metrics and creates them at zero (only processes that export have
+/// them); called when the metrics recorder is installed.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        SPANS_DROPPED,
+        "Finished spans dropped because the trace export queue was full."
+    );
+    metrics::describe_counter!(
+        SPANS_EXPORTED,
+        "Spans handed to the OTLP exporter, by outcome (success, failure)."
+    );
+    metrics::counter!(SPANS_DROPPED).increment(0);
+    for outcome in ["success", "failure"] {
+        metrics::counter!(SPANS_EXPORTED, "outcome" => outcome).increment(0);
+    }
+}
+
+/// The layer that turns `tracing` spans into OpenTelemetry spans of `provider`, which is kept
+/// for [`shutdown`].
+pub fn layer<S>(provider: SdkTracerProvider) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    let tracer = provider.tracer("brigade");
+    let _ = PROVIDER.set(provider);
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+}
+
+/// Whether this process exports traces (the layer is installed).
+pub fn exporting() -> bool {
+    PROVIDER.get().is_some()
+}
+
+/// Makes `span` (a server span just opened) the child of the caller's span named by `context`,
+/// and returns the context with the exported span's trace id, span id and sampling decision,
+/// so the ids in logs and in the answer's `traceparent` are the exported span's.
+pub fn join_trace(span: &tracing::Span, mut context: RequestContext) -> RequestContext {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if let Some(parent) = &context.parent_span_id {
+        let remote = SpanContext::new(
+            TraceId::from_hex(&context.trace_id).unwrap_or(TraceId::INVALID),
+            SpanId::from_hex(parent).unwrap_or(SpanId::INVALID),
+            TraceFlags::new(u8::from_str_radix(&context.flags, 16).unwrap_or(1)),
+            true,
+            TraceState::default(),
+        );
+        if remote.is_valid() {
+            let _ = span.set_parent(Context::new().with_remote_span_context(remote));
+        }
+    }
+    let otel = span.context();
+    let own = otel.span().span_context().clone();
+    if own.is_valid() {
+        context.trace_id = own.trace_id().to_string();
+        context.span_id = own.span_id().to_string();
+        context.flags = format!("{:02x}", own.trace_flags().to_u8());
+    }
+    context
+}
+
+/// Sends what is queued and stops the export thread; called once when the process ends.
+pub fn shutdown() {
+    if let Some(provider) = PROVIDER.get() {
+        let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
+    }
+}
+
+/// Sizes of the export queue (the OpenTelemetry batch span processor's variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct QueueSettings {
+    max_queue: usize,
+    max_batch: usize,
+    delay: Duration,
+}
+
+impl QueueSettings {
+    fn from_env() -> Self {
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        let max_queue = usize::try_from(number("OTEL_BSP_MAX_QUEUE_SIZE", 2048)).unwrap_or(2048);
+        let max_batch = usize::try_from(number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
+            .unwrap_or(512)
+            .min(max_queue);
+        Self {
+            max_queue,
+            max_batch,
+            delay: Duration::from_millis(number("OTEL_BSP_SCHEDULE_DELAY", 1000)),
+        }
+    }
+}
+
+/// What the export thread is asked to do.
+enum Job {
+    Span(Box<SpanData>),
+    Flush(mpsc::Sender<OTelSdkResult>),
+    Shutdown(mpsc::Sender<OTelSdkResult>),
+    Resource(Resource),
+}
+
+/// A batch span processor whose queue drops are counted (see the module docs).
+#[derive(Debug)]
+struct QueueProcessor {
+    /// Finished spans; bounded, sent to without waiting.
+    spans: SyncSender<Job>,
+    /// Flush, shutdown and resource changes; these wait for room.
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl QueueProcessor {
+    fn start<E: SpanExporter + 'static>(
+        exporter: E,
+        settings: QueueSettings,
+    ) -> Result<Self, TraceExportError> {
+        let (spans, jobs) = mpsc::sync_channel(settings.max_queue);
+        let worker = std::thread::Builder::new()
+            .name("trace-export".to_owned())
+            .spawn(move || export_loop(exporter, &jobs, settings))
+            .map_err(TraceExportError::Thread)?;
+        Ok(Self {
+            spans,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// Sends a control job and waits for its answer.
+    fn ask(&self, job: impl FnOnce(mpsc::Sender<OTelSdkResult>) -> Job) -> OTelSdkResult {
+        let (reply, answer) = mpsc::channel();
+        self.spans
+            .send(job(reply))
+            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        answer
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or(Err(OTelSdkError::Timeout(Duration::from_secs(30))))
+    }
+}
+
+impl SpanProcessor for QueueProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        match self.spans.try_send(Job::Span(Box::new(span))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                metrics::counter!(SPANS_DROPPED).increment(1);
+            }
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.ask(Job::Flush)
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        let result = self.ask(Job::Shutdown);
+        if let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+            let _ = worker.join();
+        }
+        result
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        let _ = self.spans.send(Job::Resource(resource.clone()));
+    }
+}
+
+/// The export thread: collects spans into batches of at most `max_batch`, sends a batch when
+/// it is full or `delay` passed since the last send, and answers flush and shutdown.
+fn export_loop<E: SpanExporter>(mut exporter: E, jobs: &Receiver<Job>, settings: QueueSettings) {
+    let mut batch: Vec<SpanData> = Vec::with_capacity(settings.max_batch);
+    let mut due = Instant::now() + settings.delay;
+    loop {
+        let job = jobs.recv_timeout(due.saturating_duration_since(Instant::now()));
+        match job {
+            Ok(Job::Span(span)) => {
+                batch.push(*span);
+                if batch.len() >= settings.max_batch {
+                    let _ = send(&exporter, &mut batch);
+                    due = Instant::now() + settings.delay;
+                }
+            }
+            Ok(Job::Flush(reply)) => {
+                let result = send(&exporter, &mut batch);
+                let _ = reply.send(result);
+            }
+            Ok(Job::Shutdown(reply)) => {
+                let _ = send(&exporter, &mut batch);
+                let _ = reply.send(exporter.shutdown());
+                return;
+            }
+            Ok(Job::Resource(resource)) => exporter.set_resource(&resource),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = send(&exporter, &mut batch);
+                due = Instant::now() + settings.delay;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = send(&exporter, &mut batch);
+                let _ = exporter.shutdown();
+                return;
+            }
+        }
+    }
+}
+
+/// Exports and empties `batch`, counting the outcome.
+fn send<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>) -> OTelSdkResult {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let spans = std::mem::take(batch);
+    let count = spans.len() as u64;
+    let result = futures_executor::block_on(exporter.export(spans));
+    let outcome = if result.is_ok() { "success" } else { "failure" };
+    metrics::counter!(SPANS_EXPORTED, "outcome" => outcome).increment(count);
+    result
+}

@@ -1,0 +1,196 @@
+//! The one supervision loop every child of `brigade up` runs under — replicas, the balancer,
+//! watch: start it, keep it, restart it with exponential backoff when it exits, report crash
+//! loops, and show its real state, process id, restarts and last cause in the status.
+//!
+//! What differs between kinds of child (how one is started and made to serve, what happens when
+//! one exits, how one is stopped) is a [`Kind`]; everything else is here, once.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use brigade_core::Shutdown;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::child::Running;
+use crate::supervisor::Shared;
+
+/// Crashes within this window that make a crash loop.
+const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(120);
+/// Crashes within [`CRASH_LOOP_WINDOW`] reported as a crash loop.
+const CRASH_LOOP_CRASHES: usize = 3;
+/// A child up this long has its backoff reset.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// Why a start did not produce a serving child.
+pub(crate) enum StartFailure {
+    /// The supervisor is stopping.
+    Stopped,
+    /// It failed; the cause as people should read it.
+    Failed(String),
+}
+
+/// How one kind of child is started, kept and stopped.
+pub(crate) trait Kind: Send + 'static {
+    /// The instance name (status and events).
+    fn instance(&self) -> &str;
+    /// The label of its restart metrics: the pool of a replica, the service otherwise.
+    fn metrics_label(&self) -> String;
+    /// Starts the child and makes it serve (ready, registered where it must be).
+    fn start(
+        &mut self,
+        stop: &Shutdown,
+    ) -> impl Future<Output = Result<Running, StartFailure>> + Send;
+    /// The address shown in the status.
+    fn address(&self, running: &Running) -> Option<String>;
+    /// The child exited by itself: clean up what refers to it (before it is restarted).
+    fn exited(&mut self, running: &Running) -> impl Future<Output = ()> + Send;
+    /// Stops a serving child gracefully.
+    fn retire(&mut self, running: Running) -> impl Future<Output = ()> + Send;
+}
+
+/// Restart delays.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    /// First delay before a restart.
+    pub base: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+/// A request to replace the child (surge one: the new one serves before the old one leaves);
+/// answered with whether it worked.
+pub(crate) type Replace = oneshot::Sender<bool>;
+
+/// Keeps the child of `kind` running until `stop`; replaces it when asked on `replace`.
+pub(crate) async fn keep<K: Kind>(
+    mut kind: K,
+    shared: Shared,
+    backoff: Backoff,
+    stop: Shutdown,
+    mut replace: mpsc::Receiver<Replace>,
+) {
+    let instance = kind.instance().to_owned();
+    let mut crashes: Vec<Instant> = Vec::new();
+    // The first restart is at once (a killed balancer is the public port's outage); each
+    // further crash in a row waits longer.
+    let mut delay = Duration::ZERO;
+    loop {
+        if stop.is_triggered() {
+            break;
+        }
+        shared.update(&instance, |s| s.state = "starting");
+        let started = Instant::now();
+        let mut serving = match kind.start(&stop).await {
+            Ok(running) => Some(running),
+            Err(StartFailure::Stopped) => break,
+            Err(StartFailure::Failed(cause)) => {
+                failed(&shared, &instance, "failed", &cause);
+                None
+            }
+        };
+        if let Some(running) = &serving {
+            mark_ready(&shared, &kind, running);
+        }
+        // Serve until it exits or we are told to stop; replace it when asked.
+        while let Some(current) = serving.as_mut() {
+            tokio::select! {
+                status = current.exited() => {
+                    let cause = current.cause(status).await;
+                    failed(&shared, &instance, "exited", &format!("exited unexpectedly ({cause})"));
+                    kind.exited(current).await;
+                    serving = None;
+                }
+                () = stop.wait() => {
+                    if let Some(old) = serving.take() {
+                        shared.update(&instance, |s| s.state = "stopping");
+                        kind.retire(old).await;
+                    }
+                    shared.update(&instance, |s| s.state = "stopped");
+                    return;
+                }
+                Some(done) = replace.recv() => {
+                    let replaced = match kind.start(&stop).await {
+                        Ok(new) => {
+                            mark_ready(&shared, &kind, &new);
+                            if let Some(old) = serving.replace(new) {
+                                kind.retire(old).await;
+                            }
+                            true
+                        }
+                        Err(failure) => {
+                            if let StartFailure::Failed(cause) = failure {
+                                failed(&shared, &instance, "failed", &cause);
+                            }
+                            if let Some(current) = serving.as_ref() {
+                                mark_ready(&shared, &kind, current);
+                            }
+                            false
+                        }
+                    };
+                    let _ = done.send(replaced);
+                }
+            }
+        }
+        // It exited (or never started): back off, then start it again.
+        if started.elapsed() >= STABLE_AFTER {
+            delay = Duration::ZERO;
+        }
+        let now = Instant::now();
+        crashes.retain(|at| now.duration_since(*at) < CRASH_LOOP_WINDOW);
+        crashes.push(now);
+        let looping = crashes.len() >= CRASH_LOOP_CRASHES;
+        crate::metrics::restarted(&kind.metrics_label(), looping);
+        shared.update(&instance, |s| {
+            s.restarts += 1;
+            s.state = if looping { "crash_loop" } else { "restarting" };
+            s.pid = None;
+        });
+        if looping {
+            shared.events.push(
+                "error",
+                "crash_loop",
+                Some(&instance),
+                format!(
+                    "{} crashes within {} s; restarting in {} ms",
+                    crashes.len(),
+                    CRASH_LOOP_WINDOW.as_secs(),
+                    delay.as_millis()
+                ),
+            );
+        } else {
+            shared.events.push(
+                "warn",
+                "restarting",
+                Some(&instance),
+                format!("restarting in {} ms", delay.as_millis()),
+            );
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.wait() => {}
+        }
+        delay = if delay.is_zero() {
+            backoff.base
+        } else {
+            (delay * 2).min(backoff.max)
+        };
+    }
+    shared.update(&instance, |s| s.state = "stopped");
+}
+
+fn mark_ready<K: Kind>(shared: &Shared, kind: &K, running: &Running) {
+    let address = kind.address(running);
+    shared.update(kind.instance(), |s| {
+        s.state = "ready";
+        s.pid = Some(running.pid);
+        s.address = address;
+    });
+}
+
+/// Records why a child failed: an event and its status's `last_error`.
+fn failed(shared: &Shared, instance: &str, kind: &'static str, cause: &str) {
+    shared
+        .events
+        .push("error", kind, Some(instance), cause.to_owned());
+    shared.update(instance, |s| s.last_error = Some(cause.to_owned()));
+}

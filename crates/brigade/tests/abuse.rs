@@ -1,0 +1,329 @@
+//! Cheap abuse against a real `brigade serve` process: parallel password guessing, lockout of
+//! the rightful owner, forged client addresses, half-open connections. Memory is read from the
+//! process's own `/proc/<pid>/status`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier, mpsc};
+use std::time::{Duration, Instant};
+
+use common::{BRIGADE, DEMO_PASSWORD};
+use serde_json::{Value, json};
+
+/// A running `brigade serve --demo` with the default settings but those in `env`.
+struct Serve {
+    child: Child,
+    address: String,
+}
+
+impl Serve {
+    fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(BRIGADE)
+            .args([
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("brigade starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str(&line)
+                    && sender.send(value).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let address = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a listening line");
+            if line["message"] == "listening" {
+                break line["address"].as_str().unwrap().to_owned();
+            }
+        };
+        Self { child, address }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// A line of `/proc/<pid>/status` in MiB (`VmRSS` now, `VmHWM` the peak so far).
+    fn memory_mib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {status}"));
+        kib / 1024
+    }
+
+    /// Log-in attempts, all released at once; the status of each answer.
+    fn parallel_logins(&self, attempts: Vec<(Option<String>, Value)>) -> Vec<u16> {
+        let barrier = Arc::new(Barrier::new(attempts.len()));
+        let url = self.url("/api/v1/sessions");
+        let workers: Vec<_> = attempts
+            .into_iter()
+            .map(|(forwarded_for, body)| {
+                let (barrier, url) = (Arc::clone(&barrier), url.clone());
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::builder()
+                        .timeout(Duration::from_secs(120))
+                        .build()
+                        .unwrap();
+                    let mut request = client.post(&url).json(&body);
+                    if let Some(address) = forwarded_for {
+                        request = request.header("x-forwarded-for", address);
+                    }
+                    barrier.wait();
+                    request.send().unwrap().status().as_u16()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    }
+
+    fn log_in(&self, forwarded_for: &str, email: &str, password: &str) -> u16 {
+        reqwest::blocking::Client::new()
+            .post(self.url("/api/v1/sessions"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// Peak memory allowed under a burst of log-ins with the default Argon2 cost (19 MiB a hash)
+/// and hashing budget (128 MiB, 6 hashes at once): the budget, plus the idle process (60–90
+/// MiB), plus allocator slack. Measured: about 225 MiB when every guess is hashed; 1,050 MiB
+/// before hashing was bounded.
+const PEAK_RSS_MIB: u64 = 288;
+
+#[test]
+fn sixty_parallel_wrong_logins_check_only_the_allowed_guesses_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let wrong = json!({"email": "customer@brigade.demo", "password": "not the password"});
+    let statuses = serve.parallel_logins(vec![(None, wrong); 60]);
+    let peak = serve.memory_mib("VmHWM");
+    eprintln!("statuses: {statuses:?}; peak RSS {peak} MiB");
+    // Exactly the per-account-and-address limit (5) of guesses is checked; the rest get 429
+    // without a hash.
+    assert_eq!(count(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 55, "{statuses:?}");
+    assert!(peak < PEAK_RSS_MIB, "peak RSS {peak} MiB");
+}
+
+#[test]
+fn sixty_parallel_logins_from_sixty_addresses_hash_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &["--trusted-proxies", "127.0.0.1/32"], &[]);
+    let attempts = (0..60)
+        .map(|n| {
+            let body =
+                json!({"email": format!("guess{n}@brigade.demo"), "password": "not the password"});
+            (Some(format!("203.0.113.{n}")), body)
+        })
+        .collect();
+    let statuses = serve.parallel_logins(attempts);
+    let peak = serve.memory_mib("VmHWM");
+    eprintln!("statuses: {statuses:?}; peak RSS {peak} MiB");
+    // Every guess is allowed by the limits, so every one is hashed, a few at a time: each is
+    // answered 401, or 503 when the hashing queue is full — never a 500.
+    assert_eq!(
+        count(&statuses, 401) + count(&statuses, 503),
+        60,
+        "{statuses:?}"
+    );
+    assert!(count(&statuses, 401) > 0, "{statuses:?}");
+    assert!(peak < PEAK_RSS_MIB, "peak RSS {peak} MiB");
+}
+
+#[test]
+fn a_stranger_cannot_lock_the_owner_out_and_cannot_forge_an_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let behind_proxy = Serve::start(
+        dir.path(),
+        &["--trusted-proxies", "127.0.0.1/32"],
+        &[("BRIGADE_AUTH__MAX_FAILURES_PER_ACCOUNT_TOTAL", "12")],
+    );
+    let owner = "customer@brigade.demo";
+    for _ in 0..5 {
+        assert_eq!(
+            behind_proxy.log_in("203.0.113.9", owner, "a wrong guess"),
+            401
+        );
+    }
+    assert_eq!(
+        behind_proxy.log_in("203.0.113.9", owner, "a wrong guess"),
+        429
+    );
+    // The stranger is refused even with the right password; the owner, elsewhere, is not.
+    assert_eq!(
+        behind_proxy.log_in("203.0.113.9", owner, DEMO_PASSWORD),
+        429
+    );
+    assert_eq!(
+        behind_proxy.log_in("198.51.100.7", owner, DEMO_PASSWORD),
+        201
+    );
+    // The slower ceiling over all addresses still ends guessing spread over many of them.
+    for n in 0..7 {
+        let address = format!("192.0.2.{n}");
+        assert_eq!(
+            behind_proxy.log_in(&address, owner, "a wrong guess"),
+            401,
+            "{n}"
+        );
+    }
+    assert_eq!(
+        behind_proxy.log_in("192.0.2.200", owner, "a wrong guess"),
+        429
+    );
+    drop(behind_proxy);
+
+    // Without trusted proxies (the default), X-Forwarded-For is not believed: every guess
+    // counts against the real peer whatever address it claims.
+    let dir = tempfile::tempdir().unwrap();
+    let direct = Serve::start(dir.path(), &[], &[]);
+    for n in 0..5 {
+        let claimed = format!("203.0.113.{n}");
+        assert_eq!(direct.log_in(&claimed, owner, "a wrong guess"), 401);
+    }
+    assert_eq!(direct.log_in("203.0.113.99", owner, DEMO_PASSWORD), 429);
+}
+
+#[test]
+fn half_open_connections_are_closed_and_memory_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        dir.path(),
+        &[],
+        &[
+            ("BRIGADE_SERVER__HEADER_READ_TIMEOUT_MS", "1000"),
+            ("BRIGADE_SERVER__IDLE_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let before = serve.memory_mib("VmRSS");
+    // Thousands of connections that send half a request head and then nothing.
+    let sockets: Vec<TcpStream> = (0..3000)
+        .filter_map(|_| {
+            let mut socket = TcpStream::connect(&serve.address).ok()?;
+            let _ = socket.write_all(b"GET /api/v1/shops HTTP/1.1\r\nHost: x\r\n");
+            Some(socket)
+        })
+        .collect();
+    assert!(sockets.len() >= 2500, "{} connected", sockets.len());
+    // Other requests keep being answered meanwhile.
+    let started = Instant::now();
+    let shops = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .get(serve.url("/api/v1/shops"))
+        .send()
+        .unwrap();
+    assert_eq!(shops.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Every stalled connection is closed by the server after the header-read timeout.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for mut socket in sockets {
+        let left = deadline.saturating_duration_since(Instant::now());
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buffer = [0u8; 1024];
+        loop {
+            match socket.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(error) => panic!("a stalled connection stayed open: {error}"),
+            }
+        }
+    }
+    let after = serve.memory_mib("VmRSS");
+    eprintln!("RSS before {before} MiB, after {after} MiB");
+    assert!(after < before + 64, "RSS {before} → {after} MiB");
+    let health = reqwest::blocking::get(serve.url("/health/live")).unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        dir.path(),
+        &[],
+        &[
+            ("BRIGADE_SERVER__MAX_CONNECTIONS", "20"),
+            ("BRIGADE_SERVER__HEADER_READ_TIMEOUT_MS", "1500"),
+            ("BRIGADE_SERVER__IDLE_TIMEOUT_MS", "1500"),
+        ],
+    );
+    // Twenty stalled connections take every place.
+    let stalled: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut socket = TcpStream::connect(&serve.address).unwrap();
+            socket.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            socket
+        })
+        .collect();
+    // The kernel hands connections over in arrival order, so the next one is accepted only
+    // after these twenty, and then only once one of them has closed.
+    let started = Instant::now();
+    let mut next = TcpStream::connect(&serve.address).unwrap();
+    next.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    next.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    next.read_to_string(&mut answer).unwrap();
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Served once the stalled connections timed out, not before.
+    assert!(
+        waited >= Duration::from_millis(800),
+        "answered after {waited:?}"
+    );
+    drop(stalled);
+}

@@ -1,0 +1,442 @@
+//! Trace export with the standard `OTEL_*` variables, against a fake OTLP/HTTP receiver: a
+//! replica's request span arrives as a server span of the caller's trace, with
+//! semantic-convention attributes and the ids the answer's `traceparent` names; and a receiver
+//! that never answers costs requests nothing — spans are dropped and counted instead.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+use serde_json::Value;
+
+use common::BRIGADE;
+
+/// What the fake receiver got: every span with its resource's service name.
+#[derive(Default)]
+struct Received(Mutex<Vec<(String, Span)>>);
+
+/// An OTLP/HTTP receiver: answers every `POST /v1/traces` with 200 and keeps the spans.
+fn receiver() -> (String, Arc<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let received = Arc::new(Received::default());
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let keep = keep.clone();
+            std::thread::spawn(move || serve_otlp(stream, &keep));
+        }
+    });
+    (address, received)
+}
+
+fn serve_otlp(stream: TcpStream, received: &Received) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut length = 0;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        for resource_spans in request.resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                    AnyValue::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    received.0.lock().unwrap().push((service.clone(), span));
+                }
+            }
+        }
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+    }
+}
+
+/// `brigade serve --demo` on a free port with `env`; returns it and its address.
+fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(BRIGADE)
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = stdout.lines();
+    let address = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Ok(value) = serde_json::from_str::<Value>(&line)
+            && value["message"] == "listening"
+        {
+            break value["address"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    let value = span
+        .attributes
+        .iter()
+        .find(|a| a.key == key)?
+        .value
+        .as_ref()?;
+    Some(match value.value.as_ref()? {
+        AnyValue::StringValue(s) => s.clone(),
+        AnyValue::IntValue(i) => i.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_request_span_reaches_the_otlp_receiver_as_a_child_of_the_callers_span() {
+    let (otlp, received) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{otlp}");
+    let (mut replica, address) = serve(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let answer = reqwest::blocking::Client::new()
+        .get(format!("http://{address}/api/v1/shops"))
+        .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let traceparent = answer.headers()["traceparent"].to_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (service, span) = loop {
+        let found = received
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, span)| hex(&span.trace_id) == trace)
+            .cloned();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no span of trace {trace} arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(service, "brigade-serve");
+    assert_eq!(span.name, "GET /api/v1/shops");
+    assert_eq!(
+        hex(&span.parent_span_id),
+        parent,
+        "a child of the caller's span"
+    );
+    assert_eq!(span.kind, 2, "a server span");
+    assert_eq!(
+        attribute(&span, "http.route").as_deref(),
+        Some("/api/v1/shops")
+    );
+    assert_eq!(
+        attribute(&span, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        attribute(&span, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        traceparent,
+        format!("00-{trace}-{}-01", hex(&span.span_id)),
+        "the answer names the exported span"
+    );
+    let _ = replica.kill();
+    let _ = replica.wait();
+}
+
+#[test]
+fn a_receiver_that_never_answers_costs_requests_nothing_and_drops_are_counted() {
+    // Accepts connections and never answers: every export waits for its timeout.
+    let black_hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", black_hole.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for stream in black_hole.incoming().map_while(Result::ok) {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (mut replica, address) = serve(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "64"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://{address}/api/v1/shops");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..400 {
+        let started = Instant::now();
+        assert_eq!(client.get(&url).send().unwrap().status(), 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a request waited for the exporter: {slowest:?}"
+    );
+    let metrics = client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("brigade_trace_spans_dropped_total "))
+        .expect("the drop counter is exported")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped > 0.0, "the full queue dropped spans:\n{metrics}");
+    let _ = replica.kill();
+    let _ = replica.wait();
+}
+
+/// `brigade watch` with no rules and no targets, on a free port: the local collector.
+fn watch(dir: &std::path::Path) -> (Child, String) {
+    let config = dir.join("watch.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
+    let mut child = Command::new(BRIGADE)
+        .args(["watch", "--log-format", "json", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("watch exited").unwrap();
+        if let Ok(value) = serde_json::from_str::<Value>(&line)
+            && value["message"] == "listening"
+        {
+            break value["address"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
+
+#[test]
+fn watch_collects_a_replicas_spans_and_finds_them_by_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut collector, watch_address) = watch(dir.path());
+    let endpoint = format!("http://{watch_address}");
+    let data = dir.path().join("replica");
+    let (mut replica, address) = serve(
+        &data,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let client = reqwest::blocking::Client::new();
+    let answer = client
+        .get(format!("http://{address}/api/v1/shops/not-a-uuid"))
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let trace_id = answer.headers()["traceparent"].to_str().unwrap()[3..35].to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let found: Value = client
+            .get(format!(
+                "http://{watch_address}/api/v1/traces?request_id=trace-me-1"
+            ))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if found["traces"].as_array().is_some_and(|t| !t.is_empty()) {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the trace never reached watch");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(found["traces"][0]["trace_id"], trace_id.as_str());
+    assert_eq!(found["traces"][0]["services"][0], "brigade-serve");
+    let trace: Value = client
+        .get(format!("http://{watch_address}/api/v1/traces/{trace_id}"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let span = &trace["spans"][0];
+    assert_eq!(span["name"], "GET /api/v1/shops/{shop_id}");
+    assert_eq!(span["kind"], "server");
+    assert_eq!(span["attributes"]["http.response.status_code"], "400");
+    let missing = client
+        .get(format!(
+            "http://{watch_address}/api/v1/traces/{}",
+            "0".repeat(32)
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    for child in [&mut replica, &mut collector] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[test]
+fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut collector, watch_address) = watch(dir.path());
+    let endpoint = format!("http://{watch_address}");
+    let (mut replica, address) = serve(
+        &dir.path().join("replica"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("BRIGADE_DEMO_PASSWORD", common::DEMO_PASSWORD),
+        ],
+    );
+    let base = format!("http://{address}");
+    let token = common::log_in_at(&base, "customer@brigade.demo");
+    let client = reqwest::blocking::Client::new();
+    let shops: Value = client
+        .get(format!("{base}/api/v1/shops"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let shop = shops[0]["id"].as_str().unwrap();
+    let menu: Value = client
+        .get(format!("{base}/api/v1/shops/{shop}/menu"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let placed = client
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .json(&serde_json::json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
+            "delivery": {"lat": 52.51, "lon": 13.40}}))
+        .send()
+        .unwrap();
+    assert_eq!(placed.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spans = loop {
+        let answer = client
+            .get(format!("http://{watch_address}/api/v1/traces/{trace}"))
+            .send()
+            .unwrap();
+        if answer.status() == 200 {
+            let body: Value = answer.json().unwrap();
+            let spans = body["spans"].as_array().cloned().unwrap_or_default();
+            if spans.iter().any(|s| s["name"] == "payments authorize") {
+                break spans;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no payment span in trace {trace}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let request = spans
+        .iter()
+        .find(|s| s["name"] == "POST /api/v1/orders")
+        .unwrap();
+    let payment = spans
+        .iter()
+        .find(|s| s["name"] == "payments authorize")
+        .unwrap();
+    assert_eq!(payment["kind"], "client");
+    assert_eq!(payment["attributes"]["payment.outcome"], "approved");
+    assert_eq!(payment["attributes"]["payment.provider"], "simulated");
+    assert_eq!(
+        payment["trace_id"], request["trace_id"],
+        "one trace: {spans:?}"
+    );
+    // The provider call happens inside the request: its span descends from the request's.
+    let mut parent = payment["parent_span_id"].clone();
+    let mut hops = 0;
+    while parent != request["span_id"] {
+        let up = spans
+            .iter()
+            .find(|s| s["span_id"] == parent)
+            .unwrap_or_else(|| {
+                panic!("the payment span does not descend from the request span: {spans:?}")
+            });
+        parent = up["parent_span_id"].clone();
+        hops += 1;
+        assert!(hops < 10);
+    }
+    for child in [&mut replica, &mut collector] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
