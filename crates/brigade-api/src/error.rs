@@ -93,6 +93,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `Retry-After` of a storage fault's 503. A full or read-only disk is shared by every replica
+/// and rarely clears within a second, so the wait is longer than the balancer waits out itself
+/// (2 s): the answer goes straight to the client instead of being held for the balancer's
+/// retries, and readiness (see [`crate::write_health`]) takes the replicas out meanwhile.
+const STORAGE_FAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The problem's response with `Retry-After` in whole seconds (at least one).
 fn with_retry_after(problem: Problem, wait: std::time::Duration) -> Response {
     let mut response = problem.into_response();
@@ -149,12 +155,13 @@ fn store_error_response(error: StoreError) -> Response {
                 ),
                 None => "the database is unavailable; retry shortly".to_owned(),
             };
-            let mut response = Problem::unavailable(detail).into_response();
-            if let Some(fault) = fault {
-                response
-                    .extensions_mut()
-                    .insert(crate::write_health::StorageFaultMet(fault));
-            }
+            let Some(fault) = fault else {
+                return Problem::unavailable(detail).into_response();
+            };
+            let mut response = with_retry_after(Problem::unavailable(detail), STORAGE_FAULT_WAIT);
+            response
+                .extensions_mut()
+                .insert(crate::write_health::StorageFaultMet(fault));
             response
         }
         error @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_)) => {

@@ -145,6 +145,15 @@ pub struct DrillOptions {
     pub fault: Option<Duration>,
 }
 
+/// Checks what a drill needs that can be known without `brigade up`: the name, and a resource
+/// drill's setup (a disk-full drill refuses a big disk before anything else is asked for).
+pub fn preflight(name: &str) -> Result<(), DrillError> {
+    match resource_faults::Fault::for_drill(name) {
+        Some(fault) => fault.map(drop),
+        None => Drill::parse(name).map(drop),
+    }
+}
+
 /// Runs a drill against a running `brigade up`.
 pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     if let Some(report) = resources::run(options).await {

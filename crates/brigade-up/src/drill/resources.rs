@@ -203,19 +203,24 @@ fn uuid_like() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// While the fault lasts: an order every 100 ms, every replica's readiness every 250 ms.
+/// While the fault lasts: an order every 100 ms and, beside it (an order may be held up to
+/// the balancer's retry waits), every replica's readiness every 250 ms.
 async fn probe(
     http: reqwest::Client,
     target: Target,
     replicas: Vec<String>,
     probes: Arc<Mutex<Probes>>,
 ) {
-    let mut tick = 0_u32;
-    loop {
-        if let Some(status) = place(&http, &target, &probes).await {
-            *probes.lock().await.statuses.entry(status).or_default() += 1;
+    let orders = async {
+        loop {
+            if let Some(status) = place(&http, &target, &probes).await {
+                *probes.lock().await.statuses.entry(status).or_default() += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if tick.is_multiple_of(3) {
+    };
+    let readiness = async {
+        loop {
             for replica in &replicas {
                 let ready = http
                     .get(format!("http://{replica}/health/ready"))
@@ -228,10 +233,10 @@ async fn probe(
                     probes.lock().await.unready = Some(body["checks"].to_string());
                 }
             }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        tick += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    tokio::join!(orders, readiness);
 }
 
 /// After the fault: orders until one is acknowledged (within twice the claimed limit).

@@ -9,6 +9,7 @@ use crate::cli::DrillArgs;
 
 /// Runs the drill, prints the report, fails when a claim does not hold.
 pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
+    drill::preflight(&args.name)?;
     let ops_token = super::rollout::ops_token(&args.token, &args.ops).await?;
     let report = drill::run(&DrillOptions {
         ops_token,
