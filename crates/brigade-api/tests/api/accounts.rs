@@ -78,9 +78,10 @@ both_backends! {
 
     async fn hashing_beyond_its_slots_and_queue_is_503_with_retry_after(app) {
         let mut settings = test_settings(app.storage(), Default::default());
-        // One slot (1 MiB for 1 MiB hashes), no queue: a second hash at once is refused.
+        // One slot (1 MiB for 1 MiB hashes), no queue: a second hash at once is refused. A hash
+        // takes a few hundred milliseconds, so the eight overlap even on a busy machine.
         settings.auth.argon2_memory_kib = 1024;
-        settings.auth.argon2_iterations = 40;
+        settings.auth.argon2_iterations = 400;
         settings.auth.hash_memory_mib = 1;
         settings.auth.hash_queue = 0;
         let tight = spawn_configured(Arc::clone(&app.db), settings, app.backend).await;
