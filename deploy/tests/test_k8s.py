@@ -191,6 +191,25 @@ def test_config_and_secret_references_resolve(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_replicas_name_clients_behind_the_ingress_and_only_it_may_forward(overlay):
+    """The log-in limits key on the client's address: the replicas believe X-Forwarded-For
+    from the pod networks, and the NetworkPolicy lets only the ingress controller and
+    Prometheus reach them, so no other pod can claim an address."""
+    import ipaddress
+    import json
+
+    trusted = json.loads(config(overlay)["BRIGADE_SERVER__TRUSTED_PROXIES"])
+    networks = [ipaddress.ip_network(block) for block in trusted]
+    assert all(network.is_private for network in networks), networks
+    policies = [r for r in RENDERED[overlay] if r["kind"] == "NetworkPolicy"]
+    api = [p for p in policies if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == "api"]
+    assert api, "a NetworkPolicy selects the api pods"
+    peers = [peer for policy in api for rule in policy["spec"].get("ingress", []) for peer in rule.get("from", [])]
+    allowed = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in peers}
+    assert allowed == {"ingress-nginx", "monitoring"}, allowed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_service_ingress_and_monitoring_select_the_pods(overlay):
     resources = RENDERED[overlay]
     pod_labels = deployment(overlay)["spec"]["template"]["metadata"]["labels"]

@@ -117,6 +117,7 @@ impl Application {
         let payments = brigade_payments::Payments::from_settings(&settings.payments)
             .map_err(BuildError::Payments)?;
         metrics::register_at_zero(&payments);
+        brigade_store::cache::register_at_zero(cache.kind());
         let state = AppState::new(store, cache, settings, auth, payments);
         let router = router(state.clone());
         Ok(Self {

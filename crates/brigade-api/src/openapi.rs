@@ -8,6 +8,7 @@
 //! |--------|----------------------------------------------|--------------------------------------|
 //! | 400    | operations with path, query or header params | a malformed id, parameter or header  |
 //! | 400, 413, 415, 422 | operations with a JSON body      | [`crate::extract::Json`]'s rejections |
+//! | 422    | operations with query parameters             | a control character in a query key or value |
 //! | 401    | every operation                              | the token is checked on every route  |
 //! | 503    | every operation                              | the request timeout; the database    |
 //!
@@ -71,6 +72,7 @@ impl utoipa::Modify for BearerScheme {
 struct Traits {
     needs_token: bool,
     has_parameters: bool,
+    has_query: bool,
     has_body: bool,
 }
 
@@ -83,6 +85,9 @@ impl Traits {
                 ParameterIn::Path | ParameterIn::Query | ParameterIn::Header
             ))
         });
+        let has_query = operation.parameters.iter().flatten().any(|parameter| {
+            matches!(parameter, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query))
+        });
         Self {
             needs_token: operation
                 .security
@@ -90,6 +95,7 @@ impl Traits {
                 .flatten()
                 .any(|requirement| *requirement == bearer),
             has_parameters,
+            has_query,
             has_body: operation.request_body.is_some(),
         }
     }
@@ -113,6 +119,12 @@ impl Traits {
                 400,
                 "A path id, query parameter or header is malformed or unknown; `errors` names it",
             ));
+            if self.has_query {
+                errors.push((
+                    422,
+                    "A query parameter's name or value holds a control character; `errors` names it",
+                ));
+            }
         }
         errors.push(if self.needs_token {
             (
@@ -286,6 +298,12 @@ mod tests {
                 .is_some_and(|parameters| parameters.iter().any(|p| p["in"] == "path"));
             if has_path_id {
                 assert!(declares(operation, "400"), "{name}: 400");
+            }
+            let has_query = operation["parameters"]
+                .as_array()
+                .is_some_and(|parameters| parameters.iter().any(|p| p["in"] == "query"));
+            if has_query {
+                assert!(declares(operation, "422"), "{name}: 422");
             }
             let roles = operation["description"].as_str().unwrap_or_default();
             if roles.contains("Roles: admin.") {

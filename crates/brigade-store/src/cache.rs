@@ -29,6 +29,17 @@ pub fn describe_metrics() {
     );
 }
 
+/// What a lookup can come to, as the `result` label of [`CACHE_REQUESTS`].
+pub const CACHE_RESULTS: [&str; 4] = ["hit", "miss", "error", "skipped"];
+
+/// Registers [`CACHE_REQUESTS`] at zero for the cache `kind` in use and every result, so
+/// `rate()` and `increase()` count the first hit, miss or error.
+pub fn register_at_zero(kind: &'static str) {
+    for result in CACHE_RESULTS {
+        metrics::counter!(CACHE_REQUESTS, "cache" => kind, "result" => result).increment(0);
+    }
+}
+
 /// Why a cache could not be built (only a malformed Redis URL; an unreachable Redis is not an
 /// error).
 pub type CacheError = redis::RedisError;

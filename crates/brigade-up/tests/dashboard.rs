@@ -208,6 +208,10 @@ async fn standalone_dashboard_serves_the_page_and_forwards_to_balancer_and_watch
         .await
         .unwrap();
     assert!(licence.contains("MIT License"));
+    // Browsers ask for /favicon.ico on their own; a 404 is a console error on every visit.
+    let icon = reqwest::get(format!("{base}/favicon.ico")).await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 
     // Which panels the page shows; no supervisor behind it.
     let (_, _, config) = get_json(&format!("{base}/api/dashboard/config")).await;

@@ -428,8 +428,12 @@ async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
         tsdb.append_scrape(&report_source(&target), t, &report);
         metrics::gauge!(SERIES).set(tsdb.series_count() as f64);
     }
-    metrics::counter!(SCRAPES, "job" => target.job.clone(), "outcome" => if up { "success" } else { "failure" })
-        .increment(1);
+    // Both outcomes exist from a job's first scrape, so increase() sees its first failure.
+    for outcome in ["success", "failure"] {
+        let happened = (outcome == "success") == up;
+        metrics::counter!(SCRAPES, "job" => target.job.clone(), "outcome" => outcome)
+            .increment(u64::from(happened));
+    }
     if dropped > 0 {
         metrics::counter!(SERIES_DROPPED, "job" => target.job.clone()).increment(dropped as u64);
         tracing::warn!(

@@ -302,6 +302,23 @@ fn bad_configuration_names_the_key_and_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("storage.database_url"));
 
+    // up's flags and up.toml keys, and watch's config, are checked the same way.
+    let output = brigade(dir.path(), &["up", "--replicas", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("replicas"));
+    let output = brigade(dir.path(), &["up", "--alert-rules", "no-such-rules.yml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--alert-rules"));
+    std::fs::write(dir.path().join("up.toml"), "replicas = 99\n").unwrap();
+    let output = brigade(dir.path(), &["up"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("up.toml: replicas"));
+    std::fs::remove_file(dir.path().join("up.toml")).unwrap();
+    std::fs::write(dir.path().join("watch.toml"), "listn = \"127.0.0.1:0\"\n").unwrap();
+    let output = brigade(dir.path(), &["watch"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listn"));
+
     // An unreachable database is a runtime failure (1) that names the database.
     let output = brigade(
         dir.path(),
@@ -463,4 +480,33 @@ fn a_replica_killed_mid_payment_leaves_no_charge_unrecorded() {
         audit["items"][0]["actor"], "system",
         "released by the reconciler: {audit}"
     );
+}
+
+/// A replica that has served nothing yet already exposes its counters, at zero: Prometheus's
+/// `increase()` and `rate()` count an event only against an earlier sample, so a counter that
+/// appears with its first event hides that event from every alert and chart.
+#[test]
+fn a_fresh_replica_exposes_its_counters_at_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::start(dir.path(), &[]);
+    let text = reqwest::blocking::get(replica.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let at_zero = |series: &str| {
+        text.lines()
+            .any(|line| line.starts_with(series) && line.ends_with(" 0"))
+    };
+    for series in [
+        "brigade_orders_placed_total ",
+        "brigade_signups_total ",
+        "brigade_tickets_completed_total ",
+        "brigade_payments_total{provider=\"simulated\",outcome=\"declined\"}",
+        "brigade_payments_total{provider=\"simulated\",outcome=\"error\"}",
+        "brigade_order_status_changes_total{status=\"cancelled\"}",
+        "brigade_cache_requests_total{cache=\"memory\",result=\"hit\"}",
+        "brigade_cache_requests_total{cache=\"memory\",result=\"miss\"}",
+    ] {
+        assert!(at_zero(series), "{series} is not at 0 in\n{text}");
+    }
 }

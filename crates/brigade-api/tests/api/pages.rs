@@ -194,6 +194,15 @@ both_backends! {
             .await
             .unwrap();
         assert_eq!(swagger.headers()["content-encoding"], "gzip");
+        let bundle = app
+            .anonymous()
+            .get(app.url("/swagger-ui/swagger-ui-bundle.js"))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bundle.status(), StatusCode::OK);
+        assert_eq!(bundle.headers()["content-encoding"], "gzip");
         // Browsers ask for /favicon.ico on their own.
         let icon = app.anonymous().get(app.url("/favicon.ico")).send().await.unwrap();
         assert_eq!(icon.status(), StatusCode::OK);

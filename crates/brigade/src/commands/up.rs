@@ -12,6 +12,7 @@ use clap::Parser as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{AutoscaleMetric, Cli, UpArgs};
+use crate::commands::BadSetting;
 
 /// The file read when `--config` is not given (if it exists).
 const DEFAULT_UP_CONFIG: &str = "up.toml";
@@ -19,13 +20,32 @@ const DEFAULT_UP_CONFIG: &str = "up.toml";
 /// Runs the supervisor until SIGTERM or Ctrl-C; on a terminal (and unless JSON logs were asked
 /// for) with the live status view below the log lines.
 pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
+    let binary = std::env::current_exe().context("cannot find the brigade executable")?;
+    // A flag or up.toml key that cannot be used is the user's to fix: exit code 2, named.
+    let options =
+        options(&settings, &args, binary).map_err(|error| BadSetting(format!("{error:#}")))?;
+    let ops = options.ops_listen;
+    let supervisor = Supervisor::new(options)?;
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let interactive = std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal()
+        && settings.log.format != LogFormat::Json;
+    if interactive && ops.port() != 0 {
+        tokio::spawn(live_view(ops.to_string(), shutdown.clone()));
+    }
+    supervisor.run(shutdown).await?;
+    Ok(())
+}
+
+/// The supervisor's options from the flags, up.toml and the settings, every path absolute.
+fn options(settings: &Settings, args: &UpArgs, binary: PathBuf) -> anyhow::Result<UpOptions> {
     let (file, path) = up_file()?;
-    let jobs = jobs(&settings, &args, &file)?;
+    let jobs = jobs(settings, args, &file)?;
     let context = |key: &str| match &path {
         Some(path) => format!("{}: {key}", path.display()),
         None => key.to_owned(),
     };
-    let binary = std::env::current_exe().context("cannot find the brigade executable")?;
     // Every path is made absolute once, here: children run with other working directories and
     // read configs that resolve relative paths against their own folder.
     let from_file = |relative: &PathBuf| in_folder_of(path.as_deref(), relative);
@@ -129,18 +149,7 @@ pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
         }
     }
     options.jobs = jobs;
-    let ops = options.ops_listen;
-    let supervisor = Supervisor::new(options)?;
-    let shutdown = Shutdown::new();
-    shutdown.trigger_on_signals();
-    let interactive = std::io::stdout().is_terminal()
-        && std::io::stderr().is_terminal()
-        && settings.log.format != LogFormat::Json;
-    if interactive && ops.port() != 0 {
-        tokio::spawn(live_view(ops.to_string(), shutdown.clone()));
-    }
-    supervisor.run(shutdown).await?;
-    Ok(())
+    Ok(options)
 }
 
 /// How often the live view is redrawn.

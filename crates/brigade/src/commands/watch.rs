@@ -8,6 +8,7 @@ use brigade_watch::{Watch, WatchConfig, client, rules};
 use clap::Parser;
 
 use crate::cli::{Cli, WatchAction, WatchArgs, WatchRulesAction, WatchSilenceAction};
+use crate::commands::BadSetting;
 
 /// The file read when `--config` is not given.
 const DEFAULT_WATCH_CONFIG: &str = "watch.toml";
@@ -32,7 +33,9 @@ fn watch_config_path() -> PathBuf {
 
 async fn serve(settings: Settings, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let path = watch_config_path();
-    let mut config = WatchConfig::load(&path)?;
+    // A config that cannot be used is the user's to fix: exit code 2, naming the key.
+    let mut config = WatchConfig::load(&path)
+        .map_err(|error| BadSetting(format!("{:#}", anyhow::Error::from(error))))?;
     if let Some(listen) = listen {
         config.listen = listen;
     }
