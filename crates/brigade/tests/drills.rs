@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Up};
+use common::{BRIGADE, PgDatabase, Up, assert_drill_holds};
 
 /// `brigade up` for the drills: two orders replicas, no watch.
 fn start_up(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Up {
@@ -20,76 +20,11 @@ fn start_up(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) ->
     Up::start_with(data_dir, &flags, env)
 }
 
-/// What the drill tests ask of a running `brigade up`.
-trait Drill {
-    fn drill(&self, name: &str, fault_secs: u64) -> (Value, bool);
-}
-
-impl Drill for Up {
-    /// Runs `brigade drill NAME` in short mode; returns the JSON report and whether it passed.
-    fn drill(&self, name: &str, fault_secs: u64) -> (Value, bool) {
-        let output = Command::new(BRIGADE)
-            .args(["drill", name, "--ops", &self.ops, "--phase-secs", "2"])
-            .args(["--clients", "2", "--fault-secs", &fault_secs.to_string()])
-            .arg("--json")
-            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
-            .output()
-            .unwrap();
-        // The report comes first; log lines may follow it on stdout.
-        let report: Value = serde_json::Deserializer::from_slice(&output.stdout)
-            .into_iter()
-            .next()
-            .and_then(Result::ok)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name}: no JSON report: {}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            });
-        if !output.status.success() {
-            eprintln!("{name} stdout: {}", String::from_utf8_lossy(&output.stdout));
-        }
-        eprintln!("{name}: {report}");
-        (report, output.status.success())
-    }
-}
-
-/// Asserts what every drill claims, and the named claims among the report's.
-fn assert_holds(name: &str, report: &Value, passed: bool, claims: &[&str]) {
-    let listed: Vec<&str> = report["claims"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["claim"].as_str().unwrap())
-        .collect();
-    for claim in claims {
-        assert!(
-            listed.iter().any(|l| l.starts_with(claim)),
-            "{name}: claim {claim:?} missing from {listed:?}"
-        );
-    }
-    assert!(passed, "{name} failed its claims: {report:#}");
-    assert!(
-        report["claims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["holds"] == true)
-    );
-    assert!(
-        report["acknowledged"].as_u64().unwrap() > 5,
-        "{name}: {report}"
-    );
-    assert_eq!(report["lost"], 0, "{name}: {report}");
-    assert_eq!(report["duplicated"], 0, "{name}: {report}");
-}
-
 /// The SQLite db-outage: writes fail fast (1 s busy timeout) while the supervisor holds the
 /// file's write lock; reads and readiness stay up.
 fn sqlite_db_outage(up: &Up) {
-    let (report, passed) = up.drill("db-outage", 5);
-    assert_holds(
+    let (report, passed) = up.drill("db-outage", 5, &[]);
+    assert_drill_holds(
         "db-outage",
         &report,
         passed,
@@ -123,8 +58,8 @@ fn slow_replica_payment_outage_and_sqlite_db_outage_hold_their_claims() {
         ],
     );
 
-    let (report, passed) = up.drill("slow-replica", 3);
-    assert_holds(
+    let (report, passed) = up.drill("slow-replica", 3, &[]);
+    assert_drill_holds(
         "slow-replica",
         &report,
         passed,
@@ -143,13 +78,13 @@ fn slow_replica_payment_outage_and_sqlite_db_outage_hold_their_claims() {
     // orders (their request-id prefix), so the orders of this customer, told 201 and charged,
     // are none of its business.
     let other = OtherCustomer::start(&up);
-    let (report, passed) = up.drill("payment-outage", 3);
+    let (report, passed) = up.drill("payment-outage", 3, &[]);
     let others_placed = other.finish();
     assert!(
         others_placed > 0,
         "the other customer ordered during the drill"
     );
-    assert_holds(
+    assert_drill_holds(
         "payment-outage",
         &report,
         passed,
@@ -306,18 +241,8 @@ fn kill_balancer_and_kill_watch_hold_their_claims_with_the_recorded_passwords() 
             .args(["--clients", "4", "--json"])
             .output()
             .unwrap();
-        let report: Value = serde_json::Deserializer::from_slice(&output.stdout)
-            .into_iter()
-            .next()
-            .and_then(Result::ok)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name}: no JSON report: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            });
-        eprintln!("{name}: {report}");
-        assert_holds(name, &report, output.status.success(), claims);
+        let report = common::drill_report(name, &output);
+        assert_drill_holds(name, &report, output.status.success(), claims);
     }
 }
 
@@ -340,8 +265,8 @@ fn surge_makes_the_autoscaler_add_replicas_and_fails_nothing() {
         ],
         &[("BRIGADE_PAYMENTS__SIMULATED__LATENCY_MS", "150")],
     );
-    let (report, passed) = up.drill("surge", 8);
-    assert_holds(
+    let (report, passed) = up.drill("surge", 8, &[]);
+    assert_drill_holds(
         "surge",
         &report,
         passed,
@@ -385,8 +310,8 @@ fn db_outage_on_postgres_cuts_the_relay_and_recovers() {
         "replicas connect through it: {link}"
     );
 
-    let (report, passed) = up.drill("db-outage", 4);
-    assert_holds(
+    let (report, passed) = up.drill("db-outage", 4, &[]);
+    assert_drill_holds(
         "db-outage",
         &report,
         passed,

@@ -8,55 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Up};
-
-/// Runs `brigade drill NAME` with `env` (the settings `up` runs with); the JSON report and
-/// whether it passed.
-fn drill(up: &Up, name: &str, env: &[(&str, &str)]) -> (Value, bool) {
-    let output = Command::new(BRIGADE)
-        .args(["drill", name, "--ops", &up.ops, "--phase-secs", "2"])
-        .args(["--clients", "2", "--fault-secs", "6", "--json"])
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .envs(env.iter().copied())
-        .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::Deserializer::from_slice(&output.stdout)
-        .into_iter()
-        .next()
-        .and_then(Result::ok)
-        .unwrap_or_else(|| {
-            panic!(
-                "{name}: no JSON report: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    eprintln!("{name}: {report}");
-    (report, output.status.success())
-}
-
-/// Asserts every claim held and the named ones were made.
-fn assert_holds(name: &str, report: &Value, passed: bool, claims: &[&str]) {
-    let listed: Vec<&str> = report["claims"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["claim"].as_str().unwrap())
-        .collect();
-    for claim in claims {
-        assert!(
-            listed.iter().any(|l| l.starts_with(claim)),
-            "{name}: claim {claim:?} missing from {listed:?}"
-        );
-    }
-    assert!(passed, "{name} failed its claims: {report:#}");
-    assert!(report["acknowledged"].as_u64().unwrap() > 3, "{report}");
-    assert_eq!(report["lost"], 0, "{name}: {report}");
-}
+use common::{BRIGADE, PgDatabase, Up, assert_drill_holds};
 
 const FAULT_CLAIMS: [&str; 5] = [
     "no acknowledged order lost",
@@ -92,8 +44,8 @@ fn disk_full_answers_503_while_it_lasts_and_recovers() {
     let data_dir = dir.path().display().to_string();
     let up = Up::start_with(dir.path(), &["--no-watch"], &[]);
     let env = [("BRIGADE_STORAGE__DATA_DIR", data_dir.as_str())];
-    let (report, passed) = drill(&up, "disk-full", &env);
-    assert_holds("disk-full", &report, passed, &FAULT_CLAIMS);
+    let (report, passed) = up.drill("disk-full", 6, &env);
+    assert_drill_holds("disk-full", &report, passed, &FAULT_CLAIMS);
 }
 
 #[test]
@@ -126,8 +78,8 @@ fn db_refuse_answers_503_while_it_lasts_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("DATABASE_URL", database.url.as_str())];
     let up = Up::start_with(dir.path(), &["--no-watch"], &env);
-    let (report, passed) = drill(&up, "db-refuse", &env);
-    assert_holds("db-refuse", &report, passed, &FAULT_CLAIMS);
+    let (report, passed) = up.drill("db-refuse", 6, &env);
+    assert_drill_holds("db-refuse", &report, passed, &FAULT_CLAIMS);
 }
 
 /// A private `redis-server` on `port`; killed when dropped.
@@ -159,8 +111,8 @@ fn cache_outage_costs_no_request_and_little_latency() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("REDIS_URL", url.as_str())];
     let up = Up::start_with(dir.path(), &["--no-watch"], &env);
-    let (report, passed) = drill(&up, "cache-outage", &env);
-    assert_holds(
+    let (report, passed) = up.drill("cache-outage", 6, &env);
+    assert_drill_holds(
         "cache-outage",
         &report,
         passed,

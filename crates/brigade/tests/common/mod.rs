@@ -247,3 +247,65 @@ pub fn run_sql(url: &str, sql: &str) {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     });
 }
+
+/// The JSON report `brigade drill … --json` printed first on stdout (log lines may follow it);
+/// panics with the output when there is none.
+pub fn drill_report(name: &str, output: &std::process::Output) -> Value {
+    let report = serde_json::Deserializer::from_slice(&output.stdout)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: no JSON report: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    eprintln!("{name}: {report}");
+    report
+}
+
+impl Up {
+    /// Runs `brigade drill NAME` in short mode with `env` (the settings this `up` runs with);
+    /// the JSON report and whether it passed.
+    pub fn drill(&self, name: &str, fault_secs: u64, env: &[(&str, &str)]) -> (Value, bool) {
+        let output = Command::new(BRIGADE)
+            .args(["drill", name, "--ops", &self.ops, "--phase-secs", "2"])
+            .args(["--clients", "2", "--fault-secs", &fault_secs.to_string()])
+            .arg("--json")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .envs(env.iter().copied())
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .output()
+            .unwrap();
+        (drill_report(name, &output), output.status.success())
+    }
+}
+
+/// Asserts what every drill claims (every claim held, some orders acknowledged, none lost or
+/// placed twice), and that the named claims were among the report's.
+pub fn assert_drill_holds(name: &str, report: &Value, passed: bool, claims: &[&str]) {
+    let listed: Vec<&str> = report["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["claim"].as_str().unwrap())
+        .collect();
+    for claim in claims {
+        assert!(
+            listed.iter().any(|l| l.starts_with(claim)),
+            "{name}: claim {claim:?} missing from {listed:?}"
+        );
+    }
+    assert!(passed, "{name} failed its claims: {report:#}");
+    let claims = report["claims"].as_array().unwrap();
+    assert!(claims.iter().all(|c| c["holds"] == true), "{report:#}");
+    assert!(
+        report["acknowledged"].as_u64().unwrap() > 3,
+        "{name}: {report}"
+    );
+    assert_eq!(report["lost"], 0, "{name}: {report}");
+    assert_eq!(report["duplicated"], 0, "{name}: {report}");
+}
