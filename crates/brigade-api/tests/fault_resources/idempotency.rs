@@ -86,6 +86,14 @@ async fn payment_unavailable_then_retry(backend: Backend) {
         }
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     };
+    // The replica itself is well: readiness stays 200, or every replica would be taken out
+    // and a payments outage would become a whole outage (menus and order tracking included).
+    let ready = app.get("/health/ready").await;
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "ready while the provider is down"
+    );
     set_outage(&app, false).await;
 
     // The careful client retries the same key, honouring Retry-After.

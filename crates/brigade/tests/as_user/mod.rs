@@ -51,7 +51,14 @@ impl UserUp {
     /// `brigade up --port 0 --ops-port 0 EXTRA…` in `cwd` (a port in `extra` replaces the 0);
     /// returns once it said it is up.
     pub fn start(cwd: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(cwd, extra, &[])
+    }
+
+    /// Like [`UserUp::start`], with the variables a user set on purpose (e.g. `DATABASE_URL`
+    /// to run on PostgreSQL).
+    pub fn start_with_env(cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = brigade(cwd);
+        command.envs(env.iter().copied());
         command.arg("up");
         for flag in ["--port", "--ops-port"] {
             if !extra.contains(&flag) {
