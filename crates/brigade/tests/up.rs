@@ -233,8 +233,36 @@ fn rollout_restart_under_load_fails_no_request() {
         .iter()
         .filter_map(|c| c["pid"].as_u64())
         .collect();
+    // Another site's page, or a client without this start's token, cannot start a rollout.
+    let rollout_url = format!("http://{}/api/pools/orders/rollout", up.ops);
+    let token = common::ops_token(&up.ops);
+    let http = reqwest::blocking::Client::new();
+    let forged = [
+        http.post(&rollout_url),
+        http.post(&rollout_url)
+            .header("x-brigade-ops-token", "guessed"),
+        http.post(&rollout_url)
+            .header("x-brigade-ops-token", &token)
+            .header("origin", "http://evil.example"),
+        http.post(&rollout_url)
+            .header("x-brigade-ops-token", &token)
+            .header("sec-fetch-site", "cross-site"),
+    ];
+    for request in forged {
+        let refused = request.send().unwrap();
+        assert_eq!(refused.status(), 403);
+        assert_eq!(
+            refused.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
     let load = Load::start(&up, 4);
     load.run_for(40);
+    let untouched: Vec<u64> = orders_primaries(&up)
+        .iter()
+        .filter_map(|c| c["pid"].as_u64())
+        .collect();
+    assert_eq!(untouched, before, "a refused rollout replaced nothing");
     let rollout = Command::new(BRIGADE)
         .args(["rollout", "restart", "orders", "--ops", &up.ops])
         .output()
