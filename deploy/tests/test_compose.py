@@ -183,6 +183,17 @@ def secret_values():
                 yield name, variable, str(value)
 
 
+def test_the_edge_limits_every_client_and_log_ins_most_tightly():
+    rules = {rule["name"]: rule for rule in BALANCE.get("rate_limits", [])}
+    assert {"sessions", "accounts", "orders", "writes", "reads"} <= set(rules), rules
+    per_second = {name: rule["requests"] / rule["per_seconds"] for name, rule in rules.items()}
+    assert per_second["sessions"] < per_second["orders"] < per_second["writes"] < per_second["reads"]
+    assert rules["accounts"]["methods"] == ["POST"] and rules["sessions"]["methods"] == ["POST"]
+    # Keyed by the client's address: the balancer is the first hop, so no trusted proxies.
+    assert all(rule.get("key", "client") == "client" for rule in rules.values())
+    assert not BALANCE.get("trusted_proxies")
+
+
 def test_no_password_is_written_in_the_file():
     """Every secret comes from deploy/.env (not committed): required, never defaulted."""
     secrets = list(secret_values())
