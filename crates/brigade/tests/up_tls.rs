@@ -2,8 +2,8 @@
 //! `--tls-self-signed` the port speaks https to a client trusting the certificate made in the
 //! data directory and to no other, plain http gets no API answer, and what talks to the port
 //! for `up` (an off-peak job, `brigade status`, a drill in another process) follows it to
-//! https; TLS flags and up.toml keys that do not go together stop `up` with exit code 2,
-//! naming the one at fault.
+//! https; up.toml passes the user's certificate through; TLS flags and up.toml keys that do
+//! not go together stop `up` with exit code 2, naming the one at fault.
 
 mod common;
 
@@ -59,7 +59,7 @@ fn a_self_signed_up_serves_https_to_whoever_trusts_it_and_its_tools_follow() {
         .send()
         .unwrap_err();
     assert!(
-        format!("{untrusted:?}").contains("certificate"),
+        format!("{untrusted:?}").contains("InvalidCertificate(UnknownIssuer)"),
         "{untrusted:?}"
     );
     // Plain http on the TLS port gets no answer from the API.
@@ -71,16 +71,7 @@ fn a_self_signed_up_serves_https_to_whoever_trusts_it_and_its_tools_follow() {
         "{plain:?}"
     );
 
-    // A job logs in through the public port.
-    let report = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-        .post(format!("http://{}/api/jobs/daily-report/run", up.ops))
-        .header("x-brigade-ops-token", common::ops_token(&up.ops))
-        .send()
-        .unwrap();
-    assert_eq!(report.status(), 200, "{}", report.text().unwrap());
+    run_daily_report(&up);
 
     // `brigade status` shows the https URL.
     let shown = Command::new(BRIGADE)
@@ -95,6 +86,52 @@ fn a_self_signed_up_serves_https_to_whoever_trusts_it_and_its_tools_follow() {
     // A drill in another process reads the URL and the certificate from the status.
     let (report, passed) = up.drill("kill-replica", 2, &[]);
     assert_drill_holds("kill-replica", &report, passed, &["no request failed"]);
+}
+
+/// Runs `daily-report` through the ops API: the job logs in through the public port.
+fn run_daily_report(up: &Up) {
+    let report = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .post(format!("http://{}/api/jobs/daily-report/run", up.ops))
+        .header("x-brigade-ops-token", common::ops_token(&up.ops))
+        .send()
+        .unwrap();
+    assert_eq!(report.status(), 200, "{}", report.text().unwrap());
+}
+
+#[test]
+fn up_toml_passes_the_users_certificate_through_and_the_jobs_reach_it_by_address() {
+    let dir = tempfile::tempdir().unwrap();
+    // A certificate for a name only: brigade's own clients dial 127.0.0.1 all the same.
+    let (cert, _) =
+        brigade_balance::tls::self_signed(&dir.path().join("mine"), &["shop.test".into()]).unwrap();
+    let config = dir.path().join("up.toml");
+    let text = "tls_cert = \"mine/cert.pem\"\ntls_key = \"mine/key.pem\"\nwatch = false\n";
+    std::fs::write(&config, text).unwrap();
+    let data = dir.path().join("data");
+    let up = Up::start_with(&data, &["--config", config.to_str().unwrap()], &[]);
+    let status = up.status();
+    assert_eq!(status["public_ca"], cert.to_str().unwrap(), "{status}");
+    assert!(
+        !data.join("up").join("tls").exists(),
+        "nothing self-signed made"
+    );
+
+    let shops = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap()])
+        .resolve("shop.test", up.public.parse().unwrap())
+        .build()
+        .unwrap()
+        .get(format!(
+            "https://shop.test:{}/api/v1/shops",
+            up.public.rsplit(':').next().unwrap()
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(shops.status(), 200);
+    run_daily_report(&up);
 }
 
 /// Runs `brigade up` with `args` from `dir`; it must stop at once with exit code 2 and say
