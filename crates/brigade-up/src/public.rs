@@ -81,11 +81,6 @@ impl PublicEndpoint {
         format!("{}{path}", self.url)
     }
 
-    /// Whether the port speaks TLS.
-    pub fn is_tls(&self) -> bool {
-        self.ca.is_some()
-    }
-
     /// `builder` made into a client of the public port. Over TLS it trusts the certificates of
     /// the served chain and nothing else, and does not compare names: it dials the loopback
     /// socket `up` holds itself, where a certificate made for a public name (a real one of the
@@ -139,7 +134,7 @@ mod tests {
             plain,
             PublicEndpoint::new("127.0.0.1:8080".parse().unwrap(), None)
         );
-        assert!(!plain.is_tls());
+        assert_eq!(plain.ca, None);
         assert!(plain.client(reqwest::Client::builder()).is_ok());
     }
 
