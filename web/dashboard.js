@@ -154,7 +154,7 @@ document.addEventListener("DOMContentLoaded", () => {
       return found ? new Map(found.backends.map((b) => [b.address, b])) : null;
     };
     $("addresses").textContent =
-      `public ${status.public || "—"} · balancer admin ${status.balancer_admin || "—"} · watch ${status.watch || "—"}`;
+      `public ${status.public_url || status.public || "—"} · balancer admin ${status.balancer_admin || "—"} · watch ${status.watch || "—"}`;
     names = new Map(status.children.filter((c) => c.address).map((c) => [c.address, c.instance]));
     if (status.balancer_admin) names.set(status.balancer_admin, "balance"); // scraped on its admin port
     if (!busy) {

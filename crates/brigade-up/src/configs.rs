@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 use brigade_balance::config::{
     BackendConfig, Config as BalanceConfig, HealthConfig, PoolConfig, RouteConfig,
 };
+use brigade_balance::tls::TlsConfig;
 use brigade_watch::config::{
     BalanceConfig as WatchBalanceTarget, EvaluationConfig, ScrapeConfig, StaticConfig, WatchConfig,
 };
 
 use crate::supervisor::ChildStatus;
+use crate::tls::TlsFiles;
 use crate::topology::UpOptions;
 
 /// Why a config could not be written.
@@ -43,12 +45,13 @@ pub enum ConfigWriteError {
 /// The balancer's config: the public and admin addresses the supervisor holds, every pool with
 /// the replicas that are ready now (empty on the first start: replicas join through the admin
 /// API once ready; after a restart of the balancer they are there from its first request),
-/// path routes first, the default route last.
+/// path routes first, the default route last; `[tls]` with `tls`.
 pub(crate) fn balance(
     options: &UpOptions,
     public: SocketAddr,
     admin: SocketAddr,
     ready: &[ChildStatus],
+    tls: Option<&TlsFiles>,
 ) -> BalanceConfig {
     let pools = options
         .pools
@@ -94,10 +97,21 @@ pub(crate) fn balance(
         listen: public,
         pools,
         routes: prefixed.chain(default).map(route).collect(),
+        tls: tls.map(public_tls),
         ..BalanceConfig::default()
     };
     config.admin.listen = admin;
     config
+}
+
+/// `[tls]` of the public port, without `Strict-Transport-Security`: `up` listens on loopback
+/// only, and HSTS for `localhost` would hold every other local server on that name to https
+/// for as long as the header says. No plain-http redirect listener either: `up` has one port.
+fn public_tls(files: &TlsFiles) -> TlsConfig {
+    TlsConfig {
+        hsts_max_age_secs: 0,
+        ..TlsConfig::new(files.cert.clone(), files.key.clone())
+    }
 }
 
 /// Watch's config: brigade's rules and the extra rule files (absolute paths), the balancer and
@@ -170,9 +184,10 @@ mod tests {
             last_error: None,
         };
         let path = dir.path().join("balance.toml");
-        write(&path, &balance(&options, public, admin, &[ready])).unwrap();
+        write(&path, &balance(&options, public, admin, &[ready], None)).unwrap();
         let parsed = BalanceConfig::load(&path).unwrap();
         assert_eq!(parsed.listen, public);
+        assert_eq!(parsed.tls, None);
         assert_eq!(parsed.admin.listen, admin);
         assert_eq!(parsed.pools[0].backends.len(), 1);
         assert_eq!(
@@ -188,5 +203,20 @@ mod tests {
         write(&path, &watch(vec![rules.clone()], admin, public)).unwrap();
         let parsed = WatchConfig::load(&path).unwrap();
         assert_eq!(parsed.rule_files, vec![rules]);
+    }
+
+    #[test]
+    fn tls_files_become_the_tls_section_without_hsts() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = UpOptions::new("brigade".into(), dir.path().to_path_buf());
+        let tls = crate::PublicTls::SelfSigned.files(dir.path()).unwrap();
+        let public: SocketAddr = "127.0.0.1:28443".parse().unwrap();
+        let admin: SocketAddr = "127.0.0.1:28082".parse().unwrap();
+        let path = dir.path().join("balance.toml");
+        write(&path, &balance(&options, public, admin, &[], Some(&tls))).unwrap();
+        let parsed = BalanceConfig::load(&path).unwrap().tls.unwrap();
+        assert_eq!((parsed.cert, parsed.key), (tls.cert, tls.key));
+        assert_eq!(parsed.hsts_max_age_secs, 0);
+        assert_eq!(parsed.redirect_listen, None);
     }
 }

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::public::{PublicEndpoint, PublicError};
+
 /// Why the jobs configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum JobsConfigError {
@@ -68,6 +70,12 @@ pub struct UpFile {
     /// `--alert-rules` (added to the flag's files).
     #[serde(default)]
     pub alert_rules: Vec<std::path::PathBuf>,
+    /// `--tls-cert` (with `tls_key`).
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// `--tls-key` (with `tls_cert`).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// `true` = `--tls-self-signed` (not with `tls_cert` and `tls_key`).
+    pub tls_self_signed: Option<bool>,
     /// `[autoscale]`: the `--autoscale-*` flags.
     #[serde(default)]
     pub autoscale: AutoscaleSection,
@@ -390,10 +398,8 @@ impl JobsPlan {
     }
 }
 
-/// What a job run needs to reach the service.
+/// What a job run needs to reach the service (the public port is the admin session's).
 pub(crate) struct JobTarget {
-    /// The balancer's public address.
-    pub public: String,
     /// Ready replicas' addresses (warm-caches calls each).
     pub replicas: Vec<String>,
     /// The `brigade` binary (the backup job runs `brigade backup`).
@@ -402,9 +408,12 @@ pub(crate) struct JobTarget {
     pub data_dir: PathBuf,
 }
 
-/// Logs in as the jobs' admin and keeps the token until it stops working.
+/// Logs in as the jobs' admin through the public port and keeps the token until it stops
+/// working.
 pub(crate) struct AdminSession {
+    /// Trusts the public port's certificate when it speaks TLS.
     http: reqwest::Client,
+    public: PublicEndpoint,
     email: String,
     password: Option<String>,
     /// Where `demo-accounts.json` is: read at each log-in when no password was given, so a
@@ -414,17 +423,20 @@ pub(crate) struct AdminSession {
 }
 
 impl AdminSession {
-    pub(crate) fn new(email: String, password: Option<String>, data_dir: PathBuf) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap_or_default(),
+    pub(crate) fn new(
+        public: PublicEndpoint,
+        email: String,
+        password: Option<String>,
+        data_dir: PathBuf,
+    ) -> Result<Self, PublicError> {
+        Ok(Self {
+            http: public.client(reqwest::Client::builder().timeout(Duration::from_secs(60)))?,
+            public,
             email,
             password,
             data_dir,
             token: tokio::sync::Mutex::new(None),
-        }
+        })
     }
 
     /// Whether a password is known: given, or recorded by `brigade demo-data`.
@@ -438,7 +450,7 @@ impl AdminSession {
             .or_else(|| crate::demo_accounts::password_of(&self.data_dir, &self.email))
     }
 
-    async fn token(&self, public: &str) -> Result<String, String> {
+    async fn token(&self) -> Result<String, String> {
         let mut token = self.token.lock().await;
         if let Some(token) = token.as_ref() {
             return Ok(token.clone());
@@ -452,7 +464,7 @@ impl AdminSession {
         };
         let response = self
             .http
-            .post(format!("http://{public}/api/v1/sessions"))
+            .post(self.public.url("/api/v1/sessions"))
             .json(&serde_json::json!({"email": self.email, "password": password}))
             .send()
             .await
@@ -477,9 +489,9 @@ impl AdminSession {
     }
 
     /// `POST url` as the admin; a 401 (token expired or revoked) logs in once more.
-    async fn post(&self, public: &str, url: &str) -> Result<serde_json::Value, String> {
+    async fn post(&self, url: &str) -> Result<serde_json::Value, String> {
         for attempt in 0..2 {
-            let token = self.token(public).await?;
+            let token = self.token().await?;
             let response = self
                 .http
                 .post(url)
@@ -513,11 +525,8 @@ pub(crate) async fn execute(
     match kind {
         JobKind::WarmCaches => warm_caches(target, admin).await,
         JobKind::DailyReport => {
-            let url = format!(
-                "http://{}/api/v1/admin/reports/daily/refresh",
-                target.public
-            );
-            let report = admin.post(&target.public, &url).await?;
+            let url = admin.public.url("/api/v1/admin/reports/daily/refresh");
+            let report = admin.post(&url).await?;
             Ok(format!(
                 "refreshed {} to {}: {} row(s)",
                 report["from"].as_str().unwrap_or("?"),
@@ -538,7 +547,7 @@ async fn warm_caches(target: &JobTarget, admin: &AdminSession) -> Result<String,
     let mut failed = Vec::new();
     for replica in &target.replicas {
         let url = format!("http://{replica}/api/v1/admin/cache/warm");
-        match admin.post(&target.public, &url).await {
+        match admin.post(&url).await {
             Ok(body) => warmed.push(format!(
                 "{replica}: {} menu(s), {} open shop(s)",
                 body["menus"], body["open_shops"]

@@ -32,6 +32,8 @@ pub(crate) struct Balancer {
     pub admin_listener: Arc<TcpListener>,
     /// Client of that admin listener.
     pub admin: BalancerAdmin,
+    /// The certificate and key of the public port, when it speaks TLS.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Balancer {
@@ -56,7 +58,7 @@ impl Kind for Balancer {
         let failed = |error: &dyn std::fmt::Display| StartFailure::Failed(error.to_string());
         let (public, admin) = self.addresses().map_err(|e| failed(&e))?;
         let children = self.shared.status().children;
-        let config = configs::balance(&self.options, public, admin, &children);
+        let config = configs::balance(&self.options, public, admin, &children, self.tls.as_ref());
         let path = self.options.data_dir.join("up").join("balance.toml");
         configs::write(&path, &config).map_err(|e| failed(&e))?;
         let spec = ChildSpec {

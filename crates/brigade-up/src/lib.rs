@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! brigade up [--data-dir DIR] [--port 8080] [--ops-port 8081] [--replicas 3] [--no-demo]
+//!            [--tls-cert FILE --tls-key FILE | --tls-self-signed]
 //! ```
 //! It starts, as child processes of itself: `brigade balance` on the public port with an
 //! `orders` and a `kitchen` pool (path-routed), replicas of `brigade serve` per pool (plus one
@@ -32,15 +33,19 @@ mod metrics;
 mod ops;
 pub mod ops_guard;
 mod pool;
+mod public;
 mod scheduler;
 pub mod status_view;
 mod supervise;
 mod supervisor;
+mod tls;
 mod topology;
 
 pub use dashboard::Dashboard;
 pub use events::{Event, Events};
 pub use jobs::{AutoscaleSection, JobKind, JobsConfigError, JobsPlan, UpFile};
 pub use pool::PoolCommand;
+pub use public::{PublicEndpoint, PublicError};
 pub use supervisor::{Supervisor, UpError};
+pub use tls::PublicTls;
 pub use topology::{Autoscale, PoolPlan, ScaleMetric, UpOptions};

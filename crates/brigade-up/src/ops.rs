@@ -16,6 +16,10 @@ use crate::supervisor::Shared;
 pub struct Status {
     /// The public address (the balancer).
     pub public: Option<String>,
+    /// The public URL (`https://…` when the port speaks TLS) and the certificate it serves:
+    /// `public_url` and `public_ca`, what `brigade drill` in another process needs to reach it.
+    #[serde(flatten)]
+    pub endpoint: Option<crate::PublicEndpoint>,
     /// The balancer's admin address.
     pub balancer_admin: Option<String>,
     /// The watch API address.

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::jobs::{self, AdminSession, JobPlan, JobTarget, JobsPlan};
+use crate::public::PublicEndpoint;
 use crate::supervisor::Shared;
 use crate::topology::UpOptions;
 
@@ -179,6 +180,30 @@ impl JobBoard {
     }
 }
 
+/// What the runs of `options`' jobs share; `None` (logged) when the public port's certificate
+/// cannot be read, which the balancer serving it makes unlikely.
+fn runner(options: &UpOptions, public: &PublicEndpoint) -> Option<Runner> {
+    let plan = &options.jobs;
+    let admin = AdminSession::new(
+        public.clone(),
+        plan.admin_email.clone(),
+        plan.admin_password.clone(),
+        options.data_dir.clone(),
+    );
+    match admin {
+        Ok(admin) => Some(Runner {
+            admin,
+            binary: options.binary.clone(),
+            data_dir: options.data_dir.clone(),
+            backup_keep: plan.backup_keep,
+        }),
+        Err(error) => {
+            tracing::error!(%error, "no off-peak jobs: they cannot reach the public port");
+            None
+        }
+    }
+}
+
 /// Registers the jobs of `options` and starts the scheduler; `None` when jobs are off. It stops
 /// with `stop`, cancelling runs in progress (a backup child is killed; its partial file never
 /// becomes a backup).
@@ -186,22 +211,14 @@ pub(crate) fn start(
     options: &UpOptions,
     shared: &Shared,
     admin_address: &str,
+    public: &PublicEndpoint,
     stop: Shutdown,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let plan: &JobsPlan = &options.jobs;
     if !plan.enabled || plan.jobs.is_empty() {
         return None;
     }
-    let runner = Arc::new(Runner {
-        admin: AdminSession::new(
-            plan.admin_email.clone(),
-            plan.admin_password.clone(),
-            options.data_dir.clone(),
-        ),
-        binary: options.binary.clone(),
-        data_dir: options.data_dir.clone(),
-        backup_keep: plan.backup_keep,
-    });
+    let runner = Arc::new(runner(options, public)?);
     let jobs: Vec<Arc<JobState>> = plan
         .jobs
         .iter()
@@ -358,7 +375,6 @@ async fn run_job(job: &JobState, runner: &Runner, shared: &Shared, trigger: Trig
     job.view.lock().unwrap_or_else(|p| p.into_inner()).running = true;
     let status = shared.status();
     let target = JobTarget {
-        public: status.public.unwrap_or_default(),
         replicas: status
             .children
             .iter()

@@ -200,7 +200,10 @@ impl Snapshot {
         let status = &self.status;
         let mut out = format!(
             "public {}   ops dashboard http://{}/\nbalancer admin {}   watch {}\n",
-            status["public"].as_str().unwrap_or("-"),
+            status["public_url"]
+                .as_str()
+                .or(status["public"].as_str())
+                .unwrap_or("-"),
             self.ops,
             status["balancer_admin"].as_str().unwrap_or("-"),
             status["watch"].as_str().unwrap_or("-"),
@@ -315,7 +318,7 @@ mod tests {
         let snapshot = Snapshot {
             ops: "127.0.0.1:8081".to_owned(),
             status: json!({
-                "public": "127.0.0.1:8080",
+                "public": "127.0.0.1:8080", "public_url": "https://127.0.0.1:8080",
                 "balancer_admin": "127.0.0.1:9000", "watch": "127.0.0.1:9090",
                 "children": [
                     {"instance": "serve-orders-1", "service": "serve", "pool": "orders",
@@ -362,5 +365,6 @@ mod tests {
         assert!(text.contains("BrigadeHighErrorRate (job=orders)"), "{text}");
         assert!(text.contains("10:04:05 warn  serve-orders-1"), "{text}");
         assert!(text.contains("http://127.0.0.1:8081/"), "{text}");
+        assert!(text.contains("public https://127.0.0.1:8080 "), "{text}");
     }
 }

@@ -18,7 +18,9 @@ use crate::listeners;
 use crate::logs::{self, LogSink};
 use crate::ops::{self, Status};
 use crate::pool::{self, PoolCommand, PoolContext, READY_TIMEOUT};
+use crate::public::PublicEndpoint;
 use crate::supervise::{self, Backoff, Kind};
+use crate::tls::TlsFiles;
 use crate::topology::UpOptions;
 
 /// Why `brigade up` could not run.
@@ -47,6 +49,9 @@ pub enum UpError {
     /// The replicas' database link could not be set up.
     #[error(transparent)]
     DbLink(#[from] crate::db_link::DbLinkError),
+    /// The self-signed certificate could not be made.
+    #[error(transparent)]
+    Tls(#[from] brigade_balance::tls::TlsError),
     /// A preparation step (`brigade migrate`, `brigade demo-data`) failed.
     #[error("brigade {command} failed ({reason})")]
     Step {
@@ -91,6 +96,7 @@ pub struct Shared {
     pools: Arc<Mutex<BTreeMap<String, mpsc::Sender<PoolCommand>>>>,
     db_link: Arc<Mutex<Option<crate::db_link::DbLink>>>,
     data_dir: Arc<std::sync::OnceLock<PathBuf>>,
+    endpoint: Arc<std::sync::OnceLock<PublicEndpoint>>,
     /// Recent events.
     pub events: Events,
     /// The off-peak jobs, for the ops API.
@@ -159,6 +165,7 @@ impl Shared {
             .clone();
         Status {
             public,
+            endpoint: self.endpoint.get().cloned(),
             balancer_admin,
             watch,
             data_dir: self.data_dir.get().map(|dir| dir.display().to_string()),
@@ -179,10 +186,11 @@ pub struct Supervisor {
     options: UpOptions,
     shared: Shared,
     sink: LogSink,
+    tls: Option<TlsFiles>,
 }
 
 impl Supervisor {
-    /// Prepares the data directory and the central log.
+    /// Prepares the data directory, the central log and the certificate of the public port.
     pub fn new(options: UpOptions) -> Result<Self, UpError> {
         let prepare = |path: &Path| {
             std::fs::create_dir_all(path).map_err(|source| UpError::Prepare {
@@ -197,12 +205,18 @@ impl Supervisor {
             path: logs_dir,
             source,
         })?;
+        let tls = options
+            .tls
+            .as_ref()
+            .map(|tls| tls.files(&options.data_dir))
+            .transpose()?;
         let shared = Shared::default();
         let _ = shared.data_dir.set(options.data_dir.clone());
         Ok(Self {
             options,
             shared,
             sink,
+            tls,
         })
     }
 
@@ -213,6 +227,7 @@ impl Supervisor {
             options,
             shared,
             sink,
+            tls,
         } = self;
         crate::metrics::describe();
         let bind = |flag, address| async move {
@@ -244,6 +259,8 @@ impl Supervisor {
             address: ops_address,
             source,
         })?;
+        let endpoint = PublicEndpoint::new(public_address, tls.as_ref());
+        let _ = shared.endpoint.set(endpoint.clone());
         *shared.addresses.lock().unwrap_or_else(|p| p.into_inner()) = (
             Some(public_address.to_string()),
             Some(admin_address.to_string()),
@@ -286,6 +303,7 @@ impl Supervisor {
                 public,
                 admin_listener: balancer_admin,
                 admin: admin.clone(),
+                tls: tls.clone(),
             },
             &shared,
             backoff,
@@ -343,18 +361,20 @@ impl Supervisor {
             &options,
             &shared,
             &admin_address.to_string(),
+            &endpoint,
             shutdown.clone(),
         );
         // For people first, so whoever waits for the log line finds the passwords printed.
         brigade_core::telemetry::print_for_people(&banner(
             &options,
-            public_address,
+            &endpoint,
             ops_address,
             admin_address,
             &demo_accounts,
         ));
         tracing::info!(
             public = %public_address,
+            public_url = %endpoint.url,
             ops = %ops_address,
             balancer_admin = %admin_address,
             "brigade is up"
@@ -457,7 +477,7 @@ async fn wait_until_serving(options: &UpOptions, shared: &Shared, shutdown: &Shu
 /// What `brigade up` prints for people once it serves.
 fn banner(
     options: &UpOptions,
-    public: SocketAddr,
+    public: &PublicEndpoint,
     ops: SocketAddr,
     admin: SocketAddr,
     demo_output: &str,
@@ -471,9 +491,13 @@ fn banner(
         },
         |text| format!("{text}\n\n"),
     );
+    let certificate = public.ca.as_ref().map_or_else(String::new, |cert| {
+        format!("  certificate    {}\n", cert.display())
+    });
+    let public = &public.url;
     format!(
-        "\nbrigade is up\n  ordering page  http://{public}/\n  ordering API   http://{public}/api/v1/shops\n  \
-         Swagger UI     http://{public}/swagger-ui/\n  ops dashboard  http://{ops}/\n  \
+        "\nbrigade is up\n  ordering page  {public}/\n  ordering API   {public}/api/v1/shops\n  \
+         Swagger UI     {public}/swagger-ui/\n{certificate}  ops dashboard  http://{ops}/\n  \
          metrics        http://{admin}/metrics (balancer), each replica's /metrics\n  \
          ops API        http://{ops}/api/status   (or: brigade status --ops {ops})\n  \
          logs           brigade logs --data-dir {} [-f]\n  stop           Ctrl-C\n\n{accounts}",
@@ -523,4 +547,43 @@ fn demo_accounts_text(output: &str) -> Option<&str> {
     output
         .find("demo accounts")
         .map(|start| output[start..].trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_shows_the_public_url_and_the_certificate_in_use() {
+        let options = UpOptions::new("brigade".into(), "/data".into());
+        let tls = TlsFiles {
+            cert: "/data/up/tls/cert.pem".into(),
+            key: "/data/up/tls/key.pem".into(),
+        };
+        let public = PublicEndpoint::new("127.0.0.1:8443".parse().unwrap(), Some(&tls));
+        let ops = "127.0.0.1:8081".parse().unwrap();
+        let admin = "127.0.0.1:9000".parse().unwrap();
+        let text = banner(&options, &public, ops, admin, "");
+        assert!(
+            text.contains("ordering page  https://127.0.0.1:8443/\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Swagger UI     https://127.0.0.1:8443/swagger-ui/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("certificate    /data/up/tls/cert.pem\n"),
+            "{text}"
+        );
+        assert!(!text.contains("http://127.0.0.1:8443"), "{text}");
+
+        let plain = PublicEndpoint::new("127.0.0.1:8080".parse().unwrap(), None);
+        let text = banner(&options, &plain, ops, admin, "");
+        assert!(
+            text.contains("ordering API   http://127.0.0.1:8080/api/v1/shops"),
+            "{text}"
+        );
+        assert!(!text.contains("certificate"), "{text}");
+    }
 }

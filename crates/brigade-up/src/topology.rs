@@ -28,6 +28,8 @@ pub struct UpOptions {
     pub max_backoff_ms: u64,
     /// The off-peak jobs (`[jobs]` of up.toml).
     pub jobs: crate::JobsPlan,
+    /// TLS on the public port; `None`: plain http.
+    pub tls: Option<crate::PublicTls>,
 }
 
 impl UpOptions {
@@ -60,6 +62,7 @@ impl UpOptions {
             base_backoff_ms: 500,
             max_backoff_ms: 30_000,
             jobs: crate::JobsPlan::default(),
+            tls: None,
         }
     }
 }

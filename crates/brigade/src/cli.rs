@@ -309,6 +309,16 @@ pub struct UpArgs {
     /// Do not run the off-peak jobs (cache warm-up, daily report, backup; `[jobs]` of up.toml).
     #[arg(long)]
     pub no_jobs: bool,
+    /// Serve https on the public port with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve https on the public port with a certificate for localhost and 127.0.0.1, made in
+    /// <data-dir>/up/tls/ on the first start and kept (browsers warn until it is trusted).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
 }
 
 /// What the autoscaler of `brigade up` follows.

@@ -1,9 +1,46 @@
 //! The HTTP calls a drill makes besides its load: the ops API, the balancer's admin API, the
 //! replicas' fault switches and the audit trail.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::DrillError;
+use crate::PublicEndpoint;
+
+/// How long any one request of a drill (besides the probes) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a drill starts from: `up`'s status, its public port, and one client for both and for
+/// everything else (over TLS it trusts the public port's certificate).
+pub struct Start {
+    /// `GET /api/status` of the ops API.
+    pub status: Value,
+    /// The public port.
+    pub public: PublicEndpoint,
+    /// The client.
+    pub http: reqwest::Client,
+}
+
+/// Reads `up`'s status at `ops` and makes the drill's client from it.
+pub async fn start(ops: &str) -> Result<Start, DrillError> {
+    let setup = |error: &dyn std::fmt::Display| DrillError::Setup(error.to_string());
+    let plain = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| setup(&e))?;
+    let status = status(&plain, ops).await?;
+    let public = PublicEndpoint::from_status(&status)
+        .ok_or_else(|| setup(&"the status of brigade up names no public port"))?;
+    let http = public
+        .client(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
+        .map_err(|e| setup(&e))?;
+    Ok(Start {
+        status,
+        public,
+        http,
+    })
+}
 
 /// The JSON body of a successful answer; anything else is a setup error naming the status.
 pub async fn json_of(response: reqwest::Result<reqwest::Response>) -> Result<Value, DrillError> {
@@ -58,12 +95,12 @@ impl DemoPasswords {
 /// Logs a demo account in and returns its token.
 pub async fn log_in(
     http: &reqwest::Client,
-    public: &str,
+    public: &PublicEndpoint,
     email: &str,
     password: &str,
 ) -> Result<String, DrillError> {
     let session = json_of(
-        http.post(format!("http://{public}/api/v1/sessions"))
+        http.post(public.url("/api/v1/sessions"))
             .json(&json!({"email": email, "password": password}))
             .send()
             .await,
@@ -146,7 +183,7 @@ pub async fn faults_of(
 /// Every audit event matching `filter` since `since`, newest first (all pages).
 pub async fn audit(
     http: &reqwest::Client,
-    public: &str,
+    public: &PublicEndpoint,
     admin_token: &str,
     filter: &[(&str, &str)],
     since: chrono::DateTime<chrono::Utc>,
@@ -161,9 +198,8 @@ pub async fn audit(
         if let Some(cursor) = &cursor {
             query.push(("cursor", cursor));
         }
-        let url =
-            reqwest::Url::parse_with_params(&format!("http://{public}/api/v1/admin/audit"), &query)
-                .map_err(|e| DrillError::Setup(e.to_string()))?;
+        let url = reqwest::Url::parse_with_params(&public.url("/api/v1/admin/audit"), &query)
+            .map_err(|e| DrillError::Setup(e.to_string()))?;
         let page = json_of(http.get(url).bearer_auth(admin_token).send().await).await?;
         events.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {

@@ -33,8 +33,8 @@ pub struct Ctx {
     pub ops: String,
     /// Its per-start token.
     pub ops_token: String,
-    /// The public address (the balancer).
-    pub public: String,
+    /// The public port (the balancer).
+    pub public: crate::PublicEndpoint,
     /// The balancer's admin API.
     pub balancer_admin: String,
     /// Passwords of the demo accounts.

@@ -160,12 +160,11 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         return report;
     }
     let drill = Drill::parse(&options.name)?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| DrillError::Setup(e.to_string()))?;
-    let status = client::status(&http, &options.ops).await?;
-    let public = status["public"].as_str().unwrap_or_default().to_owned();
+    let client::Start {
+        status,
+        public,
+        http,
+    } = client::start(&options.ops).await?;
     let watch = status["watch"].as_str().map(str::to_owned);
     let passwords = client::DemoPasswords::new(options.password.clone(), &status);
     let customer = client::log_in(
@@ -175,14 +174,9 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         &passwords.of("customer@brigade.demo")?,
     )
     .await?;
-    let shops = json_of(
-        http.get(format!("http://{public}/api/v1/shops"))
-            .send()
-            .await,
-    )
-    .await?;
+    let shops = json_of(http.get(public.url("/api/v1/shops")).send().await).await?;
     let shop = shops[0]["id"].as_str().unwrap_or_default().to_owned();
-    let menu_url = format!("http://{public}/api/v1/shops/{shop}/menu");
+    let menu_url = public.url(&format!("/api/v1/shops/{shop}/menu"));
     let menu = json_of(http.get(&menu_url).send().await).await?;
     let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
                        "delivery": {"lat": 52.51, "lon": 13.40}});
@@ -213,7 +207,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         http.clone(),
         Target {
             menu_url,
-            orders_url: format!("http://{public}/api/v1/orders"),
+            orders_url: public.url("/api/v1/orders"),
             token: customer.clone(),
             order,
             key_prefix: key_prefix.clone(),
@@ -265,7 +259,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let mut lost = 0;
     for id in &ids {
         let found = http
-            .get(format!("http://{public}/api/v1/orders/{id}"))
+            .get(public.url(&format!("/api/v1/orders/{id}")))
             .bearer_auth(&customer)
             .send()
             .await;

@@ -34,12 +34,15 @@ pub struct ProcessCheck {
 /// new connection every few milliseconds and asks for the shops, until one is answered.
 pub async fn kill_balancer(ctx: &Ctx) -> Result<Findings, DrillError> {
     let (instance, pid) = child(&ctx.status, "balance")?;
-    let probe = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(2))
-        .build()
+    let probe = ctx
+        .public
+        .client(
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(2)),
+        )
         .map_err(|e| DrillError::Setup(e.to_string()))?;
-    let url = format!("http://{}/api/v1/shops", ctx.public);
+    let url = ctx.public.url("/api/v1/shops");
     sigkill(&instance, pid).await?;
     let killed = Instant::now();
     let mut refused = 0;

@@ -22,6 +22,7 @@ use super::load::{Load, Phase, Target};
 use super::report::{Claim, Report, percentile};
 use super::resource_faults::Fault;
 use super::{DrillError, DrillOptions};
+use crate::PublicEndpoint;
 
 /// Resource drills.
 pub const DRILLS: [&str; 3] = ["disk-full", "db-refuse", "cache-outage"];
@@ -52,12 +53,11 @@ pub async fn run(options: &DrillOptions) -> Option<Result<Report, DrillError>> {
 }
 
 async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, DrillError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| DrillError::Setup(e.to_string()))?;
-    let status = client::status(&http, &options.ops).await?;
-    let public = status["public"].as_str().unwrap_or_default().to_owned();
+    let client::Start {
+        status,
+        public,
+        http,
+    } = client::start(&options.ops).await?;
     let passwords = client::DemoPasswords::new(options.password.clone(), &status);
     let token = client::log_in(
         &http,
@@ -145,19 +145,18 @@ async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, Drill
 }
 
 /// The load's target: the first shop's menu and an order of its first item.
-async fn target(http: &reqwest::Client, public: &str, token: String) -> Result<Target, DrillError> {
-    let shops = json_of(
-        http.get(format!("http://{public}/api/v1/shops"))
-            .send()
-            .await,
-    )
-    .await?;
+async fn target(
+    http: &reqwest::Client,
+    public: &PublicEndpoint,
+    token: String,
+) -> Result<Target, DrillError> {
+    let shops = json_of(http.get(public.url("/api/v1/shops")).send().await).await?;
     let shop = shops[0]["id"].as_str().unwrap_or_default().to_owned();
-    let menu_url = format!("http://{public}/api/v1/shops/{shop}/menu");
+    let menu_url = public.url(&format!("/api/v1/shops/{shop}/menu"));
     let menu = json_of(http.get(&menu_url).send().await).await?;
     Ok(Target {
         menu_url,
-        orders_url: format!("http://{public}/api/v1/orders"),
+        orders_url: public.url("/api/v1/orders"),
         token,
         order: json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
                       "delivery": {"lat": 52.51, "lon": 13.40}}),
@@ -252,11 +251,16 @@ async fn recover(http: &reqwest::Client, target: &Target, probes: &Mutex<Probes>
 }
 
 /// Acknowledged orders that cannot be read back.
-async fn lost(http: &reqwest::Client, public: &str, token: &str, ids: &[String]) -> usize {
+async fn lost(
+    http: &reqwest::Client,
+    public: &PublicEndpoint,
+    token: &str,
+    ids: &[String],
+) -> usize {
     let mut lost = 0;
     for id in ids {
         let found = http
-            .get(format!("http://{public}/api/v1/orders/{id}"))
+            .get(public.url(&format!("/api/v1/orders/{id}")))
             .bearer_auth(token)
             .send()
             .await;

@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use brigade_balance::tls::TlsError;
 use brigade_core::config::LogFormat;
 use brigade_core::{Settings, Shutdown};
-use brigade_up::{Autoscale, JobKind, JobsPlan, ScaleMetric, Supervisor, UpFile, UpOptions};
+use brigade_up::{
+    Autoscale, JobKind, JobsPlan, PublicTls, ScaleMetric, Supervisor, UpFile, UpOptions,
+};
 use clap::Parser as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -84,6 +87,7 @@ fn options(settings: &Settings, args: &UpArgs, binary: PathBuf) -> anyhow::Resul
         );
         options.alert_rules.push(absolute(&rule_file, &origin)?);
     }
+    options.tls = public_tls(args, &file, path.as_deref(), &context)?;
     for pool in &mut options.pools {
         pool.replicas = usize::from(if pool.name == "kitchen" {
             kitchen
@@ -150,6 +154,62 @@ fn options(settings: &Settings, args: &UpArgs, binary: PathBuf) -> anyhow::Resul
     }
     options.jobs = jobs;
     Ok(options)
+}
+
+/// TLS on the public port: `--tls-cert`/`--tls-key` or `--tls-self-signed`, else up.toml's
+/// `tls_cert`/`tls_key`/`tls_self_signed` (a TLS flag wins over all three). The user's files
+/// are read here once, so a missing or mismatched pair stops `up` naming the flag or key
+/// instead of failing the balancer at every restart.
+fn public_tls(
+    args: &UpArgs,
+    file: &UpFile,
+    config: Option<&Path>,
+    context: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Option<PublicTls>> {
+    if args.tls_self_signed {
+        return Ok(Some(PublicTls::SelfSigned));
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return user_pair((cert, "--tls-cert".into()), (key, "--tls-key".into())).map(Some);
+    }
+    let self_signed = file.tls_self_signed.unwrap_or(false);
+    match (&file.tls_cert, &file.tls_key) {
+        (Some(_), _) | (_, Some(_)) if self_signed => anyhow::bail!(
+            "{}: not together with tls_cert and tls_key",
+            context("tls_self_signed")
+        ),
+        (Some(cert), Some(key)) => user_pair(
+            (&in_folder_of(config, cert), context("tls_cert")),
+            (&in_folder_of(config, key), context("tls_key")),
+        )
+        .map(Some),
+        (Some(_), None) => anyhow::bail!("{}: needs tls_key", context("tls_cert")),
+        (None, Some(_)) => anyhow::bail!("{}: needs tls_cert", context("tls_key")),
+        (None, None) => Ok(self_signed.then_some(PublicTls::SelfSigned)),
+    }
+}
+
+/// The user's certificate and key (each with the flag or key that named it), made absolute
+/// and checked to load as a pair; an error names the one at fault.
+fn user_pair(cert: (&Path, String), key: (&Path, String)) -> anyhow::Result<PublicTls> {
+    let (cert_path, key_path) = (absolute(cert.0, &cert.1)?, absolute(key.0, &key.1)?);
+    brigade_balance::tls::load_pair(&cert_path, &key_path).map_err(|error| match error {
+        TlsError::File {
+            key: "tls.cert",
+            path,
+            message,
+        } => {
+            anyhow::anyhow!("{} {path}: {message}", cert.1)
+        }
+        TlsError::File { path, message, .. } | TlsError::Unusable { path, message } => {
+            anyhow::anyhow!("{} {path}: {message}", key.1)
+        }
+        other => anyhow::anyhow!("{}: {other}", key.1),
+    })?;
+    Ok(PublicTls::Files {
+        cert: cert_path,
+        key: key_path,
+    })
 }
 
 /// How often the live view is redrawn.
