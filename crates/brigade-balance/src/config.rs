@@ -618,7 +618,8 @@ impl PoolConfig {
                 "is required by algorithm consistent_hash",
             ));
         }
-        if self.bounded_load < 1.0 {
+        // NaN (TOML's `nan`) compares false with everything: it would cap every backend at 0.
+        if self.bounded_load.is_nan() || self.bounded_load < 1.0 {
             return Err(invalid(format!("{key}.bounded_load"), "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.panic_threshold) {
@@ -746,6 +747,17 @@ pool = "orders"
         let text = format!("admin = {{ listen = \"0.0.0.0:0\", token = \"{token}\" }}\n{text}");
         let config = Config::parse(&text, "x").unwrap();
         assert_eq!(config.admin.token.as_deref(), Some(token));
+        for value in ["nan", "0.5"] {
+            let text = GOOD.replace(
+                "algorithm = \"consistent_hash\"",
+                &format!("algorithm = \"consistent_hash\"\nbounded_load = {value}"),
+            );
+            let error = Config::parse(&text, "x").unwrap_err().to_string();
+            assert!(
+                error.starts_with("pools[0].bounded_load"),
+                "{value}: {error}"
+            );
+        }
         let text = format!("{GOOD}\n[limits]\nmax_headers = 4\n");
         let error = Config::parse(&text, "x").unwrap_err().to_string();
         assert!(error.starts_with("limits.max_headers"), "{error}");

@@ -388,7 +388,12 @@ struct ConnectionContext {
     last_ms: AtomicU64,
 }
 
-async fn serve_connection<S>(
+/// Serves one client connection on any byte stream until it closes: the HTTP/1.1 parser with
+/// the configured head limits and timeouts, [`proxy::handle`] for each request, and graceful
+/// closing on shutdown or idleness. The listeners run it for every accepted (TLS) socket; it
+/// is public so that the whole request path, from raw bytes to the backend, can be driven over
+/// an in-memory pipe (the fuzz targets in `fuzz/` do).
+pub async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
     state: Arc<State>,

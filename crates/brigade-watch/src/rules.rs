@@ -202,8 +202,17 @@ pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 
 /// Parses a Prometheus duration (`30s`, `5m`, `1h30m`) into milliseconds.
 pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    // A bare number is seconds, converted by the parser with `Duration::from_secs_f64`, which
+    // panics on a negative, NaN, infinite or huge value (`for: -1`): refused here first.
+    if let Ok(seconds) = text.trim().parse::<f64>()
+        && !(0.0..=crate::promql::check::MAX_NUMBER_SECONDS).contains(&seconds)
+    {
+        return Err(format!(
+            "invalid duration {text:?}: negative, not finite or too long"
+        ));
+    }
     promql_parser::util::duration::parse_duration(text)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| crate::promql::check::millis(&d))
         .map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 

@@ -51,7 +51,7 @@ pub fn check(expr: &Expr) -> Result<i64, PromqlError> {
             if matrix.vs.at.is_some() {
                 return unsupported("@ modifier".into());
             }
-            Ok(matrix.range.as_millis() as i64 + offset_ms(&matrix.vs.offset))
+            Ok(millis(&matrix.range).saturating_add(offset_ms(&matrix.vs.offset)))
         }
         Expr::Call(call) => {
             if !FUNCTIONS.contains(&call.func.name) {
@@ -92,11 +92,106 @@ pub fn check(expr: &Expr) -> Result<i64, PromqlError> {
     }
 }
 
+/// A duration in milliseconds, saturating: `[4294967295y]` is valid PromQL and exceeds i64.
+pub(crate) fn millis(duration: &std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A selector's offset in milliseconds (negative offsets read nothing older).
 pub(crate) fn offset_ms(offset: &Option<promql_parser::parser::Offset>) -> i64 {
     match offset {
-        Some(promql_parser::parser::Offset::Pos(d)) => d.as_millis() as i64,
-        Some(promql_parser::parser::Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(promql_parser::parser::Offset::Pos(d)) => millis(d),
+        Some(promql_parser::parser::Offset::Neg(d)) => -millis(d),
         None => 0,
     }
+}
+
+/// The longest number of seconds accepted where a number stands for a duration (about 317
+/// years).
+pub const MAX_NUMBER_SECONDS: f64 = 1e10;
+
+/// The value of a PromQL number literal (decimal, hexadecimal, `Inf`, `NaN`), if `token` is one.
+fn number(token: &str) -> Option<f64> {
+    let token = token.trim();
+    match token
+        .strip_prefix("0x")
+        .or_else(|| token.strip_prefix("0X"))
+    {
+        Some(hex) => u64::from_str_radix(hex, 16).ok().map(|v| v as f64),
+        None => token.parse().ok(),
+    }
+}
+
+/// Refuses a number written as a duration (`x[1e30]`, `x[Inf]`, `x offset 1e400`) that is
+/// negative, not finite or longer than [`MAX_NUMBER_SECONDS`]. `promql-parser` converts such a
+/// number with `Duration::from_secs_f64`, which panics on those values, so they must not reach
+/// it. Quoted strings and comments are skipped.
+pub fn number_durations(text: &str) -> Result<(), PromqlError> {
+    let bad = |token: &str| {
+        number(token).is_some_and(|seconds| !(0.0..=MAX_NUMBER_SECONDS).contains(&seconds))
+    };
+    let refuse = |token: &str| {
+        Err(PromqlError::Parse(format!(
+            "the duration {:?} is negative, not finite or too long",
+            token.trim()
+        )))
+    };
+    let bytes = text.as_bytes();
+    let mut bracket = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'"' | b'\'' | b'`') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += if bytes[i] == b'\\' && quote != b'`' {
+                        2
+                    } else {
+                        1
+                    };
+                }
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'[' => bracket = Some(i + 1),
+            b']' => {
+                if let Some(start) = bracket.take()
+                    && let Some(part) = text[start..i].split(':').find(|part| bad(part))
+                {
+                    return refuse(part);
+                }
+            }
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                if text[start..i].eq_ignore_ascii_case("offset") {
+                    let rest = text[i..].trim_start();
+                    let rest = rest.strip_prefix('-').unwrap_or(rest).trim_start();
+                    let mut end = 0;
+                    let rb = rest.as_bytes();
+                    while end < rb.len()
+                        && (rb[end].is_ascii_alphanumeric()
+                            || rb[end] == b'.'
+                            || (matches!(rb[end], b'+' | b'-')
+                                && end > 0
+                                && matches!(rb[end - 1], b'e' | b'E')))
+                    {
+                        end += 1;
+                    }
+                    if bad(&rest[..end]) {
+                        return refuse(&rest[..end]);
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }

@@ -104,7 +104,7 @@ impl Evaluator<'_> {
             },
             Expr::VectorSelector(selector) => Ok(Value::Vector(self.instant(selector))),
             Expr::MatrixSelector(matrix) => Ok(Value::Matrix(
-                self.range(&matrix.vs, matrix.range.as_millis() as i64),
+                self.range(&matrix.vs, super::check::millis(&matrix.range)),
             )),
             Expr::Call(call) => super::functions::call(self, call),
             Expr::Aggregate(aggregate) => self.aggregate(aggregate),
@@ -128,7 +128,7 @@ impl Evaluator<'_> {
 
     /// The latest sample of each matching series within the lookback, unless it is stale.
     fn instant(&self, selector: &VectorSelector) -> Vec<Sample> {
-        let t = self.t - offset_ms(&selector.offset);
+        let t = self.t.saturating_sub(offset_ms(&selector.offset));
         let mut out = Vec::new();
         for (labels, series) in self.matching(selector) {
             let latest = series
@@ -136,7 +136,7 @@ impl Evaluator<'_> {
                 .iter()
                 .rev()
                 .find(|(ts, _)| *ts <= t)
-                .filter(|(ts, _)| *ts > t - LOOKBACK_MS);
+                .filter(|(ts, _)| *ts > t.saturating_sub(LOOKBACK_MS));
             if let Some((_, value)) = latest
                 && !is_stale(*value)
             {
@@ -151,13 +151,13 @@ impl Evaluator<'_> {
 
     /// The samples of each matching series in `(t - range, t]`, stale markers left out.
     fn range(&self, selector: &VectorSelector, range_ms: i64) -> Vec<RangeSeries> {
-        let t = self.t - offset_ms(&selector.offset);
+        let t = self.t.saturating_sub(offset_ms(&selector.offset));
         let mut out = Vec::new();
         for (labels, series) in self.matching(selector) {
             let points: Vec<(i64, f64)> = series
                 .samples
                 .iter()
-                .filter(|(ts, v)| *ts > t - range_ms && *ts <= t && !is_stale(*v))
+                .filter(|(ts, v)| *ts > t.saturating_sub(range_ms) && *ts <= t && !is_stale(*v))
                 .copied()
                 .collect();
             if !points.is_empty() {

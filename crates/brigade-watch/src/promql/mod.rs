@@ -41,6 +41,7 @@ pub struct Query {
 impl Query {
     /// Parses and checks a query.
     pub fn parse(text: &str) -> Result<Self, PromqlError> {
+        check::number_durations(text)?;
         let expr = promql_parser::parser::parse(text).map_err(PromqlError::Parse)?;
         let max_range_ms = check::check(&expr)?;
         Ok(Self {

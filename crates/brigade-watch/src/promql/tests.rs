@@ -269,3 +269,39 @@ fn range_queries_join_instants_into_series() {
     );
     assert!(query.eval_range(&db, 0, S, 0).is_err(), "a step of zero");
 }
+
+/// A number written as a duration is converted by the parser with `Duration::from_secs_f64`,
+/// which panics when it is negative, not finite or too large; such queries are refused instead
+/// (the first is the input that panicked under fuzzing, shortened).
+#[test]
+fn number_durations_out_of_range_are_refused_not_panicking() {
+    let huge = format!("max(in_flight[{}0:30s])", "5".repeat(100));
+    for text in [
+        huge.as_str(),
+        "rate(x[1e30])",
+        "rate(x[Inf])",
+        "rate(x[NaN])",
+        "rate(x[0xffffffffffffffff])",
+        "x offset 1e400",
+        "x offset -1e30",
+        "max_over_time(x[5m:1e300])",
+    ] {
+        assert!(
+            matches!(Query::parse(text), Err(PromqlError::Parse(_))),
+            "{text}"
+        );
+    }
+    // In range: numbers, and strings that only look like durations.
+    for text in [
+        "rate(x[300])",
+        "x offset 60",
+        "x{a=\"[1e30] offset 1e400\"}",
+        "rate(x[4294967295y])",
+    ] {
+        assert!(Query::parse(text).is_ok(), "{text}");
+    }
+    let db = Tsdb::new(60_000, 10);
+    let query = Query::parse("rate(x[4294967295y] offset 4294967295y)").unwrap();
+    assert_eq!(query.max_range_ms(), i64::MAX);
+    assert!(query.eval(&db, 1_700_000_000_000).is_ok());
+}

@@ -135,3 +135,13 @@ fn rejections_name_the_rule_and_the_reason() {
         "unknown field",
     );
 }
+
+/// A bare number of seconds out of range (`for: -1`) is an error, not a panic in the parser.
+#[test]
+fn number_durations_out_of_range_are_errors() {
+    for text in ["-1", "1e30", "inf", "NaN"] {
+        assert!(parse_duration_ms(text).is_err(), "{text}");
+    }
+    assert_eq!(parse_duration_ms("90"), Ok(90_000));
+    assert_eq!(parse_duration_ms("1m30s"), Ok(90_000));
+}
