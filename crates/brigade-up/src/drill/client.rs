@@ -250,3 +250,45 @@ pub async fn fired_alerts(
     names.dedup();
     names
 }
+
+/// What became of the orders a drill saw acknowledged.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    /// The acknowledged order ids, sorted and without repeats (for binary search).
+    pub ids: Vec<String>,
+    /// Acknowledgements received (an order acknowledged twice counts twice).
+    pub acknowledged: usize,
+    /// Orders acknowledged more than once.
+    pub duplicated: usize,
+    /// Acknowledged orders that cannot be read back.
+    pub lost: usize,
+}
+
+/// Reads every acknowledged order back through the public port: each must be there, once.
+pub async fn reconcile(
+    http: &reqwest::Client,
+    public: &PublicEndpoint,
+    token: &str,
+    mut ids: Vec<String>,
+) -> Reconciled {
+    ids.sort();
+    let acknowledged = ids.len();
+    ids.dedup();
+    let mut lost = 0;
+    for id in &ids {
+        let found = http
+            .get(public.url(&format!("/api/v1/orders/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await;
+        if !found.is_ok_and(|r| r.status().is_success()) {
+            lost += 1;
+        }
+    }
+    Reconciled {
+        duplicated: acknowledged - ids.len(),
+        ids,
+        acknowledged,
+        lost,
+    }
+}

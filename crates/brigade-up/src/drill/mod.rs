@@ -44,7 +44,6 @@ pub use report::{Claim, DatabaseCheck, PaymentCheck, Report, Scaling, TrafficSha
 
 use client::json_of;
 use load::{Load, Phase, Target};
-use report::percentile;
 
 /// Drills brigade knows.
 pub const DRILLS: [&str; 9] = [
@@ -243,30 +242,9 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let samples = load.stop().await;
     let mut samples = samples.lock().await;
 
-    let mut latency_ms = [(0.0, 0.0); 3];
-    let mut slowest_ms = [0.0; 3];
-    for (i, latencies) in samples.latencies.iter_mut().enumerate() {
-        latencies.sort();
-        latency_ms[i] = (percentile(latencies, 0.5), percentile(latencies, 0.99));
-        slowest_ms[i] = percentile(latencies, 1.0);
-    }
+    let (latency_ms, slowest_ms) = report::latency_summary(&mut samples.latencies);
     // Every acknowledged order must be in the store, once.
-    let mut ids = samples.acknowledged.clone();
-    ids.sort();
-    let acknowledged = ids.len();
-    ids.dedup();
-    let duplicated = acknowledged - ids.len();
-    let mut lost = 0;
-    for id in &ids {
-        let found = http
-            .get(public.url(&format!("/api/v1/orders/{id}")))
-            .bearer_auth(&customer)
-            .send()
-            .await;
-        if !found.is_ok_and(|r| r.status().is_success()) {
-            lost += 1;
-        }
-    }
+    let orders = client::reconcile(&http, &public, &customer, samples.acknowledged.clone()).await;
     let alerts = match watch {
         Some(watch) => client::fired_alerts(&http, &watch, started_at).await,
         None => Vec::new(),
@@ -294,7 +272,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
             payments::check(
                 &ctx,
                 started_at,
-                &ids,
+                &orders.ids,
                 &key_prefix,
                 findings.breakers_closed.unwrap_or(false),
             )
@@ -334,9 +312,9 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         not_problem_json: samples.not_problem.iter().sum(),
         fault_ms: findings.fault.as_millis(),
         recovery_ms,
-        acknowledged,
-        lost,
-        duplicated,
+        acknowledged: orders.acknowledged,
+        lost: orders.lost,
+        duplicated: orders.duplicated,
         alerts,
         failures: samples.reasons.clone(),
         traffic,
@@ -384,23 +362,12 @@ fn claims(
     not_problem: &[usize; 3],
 ) -> Vec<Claim> {
     let failed = &report.failed_by_phase;
-    let mut claims = vec![
-        Claim::new(
-            "no acknowledged order lost",
-            report.lost == 0,
-            format!("{} of {} missing", report.lost, report.acknowledged),
-        ),
-        Claim::new(
-            "no order placed twice",
-            report.duplicated == 0,
-            format!("{} duplicated", report.duplicated),
-        ),
-        Claim::new(
-            "the system was whole again",
-            findings.recovered,
-            format!("{} after {} ms", findings.recovery, report.recovery_ms),
-        ),
-    ];
+    let mut claims = report::order_claims(report);
+    claims.push(Claim::new(
+        "the system was whole again",
+        findings.recovered,
+        format!("{} after {} ms", findings.recovery, report.recovery_ms),
+    ));
     let none_failed = Claim::new(
         "no request failed",
         report.failed == 0,

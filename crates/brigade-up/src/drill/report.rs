@@ -235,6 +235,34 @@ impl Report {
     }
 }
 
+/// Median and p99, and the slowest request, of each phase's latencies (sorted in place).
+pub fn latency_summary(latencies: &mut [Vec<Duration>; 3]) -> ([(f64, f64); 3], [f64; 3]) {
+    let mut latency_ms = [(0.0, 0.0); 3];
+    let mut slowest_ms = [0.0; 3];
+    for (i, latencies) in latencies.iter_mut().enumerate() {
+        latencies.sort();
+        latency_ms[i] = (percentile(latencies, 0.5), percentile(latencies, 0.99));
+        slowest_ms[i] = percentile(latencies, 1.0);
+    }
+    (latency_ms, slowest_ms)
+}
+
+/// The claims every drill makes about the orders it saw acknowledged.
+pub fn order_claims(report: &Report) -> Vec<Claim> {
+    vec![
+        Claim::new(
+            "no acknowledged order lost",
+            report.lost == 0,
+            format!("{} of {} missing", report.lost, report.acknowledged),
+        ),
+        Claim::new(
+            "no order placed twice",
+            report.duplicated == 0,
+            format!("{} duplicated", report.duplicated),
+        ),
+    ]
+}
+
 /// The `p` quantile of `sorted` in milliseconds (nearest rank).
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {

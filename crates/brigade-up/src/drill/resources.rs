@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use super::client::{self, json_of};
 use super::load::{Load, Phase, Target};
-use super::report::{Claim, Report, percentile};
+use super::report::{self, Claim, Report};
 use super::resource_faults::Fault;
 use super::{DrillError, DrillOptions};
 use crate::PublicEndpoint;
@@ -103,20 +103,10 @@ async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, Drill
     let mut samples = samples.lock().await;
     let probes = probes.lock().await;
 
-    let mut latency_ms = [(0.0, 0.0); 3];
-    let mut slowest_ms = [0.0; 3];
-    for (i, latencies) in samples.latencies.iter_mut().enumerate() {
-        latencies.sort();
-        latency_ms[i] = (percentile(latencies, 0.5), percentile(latencies, 0.99));
-        slowest_ms[i] = percentile(latencies, 1.0);
-    }
+    let (latency_ms, slowest_ms) = report::latency_summary(&mut samples.latencies);
     let mut ids = samples.acknowledged.clone();
     ids.extend(probes.acknowledged.iter().cloned());
-    ids.sort();
-    let acknowledged = ids.len();
-    ids.dedup();
-    let duplicated = acknowledged - ids.len();
-    let lost = lost(&http, &public, &token, &ids).await;
+    let orders = client::reconcile(&http, &public, &token, ids).await;
     let mut report = Report {
         process: None,
         drill: options.name.clone(),
@@ -129,9 +119,9 @@ async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, Drill
         not_problem_json: samples.not_problem.iter().sum(),
         fault_ms,
         recovery_ms: recovery.as_millis(),
-        acknowledged,
-        lost,
-        duplicated,
+        acknowledged: orders.acknowledged,
+        lost: orders.lost,
+        duplicated: orders.duplicated,
         alerts: Vec::new(),
         failures: samples.reasons.clone(),
         traffic: None,
@@ -250,27 +240,6 @@ async fn recover(http: &reqwest::Client, target: &Target, probes: &Mutex<Probes>
     false
 }
 
-/// Acknowledged orders that cannot be read back.
-async fn lost(
-    http: &reqwest::Client,
-    public: &PublicEndpoint,
-    token: &str,
-    ids: &[String],
-) -> usize {
-    let mut lost = 0;
-    for id in ids {
-        let found = http
-            .get(public.url(&format!("/api/v1/orders/{id}")))
-            .bearer_auth(token)
-            .send()
-            .await;
-        if !found.is_ok_and(|r| r.status().is_success()) {
-            lost += 1;
-        }
-    }
-    lost
-}
-
 fn claims(
     fault: &Fault,
     report: &Report,
@@ -278,18 +247,7 @@ fn claims(
     recovered: bool,
     recovery: Duration,
 ) -> Vec<Claim> {
-    let mut claims = vec![
-        Claim::new(
-            "no acknowledged order lost",
-            report.lost == 0,
-            format!("{} of {} missing", report.lost, report.acknowledged),
-        ),
-        Claim::new(
-            "no order placed twice",
-            report.duplicated == 0,
-            format!("{} duplicated", report.duplicated),
-        ),
-    ];
+    let mut claims = report::order_claims(report);
     let during = &report.failed_statuses[1];
     if let Fault::CacheOutage { .. } = fault {
         let (before, outage) = (report.latency_ms[0].0, report.latency_ms[1].0);
