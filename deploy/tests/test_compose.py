@@ -33,7 +33,7 @@ def test_the_full_environment_is_there():
 
 def test_every_long_running_service_has_a_health_check_and_waits_for_healthy_dependencies():
     one_shot = {name for name, s in SERVICES.items() if s.get("restart") == "no"}
-    assert one_shot == {"migrate", "demo-data"}
+    assert one_shot == {"migrate", "demo-data", "certificate"}
     for name, service in SERVICES.items():
         if name not in one_shot:
             assert "healthcheck" in service, f"{name} has no health check"
@@ -46,7 +46,7 @@ def test_every_long_running_service_has_a_health_check_and_waits_for_healthy_dep
 
 
 def test_brigade_commands_and_flags_exist():
-    subcommands = {"serve", "balance", "watch", "migrate", "demo-data"}
+    subcommands = {"serve", "balance", "watch", "migrate", "demo-data", "certificate"}
     for name, service in brigade_services().items():
         command = service["command"]
         assert command[0] in subcommands, f"{name}: unknown subcommand {command[0]}"
@@ -102,10 +102,46 @@ def test_balancer_ports_and_health_check():
     admin = BALANCE["admin"]["listen"].rsplit(":", 1)[1]
     assert f"{public}:{public}" in balance["ports"]
     assert healthcheck_url(balance) == f"http://127.0.0.1:{admin}/health/ready"
-    # Off loopback brigade balance refuses to start without an admin token.
-    assert not BALANCE["admin"]["listen"].startswith("127.") and BALANCE["admin"]["token"]
-    assert balance["volumes"] == ["./compose/balance.toml:/etc/brigade/balance.toml:ro"]
+    assert f"127.0.0.1:{admin}:{admin}" in balance["ports"], "the admin API stays on the host's loopback"
+    assert "./compose/balance.toml:/etc/brigade/balance.toml:ro" in balance["volumes"]
     assert balance["command"][-1] == "/etc/brigade/balance.toml"
+
+
+def test_the_admin_token_is_a_secret_from_the_env_file_not_written_anywhere():
+    # Off loopback brigade balance refuses to start without an admin token.
+    assert not BALANCE["admin"]["listen"].startswith("127.")
+    assert "token" not in BALANCE["admin"], "no token written in balance.toml"
+    token_file = BALANCE["admin"]["token_file"]
+    name = token_file.removeprefix("/run/secrets/")
+    assert name in SERVICES["balance"]["secrets"]
+    variable = COMPOSE["secrets"][name]["environment"]
+    example = read("deploy/.env.example")
+    assert re.search(rf"^{variable}=$", example, re.M), f"{variable} is not in deploy/.env.example"
+
+
+def mount_target(volume: str) -> str:
+    """The container path of a short-syntax volume, whose source may be `${VAR:-default}`."""
+    return re.fullmatch(r"(\$\{[^}]*\}|[^:]+):([^:]+)(:ro)?", volume).group(2)
+
+
+def test_the_public_port_is_https_with_a_certificate_made_or_mounted():
+    tls = BALANCE["tls"]
+    balance = SERVICES["balance"]
+    certificate = SERVICES["certificate"]
+    folder = certificate["command"][certificate["command"].index("--dir") + 1]
+    assert tls["cert"] == f"{folder}/cert.pem" and tls["key"] == f"{folder}/key.pem"
+    # The same volume (or the user's folder) is written by the job and read by the balancer.
+    (written,) = [v for v in certificate["volumes"] if mount_target(v) == folder]
+    (read_only,) = [v for v in balance["volumes"] if mount_target(v) == folder]
+    assert read_only == f"{written}:ro"
+    assert written.startswith("${BRIGADE_TLS_DIR:-") and "tls" in COMPOSE["volumes"]
+    assert balance["depends_on"]["certificate"]["condition"] == "service_completed_successfully"
+    # Plain HTTP only redirects; no HSTS for a localhost certificate.
+    redirect = tls["redirect_listen"].rsplit(":", 1)[1]
+    assert f"{redirect}:{redirect}" in balance["ports"]
+    assert tls["hsts_max_age_secs"] == 0
+    # The image makes the folder for uid 10001, so a fresh named volume is writable by the job.
+    assert f"/var/lib/brigade {folder}" in read("deploy/docker/Dockerfile")
 
 
 def test_watch_reads_the_shared_rule_file_and_listens_where_checked():

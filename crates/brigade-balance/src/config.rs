@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::de::{self, MapAccess, Visitor};
@@ -110,6 +110,9 @@ pub struct AdminConfig {
     /// Bearer token required on every admin call; mandatory when `listen` is not loopback.
     #[serde(skip_serializing)]
     pub token: Option<String>,
+    /// A file holding the token (a mounted secret), so the token need not be written in
+    /// balance.toml; relative to the file's folder, read again on every reload.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -117,6 +120,7 @@ impl Default for AdminConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             token: None,
+            token_file: None,
         }
     }
 }
@@ -128,6 +132,8 @@ struct AdminTable {
     listen: SocketAddr,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -140,13 +146,15 @@ impl<'de> Deserialize<'de> for AdminConfig {
         impl<'de> Visitor<'de> for AdminVisitor {
             type Value = AdminConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an address like \"127.0.0.1:8082\" or a table with listen and token")
+                f.write_str(
+                    "an address like \"127.0.0.1:8082\" or a table with listen and token or token_file",
+                )
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<AdminConfig, E> {
                 let listen = value.parse().map_err(E::custom)?;
                 Ok(AdminConfig {
                     listen,
-                    token: None,
+                    ..AdminConfig::default()
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AdminConfig, A::Error> {
@@ -154,6 +162,7 @@ impl<'de> Deserialize<'de> for AdminConfig {
                 Ok(AdminConfig {
                     listen: table.listen,
                     token: table.token,
+                    token_file: table.token_file,
                 })
             }
         }
@@ -454,24 +463,63 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let mut config = Self::parse(&text, &path.display().to_string())?;
-        // Certificate paths in the file are relative to the file's folder, wherever the
-        // balancer was started from.
-        if let (Some(tls), Some(folder)) = (config.tls.as_mut(), path.parent()) {
+        let mut config = Self::parse_unchecked(&text, &path.display().to_string())?;
+        // Paths in the file are relative to the file's folder, wherever the balancer was
+        // started from.
+        let folder = path.parent().unwrap_or(Path::new(""));
+        if let Some(tls) = config.tls.as_mut() {
             tls.cert = folder.join(&tls.cert);
             tls.key = folder.join(&tls.key);
         }
+        config.read_token_file(folder)?;
+        config.validate()?;
         Ok(config)
     }
 
-    /// Parses and validates TOML text; `origin` names it in errors.
+    /// Parses and validates TOML text; `origin` names it in errors, and a relative
+    /// `admin.token_file` is read from the working directory.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|error| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: error.to_string().trim_end().replace('\n', " "),
-        })?;
+        let mut config = Self::parse_unchecked(text, origin)?;
+        config.read_token_file(Path::new(""))?;
         config.validate()?;
         Ok(config)
+    }
+
+    fn parse_unchecked(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: error.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Puts the content of `admin.token_file` (trimmed: files often end in a newline) into
+    /// `admin.token`.
+    fn read_token_file(&mut self, folder: &Path) -> Result<(), ConfigError> {
+        let Some(file) = self.admin.token_file.as_mut() else {
+            return Ok(());
+        };
+        if self.admin.token.is_some() {
+            return Err(invalid(
+                "admin.token_file",
+                "give admin.token or admin.token_file, not both",
+            ));
+        }
+        *file = folder.join(&*file);
+        let text = std::fs::read_to_string(&*file).map_err(|error| {
+            invalid(
+                "admin.token_file",
+                format!("cannot read {}: {error}", file.display()),
+            )
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(invalid(
+                "admin.token_file",
+                format!("{} is empty", file.display()),
+            ));
+        }
+        self.admin.token = Some(token.to_owned());
+        Ok(())
     }
 
     /// Checks values and references.
@@ -513,7 +561,7 @@ impl Config {
         if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
             return Err(invalid(
                 "admin.token",
-                "is required when the admin listener is not on loopback",
+                "is required (or admin.token_file) when the admin listener is not on loopback",
             ));
         }
         if let Some(token) = &self.admin.token
@@ -761,5 +809,45 @@ pool = "orders"
         let text = format!("{GOOD}\n[limits]\nmax_headers = 4\n");
         let error = Config::parse(&text, "x").unwrap_err().to_string();
         assert!(error.starts_with("limits.max_headers"), "{error}");
+    }
+
+    #[test]
+    fn the_admin_token_can_come_from_a_file_beside_balance_toml() {
+        let folder = tempfile::tempdir().unwrap();
+        let token = "a-token-from-a-mounted-secret";
+        std::fs::write(folder.path().join("admin-token"), format!("{token}\n")).unwrap();
+        let admin = "admin = { listen = \"0.0.0.0:0\", token_file = \"admin-token\" }";
+        let path = folder.path().join("balance.toml");
+        std::fs::write(&path, GOOD.replace("admin = \"127.0.0.1:0\"", admin)).unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(
+            config.admin.token.as_deref(),
+            Some(token),
+            "read and trimmed"
+        );
+        assert_eq!(
+            config.admin.token_file.as_deref(),
+            Some(folder.path().join("admin-token").as_path())
+        );
+
+        for (file_text, expected) in [
+            (None, "admin.token_file: cannot read"),
+            (Some("\n"), "admin.token_file:"),
+            (Some("short"), "admin.token: must be at least 16 bytes"),
+        ] {
+            let file = folder.path().join("admin-token");
+            match file_text {
+                Some(text) => std::fs::write(&file, text).unwrap(),
+                None => std::fs::remove_file(&file).unwrap(),
+            }
+            let error = Config::load(&path).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{error}");
+        }
+        let both =
+            "admin = { listen = \"0.0.0.0:0\", token = \"0123456789abcdef\", token_file = \"x\" }";
+        let error = Config::parse(&GOOD.replace("admin = \"127.0.0.1:0\"", both), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not both"), "{error}");
     }
 }

@@ -171,6 +171,22 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), T
     Ok((cert, key))
 }
 
+/// The pair `cert.pem`/`key.pem` in `dir` when it still loads, so an exception a browser keeps
+/// for it stays valid across restarts; else a new self-signed one for `names`. Returns the
+/// paths and whether the pair was made now. The same files serve a user who puts their own
+/// certificate there: a pair that loads is never replaced.
+pub fn keep_or_make_self_signed(
+    dir: &Path,
+    names: &[String],
+) -> Result<(PathBuf, PathBuf, bool), TlsError> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if load_pair(&cert, &key).is_ok() {
+        return Ok((cert, key, false));
+    }
+    let (cert, key) = self_signed(dir, names)?;
+    Ok((cert, key, true))
+}
+
 /// Writes a file only its owner can read.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

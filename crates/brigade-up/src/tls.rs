@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use brigade_balance::tls::{TlsError, load_pair, self_signed};
+use brigade_balance::tls::{TlsError, keep_or_make_self_signed};
 
 /// The names the self-signed certificate is made for: the loopback address `up` listens on
 /// (what the banner prints and brigade's own clients dial) and the name browsers use for it.
@@ -53,23 +53,22 @@ pub(crate) fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("up").join("tls")
 }
 
-/// The self-signed pair in `dir`: the one already there when it still loads, so an exception a
-/// browser keeps for it stays valid across restarts; else a new one (key file mode 0600).
+/// The self-signed pair in `dir`: the one already there when it still loads, else a new one.
 fn local_pair(dir: &Path) -> Result<TlsFiles, TlsError> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if load_pair(&cert, &key).is_ok() {
-        tracing::info!(cert = %cert.display(), "serving the self-signed certificate made before");
-        return Ok(TlsFiles { cert, key });
-    }
     let names = LOCAL_NAMES.map(str::to_owned);
-    let (cert, key) = self_signed(dir, &names)?;
-    tracing::info!(cert = %cert.display(), "made a self-signed certificate for localhost");
+    let (cert, key, made) = keep_or_make_self_signed(dir, &names)?;
+    if made {
+        tracing::info!(cert = %cert.display(), "made a self-signed certificate for localhost");
+    } else {
+        tracing::info!(cert = %cert.display(), "serving the self-signed certificate made before");
+    }
     Ok(TlsFiles { cert, key })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use brigade_balance::tls::load_pair;
 
     #[test]
     fn the_self_signed_pair_is_made_once_and_kept() {

@@ -101,6 +101,12 @@ pub enum Command {
     /// buttons) from watch; log search when --data-dir names a `brigade up` data directory.
     /// Supervisor-only panels (processes, events, rollout, scale) are hidden.
     Dashboard(DashboardArgs),
+    /// Make a self-signed TLS certificate in --dir, or keep the usable one already there.
+    ///
+    /// Writes cert.pem and key.pem (mode 0600) for each --name (DNS names or IP addresses)
+    /// unless the pair in --dir loads, so a certificate a browser was told to trust, or one of
+    /// your own put there, survives restarts. deploy/compose.yaml runs it before the balancer.
+    Certificate(CertificateArgs),
     /// Copy the live SQLite store to a backup file, consistently, while replicas keep writing.
     ///
     /// Uses SQLite's `VACUUM INTO` (one read transaction: the copy is one instant), checks the
@@ -155,6 +161,17 @@ pub struct DashboardArgs {
     /// Data directory of a `brigade up` whose central logs to search.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// Flags of `brigade certificate`.
+#[derive(Debug, Args)]
+pub struct CertificateArgs {
+    /// Folder of cert.pem and key.pem (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// A name the certificate is for; repeat for more.
+    #[arg(long = "name", value_name = "NAME", default_values = ["localhost", "127.0.0.1"])]
+    pub names: Vec<String>,
 }
 
 /// A `HOST:PORT` address (an `http://` prefix is accepted and dropped): what the dashboard
@@ -603,7 +620,8 @@ impl Cli {
             | Command::Rollout(_)
             | Command::Scale(_)
             | Command::Drill(_)
-            | Command::Dashboard(_) => None,
+            | Command::Dashboard(_)
+            | Command::Certificate(_) => None,
         };
         let Some(storage) = storage else {
             return Settings::from_figment(figment);

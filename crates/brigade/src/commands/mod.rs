@@ -2,6 +2,7 @@
 
 mod backup;
 mod balance;
+mod certificate;
 mod dashboard;
 mod demo_data;
 mod drill;
@@ -57,5 +58,6 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Backup(args) => backup::backup(settings, args).await,
         Command::Restore(args) => backup::restore(settings, args).await,
         Command::Dashboard(args) => dashboard::run(args).await,
+        Command::Certificate(args) => certificate::run(&args),
     }
 }
