@@ -102,8 +102,7 @@ impl Application {
         cache: Arc<dyn Cache>,
     ) -> Result<Self, BuildError> {
         let address = settings.server.listen;
-        let listener = TcpListener::bind(address)
-            .await
+        let listener = brigade_core::net::bind(address)
             .map_err(|source| BuildError::Bind { address, source })?;
         // Install the recorder before the first metric is touched.
         let _ = brigade_core::metrics::renderer();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use brigade_core::shutdown::Shutdown;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
 
@@ -117,16 +117,11 @@ impl Running {
 }
 
 fn bind_reuseport(address: SocketAddr) -> Result<TcpListener, std::io::Error> {
-    let socket = if address.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
+    let socket = brigade_core::net::socket(address)?;
     #[cfg(unix)]
     socket.set_reuseport(true)?;
     socket.bind(address)?;
-    socket.listen(4096)
+    socket.listen(brigade_core::net::BACKLOG)
 }
 
 /// Listening sockets bound by whoever started the balancer (systemd socket activation, or

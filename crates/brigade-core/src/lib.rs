@@ -9,6 +9,8 @@ pub mod config;
 pub mod health;
 pub mod http_metrics;
 pub mod metrics;
+pub mod net;
+pub mod open_files;
 pub mod problem;
 pub mod request;
 pub mod security_headers;

@@ -5,15 +5,11 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use tokio::net::TcpSocket;
-
 /// How long a port that is in use is tried again (it is often still held for a moment by the
 /// `brigade up` that was just stopped).
 pub const BIND_RETRY: Duration = Duration::from_secs(5);
 /// Between two tries.
 const BIND_RETRY_EVERY: Duration = Duration::from_millis(100);
-/// Connections the kernel queues while nobody accepts (during a balancer restart).
-const BACKLOG: u32 = 4096;
 
 /// Binds `address` (with `SO_REUSEADDR`, so connections of a previous run in TIME_WAIT do not
 /// block it), trying again for up to `retry` while the address is in use.
@@ -37,15 +33,10 @@ pub async fn bind(address: SocketAddr, retry: Duration) -> std::io::Result<TcpLi
     }
 }
 
+/// Connections the kernel queues while nobody accepts (during a balancer restart) are
+/// [`brigade_core::net::BACKLOG`].
 fn bind_once(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if address.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(BACKLOG)?.into_std()
+    brigade_core::net::bind(address)?.into_std()
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         eprintln!("brigade: {error}");
         return ExitCode::from(2);
     }
+    log_open_file_limit(brigade_core::open_files::raise_soft_limit());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,6 +57,21 @@ fn main() -> ExitCode {
             eprintln!("brigade: {error:#}");
             ExitCode::from(commands::exit_code(&error))
         }
+    }
+}
+
+/// Says what became of the open-file limit: quietly when it was raised, loudly when the
+/// process must live with a limit below what its connection caps assume.
+fn log_open_file_limit(outcome: brigade_core::open_files::OpenFiles) {
+    use brigade_core::open_files::OpenFiles;
+    match outcome {
+        OpenFiles::Raised(from, to) => tracing::debug!(from, to, "raised the open-file limit"),
+        OpenFiles::Unchanged(limit) => tracing::debug!(limit, "open-file limit"),
+        OpenFiles::Refused(limit, error) => tracing::warn!(
+            limit,
+            %error,
+            "cannot raise the open-file limit; connections beyond it wait to be accepted"
+        ),
     }
 }
 
