@@ -22,7 +22,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 /// The connection limits, from `server.*`.
@@ -57,8 +58,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (closing, close_signal) = watch::channel(false);
-    // Every connection task holds a sender; `recv` answers `None` once the last is gone.
-    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    let connections = TaskTracker::new();
     tokio::pin!(stop_accepting);
     loop {
         let permit = tokio::select! {
@@ -85,14 +85,13 @@ pub async fn serve(
             limits,
             close_signal: close_signal.clone(),
             _slot: permit,
-            _open: open.clone(),
         };
-        tokio::spawn(connection.serve(stream, peer));
+        connections.spawn(connection.serve(stream, peer));
     }
     drop(listener);
     let _ = closing.send(true);
-    drop(open);
-    let _ = all_closed.recv().await;
+    connections.close();
+    connections.wait().await;
 }
 
 /// One client connection and what it holds while open.
@@ -102,8 +101,6 @@ struct Connection {
     close_signal: watch::Receiver<bool>,
     /// Its place under `max_connections`, given back when the connection ends.
     _slot: OwnedSemaphorePermit,
-    /// Tells [`serve`] the connection is still open.
-    _open: mpsc::Sender<()>,
 }
 
 /// Requests in flight on a connection and when the last one ended.

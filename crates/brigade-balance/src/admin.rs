@@ -17,11 +17,11 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::answer::problem;
+use crate::api::{NewBackend, Pools, Reloaded};
 use crate::config::BackendConfig;
 use crate::pool::Pool;
 use crate::state::State;
@@ -57,7 +57,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: Shutdown) {
     }
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(
         serde_json::to_vec(value).unwrap_or_default(),
     ));
@@ -152,11 +152,13 @@ pub async fn handle(state: &State, request: Request<Incoming>) -> Response<Respo
     let pool = |name: &str| table.pool(name).cloned();
     match (&method, &segments[1..]) {
         (&Method::GET, ["pools"]) => {
-            let pools: Vec<_> = table.pools.iter().map(|p| p.view()).collect();
-            json_response(StatusCode::OK, &json!({"pools": pools}))
+            let pools = Pools {
+                pools: table.pools.iter().map(|p| p.view()).collect(),
+            };
+            json_response(StatusCode::OK, &pools)
         }
         (&Method::GET, ["pools", name]) => match pool(name) {
-            Some(pool) => json_response(StatusCode::OK, &json!(pool.view())),
+            Some(pool) => json_response(StatusCode::OK, &pool.view()),
             None => not_found(&format!("no pool is named {name}")),
         },
         (&Method::POST, ["pools", name, "backends"]) => {
@@ -191,33 +193,19 @@ pub async fn handle(state: &State, request: Request<Incoming>) -> Response<Respo
             };
             backend.set_draining(*action == "drain");
             tracing::info!(pool = %name, backend = %address, action = %action, "backend {action}ed");
-            json_response(StatusCode::OK, &json!(backend.view()))
+            json_response(StatusCode::OK, &backend.view())
         }
         (&Method::POST, ["reload"]) => match state.reload() {
-            Ok(()) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
+            Ok(()) => json_response(StatusCode::OK, &reloaded()),
             Err(error) => unprocessable(&error.to_string()),
         },
         (&Method::POST, ["tls", "reload"]) => match state.reload_tls() {
-            Ok(true) => json_response(StatusCode::OK, &json!({"status": "reloaded"})),
+            Ok(true) => json_response(StatusCode::OK, &reloaded()),
             Ok(false) => not_found("the public listener does not serve TLS"),
             Err(error) => unprocessable(&error.to_string()),
         },
         _ => not_found("no such admin endpoint"),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewBackend {
-    address: String,
-    #[serde(default = "one")]
-    weight: u32,
-    #[serde(default)]
-    backup: bool,
-}
-
-fn one() -> u32 {
-    1
 }
 
 async fn add_backend(pool: &Pool, request: Request<Incoming>) -> Response<ResponseBody> {
@@ -259,7 +247,7 @@ async fn add_backend(pool: &Pool, request: Request<Incoming>) -> Response<Respon
     match pool.add(&config) {
         Some(backend) => {
             tracing::info!(pool = %pool.name(), backend = %backend.label, "backend added");
-            json_response(StatusCode::CREATED, &json!(backend.view()))
+            json_response(StatusCode::CREATED, &backend.view())
         }
         None => problem(
             StatusCode::CONFLICT,
@@ -319,4 +307,10 @@ fn percent_decode(segment: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn reloaded() -> Reloaded {
+    Reloaded {
+        status: "reloaded".to_owned(),
+    }
 }

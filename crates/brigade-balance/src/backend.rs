@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use crate::api::{BackendState, BackendView};
 
 use crate::config::OutlierConfig;
 use crate::metrics::BackendMetrics;
@@ -99,35 +99,6 @@ pub struct Backend {
     pub idle: IdleConnections,
     /// Cached metric handles.
     pub metrics: BackendMetrics,
-}
-
-/// How a backend looks in the admin API.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackendView {
-    /// `ip:port`.
-    pub address: String,
-    /// Configured weight.
-    pub weight: u32,
-    /// Whether it is a backup.
-    pub backup: bool,
-    /// `healthy`, `unhealthy`, `ejected` or `draining`.
-    pub state: &'static str,
-    /// Passes active checks (or has none).
-    pub healthy: bool,
-    /// Takes no new requests.
-    pub draining: bool,
-    /// Passively ejected right now.
-    pub ejected: bool,
-    /// Requests being served.
-    pub in_flight: u64,
-    /// Peak-EWMA latency estimate in milliseconds.
-    pub ewma_ms: f64,
-    /// Attempts sent to it.
-    pub requests_total: u64,
-    /// Attempts that failed (connect error, timeout, 5xx, broken connection).
-    pub failures_total: u64,
-    /// Times it was ejected.
-    pub ejections_total: u32,
 }
 
 impl Backend {
@@ -359,13 +330,13 @@ impl Backend {
         let now = now_ms();
         let ejected = self.is_ejected(now);
         let state = if self.is_draining() {
-            "draining"
+            BackendState::Draining
         } else if !self.is_healthy() {
-            "unhealthy"
+            BackendState::Unhealthy
         } else if ejected {
-            "ejected"
+            BackendState::Ejected
         } else {
-            "healthy"
+            BackendState::Healthy
         };
         BackendView {
             address: self.label.clone(),

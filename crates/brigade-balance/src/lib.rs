@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod api;
 pub mod backend;
 pub mod budget;
 pub mod config;

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use rand::Rng;
 
-use crate::backend::{Backend, BackendView, now_ms};
+use crate::api::PoolView;
+use crate::backend::{Backend, now_ms};
 use crate::budget::RetryBudget;
 use crate::config::{Algorithm, BackendConfig, PoolConfig, RetryConfig};
 use crate::metrics::PoolMetrics;
@@ -52,17 +53,6 @@ pub struct Pool {
 /// Why selection found nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoBackend;
-
-/// The admin API's view of a pool.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PoolView {
-    /// Name.
-    pub name: String,
-    /// Selection algorithm.
-    pub algorithm: &'static str,
-    /// Backends.
-    pub backends: Vec<BackendView>,
-}
 
 impl Pool {
     /// A pool from its configuration, reusing `existing` backends with the same address so a
@@ -168,7 +158,7 @@ impl Pool {
     pub fn view(&self) -> PoolView {
         PoolView {
             name: self.config.name.clone(),
-            algorithm: self.config.algorithm.as_str(),
+            algorithm: self.config.algorithm,
             backends: self.set.load().backends.iter().map(|b| b.view()).collect(),
         }
     }

@@ -17,8 +17,9 @@ use brigade_core::shutdown::Shutdown;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
 
 use crate::backend::now_ms;
 use crate::config::Config;
@@ -46,40 +47,6 @@ pub enum StartError {
     /// A worker thread or its runtime could not be started.
     #[error("cannot start a worker: {0}")]
     Worker(std::io::Error),
-}
-
-/// Counts live connections so shutdown can wait for them.
-#[derive(Debug, Default)]
-struct Tracker {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-struct TrackerGuard(Arc<Tracker>);
-
-impl Tracker {
-    fn enter(self: &Arc<Self>) -> TrackerGuard {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        TrackerGuard(Arc::clone(self))
-    }
-
-    async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for TrackerGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 /// A running balancer.
@@ -313,7 +280,8 @@ async fn accept_loop(
     limit: Arc<Semaphore>,
     acceptor: Option<TlsAcceptor>,
 ) {
-    let tracker = Arc::new(Tracker::default());
+    // Live connections, so shutdown can wait for them.
+    let tracker = TaskTracker::new();
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&limit).acquire_owned() => match permit {
@@ -334,11 +302,10 @@ async fn accept_loop(
             },
             () = shutdown.wait() => break,
         };
-        let guard = tracker.enter();
         let state = Arc::clone(&state);
         let shutdown = shutdown.clone();
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
             match acceptor {
                 None => serve_connection(stream, peer, state, shutdown, false).await,
@@ -356,17 +323,17 @@ async fn accept_loop(
                 }
             }
             drop(permit);
-            drop(guard);
         });
     }
     drop(listener);
+    tracker.close();
     let deadline = Duration::from_millis(state.table().config.timeouts.shutdown_ms);
-    if tokio::time::timeout(deadline, tracker.wait_idle())
+    if tokio::time::timeout(deadline, tracker.wait())
         .await
         .is_err()
     {
         tracing::warn!(
-            open = tracker.count.load(Ordering::SeqCst),
+            open = tracker.len(),
             "shutdown deadline passed with requests in flight"
         );
     }

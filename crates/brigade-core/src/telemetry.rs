@@ -290,8 +290,10 @@ impl Visit for JsonVisitor<'_> {
     }
 }
 
-/// An error and its sources, `outer: inner: root`, so the root cause reaches the log.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources, `outer: inner: root`, so the root cause reaches the log (reqwest's
+/// top-level message alone, "error sending request", does not say whether the connection was
+/// refused or timed out).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

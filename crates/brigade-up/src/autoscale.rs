@@ -4,8 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use brigade_balance::api::{BackendView, PoolView};
 use brigade_core::Shutdown;
-use serde_json::Value;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::sync::mpsc;
 
@@ -121,7 +121,7 @@ struct Reading {
 
 impl Reader {
     async fn read(&mut self, metric: ScaleMetric, shared: &Shared) -> Option<Reading> {
-        let view: Value = self
+        let view: PoolView = self
             .http
             .get(&self.url)
             .send()
@@ -130,27 +130,17 @@ impl Reader {
             .json()
             .await
             .ok()?;
-        let primaries: Vec<&Value> = view["backends"]
-            .as_array()?
-            .iter()
-            .filter(|b| b["backup"] != true)
-            .collect();
+        let primaries: Vec<&BackendView> = view.primaries().collect();
         if primaries.is_empty() {
             return None;
         }
         match metric {
             ScaleMetric::InFlight => Some(Reading {
-                total: primaries
-                    .iter()
-                    .filter_map(|b| b["in_flight"].as_f64())
-                    .sum(),
+                total: primaries.iter().map(|b| b.in_flight as f64).sum(),
                 replicas: primaries.len(),
             }),
             ScaleMetric::Cpu => {
-                let addresses: Vec<&str> = primaries
-                    .iter()
-                    .filter_map(|b| b["address"].as_str())
-                    .collect();
+                let addresses: Vec<&str> = primaries.iter().map(|b| b.address.as_str()).collect();
                 let pids: Vec<u32> = shared
                     .status()
                     .children

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use brigade_balance::api::NewBackend;
 
 /// Talks to one balancer's admin listener.
 #[derive(Clone)]
@@ -28,7 +28,11 @@ impl BalancerAdmin {
         let response = self
             .http
             .post(format!("{}/admin/pools/{pool}/backends", self.base))
-            .json(&json!({"address": address, "weight": 1, "backup": backup}))
+            .json(&NewBackend {
+                address: address.to_owned(),
+                weight: 1,
+                backup,
+            })
             .send()
             .await
             .map_err(|e| e.to_string())?;

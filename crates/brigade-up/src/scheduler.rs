@@ -17,6 +17,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use brigade_balance::api::{BackendView, PoolView, Pools};
 use brigade_core::Shutdown;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -352,21 +353,13 @@ async fn schedule(
 
 /// In-flight requests per primary replica over every pool, from the balancer's admin API.
 async fn in_flight_per_replica(http: &reqwest::Client, url: &str) -> Option<f64> {
-    let view: Value = http.get(url).send().await.ok()?.json().await.ok()?;
-    let primaries: Vec<&Value> = view["pools"]
-        .as_array()?
-        .iter()
-        .flat_map(|pool| pool["backends"].as_array().into_iter().flatten())
-        .filter(|backend| backend["backup"] != true)
-        .collect();
+    let view: Pools = http.get(url).send().await.ok()?.json().await.ok()?;
+    let primaries: Vec<&BackendView> = view.pools.iter().flat_map(PoolView::primaries).collect();
     if primaries.is_empty() {
         return None;
     }
-    let in_flight: f64 = primaries
-        .iter()
-        .filter_map(|b| b["in_flight"].as_f64())
-        .sum();
-    Some(in_flight / primaries.len() as f64)
+    let in_flight: u64 = primaries.iter().map(|b| b.in_flight).sum();
+    Some(in_flight as f64 / primaries.len() as f64)
 }
 
 /// Runs a job once (the caller holds its lock), records the run and its event.

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use brigade_balance::api::{BackendView, Pools};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use serde_json::Value;
@@ -50,7 +51,7 @@ struct Measured {
 pub struct Snapshot {
     ops: String,
     status: Value,
-    backends: HashMap<String, Value>,
+    backends: HashMap<String, BackendView>,
     measured: HashMap<String, Measured>,
     alerts: Option<Vec<String>>,
 }
@@ -75,20 +76,15 @@ pub async fn snapshot(http: &reqwest::Client, ops: &str) -> Result<Snapshot, Sta
     if !status["children"].is_array() {
         return Err(StatusError::Malformed { url });
     }
-    let balancer = get_json(http, &format!("http://{ops}/api/dashboard/balancer")).await;
-    let mut backends = HashMap::new();
-    for pool in balancer
-        .as_ref()
-        .and_then(|b| b["pools"].as_array())
+    let balancer: Option<Pools> = get_json(http, &format!("http://{ops}/api/dashboard/balancer"))
+        .await
+        .and_then(|value| serde_json::from_value(value).ok());
+    let backends = balancer
         .into_iter()
-        .flatten()
-    {
-        for backend in pool["backends"].as_array().into_iter().flatten() {
-            if let Some(address) = backend["address"].as_str() {
-                backends.insert(address.to_owned(), backend.clone());
-            }
-        }
-    }
+        .flat_map(|view| view.pools)
+        .flat_map(|pool| pool.backends)
+        .map(|backend| (backend.address.clone(), backend))
+        .collect();
     let (measured, alerts) = match status["watch"].as_str() {
         Some(watch) => (measure(http, watch).await, firing(http, watch).await),
         None => (HashMap::new(), None),
@@ -241,16 +237,13 @@ impl Snapshot {
                 child["service"].as_str().unwrap_or("?").to_owned(),
                 pool,
                 child["state"].as_str().unwrap_or("?").to_owned(),
-                backend
-                    .and_then(|b| b["state"].as_str())
-                    .unwrap_or("-")
-                    .to_owned(),
+                backend.map_or("-", |b| b.state.as_str()).to_owned(),
                 address.to_owned(),
                 child["pid"]
                     .as_u64()
                     .map_or("-".to_owned(), |p| p.to_string()),
                 child["restarts"].as_u64().unwrap_or(0).to_string(),
-                number(backend.and_then(|b| b["in_flight"].as_f64()), 0),
+                number(backend.map(|b| b.in_flight as f64), 0),
                 number(measured.rate, 1),
                 number(measured.p99_ms, 1),
                 number(measured.errors_percent, 1),
@@ -333,7 +326,10 @@ mod tests {
             }),
             backends: HashMap::from([(
                 "127.0.0.1:4001".to_owned(),
-                json!({"address": "127.0.0.1:4001", "state": "healthy", "in_flight": 3}),
+                BackendView {
+                    in_flight: 3,
+                    ..BackendView::fresh("127.0.0.1:4001")
+                },
             )]),
             measured: HashMap::from([(
                 "127.0.0.1:4001".to_owned(),

@@ -28,15 +28,4 @@ pub mod tsdb;
 pub use app::{Watch, WatchError};
 pub use config::WatchConfig;
 
-/// An error and its causes, `outer: inner: root` (reqwest's top-level message alone, "error
-/// sending request", does not say whether the connection was refused or timed out).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use brigade_core::telemetry::error_chain;

@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use brigade_balance::api::Pools;
+use serde::Serialize;
 
 use crate::config::{BalanceConfig, ScrapeConfig};
 use crate::labels::{Labels, METRIC_NAME};
@@ -60,24 +61,6 @@ pub struct ScrapeResult {
     pub samples: Vec<(Labels, f64)>,
     /// Series dropped by the per-target limit.
     pub dropped: usize,
-}
-
-/// The balancer admin API's answer (only what discovery needs).
-#[derive(Debug, Deserialize)]
-struct Pools {
-    pools: Vec<Pool>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Pool {
-    name: String,
-    #[serde(default)]
-    backends: Vec<Backend>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Backend {
-    address: String,
 }
 
 /// The static targets of a configuration.

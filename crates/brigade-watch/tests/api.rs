@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use brigade_balance::api::{BackendView, PoolView, Pools};
+use brigade_balance::config::Algorithm;
 use brigade_core::Shutdown;
 use brigade_core::config::StorageSettings;
 use brigade_watch::{Watch, WatchConfig};
@@ -29,9 +31,13 @@ async fn fakes() -> SocketAddr {
         }),
     ))
     .await;
-    let pools = json!({"pools": [{"name": "orders", "algorithm": "peak_ewma", "backends": [
-        {"address": backend.to_string(), "state": "healthy", "healthy": true, "draining": false}
-    ]}]});
+    let pools = json!(Pools {
+        pools: vec![PoolView {
+            name: "orders".into(),
+            algorithm: Algorithm::PeakEwma,
+            backends: vec![BackendView::fresh(backend.to_string())],
+        }],
+    });
     serve(
         Router::new()
             .route(

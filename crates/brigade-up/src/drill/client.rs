@@ -1,6 +1,7 @@
 //! The HTTP calls a drill makes besides its load: the ops API, the balancer's admin API, the
 //! replicas' fault switches and the audit trail.
 
+use brigade_balance::api::{BackendView, PoolView};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -137,15 +138,22 @@ pub fn ready_primaries(status: &Value) -> usize {
 }
 
 /// The backends of a balancer pool (`GET /admin/pools/{pool}`); empty when unreachable.
-pub async fn pool_backends(http: &reqwest::Client, admin: &str, pool: &str) -> Vec<Value> {
-    let view = json_of(
-        http.get(format!("http://{admin}/admin/pools/{pool}"))
-            .send()
-            .await,
-    )
-    .await
-    .unwrap_or_default();
-    view["backends"].as_array().cloned().unwrap_or_default()
+pub async fn pool_backends(http: &reqwest::Client, admin: &str, pool: &str) -> Vec<BackendView> {
+    let Ok(response) = http
+        .get(format!("http://{admin}/admin/pools/{pool}"))
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    match response.error_for_status() {
+        Ok(response) => response
+            .json::<PoolView>()
+            .await
+            .map(|view| view.backends)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Sets a replica's fault switch (`PUT /api/v1/admin/faults`; fields left out are off).

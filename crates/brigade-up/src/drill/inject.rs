@@ -253,7 +253,7 @@ async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
     let mut unready_seen = false;
     while started.elapsed() < ctx.hold {
         let backends = client::pool_backends(&ctx.http, &ctx.balancer_admin, "orders").await;
-        unready_seen |= backends.iter().any(|b| b["healthy"] == false);
+        unready_seen |= backends.iter().any(|b| !b.healthy);
         tokio::time::sleep(POLL).await;
     }
     let fault = started.elapsed();
@@ -269,11 +269,11 @@ async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
     .map_err(|e| DrillError::Setup(format!("cannot restore the database link: {e}")))?;
     let ready_after = wait_until(async || {
         let backends = client::pool_backends(&ctx.http, &ctx.balancer_admin, "orders").await;
-        if backends.is_empty() || backends.iter().any(|b| b["healthy"] != true) {
+        if backends.is_empty() || backends.iter().any(|b| !b.healthy) {
             return Ok(false);
         }
         for backend in &backends {
-            let address = backend["address"].as_str().unwrap_or_default();
+            let address = &backend.address;
             let ready = ctx
                 .http
                 .get(format!("http://{address}/health/ready"))

@@ -332,13 +332,8 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
 async fn requests_by_backend(ctx: &inject::Ctx) -> BTreeMap<String, u64> {
     client::pool_backends(&ctx.http, &ctx.balancer_admin, "orders")
         .await
-        .iter()
-        .filter_map(|b| {
-            Some((
-                b["address"].as_str()?.to_owned(),
-                b["requests_total"].as_u64()?,
-            ))
-        })
+        .into_iter()
+        .map(|b| (b.address, b.requests_total))
         .collect()
 }
 
