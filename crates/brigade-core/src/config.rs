@@ -169,6 +169,39 @@ impl StorageSettings {
             None => format!("sqlite://{}", self.data_dir.join("brigade.db").display()),
         }
     }
+
+    /// The engine of [`effective_url`](Self::effective_url).
+    pub fn database_kind(&self) -> Option<DatabaseKind> {
+        DatabaseKind::of(&self.effective_url())
+    }
+}
+
+/// The database engine a URL names. The one place brigade tells URLs apart, so every process
+/// agrees on which store it talks to (`postgres://` and `postgresql://` are both PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `sqlite:…`: the embedded store.
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// The engine `url` names; `None` for any other scheme.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `url` names a PostgreSQL server.
+    pub fn is_postgres(url: &str) -> bool {
+        Self::of(url) == Some(Self::Postgres)
+    }
 }
 
 /// Cache settings.
@@ -563,9 +596,7 @@ impl Settings {
             return invalid("storage.max_connections", "must be at least 1");
         }
         if let Some(url) = &self.storage.database_url
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
+            && DatabaseKind::of(url).is_none()
         {
             return invalid(
                 "storage.database_url",

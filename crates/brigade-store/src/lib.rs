@@ -383,7 +383,7 @@ pub async fn connect(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> 
 /// Connects without touching the schema (for `brigade migrate`, which reports what it applied).
 pub async fn connect_without_migrating(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> {
     let url = settings.effective_url();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if brigade_core::config::DatabaseKind::is_postgres(&url) {
         Ok(Arc::new(PostgresStore::connect(&url, settings).await?))
     } else {
         Ok(Arc::new(SqliteStore::connect(&url, settings).await?))

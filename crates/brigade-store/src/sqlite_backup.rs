@@ -110,7 +110,7 @@ pub struct Restored {
 /// The SQLite file of the configured store; PostgreSQL is refused.
 pub fn database_path(settings: &StorageSettings) -> Result<PathBuf, BackupError> {
     let url = settings.effective_url();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if brigade_core::config::DatabaseKind::is_postgres(&url) {
         return Err(BackupError::Postgres {
             url: crate::redact_url(&url),
         });

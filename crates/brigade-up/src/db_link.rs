@@ -17,6 +17,7 @@
 //!
 //! The ops API exposes it as `GET /api/db-link` and `PUT /api/db-link {"cut": true|false}`.
 
+use axum::response::IntoResponse;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -94,7 +95,7 @@ impl DbLink {
             .ok()
             .filter(|url| !url.is_empty());
         match url {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(url) if brigade_core::config::DatabaseKind::is_postgres(&url) => {
                 let Some((target, parsed)) = relay_target(&url) else {
                     return Ok(None);
                 };
@@ -348,7 +349,7 @@ pub(crate) fn router() -> Router<Shared> {
 
 async fn view(State(shared): State<Shared>) -> crate::ops::Answer {
     match shared.db_link() {
-        Some(link) => (StatusCode::OK, axum::Json(serde_json::json!(link.view()))),
+        Some(link) => axum::Json(link.view()).into_response(),
         None => unavailable(),
     }
 }
@@ -378,7 +379,7 @@ async fn set(
                     format!("database link restored ({} {})", view.mode, view.target)
                 },
             );
-            (StatusCode::OK, axum::Json(serde_json::json!(view)))
+            axum::Json(view).into_response()
         }
         Err(error) => crate::ops::problem(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }

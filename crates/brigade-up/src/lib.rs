@@ -33,6 +33,7 @@ mod metrics;
 mod ops;
 pub mod ops_guard;
 mod pool;
+mod problem;
 mod public;
 mod scheduler;
 pub mod status_view;

@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::json;
@@ -127,17 +128,10 @@ struct ScaleRequest {
     replicas: usize,
 }
 
-pub(crate) type Answer = (StatusCode, axum::Json<serde_json::Value>);
+/// An ops API answer: JSON, or problem+json ([`problem`]).
+pub(crate) type Answer = axum::response::Response;
 
-pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Answer {
-    (
-        status,
-        axum::Json(
-            json!({"type": "urn:brigade:problem:ops", "title": "Ops request refused",
-                          "status": status.as_u16(), "detail": detail.into()}),
-        ),
-    )
-}
+pub(crate) use crate::problem::problem;
 
 /// Replaces the pool's replicas one at a time; answers when done.
 async fn rollout(
@@ -178,7 +172,8 @@ async fn rollout(
         Ok(Ok(replaced)) => (
             StatusCode::OK,
             axum::Json(json!({"pool": pool, "replaced": replaced})),
-        ),
+        )
+            .into_response(),
         Ok(Err(reason)) => problem(StatusCode::INTERNAL_SERVER_ERROR, reason),
         Err(_) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -216,4 +211,5 @@ async fn scale(
         StatusCode::ACCEPTED,
         axum::Json(json!({"pool": pool, "replicas": request.replicas})),
     )
+        .into_response()
 }

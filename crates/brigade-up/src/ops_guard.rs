@@ -23,7 +23,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 
 /// The header carrying the token.
@@ -129,12 +129,7 @@ pub async fn guard(State(token): State<OpsToken>, request: Request, next: Next) 
             reason,
             "ops request refused"
         );
-        let mut response = crate::ops::problem(StatusCode::FORBIDDEN, reason).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/problem+json"),
-        );
-        return response;
+        return crate::problem::problem(StatusCode::FORBIDDEN, reason);
     }
     next.run(request).await
 }

@@ -443,28 +443,24 @@ async fn list_jobs(State(shared): State<Shared>) -> axum::Json<Value> {
 async fn run_now(
     State(shared): State<Shared>,
     Path(name): Path<String>,
-) -> (StatusCode, axum::Json<Value>) {
+) -> axum::response::Response {
     let Some((job, runner)) = shared.jobs.job(&name) else {
-        return (
+        return crate::problem::problem(
             StatusCode::NOT_FOUND,
-            axum::Json(json!({
-                "type": "urn:brigade:problem:ops", "title": "Ops request refused",
-                "status": 404,
-                "detail": format!("no job {name:?}; jobs: {:?}", shared.jobs.names()),
-            })),
+            format!("no job {name:?}; jobs: {:?}", shared.jobs.names()),
         );
     };
     let _turn = job.running.lock().await;
     let run = run_job(&job, &runner, &shared, Trigger::Ops).await;
     if run.outcome == "succeeded" {
-        (StatusCode::OK, axum::Json(json!(run)))
+        axum::response::IntoResponse::into_response((StatusCode::OK, axum::Json(run)))
     } else {
-        (
+        crate::problem::with_body(
             StatusCode::BAD_GATEWAY,
-            axum::Json(json!({
+            json!({
                 "type": "urn:brigade:problem:job-failed", "title": "The job failed",
                 "status": 502, "detail": run.detail, "run": run,
-            })),
+            }),
         )
     }
 }

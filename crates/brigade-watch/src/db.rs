@@ -71,7 +71,7 @@ impl Db {
         drop(store);
         let url = settings.effective_url();
         let acquire = Duration::from_millis(settings.acquire_timeout_ms);
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if brigade_core::config::DatabaseKind::is_postgres(&url) {
             let pool = PgPoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(acquire)

@@ -164,16 +164,4 @@ fn missing(upstream: Upstream) -> Response {
 }
 
 /// A problem+json answer of the dashboard itself.
-pub(super) fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        )],
-        serde_json::json!({"type": "urn:brigade:problem:ops", "title": "Ops request failed",
-                           "status": status.as_u16(), "detail": detail.into()})
-        .to_string(),
-    )
-        .into_response()
-}
+pub(super) use crate::problem::problem;

@@ -47,7 +47,9 @@ impl Fault {
         let fault = match name {
             "disk-full" => settings().and_then(|s| disk_full(&s)),
             "db-refuse" => settings().and_then(|s| match s.storage.database_url {
-                Some(url) if url.starts_with("postgres") => Ok(Self::DbRefuse { url }),
+                Some(url) if brigade_core::config::DatabaseKind::is_postgres(&url) => {
+                    Ok(Self::DbRefuse { url })
+                }
                 _ => Err(DrillError::Setup(
                     "db-refuse needs brigade up on PostgreSQL (DATABASE_URL=postgres://…)".into(),
                 )),

@@ -297,8 +297,7 @@ fn jobs(settings: &Settings, args: &UpArgs, file: &UpFile) -> anyhow::Result<Job
     plan.admin_password = ["BRIGADE_JOBS_ADMIN_PASSWORD", "BRIGADE_DEMO_PASSWORD"]
         .into_iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()));
-    let url = settings.storage.effective_url();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if settings.storage.database_kind() == Some(brigade_core::config::DatabaseKind::Postgres) {
         tracing::info!("the store is PostgreSQL: no backup job (back it up with pg_dump)");
         plan = plan.without(JobKind::Backup);
     }
