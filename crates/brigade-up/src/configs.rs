@@ -15,6 +15,7 @@ use brigade_watch::config::{
     BalanceConfig as WatchBalanceTarget, EvaluationConfig, ScrapeConfig, StaticConfig, WatchConfig,
 };
 
+use crate::child_state::ChildState;
 use crate::supervisor::ChildStatus;
 use crate::tls::TlsFiles;
 use crate::topology::UpOptions;
@@ -74,7 +75,7 @@ pub(crate) fn balance(
             backends: ready
                 .iter()
                 .filter(|child| child.pool.as_deref() == Some(plan.name.as_str()))
-                .filter(|child| child.state == "ready")
+                .filter(|child| child.state == ChildState::Ready)
                 .filter_map(|child| {
                     Some(BackendConfig {
                         address: child.address.as_deref()?.parse().ok()?,
@@ -177,7 +178,7 @@ mod tests {
             instance: "serve-orders-1".into(),
             pool: Some("orders".into()),
             backup: false,
-            state: "ready",
+            state: ChildState::Ready,
             address: Some("127.0.0.1:28090".into()),
             pid: Some(1),
             restarts: 0,

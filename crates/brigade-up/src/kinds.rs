@@ -8,6 +8,7 @@ use brigade_core::Shutdown;
 
 use crate::balancer::BalancerAdmin;
 use crate::child::{self, ChildSpec, Running};
+use crate::child_state::ChildState;
 use crate::configs;
 use crate::logs::LogSink;
 use crate::pool::STOP_GRACE;
@@ -78,7 +79,7 @@ impl Kind for Balancer {
             .await
             .map_err(|e| failed(&e))?;
         for replica in self.shared.status().children {
-            if let (Some(pool), Some(address), "ready") =
+            if let (Some(pool), Some(address), ChildState::Ready) =
                 (&replica.pool, &replica.address, replica.state)
                 && let Err(error) = self.admin.add(pool, address, replica.backup).await
             {

@@ -19,6 +19,7 @@
 mod autoscale;
 mod balancer;
 mod child;
+mod child_state;
 mod configs;
 pub mod dashboard;
 mod db_link;

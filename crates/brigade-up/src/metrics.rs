@@ -11,17 +11,8 @@ use std::collections::BTreeMap;
 
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 
+use crate::child_state::ChildState;
 use crate::supervisor::ChildStatus;
-
-/// Every state a child can be in (`ChildStatus::state`).
-pub const STATES: [&str; 6] = [
-    "starting",
-    "ready",
-    "restarting",
-    "crash_loop",
-    "stopping",
-    "stopped",
-];
 
 /// Installs the process's recorder (before anything is counted) and describes the metrics, so
 /// that `/metrics` carries HELP lines. Called once when the supervisor starts.
@@ -97,11 +88,11 @@ pub fn children(children: &[ChildStatus]) {
         *counts
             .entry((child.service, pool))
             .or_default()
-            .entry(child.state)
+            .entry(child.state.as_str())
             .or_default() += 1;
     }
     for ((service, pool), by_state) in counts {
-        for state in STATES {
+        for state in ChildState::ALL.map(ChildState::as_str) {
             gauge!(
                 "brigade_supervisor_children",
                 "service" => service.to_owned(),

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::balancer::{BalancerAdmin, wait_ready};
 use crate::child::{self, ChildSpec, Running};
+use crate::child_state::ChildState;
 use crate::logs::LogSink;
 use crate::supervise::{self, Backoff, Kind, StartFailure};
 use crate::supervisor::{ChildStatus, Shared};
@@ -198,7 +199,7 @@ fn start_slot(context: &PoolContext, index: usize, backup: bool) -> Slot {
         instance: instance.clone(),
         pool: Some(context.plan.name.clone()),
         backup,
-        state: "starting",
+        state: ChildState::Starting,
         address: None,
         pid: None,
         restarts: 0,

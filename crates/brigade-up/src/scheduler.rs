@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use crate::child_state::ChildState;
 use crate::jobs::{self, AdminSession, JobPlan, JobTarget, JobsPlan};
 use crate::public::PublicEndpoint;
 use crate::supervisor::Shared;
@@ -371,7 +372,7 @@ async fn run_job(job: &JobState, runner: &Runner, shared: &Shared, trigger: Trig
         replicas: status
             .children
             .iter()
-            .filter(|child| child.service == "serve" && child.state == "ready")
+            .filter(|child| child.service == "serve" && child.state == ChildState::Ready)
             .filter_map(|child| child.address.clone())
             .collect(),
         binary: runner.binary.clone(),

@@ -12,6 +12,7 @@ use brigade_core::Shutdown;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::child::Running;
+use crate::child_state::ChildState;
 use crate::supervisor::Shared;
 
 /// Crashes within this window that make a crash loop.
@@ -78,7 +79,7 @@ pub(crate) async fn keep<K: Kind>(
         if stop.is_triggered() {
             break;
         }
-        shared.update(&instance, |s| s.state = "starting");
+        shared.update(&instance, |s| s.state = ChildState::Starting);
         let started = Instant::now();
         let mut serving = match kind.start(&stop).await {
             Ok(running) => Some(running),
@@ -102,10 +103,10 @@ pub(crate) async fn keep<K: Kind>(
                 }
                 () = stop.wait() => {
                     if let Some(old) = serving.take() {
-                        shared.update(&instance, |s| s.state = "stopping");
+                        shared.update(&instance, |s| s.state = ChildState::Stopping);
                         kind.retire(old).await;
                     }
-                    shared.update(&instance, |s| s.state = "stopped");
+                    shared.update(&instance, |s| s.state = ChildState::Stopped);
                     return;
                 }
                 Some(done) = replace.recv() => {
@@ -142,7 +143,11 @@ pub(crate) async fn keep<K: Kind>(
         crate::metrics::restarted(&kind.metrics_label(), looping);
         shared.update(&instance, |s| {
             s.restarts += 1;
-            s.state = if looping { "crash_loop" } else { "restarting" };
+            s.state = if looping {
+                ChildState::CrashLoop
+            } else {
+                ChildState::Restarting
+            };
             s.pid = None;
         });
         if looping {
@@ -175,13 +180,13 @@ pub(crate) async fn keep<K: Kind>(
             (delay * 2).min(backoff.max)
         };
     }
-    shared.update(&instance, |s| s.state = "stopped");
+    shared.update(&instance, |s| s.state = ChildState::Stopped);
 }
 
 fn mark_ready<K: Kind>(shared: &Shared, kind: &K, running: &Running) {
     let address = kind.address(running);
     shared.update(kind.instance(), |s| {
-        s.state = "ready";
+        s.state = ChildState::Ready;
         s.pid = Some(running.pid);
         s.address = address;
     });

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::balancer::BalancerAdmin;
+use crate::child_state::ChildState;
 use crate::events::Events;
 use crate::kinds::{Balancer, Watch};
 use crate::listeners;
@@ -73,8 +74,8 @@ pub struct ChildStatus {
     pub pool: Option<String>,
     /// Backup replica.
     pub backup: bool,
-    /// `starting`, `ready`, `restarting`, `crash_loop`, `stopping`, `stopped`.
-    pub state: &'static str,
+    /// Where it stands.
+    pub state: ChildState,
     /// Where it listens.
     pub address: Option<String>,
     /// Its process id.
@@ -422,7 +423,7 @@ impl Supervised {
             instance: kind.instance().to_owned(),
             pool: None,
             backup: false,
-            state: "starting",
+            state: ChildState::Starting,
             address: None,
             pid: None,
             restarts: 0,
@@ -456,7 +457,7 @@ async fn wait_until_serving(options: &UpOptions, shared: &Shared, shutdown: &Shu
     let deadline = Instant::now() + READY_TIMEOUT;
     while Instant::now() < deadline && !shutdown.is_triggered() {
         let status = shared.status();
-        let ready = |child: &&ChildStatus| child.state == "ready";
+        let ready = |child: &&ChildStatus| child.state == ChildState::Ready;
         let replicas: Vec<_> = status
             .children
             .iter()
