@@ -14,6 +14,7 @@ use brigade_balance::tls::TlsConfig;
 use brigade_watch::config::{
     BalanceConfig as WatchBalanceTarget, EvaluationConfig, ScrapeConfig, StaticConfig, WatchConfig,
 };
+use brigade_watch::duration::ConfigDuration;
 
 use crate::child_state::ChildState;
 use crate::supervisor::ChildStatus;
@@ -129,8 +130,8 @@ pub(crate) fn watch(rule_files: Vec<PathBuf>, admin: SocketAddr, ops: SocketAddr
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         rule_files,
         scrape: ScrapeConfig {
-            interval: "5s".into(),
-            timeout: "4s".into(),
+            interval: ConfigDuration::from_secs(5),
+            timeout: ConfigDuration::from_secs(4),
             static_configs: vec![
                 static_target("balance", admin),
                 static_target("supervisor", ops),
@@ -143,7 +144,7 @@ pub(crate) fn watch(rule_files: Vec<PathBuf>, admin: SocketAddr, ops: SocketAddr
             ..ScrapeConfig::default()
         },
         evaluation: EvaluationConfig {
-            interval: "5s".into(),
+            interval: ConfigDuration::from_secs(5),
         },
         ..WatchConfig::default()
     }

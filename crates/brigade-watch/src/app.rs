@@ -348,11 +348,8 @@ async fn current_targets(shared: &Shared) -> Vec<Target> {
 }
 
 async fn scrape_loop(shared: Arc<Shared>, shutdown: Shutdown) {
-    let interval = Duration::from_millis(shared.config.scrape_interval_ms() as u64);
-    let timeout = Duration::from_millis(
-        rules::parse_duration_ms(&shared.config.scrape.timeout).unwrap_or(10_000) as u64,
-    )
-    .min(interval);
+    let interval = shared.config.scrape.interval.get();
+    let timeout = shared.config.scrape.timeout.get().min(interval);
     loop {
         let round = Instant::now();
         let targets = current_targets(&shared).await;

@@ -32,6 +32,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::duration::ConfigDuration;
 use crate::rules::parse_duration_ms;
 
 /// Why the configuration cannot be used.
@@ -98,9 +99,9 @@ impl Default for WatchConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ScrapeConfig {
     /// Time between scrapes of a target.
-    pub interval: String,
+    pub interval: ConfigDuration,
     /// Longest a scrape may take (at most the interval).
-    pub timeout: String,
+    pub timeout: ConfigDuration,
     /// Series kept per target; the rest of a scrape is dropped and counted.
     pub max_series_per_target: usize,
     /// Series kept in all.
@@ -116,8 +117,8 @@ pub struct ScrapeConfig {
 impl Default for ScrapeConfig {
     fn default() -> Self {
         Self {
-            interval: "15s".into(),
-            timeout: "10s".into(),
+            interval: ConfigDuration::from_secs(15),
+            timeout: ConfigDuration::from_secs(10),
             max_series_per_target: 5_000,
             max_series: 100_000,
             max_body_bytes: 16 * 1024 * 1024,
@@ -177,13 +178,13 @@ fn yes() -> bool {
 #[serde(default, deny_unknown_fields)]
 pub struct EvaluationConfig {
     /// Time between evaluations of a group without its own interval.
-    pub interval: String,
+    pub interval: ConfigDuration,
 }
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
         Self {
-            interval: "15s".into(),
+            interval: ConfigDuration::from_secs(15),
         }
     }
 }
@@ -301,11 +302,11 @@ pub struct InhibitRuleConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Timeout of one attempt.
-    pub timeout: String,
+    pub timeout: ConfigDuration,
     /// Wait before the first retry; doubles each time.
-    pub initial_backoff: String,
+    pub initial_backoff: ConfigDuration,
     /// Longest wait between retries.
-    pub max_backoff: String,
+    pub max_backoff: ConfigDuration,
     /// Attempts in all before a notification is given up.
     pub max_attempts: u32,
 }
@@ -313,9 +314,9 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            timeout: "10s".into(),
-            initial_backoff: "500ms".into(),
-            max_backoff: "30s".into(),
+            timeout: ConfigDuration::from_secs(10),
+            initial_backoff: ConfigDuration::from_millis(500),
+            max_backoff: ConfigDuration::from_secs(30),
             max_attempts: 8,
         }
     }
@@ -357,18 +358,15 @@ impl WatchConfig {
             key: key.to_owned(),
             message,
         };
-        let duration = |key: &str, text: &str| parse_duration_ms(text).map_err(|m| invalid(key, m));
-        let interval = duration("scrape.interval", &self.scrape.interval)?;
-        if interval <= 0 {
+        if self.scrape.interval.as_millis() <= 0 {
             return Err(invalid("scrape.interval", "must be positive".into()));
         }
-        duration("scrape.timeout", &self.scrape.timeout)?;
-        if duration("evaluation.interval", &self.evaluation.interval)? <= 0 {
+        if self.evaluation.interval.as_millis() <= 0 {
             return Err(invalid("evaluation.interval", "must be positive".into()));
         }
-        duration("delivery.timeout", &self.delivery.timeout)?;
-        duration("delivery.initial_backoff", &self.delivery.initial_backoff)?;
-        duration("delivery.max_backoff", &self.delivery.max_backoff)?;
+        if self.delivery.timeout.as_millis() <= 0 {
+            return Err(invalid("delivery.timeout", "must be positive".into()));
+        }
         for (i, target) in self.scrape.static_configs.iter().enumerate() {
             if !matches!(target.scheme.as_str(), "http" | "https") {
                 return Err(invalid(
@@ -415,12 +413,12 @@ impl WatchConfig {
 
     /// The scrape interval in milliseconds.
     pub fn scrape_interval_ms(&self) -> i64 {
-        parse_duration_ms(&self.scrape.interval).unwrap_or(15_000)
+        self.scrape.interval.as_millis()
     }
 
     /// The evaluation interval in milliseconds.
     pub fn evaluation_interval_ms(&self) -> i64 {
-        parse_duration_ms(&self.evaluation.interval).unwrap_or(15_000)
+        self.evaluation.interval.as_millis()
     }
 }
 

@@ -15,6 +15,7 @@ pub mod app;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod duration;
 pub mod labels;
 pub mod notify;
 pub mod promql;

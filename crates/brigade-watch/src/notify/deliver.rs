@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use super::{Notification, payload};
 use crate::config::{DeliveryConfig, EmailConfig, ReceiverConfig};
-use crate::rules::parse_duration_ms;
 
 /// Counter of delivery attempts.
 pub const NOTIFICATIONS_TOTAL: &str = "brigade_watch_notifications_total";
@@ -45,8 +44,7 @@ impl Deliverer {
         delivery: &DeliveryConfig,
         external_url: &str,
     ) -> Result<Self, String> {
-        let ms = |text: &str| parse_duration_ms(text).map(|ms| Duration::from_millis(ms as u64));
-        let timeout = ms(&delivery.timeout)?;
+        let timeout = delivery.timeout.get();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("brigade-watch/", env!("CARGO_PKG_VERSION")))
@@ -64,8 +62,8 @@ impl Deliverer {
                 .collect(),
             external_url: external_url.to_owned(),
             timeout,
-            initial_backoff: ms(&delivery.initial_backoff)?,
-            max_backoff: ms(&delivery.max_backoff)?,
+            initial_backoff: delivery.initial_backoff.get(),
+            max_backoff: delivery.max_backoff.get(),
             max_attempts: delivery.max_attempts.max(1),
         })
     }
