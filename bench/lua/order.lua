@@ -6,7 +6,9 @@
 --
 --   SHOP_ID=<uuid> ITEM_ID=<uuid> TOKEN=<customer token> wrk -s bench/lua/order.lua http://127.0.0.1:3000
 --
--- No Idempotency-Key is sent: every request is a new order.
+-- Every request sends an Idempotency-Key of its own, as a client that retries safely does (and
+-- as the balancer needs to retry a POST): every request is a new order, and each claims and
+-- settles its key.
 
 local shop_id = os.getenv("SHOP_ID")
 local item_id = os.getenv("ITEM_ID")
@@ -23,3 +25,13 @@ wrk.headers["Authorization"] = "Bearer " .. token
 wrk.body = string.format(
   '{"shop_id":"%s","items":[{"item_id":"%s","quantity":1}],"delivery":{"lat":52.51,"lon":13.40}}',
   shop_id, item_id)
+
+-- A prefix per run, so that runs against the same database never reuse a key.
+local prefix = string.format("bench-%d-%d-", os.time(), math.random(1, 1000000000))
+local counter = 0
+
+request = function()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = prefix .. counter
+  return wrk.format()
+end

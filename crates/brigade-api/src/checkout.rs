@@ -24,7 +24,7 @@ use std::time::Duration;
 use brigade_core::Problem;
 use brigade_domain::{Actor, Order, OrderStatus, Payment, PaymentStatus};
 use brigade_payments::{Authorization, Charge};
-use brigade_store::{Settled, Settlement, StoredResponse};
+use brigade_store::{NewPayment, Settled, Settlement, StoredResponse};
 use http::StatusCode;
 
 use crate::error::ApiResult;
@@ -43,20 +43,23 @@ fn charge(payment: &Payment) -> Charge {
     }
 }
 
-/// Asks the provider to authorise a freshly placed order's payment and records the answer.
+/// Asks the provider to authorise the payment of an order this request just placed and
+/// records the answer, from the order and payment as the request wrote them (see the store's
+/// `settle_placed`).
 pub async fn authorize(
     state: &AppState,
     order: &Order,
-    payment_id: uuid::Uuid,
+    payment: &NewPayment,
     actor: &Actor,
 ) -> ApiResult<Settled> {
-    let charge = Charge {
-        payment_id,
-        order_id: order.id,
-        amount_minor: order.total_minor,
-        currency: order.currency.clone(),
-    };
-    settle(state, &charge, actor).await
+    let pending = payment.pending(order);
+    let charge = charge(&pending);
+    let settlement = ask_provider(state, &charge).await;
+    let settled = state
+        .store
+        .settle_placed(order, &pending, &settlement, actor, &render_answer)
+        .await?;
+    Ok(after_settling(state, &charge, &settlement, settled).await)
 }
 
 /// Settles the pending payment of `order_id` on behalf of a retry of the request that placed
@@ -73,7 +76,17 @@ pub async fn take_over(state: &AppState, order_id: uuid::Uuid, actor: &Actor) ->
 
 /// Calls the provider for `charge` and records what it said.
 async fn settle(state: &AppState, charge: &Charge, actor: &Actor) -> ApiResult<Settled> {
-    let settlement = match state.payments.authorize(charge).await {
+    let settlement = ask_provider(state, charge).await;
+    let settled = state
+        .store
+        .settle_authorization(charge.payment_id, &settlement, actor, &render_answer)
+        .await?;
+    Ok(after_settling(state, charge, &settlement, settled).await)
+}
+
+/// What the provider says to authorising `charge`, as it is to be recorded.
+async fn ask_provider(state: &AppState, charge: &Charge) -> Settlement {
+    match state.payments.authorize(charge).await {
         Ok(Authorization::Approved { reference }) => Settlement {
             status: PaymentStatus::Authorized,
             reference: Some(reference),
@@ -94,11 +107,17 @@ async fn settle(state: &AppState, charge: &Charge, actor: &Actor) -> ApiResult<S
             reference: None,
             reason: Some(error.to_string()),
         },
-    };
-    let settled = state
-        .store
-        .settle_authorization(charge.payment_id, &settlement, actor, &render_answer)
-        .await?;
+    }
+}
+
+/// What is owed once an authorisation was recorded: the release of a charge that may exist
+/// (`voiding`), or of an authorisation that came after the payment was given up.
+async fn after_settling(
+    state: &AppState,
+    charge: &Charge,
+    settlement: &Settlement,
+    settled: Settled,
+) -> Settled {
     if settled.changed && settled.payment.status == PaymentStatus::Voiding {
         finish(state, &settled.payment).await;
     }
@@ -120,7 +139,7 @@ async fn settle(state: &AppState, charge: &Charge, actor: &Actor) -> ApiResult<S
             tracing::warn!(error = %error, payment_id = %charge.payment_id, "releasing a late authorisation failed");
         }
     }
-    Ok(settled)
+    settled
 }
 
 /// Gives up a payment still `pending` after `payments.reconcile_after_secs`: the request that

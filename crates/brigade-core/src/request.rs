@@ -194,7 +194,9 @@ fn parse_traceparent(value: &str) -> Option<(String, String, String)> {
     ok.then(|| (trace_id.to_owned(), parent_id.to_owned(), flags.to_owned()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`, without the per-byte formatting and allocation of
+/// `format!("{b:02x}")`.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {

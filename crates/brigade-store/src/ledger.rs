@@ -80,6 +80,24 @@ pub struct NewPayment {
     pub provider: String,
 }
 
+impl NewPayment {
+    /// The payment row as `place_order` writes it for `order`: pending, for the order's total.
+    pub fn pending(&self, order: &Order) -> Payment {
+        Payment {
+            id: self.id,
+            order_id: order.id,
+            provider: self.provider.clone(),
+            status: PaymentStatus::Pending,
+            reference: None,
+            amount_minor: order.total_minor,
+            currency: order.currency.clone(),
+            reason: None,
+            created_at: order.created_at,
+            updated_at: order.created_at,
+        }
+    }
+}
+
 /// What the provider said to an authorisation, as it is to be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {

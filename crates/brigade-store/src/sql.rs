@@ -99,6 +99,7 @@ macro_rules! impl_store {
 
         impl $store {
             $crate::sql_ledger::ledger_helpers!($db, lock = $lock);
+            $crate::sql_settle::settle_helpers!($db, begin = $begin);
 
             /// Reads one order with lines, tickets and history on an open connection.
             async fn load_order(

@@ -83,6 +83,18 @@ macro_rules! ledger_methods {
     ($store:ty, $db:ty, begin = $begin:literal) => {
         #[async_trait::async_trait]
         impl $crate::Ledger for $store {
+        async fn settle_placed(
+            &self,
+            placed: &brigade_domain::Order,
+            payment: &brigade_domain::Payment,
+            settlement: &$crate::Settlement,
+            actor: &brigade_domain::Actor,
+            render: &$crate::RenderAnswer,
+        ) -> $crate::StoreResult<$crate::Settled> {
+            self.settle_placed_here(placed, payment, settlement, actor, render)
+                .await
+        }
+
         async fn settle_authorization(
             &self,
             payment_id: uuid::Uuid,

@@ -74,6 +74,14 @@ impl SqliteStore {
     ) -> StoreResult<Option<crate::PlaceOutcome>> {
         Ok(None)
     }
+
+    /// The same for settling: the transaction in `sql_settle` is as short here.
+    async fn settle_in_one_statement(
+        &self,
+        _plan: &crate::settle::SettlePlan,
+    ) -> StoreResult<Option<bool>> {
+        Ok(None)
+    }
 }
 
 crate::sql::impl_store!(

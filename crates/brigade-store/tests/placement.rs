@@ -1,5 +1,6 @@
 //! Placing orders through the store directly: the checks the transaction (or PostgreSQL's
-//! single statement) makes against data that changed after the order was built.
+//! single statement) makes against data that changed after the order was built, and settling
+//! their payments from what the placing request holds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,9 +8,12 @@ use std::sync::Arc;
 use brigade_core::config::StorageSettings;
 use brigade_domain::{
     Actor, GeoPoint, NewItem, NewShop, NewStation, Order, OrderEvent, OrderLine, OrderStatus,
-    ShopPatch, Ticket, TicketItem, TicketStatus,
+    Payment, PaymentStatus, ShopPatch, Ticket, TicketItem, TicketStatus,
 };
-use brigade_store::{ConflictKind, NewPayment, PlaceOutcome, Placement, Store, StoreError};
+use brigade_store::{
+    AuditFilter, ConflictKind, IdempotencyKey, NewPayment, PlaceOutcome, Placement, Settlement,
+    Store, StoreError, StoredResponse,
+};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -289,4 +293,129 @@ async fn sqlite_rechecks_stale_data() {
 #[tokio::test]
 async fn postgres_rechecks_stale_data() {
     stale_data_is_rechecked(true).await;
+}
+
+fn answer(order: &Order, payment: &Payment) -> StoredResponse {
+    StoredResponse {
+        status: if order.status == OrderStatus::Placed {
+            201
+        } else {
+            402
+        },
+        body: format!("{} {}", order.status.as_str(), payment.status.as_str()),
+    }
+}
+
+/// Places `placement` with an idempotency key; returns the order and its pending payment.
+async fn placed_with_key(kitchen: &Kitchen, mut placement: Placement) -> (Order, Payment) {
+    placement.idempotency = Some(IdempotencyKey {
+        scope: "test".into(),
+        key: placement.order.id.to_string(),
+        request_hash: "hash".into(),
+    });
+    let payment = placement.payment.clone();
+    let PlaceOutcome::Created(placed) = kitchen.store.place_order(placement).await.unwrap() else {
+        panic!("not created");
+    };
+    let pending = payment.pending(&placed);
+    assert_eq!(
+        kitchen.store.payment_of_order(placed.id).await.unwrap(),
+        Some(pending.clone()),
+        "the pending payment is the one written"
+    );
+    (*placed, pending)
+}
+
+/// Settling from what the placing request holds writes what the general path writes: the
+/// order, payment, stored answer and audit trail read back are those it answered with.
+async fn settling_a_placement_writes_what_it_answers(postgres: bool) {
+    let Some(kitchen) = kitchen(postgres).await else {
+        eprintln!("BRIGADE_TEST_POSTGRES_URL not set; skipping");
+        return;
+    };
+    let actor = Actor::anonymous();
+    let approved = Settlement {
+        status: PaymentStatus::Authorized,
+        reference: Some("ref-1".into()),
+        reason: None,
+    };
+    let (placed, pending) = placed_with_key(&kitchen, order(&kitchen, 950)).await;
+    let settled = kitchen
+        .store
+        .settle_placed(&placed, &pending, &approved, &actor, &answer)
+        .await
+        .unwrap();
+    assert!(settled.changed);
+    assert_eq!(settled.order.status, OrderStatus::Placed);
+    assert_eq!(settled.order.tickets[0].status, TicketStatus::Queued);
+    let stored = kitchen.store.get_order(placed.id).await.unwrap();
+    assert_eq!(stored, settled.order, "stored as answered");
+    let payment = kitchen.store.payment_of_order(placed.id).await.unwrap();
+    assert_eq!(payment.as_ref(), Some(&settled.payment));
+    assert_eq!(settled.payment.reference.as_deref(), Some("ref-1"));
+    let (_, replay) = kitchen
+        .store
+        .find_idempotent("test", &placed.id.to_string())
+        .await
+        .unwrap()
+        .expect("the answer is kept for replays");
+    assert_eq!(
+        (replay.status, replay.body.as_str()),
+        (201, "placed authorized")
+    );
+    let actions: Vec<_> = kitchen
+        .store
+        .audit_events(&AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.action)
+        .collect();
+    assert!(
+        actions.contains(&"payment.authorized".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"order.status_changed".to_owned()),
+        "{actions:?}"
+    );
+
+    // Settled meanwhile by someone else (a reconciler): nothing changes, the answer says so.
+    let (placed, pending) = placed_with_key(&kitchen, order(&kitchen, 950)).await;
+    let declined = Settlement {
+        status: PaymentStatus::Declined,
+        reference: None,
+        reason: Some("no".into()),
+    };
+    kitchen
+        .store
+        .settle_authorization(pending.id, &declined, &Actor::system(), &answer)
+        .await
+        .unwrap();
+    let late = kitchen
+        .store
+        .settle_placed(&placed, &pending, &approved, &actor, &answer)
+        .await
+        .unwrap();
+    assert!(!late.changed);
+    assert_eq!(late.order.status, OrderStatus::PaymentFailed);
+    assert_eq!(late.payment.status, PaymentStatus::Declined);
+    assert_eq!(
+        kitchen.store.get_order(placed.id).await.unwrap(),
+        late.order
+    );
+    kitchen.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_settles_a_placement_as_answered() {
+    settling_a_placement_writes_what_it_answers(false).await;
+}
+
+#[tokio::test]
+async fn postgres_settles_a_placement_as_answered() {
+    settling_a_placement_writes_what_it_answers(true).await;
 }

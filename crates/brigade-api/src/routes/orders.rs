@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use brigade_core::{FieldError, Problem};
 use brigade_domain::{NewOrder, Order, OrderStatus, OrderSummary, Role};
-use brigade_store::{IdempotencyKey, OrderFilter, PlaceOutcome, StoredResponse};
+use brigade_store::{IdempotencyKey, NewPayment, OrderFilter, PlaceOutcome, StoredResponse};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -71,30 +71,25 @@ async fn create_order(
         key,
         request_hash: request_hash(&order),
     });
-    if let Some(key) = &idempotency
-        && let Some((hash, stored)) = state.store.find_idempotent(&key.scope, &key.key).await?
-    {
-        return if hash == key.request_hash {
-            Ok(replay(stored))
-        } else {
-            Err(key_reused())
-        };
-    }
     // Twice at most: a retry that finds its key released by the first request's "try again"
     // answer (see `settled_answer`) places the order anew.
     for attempt in 0..2 {
-        let placement = placement::prepare(
+        let prepared = placement::prepare(
             &state,
             &order,
             caller.actor(),
             customer_id,
             idempotency.clone(),
         )
-        .await?;
-        let payment_id = placement.payment.id;
+        .await;
+        let placement = match prepared {
+            Ok(placement) => placement,
+            Err(error) => return replay_or(&state, idempotency.as_ref(), error).await,
+        };
+        let payment = placement.payment.clone();
         match state.store.place_order(placement).await? {
             PlaceOutcome::Created(order) => {
-                return placed_answer(&state, &order, payment_id, &caller.actor()).await;
+                return placed_answer(&state, &order, &payment, &caller.actor()).await;
             }
             PlaceOutcome::Replayed(stored) => return Ok(replay(stored)),
             PlaceOutcome::KeyReused => return Err(key_reused()),
@@ -117,15 +112,37 @@ async fn create_order(
     Ok(in_progress())
 }
 
+/// The answer to a request whose order cannot be prepared now (a shop closed, an item gone):
+/// the stored first answer when its `Idempotency-Key` was already answered — a replay is
+/// answered as the first request was, whatever changed since — else `error`.
+///
+/// Placing claims the key in the same statement as the order, so a replay of an answered
+/// request is found there too; looking the key up only on this path saves every new order a
+/// round trip.
+async fn replay_or(
+    state: &AppState,
+    key: Option<&IdempotencyKey>,
+    error: ApiError,
+) -> ApiResult<Response> {
+    let Some(key) = key else {
+        return Err(error);
+    };
+    match state.store.find_idempotent(&key.scope, &key.key).await? {
+        Some((hash, stored)) if hash == key.request_hash => Ok(replay(stored)),
+        Some(_) => Err(key_reused()),
+        None => Err(error),
+    }
+}
+
 /// The answer to a freshly written order: its payment authorised, the order (201) or the
 /// problem saying why the payment did not go through.
 async fn placed_answer(
     state: &AppState,
     order: &Order,
-    payment_id: Uuid,
+    payment: &NewPayment,
     actor: &brigade_domain::Actor,
 ) -> ApiResult<Response> {
-    let settled = checkout::authorize(state, order, payment_id, actor).await?;
+    let settled = checkout::authorize(state, order, payment, actor).await?;
     let order = settled.order;
     if order.status != OrderStatus::Placed {
         metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => order.status.as_str())
@@ -199,10 +216,7 @@ fn work_by_station(order: &Order) -> BTreeMap<Uuid, i64> {
 /// same request.
 fn request_hash(order: &NewOrder) -> String {
     let canonical = serde_json::to_vec(order).unwrap_or_default();
-    Sha256::digest(&canonical)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    brigade_core::request::hex(&Sha256::digest(&canonical))
 }
 
 fn key_reused() -> ApiError {
