@@ -262,6 +262,8 @@ pub struct Reconciled {
     pub duplicated: usize,
     /// Acknowledged orders that cannot be read back.
     pub lost: usize,
+    /// Their ids.
+    pub missing: Vec<String>,
 }
 
 /// Reads every acknowledged order back through the public port: each must be there, once.
@@ -274,7 +276,7 @@ pub async fn reconcile(
     ids.sort();
     let acknowledged = ids.len();
     ids.dedup();
-    let mut lost = 0;
+    let mut missing = Vec::new();
     for id in &ids {
         let found = http
             .get(public.url(&format!("/api/v1/orders/{id}")))
@@ -282,13 +284,14 @@ pub async fn reconcile(
             .send()
             .await;
         if !found.is_ok_and(|r| r.status().is_success()) {
-            lost += 1;
+            missing.push(id.clone());
         }
     }
     Reconciled {
         duplicated: acknowledged - ids.len(),
         ids,
         acknowledged,
-        lost,
+        lost: missing.len(),
+        missing,
     }
 }

@@ -131,6 +131,9 @@ pub struct Report {
     /// kill-balancer's and kill-watch's measurements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<super::processes::ProcessCheck>,
+    /// restore's measurements: RTO and RPO.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<super::restore::RestoreCheck>,
     /// The drill's claims and whether each held.
     pub claims: Vec<Claim>,
 }
@@ -198,6 +201,20 @@ impl Report {
                 let _ = writeln!(out, "  autoscaler: {event}");
             }
         }
+        if let Some(r) = &self.restore {
+            let _ = writeln!(
+                out,
+                "  store {} deleted; up noticed after {} ms, replicas stopped +{} ms, backup {} \
+                 ({} ms old) in place +{} ms, replicas ready +{} ms",
+                r.database,
+                r.detected_ms,
+                r.steps_ms[0].unwrap_or_default(),
+                r.backup.as_deref().unwrap_or("none"),
+                r.backup_age_ms.unwrap_or_default(),
+                r.steps_ms[1].unwrap_or_default(),
+                r.steps_ms[2].unwrap_or_default()
+            );
+        }
         if let Some(p) = &self.process {
             let _ = writeln!(
                 out,
@@ -231,6 +248,9 @@ impl Report {
             "  verdict: {}",
             if self.passed() { "PASSED" } else { "FAILED" }
         );
+        if let Some(restore) = &self.restore {
+            out.push_str(&restore.summary());
+        }
         out
     }
 }

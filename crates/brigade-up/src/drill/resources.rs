@@ -128,6 +128,7 @@ async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, Drill
         payments: None,
         database: None,
         scaling: None,
+        restore: None,
         claims: Vec::new(),
     };
     report.claims = claims(&fault, &report, &probes, recovered, recovery);
@@ -135,7 +136,7 @@ async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, Drill
 }
 
 /// The load's target: the first shop's menu and an order of its first item.
-async fn target(
+pub(super) async fn target(
     http: &reqwest::Client,
     public: &PublicEndpoint,
     token: String,
