@@ -220,7 +220,9 @@ pub(crate) async fn run(plan: ContinuousBackup, recovery: Recovery, stop: Shutdo
         .first()
         .and_then(|path| sqlite_backup::taken_at(path));
     let age = |newest: Option<DateTime<Utc>>| {
-        (Utc::now() - newest.unwrap_or(started)).as_seconds_f64().max(0.0)
+        (Utc::now() - newest.unwrap_or(started))
+            .as_seconds_f64()
+            .max(0.0)
     };
     crate::metrics::backups_started(plan.interval.as_secs_f64(), age(newest));
     let mut known = identity(&plan.database);
@@ -234,7 +236,9 @@ pub(crate) async fn run(plan: ContinuousBackup, recovery: Recovery, stop: Shutdo
             _ = tick.tick() => {}
             () = stop.wait() => break,
         }
-        if let Some(at) = edit(&shared.backups, |v| v.last_success.as_ref().map(|b| b.taken_at)) {
+        if let Some(at) = edit(&shared.backups, |v| {
+            v.last_success.as_ref().map(|b| b.taken_at)
+        }) {
             newest = Some(at);
         }
         crate::metrics::backup_age(age(newest));

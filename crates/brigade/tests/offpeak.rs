@@ -467,7 +467,13 @@ fn backup_and_restore_refuse_clearly() {
     // Without FILE: the newest backup that verifies; a damaged newer one is passed over.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let none = brigade(&["restore", "--from", empty.to_str().unwrap(), "--data-dir", data]);
+    let none = brigade(&[
+        "restore",
+        "--from",
+        empty.to_str().unwrap(),
+        "--data-dir",
+        data,
+    ]);
     assert_eq!(none.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&none.stderr);
     assert!(

@@ -180,7 +180,9 @@ fn continuous_backup(
         Some(dir) => absolute(&in_folder_of(config, dir), "backup.dir")?,
         None => data_dir.join("backups").join("continuous"),
     };
-    Ok(file.backup.plan(absolute(&database, "DATABASE_URL")?, dir)?)
+    Ok(file
+        .backup
+        .plan(absolute(&database, "DATABASE_URL")?, dir)?)
 }
 
 /// TLS on the public port: `--tls-cert`/`--tls-key` or `--tls-self-signed`, else up.toml's
