@@ -80,7 +80,15 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
     match &restored {
         Ok((backup, _)) => {
             let path = backup.display().to_string();
-            let taken = sqlite_backup::taken_at(backup);
+            // The exact time when it is the newest backup taken since start, else its name's
+            // (whole seconds).
+            let taken = edit(&shared.backups, |view| {
+                view.last_success
+                    .as_ref()
+                    .filter(|newest| std::path::Path::new(&newest.path) == backup)
+                    .map(|newest| newest.taken_at)
+            })
+            .or_else(|| sqlite_backup::taken_at(backup));
             step(&|r| {
                 r.backup = Some(path.clone());
                 r.backup_taken_at = taken;

@@ -1,5 +1,7 @@
 //! The restore drill (`brigade drill restore`, SQLite): the standard load, then the store file
-//! and its WAL deleted mid-run, as a lost disk would. `brigade up` notices, kills the replicas,
+//! and its WAL deleted mid-run, as a lost disk would — once a backup with some of the load's
+//! orders exists, when it is 0.8 intervals old (near the worst case, just before the next
+//! backup). `brigade up` notices, kills the replicas,
 //! puts the newest verified backup back and starts them again ([`crate::backups`]); the drill
 //! measures:
 //!
@@ -29,6 +31,8 @@ pub const NAME: &str = "restore";
 pub const RTO_TARGET: Duration = Duration::from_secs(60);
 /// Recovery point objective: the span of acknowledged orders a loss may take.
 pub const RPO_TARGET: Duration = Duration::from_secs(60);
+/// How old the newest backup is when the store is deleted, in backup intervals.
+const WORST_CASE_SHARE: f64 = 0.8;
 
 /// What the restore drill measured.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -108,10 +112,20 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
 
     let load = Load::start(http.clone(), target.clone(), options.clients);
     tokio::time::sleep(options.phase).await;
-    // The drill is about the newest backup, so there must be one with some of its orders.
-    if let Err(error) = backup_since(&http, &options.ops, started_at, interval).await {
-        load.stop().await;
-        return Err(error);
+    // The drill is about the newest backup, so there must be one with some of its orders; the
+    // store is then deleted when that backup is most of an interval old, just before the next
+    // one — near the worst case the interval allows.
+    let newest = match backup_since(&http, &options.ops, started_at, interval).await {
+        Ok(newest) => newest,
+        Err(error) => {
+            load.stop().await;
+            return Err(error);
+        }
+    };
+    let late =
+        newest + chrono::Duration::from_std(interval.mul_f64(WORST_CASE_SHARE)).unwrap_or_default();
+    if let Ok(wait) = (late - chrono::Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
     }
     load.enter(Phase::During);
     let fault = Instant::now();
@@ -209,21 +223,22 @@ async fn backups(http: &reqwest::Client, ops: &str) -> Result<Value, DrillError>
     json_of(http.get(format!("http://{ops}/api/backups")).send().await).await
 }
 
-/// Waits (up to three intervals and half a minute) for a backup taken after `since`.
+/// Waits (up to three intervals and half a minute) for a backup taken after `since`; when
+/// the newest one was taken.
 async fn backup_since(
     http: &reqwest::Client,
     ops: &str,
     since: chrono::DateTime<chrono::Utc>,
     interval: Duration,
-) -> Result<(), DrillError> {
+) -> Result<chrono::DateTime<chrono::Utc>, DrillError> {
     let deadline = Instant::now() + 3 * interval + Duration::from_secs(30);
     while Instant::now() < deadline {
         let view = backups(http, ops).await?;
         let taken = view["last_success"]["taken_at"]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        if taken.is_some_and(|t| t >= since) {
-            return Ok(());
+        if let Some(taken) = taken.filter(|t| *t >= since) {
+            return Ok(taken.with_timezone(&chrono::Utc));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
