@@ -290,8 +290,9 @@ impl Visit for JsonVisitor<'_> {
     }
 }
 
-/// An error and its sources, `outer: inner: root`, so the root cause reaches the log.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources, `outer: inner: root`, so the root cause reaches the log (or the
+/// person reading an event).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -307,7 +307,11 @@ async fn backup_once(plan: ContinuousBackup, shared: Shared) {
         }
         Err(error) => {
             crate::metrics::backup_ran(None);
-            let message = format!("backup to {} failed: {}", output.display(), chain(&error));
+            let message = format!(
+                "backup to {} failed: {}",
+                output.display(),
+                brigade_core::telemetry::error_chain(&error)
+            );
             let first = edit(&shared.backups, |view| {
                 view.failed += 1;
                 view.last_failure.replace(message.clone()).as_ref() != Some(&message)
@@ -318,18 +322,6 @@ async fn backup_once(plan: ContinuousBackup, shared: Shared) {
             }
         }
     }
-}
-
-/// An error with its causes, for people.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use brigade_store::sqlite_backup;
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ContinuousBackup, RestoreRecord, chain, edit};
+use brigade_core::telemetry::error_chain as chain;
+
+use super::{ContinuousBackup, RestoreRecord, edit};
 use crate::logs::LogSink;
 use crate::pool::PoolCommand;
 use crate::supervise::Replace;

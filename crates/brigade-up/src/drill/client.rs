@@ -42,6 +42,25 @@ pub async fn start(ops: &str) -> Result<Start, DrillError> {
     })
 }
 
+/// [`start`], then the demo customer logged in (the password given, else the accounts file):
+/// where the drills that only need the customer's load begin.
+pub async fn start_as_customer(
+    ops: &str,
+    password: Option<String>,
+) -> Result<(Start, String), DrillError> {
+    const CUSTOMER: &str = "customer@brigade.demo";
+    let start = start(ops).await?;
+    let passwords = DemoPasswords::new(password, &start.status);
+    let token = log_in(
+        &start.http,
+        &start.public,
+        CUSTOMER,
+        &passwords.of(CUSTOMER)?,
+    )
+    .await?;
+    Ok((start, token))
+}
+
 /// The JSON body of a successful answer; anything else is a setup error naming the status.
 pub async fn json_of(response: reqwest::Result<reqwest::Response>) -> Result<Value, DrillError> {
     let response = response.map_err(|e| DrillError::Setup(e.to_string()))?;

@@ -253,7 +253,6 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let samples = load.stop().await;
     let mut samples = samples.lock().await;
 
-    let (latency_ms, slowest_ms) = report::latency_summary(&mut samples.latencies);
     // Every acknowledged order must be in the store, once.
     let orders = client::reconcile(&http, &public, &customer, samples.acknowledged.clone()).await;
     let alerts = match watch {
@@ -312,30 +311,19 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         }
         None => None,
     };
-    let mut report = Report {
-        drill: options.name.clone(),
-        sent: samples.latencies.iter().map(Vec::len).sum(),
-        failed: samples.failed.iter().sum(),
-        latency_ms,
-        slowest_ms,
-        failed_by_phase: samples.failed,
-        failed_statuses: std::mem::take(&mut samples.statuses),
-        not_problem_json: samples.not_problem.iter().sum(),
-        fault_ms: findings.fault.as_millis(),
+    let mut report = Report::of_load(
+        &options.name,
+        &mut samples,
+        &orders,
+        findings.fault.as_millis(),
         recovery_ms,
-        acknowledged: orders.acknowledged,
-        lost: orders.lost,
-        duplicated: orders.duplicated,
-        alerts,
-        failures: samples.reasons.clone(),
-        traffic,
-        payments,
-        database: findings.database.clone(),
-        scaling,
-        process: findings.process.clone(),
-        restore: None,
-        claims: Vec::new(),
-    };
+    );
+    report.alerts = alerts;
+    report.traffic = traffic;
+    report.payments = payments;
+    report.database = findings.database.clone();
+    report.scaling = scaling;
+    report.process = findings.process.clone();
     report.claims = claims(drill, &report, &findings, &samples.not_problem);
     Ok(report)
 }

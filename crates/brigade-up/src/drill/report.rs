@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::client::Reconciled;
+use super::load::Samples;
+
 /// One claim of a drill and whether it held.
 #[derive(Debug, Clone, Serialize)]
 pub struct Claim {
@@ -139,6 +142,43 @@ pub struct Report {
 }
 
 impl Report {
+    /// What every drill reports alike: what the load's clients saw (latencies summarised in
+    /// place) and what became of their acknowledged orders. The drill's own measurements,
+    /// alerts and claims are left empty for it to fill.
+    pub fn of_load(
+        drill: &str,
+        samples: &mut Samples,
+        orders: &Reconciled,
+        fault_ms: u128,
+        recovery_ms: u128,
+    ) -> Self {
+        let (latency_ms, slowest_ms) = latency_summary(&mut samples.latencies);
+        Self {
+            drill: drill.to_owned(),
+            sent: samples.latencies.iter().map(Vec::len).sum(),
+            failed: samples.failed.iter().sum(),
+            latency_ms,
+            slowest_ms,
+            failed_by_phase: samples.failed,
+            failed_statuses: std::mem::take(&mut samples.statuses),
+            not_problem_json: samples.not_problem.iter().sum(),
+            fault_ms,
+            recovery_ms,
+            acknowledged: orders.acknowledged,
+            lost: orders.lost,
+            duplicated: orders.duplicated,
+            alerts: Vec::new(),
+            failures: samples.reasons.clone(),
+            traffic: None,
+            payments: None,
+            database: None,
+            scaling: None,
+            process: None,
+            restore: None,
+            claims: Vec::new(),
+        }
+    }
+
     /// Whether every claim of the drill holds.
     pub fn passed(&self) -> bool {
         self.claims.iter().all(|claim| claim.holds)

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::client::{self, json_of};
 use super::load::{Load, Phase, Target};
-use super::report::{self, Claim, Report};
+use super::report::{Claim, Report};
 use super::{DrillError, DrillOptions};
 
 /// The drill's name.
@@ -84,11 +84,14 @@ impl RestoreCheck {
 
 /// Runs the drill against the `up` at `options.ops`.
 pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
-    let client::Start {
-        status,
-        public,
-        http,
-    } = client::start(&options.ops).await?;
+    let (
+        client::Start {
+            status,
+            public,
+            http,
+        },
+        token,
+    ) = client::start_as_customer(&options.ops, options.password.clone()).await?;
     let backups = backups(&http, &options.ops).await?;
     if backups["enabled"] != true || backups["restore_on_loss"] != true {
         return Err(DrillError::Setup(
@@ -99,14 +102,6 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     }
     let database = backups["database"].as_str().unwrap_or_default().to_owned();
     let interval = Duration::from_secs(backups["interval_secs"].as_u64().unwrap_or(30));
-    let passwords = client::DemoPasswords::new(options.password.clone(), &status);
-    let token = client::log_in(
-        &http,
-        &public,
-        "customer@brigade.demo",
-        &passwords.of("customer@brigade.demo")?,
-    )
-    .await?;
     let target = super::resources::target(&http, &public, token.clone()).await?;
     let started_at = chrono::Utc::now();
 
@@ -144,7 +139,6 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let mut samples = samples.lock().await;
     let record = restored.unwrap_or_else(|detail| serde_json::json!({ "detail": detail }));
 
-    let (latency_ms, slowest_ms) = report::latency_summary(&mut samples.latencies);
     let orders = client::reconcile(&http, &public, &token, samples.acknowledged.clone()).await;
     let acknowledged_at = |id: &String| {
         samples
@@ -189,30 +183,14 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         Some(watch) => client::fired_alerts(&http, watch, started_at).await,
         None => Vec::new(),
     };
-    let mut report = Report {
-        drill: options.name.clone(),
-        sent: samples.latencies.iter().map(Vec::len).sum(),
-        failed: samples.failed.iter().sum(),
-        latency_ms,
-        slowest_ms,
-        failed_by_phase: samples.failed,
-        failed_statuses: std::mem::take(&mut samples.statuses),
-        not_problem_json: samples.not_problem.iter().sum(),
-        fault_ms: rto.as_millis(),
-        recovery_ms: rto.as_millis(),
-        acknowledged: orders.acknowledged,
-        lost: orders.lost,
-        duplicated: orders.duplicated,
-        alerts,
-        failures: samples.reasons.clone(),
-        traffic: None,
-        payments: None,
-        database: None,
-        scaling: None,
-        process: None,
-        restore: None,
-        claims: Vec::new(),
-    };
+    let mut report = Report::of_load(
+        &options.name,
+        &mut samples,
+        &orders,
+        rto.as_millis(),
+        rto.as_millis(),
+    );
+    report.alerts = alerts;
     report.claims = claims(&report, &check, serving && record["outcome"] == "succeeded");
     report.restore = Some(check);
     Ok(report)
