@@ -134,7 +134,7 @@ pub struct BackupRecord {
 }
 
 /// One restore of a lost store, step by step (milliseconds from the moment the loss was seen).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreRecord {
     /// When the store file was seen gone or replaced.
     pub detected_at: DateTime<Utc>,

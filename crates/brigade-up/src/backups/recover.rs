@@ -47,12 +47,7 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
         view.restores.push(RestoreRecord {
             detected_at: Utc::now(),
             outcome: "restoring",
-            backup: None,
-            backup_taken_at: None,
-            halted_ms: None,
-            restored_ms: None,
-            ready_ms: None,
-            detail: String::new(),
+            ..RestoreRecord::default()
         });
     });
     let step = |change: &dyn Fn(&mut RestoreRecord)| {
@@ -116,19 +111,7 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
     let ready = since(Instant::now());
     let succeeded = restored.is_ok();
     crate::metrics::store_restored(succeeded);
-    let message = match &restored {
-        Ok((backup, verified)) => format!(
-            "restored {} ({} migrations, integrity ok) in {} ms; every replica ready after {} ms",
-            backup.display(),
-            verified.migrations,
-            restored_ms.unwrap_or_default(),
-            ready.unwrap_or_default()
-        ),
-        Err(error) => format!(
-            "no backup restored ({error}); the replicas run on an empty store, ready after {} ms",
-            ready.unwrap_or_default()
-        ),
-    };
+    let message = summary(&restored, restored_ms, ready);
     let detail = message.clone();
     step(&|r| {
         r.ready_ms = ready;
@@ -141,6 +124,27 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
         None,
         message,
     );
+}
+
+/// The restore in one line, for the event and the record.
+fn summary(
+    restored: &Result<(std::path::PathBuf, sqlite_backup::Verified), String>,
+    restored_ms: Option<u64>,
+    ready_ms: Option<u64>,
+) -> String {
+    match restored {
+        Ok((backup, verified)) => format!(
+            "restored {} ({} migrations, integrity ok) in {} ms; every replica ready after {} ms",
+            backup.display(),
+            verified.migrations,
+            restored_ms.unwrap_or_default(),
+            ready_ms.unwrap_or_default()
+        ),
+        Err(error) => format!(
+            "no backup restored ({error}); the replicas run on an empty store, ready after {} ms",
+            ready_ms.unwrap_or_default()
+        ),
+    }
 }
 
 /// Asks every pool to halt and waits until each has; the senders that start them again.

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::client::{self, json_of};
-use super::load::{Load, Phase, Target};
+use super::load::{Load, Phase, Samples, Target};
 use super::report::{Claim, Report};
 use super::{DrillError, DrillOptions};
 
@@ -140,6 +140,59 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let record = restored.unwrap_or_else(|detail| serde_json::json!({ "detail": detail }));
 
     let orders = client::reconcile(&http, &public, &token, samples.acknowledged.clone()).await;
+    let moments = Moments {
+        fault,
+        fault_at,
+        back,
+        rto,
+    };
+    let check = measure(database, interval, &record, &samples, &orders, &moments);
+    let alerts = match status["watch"].as_str() {
+        Some(watch) => client::fired_alerts(&http, watch, started_at).await,
+        None => Vec::new(),
+    };
+    let mut report = Report::of_load(
+        &options.name,
+        &mut samples,
+        &orders,
+        rto.as_millis(),
+        rto.as_millis(),
+    );
+    report.alerts = alerts;
+    report.claims = claims(&report, &check, serving && record["outcome"] == "succeeded");
+    report.restore = Some(check);
+    Ok(report)
+}
+
+/// When the drill's events happened.
+#[derive(Clone, Copy)]
+struct Moments {
+    /// The store was deleted.
+    fault: Instant,
+    /// The same, on the wall clock (`up`'s records are in UTC).
+    fault_at: chrono::DateTime<chrono::Utc>,
+    /// An order was acknowledged again.
+    back: Instant,
+    /// `back - fault`.
+    rto: Duration,
+}
+
+/// RTO, RPO and the lost orders, from the clients' acknowledgements, the orders read back and
+/// `up`'s record of the restore.
+fn measure(
+    database: String,
+    interval: Duration,
+    record: &Value,
+    samples: &Samples,
+    orders: &client::Reconciled,
+    moments: &Moments,
+) -> RestoreCheck {
+    let Moments {
+        fault,
+        fault_at,
+        back,
+        rto,
+    } = *moments;
     let acknowledged_at = |id: &String| {
         samples
             .acknowledged
@@ -150,7 +203,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let lost_at: Vec<Instant> = orders.missing.iter().filter_map(acknowledged_at).collect();
     let bound = (2 * interval + Duration::from_secs(2)).min(RPO_TARGET);
     let oldest = lost_at.iter().filter(|at| **at < fault).min();
-    let check = RestoreCheck {
+    RestoreCheck {
         database,
         backup_interval_secs: interval.as_secs(),
         backup: record["backup"].as_str().map(str::to_owned),
@@ -178,22 +231,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
             .count(),
         lost_after_restore: lost_at.iter().filter(|at| **at >= back).count(),
         outcome: record["detail"].as_str().unwrap_or_default().to_owned(),
-    };
-    let alerts = match status["watch"].as_str() {
-        Some(watch) => client::fired_alerts(&http, watch, started_at).await,
-        None => Vec::new(),
-    };
-    let mut report = Report::of_load(
-        &options.name,
-        &mut samples,
-        &orders,
-        rto.as_millis(),
-        rto.as_millis(),
-    );
-    report.alerts = alerts;
-    report.claims = claims(&report, &check, serving && record["outcome"] == "succeeded");
-    report.restore = Some(check);
-    Ok(report)
+    }
 }
 
 /// `GET /api/backups` of the ops API.
