@@ -68,6 +68,14 @@ pub enum BackupError {
         /// What is wrong with it.
         reason: String,
     },
+    /// No file in the backup directories passed [`verify`].
+    #[error("no usable backup in {dirs}{rejected}")]
+    NoBackup {
+        /// The directories searched, as written.
+        dirs: String,
+        /// Why the backups found were refused (empty when there were none).
+        rejected: String,
+    },
     /// A brigade process has the store open.
     #[error(
         "{0} is in use by a running brigade process: stop `brigade up` (or every `brigade serve` \
@@ -339,16 +347,9 @@ async fn check(conn: &mut SqliteConnection, path: &Path) -> Result<Verified, Bac
 /// Deletes the oldest backups in `dir` (files named like [`default_name`]) so that `keep`
 /// remain; returns what was deleted. Other files are never touched.
 pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| is_backup_name(name))
-        .collect();
-    names.sort_unstable_by(|a, b| b.cmp(a));
+    std::fs::metadata(dir).map_err(io(dir))?;
     let mut removed = Vec::new();
-    for name in names.into_iter().skip(keep.max(1)) {
-        let path = dir.join(name);
+    for path in list(dir).into_iter().skip(keep.max(1)) {
         std::fs::remove_file(&path).map_err(io(&path))?;
         removed.push(path);
     }
@@ -405,6 +406,58 @@ pub async fn ensure_unused(database: &Path) -> Result<(), BackupError> {
     }
 }
 
+/// The backups in `dir` (named like [`default_name`]), newest first; none when `dir` does not
+/// exist.
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| is_backup_name(name))
+        .collect();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names.into_iter().map(|name| dir.join(name)).collect()
+}
+
+/// When the backup at `path` was taken, from its name (`None` for another name).
+pub fn taken_at(path: &Path) -> Option<DateTime<Utc>> {
+    let name = path.file_name()?.to_str()?;
+    if !is_backup_name(name) {
+        return None;
+    }
+    let stamp = &name["brigade-".len()..name.len() - ".db".len()];
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|at| at.and_utc())
+}
+
+/// The newest backup over `dirs` that passes [`verify`] — a newer one that does not (cut short
+/// by a full disk, damaged) is passed over, and the reason kept for the error when none does.
+pub async fn newest_verified(dirs: &[PathBuf]) -> Result<(PathBuf, Verified), BackupError> {
+    let mut candidates: Vec<PathBuf> = dirs.iter().flat_map(|dir| list(dir)).collect();
+    candidates.sort_by_key(|path| std::cmp::Reverse(taken_at(path)));
+    let mut rejected = Vec::new();
+    for candidate in candidates {
+        match verify(&candidate).await {
+            Ok(verified) => return Ok((candidate, verified)),
+            Err(error) => rejected.push(error.to_string()),
+        }
+    }
+    Err(BackupError::NoBackup {
+        dirs: dirs
+            .iter()
+            .map(|dir| dir.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        rejected: if rejected.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", rejected.join("; "))
+        },
+    })
+}
+
 /// Puts the backup `file` in place of `database`: checks the file ([`verify`]), refuses while
 /// the store is in use ([`ensure_unused`]), moves the current database (and any WAL files)
 /// aside with a `.before-restore-<time>` suffix, then copies the backup in under a temporary
@@ -412,6 +465,17 @@ pub async fn ensure_unused(database: &Path) -> Result<(), BackupError> {
 pub async fn restore(file: &Path, database: &Path) -> Result<Restored, BackupError> {
     let verified = verify(file).await?;
     ensure_unused(database).await?;
+    put_in_place(file, database, verified)
+}
+
+/// The second half of [`restore`], for a caller that verified `file` and stopped every process
+/// that writes to `database` itself: `brigade up`'s supervisor, restoring a store that vanished
+/// under its replicas (a process still holding the lost file open cannot be probed for).
+pub fn put_in_place(
+    file: &Path,
+    database: &Path,
+    verified: Verified,
+) -> Result<Restored, BackupError> {
     let dir = database
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -495,6 +559,8 @@ mod tests {
         let name = default_name(at);
         assert_eq!(name, "brigade-20261122T030007Z.db");
         assert!(is_backup_name(&name));
+        assert_eq!(taken_at(Path::new(&name)), Some(at));
+        assert_eq!(taken_at(Path::new("brigade.db")), None);
         for other in [
             "brigade.db",
             "brigade-20261122T030007Z.db.partial",

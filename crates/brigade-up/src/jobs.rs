@@ -79,6 +79,9 @@ pub struct UpFile {
     /// `[autoscale]`: the `--autoscale-*` flags.
     #[serde(default)]
     pub autoscale: AutoscaleSection,
+    /// `[backup]`: continuous backups of the SQLite store.
+    #[serde(default)]
+    pub backup: crate::BackupSection,
     #[serde(default)]
     jobs: JobsSection,
 }

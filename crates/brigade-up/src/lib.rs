@@ -17,6 +17,7 @@
 //! replicas are quiet.
 
 mod autoscale;
+mod backups;
 mod balancer;
 mod child;
 mod child_state;
@@ -43,6 +44,7 @@ mod supervisor;
 mod tls;
 mod topology;
 
+pub use backups::{BackupSection, ContinuousBackup};
 pub use dashboard::Dashboard;
 pub use events::{Event, Events};
 pub use jobs::{AutoscaleSection, JobKind, JobsConfigError, JobsPlan, UpFile};

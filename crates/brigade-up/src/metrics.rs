@@ -46,6 +46,71 @@ pub fn describe() {
         "brigade_autoscaler_decisions_total",
         "Scaling decisions of the autoscaler by direction (up, down)."
     );
+    describe_gauge!(
+        "brigade_backup_interval_seconds",
+        "How often the SQLite store is backed up (the BrigadeBackupStale alert allows 3 of them)."
+    );
+    describe_gauge!(
+        "brigade_backup_last_success_timestamp_seconds",
+        "When the newest verified backup of the SQLite store was taken (Unix time)."
+    );
+    describe_gauge!(
+        "brigade_backup_age_seconds",
+        "Age of the newest verified backup: the data a lost store would take with it."
+    );
+    describe_gauge!(
+        "brigade_backup_duration_seconds",
+        "How long the last successful backup took (copy and verification)."
+    );
+    describe_gauge!(
+        "brigade_backup_size_bytes",
+        "Size of the newest verified backup."
+    );
+    describe_counter!(
+        "brigade_backup_runs_total",
+        "Backups of the SQLite store by outcome (succeeded, failed)."
+    );
+    describe_counter!(
+        "brigade_store_restores_total",
+        "Restores of a lost SQLite store from its newest backup, by outcome."
+    );
+}
+
+/// Registers the backup metrics at zero: the interval, the age so far (`age` since `up`
+/// started or the newest backup already there) and the run counters.
+pub fn backups_started(interval_secs: f64, age_secs: f64) {
+    gauge!("brigade_backup_interval_seconds").set(interval_secs);
+    gauge!("brigade_backup_age_seconds").set(age_secs);
+    for outcome in ["succeeded", "failed"] {
+        counter!("brigade_backup_runs_total", "outcome" => outcome).increment(0);
+        counter!("brigade_store_restores_total", "outcome" => outcome).increment(0);
+    }
+}
+
+/// A backup finished: `Some((taken at, seconds it took, bytes))` when it succeeded.
+pub fn backup_ran(success: Option<(f64, f64, u64)>) {
+    let outcome = if success.is_some() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    counter!("brigade_backup_runs_total", "outcome" => outcome).increment(1);
+    if let Some((at, seconds, bytes)) = success {
+        gauge!("brigade_backup_last_success_timestamp_seconds").set(at);
+        gauge!("brigade_backup_duration_seconds").set(seconds);
+        gauge!("brigade_backup_size_bytes").set(bytes as f64);
+    }
+}
+
+/// The newest verified backup is `secs` old.
+pub fn backup_age(secs: f64) {
+    gauge!("brigade_backup_age_seconds").set(secs);
+}
+
+/// A lost store was restored (`true`) or could not be.
+pub fn store_restored(succeeded: bool) {
+    let outcome = if succeeded { "succeeded" } else { "failed" };
+    counter!("brigade_store_restores_total", "outcome" => outcome).increment(1);
 }
 
 /// Registers a pool's counters at zero (see the module documentation).

@@ -76,6 +76,7 @@ pub async fn serve(
         )
         .merge(crate::db_link::router())
         .merge(crate::scheduler::router())
+        .merge(crate::backups::router())
         .route("/api/pools/{pool}/rollout", post(rollout))
         .route("/api/pools/{pool}/scale", post(scale))
         .route(

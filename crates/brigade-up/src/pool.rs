@@ -8,6 +8,7 @@
 //! draining its replica out of the balancer first.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,15 @@ pub enum PoolCommand {
         /// Answered with how many replicas were replaced.
         done: oneshot::Sender<Result<usize, String>>,
     },
+    /// Stop every replica at once — killed, not drained: the store they write to is gone, so
+    /// whatever they would still acknowledge is lost — say so on `halted`, and start as many
+    /// again once `resume` fires (or is dropped). The store is being put back meanwhile.
+    Halt {
+        /// Answered when every replica has exited.
+        halted: oneshot::Sender<()>,
+        /// Fired when the replicas may start again.
+        resume: oneshot::Receiver<()>,
+    },
 }
 
 /// What every slot of a pool shares.
@@ -67,6 +77,8 @@ pub struct PoolContext {
     pub max_backoff: Duration,
     /// Environment of every replica (`DATABASE_URL` of the database relay).
     pub env: Vec<(String, String)>,
+    /// Set while the pool halts: retiring replicas are killed instead of drained.
+    pub halting: Arc<AtomicBool>,
 }
 
 impl PoolContext {
@@ -181,6 +193,28 @@ pub async fn manage(
                     ),
                 }
                 let _ = done.send(failure.map_or(Ok(replaced), Err));
+            }
+            Some(PoolCommand::Halt { halted, resume }) => {
+                let backups = slots.iter().filter(|s| s.backup).count();
+                let primaries = slots.len() - backups;
+                context.halting.store(true, Ordering::Relaxed);
+                for slot in &slots {
+                    slot.stop.trigger();
+                }
+                for slot in slots.drain(..) {
+                    let _ = slot.task.await;
+                    context.shared.remove(&slot.instance);
+                }
+                context.halting.store(false, Ordering::Relaxed);
+                let _ = halted.send(());
+                tokio::select! {
+                    _ = resume => {}
+                    () = stop.wait() => break,
+                }
+                for n in 0..primaries + backups {
+                    next += 1;
+                    slots.push(start_slot(&context, next, n >= primaries));
+                }
             }
         }
     }
@@ -340,7 +374,8 @@ impl Kind for Replica {
         }
     }
 
-    /// Takes the replica out of the balancer (its requests finish there), then stops it.
+    /// Takes the replica out of the balancer (its requests finish there), then stops it; kills
+    /// it while the pool halts.
     async fn retire(&mut self, running: Running) {
         if let Some(address) = running.address("address")
             && let Err(error) = self
@@ -351,6 +386,11 @@ impl Kind for Replica {
         {
             tracing::debug!(%error, "balancer already gone");
         }
-        running.stop(STOP_GRACE).await;
+        let grace = if self.context.halting.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            STOP_GRACE
+        };
+        running.stop(grace).await;
     }
 }

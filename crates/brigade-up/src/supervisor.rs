@@ -102,6 +102,8 @@ pub struct Shared {
     pub events: Events,
     /// The off-peak jobs, for the ops API.
     pub(crate) jobs: crate::scheduler::JobBoard,
+    /// Continuous backups and restores, for the ops API.
+    pub(crate) backups: crate::backups::SharedView,
 }
 
 impl Shared {
@@ -329,6 +331,7 @@ impl Supervisor {
                 base_backoff: backoff.base,
                 max_backoff: backoff.max,
                 env: replica_env.clone(),
+                halting: Arc::default(),
             };
             replicas.spawn(pool::manage(context, commands, replicas_stop.clone()));
             if let Some(autoscale) = plan.autoscale.clone() {
@@ -365,6 +368,15 @@ impl Supervisor {
             &endpoint,
             shutdown.clone(),
         );
+        let backups = options.backup.clone().map(|plan| {
+            let recovery = crate::backups::Recovery {
+                options: options.clone(),
+                shared: shared.clone(),
+                sink: sink.clone(),
+                watch: watch.as_ref().map(|watch| watch.replace.clone()),
+            };
+            tokio::spawn(crate::backups::run(plan, recovery, shutdown.clone()))
+        });
         // For people first, so whoever waits for the log line finds the passwords printed.
         brigade_core::telemetry::print_for_people(&banner(
             &options,
@@ -384,6 +396,9 @@ impl Supervisor {
         shutdown.wait().await;
         if let Some(jobs) = jobs {
             let _ = jobs.await;
+        }
+        if let Some(backups) = backups {
+            let _ = backups.await;
         }
         shared.events.push(
             "info",
@@ -410,6 +425,8 @@ impl Supervisor {
 struct Supervised {
     stop: Shutdown,
     task: tokio::task::JoinHandle<()>,
+    /// Replaces the child (watch, after its store was restored).
+    replace: mpsc::Sender<supervise::Replace>,
 }
 
 impl Supervised {
@@ -431,16 +448,19 @@ impl Supervised {
         });
         crate::metrics::pool_started(&kind.metrics_label());
         let stop = Shutdown::new();
-        // Nothing replaces the balancer or watch on request: the sender is dropped.
-        let (_, replace) = mpsc::channel(1);
+        let (replace, replace_rx) = mpsc::channel(1);
         let task = tokio::spawn(supervise::keep(
             kind,
             shared.clone(),
             backoff,
             stop.clone(),
-            replace,
+            replace_rx,
         ));
-        Self { stop, task }
+        Self {
+            stop,
+            task,
+            replace,
+        }
     }
 
     async fn stop(self) {
@@ -452,7 +472,7 @@ impl Supervised {
 /// "Up" means serving: waits (bounded) for the balancer and every planned replica's first
 /// readiness. The pool managers register their replicas concurrently, so they are counted too:
 /// an empty list is not "all ready".
-async fn wait_until_serving(options: &UpOptions, shared: &Shared, shutdown: &Shutdown) {
+pub(crate) async fn wait_until_serving(options: &UpOptions, shared: &Shared, shutdown: &Shutdown) {
     let planned: usize = options.pools.iter().map(|p| p.replicas + p.backups).sum();
     let deadline = Instant::now() + READY_TIMEOUT;
     while Instant::now() < deadline && !shutdown.is_triggered() {
@@ -510,7 +530,7 @@ fn banner(
 /// directory; both are idempotent, so a restart of `up` changes nothing. Its output goes to
 /// the central log (the demo accounts `demo-data` created are among its first lines) and is
 /// returned for the terminal.
-async fn run_once(
+pub(crate) async fn run_once(
     options: &UpOptions,
     command: &'static str,
     sink: &LogSink,

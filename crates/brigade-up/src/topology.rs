@@ -30,6 +30,9 @@ pub struct UpOptions {
     pub jobs: crate::JobsPlan,
     /// TLS on the public port; `None`: plain http.
     pub tls: Option<crate::PublicTls>,
+    /// Continuous backups of the SQLite store (`[backup]` of up.toml); `None`: off, or the
+    /// store is PostgreSQL.
+    pub backup: Option<crate::ContinuousBackup>,
 }
 
 impl UpOptions {
@@ -63,6 +66,7 @@ impl UpOptions {
             max_backoff_ms: 30_000,
             jobs: crate::JobsPlan::default(),
             tls: None,
+            backup: None,
         }
     }
 }

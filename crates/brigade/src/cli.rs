@@ -90,7 +90,9 @@ pub enum Command {
     /// answers 500), slow-replica (one replica answers 400 ms late), payment-outage (the
     /// payment provider fails on every replica), db-outage (the replicas lose their database:
     /// PostgreSQL connections cut, or the SQLite file locked for writes), surge (5 × the
-    /// clients, the autoscaler watched). The report gives requests sent and failed, p50/p99
+    /// clients, the autoscaler watched), restore (the SQLite store deleted mid-run: brigade up
+    /// restores its newest backup; the report gives RTO and RPO against their one-minute
+    /// targets). The report gives requests sent and failed, p50/p99
     /// before, during and after, the time to recover, alerts fired, whether every acknowledged
     /// order is in the store exactly once, and each drill's own claims; the exit code is 1
     /// when a claim does not hold.
@@ -116,9 +118,12 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup in place of the SQLite store; refused while any brigade process uses it.
     ///
-    /// Checks FILE is a healthy brigade database (integrity_check, known migrations), refuses
+    /// Without FILE, the newest backup that verifies in --from DIR (default: brigade up's
+    /// continuous backups in <data dir>/backups/continuous, then <data dir>/backups). Checks
+    /// the backup is a healthy brigade database (integrity_check, known migrations), refuses
     /// while the store is open anywhere (stop `brigade up` first), moves the current file
-    /// aside (brigade.db.before-restore-<time>) and puts the backup in its place.
+    /// aside (brigade.db.before-restore-<time>) and puts the backup in its place. A running
+    /// `brigade up` restores a vanished store by itself ([backup] restore_on_loss).
     Restore(RestoreArgs),
 }
 
@@ -139,9 +144,14 @@ pub struct BackupArgs {
 /// Flags of `brigade restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The backup to restore (a file written by `brigade backup`).
+    /// The backup to restore (a file written by `brigade backup` or brigade up's continuous
+    /// backups); default: the newest verified one in --from.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+    /// Where to look for the newest backup when FILE is not given (up.toml's backup.dir when
+    /// it sets one).
+    #[arg(long, value_name = "DIR", conflicts_with = "file")]
+    pub from: Option<PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -197,7 +207,7 @@ fn host_port(text: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub struct DrillArgs {
     /// kill-replica, rolling-restart, error-burst, slow-replica, payment-outage, db-outage,
-    /// surge, kill-balancer or kill-watch.
+    /// surge, kill-balancer, kill-watch, disk-full, db-refuse, cache-outage or restore.
     pub name: String,
     /// The ops API of `brigade up`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]

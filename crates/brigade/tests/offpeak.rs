@@ -207,9 +207,11 @@ fn up_runs_the_off_peak_jobs_and_restore_puts_a_backup_back() {
     let after = 3 + ordering.placed.load(Ordering::SeqCst);
     let total = 3 + ordering.finish();
     assert_eq!(status, 200, "{run}");
+    // The continuous backups have a folder of their own in there.
     let backups: Vec<PathBuf> = std::fs::read_dir(data.join("backups"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
         .collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
     let backup = &backups[0];
@@ -448,7 +450,7 @@ fn backup_and_restore_refuse_clearly() {
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "not a database\n".repeat(100)).unwrap();
     let refused = brigade(&["restore", notes.to_str().unwrap(), "--data-dir", data]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains("FILE:") && stderr.contains("not a usable brigade database"),
@@ -460,5 +462,42 @@ fn backup_and_restore_refuse_clearly() {
         restored.status.success(),
         "{}",
         String::from_utf8_lossy(&restored.stderr)
+    );
+
+    // Without FILE: the newest backup that verifies; a damaged newer one is passed over.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let none = brigade(&[
+        "restore",
+        "--from",
+        empty.to_str().unwrap(),
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(none.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        stderr.contains("--from") && stderr.contains("no usable backup"),
+        "{stderr}"
+    );
+    let continuous = Path::new(data).join("backups").join("continuous");
+    std::fs::create_dir_all(&continuous).unwrap();
+    let good = continuous.join("brigade-20261122T030000Z.db");
+    std::fs::copy(&output, &good).unwrap();
+    std::fs::write(
+        continuous.join("brigade-20261122T030030Z.db"),
+        "cut short\n".repeat(100),
+    )
+    .unwrap();
+    let newest = brigade(&["restore", "--data-dir", data]);
+    let stdout = String::from_utf8_lossy(&newest.stdout);
+    assert!(
+        newest.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&newest.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("restored {}", good.display())),
+        "{stdout}"
     );
 }

@@ -111,6 +111,10 @@ fn up_serves_survives_a_killed_replica_and_stops_everything() {
 fn children_die_with_a_killed_supervisor() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Up::start(dir.path());
+    // "brigade is up" waits for the balancer and the replicas; watch may still be starting.
+    wait_until("every child to run", Duration::from_secs(30), || {
+        up.child_pids().len() == 6
+    });
     let pids = up.child_pids();
     assert_eq!(
         pids.len(),

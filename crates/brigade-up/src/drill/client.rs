@@ -43,6 +43,25 @@ pub async fn start(ops: &str) -> Result<Start, DrillError> {
     })
 }
 
+/// [`start`], then the demo customer logged in (the password given, else the accounts file):
+/// where the drills that only need the customer's load begin.
+pub async fn start_as_customer(
+    ops: &str,
+    password: Option<String>,
+) -> Result<(Start, String), DrillError> {
+    const CUSTOMER: &str = "customer@brigade.demo";
+    let start = start(ops).await?;
+    let passwords = DemoPasswords::new(password, &start.status);
+    let token = log_in(
+        &start.http,
+        &start.public,
+        CUSTOMER,
+        &passwords.of(CUSTOMER)?,
+    )
+    .await?;
+    Ok((start, token))
+}
+
 /// The JSON body of a successful answer; anything else is a setup error naming the status.
 pub async fn json_of(response: reqwest::Result<reqwest::Response>) -> Result<Value, DrillError> {
     let response = response.map_err(|e| DrillError::Setup(e.to_string()))?;
@@ -270,6 +289,8 @@ pub struct Reconciled {
     pub duplicated: usize,
     /// Acknowledged orders that cannot be read back.
     pub lost: usize,
+    /// Their ids.
+    pub missing: Vec<String>,
 }
 
 /// Reads every acknowledged order back through the public port: each must be there, once.
@@ -282,7 +303,7 @@ pub async fn reconcile(
     ids.sort();
     let acknowledged = ids.len();
     ids.dedup();
-    let mut lost = 0;
+    let mut missing = Vec::new();
     for id in &ids {
         let found = http
             .get(public.url(&format!("/api/v1/orders/{id}")))
@@ -290,13 +311,14 @@ pub async fn reconcile(
             .send()
             .await;
         if !found.is_ok_and(|r| r.status().is_success()) {
-            lost += 1;
+            missing.push(id.clone());
         }
     }
     Reconciled {
         duplicated: acknowledged - ids.len(),
         ids,
         acknowledged,
-        lost,
+        lost: missing.len(),
+        missing,
     }
 }

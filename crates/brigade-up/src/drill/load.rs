@@ -36,6 +36,8 @@ pub struct Samples {
     pub reasons: BTreeMap<String, usize>,
     /// Ids of orders answered 201.
     pub acknowledged: Vec<String>,
+    /// When each of `acknowledged` was answered (same order).
+    pub acknowledged_at: Vec<Instant>,
 }
 
 /// Where and what the clients send.
@@ -186,7 +188,10 @@ async fn client(
                 }
                 *samples.reasons.entry(failure.reason).or_default() += 1;
             }
-            samples.acknowledged.extend(placed);
+            if let Some(id) = placed {
+                samples.acknowledged.push(id);
+                samples.acknowledged_at.push(Instant::now());
+            }
         }
         match wait {
             Some(asked) => {

@@ -17,6 +17,9 @@
 //! | `kill-balancer` | SIGKILL the balancer | the public port serves again ≤ 1 s, no connection refused |
 //! | `kill-watch` | SIGKILL watch | no request fails, watch answers again ≤ 10 s |
 //!
+//! `restore` ([`restore`]) deletes the SQLite store mid-run and measures RTO and RPO; the
+//! resource drills ([`resources`]) fill the disk, refuse database connections or pause Redis.
+//!
 //! The clients behave like careful ones: after a 5xx, a 429 or a broken connection they wait
 //! (the answer's `Retry-After`, else a short pause that doubles), and an order whose connection
 //! broke is placed again with the same key. Only the drill's own orders count: they carry its
@@ -34,6 +37,7 @@ mod processes;
 mod report;
 mod resource_faults;
 pub mod resources;
+pub mod restore;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -64,7 +68,8 @@ pub enum DrillError {
     /// Unknown name.
     #[error(
         "unknown drill {0:?}; drills: kill-replica, rolling-restart, error-burst, slow-replica, \
-         payment-outage, db-outage, surge, kill-balancer, kill-watch"
+         payment-outage, db-outage, surge, kill-balancer, kill-watch, disk-full, db-refuse, \
+         cache-outage, restore"
     )]
     Unknown(String),
     /// `brigade up` is not reachable or answered something unexpected.
@@ -147,6 +152,9 @@ pub struct DrillOptions {
 /// Checks what a drill needs that can be known without `brigade up`: the name, and a resource
 /// drill's setup (a disk-full drill refuses a big disk before anything else is asked for).
 pub fn preflight(name: &str) -> Result<(), DrillError> {
+    if name == restore::NAME {
+        return Ok(());
+    }
     match resource_faults::Fault::for_drill(name) {
         Some(fault) => fault.map(drop),
         None => Drill::parse(name).map(drop),
@@ -155,6 +163,9 @@ pub fn preflight(name: &str) -> Result<(), DrillError> {
 
 /// Runs a drill against a running `brigade up`.
 pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
+    if options.name == restore::NAME {
+        return restore::run(options).await;
+    }
     if let Some(report) = resources::run(options).await {
         return report;
     }
@@ -242,7 +253,6 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let samples = load.stop().await;
     let mut samples = samples.lock().await;
 
-    let (latency_ms, slowest_ms) = report::latency_summary(&mut samples.latencies);
     // Every acknowledged order must be in the store, once.
     let orders = client::reconcile(&http, &public, &customer, samples.acknowledged.clone()).await;
     let alerts = match watch {
@@ -301,29 +311,19 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         }
         None => None,
     };
-    let mut report = Report {
-        drill: options.name.clone(),
-        sent: samples.latencies.iter().map(Vec::len).sum(),
-        failed: samples.failed.iter().sum(),
-        latency_ms,
-        slowest_ms,
-        failed_by_phase: samples.failed,
-        failed_statuses: std::mem::take(&mut samples.statuses),
-        not_problem_json: samples.not_problem.iter().sum(),
-        fault_ms: findings.fault.as_millis(),
+    let mut report = Report::of_load(
+        &options.name,
+        &mut samples,
+        &orders,
+        findings.fault.as_millis(),
         recovery_ms,
-        acknowledged: orders.acknowledged,
-        lost: orders.lost,
-        duplicated: orders.duplicated,
-        alerts,
-        failures: samples.reasons.clone(),
-        traffic,
-        payments,
-        database: findings.database.clone(),
-        scaling,
-        process: findings.process.clone(),
-        claims: Vec::new(),
-    };
+    );
+    report.alerts = alerts;
+    report.traffic = traffic;
+    report.payments = payments;
+    report.database = findings.database.clone();
+    report.scaling = scaling;
+    report.process = findings.process.clone();
     report.claims = claims(drill, &report, &findings, &samples.not_problem);
     Ok(report)
 }

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::client::Reconciled;
+use super::load::Samples;
+
 /// One claim of a drill and whether it held.
 #[derive(Debug, Clone, Serialize)]
 pub struct Claim {
@@ -131,11 +134,51 @@ pub struct Report {
     /// kill-balancer's and kill-watch's measurements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<super::processes::ProcessCheck>,
+    /// restore's measurements: RTO and RPO.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<super::restore::RestoreCheck>,
     /// The drill's claims and whether each held.
     pub claims: Vec<Claim>,
 }
 
 impl Report {
+    /// What every drill reports alike: what the load's clients saw (latencies summarised in
+    /// place) and what became of their acknowledged orders. The drill's own measurements,
+    /// alerts and claims are left empty for it to fill.
+    pub fn of_load(
+        drill: &str,
+        samples: &mut Samples,
+        orders: &Reconciled,
+        fault_ms: u128,
+        recovery_ms: u128,
+    ) -> Self {
+        let (latency_ms, slowest_ms) = latency_summary(&mut samples.latencies);
+        Self {
+            drill: drill.to_owned(),
+            sent: samples.latencies.iter().map(Vec::len).sum(),
+            failed: samples.failed.iter().sum(),
+            latency_ms,
+            slowest_ms,
+            failed_by_phase: samples.failed,
+            failed_statuses: std::mem::take(&mut samples.statuses),
+            not_problem_json: samples.not_problem.iter().sum(),
+            fault_ms,
+            recovery_ms,
+            acknowledged: orders.acknowledged,
+            lost: orders.lost,
+            duplicated: orders.duplicated,
+            alerts: Vec::new(),
+            failures: samples.reasons.clone(),
+            traffic: None,
+            payments: None,
+            database: None,
+            scaling: None,
+            process: None,
+            restore: None,
+            claims: Vec::new(),
+        }
+    }
+
     /// Whether every claim of the drill holds.
     pub fn passed(&self) -> bool {
         self.claims.iter().all(|claim| claim.holds)
@@ -198,6 +241,20 @@ impl Report {
                 let _ = writeln!(out, "  autoscaler: {event}");
             }
         }
+        if let Some(r) = &self.restore {
+            let _ = writeln!(
+                out,
+                "  store {} deleted; up noticed after {} ms, replicas stopped +{} ms, backup {} \
+                 ({} ms old) in place +{} ms, replicas ready +{} ms",
+                r.database,
+                r.detected_ms,
+                r.steps_ms[0].unwrap_or_default(),
+                r.backup.as_deref().unwrap_or("none"),
+                r.backup_age_ms.unwrap_or_default(),
+                r.steps_ms[1].unwrap_or_default(),
+                r.steps_ms[2].unwrap_or_default()
+            );
+        }
         if let Some(p) = &self.process {
             let _ = writeln!(
                 out,
@@ -231,6 +288,9 @@ impl Report {
             "  verdict: {}",
             if self.passed() { "PASSED" } else { "FAILED" }
         );
+        if let Some(restore) = &self.restore {
+            out.push_str(&restore.summary());
+        }
         out
     }
 }

@@ -53,19 +53,14 @@ pub async fn run(options: &DrillOptions) -> Option<Result<Report, DrillError>> {
 }
 
 async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, DrillError> {
-    let client::Start {
-        status,
-        public,
-        http,
-    } = client::start(&options.ops).await?;
-    let passwords = client::DemoPasswords::new(options.password.clone(), &status);
-    let token = client::log_in(
-        &http,
-        &public,
-        "customer@brigade.demo",
-        &passwords.of("customer@brigade.demo")?,
-    )
-    .await?;
+    let (
+        client::Start {
+            status,
+            public,
+            http,
+        },
+        token,
+    ) = client::start_as_customer(&options.ops, options.password.clone()).await?;
     let target = target(&http, &public, token.clone()).await?;
     let replicas: Vec<String> = client::replicas(&status, Some("orders"))
         .filter_map(|c| c["address"].as_str().map(str::to_owned))
@@ -103,39 +98,22 @@ async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, Drill
     let mut samples = samples.lock().await;
     let probes = probes.lock().await;
 
-    let (latency_ms, slowest_ms) = report::latency_summary(&mut samples.latencies);
     let mut ids = samples.acknowledged.clone();
     ids.extend(probes.acknowledged.iter().cloned());
     let orders = client::reconcile(&http, &public, &token, ids).await;
-    let mut report = Report {
-        process: None,
-        drill: options.name.clone(),
-        sent: samples.latencies.iter().map(Vec::len).sum(),
-        failed: samples.failed.iter().sum(),
-        latency_ms,
-        slowest_ms,
-        failed_by_phase: samples.failed,
-        failed_statuses: std::mem::take(&mut samples.statuses),
-        not_problem_json: samples.not_problem.iter().sum(),
+    let mut report = Report::of_load(
+        &options.name,
+        &mut samples,
+        &orders,
         fault_ms,
-        recovery_ms: recovery.as_millis(),
-        acknowledged: orders.acknowledged,
-        lost: orders.lost,
-        duplicated: orders.duplicated,
-        alerts: Vec::new(),
-        failures: samples.reasons.clone(),
-        traffic: None,
-        payments: None,
-        database: None,
-        scaling: None,
-        claims: Vec::new(),
-    };
+        recovery.as_millis(),
+    );
     report.claims = claims(&fault, &report, &probes, recovered, recovery);
     Ok(report)
 }
 
 /// The load's target: the first shop's menu and an order of its first item.
-async fn target(
+pub(super) async fn target(
     http: &reqwest::Client,
     public: &PublicEndpoint,
     token: String,

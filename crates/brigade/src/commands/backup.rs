@@ -1,12 +1,15 @@
 //! `brigade backup` and `brigade restore`: the embedded SQLite store, copied consistently while
-//! replicas write, and put back while nothing runs. PostgreSQL is refused with a pointer to
-//! pg_dump. The work is `brigade_store::sqlite_backup`; this file maps flags and messages.
+//! replicas write, and put back while nothing runs (the named backup, or the newest one that
+//! verifies). PostgreSQL is refused with a pointer to pg_dump. The work is
+//! `brigade_store::sqlite_backup`; this file maps flags and messages (a backup that cannot be
+//! used is the user's input to fix: exit 2, naming FILE or --from).
 
 use anyhow::{Context as _, bail};
 use brigade_core::Settings;
 use brigade_store::sqlite_backup::{self, BackupError};
 
 use crate::cli::{BackupArgs, RestoreArgs};
+use crate::commands::BadSetting;
 
 /// Takes a backup and prunes old ones; prints one line saying where it went.
 pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<()> {
@@ -50,17 +53,37 @@ pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<()> 
 /// Verifies the backup and puts it in place of the store, keeping the replaced file.
 pub async fn restore(settings: Settings, args: RestoreArgs) -> anyhow::Result<()> {
     let database = sqlite_backup::database_path(&settings.storage)?;
-    let restored = match sqlite_backup::restore(&args.file, &database).await {
-        Ok(restored) => restored,
-        Err(error @ BackupError::NotBrigade { .. }) => {
-            bail!("FILE: {error}; nothing was changed")
+    let (file, verified) = match &args.file {
+        Some(file) => match sqlite_backup::verify(file).await {
+            Ok(verified) => (file.clone(), verified),
+            Err(error) => Err(BadSetting(format!("FILE: {error}; nothing was changed")))?,
+        },
+        None => {
+            let backups = sqlite_backup::backups_dir(&database);
+            let dirs = match &args.from {
+                Some(dir) => vec![dir.clone()],
+                None => vec![backups.join("continuous"), backups],
+            };
+            match sqlite_backup::newest_verified(&dirs).await {
+                Ok(found) => found,
+                Err(error) => Err(BadSetting(format!(
+                    "--from: {error}; nothing was changed (name a backup FILE or another --from DIR)"
+                )))?,
+            }
         }
+    };
+    let restored = match sqlite_backup::ensure_unused(&database).await {
+        Ok(()) => sqlite_backup::put_in_place(&file, &database, verified),
+        Err(error) => Err(error),
+    };
+    let restored = match restored {
+        Ok(restored) => restored,
         Err(error @ BackupError::InUse(_)) => bail!("{error}; nothing was changed"),
         Err(error) => return Err(error).context("restore failed"),
     };
     println!(
         "restored {} into {} ({} migrations, integrity ok)",
-        args.file.display(),
+        file.display(),
         restored.database.display(),
         restored.verified.migrations
     );

@@ -9,7 +9,8 @@ use brigade_balance::tls::TlsError;
 use brigade_core::config::LogFormat;
 use brigade_core::{Settings, Shutdown};
 use brigade_up::{
-    Autoscale, JobKind, JobsPlan, PublicTls, ScaleMetric, Supervisor, UpFile, UpOptions,
+    Autoscale, ContinuousBackup, JobKind, JobsPlan, PublicTls, ScaleMetric, Supervisor, UpFile,
+    UpOptions,
 };
 use clap::Parser as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -153,7 +154,35 @@ fn options(settings: &Settings, args: &UpArgs, binary: PathBuf) -> anyhow::Resul
         }
     }
     options.jobs = jobs;
+    options.backup = continuous_backup(settings, &file, path.as_deref(), &options.data_dir)
+        .map_err(|error| anyhow::anyhow!("{}", context(&format!("{error:#}"))))?;
     Ok(options)
+}
+
+/// Continuous backups (`[backup]` of up.toml) of the SQLite file the replicas use — the same
+/// file the database link locks — into `backup.dir` (default `<data-dir>/backups/continuous`);
+/// none on PostgreSQL, whose own tools back it up.
+fn continuous_backup(
+    settings: &Settings,
+    file: &UpFile,
+    config: Option<&Path>,
+    data_dir: &Path,
+) -> anyhow::Result<Option<ContinuousBackup>> {
+    let database = match settings.storage.database_url.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Ok(None);
+        }
+        Some(_) => brigade_store::sqlite_backup::database_path(&settings.storage)
+            .map_err(|error| anyhow::anyhow!("DATABASE_URL: {error}"))?,
+        None => data_dir.join("brigade.db"),
+    };
+    let dir = match &file.backup.dir {
+        Some(dir) => absolute(&in_folder_of(config, dir), "backup.dir")?,
+        None => data_dir.join("backups").join("continuous"),
+    };
+    Ok(file
+        .backup
+        .plan(absolute(&database, "DATABASE_URL")?, dir)?)
 }
 
 /// TLS on the public port: `--tls-cert`/`--tls-key` or `--tls-self-signed`, else up.toml's
