@@ -9,6 +9,7 @@ use brigade_core::Shutdown;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::sync::mpsc;
 
+use crate::api::{EventKind, EventLevel};
 use crate::pool::PoolCommand;
 use crate::supervisor::Shared;
 use crate::topology::{Autoscale, ScaleMetric};
@@ -216,8 +217,8 @@ pub async fn run(
                 return;
             }
             shared.events.push(
-                "info",
-                "autoscale",
+                EventLevel::Info,
+                EventKind::Autoscale,
                 None,
                 format!("pool {pool}: {current} → {desired}: {reason}"),
             );

@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+use crate::api::{EventKind, EventLevel};
 use crate::jobs::JobsConfigError;
 use crate::supervisor::Shared;
 
@@ -254,8 +255,8 @@ pub(crate) async fn run(plan: ContinuousBackup, recovery: Recovery, stop: Shutdo
             } else if !lost_reported {
                 lost_reported = true;
                 shared.events.push(
-                    "error",
-                    "store",
+                    EventLevel::Error,
+                    EventKind::Store,
                     None,
                     format!(
                         "{} is gone or replaced and restore_on_loss is off: stop brigade up and \
@@ -318,7 +319,9 @@ async fn backup_once(plan: ContinuousBackup, shared: Shared) {
             });
             // A failure repeated every interval is one event, not a flood.
             if first {
-                shared.events.push("error", "backup", None, message);
+                shared
+                    .events
+                    .push(EventLevel::Error, EventKind::Backup, None, message);
             }
         }
     }

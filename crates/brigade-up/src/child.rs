@@ -53,7 +53,7 @@ pub enum ChildError {
 #[derive(Debug, Clone)]
 pub struct ChildSpec {
     /// `serve`, `balance` or `watch`.
-    pub service: &'static str,
+    pub service: crate::api::Service,
     /// Unique name, e.g. `serve-orders-2`.
     pub instance: String,
     /// Arguments after the binary.
@@ -247,7 +247,7 @@ fn read_output(
                 }
             }
             tail.keep(&line);
-            sink.write(service, &instance, &line);
+            sink.write(service.as_str(), &instance, &line);
         }
     })
 }

@@ -1,10 +1,10 @@
 //! Where a supervised child stands: the state the ops API, `brigade status`, the metrics and
 //! the supervisor's own decisions read.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A child's state, as `"starting"`, `"ready"`, … in the ops API's JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChildState {
     /// Spawned, not yet answering its readiness check.

@@ -16,8 +16,8 @@ use brigade_watch::config::{
 };
 use brigade_watch::duration::ConfigDuration;
 
+use crate::api::ChildStatus;
 use crate::child_state::ChildState;
-use crate::supervisor::ChildStatus;
 use crate::tls::TlsFiles;
 use crate::topology::UpOptions;
 
@@ -167,6 +167,7 @@ pub(crate) fn write(path: &Path, config: &impl serde::Serialize) -> Result<(), C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Service;
 
     #[test]
     fn the_written_configs_parse_back_as_their_children_read_them() {
@@ -175,7 +176,7 @@ mod tests {
         let public: SocketAddr = "127.0.0.1:28080".parse().unwrap();
         let admin: SocketAddr = "127.0.0.1:28082".parse().unwrap();
         let ready = ChildStatus {
-            service: "serve",
+            service: Service::Serve,
             instance: "serve-orders-1".into(),
             pool: Some("orders".into()),
             backup: false,

@@ -35,6 +35,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::api::{EventKind, EventLevel};
 use crate::supervisor::Shared;
 
 /// How long taking the SQLite write lock may wait for writes in flight.
@@ -370,8 +371,8 @@ async fn set(
     match link.set_cut(body.cut).await {
         Ok(view) => {
             shared.events.push(
-                "warn",
-                "db_link",
+                EventLevel::Warn,
+                EventKind::DbLink,
                 None,
                 if body.cut {
                     format!("database link cut ({} {})", view.mode, view.target)

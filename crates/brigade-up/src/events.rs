@@ -3,26 +3,12 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
+
+pub use crate::api::{Event, EventKind, EventLevel};
 
 /// How many events the ops API can show.
 const KEPT: usize = 200;
-
-/// One thing the supervisor did or saw.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// `info`, `warn` or `error`.
-    pub level: &'static str,
-    /// `started`, `ready`, `exited`, `restarting`, `crash_loop`, `stopping`, …
-    pub kind: &'static str,
-    /// The child's instance name (e.g. `serve-orders-2`), if about one.
-    pub instance: Option<String>,
-    /// Words for people.
-    pub message: String,
-}
 
 /// The recent events, shared between the supervisor's tasks.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +18,8 @@ impl Events {
     /// Records an event and logs it.
     pub fn push(
         &self,
-        level: &'static str,
-        kind: &'static str,
+        level: EventLevel,
+        kind: EventKind,
         instance: Option<&str>,
         message: impl Into<String>,
     ) {
@@ -45,10 +31,11 @@ impl Events {
             instance: instance.map(str::to_owned),
             message: message.into(),
         };
+        let kind = kind.as_str();
         match level {
-            "error" => tracing::error!(kind, instance, "{}", event.message),
-            "warn" => tracing::warn!(kind, instance, "{}", event.message),
-            _ => tracing::info!(kind, instance, "{}", event.message),
+            EventLevel::Error => tracing::error!(kind, instance, "{}", event.message),
+            EventLevel::Warn => tracing::warn!(kind, instance, "{}", event.message),
+            EventLevel::Info => tracing::info!(kind, instance, "{}", event.message),
         }
         let mut events = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
         if events.len() == KEPT {

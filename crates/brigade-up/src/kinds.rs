@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use brigade_core::Shutdown;
 
+use crate::api::{EventKind, EventLevel, Service};
 use crate::balancer::BalancerAdmin;
 use crate::child::{self, ChildSpec, Running};
 use crate::child_state::ChildState;
@@ -63,7 +64,7 @@ impl Kind for Balancer {
         let path = self.options.data_dir.join("up").join("balance.toml");
         configs::write(&path, &config).map_err(|e| failed(&e))?;
         let spec = ChildSpec {
-            service: "balance",
+            service: Service::Balance,
             instance: "balance".into(),
             args: vec![
                 "balance".into(),
@@ -87,8 +88,8 @@ impl Kind for Balancer {
             }
         }
         self.shared.events.push(
-            "info",
-            "ready",
+            EventLevel::Info,
+            EventKind::Ready,
             Some("balance"),
             format!("balancer listening on {public}"),
         );
@@ -144,7 +145,7 @@ impl Kind for Watch {
         let config = configs::watch(rule_files, self.balancer_admin, self.ops);
         configs::write(&path, &config).map_err(|e| failed(&e))?;
         let spec = ChildSpec {
-            service: "watch",
+            service: Service::Watch,
             instance: "watch".into(),
             args: vec![
                 "watch".into(),

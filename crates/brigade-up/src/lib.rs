@@ -16,6 +16,7 @@
 //! jobs (cache warm-up, the daily sales report, SQLite backups) on cron schedules and when the
 //! replicas are quiet.
 
+pub mod api;
 mod autoscale;
 mod backups;
 mod balancer;

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 
+use crate::api::ChildStatus;
 use crate::child_state::ChildState;
-use crate::supervisor::ChildStatus;
 
 /// Installs the process's recorder (before anything is counted) and describes the metrics, so
 /// that `/metrics` carries HELP lines. Called once when the supervisor starts.
@@ -128,8 +128,9 @@ pub fn restarted(pool: &str, looping: bool) {
 }
 
 /// Counts an event.
-pub fn event(kind: &'static str, level: &'static str) {
-    counter!("brigade_supervisor_events_total", "kind" => kind, "level" => level).increment(1);
+pub fn event(kind: crate::api::EventKind, level: crate::api::EventLevel) {
+    counter!("brigade_supervisor_events_total", "kind" => kind.as_str(), "level" => level.as_str())
+        .increment(1);
 }
 
 /// The autoscaler read `per_replica` and wants `desired` replicas (from `current`).
@@ -151,7 +152,7 @@ pub fn children(children: &[ChildStatus]) {
     for child in children {
         let pool = child.pool.clone().unwrap_or_default();
         *counts
-            .entry((child.service, pool))
+            .entry((child.service.as_str(), pool))
             .or_default()
             .entry(child.state.as_str())
             .or_default() += 1;

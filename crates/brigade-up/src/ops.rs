@@ -6,33 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::api::{RolloutAnswer, RolloutRequest, ScaleAnswer, ScaleRequest, Status};
 use crate::supervisor::Shared;
-
-/// The answer of `GET /api/status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// The public address (the balancer).
-    pub public: Option<String>,
-    /// The public URL (`https://…` when the port speaks TLS) and the certificate it serves:
-    /// `public_url` and `public_ca`, what `brigade drill` in another process needs to reach it.
-    #[serde(flatten)]
-    pub endpoint: Option<crate::PublicEndpoint>,
-    /// The balancer's admin address.
-    pub balancer_admin: Option<String>,
-    /// The watch API address.
-    pub watch: Option<String>,
-    /// The data directory (absolute): its `demo-accounts.json` is how a local `brigade drill`
-    /// logs in without being given a password.
-    pub data_dir: Option<String>,
-    /// Every child.
-    pub children: Vec<crate::supervisor::ChildStatus>,
-    /// Recent events, oldest first.
-    pub events: Vec<crate::Event>,
-}
 
 /// The ops listener (bound by [`crate::listeners::bind`]) for the runtime.
 pub fn from_std(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {
@@ -114,21 +92,6 @@ async fn status(State(shared): State<Shared>) -> axum::Json<Status> {
     axum::Json(shared.status())
 }
 
-/// Body of `POST /api/pools/{pool}/rollout`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RolloutRequest {
-    /// New replicas run this binary (an upgrade); absent: the current one (a restart).
-    binary: Option<std::path::PathBuf>,
-}
-
-/// Body of `POST /api/pools/{pool}/scale`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScaleRequest {
-    replicas: usize,
-}
-
 /// An ops API answer: JSON, or problem+json ([`problem`]).
 pub(crate) type Answer = axum::response::Response;
 
@@ -170,11 +133,9 @@ async fn rollout(
         );
     }
     match result.await {
-        Ok(Ok(replaced)) => (
-            StatusCode::OK,
-            axum::Json(json!({"pool": pool, "replaced": replaced})),
-        )
-            .into_response(),
+        Ok(Ok(replaced)) => {
+            (StatusCode::OK, axum::Json(RolloutAnswer { pool, replaced })).into_response()
+        }
         Ok(Err(reason)) => problem(StatusCode::INTERNAL_SERVER_ERROR, reason),
         Err(_) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -210,7 +171,10 @@ async fn scale(
     }
     (
         StatusCode::ACCEPTED,
-        axum::Json(json!({"pool": pool, "replicas": request.replicas})),
+        axum::Json(ScaleAnswer {
+            pool,
+            replicas: request.replicas,
+        }),
     )
         .into_response()
 }

@@ -16,12 +16,13 @@ use brigade_core::Shutdown;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::api::{ChildStatus, EventKind, EventLevel, Service};
 use crate::balancer::{BalancerAdmin, wait_ready};
 use crate::child::{self, ChildSpec, Running};
 use crate::child_state::ChildState;
 use crate::logs::LogSink;
 use crate::supervise::{self, Backoff, Kind, StartFailure};
-use crate::supervisor::{ChildStatus, Shared};
+use crate::supervisor::Shared;
 use crate::topology::PoolPlan;
 
 /// How long a replica may take to become ready.
@@ -126,8 +127,8 @@ pub async fn manage(
                     continue;
                 }
                 context.shared.events.push(
-                    "info",
-                    "scale",
+                    EventLevel::Info,
+                    EventKind::Scale,
                     None,
                     format!(
                         "pool {}: {primaries} → {replicas} replicas ({reason})",
@@ -156,8 +157,8 @@ pub async fn manage(
                     *context.binary.lock().unwrap_or_else(|p| p.into_inner()) = binary;
                 }
                 context.shared.events.push(
-                    "info",
-                    "rollout",
+                    EventLevel::Info,
+                    EventKind::Rollout,
                     None,
                     format!(
                         "pool {}: rolling restart of {} replicas",
@@ -179,15 +180,15 @@ pub async fn manage(
                     replaced += 1;
                 }
                 match &failure {
-                    Some(reason) => {
-                        context
-                            .shared
-                            .events
-                            .push("error", "rollout", None, reason.clone())
-                    }
+                    Some(reason) => context.shared.events.push(
+                        EventLevel::Error,
+                        EventKind::Rollout,
+                        None,
+                        reason.clone(),
+                    ),
                     None => context.shared.events.push(
-                        "info",
-                        "rollout",
+                        EventLevel::Info,
+                        EventKind::Rollout,
                         None,
                         format!("pool {}: {replaced} replicas replaced", plan.name),
                     ),
@@ -229,7 +230,7 @@ pub async fn manage(
 fn start_slot(context: &PoolContext, index: usize, backup: bool) -> Slot {
     let instance = format!("serve-{}-{index}", context.plan.name);
     context.shared.insert(ChildStatus {
-        service: "serve",
+        service: Service::Serve,
         instance: instance.clone(),
         pool: Some(context.plan.name.clone()),
         backup,
@@ -286,7 +287,7 @@ impl Kind for Replica {
     async fn start(&mut self, stop: &Shutdown) -> Result<Running, StartFailure> {
         let context = &self.context;
         let spec = ChildSpec {
-            service: "serve",
+            service: Service::Serve,
             instance: self.instance.clone(),
             args: vec![
                 "serve".into(),
@@ -348,8 +349,8 @@ impl Kind for Replica {
             )));
         }
         context.shared.events.push(
-            "info",
-            "ready",
+            EventLevel::Info,
+            EventKind::Ready,
             Some(&self.instance),
             format!(
                 "serving on {address} in pool {}{}",

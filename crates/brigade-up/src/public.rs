@@ -63,19 +63,6 @@ impl PublicEndpoint {
         }
     }
 
-    /// The endpoint in a status answer of the ops API; plain http at `public` when the answer
-    /// has no `public_url` (an `up` from before TLS).
-    pub fn from_status(status: &serde_json::Value) -> Option<Self> {
-        if let Ok(endpoint) = Self::deserialize(status) {
-            return Some(endpoint);
-        }
-        let address = status["public"].as_str()?;
-        Some(Self {
-            url: format!("http://{address}"),
-            ca: None,
-        })
-    }
-
     /// The URL of `path` (starting with `/`) on the public port.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
@@ -126,10 +113,16 @@ mod tests {
         );
         let mut status = serde_json::to_value(&endpoint).unwrap();
         status["public"] = "127.0.0.1:8443".into();
-        assert_eq!(PublicEndpoint::from_status(&status), Some(endpoint));
+        status["children"] = serde_json::json!([]);
+        status["events"] = serde_json::json!([]);
+        let status: crate::api::Status = serde_json::from_value(status).unwrap();
+        assert_eq!(status.public_endpoint(), Some(endpoint));
 
-        let older = serde_json::json!({"public": "127.0.0.1:8080"});
-        let plain = PublicEndpoint::from_status(&older).unwrap();
+        let older: crate::api::Status = serde_json::from_value(
+            serde_json::json!({"public": "127.0.0.1:8080", "children": [], "events": []}),
+        )
+        .unwrap();
+        let plain = older.public_endpoint().unwrap();
         assert_eq!(
             plain,
             PublicEndpoint::new("127.0.0.1:8080".parse().unwrap(), None)

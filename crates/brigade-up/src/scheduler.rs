@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use crate::api::{EventKind, EventLevel, Service};
 use crate::child_state::ChildState;
 use crate::jobs::{self, AdminSession, JobPlan, JobTarget, JobsPlan};
 use crate::public::PublicEndpoint;
@@ -257,17 +258,20 @@ pub(crate) fn start(
     });
     let summary: Vec<String> = jobs.iter().map(|job| describe(&job.plan)).collect();
     shared.events.push(
-        "info",
-        "jobs",
+        EventLevel::Info,
+        EventKind::Jobs,
         None,
         format!("scheduler started: {}", summary.join("; ")),
     );
     for job in &jobs {
         let view = job.view.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(note) = &view.note {
-            shared
-                .events
-                .push("warn", "job", Some(view.name), note.clone());
+            shared.events.push(
+                EventLevel::Warn,
+                EventKind::Job,
+                Some(view.name),
+                note.clone(),
+            );
         }
     }
     Some(tokio::spawn(schedule(
@@ -372,7 +376,7 @@ async fn run_job(job: &JobState, runner: &Runner, shared: &Shared, trigger: Trig
         replicas: status
             .children
             .iter()
-            .filter(|child| child.service == "serve" && child.state == ChildState::Ready)
+            .filter(|child| child.service == Service::Serve && child.state == ChildState::Ready)
             .filter_map(|child| child.address.clone())
             .collect(),
         binary: runner.binary.clone(),
@@ -395,12 +399,8 @@ async fn run_job(job: &JobState, runner: &Runner, shared: &Shared, trigger: Trig
         detail,
     };
     shared.events.push(
-        if outcome == "succeeded" {
-            "info"
-        } else {
-            "error"
-        },
-        "job",
+        EventLevel::of_outcome(outcome == "succeeded"),
+        EventKind::Job,
         Some(name),
         format!(
             "{name} {outcome} in {duration_ms} ms ({}): {}",

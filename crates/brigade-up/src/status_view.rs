@@ -8,9 +8,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use brigade_balance::api::{BackendView, Pools};
+use brigade_watch::contract::{AlertState, AlertsAnswer, QueryAnswer, QueryData};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
-use serde_json::Value;
+
+use crate::api::{ChildStatus, Status};
 
 /// How long each HTTP read may take; the view shows `-` for what did not answer in time.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -50,7 +52,7 @@ struct Measured {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     ops: String,
-    status: Value,
+    status: Status,
     backends: HashMap<String, BackendView>,
     measured: HashMap<String, Measured>,
     alerts: Option<Vec<String>>,
@@ -69,23 +71,19 @@ pub async fn snapshot(http: &reqwest::Client, ops: &str) -> Result<Snapshot, Sta
             url: url.clone(),
             source,
         })?;
-    let status: Value = response
+    let status: Status = response
         .json()
         .await
         .map_err(|_| StatusError::Malformed { url: url.clone() })?;
-    if !status["children"].is_array() {
-        return Err(StatusError::Malformed { url });
-    }
-    let balancer: Option<Pools> = get_json(http, &format!("http://{ops}/api/dashboard/balancer"))
-        .await
-        .and_then(|value| serde_json::from_value(value).ok());
+    let balancer: Option<Pools> =
+        get_json(http, &format!("http://{ops}/api/dashboard/balancer")).await;
     let backends = balancer
         .into_iter()
         .flat_map(|view| view.pools)
         .flat_map(|pool| pool.backends)
         .map(|backend| (backend.address.clone(), backend))
         .collect();
-    let (measured, alerts) = match status["watch"].as_str() {
+    let (measured, alerts) = match status.watch.as_deref() {
         Some(watch) => (measure(http, watch).await, firing(http, watch).await),
         None => (HashMap::new(), None),
     };
@@ -98,7 +96,8 @@ pub async fn snapshot(http: &reqwest::Client, ops: &str) -> Result<Snapshot, Sta
     })
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+/// A JSON answer of type `T`; `None` when there was none (or not of that shape).
+async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Option<T> {
     let response = http.get(url).timeout(READ_TIMEOUT).send().await.ok()?;
     if !response.status().is_success() {
         return None;
@@ -114,17 +113,18 @@ async fn query(http: &reqwest::Client, watch: &str, promql: &str) -> HashMap<Str
     ) else {
         return HashMap::new();
     };
-    let Some(answer) = get_json(http, url.as_str()).await else {
+    let Some(QueryAnswer {
+        data: QueryData::Vector(samples),
+        ..
+    }) = get_json(http, url.as_str()).await
+    else {
         return HashMap::new();
     };
-    answer["data"]["result"]
-        .as_array()
+    samples
         .into_iter()
-        .flatten()
         .filter_map(|sample| {
-            let instance = sample["metric"]["instance"].as_str()?.to_owned();
-            let value: f64 = sample["value"][1].as_str()?.parse().ok()?;
-            value.is_finite().then_some((instance, value))
+            let value = sample.number().filter(|v| v.is_finite())?;
+            Some((sample.metric.get("instance")?.clone(), value))
         })
         .collect()
 }
@@ -157,23 +157,20 @@ async fn measure(http: &reqwest::Client, watch: &str) -> HashMap<String, Measure
 
 /// Firing alerts as `name (label=value, …)`; `None` when watch did not answer.
 async fn firing(http: &reqwest::Client, watch: &str) -> Option<Vec<String>> {
-    let answer = get_json(http, &format!("http://{watch}/api/v1/alerts")).await?;
-    let alerts = answer["alerts"].as_array()?;
+    let answer: AlertsAnswer = get_json(http, &format!("http://{watch}/api/v1/alerts")).await?;
     Some(
-        alerts
+        answer
+            .alerts
             .iter()
-            .filter(|a| a["state"] == "firing")
-            .filter(|a| a["labels"]["alertname"] != "Watchdog")
+            .filter(|a| a.state == AlertState::Firing && a.name() != "Watchdog")
             .map(|a| {
-                let labels = a["labels"].as_object();
-                let name = a["labels"]["alertname"].as_str().unwrap_or("?");
-                let detail: Vec<String> = labels
-                    .into_iter()
-                    .flatten()
+                let detail: Vec<String> = a
+                    .labels
+                    .iter()
                     .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .map(|(k, v)| format!("{k}={v}"))
                     .collect();
-                format!("{name} ({})", detail.join(", "))
+                format!("{} ({})", a.name(), detail.join(", "))
             })
             .collect(),
     )
@@ -185,10 +182,8 @@ fn number(value: Option<f64>, decimals: usize) -> String {
 
 impl Snapshot {
     /// Children of the topology.
-    pub fn children(&self) -> &[Value] {
-        self.status["children"]
-            .as_array()
-            .map_or(&[], Vec::as_slice)
+    pub fn children(&self) -> &[ChildStatus] {
+        &self.status.children
     }
 
     /// The view as text, `width` columns wide (tables wrap to fit).
@@ -196,13 +191,12 @@ impl Snapshot {
         let status = &self.status;
         let mut out = format!(
             "public {}   ops dashboard http://{}/\nbalancer admin {}   watch {}\n",
-            status["public_url"]
-                .as_str()
-                .or(status["public"].as_str())
-                .unwrap_or("-"),
+            status
+                .public_endpoint()
+                .map_or_else(|| "-".to_owned(), |public| public.url),
             self.ops,
-            status["balancer_admin"].as_str().unwrap_or("-"),
-            status["watch"].as_str().unwrap_or("-"),
+            status.balancer_admin.as_deref().unwrap_or("-"),
+            status.watch.as_deref().unwrap_or("-"),
         );
         let mut table = Table::new();
         table
@@ -224,25 +218,23 @@ impl Snapshot {
                 "5XX %",
             ]);
         for child in self.children() {
-            let pool = match (child["pool"].as_str(), child["backup"].as_bool()) {
-                (Some(pool), Some(true)) => format!("{pool}*"),
-                (Some(pool), _) => pool.to_owned(),
-                _ => "-".to_owned(),
+            let pool = match (&child.pool, child.backup) {
+                (Some(pool), true) => format!("{pool}*"),
+                (Some(pool), false) => pool.clone(),
+                (None, _) => "-".to_owned(),
             };
-            let address = child["address"].as_str().unwrap_or("-");
+            let address = child.address.as_deref().unwrap_or("-");
             let backend = self.backends.get(address);
             let measured = self.measured.get(address).copied().unwrap_or_default();
             table.add_row([
-                child["instance"].as_str().unwrap_or("?").to_owned(),
-                child["service"].as_str().unwrap_or("?").to_owned(),
+                child.instance.clone(),
+                child.service.as_str().to_owned(),
                 pool,
-                child["state"].as_str().unwrap_or("?").to_owned(),
+                child.state.as_str().to_owned(),
                 backend.map_or("-", |b| b.state.as_str()).to_owned(),
                 address.to_owned(),
-                child["pid"]
-                    .as_u64()
-                    .map_or("-".to_owned(), |p| p.to_string()),
-                child["restarts"].as_u64().unwrap_or(0).to_string(),
+                child.pid.map_or("-".to_owned(), |p| p.to_string()),
+                child.restarts.to_string(),
                 number(backend.map(|b| b.in_flight as f64), 0),
                 number(measured.rate, 1),
                 number(measured.p99_ms, 1),
@@ -260,11 +252,8 @@ impl Snapshot {
             .children()
             .iter()
             .filter_map(|child| {
-                let cause = child["last_error"].as_str()?;
-                Some(format!(
-                    "  {}: {cause}\n",
-                    child["instance"].as_str().unwrap_or("?")
-                ))
+                let cause = child.last_error.as_deref()?;
+                Some(format!("  {}: {cause}\n", child.instance))
             })
             .collect();
         if !failures.is_empty() {
@@ -281,18 +270,16 @@ impl Snapshot {
                 }
             }
         }
-        if let Some(events) = status["events"].as_array() {
+        if !status.events.is_empty() {
             out.push_str("recent events:\n");
-            let skip = events.len().saturating_sub(EVENTS_SHOWN);
-            for event in &events[skip..] {
-                let at = event["at"].as_str().unwrap_or("");
-                // `2026-11-22T10:04:05.123Z` → `10:04:05`
-                let time = at.get(11..19).unwrap_or(at);
+            let skip = status.events.len().saturating_sub(EVENTS_SHOWN);
+            for event in &status.events[skip..] {
                 out.push_str(&format!(
-                    "  {time} {:<5} {:<16} {}\n",
-                    event["level"].as_str().unwrap_or(""),
-                    event["instance"].as_str().unwrap_or("-"),
-                    event["message"].as_str().unwrap_or("")
+                    "  {} {:<5} {:<16} {}\n",
+                    event.at.format("%H:%M:%S"),
+                    event.level.as_str(),
+                    event.instance.as_deref().unwrap_or("-"),
+                    event.message
                 ));
             }
         }
@@ -310,7 +297,7 @@ mod tests {
     fn the_table_joins_children_balancer_and_measurements() {
         let snapshot = Snapshot {
             ops: "127.0.0.1:8081".to_owned(),
-            status: json!({
+            status: serde_json::from_value(json!({
                 "public": "127.0.0.1:8080", "public_url": "https://127.0.0.1:8080",
                 "balancer_admin": "127.0.0.1:9000", "watch": "127.0.0.1:9090",
                 "children": [
@@ -322,8 +309,10 @@ mod tests {
                      "pid": 43, "restarts": 0}
                 ],
                 "events": [{"at": "2026-11-22T10:04:05.123Z", "level": "warn",
-                            "instance": "serve-orders-1", "message": "restarting in 500 ms"}]
-            }),
+                            "kind": "restarting", "instance": "serve-orders-1",
+                            "message": "restarting in 500 ms"}]
+            }))
+            .unwrap(),
             backends: HashMap::from([(
                 "127.0.0.1:4001".to_owned(),
                 BackendView {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use brigade_core::Shutdown;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api::{EventKind, EventLevel};
 use crate::child::Running;
 use crate::child_state::ChildState;
 use crate::supervisor::Shared;
@@ -85,7 +86,7 @@ pub(crate) async fn keep<K: Kind>(
             Ok(running) => Some(running),
             Err(StartFailure::Stopped) => break,
             Err(StartFailure::Failed(cause)) => {
-                failed(&shared, &instance, "failed", &cause);
+                failed(&shared, &instance, EventKind::Failed, &cause);
                 None
             }
         };
@@ -97,7 +98,7 @@ pub(crate) async fn keep<K: Kind>(
             tokio::select! {
                 status = current.exited() => {
                     let cause = current.cause(status).await;
-                    failed(&shared, &instance, "exited", &format!("exited unexpectedly ({cause})"));
+                    failed(&shared, &instance, EventKind::Exited, &format!("exited unexpectedly ({cause})"));
                     kind.exited(current).await;
                     serving = None;
                 }
@@ -120,7 +121,7 @@ pub(crate) async fn keep<K: Kind>(
                         }
                         Err(failure) => {
                             if let StartFailure::Failed(cause) = failure {
-                                failed(&shared, &instance, "failed", &cause);
+                                failed(&shared, &instance, EventKind::Failed, &cause);
                             }
                             if let Some(current) = serving.as_ref() {
                                 mark_ready(&shared, &kind, current);
@@ -152,8 +153,8 @@ pub(crate) async fn keep<K: Kind>(
         });
         if looping {
             shared.events.push(
-                "error",
-                "crash_loop",
+                EventLevel::Error,
+                EventKind::CrashLoop,
                 Some(&instance),
                 format!(
                     "{} crashes within {} s; restarting in {} ms",
@@ -164,8 +165,8 @@ pub(crate) async fn keep<K: Kind>(
             );
         } else {
             shared.events.push(
-                "warn",
-                "restarting",
+                EventLevel::Warn,
+                EventKind::Restarting,
                 Some(&instance),
                 format!("restarting in {} ms", delay.as_millis()),
             );
@@ -193,9 +194,9 @@ fn mark_ready<K: Kind>(shared: &Shared, kind: &K, running: &Running) {
 }
 
 /// Records why a child failed: an event and its status's `last_error`.
-fn failed(shared: &Shared, instance: &str, kind: &'static str, cause: &str) {
+fn failed(shared: &Shared, instance: &str, kind: EventKind, cause: &str) {
     shared
         .events
-        .push("error", kind, Some(instance), cause.to_owned());
+        .push(EventLevel::Error, kind, Some(instance), cause.to_owned());
     shared.update(instance, |s| s.last_error = Some(cause.to_owned()));
 }

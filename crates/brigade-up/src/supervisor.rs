@@ -7,17 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brigade_core::Shutdown;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::api::{ChildStatus, EventKind, EventLevel, Service, Status};
 use crate::balancer::BalancerAdmin;
 use crate::child_state::ChildState;
 use crate::events::Events;
 use crate::kinds::{Balancer, Watch};
 use crate::listeners;
 use crate::logs::{self, LogSink};
-use crate::ops::{self, Status};
+use crate::ops;
 use crate::pool::{self, PoolCommand, PoolContext, READY_TIMEOUT};
 use crate::public::PublicEndpoint;
 use crate::supervise::{self, Backoff, Kind};
@@ -61,29 +61,6 @@ pub enum UpError {
         /// Why: its exit status or the spawn error.
         reason: String,
     },
-}
-
-/// A child as the ops API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChildStatus {
-    /// `serve`, `balance` or `watch`.
-    pub service: &'static str,
-    /// Unique name.
-    pub instance: String,
-    /// Its pool (replicas only).
-    pub pool: Option<String>,
-    /// Backup replica.
-    pub backup: bool,
-    /// Where it stands.
-    pub state: ChildState,
-    /// Where it listens.
-    pub address: Option<String>,
-    /// Its process id.
-    pub pid: Option<u32>,
-    /// How often it was restarted.
-    pub restarts: u32,
-    /// Why it last failed to start or exited: its exit status and last output lines.
-    pub last_error: Option<String>,
 }
 
 /// Where the public listener, the balancer's admin API and watch are.
@@ -171,7 +148,7 @@ impl Shared {
             endpoint: self.endpoint.get().cloned(),
             balancer_admin,
             watch,
-            data_dir: self.data_dir.get().map(|dir| dir.display().to_string()),
+            data_dir: self.data_dir.get().cloned(),
             children: self
                 .children
                 .lock()
@@ -401,8 +378,8 @@ impl Supervisor {
             let _ = backups.await;
         }
         shared.events.push(
-            "info",
-            "stopping",
+            EventLevel::Info,
+            EventKind::Stopping,
             None,
             "stopping: balancer first, then replicas, then watch",
         );
@@ -412,9 +389,12 @@ impl Supervisor {
         if let Some(watch) = watch {
             watch.stop().await;
         }
-        shared
-            .events
-            .push("info", "stopped", None, "every child stopped");
+        shared.events.push(
+            EventLevel::Info,
+            EventKind::Stopped,
+            None,
+            "every child stopped",
+        );
         ops_shutdown.trigger();
         let _ = ops_task.await;
         Ok(())
@@ -432,8 +412,8 @@ struct Supervised {
 impl Supervised {
     fn start<K: Kind>(kind: K, shared: &Shared, backoff: Backoff) -> Self {
         let service = match kind.instance() {
-            "balance" => "balance",
-            _ => "watch",
+            "balance" => Service::Balance,
+            _ => Service::Watch,
         };
         shared.insert(ChildStatus {
             service,
@@ -481,12 +461,12 @@ pub(crate) async fn wait_until_serving(options: &UpOptions, shared: &Shared, shu
         let replicas: Vec<_> = status
             .children
             .iter()
-            .filter(|child| child.service == "serve")
+            .filter(|child| child.service == Service::Serve)
             .collect();
         let balancer = status
             .children
             .iter()
-            .filter(|child| child.service == "balance")
+            .filter(|child| child.service == Service::Balance)
             .any(|child| ready(&child));
         if balancer && replicas.len() >= planned && replicas.iter().all(ready) {
             break;

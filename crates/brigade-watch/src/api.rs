@@ -21,6 +21,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{Shared, lock, now_ms};
+use crate::contract::{
+    AlertView, AlertsAnswer, HistoryAnswer, HistoryEntry, MatrixSeries, QueryAnswer, QueryData,
+    VectorSample,
+};
 use crate::notify::payload::rfc3339;
 use crate::notify::silence::Silence;
 use crate::promql;
@@ -138,11 +142,11 @@ async fn metrics_text() -> Response {
         .into_response()
 }
 
-async fn alerts(State(shared): State<Arc<Shared>>) -> Json<Value> {
+async fn alerts(State(shared): State<Arc<Shared>>) -> Json<AlertsAnswer> {
     let now = now_ms();
     let groups = lock(&shared.groups);
     let dispatcher = lock(&shared.dispatcher);
-    let mut list = Vec::new();
+    let mut alerts = Vec::new();
     for group in groups.iter() {
         for rule in group.alerting_rules() {
             for (fingerprint, alert) in &rule.active {
@@ -158,23 +162,23 @@ async fn alerts(State(shared): State<Arc<Shared>>) -> Json<Value> {
                     generator_url: String::new(),
                 };
                 let muted = dispatcher.mute_status(&as_notified, now);
-                list.push(json!({
-                    "fingerprint": fingerprint,
-                    "labels": alert.labels,
-                    "annotations": alert.annotations,
-                    "state": alert.state,
-                    "value": alert.value,
-                    "activeAt": rfc3339(alert.active_at),
-                    "firedAt": alert.fired_at.map(rfc3339),
-                    "group": group.name,
-                    "silencedBy": muted.silenced_by,
-                    "inhibitedBy": muted.inhibited_by,
-                }));
+                alerts.push(AlertView {
+                    fingerprint: fingerprint.clone(),
+                    labels: alert.labels.clone(),
+                    annotations: alert.annotations.clone(),
+                    state: alert.state,
+                    value: alert.value.is_finite().then_some(alert.value),
+                    active_at: rfc3339(alert.active_at),
+                    fired_at: alert.fired_at.map(rfc3339),
+                    group: group.name.clone(),
+                    silenced_by: muted.silenced_by,
+                    inhibited_by: muted.inhibited_by,
+                });
             }
         }
     }
-    list.sort_by(|a, b| a["labels"].to_string().cmp(&b["labels"].to_string()));
-    Json(json!({ "alerts": list }))
+    alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Json(AlertsAnswer { alerts })
 }
 
 #[derive(Deserialize)]
@@ -185,7 +189,7 @@ struct HistoryQuery {
 async fn history(
     State(shared): State<Arc<Shared>>,
     Query(params): Query<HistoryQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<HistoryAnswer>, Problem> {
     let limit = match params.limit.as_deref() {
         None => 100,
         Some(text) => match text.parse::<i64>() {
@@ -202,19 +206,17 @@ async fn history(
         tracing::error!(%error, "cannot read alert history");
         Problem::unavailable("the database is unavailable")
     })?;
-    let rows: Vec<Value> = rows
+    let history = rows
         .into_iter()
-        .map(|r| {
-            json!({
-                "fingerprint": r.fingerprint,
-                "alertname": r.alertname,
-                "state": r.state,
-                "at": rfc3339(r.at_ms),
-                "alert": r.alert,
-            })
+        .map(|r| HistoryEntry {
+            fingerprint: r.fingerprint,
+            alertname: r.alertname,
+            state: r.state,
+            at: rfc3339(r.at_ms),
+            alert: r.alert,
         })
         .collect();
-    Ok(Json(json!({ "history": rows })))
+    Ok(Json(HistoryAnswer { history }))
 }
 
 async fn rules(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -275,7 +277,7 @@ struct QueryParams {
 async fn query(
     State(shared): State<Arc<Shared>>,
     Query(params): Query<QueryParams>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<QueryAnswer>, Problem> {
     let text = params
         .query
         .ok_or_else(|| Problem::invalid_field("query", "is required"))?;
@@ -292,24 +294,33 @@ async fn query(
         .eval(&lock(&shared.tsdb), t)
         .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
     let seconds = t as f64 / 1000.0;
-    let result = match value {
-        promql::Value::Scalar(v) => {
-            json!({ "resultType": "scalar", "result": [seconds, v.to_string()] })
-        }
-        promql::Value::String(s) => json!({ "resultType": "string", "result": [seconds, s] }),
-        promql::Value::Vector(vector) => json!({
-            "resultType": "vector",
-            "result": vector.iter().map(|s| json!({ "metric": s.labels, "value": [seconds, s.value.to_string()] })).collect::<Vec<_>>(),
-        }),
-        promql::Value::Matrix(matrix) => json!({
-            "resultType": "matrix",
-            "result": matrix.iter().map(|s| json!({
-                "metric": s.labels,
-                "values": s.points.iter().map(|(t, v)| json!([*t as f64 / 1000.0, v.to_string()])).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }),
+    let data = match value {
+        promql::Value::Scalar(v) => QueryData::Scalar((seconds, v.to_string())),
+        promql::Value::String(s) => QueryData::String((seconds, s)),
+        promql::Value::Vector(vector) => QueryData::Vector(
+            vector
+                .into_iter()
+                .map(|s| VectorSample {
+                    metric: s.labels,
+                    value: (seconds, s.value.to_string()),
+                })
+                .collect(),
+        ),
+        promql::Value::Matrix(matrix) => QueryData::Matrix(
+            matrix
+                .into_iter()
+                .map(|s| MatrixSeries {
+                    metric: s.labels,
+                    values: s
+                        .points
+                        .iter()
+                        .map(|(t, v)| (*t as f64 / 1000.0, v.to_string()))
+                        .collect(),
+                })
+                .collect(),
+        ),
     };
-    Ok(Json(json!({ "status": "success", "data": result })))
+    Ok(Json(QueryAnswer::success(data)))
 }
 
 /// Most points one series of a range query may have (Prometheus's limit), so a query cannot
@@ -360,7 +371,7 @@ fn value_text(value: f64) -> String {
 async fn query_range(
     State(shared): State<Arc<Shared>>,
     Query(params): Query<RangeParams>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<QueryAnswer>, Problem> {
     let required = |field: &str, value: Option<String>| {
         value.ok_or_else(|| Problem::invalid_field(field, "is required"))
     };
@@ -393,20 +404,18 @@ async fn query_range(
     let series = parsed
         .eval_range(&lock(&shared.tsdb), start, end, step)
         .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
-    let result: Vec<Value> = series
-        .iter()
-        .map(|s| {
-            json!({
-                "metric": s.labels,
-                "values": s.points.iter()
-                    .map(|(t, v)| json!([*t as f64 / 1000.0, value_text(*v)]))
-                    .collect::<Vec<_>>(),
-            })
+    let result = series
+        .into_iter()
+        .map(|s| MatrixSeries {
+            metric: s.labels,
+            values: s
+                .points
+                .iter()
+                .map(|(t, v)| (*t as f64 / 1000.0, value_text(*v)))
+                .collect(),
         })
         .collect();
-    Ok(Json(
-        json!({ "status": "success", "data": { "resultType": "matrix", "result": result } }),
-    ))
+    Ok(Json(QueryAnswer::success(QueryData::Matrix(result))))
 }
 
 async fn list_silences(State(shared): State<Arc<Shared>>) -> Json<Value> {

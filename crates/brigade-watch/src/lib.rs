@@ -14,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod contract;
 pub mod db;
 pub mod duration;
 pub mod labels;

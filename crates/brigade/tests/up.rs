@@ -61,6 +61,7 @@ fn up_serves_survives_a_killed_replica_and_stops_everything() {
     ] {
         assert!(text.contains(instance), "{instance} missing from:\n{text}");
     }
+    the_answers_parse_into_the_contract_types(&up);
 
     // SIGKILL one replica under load: no request fails, and it comes back.
     let load = Load::start(&up, 4);
@@ -217,6 +218,47 @@ impl Load {
             self.failed.load(Ordering::Relaxed),
         )
     }
+}
+
+/// The ops API's and watch's answers parse into the types their clients (`brigade status`,
+/// `brigade rollout`, the drills) compile against: a field renamed on one side fails here.
+fn the_answers_parse_into_the_contract_types(up: &Up) {
+    use brigade_up::api::{ChildState, EventKind, Service, Status};
+    use brigade_watch::contract::{AlertsAnswer, HistoryAnswer, QueryAnswer, QueryData};
+    let get = |url: String| {
+        reqwest::blocking::get(url)
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+    };
+    let status: Status = get(format!("http://{}/api/status", up.ops)).json().unwrap();
+    assert_eq!(status.pools(), ["kitchen", "orders"]);
+    assert!(status.replicas(Some("orders")).all(|c| c.address.is_some()));
+    assert!(status.replicas(None).count() > status.replicas(Some("orders")).count());
+    assert!(
+        status
+            .children
+            .iter()
+            .any(|c| c.service == Service::Balance && c.state == ChildState::Ready)
+    );
+    assert!(status.events.iter().any(|e| e.kind == EventKind::Ready));
+    assert!(status.public_endpoint().is_some());
+    let watch = status.watch.clone().expect("watch's address");
+    let _: AlertsAnswer = get(format!("http://{watch}/api/v1/alerts")).json().unwrap();
+    let _: HistoryAnswer = get(format!("http://{watch}/api/v1/alerts/history"))
+        .json()
+        .unwrap();
+    let query = |promql: &str| -> QueryAnswer {
+        let url = reqwest::Url::parse_with_params(
+            &format!("http://{watch}/api/v1/query"),
+            &[("query", promql)],
+        )
+        .unwrap();
+        get(url.to_string()).json().unwrap()
+    };
+    assert!(matches!(query("up").data, QueryData::Vector(_)));
+    assert!(matches!(query("1 + 1").data, QueryData::Scalar(_)));
+    assert!(matches!(query("up[1m]").data, QueryData::Matrix(_)));
 }
 
 fn orders_primaries(up: &Up) -> Vec<Value> {

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use brigade_core::telemetry::error_chain as chain;
 
 use super::{ContinuousBackup, RestoreRecord, edit};
+use crate::api::{EventKind, EventLevel};
 use crate::logs::LogSink;
 use crate::pool::PoolCommand;
 use crate::supervise::Replace;
@@ -58,8 +59,8 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
         });
     };
     shared.events.push(
-        "error",
-        "store",
+        EventLevel::Error,
+        EventKind::Store,
         None,
         format!(
             "{} is gone or replaced: stopping the replicas and restoring the newest backup \
@@ -119,8 +120,8 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
         r.detail = detail.clone();
     });
     shared.events.push(
-        if succeeded { "info" } else { "error" },
-        "store",
+        EventLevel::of_outcome(succeeded),
+        EventKind::Store,
         None,
         message,
     );

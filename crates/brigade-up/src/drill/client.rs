@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::DrillError;
 use crate::PublicEndpoint;
+use crate::api::Status;
+use brigade_watch::contract::HistoryAnswer;
 
 /// How long any one request of a drill (besides the probes) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -16,7 +18,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// everything else (over TLS it trusts the public port's certificate).
 pub struct Start {
     /// `GET /api/status` of the ops API.
-    pub status: Value,
+    pub status: Status,
     /// The public port.
     pub public: PublicEndpoint,
     /// The client.
@@ -31,7 +33,8 @@ pub async fn start(ops: &str) -> Result<Start, DrillError> {
         .build()
         .map_err(|e| setup(&e))?;
     let status = status(&plain, ops).await?;
-    let public = PublicEndpoint::from_status(&status)
+    let public = status
+        .public_endpoint()
         .ok_or_else(|| setup(&"the status of brigade up names no public port"))?;
     let http = public
         .client(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
@@ -87,10 +90,10 @@ pub struct DemoPasswords {
 
 impl DemoPasswords {
     /// From the password given, if any, and `up`'s status.
-    pub fn new(given: Option<String>, status: &Value) -> Self {
+    pub fn new(given: Option<String>, status: &Status) -> Self {
         Self {
             given: given.filter(|p| !p.is_empty()),
-            data_dir: status["data_dir"].as_str().map(std::path::PathBuf::from),
+            data_dir: status.data_dir.clone(),
         }
     }
 
@@ -136,23 +139,20 @@ pub async fn log_in(
 }
 
 /// `GET /api/status` of the ops API.
-pub async fn status(http: &reqwest::Client, ops: &str) -> Result<Value, DrillError> {
-    json_of(http.get(format!("http://{ops}/api/status")).send().await).await
-}
-
-/// The children of a status answer that are replicas of `pool` (`None`: every pool).
-pub fn replicas<'a>(status: &'a Value, pool: Option<&'a str>) -> impl Iterator<Item = &'a Value> {
-    status["children"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(move |c| c["service"] == "serve" && pool.is_none_or(|p| c["pool"] == p))
+pub async fn status(http: &reqwest::Client, ops: &str) -> Result<Status, DrillError> {
+    let answer = json_of(http.get(format!("http://{ops}/api/status")).send().await).await?;
+    serde_json::from_value(answer).map_err(|e| {
+        DrillError::Setup(format!(
+            "{ops} answered something else than the status of brigade up: {e}"
+        ))
+    })
 }
 
 /// Ready primary replicas of the orders pool.
-pub fn ready_primaries(status: &Value) -> usize {
-    replicas(status, Some("orders"))
-        .filter(|c| c["backup"] == false && c["state"] == "ready")
+pub fn ready_primaries(status: &Status) -> usize {
+    status
+        .replicas(Some("orders"))
+        .filter(|c| c.is_ready_primary())
         .count()
 }
 
@@ -250,28 +250,15 @@ pub async fn fired_alerts(
     else {
         return Vec::new();
     };
-    let history: Value = history.json().await.unwrap_or_default();
-    let entries = history
-        .as_array()
-        .cloned()
-        .or_else(|| history["items"].as_array().cloned())
-        .unwrap_or_default();
-    let mut names: Vec<String> = entries
-        .iter()
-        .filter(|e| {
-            e["started_at"]
-                .as_str()
-                .or(e["startsAt"].as_str())
-                .or(e["at"].as_str())
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .is_some_and(|t| t >= since)
-        })
-        .filter_map(|e| {
-            e["labels"]["alertname"]
-                .as_str()
-                .or(e["alertname"].as_str())
-                .map(str::to_owned)
-        })
+    let Ok(history) = history.json::<HistoryAnswer>().await else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = history
+        .history
+        .into_iter()
+        .filter(|e| e.state == "firing")
+        .filter(|e| chrono::DateTime::parse_from_rfc3339(&e.at).is_ok_and(|at| at >= since))
+        .map(|e| e.alertname)
         .collect();
     names.sort();
     names.dedup();

@@ -13,6 +13,7 @@ use super::client::{self, json_of};
 use super::load::Load;
 use super::report::{DatabaseCheck, Scaling};
 use super::{Drill, DrillError};
+use crate::api::{ChildState, ChildStatus, Status};
 
 /// Latency the slow-replica drill adds to one replica.
 pub const SLOW_REPLICA_LATENCY_MS: u64 = 400;
@@ -44,7 +45,7 @@ pub struct Ctx {
     /// The usual number of clients.
     pub clients: usize,
     /// `brigade up`'s status when the drill started.
-    pub status: Value,
+    pub status: Status,
     /// Requests each orders backend took during the phase before the fault. The victim is
     /// the busiest one: a replica the balancer is not sending to (one in slow start after a
     /// restart, or one Peak-EWMA ranks last) would make the fault invisible.
@@ -64,13 +65,14 @@ impl Ctx {
     }
 
     /// The ready orders primary that took the most requests before the fault.
-    fn victim(&self) -> Result<Value, DrillError> {
-        let traffic = |c: &Value| {
-            let address = c["address"].as_str().unwrap_or_default();
+    fn victim(&self) -> Result<ChildStatus, DrillError> {
+        let traffic = |c: &ChildStatus| {
+            let address = c.address.as_deref().unwrap_or_default();
             self.before_traffic.get(address).copied().unwrap_or(0)
         };
-        client::replicas(&self.status, Some("orders"))
-            .filter(|c| c["backup"] == false && c["state"] == "ready")
+        self.status
+            .replicas(Some("orders"))
+            .filter(|c| c.is_ready_primary())
             .max_by_key(|c| traffic(c))
             .cloned()
             .ok_or_else(|| DrillError::Setup("no ready orders replica".into()))
@@ -105,12 +107,12 @@ pub async fn inject(ctx: &Ctx, load: &mut Load) -> Result<Findings, DrillError> 
         Drill::RollingRestart => rolling_restart(ctx).await,
         Drill::ErrorBurst => {
             let victim = ctx.victim()?;
-            let address = victim["address"].as_str().unwrap_or_default();
-            switched(ctx, &[address.to_owned()], json!({"error_ratio": 1.0})).await
+            let address = victim.address.unwrap_or_default();
+            switched(ctx, &[address], json!({"error_ratio": 1.0})).await
         }
         Drill::SlowReplica => {
             let victim = ctx.victim()?;
-            let address = victim["address"].as_str().unwrap_or_default().to_owned();
+            let address = victim.address.unwrap_or_default();
             let switch = json!({"latency_ms": SLOW_REPLICA_LATENCY_MS});
             let mut findings = switched(ctx, std::slice::from_ref(&address), switch).await?;
             findings.slowed = Some(address);
@@ -127,8 +129,8 @@ pub async fn inject(ctx: &Ctx, load: &mut Load) -> Result<Findings, DrillError> 
 /// SIGKILL one replica; whole again when its slot runs a new ready process.
 async fn kill_replica(ctx: &Ctx) -> Result<Findings, DrillError> {
     let victim = ctx.victim()?;
-    let instance = victim["instance"].as_str().unwrap_or_default().to_owned();
-    let pid = victim["pid"].as_u64().unwrap_or_default();
+    let instance = victim.instance;
+    let pid = victim.pid.unwrap_or_default();
     let killed = tokio::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
@@ -140,11 +142,9 @@ async fn kill_replica(ctx: &Ctx) -> Result<Findings, DrillError> {
     let started = Instant::now();
     let recovered = wait_until(async || {
         let now = client::status(&ctx.http, &ctx.ops).await?;
-        Ok(client::replicas(&now, None).any(|c| {
-            c["instance"] == instance.as_str()
-                && c["state"] == "ready"
-                && c["pid"].as_u64() != Some(pid)
-        }))
+        Ok(now
+            .replicas(None)
+            .any(|c| c.instance == instance && c.state == ChildState::Ready && c.pid != Some(pid)))
     })
     .await?;
     Ok(Findings {
@@ -210,14 +210,18 @@ async fn switched(ctx: &Ctx, addresses: &[String], switch: Value) -> Result<Find
 /// The payment provider fails on every replica; whole again when every orders replica's
 /// circuit breaker closed (a trial call succeeded).
 async fn payment_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
-    let addresses: Vec<String> = client::replicas(&ctx.status, None)
-        .filter_map(|c| c["address"].as_str().map(str::to_owned))
+    let addresses: Vec<String> = ctx
+        .status
+        .replicas(None)
+        .filter_map(|c| c.address.clone())
         .collect();
     let mut findings = switched(ctx, &addresses, json!({"payments_outage": true})).await?;
     let admin = ctx.admin_token().await?;
-    let primaries: Vec<String> = client::replicas(&ctx.status, Some("orders"))
-        .filter(|c| c["backup"] == false)
-        .filter_map(|c| c["address"].as_str().map(str::to_owned))
+    let primaries: Vec<String> = ctx
+        .status
+        .replicas(Some("orders"))
+        .filter(|c| !c.backup)
+        .filter_map(|c| c.address.clone())
         .collect();
     let closed = wait_until(async || {
         for address in &primaries {

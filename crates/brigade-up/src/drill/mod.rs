@@ -44,6 +44,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::api::EventKind;
+
 pub use report::{Claim, DatabaseCheck, PaymentCheck, Report, Scaling, TrafficShare};
 
 use client::json_of;
@@ -175,7 +177,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         public,
         http,
     } = client::start(&options.ops).await?;
-    let watch = status["watch"].as_str().map(str::to_owned);
+    let watch = status.watch.clone();
     let passwords = client::DemoPasswords::new(options.password.clone(), &status);
     let customer = client::log_in(
         &http,
@@ -198,10 +200,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         ops: options.ops.clone(),
         ops_token: options.ops_token.clone(),
         public: public.clone(),
-        balancer_admin: status["balancer_admin"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        balancer_admin: status.balancer_admin.clone().unwrap_or_default(),
         passwords,
         hold: options
             .fault
@@ -294,18 +293,11 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         Some(mut scaling) => {
             let now = client::status(&http, &options.ops).await?;
             scaling.replicas[2] = client::ready_primaries(&now);
-            scaling.events = now["events"]
-                .as_array()
+            scaling.events = now
+                .events
                 .into_iter()
-                .flatten()
-                .filter(|e| e["kind"] == "autoscale")
-                .filter(|e| {
-                    e["at"]
-                        .as_str()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                        .is_some_and(|t| t >= started_at)
-                })
-                .filter_map(|e| e["message"].as_str().map(str::to_owned))
+                .filter(|e| e.kind == EventKind::Autoscale && e.at >= started_at)
+                .map(|e| e.message)
                 .collect();
             Some(scaling)
         }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::api::{ChildState, Service, Status};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::DrillError;
 use super::client;
@@ -33,7 +33,7 @@ pub struct ProcessCheck {
 /// SIGKILL the balancer; whole again when it runs as a new process. Meanwhile a probe opens a
 /// new connection every few milliseconds and asks for the shops, until one is answered.
 pub async fn kill_balancer(ctx: &Ctx) -> Result<Findings, DrillError> {
-    let (instance, pid) = child(&ctx.status, "balance")?;
+    let (instance, pid) = child(&ctx.status, Service::Balance)?;
     let probe = ctx
         .public
         .client(
@@ -74,7 +74,7 @@ pub async fn kill_balancer(ctx: &Ctx) -> Result<Findings, DrillError> {
 
 /// SIGKILL watch; whole again when a new watch process answers its API.
 pub async fn kill_watch(ctx: &Ctx) -> Result<Findings, DrillError> {
-    let (instance, pid) = child(&ctx.status, "watch")?;
+    let (instance, pid) = child(&ctx.status, Service::Watch)?;
     sigkill(&instance, pid).await?;
     let killed = Instant::now();
     let recovered = restarted(ctx, &instance, pid, Some("/health/ready")).await?;
@@ -92,17 +92,16 @@ pub async fn kill_watch(ctx: &Ctx) -> Result<Findings, DrillError> {
 }
 
 /// The instance and process id of the child of `service`.
-fn child(status: &Value, service: &str) -> Result<(String, u64), DrillError> {
-    status["children"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["service"] == service && c["state"] == "ready")
-        .and_then(|c| Some((c["instance"].as_str()?.to_owned(), c["pid"].as_u64()?)))
-        .ok_or_else(|| DrillError::Setup(format!("no ready {service} to kill")))
+fn child(status: &Status, service: Service) -> Result<(String, u32), DrillError> {
+    status
+        .children
+        .iter()
+        .find(|c| c.service == service && c.state == ChildState::Ready)
+        .and_then(|c| Some((c.instance.clone(), c.pid?)))
+        .ok_or_else(|| DrillError::Setup(format!("no ready {} to kill", service.as_str())))
 }
 
-async fn sigkill(instance: &str, pid: u64) -> Result<(), DrillError> {
+async fn sigkill(instance: &str, pid: u32) -> Result<(), DrillError> {
     let killed = tokio::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
@@ -120,23 +119,18 @@ async fn sigkill(instance: &str, pid: u64) -> Result<(), DrillError> {
 async fn restarted(
     ctx: &Ctx,
     instance: &str,
-    pid: u64,
+    pid: u32,
     path: Option<&str>,
 ) -> Result<bool, DrillError> {
     wait_until(async || {
         let now = client::status(&ctx.http, &ctx.ops).await?;
-        let Some(child) = now["children"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["instance"] == instance)
-        else {
+        let Some(child) = now.child(instance) else {
             return Ok(false);
         };
-        if child["state"] != "ready" || child["pid"].as_u64() == Some(pid) {
+        if child.state != ChildState::Ready || child.pid == Some(pid) {
             return Ok(false);
         }
-        let (Some(path), Some(address)) = (path, child["address"].as_str()) else {
+        let (Some(path), Some(address)) = (path, child.address.as_deref()) else {
             return Ok(path.is_none());
         };
         Ok(ctx

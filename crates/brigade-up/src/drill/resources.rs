@@ -62,8 +62,9 @@ async fn run_fault(options: &DrillOptions, fault: Fault) -> Result<Report, Drill
         token,
     ) = client::start_as_customer(&options.ops, options.password.clone()).await?;
     let target = target(&http, &public, token.clone()).await?;
-    let replicas: Vec<String> = client::replicas(&status, Some("orders"))
-        .filter_map(|c| c["address"].as_str().map(str::to_owned))
+    let replicas: Vec<String> = status
+        .replicas(Some("orders"))
+        .filter_map(|c| c.address.clone())
         .collect();
     let hold = options.fault.unwrap_or(options.phase);
 

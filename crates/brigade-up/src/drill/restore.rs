@@ -147,7 +147,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         rto,
     };
     let check = measure(database, interval, &record, &samples, &orders, &moments);
-    let alerts = match status["watch"].as_str() {
+    let alerts = match status.watch.as_deref() {
         Some(watch) => client::fired_alerts(&http, watch, started_at).await,
         None => Vec::new(),
     };

@@ -1,7 +1,8 @@
 //! `brigade rollout restart` and `brigade scale`: asks a running `brigade up` through its ops API.
 
-use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use anyhow::Context;
+use brigade_core::Problem;
+use brigade_up::api::{RolloutAnswer, RolloutRequest, ScaleAnswer, ScaleRequest, Status};
 
 use crate::cli::{OpsTokenArgs, RolloutArgs, ScaleArgs};
 
@@ -23,51 +24,38 @@ pub async fn restart(args: RolloutArgs) -> anyhow::Result<()> {
     let pools = match &args.pool {
         Some(pool) => vec![pool.clone()],
         None => {
-            let status: Value = client
+            let status: Status = client
                 .get(format!("http://{}/api/status", args.ops))
                 .send()
                 .await
-                .with_context(|| {
-                    format!("nothing answers at {}; is `brigade up` running?", args.ops)
-                })?
+                .with_context(|| unreachable(&args.ops))?
                 .json()
-                .await?;
-            let mut pools: Vec<String> = status["children"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["pool"].as_str().map(str::to_owned))
-                .collect();
-            pools.sort();
-            pools.dedup();
-            pools
+                .await
+                .with_context(|| format!("{} answered something else than a status", args.ops))?;
+            status.pools()
         }
     };
+    let binary = match &args.binary {
+        Some(binary) => Some(
+            std::fs::canonicalize(binary)
+                .with_context(|| format!("--binary {}", binary.display()))?,
+        ),
+        None => None,
+    };
     for pool in pools {
-        let body = match &args.binary {
-            Some(binary) => {
-                json!({"binary": std::fs::canonicalize(binary).with_context(|| format!("--binary {}", binary.display()))?})
-            }
-            None => json!({}),
-        };
         let answer = client
             .post(format!("http://{}/api/pools/{pool}/rollout", args.ops))
             .header(brigade_up::ops_guard::TOKEN_HEADER, &token)
-            .json(&body)
+            .json(&RolloutRequest {
+                binary: binary.clone(),
+            })
             .send()
             .await
-            .with_context(|| {
-                format!("nothing answers at {}; is `brigade up` running?", args.ops)
-            })?;
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!(
-                "rollout of {pool} failed: {}",
-                body["detail"].as_str().unwrap_or("?")
-            );
-        }
-        println!("{pool}: {} replicas replaced", body["replaced"]);
+            .with_context(|| unreachable(&args.ops))?;
+        let answer: RolloutAnswer = read(answer)
+            .await
+            .map_err(|detail| anyhow::anyhow!("rollout of {pool} failed: {detail}"))?;
+        println!("{}: {} replicas replaced", answer.pool, answer.replaced);
     }
     Ok(())
 }
@@ -78,15 +66,34 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     let answer = reqwest::Client::new()
         .post(format!("http://{}/api/pools/{}/scale", args.ops, args.pool))
         .header(brigade_up::ops_guard::TOKEN_HEADER, &token)
-        .json(&json!({"replicas": args.replicas}))
+        .json(&ScaleRequest {
+            replicas: args.replicas,
+        })
         .send()
         .await
-        .with_context(|| format!("nothing answers at {}; is `brigade up` running?", args.ops))?;
-    let status = answer.status();
-    let body: Value = answer.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{}", body["detail"].as_str().unwrap_or("scaling refused"));
-    }
-    println!("{}: scaling to {} replicas", args.pool, args.replicas);
+        .with_context(|| unreachable(&args.ops))?;
+    let answer: ScaleAnswer = read(answer)
+        .await
+        .map_err(|detail| anyhow::anyhow!(detail))?;
+    println!("{}: scaling to {} replicas", answer.pool, answer.replicas);
     Ok(())
+}
+
+fn unreachable(ops: &str) -> String {
+    format!("nothing answers at {ops}; is `brigade up` running?")
+}
+
+/// The answer of type `T`, or the problem's detail when the ops API refused.
+async fn read<T: serde::de::DeserializeOwned>(answer: reqwest::Response) -> Result<T, String> {
+    if answer.status().is_success() {
+        return answer
+            .json()
+            .await
+            .map_err(|e| format!("unexpected answer: {e}"));
+    }
+    let status = answer.status();
+    let problem: Option<Problem> = answer.json().await.ok();
+    Err(problem
+        .and_then(|p| p.detail)
+        .unwrap_or_else(|| format!("refused with {status}")))
 }

@@ -1,0 +1,268 @@
+//! The ops API's contract: the answers and requests of `brigade up`'s ops port (default
+//! 127.0.0.1:8081) as serde types that the server ([`crate::ops`]) and every client —
+//! `brigade status`, `brigade rollout`/`scale`, the drills — compile against.
+//!
+//! Why a module of `brigade-up` and not a crate of its own: every client already links
+//! `brigade-up` (the CLI runs its status view and drills from it), so one public module gives
+//! one definition without another crate to keep in step; the balancer's admin API does the same
+//! in `brigade_balance::api` and watch's in `brigade_watch::contract`. A field renamed here
+//! fails to compile in every reader instead of reading as absent at run time.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use crate::child_state::ChildState;
+pub use crate::public::PublicEndpoint;
+
+/// `GET /api/status`: what runs, where, in which state, and the recent events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// The public address (the balancer).
+    pub public: Option<String>,
+    /// The public URL (`https://…` when the port speaks TLS) and the certificate it serves:
+    /// `public_url` and `public_ca`, what `brigade drill` in another process needs to reach it.
+    #[serde(flatten)]
+    pub endpoint: Option<PublicEndpoint>,
+    /// The balancer's admin address.
+    pub balancer_admin: Option<String>,
+    /// The watch API address.
+    pub watch: Option<String>,
+    /// The data directory (absolute): its `demo-accounts.json` is how a local `brigade drill`
+    /// logs in without being given a password.
+    pub data_dir: Option<PathBuf>,
+    /// Every child.
+    pub children: Vec<ChildStatus>,
+    /// Recent events, oldest first.
+    pub events: Vec<Event>,
+}
+
+impl Status {
+    /// The public port as a client reaches it: the endpoint, else plain http at `public`
+    /// (an `up` from before TLS).
+    pub fn public_endpoint(&self) -> Option<PublicEndpoint> {
+        self.endpoint.clone().or_else(|| {
+            self.public.as_ref().map(|address| PublicEndpoint {
+                url: format!("http://{address}"),
+                ca: None,
+            })
+        })
+    }
+
+    /// The replicas of `pool` (`None`: of every pool).
+    pub fn replicas<'a>(&'a self, pool: Option<&'a str>) -> impl Iterator<Item = &'a ChildStatus> {
+        self.children.iter().filter(move |child| {
+            child.service == Service::Serve && pool.is_none_or(|p| child.pool.as_deref() == Some(p))
+        })
+    }
+
+    /// The child called `instance`.
+    pub fn child(&self, instance: &str) -> Option<&ChildStatus> {
+        self.children
+            .iter()
+            .find(|child| child.instance == instance)
+    }
+
+    /// The names of the replica pools, sorted, without repeats.
+    pub fn pools(&self) -> Vec<String> {
+        let mut pools: Vec<String> = self
+            .children
+            .iter()
+            .filter_map(|child| child.pool.clone())
+            .collect();
+        pools.sort();
+        pools.dedup();
+        pools
+    }
+}
+
+/// Which brigade command a child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    /// `brigade serve`: a replica.
+    Serve,
+    /// `brigade balance`: the load balancer.
+    Balance,
+    /// `brigade watch`: metrics and alerts.
+    Watch,
+}
+
+impl Service {
+    /// The subcommand's name, as logs and metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Serve => "serve",
+            Self::Balance => "balance",
+            Self::Watch => "watch",
+        }
+    }
+}
+
+/// A child as the ops API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildStatus {
+    /// What it runs.
+    pub service: Service,
+    /// Unique name.
+    pub instance: String,
+    /// Its pool (replicas only).
+    pub pool: Option<String>,
+    /// Backup replica.
+    pub backup: bool,
+    /// Where it stands.
+    pub state: ChildState,
+    /// Where it listens.
+    pub address: Option<String>,
+    /// Its process id.
+    pub pid: Option<u32>,
+    /// How often it was restarted.
+    pub restarts: u32,
+    /// Why it last failed to start or exited: its exit status and last output lines.
+    pub last_error: Option<String>,
+}
+
+impl ChildStatus {
+    /// A primary (not backup) replica that is ready.
+    pub fn is_ready_primary(&self) -> bool {
+        !self.backup && self.state == ChildState::Ready
+    }
+}
+
+/// How much an event matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventLevel {
+    /// Something done as planned.
+    Info,
+    /// Something went wrong and is being handled.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl EventLevel {
+    /// The word in the JSON and in the metrics' `level` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+
+    /// `Info` when `succeeded`, else `Error`.
+    pub fn of_outcome(succeeded: bool) -> Self {
+        if succeeded { Self::Info } else { Self::Error }
+    }
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A child answered its readiness check.
+    Ready,
+    /// A child failed to start.
+    Failed,
+    /// A child exited unexpectedly.
+    Exited,
+    /// A child is being started again after a backoff.
+    Restarting,
+    /// A child exited too often in a short time.
+    CrashLoop,
+    /// The supervisor is stopping its children.
+    Stopping,
+    /// Every child stopped.
+    Stopped,
+    /// A pool was scaled.
+    Scale,
+    /// A pool's replicas were replaced one at a time.
+    Rollout,
+    /// The autoscaler changed a pool's size.
+    Autoscale,
+    /// The link to the database (`brigade drill db-outage`'s proxy) changed.
+    DbLink,
+    /// The store was lost, restored or could not be.
+    Store,
+    /// A continuous backup failed.
+    Backup,
+    /// The off-peak job schedule.
+    Jobs,
+    /// One off-peak job ran.
+    Job,
+}
+
+impl EventKind {
+    /// The word in the JSON and in the metrics' `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Exited => "exited",
+            Self::Restarting => "restarting",
+            Self::CrashLoop => "crash_loop",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Scale => "scale",
+            Self::Rollout => "rollout",
+            Self::Autoscale => "autoscale",
+            Self::DbLink => "db_link",
+            Self::Store => "store",
+            Self::Backup => "backup",
+            Self::Jobs => "jobs",
+            Self::Job => "job",
+        }
+    }
+}
+
+/// One thing the supervisor did or saw.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// How much it matters.
+    pub level: EventLevel,
+    /// What it is about.
+    pub kind: EventKind,
+    /// The child's instance name (e.g. `serve-orders-2`), if about one.
+    pub instance: Option<String>,
+    /// Words for people.
+    pub message: String,
+}
+
+/// Body of `POST /api/pools/{pool}/rollout`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutRequest {
+    /// New replicas run this binary (an upgrade); absent: the current one (a restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+}
+
+/// Answer of `POST /api/pools/{pool}/rollout`, once every replica was replaced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutAnswer {
+    /// The pool.
+    pub pool: String,
+    /// How many replicas were replaced.
+    pub replaced: usize,
+}
+
+/// Body of `POST /api/pools/{pool}/scale`, and its answer (202: the pool is being scaled).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    /// The number of primary replicas wanted (1 to 64).
+    pub replicas: usize,
+}
+
+/// Answer of `POST /api/pools/{pool}/scale`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScaleAnswer {
+    /// The pool.
+    pub pool: String,
+    /// The number of primary replicas it is being scaled to.
+    pub replicas: usize,
+}

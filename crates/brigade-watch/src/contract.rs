@@ -1,0 +1,143 @@
+//! The answers of watch's HTTP API that other processes read — `brigade status`, the drills and
+//! the ops dashboard's forwards — as serde types the server and every client compile against.
+//!
+//! Why here and not in a crate of their own: watch owns the API, its clients already depend on
+//! watch for its rules, and a separate crate would hold nothing else. A field renamed on one
+//! side now fails to compile on the other instead of reading as absent at run time (the drills'
+//! alert check once looked for `items` in an answer that has `history`).
+//!
+//! The shapes are Prometheus's HTTP API where watch answers the same question (`/api/v1/query`,
+//! `/api/v1/alerts`), so Grafana and promtool-style clients read them too.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::rules::AlertState;
+
+/// Label names to values.
+pub type Labels = BTreeMap<String, String>;
+
+/// `GET /api/v1/alerts`: every pending or firing alert, sorted by labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsAnswer {
+    /// The alerts.
+    pub alerts: Vec<AlertView>,
+}
+
+/// One pending or firing alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertView {
+    /// Identity of the label set.
+    pub fingerprint: String,
+    /// Its labels (`alertname` among them).
+    pub labels: Labels,
+    /// Its annotations (`summary`, `description`, `runbook_url`).
+    pub annotations: Labels,
+    /// Pending or firing.
+    pub state: AlertState,
+    /// The value that made it active; `None` when not a finite number.
+    pub value: Option<f64>,
+    /// When it became active (RFC 3339).
+    pub active_at: String,
+    /// When it started firing (RFC 3339).
+    pub fired_at: Option<String>,
+    /// The rule group.
+    pub group: String,
+    /// Silences that mute it.
+    pub silenced_by: Vec<String>,
+    /// Alerts that inhibit it.
+    pub inhibited_by: Vec<String>,
+}
+
+impl AlertView {
+    /// The alert's name.
+    pub fn name(&self) -> &str {
+        self.labels.get("alertname").map_or("?", String::as_str)
+    }
+}
+
+/// `GET /api/v1/alerts/history`: state changes, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryAnswer {
+    /// The changes.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One state change of one alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Identity of the label set.
+    pub fingerprint: String,
+    /// The alert's name.
+    pub alertname: String,
+    /// `pending`, `firing` or `inactive` (resolved).
+    pub state: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The alert at that moment, as notifiers received it.
+    pub alert: serde_json::Value,
+}
+
+/// `GET /api/v1/query` and `/api/v1/query_range`: `{"status": "success", "data": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryAnswer {
+    /// Always `success` (failures are problem+json).
+    pub status: String,
+    /// The result.
+    pub data: QueryData,
+}
+
+impl QueryAnswer {
+    /// A successful answer.
+    pub fn success(data: QueryData) -> Self {
+        Self {
+            status: "success".to_owned(),
+            data,
+        }
+    }
+}
+
+/// A sample as Prometheus writes it: seconds since the epoch and the value as text (`NaN`,
+/// `+Inf` included).
+pub type Point = (f64, String);
+
+/// A query's result, tagged by `resultType`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+pub enum QueryData {
+    /// One number.
+    Scalar(Point),
+    /// One string.
+    String((f64, String)),
+    /// One sample per series.
+    Vector(Vec<VectorSample>),
+    /// A range of samples per series.
+    Matrix(Vec<MatrixSeries>),
+}
+
+/// One series' sample of an instant vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorSample {
+    /// The series' labels.
+    pub metric: Labels,
+    /// The sample.
+    pub value: Point,
+}
+
+impl VectorSample {
+    /// The value as a number (`None` when the text is not one).
+    pub fn number(&self) -> Option<f64> {
+        self.value.1.parse().ok()
+    }
+}
+
+/// One series' samples over a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatrixSeries {
+    /// The series' labels.
+    pub metric: Labels,
+    /// The samples, oldest first.
+    pub values: Vec<Point>,
+}
