@@ -260,15 +260,21 @@ fn half_open_connections_are_closed_and_memory_comes_back() {
     let first = stall(&serve);
     let second = stall(&serve);
     eprintln!("{STALLED} stalled connections, RSS {before} MiB before: {first:?}, then {second:?}");
-    assert!(first.held_mib < before + 256, "{first:?}");
+    assert!(first.peak_mib < before + 256, "{first:?}");
+    // Peaks are the kernel's high-water mark (VmHWM), not a sample taken at some moment, so
+    // the comparison does not depend on when the test looked. A second wave that did not
+    // reuse the first one's memory would raise the peak by a whole wave's cost; allocator
+    // bookkeeping across worker threads may add a little, so a quarter of it is allowed.
+    let wave_cost = first.peak_mib.saturating_sub(before);
+    let slack = (wave_cost / 4).max(16);
     assert!(
-        second.held_mib <= first.held_mib + 16,
-        "the second wave took more memory: {first:?} → {second:?}"
+        second.peak_mib <= first.peak_mib + slack,
+        "the second wave took more memory (slack {slack} MiB): {first:?} → {second:?}"
     );
     // What is left after a wave is memory the allocator keeps for the next one: never more
     // than the first wave's peak (plus slack), however many waves come.
     assert!(
-        second.after_mib <= first.held_mib + 16,
+        second.after_mib <= first.peak_mib + slack,
         "{first:?} → {second:?}"
     );
     let health = reqwest::blocking::get(serve.url("/health/live")).unwrap();
@@ -285,6 +291,8 @@ struct Wave {
     opened: Duration,
     all_closed: Duration,
     held_mib: u64,
+    /// The process's peak resident memory so far (VmHWM), once the wave was closed.
+    peak_mib: u64,
     after_mib: u64,
 }
 
@@ -353,6 +361,7 @@ fn stall(serve: &Serve) -> Wave {
         opened,
         all_closed: started.elapsed(),
         held_mib,
+        peak_mib: serve.memory_mib("VmHWM"),
         after_mib: serve.memory_mib("VmRSS"),
     }
 }
