@@ -7,11 +7,10 @@
 //! because CPU seconds are fractional and the `metrics` counters are integers).
 
 use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Histogram buckets for request durations, in seconds (OpenTelemetry HTTP semantic conventions).
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -21,7 +20,6 @@ pub const DURATION_BUCKETS: &[f64] = &[
 /// Renders this process's metrics in the Prometheus text format.
 pub struct MetricsRenderer {
     handle: PrometheusHandle,
-    process: Mutex<ProcessProbe>,
 }
 
 impl std::fmt::Debug for MetricsRenderer {
@@ -80,10 +78,7 @@ pub fn renderer() -> &'static MetricsRenderer {
             // Rendering still empties the buffers; only an unscraped process is affected.
             Err(error) => eprintln!("brigade: cannot start the metrics upkeep thread: {error}"),
         }
-        MetricsRenderer {
-            handle,
-            process: Mutex::new(ProcessProbe::new()),
-        }
+        MetricsRenderer { handle }
     })
 }
 
@@ -108,70 +103,71 @@ impl MetricsRenderer {
     /// The full exposition: recorded metrics, then `process_*`.
     pub fn render(&self) -> String {
         let mut text = self.handle.render();
-        if let Ok(mut probe) = self.process.lock() {
-            probe.render_into(&mut text);
-        }
+        render_process_metrics(&mut text);
         text
     }
 }
 
-/// Reads this process's CPU time and memory from the operating system.
-struct ProcessProbe {
-    system: Option<System>,
-    pid: Pid,
-}
-
-impl ProcessProbe {
-    fn new() -> Self {
-        Self {
-            system: System::new().ok(),
-            pid: Pid::from_u32(std::process::id()),
-        }
-    }
-
-    fn render_into(&mut self, text: &mut String) {
-        let Some(system) = self.system.as_mut() else {
-            return;
-        };
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&[self.pid]),
-            false,
-            ProcessRefreshKind::nothing().with_cpu().with_memory(),
-        );
-        let Some(process) = system.process(self.pid) else {
-            return;
-        };
-        let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
+/// Renders the standard `process_*` metrics (the set client_golang defines) from
+/// `metrics-process`'s snapshot of `/proc/self`.
+///
+/// The snapshot is rendered here rather than recorded through that crate's `Collector`: it
+/// records CPU seconds with an integer counter (whole seconds, too coarse for a one-minute
+/// rate of an idle process) or, optionally, as a gauge named `_total`, which
+/// `promtool check metrics` rejects.
+fn render_process_metrics(text: &mut String) {
+    let snapshot = metrics_process::collector::collect();
+    let mut write = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        if let Some(value) = value {
             let _ = writeln!(
                 text,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
-        };
-        gauge(
-            "process_cpu_seconds_total",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-            process.accumulated_cpu_time() as f64 / 1000.0,
-        );
-        gauge(
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            process.memory() as f64,
-        );
-        gauge(
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size in bytes.",
-            process.virtual_memory() as f64,
-        );
-        gauge(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-            process.start_time() as f64,
-        );
-    }
+        }
+    };
+    let bytes = |value: Option<u64>| value.map(|v| v as f64);
+    write(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        snapshot.cpu_seconds_total,
+    );
+    write(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        bytes(snapshot.resident_memory_bytes),
+    );
+    write(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        bytes(snapshot.virtual_memory_bytes),
+    );
+    write(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        bytes(snapshot.start_time_seconds),
+    );
+    write(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        bytes(snapshot.open_fds),
+    );
+    write(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+        bytes(snapshot.max_fds),
+    );
+    write(
+        "process_threads",
+        "gauge",
+        "Number of OS threads in the process.",
+        bytes(snapshot.threads),
+    );
 }
 
 #[cfg(test)]
@@ -206,5 +202,7 @@ mod tests {
         );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(text.contains("process_cpu_seconds_total "), "{text}");
+        assert!(text.contains("process_open_fds "), "{text}");
+        assert!(text.contains("process_max_fds "), "{text}");
     }
 }
