@@ -155,7 +155,7 @@ impl Watch {
             .unwrap_or_else(|| format!("http://{address}"));
         let deliverer = Deliverer::new(&config.receivers, &config.delivery, &external_url)
             .map_err(WatchError::Config)?;
-        let db = Db::connect(storage).await?;
+        let db = Db::open(storage).await?;
 
         // Restore: alerts of each rule, silences, what was already notified.
         let mut stored: HashMap<String, String> =

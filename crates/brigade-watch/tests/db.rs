@@ -1,7 +1,7 @@
 //! Alert state, history, silences and the notification log round-trip through both backends.
 //! The PostgreSQL case runs when BRIGADE_TEST_POSTGRES_URL is set (always under CI=true).
 
-use brigade_core::config::StorageSettings;
+use brigade_core::config::{DatabaseKind, StorageSettings};
 use brigade_watch::db::Db;
 
 async fn round_trip(db: &Db, prefix: &str) {
@@ -61,9 +61,53 @@ async fn sqlite_round_trip() {
         data_dir: dir.path().to_path_buf(),
         ..StorageSettings::default()
     };
-    let db = Db::connect(&settings).await.unwrap();
-    assert!(matches!(db, Db::Sqlite(_)));
+    let db = Db::open(&settings).await.unwrap();
+    assert_eq!(db.kind(), DatabaseKind::Sqlite);
     round_trip(&db, "sqlite").await;
+}
+
+/// Watch writes to the replicas' SQLite file through the same write gate: while another
+/// process holds the file's write lock (as a replica does during an order), watch's write
+/// waits for it instead of competing in SQLite's busy handler, and goes through once it is
+/// released.
+#[tokio::test]
+async fn sqlite_writes_queue_at_the_replicas_write_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StorageSettings {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageSettings::default()
+    };
+    let db = Db::open(&settings).await.unwrap();
+    let database = settings.effective_url();
+    let file = database
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let lock_path = format!("{}.write-lock", file.split('?').next().unwrap());
+    // Another process's turn: `flock` from a child, held until we tell it to stop.
+    let mut holder = std::process::Command::new("flock")
+        .args(["--exclusive", &lock_path, "sleep", "1.5"])
+        .spawn()
+        .unwrap();
+    // Wait until the child holds it (a non-blocking try fails).
+    let lock = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&lock_path)
+        .unwrap();
+    while lock.try_lock().is_ok() {
+        lock.unlock().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let started = std::time::Instant::now();
+    db.save_rule_state("gate/Rule", "{}", 1).await.unwrap();
+    let waited = started.elapsed();
+    holder.wait().unwrap();
+    assert!(
+        waited >= std::time::Duration::from_millis(800),
+        "the write did not wait for the lock's holder ({waited:?})"
+    );
+    let states = db.load_rule_states().await.unwrap();
+    assert!(states.iter().any(|(key, _)| key == "gate/Rule"));
 }
 
 #[tokio::test]
@@ -76,7 +120,7 @@ async fn postgres_round_trip() {
         database_url: Some(url),
         ..StorageSettings::default()
     };
-    let db = Db::connect(&settings).await.unwrap();
-    assert!(matches!(db, Db::Postgres(_)));
+    let db = Db::open(&settings).await.unwrap();
+    assert_eq!(db.kind(), DatabaseKind::Postgres);
     round_trip(&db, &uuid::Uuid::now_v7().to_string()).await;
 }
