@@ -18,7 +18,11 @@ mod reports;
 mod rows;
 mod settle;
 mod sql;
+mod sql_accounts;
+mod sql_catalogue;
+mod sql_kitchen;
 mod sql_ledger;
+mod sql_orders;
 mod sql_reports;
 mod sql_settle;
 mod sqlite;
@@ -159,7 +163,9 @@ pub struct StoredResponse {
 /// either a single statement or one transaction, and concurrent calls (two chefs claiming one
 /// ticket) resolve to exactly one winner.
 #[async_trait]
-pub trait Store: Ledger + Reports + Send + Sync + 'static {
+pub trait Store:
+    Catalogue + Orders + Kitchen + Accounts + Ledger + Reports + Send + Sync + 'static
+{
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Pool occupancy.
@@ -173,7 +179,13 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<usize>;
     /// Closes the pool, waiting for connections in use to be returned.
     async fn close(&self);
+}
 
+/// Shops, their stations, the items and the menu (`sql_catalogue.rs`).
+///
+/// Part of [`Store`]; a component that needs only this part can take `&dyn Catalogue`.
+#[async_trait]
+pub trait Catalogue: Send + Sync + 'static {
     /// Creates a shop.
     async fn create_shop(&self, shop: &NewShop, actor: &Actor) -> StoreResult<Shop>;
     /// Lists shops by name.
@@ -182,7 +194,6 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     async fn get_shop(&self, id: Uuid) -> StoreResult<Shop>;
     /// Changes the fields present in `patch`.
     async fn update_shop(&self, id: Uuid, patch: &ShopPatch, actor: &Actor) -> StoreResult<Shop>;
-
     /// Adds a station to a shop.
     async fn create_station(
         &self,
@@ -194,7 +205,6 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     async fn list_stations(&self, shop_id: Uuid) -> StoreResult<Vec<Station>>;
     /// Work waiting at each station of a shop.
     async fn station_loads(&self, shop_id: Uuid) -> StoreResult<Vec<StationLoad>>;
-
     /// Adds an item to the catalogue.
     async fn create_item(&self, item: &NewItem, actor: &Actor) -> StoreResult<Item>;
     /// The catalogue by category and name.
@@ -211,7 +221,14 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// A shop's menu: its items with availability and the station cooking each.
     async fn menu(&self, shop_id: Uuid) -> StoreResult<Vec<MenuItem>>;
+}
 
+/// Placing orders exactly once (idempotency keys), reading, listing and moving them through
+/// their states (`sql_orders.rs`).
+///
+/// Part of [`Store`]; a component that needs only this part can take `&dyn Orders`.
+#[async_trait]
+pub trait Orders: Send + Sync + 'static {
     /// Writes a new order with its tickets in one transaction, honouring the idempotency key.
     async fn place_order(&self, placement: Placement) -> StoreResult<PlaceOutcome>;
     /// Looks up a stored idempotent response without writing anything.
@@ -236,7 +253,13 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
         to: OrderStatus,
         actor: &Actor,
     ) -> StoreResult<Order>;
+}
 
+/// Station queues and the tickets chefs claim and complete (`sql_kitchen.rs`).
+///
+/// Part of [`Store`]; a component that needs only this part can take `&dyn Kitchen`.
+#[async_trait]
+pub trait Kitchen: Send + Sync + 'static {
     /// A station's queued and claimed tickets, oldest first.
     async fn station_queue(&self, station_id: Uuid) -> StoreResult<Vec<QueuedTicket>>;
     /// Claims the oldest claimable ticket of a station, if any.
@@ -245,7 +268,17 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     async fn claim_ticket(&self, ticket_id: Uuid, actor: &Actor) -> StoreResult<Ticket>;
     /// Marks a claimed ticket done; the order becomes `ready` when it was the last one.
     async fn complete_ticket(&self, ticket_id: Uuid, actor: &Actor) -> StoreResult<Ticket>;
+    /// The shop a station belongs to.
+    async fn shop_of_station(&self, station_id: Uuid) -> StoreResult<Uuid>;
+    /// The shop a ticket is cooked at.
+    async fn shop_of_ticket(&self, ticket_id: Uuid) -> StoreResult<Uuid>;
+}
 
+/// Accounts, sessions and roles, and the token signing key (`sql_accounts.rs`).
+///
+/// Part of [`Store`]; a component that needs only this part can take `&dyn Accounts`.
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
     /// Creates an account; a taken e-mail address is a duplicate conflict.
     async fn create_account(
         &self,
@@ -264,10 +297,6 @@ pub trait Store: Ledger + Reports + Send + Sync + 'static {
     ) -> StoreResult<Uuid>;
     /// A session with its account, if it exists.
     async fn session(&self, id: Uuid) -> StoreResult<Option<SessionRecord>>;
-    /// The shop a station belongs to.
-    async fn shop_of_station(&self, station_id: Uuid) -> StoreResult<Uuid>;
-    /// The shop a ticket is cooked at.
-    async fn shop_of_ticket(&self, ticket_id: Uuid) -> StoreResult<Uuid>;
     /// Every account, by e-mail address.
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
     /// Replaces an account's password hash (`brigade demo-data --reset-passwords`).
