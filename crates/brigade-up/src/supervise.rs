@@ -82,95 +82,26 @@ pub(crate) async fn keep<K: Kind>(
         }
         shared.update(&instance, |s| s.state = ChildState::Starting);
         let started = Instant::now();
-        let mut serving = match kind.start(&stop).await {
-            Ok(running) => Some(running),
-            Err(StartFailure::Stopped) => break,
-            Err(StartFailure::Failed(cause)) => {
-                failed(&shared, &instance, EventKind::Failed, &cause);
-                None
-            }
-        };
-        if let Some(running) = &serving {
-            mark_ready(&shared, &kind, running);
-        }
-        // Serve until it exits or we are told to stop; replace it when asked.
-        while let Some(current) = serving.as_mut() {
-            tokio::select! {
-                status = current.exited() => {
-                    let cause = current.cause(status).await;
-                    failed(&shared, &instance, EventKind::Exited, &format!("exited unexpectedly ({cause})"));
-                    kind.exited(current).await;
-                    serving = None;
-                }
-                () = stop.wait() => {
-                    if let Some(old) = serving.take() {
-                        shared.update(&instance, |s| s.state = ChildState::Stopping);
-                        kind.retire(old).await;
-                    }
+        match kind.start(&stop).await {
+            Ok(running) => {
+                mark_ready(&shared, &kind, &running);
+                if let Served::Stopped =
+                    serve(&mut kind, &shared, &stop, &mut replace, running).await
+                {
                     shared.update(&instance, |s| s.state = ChildState::Stopped);
                     return;
                 }
-                Some(done) = replace.recv() => {
-                    let replaced = match kind.start(&stop).await {
-                        Ok(new) => {
-                            mark_ready(&shared, &kind, &new);
-                            if let Some(old) = serving.replace(new) {
-                                kind.retire(old).await;
-                            }
-                            true
-                        }
-                        Err(failure) => {
-                            if let StartFailure::Failed(cause) = failure {
-                                failed(&shared, &instance, EventKind::Failed, &cause);
-                            }
-                            if let Some(current) = serving.as_ref() {
-                                mark_ready(&shared, &kind, current);
-                            }
-                            false
-                        }
-                    };
-                    let _ = done.send(replaced);
-                }
+            }
+            Err(StartFailure::Stopped) => break,
+            Err(StartFailure::Failed(cause)) => {
+                failed(&shared, &instance, EventKind::Failed, &cause);
             }
         }
         // It exited (or never started): back off, then start it again.
         if started.elapsed() >= STABLE_AFTER {
             delay = Duration::ZERO;
         }
-        let now = Instant::now();
-        crashes.retain(|at| now.duration_since(*at) < CRASH_LOOP_WINDOW);
-        crashes.push(now);
-        let looping = crashes.len() >= CRASH_LOOP_CRASHES;
-        crate::metrics::restarted(&kind.metrics_label(), looping);
-        shared.update(&instance, |s| {
-            s.restarts += 1;
-            s.state = if looping {
-                ChildState::CrashLoop
-            } else {
-                ChildState::Restarting
-            };
-            s.pid = None;
-        });
-        if looping {
-            shared.events.push(
-                EventLevel::Error,
-                EventKind::CrashLoop,
-                Some(&instance),
-                format!(
-                    "{} crashes within {} s; restarting in {} ms",
-                    crashes.len(),
-                    CRASH_LOOP_WINDOW.as_secs(),
-                    delay.as_millis()
-                ),
-            );
-        } else {
-            shared.events.push(
-                EventLevel::Warn,
-                EventKind::Restarting,
-                Some(&instance),
-                format!("restarting in {} ms", delay.as_millis()),
-            );
-        }
+        record_restart(&kind, &shared, &mut crashes, delay);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = stop.wait() => {}
@@ -182,6 +113,98 @@ pub(crate) async fn keep<K: Kind>(
         };
     }
     shared.update(&instance, |s| s.state = ChildState::Stopped);
+}
+
+/// How serving one process of a child ended.
+enum Served {
+    /// It exited on its own: start it again.
+    Exited,
+    /// The supervisor is stopping; it was retired.
+    Stopped,
+}
+
+/// Serves with `running` until it exits or the supervisor stops, replacing it (surge: the new
+/// one serves before the old one leaves) each time one is asked on `replace`.
+async fn serve<K: Kind>(
+    kind: &mut K,
+    shared: &Shared,
+    stop: &Shutdown,
+    replace: &mut mpsc::Receiver<Replace>,
+    mut running: Running,
+) -> Served {
+    let instance = kind.instance().to_owned();
+    loop {
+        tokio::select! {
+            status = running.exited() => {
+                let cause = running.cause(status).await;
+                failed(shared, &instance, EventKind::Exited, &format!("exited unexpectedly ({cause})"));
+                kind.exited(&running).await;
+                return Served::Exited;
+            }
+            () = stop.wait() => {
+                shared.update(&instance, |s| s.state = ChildState::Stopping);
+                kind.retire(running).await;
+                return Served::Stopped;
+            }
+            Some(done) = replace.recv() => {
+                let replaced = match kind.start(stop).await {
+                    Ok(new) => {
+                        mark_ready(shared, kind, &new);
+                        let old = std::mem::replace(&mut running, new);
+                        kind.retire(old).await;
+                        true
+                    }
+                    Err(failure) => {
+                        if let StartFailure::Failed(cause) = failure {
+                            failed(shared, &instance, EventKind::Failed, &cause);
+                        }
+                        mark_ready(shared, kind, &running);
+                        false
+                    }
+                };
+                let _ = done.send(replaced);
+            }
+        }
+    }
+}
+
+/// Counts a restart of `kind`'s child, `delay` from now: its state (restarting, or crash loop
+/// after [`CRASH_LOOP_CRASHES`] within [`CRASH_LOOP_WINDOW`]), the metric and the event.
+fn record_restart<K: Kind>(kind: &K, shared: &Shared, crashes: &mut Vec<Instant>, delay: Duration) {
+    let instance = kind.instance();
+    let now = Instant::now();
+    crashes.retain(|at| now.duration_since(*at) < CRASH_LOOP_WINDOW);
+    crashes.push(now);
+    let looping = crashes.len() >= CRASH_LOOP_CRASHES;
+    crate::metrics::restarted(&kind.metrics_label(), looping);
+    shared.update(instance, |s| {
+        s.restarts += 1;
+        s.state = if looping {
+            ChildState::CrashLoop
+        } else {
+            ChildState::Restarting
+        };
+        s.pid = None;
+    });
+    let (level, event, message) = if looping {
+        (
+            EventLevel::Error,
+            EventKind::CrashLoop,
+            format!(
+                "{} crashes within {} s; restarting in {} ms",
+                crashes.len(),
+                CRASH_LOOP_WINDOW.as_secs(),
+                delay.as_millis()
+            ),
+        )
+    } else {
+        (
+            EventLevel::Warn,
+            EventKind::Restarting,
+            format!("restarting in {} ms", delay.as_millis()),
+        )
+    };
+    shared.events.push(level, event, Some(instance), message);
 }
 
 fn mark_ready<K: Kind>(shared: &Shared, kind: &K, running: &Running) {

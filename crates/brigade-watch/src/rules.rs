@@ -246,100 +246,16 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<RuleGroup>, RuleError> {
             rule: rule.to_owned(),
             message,
         };
-        if group.name.is_empty() {
-            return Err(invalid("", "group name must not be empty".into()));
-        }
         if !names.insert(group.name.clone()) {
             return Err(invalid("", "group name is used twice".into()));
         }
-        if group.limit.is_some_and(|l| l > 0) {
-            return Err(invalid("", "group limit is not supported".into()));
-        }
-        let interval_ms = group
-            .interval
-            .as_deref()
-            .map(parse_duration_ms)
-            .transpose()
-            .map_err(|m| invalid("", m))?;
+        let interval_ms = check_group(&group).map_err(|m| invalid("", m))?;
         let mut rules = Vec::new();
         for def in group.rules {
             let rule_name = def.alert.clone().or(def.record.clone()).unwrap_or_default();
-            let invalid = |message: String| invalid(&rule_name, message);
-            let expr = match &def.expr {
-                serde_yaml_ng::Value::String(s) => s.clone(),
-                serde_yaml_ng::Value::Number(n) => n.to_string(),
-                _ => return Err(invalid("expr must be a string".into())),
-            };
-            let query = Query::parse(&expr).map_err(|e| match e {
-                PromqlError::Unsupported(what) => invalid(format!("unsupported {what}")),
-                other => invalid(other.to_string()),
-            })?;
-            let mut labels = group.labels.clone();
-            labels.extend(def.labels.clone());
-            for name in labels.keys() {
-                if !valid_label_name(name) {
-                    return Err(invalid(format!("invalid label name {name:?}")));
-                }
-            }
-            match (def.alert, def.record) {
-                (Some(alert), None) => {
-                    if !valid_label_name(&alert)
-                        && !alert.chars().all(|c| c.is_alphanumeric() || c == '_')
-                    {
-                        return Err(invalid("invalid alert name".into()));
-                    }
-                    let duration = |d: &Option<String>| -> Result<i64, RuleError> {
-                        d.as_deref()
-                            .map(parse_duration_ms)
-                            .transpose()
-                            .map(|d| d.unwrap_or(0))
-                            .map_err(&invalid)
-                    };
-                    let sample = Labels::new();
-                    for (key, text) in labels.iter().chain(def.annotations.iter()) {
-                        template::render(text, &sample, 0.0)
-                            .map_err(|e| invalid(format!("{key}: {e}")))?;
-                    }
-                    rules.push(Rule::Alerting(AlertingRule {
-                        name: alert,
-                        group: group.name.clone(),
-                        query,
-                        for_ms: duration(&def.for_)?,
-                        keep_firing_for_ms: duration(&def.keep_firing_for)?,
-                        labels,
-                        annotations: def.annotations,
-                        active: HashMap::new(),
-                        last_error: None,
-                    }));
-                }
-                (None, Some(record)) => {
-                    if def.for_.is_some()
-                        || def.keep_firing_for.is_some()
-                        || !def.annotations.is_empty()
-                    {
-                        return Err(invalid(
-                            "a recording rule has no for, keep_firing_for or annotations".into(),
-                        ));
-                    }
-                    if record.is_empty()
-                        || !record
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-                    {
-                        return Err(invalid("invalid recording rule name".into()));
-                    }
-                    rules.push(Rule::Recording(RecordingRule {
-                        record,
-                        query,
-                        labels,
-                    }));
-                }
-                _ => {
-                    return Err(invalid(
-                        "a rule needs exactly one of alert and record".into(),
-                    ));
-                }
-            }
+            rules.push(
+                parse_rule(def, &group.name, &group.labels).map_err(|m| invalid(&rule_name, m))?,
+            );
         }
         groups.push(RuleGroup {
             name: group.name,
@@ -349,6 +265,101 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<RuleGroup>, RuleError> {
         });
     }
     Ok(groups)
+}
+
+/// Checks a group's own fields; returns its evaluation interval, if it sets one.
+fn check_group(group: &GroupDef) -> Result<Option<i64>, String> {
+    if group.name.is_empty() {
+        return Err("group name must not be empty".into());
+    }
+    if group.limit.is_some_and(|l| l > 0) {
+        return Err("group limit is not supported".into());
+    }
+    group.interval.as_deref().map(parse_duration_ms).transpose()
+}
+
+/// Parses and checks one rule of `group`, whose `labels` every rule inherits.
+fn parse_rule(
+    def: RuleDef,
+    group: &str,
+    group_labels: &BTreeMap<String, String>,
+) -> Result<Rule, String> {
+    let expr = match &def.expr {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        _ => return Err("expr must be a string".into()),
+    };
+    let query = Query::parse(&expr).map_err(|e| match e {
+        PromqlError::Unsupported(what) => format!("unsupported {what}"),
+        other => other.to_string(),
+    })?;
+    let mut labels = group_labels.clone();
+    labels.extend(def.labels.clone());
+    if let Some(name) = labels.keys().find(|name| !valid_label_name(name)) {
+        return Err(format!("invalid label name {name:?}"));
+    }
+    match (def.alert.clone(), def.record.clone()) {
+        (Some(alert), None) => alerting_rule(def, alert, group, query, labels).map(Rule::Alerting),
+        (None, Some(record)) => recording_rule(&def, record, query, labels).map(Rule::Recording),
+        _ => Err("a rule needs exactly one of alert and record".into()),
+    }
+}
+
+fn alerting_rule(
+    def: RuleDef,
+    alert: String,
+    group: &str,
+    query: Query,
+    labels: Labels,
+) -> Result<AlertingRule, String> {
+    if !valid_label_name(&alert) && !alert.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err("invalid alert name".into());
+    }
+    let duration = |d: &Option<String>| -> Result<i64, String> {
+        d.as_deref()
+            .map(parse_duration_ms)
+            .transpose()
+            .map(|d| d.unwrap_or(0))
+    };
+    // Templates are checked once at load, so a typo fails the start and not a notification.
+    let sample = Labels::new();
+    for (key, text) in labels.iter().chain(def.annotations.iter()) {
+        template::render(text, &sample, 0.0).map_err(|e| format!("{key}: {e}"))?;
+    }
+    Ok(AlertingRule {
+        name: alert,
+        group: group.to_owned(),
+        query,
+        for_ms: duration(&def.for_)?,
+        keep_firing_for_ms: duration(&def.keep_firing_for)?,
+        labels,
+        annotations: def.annotations,
+        active: HashMap::new(),
+        last_error: None,
+    })
+}
+
+fn recording_rule(
+    def: &RuleDef,
+    record: String,
+    query: Query,
+    labels: Labels,
+) -> Result<RecordingRule, String> {
+    if def.for_.is_some() || def.keep_firing_for.is_some() || !def.annotations.is_empty() {
+        return Err("a recording rule has no for, keep_firing_for or annotations".into());
+    }
+    if record.is_empty()
+        || !record
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
+        return Err("invalid recording rule name".into());
+    }
+    Ok(RecordingRule {
+        record,
+        query,
+        labels,
+    })
 }
 
 fn valid_label_name(name: &str) -> bool {

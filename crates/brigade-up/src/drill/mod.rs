@@ -29,6 +29,7 @@
 //! recover, alerts that fired in `brigade watch`, the drill's own measurements, and each claim
 //! with its verdict.
 
+mod claims;
 mod client;
 mod inject;
 mod load;
@@ -172,57 +173,19 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         return report;
     }
     let drill = Drill::parse(&options.name)?;
-    let client::Start {
-        status,
-        public,
-        http,
-    } = client::start(&options.ops).await?;
-    let watch = status.watch.clone();
-    let passwords = client::DemoPasswords::new(options.password.clone(), &status);
-    let customer = client::log_in(
-        &http,
-        &public,
-        "customer@brigade.demo",
-        &passwords.of("customer@brigade.demo")?,
-    )
-    .await?;
-    let shops = json_of(http.get(public.url("/api/v1/shops")).send().await).await?;
-    let shop = shops[0]["id"].as_str().unwrap_or_default().to_owned();
-    let menu_url = public.url(&format!("/api/v1/shops/{shop}/menu"));
-    let menu = json_of(http.get(&menu_url).send().await).await?;
-    let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
-                       "delivery": {"lat": 52.51, "lon": 13.40}});
-    let started_at = chrono::Utc::now();
-    let key_prefix = format!("drill-{}", started_at.timestamp_millis());
-    let mut ctx = inject::Ctx {
-        drill,
-        http: http.clone(),
-        ops: options.ops.clone(),
-        ops_token: options.ops_token.clone(),
-        public: public.clone(),
-        balancer_admin: status.balancer_admin.clone().unwrap_or_default(),
-        passwords,
-        hold: options
-            .fault
-            .unwrap_or_else(|| drill.default_hold(options.phase)),
-        clients: options.clients,
-        status,
-        before_traffic: BTreeMap::new(),
-    };
+    let Prepared {
+        mut ctx,
+        target,
+        watch,
+        started_at,
+    } = prepare(options, drill).await?;
+    let (http, public) = (ctx.http.clone(), ctx.public.clone());
+    let (customer, key_prefix) = (target.token.clone(), target.key_prefix.clone());
 
     // Request counters of the orders pool at each phase boundary (slow-replica's shares).
     let mut counters = vec![requests_by_backend(&ctx).await];
-    let mut load = Load::start(
-        http.clone(),
-        Target {
-            menu_url,
-            orders_url: public.url("/api/v1/orders"),
-            token: customer.clone(),
-            order,
-            key_prefix: key_prefix.clone(),
-        },
-        options.clients,
-    );
+    let mut load = Load::start(http.clone(), target, options.clients);
+
     tokio::time::sleep(options.phase).await;
     load.enter(Phase::During);
     counters.push(requests_by_backend(&ctx).await);
@@ -258,24 +221,10 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         Some(watch) => client::fired_alerts(&http, &watch, started_at).await,
         None => Vec::new(),
     };
-    let traffic = findings.slowed.as_ref().map(|replica| {
-        let mut traffic = TrafficShare {
-            replica: replica.clone(),
-            latency_ms: inject::SLOW_REPLICA_LATENCY_MS,
-            fair_share: 1.0 / client::ready_primaries(&ctx.status).max(1) as f64,
-            ..TrafficShare::default()
-        };
-        for phase in 0..3 {
-            let (mine, all) = delta(&counters[phase], &counters[phase + 1], replica);
-            traffic.pool_requests[phase] = all;
-            traffic.share[phase] = if all == 0 {
-                0.0
-            } else {
-                mine as f64 / all as f64
-            };
-        }
-        traffic
-    });
+    let traffic = findings
+        .slowed
+        .as_ref()
+        .map(|replica| traffic_share(replica, &counters, &ctx.status));
     let payments = match drill {
         Drill::PaymentOutage => Some(
             payments::check(
@@ -290,17 +239,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         _ => None,
     };
     let scaling = match findings.scaling.clone() {
-        Some(mut scaling) => {
-            let now = client::status(&http, &options.ops).await?;
-            scaling.replicas[2] = client::ready_primaries(&now);
-            scaling.events = now
-                .events
-                .into_iter()
-                .filter(|e| e.kind == EventKind::Autoscale && e.at >= started_at)
-                .map(|e| e.message)
-                .collect();
-            Some(scaling)
-        }
+        Some(scaling) => Some(scaling_at_end(&http, &options.ops, scaling, started_at).await?),
         None => None,
     };
     let mut report = Report::of_load(
@@ -316,8 +255,115 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     report.database = findings.database.clone();
     report.scaling = scaling;
     report.process = findings.process.clone();
-    report.claims = claims(drill, &report, &findings, &samples.not_problem);
+    report.claims = claims::claims(drill, &report, &findings, &samples.not_problem);
     Ok(report)
+}
+
+/// What a drill has before its load starts.
+struct Prepared {
+    /// What the fault phase needs.
+    ctx: inject::Ctx,
+    /// The load's target (the demo customer logged in, an order of the first shop's menu).
+    target: Target,
+    /// Watch's address, for the alerts that fired.
+    watch: Option<String>,
+    /// When the drill started.
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Reads `up`'s status, logs the demo customer in and picks the order the load places.
+async fn prepare(options: &DrillOptions, drill: Drill) -> Result<Prepared, DrillError> {
+    let client::Start {
+        status,
+        public,
+        http,
+    } = client::start(&options.ops).await?;
+    let watch = status.watch.clone();
+    let passwords = client::DemoPasswords::new(options.password.clone(), &status);
+    let customer = client::log_in(
+        &http,
+        &public,
+        "customer@brigade.demo",
+        &passwords.of("customer@brigade.demo")?,
+    )
+    .await?;
+    let shops = json_of(http.get(public.url("/api/v1/shops")).send().await).await?;
+    let shop = shops[0]["id"].as_str().unwrap_or_default().to_owned();
+    let menu_url = public.url(&format!("/api/v1/shops/{shop}/menu"));
+    let menu = json_of(http.get(&menu_url).send().await).await?;
+    let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
+                       "delivery": {"lat": 52.51, "lon": 13.40}});
+    let started_at = chrono::Utc::now();
+    let target = Target {
+        menu_url,
+        orders_url: public.url("/api/v1/orders"),
+        token: customer,
+        order,
+        key_prefix: format!("drill-{}", started_at.timestamp_millis()),
+    };
+    let ctx = inject::Ctx {
+        drill,
+        http,
+        ops: options.ops.clone(),
+        ops_token: options.ops_token.clone(),
+        public,
+        balancer_admin: status.balancer_admin.clone().unwrap_or_default(),
+        passwords,
+        hold: options
+            .fault
+            .unwrap_or_else(|| drill.default_hold(options.phase)),
+        clients: options.clients,
+        status,
+        before_traffic: BTreeMap::new(),
+    };
+    Ok(Prepared {
+        ctx,
+        target,
+        watch,
+        started_at,
+    })
+}
+
+/// slow-replica: the slowed replica's share of the orders pool's requests in each phase.
+fn traffic_share(
+    replica: &str,
+    counters: &[BTreeMap<String, u64>],
+    status: &crate::api::Status,
+) -> TrafficShare {
+    let mut traffic = TrafficShare {
+        replica: replica.to_owned(),
+        latency_ms: inject::SLOW_REPLICA_LATENCY_MS,
+        fair_share: 1.0 / client::ready_primaries(status).max(1) as f64,
+        ..TrafficShare::default()
+    };
+    for phase in 0..3 {
+        let (mine, all) = delta(&counters[phase], &counters[phase + 1], replica);
+        traffic.pool_requests[phase] = all;
+        traffic.share[phase] = if all == 0 {
+            0.0
+        } else {
+            mine as f64 / all as f64
+        };
+    }
+    traffic
+}
+
+/// surge: the ready primaries at the end and the autoscaler's events since the start.
+async fn scaling_at_end(
+    http: &reqwest::Client,
+    ops: &str,
+    mut scaling: Scaling,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Scaling, DrillError> {
+    let now = client::status(http, ops).await?;
+    scaling.replicas[2] = client::ready_primaries(&now);
+    scaling.events = now
+        .events
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Autoscale && e.at >= started_at)
+        .map(|e| e.message)
+        .collect();
+    Ok(scaling)
 }
 
 /// Requests the balancer sent to each orders backend so far.
@@ -339,152 +385,6 @@ fn delta(from: &BTreeMap<String, u64>, to: &BTreeMap<String, u64>, replica: &str
         .map(|(a, n)| grown(a, n))
         .unwrap_or(0);
     (mine, all)
-}
-
-/// The drill's claims, checked against the report.
-fn claims(
-    drill: Drill,
-    report: &Report,
-    findings: &inject::Findings,
-    not_problem: &[usize; 3],
-) -> Vec<Claim> {
-    let failed = &report.failed_by_phase;
-    let mut claims = report::order_claims(report);
-    claims.push(Claim::new(
-        "the system was whole again",
-        findings.recovered,
-        format!("{} after {} ms", findings.recovery, report.recovery_ms),
-    ));
-    let none_failed = Claim::new(
-        "no request failed",
-        report.failed == 0,
-        format!(
-            "{} of {} failed: {:?}",
-            report.failed, report.sent, report.failures
-        ),
-    );
-    let only_during = Claim::new(
-        "failures only during the fault",
-        failed[0] == 0 && failed[2] == 0,
-        format!("failed before {}, after {}", failed[0], failed[2]),
-    );
-    let felt = Claim::new(
-        "the fault was felt",
-        failed[1] > 0,
-        format!("{} requests failed during it", failed[1]),
-    );
-    let clean = |allowed: &[&str]| {
-        let during = &report.failed_statuses[1];
-        let ok = during
-            .keys()
-            .all(|status| allowed.contains(&status.as_str()))
-            && not_problem[1] == 0;
-        Claim::new(
-            format!(
-                "answered {} problem+json only, never 500, no hang",
-                allowed.join("/")
-            ),
-            ok,
-            format!(
-                "during: {during:?}, {} not problem+json, slowest {:.0} ms",
-                not_problem[1], report.slowest_ms[1]
-            ),
-        )
-    };
-    match drill {
-        Drill::KillReplica | Drill::RollingRestart => claims.push(none_failed),
-        Drill::ErrorBurst => claims.push(only_during),
-        Drill::SlowReplica => {
-            claims.push(none_failed);
-            if let Some(traffic) = &report.traffic {
-                claims.push(Claim::new(
-                    "the balancer moved traffic away from the slow replica",
-                    traffic.pool_requests[1] > 0 && traffic.share[1] <= traffic.fair_share / 2.0,
-                    format!(
-                        "share during {:.1} %, at most half the even split {:.1} % (before {:.1} %)",
-                        traffic.share[1] * 100.0,
-                        traffic.fair_share * 100.0,
-                        traffic.share[0] * 100.0
-                    ),
-                ));
-            }
-        }
-        Drill::PaymentOutage => {
-            claims.extend([felt, only_during, clean(&["502", "503"])]);
-            if let Some(payments) = &report.payments {
-                claims.push(Claim::new(
-                    "no order left charged but failed",
-                    payments.charged_but_failed == 0,
-                    format!(
-                        "{} charged but failed; payments {:?}",
-                        payments.charged_but_failed, payments.payments
-                    ),
-                ));
-                claims.push(Claim::new(
-                    "every hold of a failed order released",
-                    payments.releasing == 0,
-                    format!("{} still releasing", payments.releasing),
-                ));
-            }
-        }
-        Drill::DbOutage => {
-            // Not "felt": with SQLite the balancer's retries may ride out a short lock.
-            claims.extend([only_during, clean(&["503"])]);
-            if let Some(database) = &report.database
-                && database.mode == "postgres-relay"
-            {
-                claims.push(Claim::new(
-                    "readiness reflected the outage",
-                    database.unready_seen,
-                    "the balancer saw orders replicas unready during it",
-                ));
-            }
-        }
-        Drill::KillBalancer => {
-            if let Some(process) = &report.process {
-                claims.push(Claim::new(
-                    format!(
-                        "the public port served again within {} ms",
-                        processes::SERVING_AGAIN_LIMIT.as_millis()
-                    ),
-                    process.back_ms <= processes::SERVING_AGAIN_LIMIT.as_millis(),
-                    format!("after {} ms", process.back_ms),
-                ));
-                claims.push(Claim::new(
-                    "no connection refused",
-                    process.refused == 0,
-                    format!("{} probe connections refused", process.refused),
-                ));
-            }
-        }
-        Drill::KillWatch => {
-            claims.push(none_failed);
-            if let Some(process) = &report.process {
-                claims.push(Claim::new(
-                    format!(
-                        "watch answered again within {} s",
-                        processes::WATCH_BACK_LIMIT.as_secs()
-                    ),
-                    process.back_ms <= processes::WATCH_BACK_LIMIT.as_millis(),
-                    format!("after {} ms", process.back_ms),
-                ));
-            }
-        }
-        Drill::Surge => {
-            claims.push(none_failed);
-            if let Some(scaling) = &report.scaling {
-                claims.push(Claim::new(
-                    "the autoscaler scaled the orders pool up",
-                    scaling.replicas[1] > scaling.replicas[0],
-                    format!(
-                        "ready replicas before {}, peak {}, after {}",
-                        scaling.replicas[0], scaling.replicas[1], scaling.replicas[2]
-                    ),
-                ));
-            }
-        }
-    }
-    claims
 }
 
 #[cfg(test)]
