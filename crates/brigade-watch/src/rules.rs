@@ -445,24 +445,7 @@ impl AlertingRule {
         let mut transitions = Vec::new();
         let mut seen = HashSet::new();
         for sample in vector {
-            let series_labels = without_name(&sample.labels);
-            let mut labels = series_labels.clone();
-            for (key, text) in &self.labels {
-                let value = template::render(text, &series_labels, sample.value)
-                    .unwrap_or_else(|_| text.clone());
-                labels.insert(key.clone(), value);
-            }
-            labels.insert("alertname".to_owned(), self.name.clone());
-            labels.retain(|_, v| !v.is_empty());
-            let annotations = self
-                .annotations
-                .iter()
-                .map(|(key, text)| {
-                    let value = template::render(text, &series_labels, sample.value)
-                        .unwrap_or_else(|_| text.clone());
-                    (key.clone(), value)
-                })
-                .collect();
+            let (labels, annotations) = self.render(&sample.labels, sample.value);
             let id = fingerprint(&labels);
             if !seen.insert(id.clone()) {
                 self.last_error = Some(
@@ -492,30 +475,68 @@ impl AlertingRule {
                         fingerprint: id.clone(),
                         alert: alert.clone(),
                     });
-                    self.active.insert(id.clone(), alert);
+                    self.active.insert(id, alert);
                 }
             }
         }
+        transitions.extend(self.advance(&seen, t, warming_up));
+        transitions
+    }
+
+    /// The alert's labels and annotations for one sample of its query: the series' labels
+    /// (without `__name__`) with the rule's labels rendered over them, and the rendered
+    /// annotations. A template that fails to render stays as written.
+    fn render(&self, sample_labels: &Labels, value: f64) -> (Labels, Labels) {
+        let series_labels = without_name(sample_labels);
+        let render = |text: &String| {
+            template::render(text, &series_labels, value).unwrap_or_else(|_| text.clone())
+        };
+        let mut labels = series_labels.clone();
+        for (key, text) in &self.labels {
+            labels.insert(key.clone(), render(text));
+        }
+        labels.insert("alertname".to_owned(), self.name.clone());
+        labels.retain(|_, v| !v.is_empty());
+        let annotations = self
+            .annotations
+            .iter()
+            .map(|(key, text)| (key.clone(), render(text)))
+            .collect();
+        (labels, annotations)
+    }
+
+    /// Moves every active alert along at `t`: pending ones held for `for` fire; ones whose
+    /// series is gone (`seen` lacks them) are dropped (pending), resolved after
+    /// `keep_firing_for` (firing) or forgotten after a while (resolved) — except while
+    /// `warming_up`, when missing series change nothing.
+    fn advance(&mut self, seen: &HashSet<String>, t: i64, warming_up: bool) -> Vec<Transition> {
+        let mut transitions = Vec::new();
         let mut remove = Vec::new();
         for (id, alert) in &mut self.active {
-            if !seen.contains(id) && warming_up {
-                continue;
-            }
-            if !seen.contains(id) {
+            let changed = if seen.contains(id) {
+                let due = alert.state == AlertState::Pending && t - alert.active_at >= self.for_ms;
+                if due {
+                    alert.state = AlertState::Firing;
+                    alert.fired_at = Some(t);
+                }
+                due
+            } else if warming_up {
+                false
+            } else {
                 match alert.state {
-                    AlertState::Pending => remove.push(id.clone()),
+                    AlertState::Pending => {
+                        remove.push(id.clone());
+                        false
+                    }
                     AlertState::Firing => {
                         let since = *alert.keep_firing_since.get_or_insert(t);
-                        if t - since < self.keep_firing_for_ms {
-                            continue;
+                        let resolved = t - since >= self.keep_firing_for_ms;
+                        if resolved {
+                            alert.state = AlertState::Inactive;
+                            alert.resolved_at = Some(t);
+                            alert.keep_firing_since = None;
                         }
-                        alert.state = AlertState::Inactive;
-                        alert.resolved_at = Some(t);
-                        alert.keep_firing_since = None;
-                        transitions.push(Transition {
-                            fingerprint: id.clone(),
-                            alert: alert.clone(),
-                        });
+                        resolved
                     }
                     AlertState::Inactive => {
                         if alert
@@ -524,13 +545,11 @@ impl AlertingRule {
                         {
                             remove.push(id.clone());
                         }
+                        false
                     }
                 }
-                continue;
-            }
-            if alert.state == AlertState::Pending && t - alert.active_at >= self.for_ms {
-                alert.state = AlertState::Firing;
-                alert.fired_at = Some(t);
+            };
+            if changed {
                 transitions.push(Transition {
                     fingerprint: id.clone(),
                     alert: alert.clone(),
