@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 /// Size at which the current file is rotated.
 pub const ROTATE_BYTES: u64 = 16 * 1024 * 1024;
@@ -85,18 +85,21 @@ impl LogSink {
     /// Writes one line from `instance` of `service`: a JSON object gets the two fields added;
     /// anything else (a panic message on stderr) is wrapped into one.
     pub fn write(&self, service: &str, instance: &str, line: &str) {
-        let mut value = match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(map)) => Value::Object(map),
-            _ => serde_json::json!({
-                "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                "level": "INFO",
-                "message": line,
-                "stream": "stderr",
-            }),
-        };
-        value["service"] = service.into();
-        value["instance"] = instance.into();
-        let mut text = value.to_string();
+        let mut entry = LogLine::parse(line).unwrap_or_else(|| {
+            let mut fields = serde_json::Map::new();
+            fields.insert("message".into(), line.into());
+            fields.insert("stream".into(), "stderr".into());
+            LogLine {
+                timestamp: Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                level: Some("INFO".into()),
+                service: None,
+                instance: None,
+                fields,
+            }
+        });
+        entry.service = Some(service.to_owned());
+        entry.instance = Some(instance.to_owned());
+        let mut text = serde_json::to_string(&entry).unwrap_or_default();
         text.push('\n');
         let mut writer = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
         writer.write_line(text.as_bytes());
@@ -208,28 +211,58 @@ impl LogFilter {
         {
             return false;
         }
-        let Ok(value) = serde_json::from_str::<Value>(line) else {
+        let Some(entry) = LogLine::parse(line) else {
             return false;
         };
         if let Some(service) = &self.service
-            && value["service"].as_str() != Some(service.as_str())
+            && entry.service.as_deref() != Some(service.as_str())
         {
             return false;
         }
         if let Some(level) = &self.level
-            && severity(value["level"].as_str().unwrap_or("trace")) > severity(level)
+            && severity(entry.level.as_deref().unwrap_or("trace")) > severity(level)
         {
             return false;
         }
         if let Some(since) = self.since {
-            let at = value["timestamp"]
-                .as_str()
+            let at = entry
+                .timestamp
+                .as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
             if at.is_none_or(|at| at < since) {
                 return false;
             }
         }
         true
+    }
+}
+
+/// One line of the central log: what every brigade process writes (the JSON lines of
+/// `tracing-subscriber`), with the service and instance of the child that wrote it added.
+/// Fields beyond these are kept as they came.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// `serve`, `balance` or `watch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The child's instance name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Everything else: the message, the span, the request id, …
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl LogLine {
+    /// The line as a log entry; `None` when it is not a JSON object of that shape.
+    pub fn parse(line: &str) -> Option<Self> {
+        serde_json::from_str(line).ok()
     }
 }
 
@@ -290,8 +323,8 @@ mod tests {
             ..LogFilter::default()
         };
         assert_eq!(search(dir.path(), &filter, &mut out).unwrap(), 1);
-        let line: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(line["instance"], "serve-orders-1");
+        let line: LogLine = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line.instance.as_deref(), Some("serve-orders-1"));
         let errors = LogFilter {
             level: Some("warn".into()),
             ..LogFilter::default()
@@ -338,7 +371,7 @@ mod tests {
     fn whole_lines(dir: &Path) -> usize {
         let text = fs::read_to_string(dir.join(FILE)).unwrap();
         for line in text.lines() {
-            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line:.80}"));
+            serde_json::from_str::<LogLine>(line).unwrap_or_else(|e| panic!("{e}: {line:.80}"));
         }
         text.lines().count()
     }

@@ -16,10 +16,9 @@ use axum::extract::{Query, State};
 use brigade_core::Problem;
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::Dashboard;
-use crate::logs::{self, LogFilter};
+use crate::logs::{self, LogFilter, LogLine};
 
 /// Lines answered when no `limit` is given.
 const DEFAULT_LIMIT: usize = 50;
@@ -100,7 +99,7 @@ fn parse_age(age: &str) -> Option<chrono::Duration> {
 pub(super) async fn logs(
     State(dashboard): State<Dashboard>,
     Query(query): Query<LogsQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<LogLines>, Problem> {
     let (filter, limit) = filter_of(query)?;
     let Some(dir) = dashboard.logs_dir.clone() else {
         return Err(Problem::not_found(
@@ -114,12 +113,19 @@ pub(super) async fn logs(
             tracing::error!(%error, "cannot read the central logs");
             Problem::unavailable("the central logs cannot be read")
         })?;
-    Ok(Json(json!({ "lines": lines })))
+    Ok(Json(LogLines { lines }))
+}
+
+/// The answer of `GET /api/dashboard/logs`.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+pub struct LogLines {
+    /// Newest first.
+    pub lines: Vec<LogLine>,
 }
 
 /// The newest `limit` lines under `dir` that pass `filter`, newest first.
-fn newest(dir: &Path, filter: &LogFilter, limit: usize) -> io::Result<Vec<Value>> {
-    let mut found: Vec<Value> = Vec::new();
+fn newest(dir: &Path, filter: &LogFilter, limit: usize) -> io::Result<Vec<LogLine>> {
+    let mut found: Vec<LogLine> = Vec::new();
     for path in logs::files(dir).into_iter().rev() {
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -131,9 +137,9 @@ fn newest(dir: &Path, filter: &LogFilter, limit: usize) -> io::Result<Vec<Value>
         for line in BufReader::new(file).lines() {
             let line = line?;
             if filter.matches(&line)
-                && let Ok(value) = serde_json::from_str::<Value>(&line)
+                && let Some(entry) = LogLine::parse(&line)
             {
-                in_file.push(value);
+                in_file.push(entry);
             }
         }
         let wanted = limit - found.len();
@@ -202,10 +208,10 @@ mod tests {
             level: Some("warn".into()),
             ..LogFilter::default()
         };
-        let messages = |values: Vec<Value>| -> Vec<String> {
-            values
+        let messages = |lines: Vec<LogLine>| -> Vec<String> {
+            lines
                 .iter()
-                .map(|v| v["message"].as_str().unwrap().to_owned())
+                .map(|l| l.fields["message"].as_str().unwrap().to_owned())
                 .collect()
         };
         assert_eq!(
