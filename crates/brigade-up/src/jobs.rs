@@ -22,6 +22,9 @@
 //! balancer's count, averaged over the primaries) for `for_secs`. A job with only a quiet
 //! condition runs once at the start of each quiet spell.
 
+use brigade_api::routes::accounts::Session;
+use brigade_api::routes::reports::{CacheWarmed, DailyReport};
+use brigade_core::Problem;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -479,20 +482,17 @@ impl AdminSession {
                 response.status().as_u16()
             ));
         }
-        let session: serde_json::Value = response
+        let session: Session = response
             .json()
             .await
             .map_err(|e| format!("log-in answer: {e}"))?;
-        let fresh = session["token"]
-            .as_str()
-            .ok_or("log-in answer without a token")?
-            .to_owned();
+        let fresh = session.token;
         *token = Some(fresh.clone());
         Ok(fresh)
     }
 
     /// `POST url` as the admin; a 401 (token expired or revoked) logs in once more.
-    async fn post(&self, url: &str) -> Result<serde_json::Value, String> {
+    async fn post<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
         for attempt in 0..2 {
             let token = self.token().await?;
             let response = self
@@ -507,12 +507,15 @@ impl AdminSession {
                 *self.token.lock().await = None;
                 continue;
             }
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
             if !status.is_success() {
-                let detail = body["detail"].as_str().unwrap_or_default();
+                let problem: Option<Problem> = response.json().await.ok();
+                let detail = problem.and_then(|p| p.detail).unwrap_or_default();
                 return Err(format!("POST {url}: HTTP {} {detail}", status.as_u16()));
             }
-            return Ok(body);
+            return response
+                .json()
+                .await
+                .map_err(|e| format!("POST {url}: unexpected answer: {e}"));
         }
         Err(format!("POST {url}: the admin token was refused twice"))
     }
@@ -529,12 +532,12 @@ pub(crate) async fn execute(
         JobKind::WarmCaches => warm_caches(target, admin).await,
         JobKind::DailyReport => {
             let url = admin.public.url("/api/v1/admin/reports/daily/refresh");
-            let report = admin.post(&url).await?;
+            let report: DailyReport = admin.post(&url).await?;
             Ok(format!(
                 "refreshed {} to {}: {} row(s)",
-                report["from"].as_str().unwrap_or("?"),
-                report["to"].as_str().unwrap_or("?"),
-                report["items"].as_array().map_or(0, Vec::len)
+                report.from,
+                report.to,
+                report.items.len()
             ))
         }
         JobKind::Backup => backup(target, backup_keep).await,
@@ -550,10 +553,10 @@ async fn warm_caches(target: &JobTarget, admin: &AdminSession) -> Result<String,
     let mut failed = Vec::new();
     for replica in &target.replicas {
         let url = format!("http://{replica}/api/v1/admin/cache/warm");
-        match admin.post(&url).await {
+        match admin.post::<CacheWarmed>(&url).await {
             Ok(body) => warmed.push(format!(
                 "{replica}: {} menu(s), {} open shop(s)",
-                body["menus"], body["open_shops"]
+                body.menus, body.open_shops
             )),
             Err(error) => failed.push(error),
         }

@@ -296,12 +296,12 @@ async fn me(caller: Caller) -> ApiResult<axum::Json<Account>> {
 }
 
 /// A new login.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct Session {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
     /// Always `Bearer`.
-    pub token_type: &'static str,
+    pub token_type: String,
     /// When the token stops working.
     pub expires_at: DateTime<Utc>,
     /// Who logged in.
@@ -378,7 +378,7 @@ async fn log_in(
         "/api/v1/sessions/current",
         &Session {
             token,
-            token_type: "Bearer",
+            token_type: "Bearer".to_owned(),
             expires_at,
             account,
         },

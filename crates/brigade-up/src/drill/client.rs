@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::DrillError;
 use crate::PublicEndpoint;
 use crate::api::Status;
+use brigade_api::routes::accounts::Session;
 use brigade_watch::contract::HistoryAnswer;
 
 /// How long any one request of a drill (besides the probes) may take.
@@ -63,6 +64,14 @@ pub async fn start_as_customer(
     )
     .await?;
     Ok((start, token))
+}
+
+/// The body of a successful answer as a `T`; anything else is a setup error.
+pub async fn answer_of<T: serde::de::DeserializeOwned>(
+    response: reqwest::Result<reqwest::Response>,
+) -> Result<T, DrillError> {
+    serde_json::from_value(json_of(response).await?)
+        .map_err(|e| DrillError::Setup(format!("unexpected answer: {e}")))
 }
 
 /// The JSON body of a successful answer; anything else is a setup error naming the status.
@@ -122,7 +131,7 @@ pub async fn log_in(
     email: &str,
     password: &str,
 ) -> Result<String, DrillError> {
-    let session = json_of(
+    let session: Session = answer_of(
         http.post(public.url("/api/v1/sessions"))
             .json(&json!({"email": email, "password": password}))
             .send()
@@ -135,7 +144,7 @@ pub async fn log_in(
              `brigade demo-data --reset-passwords`): {e}"
         ))
     })?;
-    Ok(session["token"].as_str().unwrap_or_default().to_owned())
+    Ok(session.token)
 }
 
 /// `GET /api/status` of the ops API.

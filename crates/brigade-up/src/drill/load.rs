@@ -50,7 +50,7 @@ pub struct Target {
     /// The customer's token.
     pub token: String,
     /// The order every client places.
-    pub order: Value,
+    pub order: brigade_domain::NewOrder,
     /// Prefix of the idempotency keys (unique per drill run).
     pub key_prefix: String,
 }

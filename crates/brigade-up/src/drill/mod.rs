@@ -43,13 +43,10 @@ pub mod restore;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::api::EventKind;
 
 pub use report::{Claim, DatabaseCheck, PaymentCheck, Report, Scaling, TrafficShare};
 
-use client::json_of;
 use load::{Load, Phase, Target};
 
 /// Drills brigade knows.
@@ -287,20 +284,8 @@ async fn prepare(options: &DrillOptions, drill: Drill) -> Result<Prepared, Drill
         &passwords.of("customer@brigade.demo")?,
     )
     .await?;
-    let shops = json_of(http.get(public.url("/api/v1/shops")).send().await).await?;
-    let shop = shops[0]["id"].as_str().unwrap_or_default().to_owned();
-    let menu_url = public.url(&format!("/api/v1/shops/{shop}/menu"));
-    let menu = json_of(http.get(&menu_url).send().await).await?;
-    let order = json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
-                       "delivery": {"lat": 52.51, "lon": 13.40}});
     let started_at = chrono::Utc::now();
-    let target = Target {
-        menu_url,
-        orders_url: public.url("/api/v1/orders"),
-        token: customer,
-        order,
-        key_prefix: format!("drill-{}", started_at.timestamp_millis()),
-    };
+    let target = resources::target(&http, &public, customer).await?;
     let ctx = inject::Ctx {
         drill,
         http,

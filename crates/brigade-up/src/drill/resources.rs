@@ -14,15 +14,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::client::{self, json_of};
+use super::client::{self, answer_of};
 use super::load::{Load, Phase, Target};
 use super::report::{self, Claim, Report};
 use super::resource_faults::Fault;
 use super::{DrillError, DrillOptions};
 use crate::PublicEndpoint;
+use brigade_domain::{GeoPoint, MenuItem, NewOrder, NewOrderLine, Shop};
 
 /// Resource drills.
 pub const DRILLS: [&str; 3] = ["disk-full", "db-refuse", "cache-outage"];
@@ -119,16 +120,32 @@ pub(super) async fn target(
     public: &PublicEndpoint,
     token: String,
 ) -> Result<Target, DrillError> {
-    let shops = json_of(http.get(public.url("/api/v1/shops")).send().await).await?;
-    let shop = shops[0]["id"].as_str().unwrap_or_default().to_owned();
+    let shops: Vec<Shop> = answer_of(http.get(public.url("/api/v1/shops")).send().await).await?;
+    let shop = shops
+        .first()
+        .ok_or_else(|| DrillError::Setup("no shop to order from".into()))?
+        .id;
     let menu_url = public.url(&format!("/api/v1/shops/{shop}/menu"));
-    let menu = json_of(http.get(&menu_url).send().await).await?;
+    let menu: Vec<MenuItem> = answer_of(http.get(&menu_url).send().await).await?;
+    let item = menu
+        .iter()
+        .find(|item| item.available)
+        .ok_or_else(|| DrillError::Setup(format!("nothing available on the menu of {shop}")))?;
     Ok(Target {
         menu_url,
         orders_url: public.url("/api/v1/orders"),
         token,
-        order: json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
-                      "delivery": {"lat": 52.51, "lon": 13.40}}),
+        order: NewOrder {
+            shop_id: Some(shop),
+            items: vec![NewOrderLine {
+                item_id: item.item_id,
+                quantity: 1,
+            }],
+            delivery: GeoPoint {
+                lat: 52.51,
+                lon: 13.40,
+            },
+        },
         key_prefix: format!("drill-{}", chrono::Utc::now().timestamp_millis()),
     })
 }
