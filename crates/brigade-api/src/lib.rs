@@ -12,7 +12,7 @@ mod checkout;
 pub mod demo;
 mod error;
 mod extract;
-mod faults;
+pub mod faults;
 mod listener;
 mod metrics;
 mod middleware;

@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use super::DrillError;
 use crate::PublicEndpoint;
 use crate::api::Status;
+use brigade_api::faults::FaultState;
 use brigade_api::routes::accounts::Session;
+use brigade_api::routes::audit::AuditPage;
+use brigade_domain::AuditEvent;
 use brigade_watch::contract::HistoryAnswer;
 
 /// How long any one request of a drill (besides the probes) may take.
@@ -206,8 +209,8 @@ pub async fn faults_of(
     http: &reqwest::Client,
     replica: &str,
     admin_token: &str,
-) -> Result<Value, DrillError> {
-    json_of(
+) -> Result<FaultState, DrillError> {
+    answer_of(
         http.get(format!("http://{replica}/api/v1/admin/faults"))
             .bearer_auth(admin_token)
             .send()
@@ -223,7 +226,7 @@ pub async fn audit(
     admin_token: &str,
     filter: &[(&str, &str)],
     since: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Value>, DrillError> {
+) -> Result<Vec<AuditEvent>, DrillError> {
     let since = since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut events = Vec::new();
     let mut cursor: Option<String> = None;
@@ -236,10 +239,11 @@ pub async fn audit(
         }
         let url = reqwest::Url::parse_with_params(&public.url("/api/v1/admin/audit"), &query)
             .map_err(|e| DrillError::Setup(e.to_string()))?;
-        let page = json_of(http.get(url).bearer_auth(admin_token).send().await).await?;
-        events.extend(page["items"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+        let page: AuditPage =
+            answer_of(http.get(url).bearer_auth(admin_token).send().await).await?;
+        events.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
             None => return Ok(events),
         }
     }

@@ -226,7 +226,7 @@ async fn payment_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
     let closed = wait_until(async || {
         for address in &primaries {
             let faults = client::faults_of(&ctx.http, address, &admin).await?;
-            if faults["payments_breaker"] != "closed" {
+            if faults.payments_breaker != "closed" {
                 return Ok(false);
             }
         }

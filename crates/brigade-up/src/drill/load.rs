@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
@@ -160,8 +159,8 @@ async fn client(
                 .await;
             let outcome = match answer {
                 Ok(response) if response.status().as_u16() == 201 => {
-                    let body: Value = response.json().await.unwrap_or_default();
-                    (Ok(()), body["id"].as_str().map(str::to_owned))
+                    let order: Option<brigade_domain::Order> = response.json().await.ok();
+                    (Ok(()), order.map(|order| order.id.to_string()))
                 }
                 Ok(response) => (Err(failure("POST order", response).await), None),
                 Err(e) => (Err(transport("POST order", &e)), None),
@@ -245,8 +244,10 @@ async fn failure(what: &str, response: reqwest::Response) -> Failure {
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/problem+json"));
-    let body: Value = response.json().await.unwrap_or_default();
-    let kind = body["type"].as_str().unwrap_or("(not problem+json)");
+    let body: Option<brigade_core::Problem> = response.json().await.ok();
+    let kind = body
+        .as_ref()
+        .map_or("(not problem+json)", |p| p.kind.as_str());
     Failure {
         status: status.to_string(),
         problem,

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use brigade_domain::AuditEvent;
+
 use super::DrillError;
 use super::client;
 use super::inject::Ctx;
@@ -44,31 +46,31 @@ pub async fn check(
         )
         .await?;
         // Newest first: the first event of a payment has its last status.
-        let mut last: HashMap<&str, &str> = HashMap::new();
+        let mut last: HashMap<&str, String> = HashMap::new();
         for event in &changes {
-            if let (Some(id), Some(status)) = (
-                event["entity_id"].as_str(),
-                event["after"]["status"].as_str(),
-            ) {
-                last.entry(id).or_insert(status);
+            if let Some(status) = Changed::after(event).status {
+                last.entry(event.entity_id.as_str()).or_insert(status);
             }
         }
         // Only the drill's own orders: other customers may be ordering at the same time.
-        let own = |event: &&serde_json::Value| {
-            event["request_id"]
-                .as_str()
+        let own = |event: &&AuditEvent| {
+            event
+                .request_id
+                .as_deref()
                 .is_some_and(|id| id.starts_with(key_prefix))
         };
-        let placed: Vec<&serde_json::Value> = placed.iter().filter(own).collect();
+        let placed: Vec<&AuditEvent> = placed.iter().filter(own).collect();
         let mut check = PaymentCheck {
             orders: placed.len(),
             breakers_closed,
             ..PaymentCheck::default()
         };
         for order in placed {
-            let order_id = order["entity_id"].as_str().unwrap_or_default();
-            let payment_id = order["after"]["payment_id"].as_str().unwrap_or_default();
-            let status = last.get(payment_id).copied().unwrap_or("pending");
+            let order_id = order.entity_id.as_str();
+            let payment_id = Changed::after(order).payment_id.unwrap_or_default();
+            let status = last
+                .get(payment_id.as_str())
+                .map_or("pending", String::as_str);
             *check.payments.entry(status.to_owned()).or_default() += 1;
             let told_ok = acknowledged
                 .binary_search_by(|id| id.as_str().cmp(order_id))
@@ -86,5 +88,23 @@ pub async fn check(
             return Ok(check);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The fields of an audit event's `after` the check reads: a payment's new status, the payment
+/// of a placed order.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Changed {
+    status: Option<String>,
+    payment_id: Option<String>,
+}
+
+impl Changed {
+    fn after(event: &AuditEvent) -> Self {
+        event
+            .after
+            .clone()
+            .and_then(|after| serde_json::from_value(after).ok())
+            .unwrap_or_default()
     }
 }

@@ -168,12 +168,12 @@ async fn place(http: &reqwest::Client, target: &Target, probes: &Mutex<Probes>) 
         .headers()
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    let body: Value = response.json().await.unwrap_or_default();
+    let order: Option<brigade_domain::Order> = response.json().await.ok();
     let mut probes = probes.lock().await;
     if status == 201
-        && let Some(id) = body["id"].as_str()
+        && let Some(order) = order
     {
-        probes.acknowledged.push(id.to_owned());
+        probes.acknowledged.push(order.id.to_string());
     }
     if status == 503 && !(retry_after && problem) {
         probes.bare_503 += 1;
