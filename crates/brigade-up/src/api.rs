@@ -232,6 +232,45 @@ pub struct Event {
     pub message: String,
 }
 
+/// The database link of `brigade drill db-outage` as the ops API shows it
+/// (`GET`/`PUT /api/db-link`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkView {
+    /// How the link cuts the database off.
+    pub mode: LinkMode,
+    /// The database host:port (relay) or file (lock).
+    pub target: String,
+    /// Where the replicas connect (relay only).
+    pub relay: Option<String>,
+    /// Whether the link is cut now.
+    pub cut: bool,
+    /// Relayed connections open now (relay only).
+    pub connections: usize,
+    /// Connections accepted since start (relay only).
+    pub connections_total: u64,
+}
+
+/// How the db-outage link cuts the database off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkMode {
+    /// A TCP relay in front of PostgreSQL that stops relaying.
+    #[default]
+    PostgresRelay,
+    /// A transaction that holds the SQLite file's write lock.
+    SqliteLock,
+}
+
+impl LinkMode {
+    /// The word in the JSON and the drill's report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PostgresRelay => "postgres-relay",
+            Self::SqliteLock => "sqlite-lock",
+        }
+    }
+}
+
 /// Body of `POST /api/pools/{pool}/rollout`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -29,13 +29,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use serde::Serialize;
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::api::{EventKind, EventLevel};
+use crate::api::{EventKind, EventLevel, LinkMode, LinkView};
 use crate::supervisor::Shared;
 
 /// How long taking the SQLite write lock may wait for writes in flight.
@@ -56,23 +55,6 @@ pub enum DbLinkError {
         #[source]
         source: sqlx::Error,
     },
-}
-
-/// The link as the ops API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LinkView {
-    /// `postgres-relay` or `sqlite-lock`.
-    pub mode: &'static str,
-    /// The database host:port (relay) or file (lock).
-    pub target: String,
-    /// Where the replicas connect (relay only).
-    pub relay: Option<String>,
-    /// Whether the link is cut now.
-    pub cut: bool,
-    /// Relayed connections open now (relay only).
-    pub connections: usize,
-    /// Connections accepted since start (relay only).
-    pub connections_total: u64,
 }
 
 /// The link; cheap to clone, clones share it.
@@ -138,7 +120,7 @@ impl DbLink {
     pub fn view(&self) -> LinkView {
         match &*self.0 {
             Link::Relay(relay) => LinkView {
-                mode: "postgres-relay",
+                mode: LinkMode::PostgresRelay,
                 target: relay.target.clone(),
                 relay: Some(relay.listen.to_string()),
                 cut: *relay.cut.borrow(),
@@ -146,7 +128,7 @@ impl DbLink {
                 connections_total: relay.accepted.load(Ordering::Relaxed),
             },
             Link::Sqlite(lock) => LinkView {
-                mode: "sqlite-lock",
+                mode: LinkMode::SqliteLock,
                 target: lock.path.display().to_string(),
                 relay: None,
                 cut: lock.cut.load(Ordering::Relaxed),
@@ -375,9 +357,13 @@ async fn set(
                 EventKind::DbLink,
                 None,
                 if body.cut {
-                    format!("database link cut ({} {})", view.mode, view.target)
+                    format!("database link cut ({} {})", view.mode.as_str(), view.target)
                 } else {
-                    format!("database link restored ({} {})", view.mode, view.target)
+                    format!(
+                        "database link restored ({} {})",
+                        view.mode.as_str(),
+                        view.target
+                    )
                 },
             );
             axum::Json(view).into_response()

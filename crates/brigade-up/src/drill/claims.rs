@@ -54,7 +54,7 @@ pub(super) fn claims(
             // Not "felt": with SQLite the balancer's retries may ride out a short lock.
             claims.extend([only_during, clean(&["503"])]);
             if let Some(database) = &report.database
-                && database.mode == "postgres-relay"
+                && database.mode == crate::api::LinkMode::PostgresRelay
             {
                 claims.push(Claim::new(
                     "readiness reflected the outage",

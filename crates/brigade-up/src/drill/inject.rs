@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::client::{self, json_of};
+use super::client::{self, answer_of, json_of};
 use super::load::Load;
 use super::report::{DatabaseCheck, Scaling};
 use super::{Drill, DrillError};
-use crate::api::{ChildState, ChildStatus, Status};
+use crate::api::{ChildState, ChildStatus, LinkView, Status};
 
 /// Latency the slow-replica drill adds to one replica.
 pub const SLOW_REPLICA_LATENCY_MS: u64 = 400;
@@ -243,7 +243,7 @@ async fn payment_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
 /// again when every orders replica is ready and in the balancer again.
 async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
     let link = format!("http://{}/api/db-link", ctx.ops);
-    let cut = json_of(
+    let cut: LinkView = answer_of(
         ctx.http
             .put(&link)
             .header(crate::ops_guard::TOKEN_HEADER, &ctx.ops_token)
@@ -295,7 +295,7 @@ async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
         recovered: ready_after,
         recovery: "every orders replica ready and healthy in the balancer".into(),
         database: Some(DatabaseCheck {
-            mode: cut["mode"].as_str().unwrap_or_default().to_owned(),
+            mode: cut.mode,
             unready_seen,
             ready_after,
         }),

@@ -67,8 +67,8 @@ pub struct PaymentCheck {
 /// db-outage: the database link and readiness.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DatabaseCheck {
-    /// `postgres-relay` (connections cut) or `sqlite-lock` (writes locked out).
-    pub mode: String,
+    /// Connections cut (PostgreSQL) or writes locked out (SQLite).
+    pub mode: crate::api::LinkMode,
     /// Whether the balancer saw an orders replica unready during the outage.
     pub unready_seen: bool,
     /// Whether every orders replica was ready again after.
@@ -228,7 +228,9 @@ impl Report {
             let _ = writeln!(
                 out,
                 "  database link {}: unready seen {}, ready after {}",
-                d.mode, d.unready_seen, d.ready_after
+                d.mode.as_str(),
+                d.unready_seen,
+                d.ready_after
             );
         }
         if let Some(s) = &self.scaling {
