@@ -127,7 +127,7 @@ fn store_error_response(error: StoreError) -> Response {
                 "the order is at version {current}; read it again and retry with its ETag"
             ))
             .into_response();
-            if let Ok(etag) = HeaderValue::from_str(&crate::routes::orders::etag(current)) {
+            if let Ok(etag) = HeaderValue::from_str(&etag(current)) {
                 response.headers_mut().insert(header::ETAG, etag);
             }
             response
@@ -174,4 +174,10 @@ fn store_error_response(error: StoreError) -> Response {
 /// 404 with a detail, as an error.
 pub fn not_found(detail: &str) -> ApiError {
     Problem::not_found(detail).into()
+}
+
+/// The `ETag` of an order at `version`: what a conditional update's `If-Match` names, so the
+/// answer of a conflict (here) and of a read (routes/orders) render it the same way.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
 }

@@ -6,6 +6,13 @@ use http::{HeaderValue, header};
 
 use crate::state::AppState;
 
+/// Accounts signed up.
+pub const SIGNUPS: &str = "brigade_signups_total";
+/// Login attempts by outcome.
+pub const LOGINS: &str = "brigade_logins_total";
+/// Every `outcome` label value of [`LOGINS`].
+pub const LOGIN_OUTCOMES: [&str; 3] = ["succeeded", "failed", "limited"];
+
 /// Orders written (idempotent replays excluded).
 pub const ORDERS_PLACED: &str = "brigade_orders_placed_total";
 /// Revenue of placed orders, minor units, by currency.
@@ -29,14 +36,14 @@ pub const BUILD_INFO: &str = "brigade_build_info";
 pub fn describe(backend: &'static str) {
     brigade_core::http_metrics::describe();
     brigade_store::cache::describe_metrics();
-    metrics::describe_counter!(crate::routes::accounts::SIGNUPS, "Accounts signed up.");
+    metrics::describe_counter!(SIGNUPS, "Accounts signed up.");
     metrics::describe_counter!(
         brigade_payments::guard::METRIC,
         "Payment provider calls by provider and outcome (approved, declined, error, timeout, \
          circuit_open; captured, capture_failed, voided, void_failed)."
     );
     metrics::describe_counter!(
-        crate::routes::accounts::LOGINS,
+        LOGINS,
         "Login attempts by outcome (succeeded, failed, limited)."
     );
     metrics::describe_counter!(
@@ -80,9 +87,9 @@ pub fn register_at_zero(payments: &brigade_payments::Payments) {
     for name in [ORDERS_PLACED, TICKETS_COMPLETED, IDEMPOTENT_REPLAYS] {
         metrics::counter!(name).increment(0);
     }
-    metrics::counter!(crate::routes::accounts::SIGNUPS).increment(0);
-    for outcome in crate::routes::accounts::LOGIN_OUTCOMES {
-        metrics::counter!(crate::routes::accounts::LOGINS, "outcome" => outcome).increment(0);
+    metrics::counter!(SIGNUPS).increment(0);
+    for outcome in LOGIN_OUTCOMES {
+        metrics::counter!(LOGINS, "outcome" => outcome).increment(0);
     }
     for status in brigade_domain::order::OrderStatus::ALL {
         metrics::counter!(ORDER_STATUS_CHANGES, "status" => status.as_str()).increment(0);

@@ -19,12 +19,7 @@ use crate::extract::Json;
 use crate::routes::created;
 use crate::state::AppState;
 
-/// Accounts signed up.
-pub const SIGNUPS: &str = "brigade_signups_total";
-/// Login attempts by outcome.
-pub const LOGINS: &str = "brigade_logins_total";
-/// Every `outcome` label value of [`LOGINS`].
-pub const LOGIN_OUTCOMES: [&str; 3] = ["succeeded", "failed", "limited"];
+use crate::metrics::{LOGINS, SIGNUPS};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::caller::{Caller, Orderer};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, etag};
 use crate::extract::{IdempotencyKeyHeader, Json, Path, Query};
 use crate::routes::page;
 use crate::state::AppState;
@@ -28,11 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_orders, create_order))
         .routes(routes!(get_order, update_order))
-}
-
-/// The `ETag` of an order at `version`.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
 }
 
 /// Places an order. Without `shop_id`, brigade picks the open shop with the shortest ETA.
