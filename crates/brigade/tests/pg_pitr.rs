@@ -230,6 +230,24 @@ fn backup_settings_errors_name_the_key_and_exit_2() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(key), "{args:?} should name {key}: {stderr}");
     }
+    // Run as another user than the cluster's (root here), pgBackRest would write a repository
+    // the server's archive-push cannot use: refused before anything is written.
+    if pg_cluster::is_root() {
+        let output = std::process::Command::new(pg_cluster::BRIGADE)
+            .arg("backup")
+            .current_dir(cluster.dir.path())
+            .env("DATABASE_URL", cluster.url())
+            .envs(backup_env(&cluster))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("backup.pg_data") && stderr.contains("sudo -u postgres"),
+            "{stderr}"
+        );
+        assert!(!cluster.dir.path().join("repo").exists(), "nothing written");
+    }
     // SQLite has no point-in-time restore.
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(pg_cluster::BRIGADE)

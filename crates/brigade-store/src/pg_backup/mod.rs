@@ -233,6 +233,7 @@ pub async fn backup(
     kind: BackupKind,
     verify: bool,
 ) -> Result<BackupReport, PitrError> {
+    same_user_as_cluster(&plan.pg_data)?;
     conf::write(plan)?;
     let server_major = archive::ensure_archiving(plan).await?;
     tool::run(plan, "stanza-create", &[]).await?;
@@ -285,6 +286,7 @@ pub struct RestoreReport {
 /// `target` and then open for writes. Refused while PostgreSQL runs on it; the cluster is
 /// started afterwards by whoever runs it (systemd, pg_ctl, Kubernetes).
 pub async fn restore(plan: &Plan, target: RestoreTarget) -> Result<RestoreReport, PitrError> {
+    same_user_as_cluster(&plan.pg_data)?;
     conf::write(plan)?;
     refuse_running(&plan.pg_data)?;
     let mut args = Vec::new();
@@ -323,6 +325,30 @@ pub async fn restore(plan: &Plan, target: RestoreTarget) -> Result<RestoreReport
 pub async fn info(plan: &Plan) -> Result<StanzaInfo, PitrError> {
     conf::write(plan)?;
     tool::info(plan).await
+}
+
+/// Refuses to run as another user than the one owning the cluster's data directory (or, when
+/// it is gone, its parent): the server runs `archive-push` as its owner, so a repository or
+/// data directory written by anyone else (root, typically) breaks archiving or the restored
+/// server. The process's own user is read from `/proc/self`, whose owner it is.
+fn same_user_as_cluster(pg_data: &Path) -> Result<(), PitrError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = pg_data
+        .ancestors()
+        .find_map(|dir| std::fs::metadata(dir).ok())
+        .map(|m| m.uid());
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid());
+    match (owner, me) {
+        (Some(owner), Ok(me)) if owner != me => Err(PitrError::Setting {
+            key: "backup.pg_data",
+            message: format!(
+                "{} belongs to uid {owner}, this process runs as uid {me}: run brigade as the \
+                 cluster's OS user (e.g. sudo -u postgres brigade …)",
+                pg_data.display()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses when `postmaster.pid` names a live process; removes it when it names none (a

@@ -52,7 +52,7 @@ pub fn tools() -> Option<PathBuf> {
 }
 
 /// Whether this process is root (and must hand PostgreSQL's work to the `postgres` user).
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     std::env::var("USER").is_ok_and(|u| u == "root")
         || Command::new("id")
             .arg("-u")
