@@ -13,6 +13,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod backup;
+
+pub use backup::BackupSettings;
+
 /// The file read when no `--config` is given; missing is fine, unreadable or invalid is not.
 pub const DEFAULT_CONFIG_FILE: &str = "brigade.toml";
 
@@ -61,6 +65,8 @@ pub struct Settings {
     pub payments: PaymentSettings,
     /// Injected failures, for alerting drills.
     pub faults: FaultSettings,
+    /// Point-in-time recovery of a PostgreSQL store (pgBackRest).
+    pub backup: BackupSettings,
 }
 
 /// HTTP server settings.
@@ -654,6 +660,9 @@ impl Settings {
                     "must start with http:// or https://",
                 );
             }
+        }
+        if let Err((key, message)) = self.backup.check() {
+            return invalid(key, message);
         }
         if !(self.delivery.courier_speed_kmh.is_finite() && self.delivery.courier_speed_kmh > 0.0) {
             return invalid("delivery.courier_speed_kmh", "must be a positive number");

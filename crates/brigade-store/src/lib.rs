@@ -13,6 +13,7 @@ pub mod cache;
 mod error;
 mod ledger;
 mod order_list;
+pub mod pg_backup;
 mod postgres;
 mod reports;
 mod rows;

@@ -26,11 +26,11 @@ use sqlx::{ConnectOptions, Connection, SqliteConnection};
 /// Why a backup or restore did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    /// The store is PostgreSQL: its own tools back it up consistently.
+    /// The store is PostgreSQL: pgBackRest backs it up ([`crate::pg_backup`]).
     #[error(
-        "the store is PostgreSQL ({url}); brigade backup/restore handle the embedded SQLite \
-         file only: use pg_dump (e.g. pg_dump --format=custom --file brigade.dump \"$DATABASE_URL\") \
-         and pg_restore"
+        "the store is PostgreSQL ({url}); this copies the embedded SQLite file only: a \
+         PostgreSQL store is backed up by `brigade backup` through pgBackRest ([backup] of \
+         brigade.toml), on the database host"
     )]
     Postgres {
         /// The URL, password redacted.
@@ -601,13 +601,13 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_refused_with_a_pointer_to_pg_dump() {
+    fn postgres_is_refused_with_a_pointer_to_pgbackrest() {
         let settings = StorageSettings {
             database_url: Some("postgres://app:secret@db/brigade".into()),
             ..StorageSettings::default()
         };
         let error = database_path(&settings).unwrap_err().to_string();
-        assert!(error.contains("pg_dump"), "{error}");
+        assert!(error.contains("pgBackRest"), "{error}");
         assert!(!error.contains("secret"), "{error}");
     }
 }

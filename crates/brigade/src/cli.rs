@@ -114,7 +114,14 @@ pub enum Command {
     /// Uses SQLite's `VACUUM INTO` (one read transaction: the copy is one instant), checks the
     /// copy (integrity_check, brigade's migrations) before naming it, writes
     /// <data dir>/backups/brigade-YYYYMMDDTHHMMSSZ.db unless --output says otherwise, and keeps
-    /// the newest --keep backups there. PostgreSQL stores are refused: use pg_dump.
+    /// the newest --keep backups there.
+    ///
+    /// PostgreSQL store: fronts pgBackRest, configured by [backup] of brigade.toml (pg_data,
+    /// repo, stanza, retention_full, archive_timeout_secs, …); run it on the database host as
+    /// the cluster's OS user. Sets archive_command/archive_timeout on the server (WAL shipped
+    /// at least every minute), creates the stanza, takes a --type backup (incr by default),
+    /// expires old ones, verifies the repository and restores the new backup into a scratch
+    /// cluster to read it back (--no-verify skips that).
     Backup(BackupArgs),
     /// Put a backup in place of the SQLite store; refused while any brigade process uses it.
     ///
@@ -124,6 +131,10 @@ pub enum Command {
     /// while the store is open anywhere (stop `brigade up` first), moves the current file
     /// aside (brigade.db.before-restore-<time>) and puts the backup in its place. A running
     /// `brigade up` restores a vanished store by itself ([backup] restore_on_loss).
+    ///
+    /// PostgreSQL store: pgBackRest writes the data directory (backup.pg_data) back from the
+    /// repository, set to replay archived WAL to its end or --to TIMESTAMP and then open for
+    /// writes; refused while PostgreSQL runs on it. Start PostgreSQL afterwards.
     Restore(RestoreArgs),
 }
 
@@ -137,8 +148,35 @@ pub struct BackupArgs {
     /// Backups to keep in <data dir>/backups; older ones are deleted after a successful backup.
     #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub keep: u16,
+    /// PostgreSQL: pgBackRest's backup type (incr becomes full when no full backup exists).
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<BackupKindArg>,
+    /// PostgreSQL: skip restoring the new backup into a scratch cluster to check it.
+    #[arg(long)]
+    pub no_verify: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+/// pgBackRest backup types.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackupKindArg {
+    /// Every file.
+    Full,
+    /// Files changed since the last full backup.
+    Diff,
+    /// Files changed since the last backup.
+    Incr,
+}
+
+impl From<BackupKindArg> for brigade_store::pg_backup::BackupKind {
+    fn from(kind: BackupKindArg) -> Self {
+        match kind {
+            BackupKindArg::Full => Self::Full,
+            BackupKindArg::Diff => Self::Diff,
+            BackupKindArg::Incr => Self::Incr,
+        }
+    }
 }
 
 /// Flags of `brigade restore`.
@@ -152,6 +190,10 @@ pub struct RestoreArgs {
     /// it sets one).
     #[arg(long, value_name = "DIR", conflicts_with = "file")]
     pub from: Option<PathBuf>,
+    /// PostgreSQL: replay archived WAL up to this time (RFC 3339, e.g.
+    /// 2026-12-05T21:30:00Z) instead of to the end of the archive.
+    #[arg(long, value_name = "TIMESTAMP", conflicts_with_all = ["file", "from"])]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }

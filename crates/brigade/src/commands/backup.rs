@@ -1,11 +1,12 @@
 //! `brigade backup` and `brigade restore`: the embedded SQLite store, copied consistently while
 //! replicas write, and put back while nothing runs (the named backup, or the newest one that
-//! verifies). PostgreSQL is refused with a pointer to pg_dump. The work is
+//! verifies). A PostgreSQL store goes to `super::pg_backup` (pgBackRest). The work is
 //! `brigade_store::sqlite_backup`; this file maps flags and messages (a backup that cannot be
 //! used is the user's input to fix: exit 2, naming FILE or --from).
 
 use anyhow::{Context as _, bail};
 use brigade_core::Settings;
+use brigade_core::config::DatabaseKind;
 use brigade_store::sqlite_backup::{self, BackupError};
 
 use crate::cli::{BackupArgs, RestoreArgs};
@@ -13,6 +14,16 @@ use crate::commands::BadSetting;
 
 /// Takes a backup and prunes old ones; prints one line saying where it went.
 pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<()> {
+    if settings.storage.database_kind() == Some(DatabaseKind::Postgres) {
+        return super::pg_backup::backup(settings, args).await;
+    }
+    if args.kind.is_some() || args.no_verify {
+        Err(BadSetting(
+            "--type/--no-verify: only for a PostgreSQL store (pgBackRest); SQLite backups are \
+             whole copies, always checked"
+                .into(),
+        ))?;
+    }
     let database = sqlite_backup::database_path(&settings.storage)?;
     let backups = sqlite_backup::backups_dir(&database);
     let output = args
@@ -52,6 +63,16 @@ pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<()> 
 
 /// Verifies the backup and puts it in place of the store, keeping the replaced file.
 pub async fn restore(settings: Settings, args: RestoreArgs) -> anyhow::Result<()> {
+    if settings.storage.database_kind() == Some(DatabaseKind::Postgres) {
+        return super::pg_backup::restore(settings, args).await;
+    }
+    if args.to.is_some() {
+        Err(BadSetting(
+            "--to: point-in-time restore needs a PostgreSQL store; SQLite restores a backup \
+             file (FILE or the newest in --from)"
+                .into(),
+        ))?;
+    }
     let database = sqlite_backup::database_path(&settings.storage)?;
     let (file, verified) = match &args.file {
         Some(file) => match sqlite_backup::verify(file).await {

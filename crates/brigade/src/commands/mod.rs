@@ -8,6 +8,7 @@ mod demo_data;
 mod drill;
 mod logs;
 mod migrate;
+mod pg_backup;
 mod rollout;
 mod serve;
 mod status;

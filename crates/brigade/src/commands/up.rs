@@ -317,7 +317,8 @@ fn replica_count(
 }
 
 /// The off-peak jobs: `[jobs]` of up.toml, the admin password from the environment, no backup
-/// job on PostgreSQL (pg_dump's business).
+/// job on PostgreSQL (`brigade backup` fronts pgBackRest there, which runs on the database
+/// host as the cluster's user, not under `up`).
 fn jobs(settings: &Settings, args: &UpArgs, file: &UpFile) -> anyhow::Result<JobsPlan> {
     let mut plan = file.jobs_plan().context("up.toml [jobs]")?;
     if args.no_jobs {
@@ -327,7 +328,9 @@ fn jobs(settings: &Settings, args: &UpArgs, file: &UpFile) -> anyhow::Result<Job
         .into_iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()));
     if settings.storage.database_kind() == Some(brigade_core::config::DatabaseKind::Postgres) {
-        tracing::info!("the store is PostgreSQL: no backup job (back it up with pg_dump)");
+        tracing::info!(
+            "the store is PostgreSQL: no backup job (run brigade backup, pgBackRest, on the database host)"
+        );
         plan = plan.without(JobKind::Backup);
     }
     Ok(plan)

@@ -1,0 +1,362 @@
+//! Private PostgreSQL clusters for tests that need to own one: made with `initdb` on a free
+//! port in a temporary folder, run with `pg_ctl`, as the `postgres` OS user when the tests run
+//! as root (PostgreSQL refuses to run as root), killed and deleted afterwards. Also `brigade`
+//! run as that user (what `brigade backup` on a database host is), and a `brigade serve`
+//! replica to place orders through.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
+/// Password of the demo accounts.
+pub const DEMO_PASSWORD: &str = "demo password 1";
+
+/// PostgreSQL's programs (the newest major version under Debian's layout, else `pg_config`);
+/// `None` when they and pgBackRest are not installed, which fails the test under CI=true.
+pub fn tools() -> Option<PathBuf> {
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .max_by_key(|bin| {
+            bin.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
+    let pgbackrest = Command::new("pgbackrest")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    match (newest, pgbackrest) {
+        (Some(bin), true) => Some(bin),
+        (bin, pgbackrest) if std::env::var_os("CI").is_some() => panic!(
+            "CI needs PostgreSQL's programs ({bin:?}) and pgBackRest ({pgbackrest}); \
+             scripts/test installs them"
+        ),
+        _ => {
+            eprintln!("PostgreSQL programs or pgBackRest missing; skipping");
+            None
+        }
+    }
+}
+
+/// Whether this process is root (and must hand PostgreSQL's work to the `postgres` user).
+pub fn is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `program args…` as the cluster's owner: through `runuser -u postgres` when root.
+pub fn as_owner(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private cluster.
+pub struct Cluster {
+    /// PostgreSQL's programs.
+    pub bin: PathBuf,
+    /// The folder holding everything (owned by the cluster's user).
+    pub dir: tempfile::TempDir,
+    /// Its port on 127.0.0.1 (the socket is in `dir`).
+    pub port: u16,
+}
+
+impl Cluster {
+    /// `initdb` (trust authentication, superuser `postgres`) and start.
+    pub fn start(bin: &Path) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("brigade-pg-")
+            .tempdir()
+            .unwrap();
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let cluster = Self {
+            bin: bin.to_path_buf(),
+            dir,
+            port: free_port(),
+        };
+        let output = as_owner(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(cluster.data())
+            .output()
+            .unwrap();
+        assert_success("initdb", &output);
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The superuser's URL of database `postgres` over TCP.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start`, waiting until it accepts connections.
+    pub fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let output = as_owner(self.bin.join("pg_ctl"))
+            .args(["start", "-w", "-t", "120", "-o", &options, "-l"])
+            .arg(self.dir.path().join("server.log"))
+            .arg("-D")
+            .arg(self.data())
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert_success("pg_ctl start", &output);
+    }
+
+    /// `pg_ctl stop` in `mode` (`fast`, or `immediate`: a crash).
+    pub fn pg_ctl_stop(&self, mode: &str) {
+        let output = as_owner(self.bin.join("pg_ctl"))
+            .args(["stop", "-w", "-m", mode, "-D"])
+            .arg(self.data())
+            .output()
+            .unwrap();
+        assert_success("pg_ctl stop", &output);
+    }
+
+    /// Waits until the server is out of recovery (a restored cluster replaying WAL).
+    pub fn wait_open(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let open = self.query("SELECT NOT pg_is_in_recovery()");
+            if open.as_deref() == Some("t") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not open: {}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One value from `sql` through psql (`None` when the server does not answer).
+    pub fn query(&self, sql: &str) -> Option<String> {
+        let output = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url(),
+                "-c",
+                sql,
+            ])
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// `brigade ARGS…` as the cluster's owner in its folder, with `env`; the binary is linked
+    /// into the folder first (the build's target directory may not be readable by that user).
+    pub fn brigade(&self, args: &[&str], env: &[(&str, String)]) -> Output {
+        let binary = self.dir.path().join("brigade");
+        if !binary.exists() && std::fs::hard_link(BRIGADE, &binary).is_err() {
+            std::fs::copy(BRIGADE, &binary).unwrap();
+        }
+        let mut command = as_owner(&binary);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("BRIGADE_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("DATABASE_URL", self.url())
+            .env_remove("REDIS_URL")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.data().join("postmaster.pid").exists() {
+            let _ = as_owner(self.bin.join("pg_ctl"))
+                .args(["stop", "-m", "immediate", "-D"])
+                .arg(self.data())
+                .output();
+        }
+    }
+}
+
+/// Panics with the output unless the command succeeded.
+pub fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `brigade serve --demo` on the cluster, on a free port.
+pub struct Replica {
+    child: Child,
+    /// `http://host:port`.
+    pub base: String,
+}
+
+impl Replica {
+    /// Starts it and waits for its `listening` line.
+    pub fn start(database_url: &str, folder: &Path) -> Self {
+        let mut child = Command::new(BRIGADE)
+            .args([
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .current_dir(folder)
+            .env("DATABASE_URL", database_url)
+            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (sender, receiver) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = sender.send(value);
+                }
+            }
+        });
+        loop {
+            match receiver.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line["message"] == "listening" => {
+                    let base = format!("http://{}", line["address"].as_str().unwrap());
+                    return Self { child, base };
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("brigade serve did not log listening: {error}");
+                }
+            }
+        }
+    }
+
+    /// Places `n` orders from `clients` threads at once; returns the ids acknowledged (201).
+    pub fn place_orders(&self, n: usize, clients: usize) -> Vec<String> {
+        let client = reqwest::blocking::Client::new();
+        let session: Value = client
+            .post(format!("{}/api/v1/sessions", self.base))
+            .json(&serde_json::json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let token = session["token"].as_str().expect("log-in").to_owned();
+        let shops: Value = client
+            .get(format!("{}/api/v1/shops", self.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let shop = shops[0]["id"].as_str().unwrap().to_owned();
+        let menu: Value = client
+            .get(format!("{}/api/v1/shops/{shop}/menu", self.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let body = serde_json::json!({"shop_id": shop,
+            "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
+            "delivery": {"lat": 52.51, "lon": 13.40}});
+        let per_client = n.div_ceil(clients);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..clients)
+                .map(|_| {
+                    let (client, token, body) = (&client, &token, &body);
+                    scope.spawn(move || {
+                        (0..per_client)
+                            .filter_map(|_| {
+                                let response = client
+                                    .post(format!("{}/api/v1/orders", self.base))
+                                    .bearer_auth(token)
+                                    .header("idempotency-key", uuid::Uuid::now_v7().to_string())
+                                    .json(body)
+                                    .send()
+                                    .ok()?;
+                                (response.status() == 201).then(|| {
+                                    let placed: Value = response.json().unwrap();
+                                    placed["id"].as_str().unwrap().to_owned()
+                                })
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        })
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,261 @@
+//! Point-in-time recovery of a PostgreSQL store through `brigade backup` / `brigade restore`
+//! (pgBackRest), on clusters the tests make themselves: a backup, orders placed through a real
+//! replica after it, the data directory lost, restore to the latest point → every order
+//! acknowledged before the last archived WAL segment is back; restore to a time → orders
+//! placed after it are absent. Settings errors name the key and exit 2.
+
+mod pg_cluster;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use pg_cluster::{Cluster, Replica, assert_success};
+
+/// brigade's `[backup]` settings for `cluster`, as environment variables.
+fn backup_env(cluster: &Cluster) -> Vec<(&'static str, String)> {
+    let dir = cluster.dir.path();
+    vec![
+        (
+            "BRIGADE_BACKUP__PG_DATA",
+            cluster.data().display().to_string(),
+        ),
+        (
+            "BRIGADE_BACKUP__REPO",
+            dir.join("repo").display().to_string(),
+        ),
+        ("BRIGADE_BACKUP__PG_SOCKET_DIR", dir.display().to_string()),
+        (
+            "BRIGADE_BACKUP__PG_BIN_DIR",
+            cluster.bin.display().to_string(),
+        ),
+        (
+            "BRIGADE_BACKUP__SCRATCH_DIR",
+            dir.join("scratch").display().to_string(),
+        ),
+        // The shortest archive_timeout, so the test waits one second, not one minute, for a
+        // segment with its orders to be shipped.
+        ("BRIGADE_BACKUP__ARCHIVE_TIMEOUT_SECS", "1".into()),
+    ]
+}
+
+/// A cluster with brigade's schema, WAL archiving set up by `brigade backup` as an operator
+/// meets it (the first run sets archive_mode and asks for a restart), and a verified backup.
+fn backed_up_cluster(bin: &std::path::Path) -> Cluster {
+    let cluster = Cluster::start(bin);
+    let env = backup_env(&cluster);
+    assert_success("migrate", &cluster.brigade(&["migrate"], &env));
+
+    let first = cluster.brigade(&["backup"], &env);
+    assert_eq!(first.status.code(), Some(1), "{first:?}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("archive_mode") && stderr.contains("restart PostgreSQL"),
+        "{stderr}"
+    );
+    cluster.pg_ctl_stop("fast");
+    cluster.pg_ctl_start();
+
+    let backup = cluster.brigade(&["backup", "--type", "full"], &env);
+    assert_success("backup", &backup);
+    let stdout = String::from_utf8_lossy(&backup.stdout);
+    eprintln!("{stdout}");
+    assert!(stdout.contains("(full) written to"), "{stdout}");
+    assert!(
+        stdout.contains("verified: restored into a scratch cluster"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("archive_timeout = 1 s"), "{stdout}");
+    assert_eq!(cluster.query("SHOW archive_timeout").as_deref(), Some("1s"));
+    cluster
+}
+
+/// Waits until the WAL segment holding everything committed so far is in the repository.
+fn wait_archived(cluster: &Cluster) {
+    let segment = cluster
+        .query("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let archived = cluster
+            .query("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+            .unwrap_or_default();
+        if archived.len() >= 24 && archived[..24] >= segment[..] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "segment {segment} not archived within 30 s (last: {archived:?})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Order ids in the store.
+fn stored_orders(cluster: &Cluster) -> BTreeSet<String> {
+    cluster
+        .query("SELECT string_agg(id::text, ',') FROM orders")
+        .unwrap()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn restore_to_latest_brings_back_every_archived_acknowledged_order() {
+    let Some(bin) = pg_cluster::tools() else {
+        return;
+    };
+    let cluster = backed_up_cluster(&bin);
+    let env = backup_env(&cluster);
+    let replica = Replica::start(&cluster.url(), cluster.dir.path());
+    let acknowledged = replica.place_orders(60, 6);
+    assert_eq!(acknowledged.len(), 60, "every order is acknowledged");
+    wait_archived(&cluster);
+
+    // A restore over a running cluster is refused and changes nothing.
+    let refused = cluster.brigade(&["restore"], &env);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stop it before restoring"),
+        "{refused:?}"
+    );
+
+    // The disk is lost: the server dies and its data directory is gone.
+    drop(replica);
+    cluster.pg_ctl_stop("immediate");
+    std::fs::remove_dir_all(cluster.data()).unwrap();
+
+    let started = Instant::now();
+    let restored = cluster.brigade(&["restore"], &env);
+    assert_success("restore", &restored);
+    assert!(
+        String::from_utf8_lossy(&restored.stdout).contains("end of the archived WAL"),
+        "{restored:?}"
+    );
+    let written = started.elapsed();
+    cluster.pg_ctl_start();
+    cluster.wait_open();
+    // The figures docs/benchmarks.md quotes (run with --nocapture).
+    eprintln!(
+        "restore: data directory written in {:.2} s, open for writes {:.2} s after the restore began",
+        written.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    let stored = stored_orders(&cluster);
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged orders lost: {missing:?}");
+
+    // The restored store serves, and archiving goes on: the next backup works.
+    let replica = Replica::start(&cluster.url(), cluster.dir.path());
+    assert_eq!(replica.place_orders(5, 1).len(), 5);
+    drop(replica);
+    let next = cluster.brigade(&["backup", "--no-verify"], &env);
+    assert_success("backup after restore", &next);
+    assert!(
+        String::from_utf8_lossy(&next.stdout).contains("(incr)"),
+        "{next:?}"
+    );
+}
+
+#[test]
+fn restore_to_a_time_leaves_out_what_came_later() {
+    let Some(bin) = pg_cluster::tools() else {
+        return;
+    };
+    let cluster = backed_up_cluster(&bin);
+    let env = backup_env(&cluster);
+    let replica = Replica::start(&cluster.url(), cluster.dir.path());
+    let before = replica.place_orders(20, 4);
+    assert_eq!(before.len(), 20);
+    let target = cluster
+        .query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        .unwrap();
+    let after = replica.place_orders(20, 4);
+    assert_eq!(after.len(), 20);
+    wait_archived(&cluster);
+    drop(replica);
+
+    // A mistake to undo rather than a lost disk: the data directory is still there.
+    cluster.pg_ctl_stop("fast");
+    let restored = cluster.brigade(&["restore", "--to", &target], &env);
+    assert_success("restore --to", &restored);
+    cluster.pg_ctl_start();
+    cluster.wait_open();
+    let stored = stored_orders(&cluster);
+    for id in &before {
+        assert!(
+            stored.contains(id),
+            "order {id} placed before {target} is missing"
+        );
+    }
+    for id in &after {
+        assert!(
+            !stored.contains(id),
+            "order {id} placed after {target} came back"
+        );
+    }
+}
+
+/// Arguments, settings, and the key or flag the error must name.
+type Case<'a> = (&'a [&'a str], Vec<(&'a str, String)>, &'a str);
+
+#[test]
+fn backup_settings_errors_name_the_key_and_exit_2() {
+    let Some(bin) = pg_cluster::tools() else {
+        return;
+    };
+    let cluster = Cluster::start(&bin);
+    let cases: [Case; 5] = [
+        (&["backup"], vec![], "backup.pg_data"),
+        (
+            &["backup"],
+            vec![("BRIGADE_BACKUP__ARCHIVE_TIMEOUT_SECS", "120".into())],
+            "backup.archive_timeout_secs",
+        ),
+        (&["restore", "--to", "yesterday"], vec![], "--to"),
+        (
+            &["backup", "--output", "x.db"],
+            backup_env(&cluster),
+            "--output",
+        ),
+        (&["restore", "some.db"], backup_env(&cluster), "FILE"),
+    ];
+    for (args, env, key) in cases {
+        let output = cluster.brigade(args, &env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(key), "{args:?} should name {key}: {stderr}");
+    }
+    // Run as another user than the cluster's (root here), pgBackRest would write a repository
+    // the server's archive-push cannot use: refused before anything is written.
+    if pg_cluster::is_root() {
+        let output = std::process::Command::new(pg_cluster::BRIGADE)
+            .arg("backup")
+            .current_dir(cluster.dir.path())
+            .env("DATABASE_URL", cluster.url())
+            .envs(backup_env(&cluster))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("backup.pg_data") && stderr.contains("sudo -u postgres"),
+            "{stderr}"
+        );
+        assert!(!cluster.dir.path().join("repo").exists(), "nothing written");
+    }
+    // SQLite has no point-in-time restore.
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(pg_cluster::BRIGADE)
+        .args(["restore", "--to", "2026-01-01T00:00:00Z", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--to"));
+}
