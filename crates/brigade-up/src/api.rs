@@ -271,6 +271,80 @@ impl LinkMode {
     }
 }
 
+/// The newest backup taken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// Its file.
+    pub path: String,
+    /// When the copy was made.
+    pub taken_at: DateTime<Utc>,
+    /// Copy, verification and rename.
+    pub duration_ms: u64,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// One restore of a lost store, step by step (milliseconds from the moment the loss was seen).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestoreRecord {
+    /// When the store file was seen gone or replaced.
+    pub detected_at: DateTime<Utc>,
+    /// Where it stands.
+    pub outcome: RestoreOutcome,
+    /// The backup put back.
+    pub backup: Option<String>,
+    /// When that backup was taken.
+    pub backup_taken_at: Option<DateTime<Utc>>,
+    /// Every replica stopped.
+    pub halted_ms: Option<u64>,
+    /// The backup verified and in place.
+    pub restored_ms: Option<u64>,
+    /// Every replica ready again.
+    pub ready_ms: Option<u64>,
+    /// What happened, in words.
+    pub detail: String,
+}
+
+/// `GET /api/backups`: the configuration, the newest backup and the restores.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupView {
+    /// Continuous backups run.
+    pub enabled: bool,
+    /// The store file.
+    pub database: Option<String>,
+    /// Where backups go.
+    pub dir: Option<String>,
+    /// Seconds between backups.
+    pub interval_secs: u64,
+    /// Backups kept.
+    pub keep: u16,
+    /// A lost store is restored.
+    pub restore_on_loss: bool,
+    /// Backups that succeeded and failed since `up` started.
+    pub succeeded: u64,
+    /// See `succeeded`.
+    pub failed: u64,
+    /// The newest backup taken since `up` started.
+    pub last_success: Option<BackupRecord>,
+    /// Why the last failed backup failed.
+    pub last_failure: Option<String>,
+    /// Restores since `up` started, oldest first.
+    pub restores: Vec<RestoreRecord>,
+}
+
+/// Where a restore of a lost store stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreOutcome {
+    /// Under way.
+    #[default]
+    Restoring,
+    /// The store is back and every replica ready.
+    Succeeded,
+    /// It could not be restored; the record's `detail` says why.
+    Failed,
+}
+
 /// Body of `POST /api/pools/{pool}/rollout`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

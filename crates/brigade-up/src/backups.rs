@@ -21,6 +21,7 @@
 //! backup, the last failure and every restore with how long each step took; the metrics are
 //! in [`crate::metrics`].
 
+use crate::api::{BackupRecord, BackupView};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -32,7 +33,7 @@ use axum::routing::get;
 use brigade_core::Shutdown;
 use brigade_store::sqlite_backup;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use crate::api::{EventKind, EventLevel};
@@ -119,67 +120,6 @@ impl BackupSection {
             restore_on_loss: self.restore_on_loss.unwrap_or(true),
         }))
     }
-}
-
-/// The newest backup taken.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupRecord {
-    /// Its file.
-    pub path: String,
-    /// When the copy was made.
-    pub taken_at: DateTime<Utc>,
-    /// Copy, verification and rename.
-    pub duration_ms: u64,
-    /// Its size.
-    pub bytes: u64,
-}
-
-/// One restore of a lost store, step by step (milliseconds from the moment the loss was seen).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RestoreRecord {
-    /// When the store file was seen gone or replaced.
-    pub detected_at: DateTime<Utc>,
-    /// `restoring`, `succeeded` or `failed`.
-    pub outcome: &'static str,
-    /// The backup put back.
-    pub backup: Option<String>,
-    /// When that backup was taken.
-    pub backup_taken_at: Option<DateTime<Utc>>,
-    /// Every replica stopped.
-    pub halted_ms: Option<u64>,
-    /// The backup verified and in place.
-    pub restored_ms: Option<u64>,
-    /// Every replica ready again.
-    pub ready_ms: Option<u64>,
-    /// What happened, in words.
-    pub detail: String,
-}
-
-/// `GET /api/backups`: the configuration, the newest backup and the restores.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct BackupView {
-    /// Continuous backups run.
-    pub enabled: bool,
-    /// The store file.
-    pub database: Option<String>,
-    /// Where backups go.
-    pub dir: Option<String>,
-    /// Seconds between backups.
-    pub interval_secs: u64,
-    /// Backups kept.
-    pub keep: u16,
-    /// A lost store is restored.
-    pub restore_on_loss: bool,
-    /// Backups that succeeded and failed since `up` started.
-    pub succeeded: u64,
-    /// See `succeeded`.
-    pub failed: u64,
-    /// The newest backup taken since `up` started.
-    pub last_success: Option<BackupRecord>,
-    /// Why the last failed backup failed.
-    pub last_failure: Option<String>,
-    /// Restores since `up` started, oldest first.
-    pub restores: Vec<RestoreRecord>,
 }
 
 /// The view, shared with the ops API.

@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use brigade_core::telemetry::error_chain as chain;
 
-use super::{ContinuousBackup, RestoreRecord, edit};
+use super::{ContinuousBackup, edit};
 use crate::api::{EventKind, EventLevel};
+use crate::api::{RestoreOutcome, RestoreRecord};
 use crate::logs::LogSink;
 use crate::pool::PoolCommand;
 use crate::supervise::Replace;
@@ -47,7 +48,7 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
     edit(&shared.backups, |view| {
         view.restores.push(RestoreRecord {
             detected_at: Utc::now(),
-            outcome: "restoring",
+            outcome: RestoreOutcome::Restoring,
             ..RestoreRecord::default()
         });
     });
@@ -116,7 +117,11 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
     let detail = message.clone();
     step(&|r| {
         r.ready_ms = ready;
-        r.outcome = if succeeded { "succeeded" } else { "failed" };
+        r.outcome = if succeeded {
+            RestoreOutcome::Succeeded
+        } else {
+            RestoreOutcome::Failed
+        };
         r.detail = detail.clone();
     });
     shared.events.push(

@@ -17,10 +17,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::api::{BackupView, RestoreOutcome, RestoreRecord};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::client::{self, json_of};
+use super::client::{self, answer_of};
 use super::load::{Load, Phase, Samples, Target};
 use super::report::{Claim, Report};
 use super::{DrillError, DrillOptions};
@@ -93,15 +93,15 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         token,
     ) = client::start_as_customer(&options.ops, options.password.clone()).await?;
     let backups = backups(&http, &options.ops).await?;
-    if backups["enabled"] != true || backups["restore_on_loss"] != true {
+    if !backups.enabled || !backups.restore_on_loss {
         return Err(DrillError::Setup(
             "restore needs brigade up on SQLite with continuous backups that restore a lost \
              store: up.toml [backup] interval_secs > 0 and restore_on_loss = true (the defaults)"
                 .into(),
         ));
     }
-    let database = backups["database"].as_str().unwrap_or_default().to_owned();
-    let interval = Duration::from_secs(backups["interval_secs"].as_u64().unwrap_or(30));
+    let database = backups.database.unwrap_or_default();
+    let interval = Duration::from_secs(backups.interval_secs);
     let target = super::resources::target(&http, &public, token.clone()).await?;
     let started_at = chrono::Utc::now();
 
@@ -137,7 +137,11 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     tokio::time::sleep(options.phase).await;
     let samples = load.stop().await;
     let mut samples = samples.lock().await;
-    let record = restored.unwrap_or_else(|detail| serde_json::json!({ "detail": detail }));
+    let record = restored.unwrap_or_else(|detail| RestoreRecord {
+        outcome: RestoreOutcome::Failed,
+        detail,
+        ..RestoreRecord::default()
+    });
 
     let orders = client::reconcile(&http, &public, &token, samples.acknowledged.clone()).await;
     let moments = Moments {
@@ -159,7 +163,11 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         rto.as_millis(),
     );
     report.alerts = alerts;
-    report.claims = claims(&report, &check, serving && record["outcome"] == "succeeded");
+    report.claims = claims(
+        &report,
+        &check,
+        serving && record.outcome == RestoreOutcome::Succeeded,
+    );
     report.restore = Some(check);
     Ok(report)
 }
@@ -182,7 +190,7 @@ struct Moments {
 fn measure(
     database: String,
     interval: Duration,
-    record: &Value,
+    record: &RestoreRecord,
     samples: &Samples,
     orders: &client::Reconciled,
     moments: &Moments,
@@ -206,21 +214,13 @@ fn measure(
     RestoreCheck {
         database,
         backup_interval_secs: interval.as_secs(),
-        backup: record["backup"].as_str().map(str::to_owned),
-        backup_age_ms: record["backup_taken_at"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| (fault_at - t.with_timezone(&chrono::Utc)).num_milliseconds()),
+        backup: record.backup.clone(),
+        backup_age_ms: record
+            .backup_taken_at
+            .map(|t| (fault_at - t).num_milliseconds()),
         rto_ms: rto.as_millis(),
-        detected_ms: record["detected_at"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map_or(0, |t| {
-                (t.with_timezone(&chrono::Utc) - fault_at)
-                    .num_milliseconds()
-                    .max(0) as u128
-            }),
-        steps_ms: ["halted_ms", "restored_ms", "ready_ms"].map(|key| record[key].as_u64()),
+        detected_ms: (record.detected_at - fault_at).num_milliseconds().max(0) as u128,
+        steps_ms: [record.halted_ms, record.restored_ms, record.ready_ms],
         rpo_ms: oldest.map_or(0, |at| fault.duration_since(*at).as_millis()),
         rpo_orders: orders.lost,
         lost_after_fault: lost_at.iter().filter(|at| **at >= fault).count(),
@@ -230,13 +230,13 @@ fn measure(
             .filter(|at| fault.duration_since(**at) > bound)
             .count(),
         lost_after_restore: lost_at.iter().filter(|at| **at >= back).count(),
-        outcome: record["detail"].as_str().unwrap_or_default().to_owned(),
+        outcome: record.detail.clone(),
     }
 }
 
 /// `GET /api/backups` of the ops API.
-async fn backups(http: &reqwest::Client, ops: &str) -> Result<Value, DrillError> {
-    json_of(http.get(format!("http://{ops}/api/backups")).send().await).await
+async fn backups(http: &reqwest::Client, ops: &str) -> Result<BackupView, DrillError> {
+    answer_of(http.get(format!("http://{ops}/api/backups")).send().await).await
 }
 
 /// Waits (up to three intervals and half a minute) for a backup taken after `since`; when
@@ -250,18 +250,16 @@ async fn backup_since(
     let deadline = Instant::now() + 3 * interval + Duration::from_secs(30);
     while Instant::now() < deadline {
         let view = backups(http, ops).await?;
-        let taken = view["last_success"]["taken_at"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let taken = view.last_success.map(|backup| backup.taken_at);
         if let Some(taken) = taken.filter(|t| *t >= since) {
-            return Ok(taken.with_timezone(&chrono::Utc));
+            return Ok(taken);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let view = backups(http, ops).await.unwrap_or_default();
     Err(DrillError::Setup(format!(
         "brigade up took no backup during the load (last failure: {})",
-        view["last_failure"].as_str().unwrap_or("none")
+        view.last_failure.as_deref().unwrap_or("none")
     )))
 }
 
@@ -289,16 +287,13 @@ async fn restored(
     http: &reqwest::Client,
     ops: &str,
     fault: chrono::DateTime<chrono::Utc>,
-) -> Result<Value, String> {
+) -> Result<RestoreRecord, String> {
     let deadline = Instant::now() + 2 * RTO_TARGET;
     while Instant::now() < deadline {
         if let Ok(view) = backups(http, ops).await
-            && let Some(record) = view["restores"].as_array().and_then(|r| r.last())
-            && record["detected_at"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .is_some_and(|t| t >= fault - chrono::Duration::seconds(1))
-            && record["outcome"] != "restoring"
+            && let Some(record) = view.restores.last()
+            && record.detected_at >= fault - chrono::Duration::seconds(1)
+            && record.outcome != RestoreOutcome::Restoring
         {
             return Ok(record.clone());
         }
