@@ -18,6 +18,22 @@ use crate::upstream::IdleConnections;
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
+/// Bumped on every change a selection snapshot depends on (health, draining, ejection, weight,
+/// role, membership): a pool compares it with the version its snapshot was built at and rebuilds
+/// only then, so picking a backend never walks the pool. One counter for the whole process: such
+/// changes are rare, and a spurious rebuild of another pool costs one walk of it.
+static STATE_VERSION: AtomicU64 = AtomicU64::new(1);
+
+/// The current version of every backend's selection-relevant state.
+pub fn state_version() -> u64 {
+    STATE_VERSION.load(Ordering::Acquire)
+}
+
+/// Marks selection snapshots stale.
+pub fn bump_state_version() {
+    STATE_VERSION.fetch_add(1, Ordering::AcqRel);
+}
+
 /// Milliseconds since the process's first call, never 0 (0 means "never" in the atomics here).
 pub fn now_ms() -> u64 {
     EPOCH.elapsed().as_millis() as u64 + 1
@@ -148,6 +164,7 @@ impl Backend {
     pub fn set_role(&self, weight: u32, backup: bool) {
         self.weight.store(weight, Ordering::Relaxed);
         self.backup.store(backup, Ordering::Relaxed);
+        bump_state_version();
     }
 
     /// Passes active checks (or has none).
@@ -162,7 +179,9 @@ impl Backend {
 
     /// Stops or resumes new requests.
     pub fn set_draining(&self, draining: bool) {
-        self.draining.store(draining, Ordering::Relaxed);
+        if self.draining.swap(draining, Ordering::Relaxed) != draining {
+            bump_state_version();
+        }
     }
 
     /// Passively ejected at `now`.
@@ -194,6 +213,25 @@ impl Backend {
             .fetch_sub(1, Ordering::Relaxed)
             .saturating_sub(1);
         self.metrics.in_flight.set(n as f64);
+    }
+
+    /// When slow start ends (ms on the backend clock), or 0 when it is not running at `now`.
+    pub fn slow_start_ends(&self, now: u64, window_ms: u64) -> u64 {
+        let admitted = self
+            .admitted_at_ms
+            .load(Ordering::Relaxed)
+            .max(self.ejected_until_ms.load(Ordering::Relaxed));
+        if window_ms == 0 || admitted == 0 || now >= admitted + window_ms {
+            0
+        } else {
+            admitted + window_ms
+        }
+    }
+
+    /// When the current ejection ends (ms on the backend clock), or 0 when not ejected at `now`.
+    pub fn ejection_ends(&self, now: u64) -> u64 {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        if until > now { until } else { 0 }
     }
 
     /// The traffic share multiplier of slow start: from 0.1 right after admission up to 1 at
@@ -274,6 +312,7 @@ impl Backend {
             .saturating_mul(1u64 << repeats)
             .min(outlier.max_ejection_ms.max(outlier.base_ejection_ms));
         self.ejected_until_ms.store(now + length, Ordering::Relaxed);
+        bump_state_version();
         self.metrics.ejections.increment(1);
         self.idle.clear();
         tracing::warn!(
@@ -293,6 +332,9 @@ impl Backend {
             let was = self.is_healthy();
             self.healthy.store(passed, Ordering::Relaxed);
             self.metrics.healthy.set(if passed { 1.0 } else { 0.0 });
+            if was != passed {
+                bump_state_version();
+            }
             return (was != passed).then_some(passed);
         }
         if passed {
@@ -317,6 +359,9 @@ impl Backend {
     pub fn set_healthy(&self, healthy: bool) {
         let was = self.healthy.swap(healthy, Ordering::Relaxed);
         self.metrics.healthy.set(if healthy { 1.0 } else { 0.0 });
+        if was != healthy {
+            bump_state_version();
+        }
         if healthy && !was {
             self.admitted_at_ms.store(now_ms(), Ordering::Relaxed);
         }

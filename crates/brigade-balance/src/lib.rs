@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Layout: [`config`] (the TOML file), [`head`] (request head checks), [`state`] (routing table behind an `ArcSwap`),
-//! [`pool`] and [`ring`] (selection), [`backend`] (per-backend health, load and latency),
+//! [`pool`], [`select`] and [`ring`] (selection), [`backend`] (per-backend health, load and latency),
 //! [`health`] (active checks), [`budget`] (retry budget), [`rate_limit`] (per-client limits), [`upstream`] (connection pool and
 //! bodies), [`proxy`] (one request), [`answer`] (own problem+json answers), [`admin`] (admin
 //! API), [`server`] (listeners and lifecycle), [`tls`] (certificates and rustls), [`metrics`] (Prometheus names).
@@ -30,6 +30,7 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod redirect;
 pub mod ring;
+pub mod select;
 pub mod server;
 pub mod state;
 pub mod tls;

@@ -3,7 +3,10 @@
 //!
 //! The backend set is an immutable snapshot behind an `ArcSwap` (pingora's design): a request
 //! loads it without a lock, and the admin API or a reload publishes a new snapshot. The
-//! consistent-hash ring is built with the snapshot, never per request.
+//! consistent-hash ring is built with the snapshot, never per request. A first attempt picks
+//! from a [`Selection`] derived from it (candidates and alias table, rebuilt when a backend's
+//! state changes), so it costs the same whatever the pool's size; retries, which must avoid the
+//! backends already tried, and consistent hashing walk the set.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,11 +16,12 @@ use arc_swap::ArcSwap;
 use rand::Rng;
 
 use crate::api::PoolView;
-use crate::backend::{Backend, now_ms};
+use crate::backend::{Backend, bump_state_version, now_ms, state_version};
 use crate::budget::RetryBudget;
 use crate::config::{Algorithm, BackendConfig, PoolConfig, RetryConfig};
 use crate::metrics::PoolMetrics;
 use crate::ring::Ring;
+use crate::select::{Selection, Tier, tier};
 
 /// An immutable snapshot of a pool's backends.
 #[derive(Debug, Default)]
@@ -40,6 +44,7 @@ pub struct Pool {
     /// Its configuration (the backend list in it is the one loaded from the file).
     pub config: PoolConfig,
     set: ArcSwap<BackendSet>,
+    selection: ArcSwap<Selection>,
     edit: Mutex<()>,
     cursor: AtomicUsize,
     /// The retry budget.
@@ -70,10 +75,14 @@ impl Pool {
                 None => Arc::new(Backend::new(&config.name, b.address, b.weight, b.backup)),
             })
             .collect();
+        let version = state_version();
+        let set = Arc::new(BackendSet::new(backends));
+        let selection = Selection::build(Arc::clone(&set), version, &config, now_ms());
         Self {
             metrics: PoolMetrics::new(&config.name),
             budget: RetryBudget::new(retry),
-            set: ArcSwap::from_pointee(BackendSet::new(backends)),
+            set: ArcSwap::new(set),
+            selection: ArcSwap::from_pointee(selection),
             edit: Mutex::new(()),
             cursor: AtomicUsize::new(0),
             next_check_ms: AtomicU64::new(0),
@@ -131,6 +140,7 @@ impl Pool {
         let mut backends = current.backends.clone();
         backends.push(Arc::clone(&added));
         self.set.store(Arc::new(BackendSet::new(backends)));
+        bump_state_version();
         Some(added)
     }
 
@@ -150,6 +160,7 @@ impl Pool {
             .cloned()
             .collect();
         self.set.store(Arc::new(BackendSet::new(backends)));
+        bump_state_version();
         removed.idle.clear();
         Some(removed)
     }
@@ -166,42 +177,63 @@ impl Pool {
     /// Picks a backend for a request, avoiding `tried` (backend addresses in memory, from
     /// `Arc::as_ptr`) while any alternative exists.
     ///
-    /// Tiers: usable primaries; else usable backups; else, when fewer than `panic_threshold` of
-    /// the primaries are usable, every non-draining primary (panic mode: health checks that
-    /// fail everywhere must not empty the pool). Draining backends are never picked. When every
-    /// backend of the tier is in `tried`, an untried usable backup is picked before any
-    /// backend is tried twice.
+    /// Tiers as in [`select::tier`](crate::select::tier); draining backends are never picked.
+    /// A first attempt picks from the selection snapshot in constant time; a retry walks the
+    /// set: when every backend of the tier is in `tried`, an untried usable backup is picked
+    /// before any backend is tried twice.
     pub fn pick(&self, key: Option<&[u8]>, tried: &[usize]) -> Result<Arc<Backend>, NoBackend> {
+        let hashed = self.config.algorithm == Algorithm::ConsistentHash && key.is_some();
+        if !tried.is_empty() || hashed {
+            return self.pick_walking(key, tried);
+        }
+        let now = now_ms();
+        let version = state_version();
+        let current = self.selection.load();
+        if current.is_current(version, now) {
+            return self.pick_from(&current);
+        }
+        drop(current);
+        let fresh = Arc::new(Selection::build(
+            self.set.load_full(),
+            version,
+            &self.config,
+            now,
+        ));
+        self.selection.store(Arc::clone(&fresh));
+        self.pick_from(&fresh)
+    }
+
+    fn pick_from(&self, selection: &Selection) -> Result<Arc<Backend>, NoBackend> {
+        let chosen = match self.config.algorithm {
+            Algorithm::RoundRobin if selection.is_uniform() => {
+                (!selection.candidates().is_empty()).then(|| selection.turn(&self.cursor))
+            }
+            Algorithm::RoundRobin => {
+                let mut rng = rand::rng();
+                (!selection.candidates().is_empty())
+                    .then(|| &selection.candidates()[selection.draw(&mut rng)])
+            }
+            Algorithm::LeastRequests | Algorithm::ConsistentHash => {
+                selection.p2c(|b| b.in_flight() as f64 + 1.0)
+            }
+            Algorithm::PeakEwma => selection.p2c(|b| b.ewma_ns() * (b.in_flight() as f64 + 1.0)),
+        };
+        chosen.cloned().ok_or(NoBackend)
+    }
+
+    /// The walking path: retries (which avoid `tried`) and consistent hashing.
+    fn pick_walking(&self, key: Option<&[u8]>, tried: &[usize]) -> Result<Arc<Backend>, NoBackend> {
         let set = self.set.load();
         let now = now_ms();
         let backends = &set.backends;
-        let mut primaries = 0usize;
-        let mut usable_primaries = 0usize;
-        let mut usable_backups = 0usize;
-        for b in backends.iter() {
-            let usable = b.is_usable(now);
-            if b.is_backup() {
-                usable_backups += usize::from(usable);
-            } else if !b.is_draining() {
-                primaries += 1;
-                usable_primaries += usize::from(usable);
-            }
-        }
-        let panic = primaries > 0
-            && (usable_primaries as f64) < self.config.panic_threshold * primaries as f64;
-        let tier: fn(&Backend, u64) -> bool = if usable_primaries > 0 && !panic {
-            |b, now| !b.is_backup() && b.is_usable(now)
-        } else if usable_backups > 0 {
-            |b, now| b.is_backup() && b.is_usable(now)
-        } else if panic {
-            |b, _| !b.is_backup() && !b.is_draining()
-        } else {
+        let tier = tier(backends, self.config.panic_threshold, now);
+        if tier == Tier::Empty {
             return Err(NoBackend);
-        };
+        }
         let untried = |b: &Arc<Backend>| !tried.contains(&(Arc::as_ptr(b) as usize));
         let mut candidates: Vec<&Arc<Backend>> = backends
             .iter()
-            .filter(|b| tier(b, now) && untried(b))
+            .filter(|b| tier.admits(b, now) && untried(b))
             .collect();
         if candidates.is_empty() && !tried.is_empty() {
             // Every backend of the tier already failed this request (health checks have not
@@ -213,7 +245,7 @@ impl Pool {
                 .collect();
         }
         if candidates.is_empty() {
-            candidates = backends.iter().filter(|b| tier(b, now)).collect();
+            candidates = backends.iter().filter(|b| tier.admits(b, now)).collect();
         }
         if candidates.is_empty() {
             return Err(NoBackend);
