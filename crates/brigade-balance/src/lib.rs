@@ -33,6 +33,7 @@ pub mod ring;
 pub mod server;
 pub mod state;
 pub mod tls;
+mod trace;
 pub mod upstream;
 
 pub use config::{Algorithm, BackendConfig, Config, ConfigError, PoolConfig};
