@@ -34,6 +34,7 @@ pub mod select;
 pub mod server;
 pub mod state;
 pub mod tls;
+mod trace;
 pub mod upstream;
 
 pub use config::{Algorithm, BackendConfig, Config, ConfigError, PoolConfig};

@@ -32,6 +32,7 @@ use crate::head::{self, HeadError};
 use crate::pool::Pool;
 use crate::rate_limit::Decision;
 use crate::state::{State, Table};
+use crate::trace::{self, Reason, RequestTrace};
 use crate::upstream::{self, ClientBodyError, Lease, RequestBody, ResponseBody, UpstreamBody};
 
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -124,6 +125,11 @@ pub async fn handle(
     // Every request has a pool, even one answered 400 below: rules look only at the host,
     // path and headers, which any parsed request has.
     let pool = Arc::clone(table.route(&parts));
+    let mut trace = if head.is_ok() {
+        RequestTrace::start(&parts.method, parts.uri.path(), &mut parts.headers, &pool)
+    } else {
+        None
+    };
     let decision = match head {
         Ok(()) => table.limiter.check(&parts, client.address),
         Err(_) => Decision::Unlimited,
@@ -134,8 +140,11 @@ pub async fn handle(
             crate::metrics::rate_limited(&rule.config.name, pool.name()).increment(1);
             answer::too_many_requests(rule, limited, Some(&request_id))
         }
-        _ => forward(&table, &pool, (parts, head), body, client).await,
+        _ => forward(&table, &pool, (parts, head), body, client, &mut trace).await,
     };
+    if let Some(trace) = trace {
+        trace.finish(response.status());
+    }
     if let Decision::Allowed(rule, allowed) = &decision {
         let headers = response.headers_mut();
         headers.insert(answer::RATELIMIT_POLICY.clone(), rule.policy.clone());
@@ -162,6 +171,7 @@ async fn forward(
     (mut parts, head): (http::request::Parts, Result<(), HeadError>),
     body: Incoming,
     client: &Client,
+    trace: &mut Option<RequestTrace>,
 ) -> Response<ResponseBody> {
     let config = &table.config;
     // One growth of the map for every header added below, instead of one per insert.
@@ -229,6 +239,7 @@ async fn forward(
     // Attempts spent waiting out a Retry-After do not count, within MAX_TOTAL_WAIT.
     let mut limit = max_attempts;
     let mut waited = Duration::ZERO;
+    let mut asked_to_come_back = false;
     for attempt in 0u32.. {
         if attempt >= limit {
             break;
@@ -253,6 +264,15 @@ async fn forward(
         if (attempt as usize) < TRIED {
             tried[attempt as usize] = Arc::as_ptr(&backend) as usize;
         }
+        let reason = match (attempt, asked_to_come_back) {
+            (0, _) => Reason::First,
+            (_, true) => Reason::RetryAfter,
+            (_, false) => Reason::After(last),
+        };
+        asked_to_come_back = false;
+        let attempt_span = trace
+            .as_mut()
+            .map(|trace| trace.attempt(attempt, &backend, reason, &mut parts.headers));
         let mut lease = Lease::new(Arc::clone(&backend), max_idle);
         let pooled = backend.idle.checkout(upstream_idle);
         let fresh = pooled.is_none();
@@ -262,6 +282,9 @@ async fn forward(
                 Ok(sender) => sender,
                 Err(error) => {
                     tracing::debug!(backend = %backend.label, %error, "connect failed");
+                    if let Some(span) = &attempt_span {
+                        trace::attempt_ended(span, Err(Outcome::ConnectError.label()));
+                    }
                     backend.record(Outcome::ConnectError, outlier);
                     last = Outcome::ConnectError;
                     connect_failures += 1;
@@ -306,6 +329,9 @@ async fn forward(
                 Err(_) => {
                     backend.record(Outcome::ConnectError, outlier);
                     last = Outcome::ConnectError;
+                    if let Some(span) = &attempt_span {
+                        trace::attempt_ended(span, Err(Outcome::ConnectError.label()));
+                    }
                     if replay.is_none() {
                         break;
                     }
@@ -322,6 +348,17 @@ async fn forward(
         }
         // Another attempt only while the request is younger than the retry deadline.
         retry_after_send &= attempts_began.elapsed() < retry_deadline;
+        if let Some(span) = &attempt_span {
+            trace::attempt_ended(
+                span,
+                match &result {
+                    Err(_elapsed) => Err(Outcome::Timeout.label()),
+                    Ok(Err(_)) => Err(Outcome::Error.label()),
+                    Ok(Ok(response)) => Ok(response.status()),
+                },
+            );
+        }
+        drop(attempt_span);
         match result {
             Err(_elapsed) if replay.is_none() && !body_received.load(Ordering::Relaxed) => {
                 // The client had not sent its whole body yet: its slowness, not the backend's.
@@ -387,6 +424,8 @@ async fn forward(
                     last = outcome;
                     kept = Some(response);
                     if let Some(wait) = asked_to_wait {
+                        asked_to_come_back = true;
+                        let _waiting = trace.as_ref().map(|t| t.waiting(wait.as_millis() as u64));
                         tokio::time::sleep(wait).await;
                     }
                     continue;

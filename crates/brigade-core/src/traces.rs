@@ -151,6 +151,45 @@ pub fn join_trace(span: &tracing::Span, mut context: RequestContext) -> RequestC
     context
 }
 
+/// The W3C `traceparent` naming `span` (an exported span), for an outgoing request whose
+/// server span should be its child; `None` when the span is not exported (export off, or the
+/// span filtered out).
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let otel = span.context();
+    let own = otel.span().span_context().clone();
+    own.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            own.trace_id(),
+            own.span_id(),
+            own.trace_flags().to_u8()
+        )
+    })
+}
+
+/// What a later span can link to: the identity of an exported span, kept after the span
+/// itself ended (a retried attempt links the first attempt this way).
+#[derive(Debug, Clone)]
+pub struct SpanLink(opentelemetry::trace::SpanContext);
+
+impl SpanLink {
+    /// The identity of `span`, when it is exported.
+    pub fn of(span: &tracing::Span) -> Option<Self> {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let own = span.context().span().span_context().clone();
+        own.is_valid().then_some(Self(own))
+    }
+
+    /// Adds a link from `span` to this one.
+    pub fn add_to(&self, span: &tracing::Span) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        span.add_link(self.0.clone());
+    }
+}
+
 /// Sends what is queued and stops the export thread; called once when the process ends.
 pub fn shutdown() {
     if let Some(provider) = PROVIDER.get() {

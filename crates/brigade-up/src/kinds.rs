@@ -16,6 +16,7 @@ use crate::pool::STOP_GRACE;
 use crate::supervise::{Kind, StartFailure};
 use crate::supervisor::Shared;
 use crate::topology::UpOptions;
+use crate::trace_env::TraceEnv;
 
 /// brigade's alert rules (the same file Prometheus loads in Kubernetes).
 const ALERT_RULES: &str = include_str!("../../../deploy/prometheus/rules/brigade.yml");
@@ -36,6 +37,8 @@ pub(crate) struct Balancer {
     pub admin: BalancerAdmin,
     /// The certificate and key of the public port, when it speaks TLS.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Where the balancer sends its traces.
+    pub trace_env: TraceEnv,
 }
 
 impl Balancer {
@@ -73,7 +76,7 @@ impl Kind for Balancer {
                 "--config".into(),
                 path.display().to_string(),
             ],
-            env: Vec::new(),
+            env: self.trace_env.for_child("brigade-balance", "balance"),
             listeners: vec![self.public.clone(), self.admin_listener.clone()],
         };
         let running = child::spawn(&self.options.binary, &spec, &self.sink)
@@ -119,6 +122,10 @@ pub(crate) struct Watch {
     pub balancer_admin: SocketAddr,
     /// The supervisor's ops address.
     pub ops: SocketAddr,
+    /// Watch's listening socket, held by the supervisor (descriptor 3 of each watch process).
+    pub listener: Option<Arc<TcpListener>>,
+    /// Watch's own trace settings (never its own collector).
+    pub trace_env: TraceEnv,
 }
 
 impl Kind for Watch {
@@ -156,8 +163,8 @@ impl Kind for Watch {
                 "--data-dir".into(),
                 self.options.data_dir.display().to_string(),
             ],
-            env: Vec::new(),
-            listeners: Vec::new(),
+            env: self.trace_env.for_child("brigade-watch", "watch"),
+            listeners: self.listener.iter().cloned().collect(),
         };
         let running = child::spawn(&self.options.binary, &spec, &self.sink)
             .await

@@ -44,6 +44,7 @@ mod supervise;
 mod supervisor;
 mod tls;
 mod topology;
+mod trace_env;
 
 pub use backups::{BackupSection, ContinuousBackup};
 pub use dashboard::Dashboard;

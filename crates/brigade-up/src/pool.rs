@@ -78,6 +78,8 @@ pub struct PoolContext {
     pub max_backoff: Duration,
     /// Environment of every replica (`DATABASE_URL` of the database relay).
     pub env: Vec<(String, String)>,
+    /// Where replicas send their traces.
+    pub trace_env: crate::trace_env::TraceEnv,
     /// Set while the pool halts: retiring replicas are killed instead of drained.
     pub halting: Arc<AtomicBool>,
 }
@@ -302,7 +304,12 @@ impl Kind for Replica {
                 "--trusted-proxies".into(),
                 "127.0.0.1/32,::1/128".into(),
             ],
-            env: context.env.clone(),
+            env: context
+                .env
+                .iter()
+                .cloned()
+                .chain(context.trace_env.for_child("brigade-serve", &self.instance))
+                .collect(),
             listeners: Vec::new(),
         };
         let mut running = child::spawn(&context.binary(), &spec, &context.sink)

@@ -224,6 +224,22 @@ impl Supervisor {
         let public = Arc::new(bind("--port", options.listen).await?);
         let balancer_admin = Arc::new(bind("--port", SocketAddr::from(([127, 0, 0, 1], 0))).await?);
         let ops_listener = bind("--ops-port", options.ops_listen).await?;
+        // Watch's socket is held too: its address (where every child sends traces) is known
+        // before any child starts and survives watch's restarts.
+        let watch_listener = match options.watch {
+            true => Some(Arc::new(
+                bind("--port", SocketAddr::from(([127, 0, 0, 1], 0))).await?,
+            )),
+            false => None,
+        };
+        let trace_env = crate::trace_env::TraceEnv::from_env(
+            watch_listener
+                .as_ref()
+                .and_then(|listener| listener.local_addr().ok()),
+        );
+        if let Some(collector) = trace_env.collector() {
+            tracing::info!(collector, "children export traces to watch");
+        }
         let local = |listener: &std::net::TcpListener, flag, address| {
             listener.local_addr().map_err(|source| UpError::Bind {
                 flag,
@@ -284,6 +300,7 @@ impl Supervisor {
                 admin_listener: balancer_admin,
                 admin: admin.clone(),
                 tls: tls.clone(),
+                trace_env: trace_env.clone(),
             },
             &shared,
             backoff,
@@ -308,6 +325,7 @@ impl Supervisor {
                 base_backoff: backoff.base,
                 max_backoff: backoff.max,
                 env: replica_env.clone(),
+                trace_env: trace_env.clone(),
                 halting: Arc::default(),
             };
             replicas.spawn(pool::manage(context, commands, replicas_stop.clone()));
@@ -332,6 +350,8 @@ impl Supervisor {
                     sink: sink.clone(),
                     balancer_admin: admin_address,
                     ops: ops_address,
+                    listener: watch_listener.clone(),
+                    trace_env: trace_env.clone(),
                 },
                 &shared,
                 backoff,

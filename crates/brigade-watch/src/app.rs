@@ -118,6 +118,16 @@ impl Watch {
     /// Loads the rules, opens the database, restores alert state, silences and the
     /// notification log, and binds the listener.
     pub async fn build(config: WatchConfig, storage: &StorageSettings) -> Result<Self, WatchError> {
+        Self::build_on(config, storage, None).await
+    }
+
+    /// As [`Watch::build`], serving on `inherited` (a socket a supervisor holds, so watch's
+    /// address outlives its restarts) instead of binding `listen` when one is given.
+    pub async fn build_on(
+        config: WatchConfig,
+        storage: &StorageSettings,
+        inherited: Option<std::net::TcpListener>,
+    ) -> Result<Self, WatchError> {
         // Install the metrics recorder before anything records (counters made earlier are lost).
         brigade_core::metrics::renderer();
         let mut groups = rules::load_files(&config.rule_files)?;
@@ -138,13 +148,16 @@ impl Watch {
             + 2 * config.scrape_interval_ms();
         let tsdb = Tsdb::new(retention, config.scrape.max_series);
         let mut dispatcher = Dispatcher::new(&config).map_err(WatchError::Config)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| WatchError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = match inherited {
+            Some(listener) => listener
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(listener)),
+            None => TcpListener::bind(config.listen).await,
+        }
+        .map_err(|source| WatchError::Bind {
+            address: config.listen,
+            source,
+        })?;
         let address = listener.local_addr().map_err(|source| WatchError::Bind {
             address: config.listen,
             source,

@@ -39,7 +39,12 @@ async fn serve(settings: Settings, listen: Option<std::net::SocketAddr>) -> anyh
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    let watch = Watch::build(config, &settings.storage).await?;
+    // `brigade up` hands watch a socket it holds (descriptor 3, systemd's `LISTEN_FDS`), so
+    // the address its children send traces to stays the same across watch restarts.
+    let inherited = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("LISTEN_FDS: descriptor 3 is not a TCP listener")?;
+    let watch = Watch::build_on(config, &settings.storage, inherited).await?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     watch
