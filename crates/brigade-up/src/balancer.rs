@@ -4,6 +4,34 @@ use std::time::Duration;
 
 use brigade_balance::api::NewBackend;
 
+/// Why the balancer's admin API did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Nothing answered, or the answer was cut off.
+    #[error("the balancer's admin API did not answer: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    /// It answered with an error status.
+    #[error("the balancer's admin API answered HTTP {status}: {detail}")]
+    Refused {
+        /// The status.
+        status: u16,
+        /// The problem's detail, or the body.
+        detail: String,
+    },
+}
+
+impl AdminError {
+    async fn refused(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<brigade_core::Problem>(&body)
+            .ok()
+            .and_then(|problem| problem.detail)
+            .unwrap_or(body);
+        Self::Refused { status, detail }
+    }
+}
+
 /// Talks to one balancer's admin listener.
 #[derive(Clone)]
 pub struct BalancerAdmin {
@@ -24,7 +52,7 @@ impl BalancerAdmin {
     }
 
     /// Puts a ready replica into `pool` (409 "already there" counts as success).
-    pub async fn add(&self, pool: &str, address: &str, backup: bool) -> Result<(), String> {
+    pub async fn add(&self, pool: &str, address: &str, backup: bool) -> Result<(), AdminError> {
         let response = self
             .http
             .post(format!("{}/admin/pools/{pool}/backends", self.base))
@@ -34,20 +62,16 @@ impl BalancerAdmin {
                 backup,
             })
             .send()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         match response.status().as_u16() {
             200..=299 | 409 => Ok(()),
-            status => Err(format!(
-                "HTTP {status}: {}",
-                response.text().await.unwrap_or_default()
-            )),
+            _ => Err(AdminError::refused(response).await),
         }
     }
 
     /// Takes a replica out of `pool`; returns once its in-flight requests finished (or the
     /// balancer's shutdown deadline passed).
-    pub async fn remove(&self, pool: &str, address: &str) -> Result<(), String> {
+    pub async fn remove(&self, pool: &str, address: &str) -> Result<(), AdminError> {
         let response = self
             .http
             .delete(format!(
@@ -55,11 +79,10 @@ impl BalancerAdmin {
                 self.base
             ))
             .send()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         match response.status().as_u16() {
             200..=299 | 404 => Ok(()),
-            status => Err(format!("HTTP {status}")),
+            _ => Err(AdminError::refused(response).await),
         }
     }
 }

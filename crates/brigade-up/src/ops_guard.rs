@@ -103,20 +103,43 @@ pub struct TokenFile {
     pub path: PathBuf,
 }
 
+/// Why the ops token could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// Nothing answers at the ops address.
+    #[error("nothing answers at {0}; is `brigade up` running?")]
+    NotRunning(String),
+    /// Something answers, but not with the token file's path.
+    #[error("{0} does not name an ops token file")]
+    NotOps(String),
+    /// The file is not readable (another user's `brigade up`).
+    #[error("cannot read the ops token {}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Asks the ops API at `ops` (`host:port`) where its token file is and reads it: works for
 /// the user who runs `brigade up` (the file is theirs alone), and for nobody else.
-pub async fn discover(http: &reqwest::Client, ops: &str) -> Result<String, String> {
+pub async fn discover(http: &reqwest::Client, ops: &str) -> Result<String, DiscoverError> {
     let answer = http
         .get(format!("http://{ops}/api/ops-token-file"))
         .send()
         .await
-        .map_err(|_| format!("nothing answers at {ops}; is `brigade up` running?"))?;
+        .map_err(|_| DiscoverError::NotRunning(ops.to_owned()))?;
     let file: TokenFile = answer
         .json()
         .await
-        .map_err(|_| format!("{ops} does not name an ops token file"))?;
-    let token = std::fs::read_to_string(&file.path)
-        .map_err(|error| format!("cannot read the ops token {}: {error}", file.path.display()))?;
+        .map_err(|_| DiscoverError::NotOps(ops.to_owned()))?;
+    let token =
+        std::fs::read_to_string(&file.path).map_err(|source| DiscoverError::Unreadable {
+            path: file.path.clone(),
+            source,
+        })?;
     Ok(token.trim().to_owned())
 }
 

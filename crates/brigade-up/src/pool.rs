@@ -187,10 +187,17 @@ impl Manager {
     /// that cannot be replaced. Answers how many were replaced, or why it stopped.
     async fn rollout(&mut self, binary: Option<PathBuf>) -> Result<usize, String> {
         if let Some(binary) = binary {
-            *self.context.binary.lock().unwrap_or_else(|p| p.into_inner()) = binary;
+            *self
+                .context
+                .binary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = binary;
         }
         let pool = &self.context.plan.name;
-        let message = format!("pool {pool}: rolling restart of {} replicas", self.slots.len());
+        let message = format!(
+            "pool {pool}: rolling restart of {} replicas",
+            self.slots.len()
+        );
         self.event(EventLevel::Info, EventKind::Rollout, message);
         let mut replaced = 0;
         for slot in &self.slots {

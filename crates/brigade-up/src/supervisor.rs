@@ -134,7 +134,10 @@ impl Shared {
 
     /// Publishes watch's API address (it changes when watch is restarted).
     pub(crate) fn set_watch(&self, address: Option<String>) {
-        self.addresses.lock().unwrap_or_else(|p| p.into_inner()).watch = address;
+        self.addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watch = address;
     }
 
     fn set_addresses(&self, addresses: Addresses) {

@@ -131,37 +131,10 @@ impl Watch {
         // Install the metrics recorder before anything records (counters made earlier are lost).
         brigade_core::metrics::renderer();
         let mut groups = rules::load_files(&config.rule_files)?;
-        let longest = groups
-            .iter()
-            .flat_map(|g| g.rules.iter())
-            .map(|r| match r {
-                rules::Rule::Alerting(a) => a.query.max_range_ms(),
-                rules::Rule::Recording(r) => r.query.max_range_ms(),
-            })
-            .max()
-            .unwrap_or(0);
-        // Enough for the longest range, the lookback of instant selectors, and a scrape of
-        // slack; and for the range queries of the ops dashboard's charts.
-        let retention = longest
-            .max(crate::promql::LOOKBACK_MS)
-            .max(crate::api::RANGE_QUERY_WINDOW_MS)
-            + 2 * config.scrape_interval_ms();
+        let retention = retention_ms(&groups, &config);
         let tsdb = Tsdb::new(retention, config.scrape.max_series);
         let mut dispatcher = Dispatcher::new(&config).map_err(WatchError::Config)?;
-        let listener = match inherited {
-            Some(listener) => listener
-                .set_nonblocking(true)
-                .and_then(|()| TcpListener::from_std(listener)),
-            None => TcpListener::bind(config.listen).await,
-        }
-        .map_err(|source| WatchError::Bind {
-            address: config.listen,
-            source,
-        })?;
-        let address = listener.local_addr().map_err(|source| WatchError::Bind {
-            address: config.listen,
-            source,
-        })?;
+        let (listener, address) = listen(inherited, config.listen).await?;
         let external_url = config
             .external_url
             .clone()
@@ -170,31 +143,7 @@ impl Watch {
             .map_err(WatchError::Config)?;
         let db = Db::open(storage).await?;
 
-        // Restore: alerts of each rule, silences, what was already notified.
-        let mut stored: HashMap<String, String> =
-            db.load_rule_states().await?.into_iter().collect();
-        for group in &mut groups {
-            let group_name = group.name.clone();
-            for rule in group.alerting_rules_mut() {
-                if let Some(body) = stored.remove(&rule_key(&group_name, &rule.name))
-                    && let Ok(active) = serde_json::from_str::<HashMap<String, ActiveAlert>>(&body)
-                {
-                    rule.active = active;
-                }
-            }
-        }
-        let now = now_ms();
-        for (_, body) in db.load_silences(now, 24 * 3_600_000).await? {
-            if let Ok(silence) = serde_json::from_str::<Silence>(&body) {
-                let _ = dispatcher.silences.upsert(silence);
-            }
-        }
-        let log = db.load_log().await?.into_iter().filter_map(|(key, body)| {
-            serde_json::from_str::<LogEntry>(&body)
-                .ok()
-                .map(|e| (key, e))
-        });
-        dispatcher.restore_log(log);
+        restore(&db, &mut groups, &mut dispatcher).await?;
 
         let http = reqwest::Client::builder()
             .user_agent(concat!("brigade-watch/", env!("CARGO_PKG_VERSION")))
@@ -267,6 +216,76 @@ impl Watch {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// How long the store keeps samples: the longest range of any rule, the lookback of instant
+/// selectors, and the range queries of the ops dashboard's charts, plus two scrapes of slack.
+fn retention_ms(groups: &[rules::RuleGroup], config: &WatchConfig) -> i64 {
+    let longest = groups
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .map(|r| match r {
+            rules::Rule::Alerting(a) => a.query.max_range_ms(),
+            rules::Rule::Recording(r) => r.query.max_range_ms(),
+        })
+        .max()
+        .unwrap_or(0);
+    longest
+        .max(crate::promql::LOOKBACK_MS)
+        .max(crate::api::RANGE_QUERY_WINDOW_MS)
+        + 2 * config.scrape_interval_ms()
+}
+
+/// Serves on `inherited` (a socket a supervisor holds) when given, else binds `listen`.
+async fn listen(
+    inherited: Option<std::net::TcpListener>,
+    listen: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), WatchError> {
+    let bind_error = |source| WatchError::Bind {
+        address: listen,
+        source,
+    };
+    let listener = match inherited {
+        Some(listener) => listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener)),
+        None => TcpListener::bind(listen).await,
+    }
+    .map_err(bind_error)?;
+    let address = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, address))
+}
+
+/// Restores what a restart must not forget: the alerts of each rule, the silences, and what
+/// was already notified.
+async fn restore(
+    db: &Db,
+    groups: &mut [rules::RuleGroup],
+    dispatcher: &mut Dispatcher,
+) -> Result<(), WatchError> {
+    let mut stored: HashMap<String, String> = db.load_rule_states().await?.into_iter().collect();
+    for group in groups {
+        let group_name = group.name.clone();
+        for rule in group.alerting_rules_mut() {
+            if let Some(body) = stored.remove(&rule_key(&group_name, &rule.name))
+                && let Ok(active) = serde_json::from_str::<HashMap<String, ActiveAlert>>(&body)
+            {
+                rule.active = active;
+            }
+        }
+    }
+    for (_, body) in db.load_silences(now_ms(), 24 * 3_600_000).await? {
+        if let Ok(silence) = serde_json::from_str::<Silence>(&body) {
+            let _ = dispatcher.silences.upsert(silence);
+        }
+    }
+    let log = db.load_log().await?.into_iter().filter_map(|(key, body)| {
+        serde_json::from_str::<LogEntry>(&body)
+            .ok()
+            .map(|e| (key, e))
+    });
+    dispatcher.restore_log(log);
+    Ok(())
 }
 
 fn describe_metrics() {

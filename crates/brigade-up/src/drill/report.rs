@@ -205,6 +205,42 @@ impl Report {
             "  orders acknowledged {}  lost {}  duplicated {}",
             self.acknowledged, self.lost, self.duplicated
         );
+        self.write_findings(&mut out);
+        let _ = writeln!(
+            out,
+            "  alerts fired: {}",
+            if self.alerts.is_empty() {
+                "none".to_owned()
+            } else {
+                self.alerts.join(", ")
+            }
+        );
+        for (reason, n) in &self.failures {
+            let _ = writeln!(out, "  failure: {n} × {reason}");
+        }
+        for claim in &self.claims {
+            let _ = writeln!(
+                out,
+                "  [{}] {} ({})",
+                if claim.holds { "ok" } else { "NO" },
+                claim.claim,
+                claim.detail
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  verdict: {}",
+            if self.passed() { "PASSED" } else { "FAILED" }
+        );
+        if let Some(restore) = &self.restore {
+            out.push_str(&restore.summary());
+        }
+        out
+    }
+
+    /// The lines of what the drill's own fault found: the slow replica's share, the payments,
+    /// the database link, the surge, the restore, the killed process.
+    fn write_findings(&self, out: &mut String) {
         if let Some(t) = &self.traffic {
             let _ = writeln!(
                 out,
@@ -264,36 +300,6 @@ impl Report {
                 p.instance, p.back_ms, p.refused
             );
         }
-        let _ = writeln!(
-            out,
-            "  alerts fired: {}",
-            if self.alerts.is_empty() {
-                "none".to_owned()
-            } else {
-                self.alerts.join(", ")
-            }
-        );
-        for (reason, n) in &self.failures {
-            let _ = writeln!(out, "  failure: {n} × {reason}");
-        }
-        for claim in &self.claims {
-            let _ = writeln!(
-                out,
-                "  [{}] {} ({})",
-                if claim.holds { "ok" } else { "NO" },
-                claim.claim,
-                claim.detail
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  verdict: {}",
-            if self.passed() { "PASSED" } else { "FAILED" }
-        );
-        if let Some(restore) = &self.restore {
-            out.push_str(&restore.summary());
-        }
-        out
     }
 }
 

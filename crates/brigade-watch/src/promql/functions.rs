@@ -10,29 +10,114 @@ use super::eval::{Evaluator, RangeSeries, Sample, Value, eval_error};
 use crate::labels::{Labels, METRIC_NAME, without_name};
 
 pub(super) fn call(evaluator: &Evaluator<'_>, call: &Call) -> Result<Value, PromqlError> {
-    let args = &call.args.args;
-    let name = call.func.name;
-    let arg = |i: usize| -> Result<Value, PromqlError> {
-        match args.get(i) {
-            Some(expr) => evaluator.eval(expr),
-            None => eval_error(format!("{name}() is missing argument {}", i + 1)),
-        }
+    let args = Args {
+        evaluator,
+        name: call.func.name,
+        args: &call.args.args,
     };
-    let matrix = |i: usize| -> Result<Vec<RangeSeries>, PromqlError> {
-        match arg(i)? {
+    let t = evaluator.t;
+    let range_ms = args.range_ms();
+    match args.name {
+        "rate" => args.per_series(|s| extrapolated(s, t, range_ms, true, true)),
+        "increase" => args.per_series(|s| extrapolated(s, t, range_ms, true, false)),
+        "delta" => args.per_series(|s| extrapolated(s, t, range_ms, false, false)),
+        "irate" => args.per_series(irate),
+        "avg_over_time" => args.per_series(|s| {
+            Some(s.points.iter().map(|p| p.1).sum::<f64>() / s.points.len() as f64)
+        }),
+        "sum_over_time" => args.per_series(|s| Some(s.points.iter().map(|p| p.1).sum())),
+        "count_over_time" => args.per_series(|s| Some(s.points.len() as f64)),
+        "min_over_time" => args.per_series(|s| s.points.iter().map(|p| p.1).reduce(nan_min)),
+        "max_over_time" => args.per_series(|s| s.points.iter().map(|p| p.1).reduce(nan_max)),
+        "last_over_time" => args.per_series(|s| s.points.last().map(|p| p.1)),
+        "absent" => {
+            let empty = args.arg(0)?.into_vector()?.is_empty();
+            Ok(Value::Vector(absent(empty, args.first())))
+        }
+        "absent_over_time" => {
+            let empty = args.matrix(0)?.is_empty();
+            Ok(Value::Vector(absent(empty, args.first())))
+        }
+        "histogram_quantile" => {
+            let q = args.scalar(0)?;
+            let vector = args.arg(1)?.into_vector()?;
+            Ok(Value::Vector(histogram_quantile(q, vector)))
+        }
+        "time" => Ok(Value::Scalar(t as f64 / 1000.0)),
+        "vector" => Ok(Value::Vector(vec![Sample {
+            labels: Labels::new(),
+            value: args.scalar(0)?,
+        }])),
+        "scalar" => {
+            let vector = args.arg(0)?.into_vector()?;
+            Ok(Value::Scalar(match vector.as_slice() {
+                [one] => one.value,
+                _ => f64::NAN,
+            }))
+        }
+        "abs" => args.map_samples(f64::abs),
+        "clamp_min" => {
+            let bound = args.scalar(1)?;
+            args.map_samples(|value| value.max(bound))
+        }
+        "clamp_max" => {
+            let bound = args.scalar(1)?;
+            args.map_samples(|value| value.min(bound))
+        }
+        other => Err(PromqlError::Unsupported(format!("function {other}()"))),
+    }
+}
+
+/// A call's arguments, evaluated on demand and checked for the type the function expects.
+struct Args<'a> {
+    evaluator: &'a Evaluator<'a>,
+    name: &'static str,
+    args: &'a [Box<Expr>],
+}
+
+impl Args<'_> {
+    fn first(&self) -> Option<&Expr> {
+        self.args.first().map(|a| a.as_ref())
+    }
+
+    fn arg(&self, i: usize) -> Result<Value, PromqlError> {
+        match self.args.get(i) {
+            Some(expr) => self.evaluator.eval(expr),
+            None => eval_error(format!("{}() is missing argument {}", self.name, i + 1)),
+        }
+    }
+
+    fn matrix(&self, i: usize) -> Result<Vec<RangeSeries>, PromqlError> {
+        match self.arg(i)? {
             Value::Matrix(matrix) => Ok(matrix),
-            _ => eval_error(format!("{name}() expects a range vector")),
+            _ => eval_error(format!("{}() expects a range vector", self.name)),
         }
-    };
-    let scalar = |i: usize| -> Result<f64, PromqlError> {
-        match arg(i)? {
+    }
+
+    fn scalar(&self, i: usize) -> Result<f64, PromqlError> {
+        match self.arg(i)? {
             Value::Scalar(value) => Ok(value),
-            _ => eval_error(format!("{name}() expects a scalar as argument {}", i + 1)),
+            _ => eval_error(format!(
+                "{}() expects a scalar as argument {}",
+                self.name,
+                i + 1
+            )),
         }
-    };
-    let per_series = |f: &dyn Fn(&RangeSeries) -> Option<f64>| -> Result<Value, PromqlError> {
+    }
+
+    /// The window of the range-vector argument, in milliseconds.
+    fn range_ms(&self) -> i64 {
+        match self.first() {
+            Some(Expr::MatrixSelector(m)) => m.range.as_millis() as i64,
+            _ => 0,
+        }
+    }
+
+    /// One sample per series of the range-vector argument, the metric name dropped; series
+    /// for which `f` has no value are left out.
+    fn per_series(&self, f: impl Fn(&RangeSeries) -> Option<f64>) -> Result<Value, PromqlError> {
         Ok(Value::Vector(
-            matrix(0)?
+            self.matrix(0)?
                 .iter()
                 .filter_map(|series| {
                     f(series).map(|value| Sample {
@@ -42,87 +127,36 @@ pub(super) fn call(evaluator: &Evaluator<'_>, call: &Call) -> Result<Value, Prom
                 })
                 .collect(),
         ))
-    };
-    let range_ms = || match args.first().map(|a| a.as_ref()) {
-        Some(Expr::MatrixSelector(m)) => m.range.as_millis() as i64,
-        _ => 0,
-    };
-    let t = evaluator.t;
-    match name {
-        "rate" => per_series(&|s| extrapolated(s, t, range_ms(), true, true)),
-        "increase" => per_series(&|s| extrapolated(s, t, range_ms(), true, false)),
-        "delta" => per_series(&|s| extrapolated(s, t, range_ms(), false, false)),
-        "irate" => per_series(&|s| {
-            let n = s.points.len();
-            if n < 2 {
-                return None;
-            }
-            let (t0, v0) = s.points[n - 2];
-            let (t1, v1) = s.points[n - 1];
-            let change = if v1 < v0 { v1 } else { v1 - v0 };
-            if t1 == t0 {
-                return None;
-            }
-            Some(change / ((t1 - t0) as f64 / 1000.0))
-        }),
-        "avg_over_time" => {
-            per_series(&|s| Some(s.points.iter().map(|p| p.1).sum::<f64>() / s.points.len() as f64))
-        }
-        "sum_over_time" => per_series(&|s| Some(s.points.iter().map(|p| p.1).sum())),
-        "count_over_time" => per_series(&|s| Some(s.points.len() as f64)),
-        "min_over_time" => per_series(&|s| s.points.iter().map(|p| p.1).reduce(nan_min)),
-        "max_over_time" => per_series(&|s| s.points.iter().map(|p| p.1).reduce(nan_max)),
-        "last_over_time" => per_series(&|s| s.points.last().map(|p| p.1)),
-        "absent" => {
-            let vector = arg(0)?.into_vector()?;
-            Ok(Value::Vector(absent(
-                vector.is_empty(),
-                args.first().map(|a| a.as_ref()),
-            )))
-        }
-        "absent_over_time" => {
-            let empty = matrix(0)?.is_empty();
-            Ok(Value::Vector(absent(
-                empty,
-                args.first().map(|a| a.as_ref()),
-            )))
-        }
-        "histogram_quantile" => {
-            let q = scalar(0)?;
-            let vector = arg(1)?.into_vector()?;
-            Ok(Value::Vector(histogram_quantile(q, vector)))
-        }
-        "time" => Ok(Value::Scalar(t as f64 / 1000.0)),
-        "vector" => Ok(Value::Vector(vec![Sample {
-            labels: Labels::new(),
-            value: scalar(0)?,
-        }])),
-        "scalar" => {
-            let vector = arg(0)?.into_vector()?;
-            Ok(Value::Scalar(match vector.as_slice() {
-                [one] => one.value,
-                _ => f64::NAN,
-            }))
-        }
-        "abs" | "clamp_min" | "clamp_max" => {
-            let vector = arg(0)?.into_vector()?;
-            let bound = if name == "abs" { 0.0 } else { scalar(1)? };
-            Ok(Value::Vector(
-                vector
-                    .into_iter()
-                    .map(|s| Sample {
-                        labels: without_name(&s.labels),
-                        value: match name {
-                            "abs" => s.value.abs(),
-                            "clamp_min" => s.value.max(bound),
-                            _ => s.value.min(bound),
-                        },
-                    })
-                    .collect(),
-            ))
-        }
-        other => Err(PromqlError::Unsupported(format!("function {other}()"))),
     }
+
+    /// `f` applied to every sample of the instant-vector argument, the metric name dropped.
+    fn map_samples(&self, f: impl Fn(f64) -> f64) -> Result<Value, PromqlError> {
+        let vector = self.arg(0)?.into_vector()?;
+        Ok(Value::Vector(
+            vector
+                .into_iter()
+                .map(|s| Sample {
+                    labels: without_name(&s.labels),
+                    value: f(s.value),
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// `irate`: the per-second change between the last two points (a reset counts from zero).
+fn irate(series: &RangeSeries) -> Option<f64> {
+    let n = series.points.len();
+    if n < 2 {
+        return None;
+    }
+    let (t0, v0) = series.points[n - 2];
+    let (t1, v1) = series.points[n - 1];
+    let change = if v1 < v0 { v1 } else { v1 - v0 };
+    if t1 == t0 {
+        return None;
+    }
+    Some(change / ((t1 - t0) as f64 / 1000.0))
 }
 
 fn nan_min(a: f64, b: f64) -> f64 {

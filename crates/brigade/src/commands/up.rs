@@ -72,22 +72,7 @@ fn options(settings: &Settings, args: &UpArgs, binary: PathBuf) -> anyhow::Resul
         1,
         &context("kitchen_replicas"),
     )?;
-    let rules = args
-        .alert_rules
-        .iter()
-        .map(|f| (f.clone(), "--alert-rules".to_owned()));
-    let file_rules = file
-        .alert_rules
-        .iter()
-        .map(|f| (from_file(f), context("alert_rules")));
-    for (rule_file, origin) in rules.chain(file_rules) {
-        anyhow::ensure!(
-            rule_file.is_file(),
-            "{origin}: {} is not a readable file",
-            rule_file.display()
-        );
-        options.alert_rules.push(absolute(&rule_file, &origin)?);
-    }
+    options.alert_rules = alert_rules(args, &file, &from_file, &context)?;
     options.tls = public_tls(args, &file, path.as_deref(), &context)?;
     for pool in &mut options.pools {
         pool.replicas = usize::from(if pool.name == "kitchen" {
@@ -96,67 +81,107 @@ fn options(settings: &Settings, args: &UpArgs, binary: PathBuf) -> anyhow::Resul
             replicas
         });
     }
-    let scaling = &file.autoscale;
-    let autoscale_max = args.autoscale_max.or(scaling.max).unwrap_or(0);
-    if autoscale_max > 0 {
-        anyhow::ensure!(
-            autoscale_max >= usize::from(replicas),
-            "--autoscale-max must be at least --replicas"
-        );
-        let metric = match (args.autoscale_metric, scaling.metric.as_deref()) {
-            (Some(metric), _) => metric,
-            (None, None | Some("in-flight")) => AutoscaleMetric::InFlight,
-            (None, Some("cpu")) => AutoscaleMetric::Cpu,
-            (None, Some(other)) => anyhow::bail!(
-                "{}: {other:?} is not a metric; use in-flight or cpu",
-                context("autoscale.metric")
-            ),
-        };
-        let (metric, target, flag) = match metric {
-            AutoscaleMetric::InFlight => (
-                ScaleMetric::InFlight,
-                args.autoscale_target_in_flight
-                    .or(scaling.target_in_flight)
-                    .unwrap_or(8.0),
-                "--autoscale-target-in-flight",
-            ),
-            AutoscaleMetric::Cpu => (
-                ScaleMetric::Cpu,
-                args.autoscale_target_cpu
-                    .or(scaling.target_cpu)
-                    .unwrap_or(70.0),
-                "--autoscale-target-cpu",
-            ),
-        };
-        anyhow::ensure!(
-            target.is_finite() && target > 0.0,
-            "{flag} must be positive"
-        );
-        let interval_ms = args
-            .autoscale_interval_ms
-            .or(scaling.interval_ms)
-            .unwrap_or(5000);
-        let window_secs = args
-            .scale_down_window_secs
-            .or(scaling.scale_down_window_secs)
-            .unwrap_or(300);
-        let orders = options.pools.iter_mut().find(|p| p.name == "orders");
-        if let Some(orders) = orders {
-            orders.autoscale = Some(Autoscale {
-                min: usize::from(replicas),
-                max: autoscale_max,
-                metric,
-                target,
-                interval: std::time::Duration::from_millis(interval_ms.max(100)),
-                scale_down_window: std::time::Duration::from_secs(window_secs),
-                ..Autoscale::default()
-            });
-        }
+    let autoscale = orders_autoscale(args, &file.autoscale, replicas, &context)?;
+    if let Some(orders) = options.pools.iter_mut().find(|p| p.name == "orders") {
+        orders.autoscale = autoscale;
     }
     options.jobs = jobs;
     options.backup = continuous_backup(settings, &file, path.as_deref(), &options.data_dir)
         .map_err(|error| anyhow::anyhow!("{}", context(&format!("{error:#}"))))?;
     Ok(options)
+}
+
+/// Extra alert rule files from `--alert-rules` and up.toml's `alert_rules`, each checked to be
+/// a readable file and made absolute.
+fn alert_rules(
+    args: &UpArgs,
+    file: &UpFile,
+    from_file: &dyn Fn(&PathBuf) -> PathBuf,
+    context: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let flags = args
+        .alert_rules
+        .iter()
+        .map(|f| (f.clone(), "--alert-rules".to_owned()));
+    let in_file = file
+        .alert_rules
+        .iter()
+        .map(|f| (from_file(f), context("alert_rules")));
+    flags
+        .chain(in_file)
+        .map(|(rule_file, origin)| {
+            anyhow::ensure!(
+                rule_file.is_file(),
+                "{origin}: {} is not a readable file",
+                rule_file.display()
+            );
+            absolute(&rule_file, &origin)
+        })
+        .collect()
+}
+
+/// The orders pool's autoscaler from the `--autoscale-*` flags and up.toml's `[autoscale]`;
+/// none unless a maximum above zero is set.
+fn orders_autoscale(
+    args: &UpArgs,
+    scaling: &brigade_up::AutoscaleSection,
+    replicas: u16,
+    context: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Option<Autoscale>> {
+    let autoscale_max = args.autoscale_max.or(scaling.max).unwrap_or(0);
+    if autoscale_max == 0 {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        autoscale_max >= usize::from(replicas),
+        "--autoscale-max must be at least --replicas"
+    );
+    let metric = match (args.autoscale_metric, scaling.metric.as_deref()) {
+        (Some(metric), _) => metric,
+        (None, None | Some("in-flight")) => AutoscaleMetric::InFlight,
+        (None, Some("cpu")) => AutoscaleMetric::Cpu,
+        (None, Some(other)) => anyhow::bail!(
+            "{}: {other:?} is not a metric; use in-flight or cpu",
+            context("autoscale.metric")
+        ),
+    };
+    let (metric, target, flag) = match metric {
+        AutoscaleMetric::InFlight => (
+            ScaleMetric::InFlight,
+            args.autoscale_target_in_flight
+                .or(scaling.target_in_flight)
+                .unwrap_or(8.0),
+            "--autoscale-target-in-flight",
+        ),
+        AutoscaleMetric::Cpu => (
+            ScaleMetric::Cpu,
+            args.autoscale_target_cpu
+                .or(scaling.target_cpu)
+                .unwrap_or(70.0),
+            "--autoscale-target-cpu",
+        ),
+    };
+    anyhow::ensure!(
+        target.is_finite() && target > 0.0,
+        "{flag} must be positive"
+    );
+    let interval_ms = args
+        .autoscale_interval_ms
+        .or(scaling.interval_ms)
+        .unwrap_or(5000);
+    let window_secs = args
+        .scale_down_window_secs
+        .or(scaling.scale_down_window_secs)
+        .unwrap_or(300);
+    Ok(Some(Autoscale {
+        min: usize::from(replicas),
+        max: autoscale_max,
+        metric,
+        target,
+        interval: std::time::Duration::from_millis(interval_ms.max(100)),
+        scale_down_window: std::time::Duration::from_secs(window_secs),
+        ..Autoscale::default()
+    }))
 }
 
 /// Continuous backups (`[backup]` of up.toml) of the SQLite file the replicas use — the same
