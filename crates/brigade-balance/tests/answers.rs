@@ -1,6 +1,8 @@
 //! The balancer's own answers (problem+json with the request id), slow and hostile clients,
 //! and the admin API contract.
 
+#[path = "../../../tests/support/promtool.rs"]
+mod promtool;
 mod support;
 
 use std::io::{Read, Write};
@@ -373,38 +375,8 @@ async fn admin_api_contract() {
     ] {
         assert!(metrics.contains(name), "{name} missing");
     }
-    promtool_accepts(&metrics);
+    promtool::assert_accepts(&metrics, "the balancer's /metrics");
     balancer.stop().await;
-}
-
-fn promtool_accepts(metrics: &str) {
-    let Ok(mut child) = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool is required under CI (scripts/test installs it)"
-        );
-        eprintln!("promtool not installed; skipping the exposition check");
-        return;
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

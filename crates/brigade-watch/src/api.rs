@@ -295,30 +295,20 @@ async fn query(
         .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
     let seconds = t as f64 / 1000.0;
     let data = match value {
-        promql::Value::Scalar(v) => QueryData::Scalar((seconds, v.to_string())),
+        promql::Value::Scalar(v) => QueryData::Scalar((seconds, value_text(v))),
         promql::Value::String(s) => QueryData::String((seconds, s)),
         promql::Value::Vector(vector) => QueryData::Vector(
             vector
                 .into_iter()
                 .map(|s| VectorSample {
                     metric: s.labels,
-                    value: (seconds, s.value.to_string()),
+                    value: (seconds, value_text(s.value)),
                 })
                 .collect(),
         ),
-        promql::Value::Matrix(matrix) => QueryData::Matrix(
-            matrix
-                .into_iter()
-                .map(|s| MatrixSeries {
-                    metric: s.labels,
-                    values: s
-                        .points
-                        .iter()
-                        .map(|(t, v)| (*t as f64 / 1000.0, v.to_string()))
-                        .collect(),
-                })
-                .collect(),
-        ),
+        promql::Value::Matrix(matrix) => {
+            QueryData::Matrix(matrix.into_iter().map(matrix_series).collect())
+        }
     };
     Ok(Json(QueryAnswer::success(data)))
 }
@@ -351,6 +341,18 @@ fn parse_api_time(field: &str, text: &str) -> Result<i64, Problem> {
         .map_err(|_| {
             Problem::invalid_field(field, "must be seconds since the epoch or an RFC 3339 time")
         })
+}
+
+/// A series of points in Prometheus's answer shape: seconds, and the value as text.
+fn matrix_series(series: promql::RangeSeries) -> MatrixSeries {
+    MatrixSeries {
+        metric: series.labels,
+        values: series
+            .points
+            .iter()
+            .map(|(t, v)| (*t as f64 / 1000.0, value_text(*v)))
+            .collect(),
+    }
 }
 
 /// A sample value as Prometheus writes it (`NaN`, `+Inf`, `-Inf`, else the shortest decimal).
@@ -404,17 +406,7 @@ async fn query_range(
     let series = parsed
         .eval_range(&lock(&shared.tsdb), start, end, step)
         .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
-    let result = series
-        .into_iter()
-        .map(|s| MatrixSeries {
-            metric: s.labels,
-            values: s
-                .points
-                .iter()
-                .map(|(t, v)| (*t as f64 / 1000.0, value_text(*v)))
-                .collect(),
-        })
-        .collect();
+    let result = series.into_iter().map(matrix_series).collect();
     Ok(Json(QueryAnswer::success(QueryData::Matrix(result))))
 }
 

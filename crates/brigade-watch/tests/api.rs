@@ -160,6 +160,25 @@ async fn discovery_limits_queries_and_problems() {
     .await;
     assert_eq!(body["data"]["result"][0]["value"][1], "1");
 
+    // Values are written as Prometheus writes them, instant and range alike: `+Inf`, `-Inf`,
+    // `NaN` — not Rust's `inf`.
+    for (query, text) in [("1/0", "+Inf"), ("-1/0", "-Inf"), ("0/0", "NaN")] {
+        let (_, _, body) = json_of(client.get(query_url(&base, query)).send().await.unwrap()).await;
+        assert_eq!(body["data"]["result"][1], text, "{query}: {body}");
+        let (_, _, body) = json_of(
+            client
+                .get(query_url(&base, &format!("vector({query})")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            body["data"]["result"][0]["value"][1], text,
+            "vector({query}): {body}"
+        );
+    }
+
     // Bad input: problem+json naming the field, never a 500.
     let problems = [
         client.get(format!("{base}/api/v1/alerts/history?limit=0")).send().await.unwrap(),

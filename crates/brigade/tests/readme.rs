@@ -6,6 +6,8 @@
 //! makes an alert fire. When the README changes, this test proves it still works.
 
 mod common;
+#[path = "../../../tests/support/promtool.rs"]
+mod promtool;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -173,42 +175,6 @@ fn get_json(url: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
-/// `promtool check metrics` on the exposition at `url`.
-fn promtool_accepts(url: &str) {
-    use std::io::Write as _;
-    let text = reqwest::blocking::get(url).unwrap().text().unwrap();
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(error) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "promtool is required in CI: {error}"
-            );
-            eprintln!("promtool not installed; skipping the exposition lint of {url}");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool check metrics {url}:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The `/metrics` of every process `up` runs: replicas, the balancer's admin port, watch and
 /// the supervisor's ops port.
 fn every_metrics_url(run: &FirstRun) -> Vec<String> {
@@ -300,7 +266,7 @@ fn the_readme_works_as_written_from_an_empty_directory() {
         },
     );
     for url in every_metrics_url(&run) {
-        promtool_accepts(&url);
+        promtool::assert_accepts(&get_text(&url), &url);
     }
 
     // "Try it", exactly as written, against this run's ports.
@@ -326,7 +292,7 @@ fn the_readme_works_as_written_from_an_empty_directory() {
         "the order was delivered:\n{stdout}"
     );
     for url in every_metrics_url(&run) {
-        promtool_accepts(&url);
+        promtool::assert_accepts(&get_text(&url), &url);
     }
 
     // An error burst makes an alert fire (the README's rules, the default evaluation).
@@ -387,4 +353,10 @@ fn error_burst_fires_an_alert(run: &FirstRun, watch: &str, kept: &[Value]) {
         },
     );
     set_faults(json!({}));
+}
+
+fn get_text(url: &str) -> String {
+    reqwest::blocking::get(url)
+        .and_then(|r| r.text())
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }

@@ -3,42 +3,13 @@
 //! mid-run, `up` putting the newest backup back by itself.
 
 mod common;
+#[path = "../../../tests/support/promtool.rs"]
+mod promtool;
 
 use std::time::Duration;
 
 use common::Up;
 use serde_json::Value;
-
-/// `promtool check metrics` on an exposition (required under CI=true).
-fn promtool_accepts(exposition: &str) {
-    use std::io::Write as _;
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(error) if std::env::var_os("CI").is_some() => {
-            panic!("promtool is required in CI: {error}")
-        }
-        Err(_) => return eprintln!("promtool not installed; skipping the exposition lint"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool check metrics:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 fn ops_get(up: &Up, path: &str) -> reqwest::blocking::Response {
     reqwest::blocking::get(format!("http://{}{path}", up.ops)).unwrap()
@@ -101,7 +72,7 @@ fn restore_drill_brings_the_store_back_within_rto_and_rpo() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
-    promtool_accepts(&metrics);
+    promtool::assert_accepts(&metrics, "the supervisor's /metrics");
     let kept = std::fs::read_dir(data.join("backups").join("continuous"))
         .unwrap()
         .filter(|e| {

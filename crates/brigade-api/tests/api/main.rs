@@ -4,6 +4,8 @@
 
 #[macro_use]
 mod helpers;
+#[path = "../../../../tests/support/promtool.rs"]
+mod promtool;
 
 mod accounts;
 mod audit;
