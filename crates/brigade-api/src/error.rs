@@ -2,6 +2,7 @@
 //! place (the realworld-axum-sqlx pattern). Internal causes are logged here and never sent.
 
 use axum::response::{IntoResponse, Response};
+use brigade_core::error_event::{ErrorKind, ServerError};
 use brigade_core::{FieldError, Problem};
 use brigade_domain::{TransitionError, Violation};
 use brigade_store::{StorageFault, StoreError};
@@ -165,8 +166,17 @@ fn store_error_response(error: StoreError) -> Response {
             response
         }
         error @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_)) => {
-            tracing::error!(error = &error as &dyn std::error::Error, "store failure");
-            Problem::internal().into_response()
+            // The cause is logged as an error event by the request middleware, with the route.
+            let mut response = Problem::internal().into_response();
+            ServerError::new(
+                ErrorKind::Store,
+                format!(
+                    "store failure: {}",
+                    brigade_core::telemetry::error_chain(&error)
+                ),
+            )
+            .attach(&mut response);
+            response
         }
     }
 }

@@ -60,12 +60,22 @@ async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Respon
     }
 }
 
+/// A handler's panic as a 500. Its message and location come from the panic hook
+/// (`brigade_core::error_event`), which ran on this thread just before; the request middleware
+/// logs them as an error event with the route.
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    tracing::error!(panic = message, "handler panicked");
-    Problem::internal().into_response()
+    let cause = brigade_core::error_event::take_panic().unwrap_or_else(|| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        brigade_core::error_event::ServerError::new(
+            brigade_core::error_event::ErrorKind::Panic,
+            format!("handler panicked: {message}"),
+        )
+    });
+    let mut response = Problem::internal().into_response();
+    cause.attach(&mut response);
+    response
 }
