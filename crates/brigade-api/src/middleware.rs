@@ -79,3 +79,35 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     cause.attach(&mut response);
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use brigade_core::error_event::{ErrorKind, ServerError};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// A handler's panic is answered 500 with its cause attached for the request middleware
+    /// to log as an error event (without the panic hook, from the payload alone).
+    #[tokio::test]
+    async fn a_panic_is_a_500_carrying_its_cause() {
+        let router: Router = Router::new()
+            .route(
+                "/",
+                get(|| async {
+                    if true {
+                        panic!("cart 7 vanished");
+                    }
+                    "never"
+                }),
+            )
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = Request::builder().uri("/").body(axum::body::Body::empty());
+        let response = router.oneshot(request.unwrap()).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let cause = response.extensions().get::<ServerError>().unwrap();
+        assert_eq!(cause.kind, ErrorKind::Panic);
+        assert!(cause.message.contains("cart 7 vanished"), "{cause:?}");
+    }
+}
