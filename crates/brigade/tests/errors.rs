@@ -86,70 +86,15 @@ fn errors_are_grouped_resolved_reopened_validated_and_rate_limited() {
     assert!(cart.first_seen <= cart.last_seen);
 
     // A server 5xx with its internal cause: one replica's fault switch fails every request.
-    let status = up.status();
-    let replica = status["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["pool"] == "orders")
-        .unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let replica = format!("http://{replica}");
-    let admin = common::log_in_at(&replica, "admin@brigade.demo");
-    let faults = |ratio: f64| {
-        let answer = client
-            .put(format!("{replica}/api/v1/admin/faults"))
-            .bearer_auth(&admin)
-            .json(&json!({"error_ratio": ratio}))
-            .send()
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-    };
-    faults(1.0);
-    for _ in 0..3 {
-        let failed = client
-            .get(format!("{replica}/api/v1/shops"))
-            .send()
-            .unwrap();
-        assert_eq!(failed.status(), 500);
-    }
-    faults(0.0);
+    let replica = orders_replica(&up);
+    fail_three_requests(&client, &replica);
     let injected = wait_for_groups(&up, ErrorKind::InjectedFault, 1);
     assert_eq!(injected[0].count, 3);
     assert_eq!(injected[0].route.as_deref(), Some("/api/v1/shops"));
     assert_eq!(injected[0].trace_ids.len(), 3);
 
     // Resolved, then seen again: open again, counted as opened on /metrics.
-    let token = common::ops_token(&up.ops);
-    let resolve = |fingerprint: &str| {
-        client
-            .post(format!(
-                "http://{}/api/errors/{fingerprint}/resolve",
-                up.ops
-            ))
-            .header("x-brigade-ops-token", &token)
-            .send()
-            .unwrap()
-    };
-    let resolved: ErrorGroup = resolve(&cart.fingerprint).json().unwrap();
-    assert_eq!(resolved.state, ErrorGroupState::Resolved);
-    assert!(
-        groups(&up, "?state=resolved")
-            .iter()
-            .any(|g| g.fingerprint == cart.fingerprint)
-    );
-    assert_eq!(resolve("0123456789abcdef").status(), 404);
-    let bad_state = client
-        .get(format!("http://{}/api/errors?state=gone", up.ops))
-        .send()
-        .unwrap();
-    assert_eq!(bad_state.status(), 422);
-    assert_eq!(
-        bad_state.json::<Value>().unwrap()["errors"][0]["field"],
-        "state"
-    );
+    resolve_through_the_ops_api(&up, &client, &cart.fingerprint);
     assert_eq!(
         report(&client, &public, &thrown("cart 19 is empty", 20)).status(),
         202
@@ -172,57 +117,7 @@ fn errors_are_grouped_resolved_reopened_validated_and_rate_limited() {
     assert!(metrics.contains("brigade_error_groups_open{kind=\"injected-fault\"} 1"));
     promtool_accepts(&metrics);
 
-    // Bad reports name their field.
-    for (body, status, field) in [
-        (
-            json!({"kind": "error", "message": " ", "page": "/"}),
-            422,
-            "message",
-        ),
-        (
-            json!({"kind": "oops", "message": "x", "page": "/"}),
-            422,
-            "kind",
-        ),
-        (
-            json!({"kind": "error", "message": "x", "page": "javascript:1"}),
-            422,
-            "page",
-        ),
-        (
-            json!({"kind": "error", "message": "x", "page": "/", "trace_id": "XY"}),
-            422,
-            "trace_id",
-        ),
-        (
-            json!({"kind": "error", "message": "x", "page": "/", "user": "ann"}),
-            422,
-            "user",
-        ),
-    ] {
-        let answer = report(&client, &public, &body);
-        assert_eq!(answer.status(), status, "{body}");
-        assert_eq!(
-            answer.headers()["content-type"],
-            "application/problem+json",
-            "{body}"
-        );
-        let problem: Value = answer.json().unwrap();
-        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
-    }
-    let post = |content_type: &str, body: Vec<u8>| {
-        client
-            .post(format!("{public}/api/v1/client-errors"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .unwrap()
-            .status()
-    };
-    assert_eq!(post("application/json", b"{not json".to_vec()), 400);
-    assert_eq!(post("text/plain", b"{}".to_vec()), 415);
-    let huge = serde_json::to_vec(&thrown(&"x".repeat(20_000), 1)).unwrap();
-    assert_eq!(post("application/json", huge), 413);
+    bad_reports_name_their_field(&client, &public);
 
     // A client that keeps reporting to one replica is told to wait.
     let limited = (0..40)
@@ -261,5 +156,122 @@ fn promtool_accepts(exposition: &str) {
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The address (`http://…`) of the first orders replica.
+fn orders_replica(up: &Up) -> String {
+    let status = up.status();
+    let replica = status["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pool"] == "orders")
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    format!("http://{replica}")
+}
+
+/// Turns the replica's fault switch on, has it answer three requests with 500, turns it off.
+fn fail_three_requests(client: &Client, replica: &str) {
+    let admin = common::log_in_at(replica, "admin@brigade.demo");
+    let faults = |ratio: f64| {
+        let answer = client
+            .put(format!("{replica}/api/v1/admin/faults"))
+            .bearer_auth(&admin)
+            .json(&json!({"error_ratio": ratio}))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    };
+    faults(1.0);
+    for _ in 0..3 {
+        let failed = client
+            .get(format!("{replica}/api/v1/shops"))
+            .send()
+            .unwrap();
+        assert_eq!(failed.status(), 500);
+    }
+    faults(0.0);
+}
+
+/// Invalid, malformed, mistyped and oversized reports are refused with a problem.
+fn bad_reports_name_their_field(client: &Client, public: &str) {
+    for (body, field) in [
+        (
+            json!({"kind": "error", "message": " ", "page": "/"}),
+            "message",
+        ),
+        (json!({"kind": "oops", "message": "x", "page": "/"}), "kind"),
+        (
+            json!({"kind": "error", "message": "x", "page": "javascript:1"}),
+            "page",
+        ),
+        (
+            json!({"kind": "error", "message": "x", "page": "/", "trace_id": "XY"}),
+            "trace_id",
+        ),
+        (
+            json!({"kind": "error", "message": "x", "page": "/", "user": "ann"}),
+            "user",
+        ),
+    ] {
+        let answer = report(client, public, &body);
+        assert_eq!(answer.status(), 422, "{body}");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/problem+json",
+            "{body}"
+        );
+        let problem: Value = answer.json().unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let post = |content_type: &str, body: Vec<u8>| {
+        client
+            .post(format!("{public}/api/v1/client-errors"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(post("application/json", b"{not json".to_vec()), 400);
+    assert_eq!(post("text/plain", b"{}".to_vec()), 415);
+    let huge = serde_json::to_vec(&thrown(&"x".repeat(20_000), 1)).unwrap();
+    assert_eq!(post("application/json", huge), 413);
+}
+
+/// Resolves the group through the ops API (with the ops token); an unknown group is 404 and a
+/// bad `state` filter a 422 naming it.
+fn resolve_through_the_ops_api(up: &Up, client: &Client, fingerprint: &str) {
+    let token = common::ops_token(&up.ops);
+    let resolve = |fingerprint: &str| {
+        client
+            .post(format!(
+                "http://{}/api/errors/{fingerprint}/resolve",
+                up.ops
+            ))
+            .header("x-brigade-ops-token", &token)
+            .send()
+            .unwrap()
+    };
+    let resolved: ErrorGroup = resolve(fingerprint).json().unwrap();
+    assert_eq!(resolved.state, ErrorGroupState::Resolved);
+    assert!(
+        groups(up, "?state=resolved")
+            .iter()
+            .any(|g| g.fingerprint == fingerprint)
+    );
+    assert_eq!(resolve("0123456789abcdef").status(), 404);
+    let bad_state = client
+        .get(format!("http://{}/api/errors?state=gone", up.ops))
+        .send()
+        .unwrap();
+    assert_eq!(bad_state.status(), 422);
+    assert_eq!(
+        bad_state.json::<Value>().unwrap()["errors"][0]["field"],
+        "state"
     );
 }
