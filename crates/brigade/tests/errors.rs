@@ -2,7 +2,7 @@
 //! balancer and a replica's injected 500 become error groups on the ops API (repeats counted
 //! in one group, ids masked), a resolved group that comes back reopens and counts as opened
 //! again on `/metrics`, bad reports are answered with a problem naming the field, and a client
-//! that keeps reporting gets 429 with `Retry-After`.
+//! that keeps reporting gets 429 with `Retry-After`; watch fires `BrigadeNewErrorGroup`.
 
 mod common;
 
@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use brigade_up::api::{ErrorGroup, ErrorGroupList, ErrorGroupState, ErrorKind};
+use brigade_watch::contract::{AlertState, AlertsAnswer, QueryAnswer, QueryData};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -63,6 +64,7 @@ fn errors_are_grouped_resolved_reopened_validated_and_rate_limited() {
     let up = Up::start(dir.path());
     let client = Client::new();
     let public = up.url("");
+    let watch = watch_with_the_counter_at_zero(&up, &client);
 
     // The same error twice (other numbers), and another one, through the balancer.
     for body in [
@@ -129,6 +131,8 @@ fn errors_are_grouped_resolved_reopened_validated_and_rate_limited() {
         limited.headers()["content-type"],
         "application/problem+json"
     );
+
+    the_alert_fires(&client, &watch);
 }
 
 /// `promtool check metrics` finds no problem in the exposition.
@@ -273,5 +277,52 @@ fn resolve_through_the_ops_api(up: &Up, client: &Client, fingerprint: &str) {
     assert_eq!(
         bad_state.json::<Value>().unwrap()["errors"][0]["field"],
         "state"
+    );
+}
+
+/// Watch's address, once watch has scraped the error-group counter at 0: the first group is
+/// then an increase it can see.
+fn watch_with_the_counter_at_zero(up: &Up, client: &Client) -> String {
+    let mut watch = String::new();
+    wait_until("watch to run", Duration::from_secs(30), || {
+        watch = up.status()["watch"].as_str().unwrap_or_default().to_owned();
+        !watch.is_empty()
+    });
+    wait_until(
+        "watch to scrape the error-group counter",
+        Duration::from_secs(30),
+        || {
+            let mut url = reqwest::Url::parse(&format!("http://{watch}/api/v1/query")).unwrap();
+            url.query_pairs_mut().append_pair(
+                "query",
+                "brigade_error_groups_opened_total{kind=\"client-error\"}",
+            );
+            let answer = client.get(url).send().unwrap().json::<QueryAnswer>();
+            matches!(answer, Ok(QueryAnswer { data: QueryData::Vector(samples), .. }) if !samples.is_empty())
+        },
+    );
+
+    watch
+}
+
+/// `BrigadeNewErrorGroup` fires in watch for the client errors, from the rules compiled into
+/// the binary.
+fn the_alert_fires(client: &Client, watch: &str) {
+    wait_until(
+        "BrigadeNewErrorGroup to fire in watch",
+        Duration::from_secs(45),
+        || {
+            let alerts: AlertsAnswer = client
+                .get(format!("http://{watch}/api/v1/alerts"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            alerts.alerts.iter().any(|alert| {
+                alert.name() == "BrigadeNewErrorGroup"
+                    && alert.labels.get("kind").map(String::as_str) == Some("client-error")
+                    && alert.state == AlertState::Firing
+            })
+        },
     );
 }
