@@ -1,7 +1,7 @@
 // Error tracking from the browser: errors thrown on the ordering page (and a rejected promise)
 // reach brigade up's error groups through the page's reporter (web/common.js); repeats land in
 // one group; the dashboard's Errors section lists it and resolves it, and the error coming back
-// opens it again.
+// opens it again; failed API calls are reported with the failed answer's trace id.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startUp, launchBrowser, newPerson, screenshot } from "./support.js";
@@ -95,4 +95,29 @@ test("a thrown error on the ordering page is grouped with its repeats, resolved 
   assert.equal(reopened.count, 4);
   await ops.locator(`#error-groups tr[data-fingerprint="${basket.fingerprint}"][data-state="open"]`).waitFor({ timeout: 15_000 });
   assert.deepEqual(ops.errors || [], []);
+});
+
+test("a page's failed API calls are reported with the failed answer's trace id", async () => {
+  const customer = await newPerson(browser, up.public);
+  await customer.goto("/");
+  await customer.getByRole("heading", { level: 1 }).first().waitFor();
+  // A 5xx answer (made by the browser's test harness, so no replica is harmed) naming its trace.
+  const trace = "0af7651916cd43dd8448eb211c80319c";
+  await customer.route("**/api/v1/shops", (route) => route.fulfill({
+    status: 503, contentType: "application/problem+json", body: "{}",
+    headers: { traceparent: `00-${trace}-b7ad6b7169203331-01` },
+  }));
+  const status = await customer.evaluate(() => fetch("/api/v1/shops").then((r) => r.status));
+  assert.equal(status, 503);
+  // No answer at all: nothing listens on port 9.
+  await customer.evaluate(() => fetch("http://127.0.0.1:9/unreachable?who=ann").catch(() => "failed"));
+
+  const answered = await waitForGroup("the 503 group",
+    (all) => all.find((g) => g.kind === "client-fetch" && g.title === "GET /api/v1/shops answered <n>"));
+  assert.deepEqual(answered.trace_ids.slice(-1), [trace], "the failed answer's trace, to find the server's side");
+  assert.equal(answered.route, "/");
+  const unreachable = await waitForGroup("the network failure group",
+    (all) => all.find((g) => g.kind === "client-fetch" && g.title.startsWith("GET /unreachable failed")));
+  assert.ok(!unreachable.message.includes("ann"), "no query string leaves the page");
+  await customer.context().close();
 });

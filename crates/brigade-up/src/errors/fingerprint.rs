@@ -45,24 +45,30 @@ fn mask_word(word: &str, out: &mut String) {
         out.push_str("<uuid>");
         return;
     }
-    let is_hex_id = word.len() >= 8
-        && word.bytes().all(|b| b.is_ascii_hexdigit())
-        && word.bytes().any(|b| b.is_ascii_digit());
+    for (n, part) in word.split('-').enumerate() {
+        if n > 0 {
+            out.push('-');
+        }
+        mask_part(part, out);
+    }
+}
+
+/// One dash-separated part: a hex id (8 digits or more, one a decimal digit) → `<hex>`; a
+/// number, alone or leading a unit (`1234ms`) → `<n>`; anything else (`v1`, `utf8`) as is.
+fn mask_part(part: &str, out: &mut String) {
+    let is_hex_id = part.len() >= 8
+        && part.bytes().all(|b| b.is_ascii_hexdigit())
+        && part.bytes().any(|b| b.is_ascii_digit());
     if is_hex_id {
         out.push_str("<hex>");
         return;
     }
-    let mut in_digits = false;
-    for c in word.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
-                out.push_str("<n>");
-            }
-            in_digits = true;
-        } else {
-            out.push(c);
-            in_digits = false;
-        }
+    let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 && part.bytes().skip(digits).all(|b| b.is_ascii_alphabetic()) {
+        out.push_str("<n>");
+        out.push_str(&part[digits..]);
+    } else {
+        out.push_str(part);
     }
 }
 
@@ -162,6 +168,10 @@ mod tests {
         assert_eq!(
             normalize_message("deadbeef is a word"),
             "deadbeef is a word"
+        );
+        assert_eq!(
+            normalize_message("GET /api/v1/shops answered 503 after 1234ms"),
+            "GET /api/v1/shops answered <n> after <n>ms"
         );
     }
 
