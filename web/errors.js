@@ -71,18 +71,18 @@ document.addEventListener("DOMContentLoaded", () => {
         group.title,
         el("div", { class: "small", textContent: `${group.service}${where ? " · " + where : ""}` })),
       el("td", { textContent: group.count }),
+      el("td", {}, resolveButton(group)),
       el("td", { textContent: when(group.first_seen) }),
       el("td", { textContent: when(group.last_seen) }),
       el("td", { textContent: group.release }),
-      traces(group.trace_ids),
-      el("td", {}, resolveButton(group)));
+      traces(group.trace_ids));
   }
 
   async function refresh() {
     if (busy) return;
     const state = filter.value;
     const body = await getJson(`/api/errors${state ? `?state=${state}` : ""}`);
-    const head = el("thead", {}, el("tr", {}, ...["Error", "Count", "First seen", "Last seen", "Release", "Traces", ""]
+    const head = el("thead", {}, el("tr", {}, ...["Error", "Count", "", "First seen", "Last seen", "Release", "Traces"]
       .map((h) => el("th", { scope: "col", textContent: h }))));
     table.replaceChildren(head, el("tbody", {}, ...body.groups.map(row)));
     table.hidden = body.groups.length === 0;
