@@ -28,6 +28,9 @@ pub enum ApiError {
         /// What was limited, for the client.
         detail: &'static str,
     },
+    /// A bug or a broken invariant: 500, the cause logged as an error event (never sent).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The service is at a capacity limit it keeps on purpose (e.g. password hashing): 503
     /// with `Retry-After`.
     #[error("busy")]
@@ -90,6 +93,11 @@ impl IntoResponse for ApiError {
                 wait,
             ),
             Self::Busy { wait, detail } => with_retry_after(Problem::unavailable(detail), wait),
+            Self::Internal(cause) => {
+                let mut response = Problem::internal().into_response();
+                ServerError::new(ErrorKind::Internal, cause).attach(&mut response);
+                response
+            }
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum ErrorKind {
     Store,
     /// A 500 injected on purpose by the fault switch (drills).
     InjectedFault,
+    /// Any other 500 with an internal cause (a broken invariant, a failed dependency call
+    /// that is no outage).
+    Internal,
     /// An error thrown and not caught on a page (`window.onerror`).
     ClientError,
     /// A promise rejected and never handled on a page (`unhandledrejection`).
@@ -54,10 +57,11 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for metrics registered at zero.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Panic,
         Self::Store,
         Self::InjectedFault,
+        Self::Internal,
         Self::ClientError,
         Self::ClientRejection,
         Self::ClientFetch,
@@ -69,6 +73,7 @@ impl ErrorKind {
             Self::Panic => "panic",
             Self::Store => "store",
             Self::InjectedFault => "injected-fault",
+            Self::Internal => "internal",
             Self::ClientError => "client-error",
             Self::ClientRejection => "client-rejection",
             Self::ClientFetch => "client-fetch",
