@@ -108,14 +108,14 @@ pub async fn manage(
     mut commands: mpsc::Receiver<PoolCommand>,
     stop: Shutdown,
 ) {
-    let mut next = 0;
-    let mut slots: Vec<Slot> = Vec::new();
-    let plan = context.plan.clone();
-    crate::metrics::pool_started(&plan.name);
-    for n in 0..plan.replicas + plan.backups {
-        next += 1;
-        slots.push(start_slot(&context, next, n >= plan.replicas));
-    }
+    crate::metrics::pool_started(&context.plan.name);
+    let mut manager = Manager {
+        context,
+        slots: Vec::new(),
+        next: 0,
+    };
+    let (replicas, backups) = (manager.context.plan.replicas, manager.context.plan.backups);
+    manager.start_slots(replicas, backups);
     loop {
         let command = tokio::select! {
             command = commands.recv() => command,
@@ -123,109 +123,121 @@ pub async fn manage(
         };
         match command {
             None => break,
-            Some(PoolCommand::Scale { replicas, reason }) => {
-                let primaries = slots.iter().filter(|s| !s.backup).count();
-                if replicas == primaries {
-                    continue;
-                }
-                context.shared.events.push(
-                    EventLevel::Info,
-                    EventKind::Scale,
-                    None,
-                    format!(
-                        "pool {}: {primaries} → {replicas} replicas ({reason})",
-                        plan.name
-                    ),
-                );
-                for _ in primaries..replicas {
-                    next += 1;
-                    slots.push(start_slot(&context, next, false));
-                }
-                let mut surplus = primaries.saturating_sub(replicas);
-                while surplus > 0 {
-                    // The newest primary goes first.
-                    let Some(index) = slots.iter().rposition(|s| !s.backup) else {
-                        break;
-                    };
-                    let slot = slots.remove(index);
-                    slot.stop.trigger();
-                    let _ = slot.task.await;
-                    context.shared.remove(&slot.instance);
-                    surplus -= 1;
-                }
-            }
+            Some(PoolCommand::Scale { replicas, reason }) => manager.scale(replicas, &reason).await,
             Some(PoolCommand::Rollout { binary, done }) => {
-                if let Some(binary) = binary {
-                    *context.binary.lock().unwrap_or_else(|p| p.into_inner()) = binary;
-                }
-                context.shared.events.push(
-                    EventLevel::Info,
-                    EventKind::Rollout,
-                    None,
-                    format!(
-                        "pool {}: rolling restart of {} replicas",
-                        plan.name,
-                        slots.len()
-                    ),
-                );
-                let mut replaced = 0;
-                let mut failure = None;
-                for slot in &slots {
-                    let (tx, rx) = oneshot::channel();
-                    if slot.replace.send(tx).await.is_err() || !rx.await.unwrap_or(false) {
-                        failure = Some(format!(
-                            "{} could not be replaced; rollout stopped",
-                            slot.instance
-                        ));
-                        break;
-                    }
-                    replaced += 1;
-                }
-                match &failure {
-                    Some(reason) => context.shared.events.push(
-                        EventLevel::Error,
-                        EventKind::Rollout,
-                        None,
-                        reason.clone(),
-                    ),
-                    None => context.shared.events.push(
-                        EventLevel::Info,
-                        EventKind::Rollout,
-                        None,
-                        format!("pool {}: {replaced} replicas replaced", plan.name),
-                    ),
-                }
-                let _ = done.send(failure.map_or(Ok(replaced), Err));
+                let _ = done.send(manager.rollout(binary).await);
             }
             Some(PoolCommand::Halt { halted, resume }) => {
-                let backups = slots.iter().filter(|s| s.backup).count();
-                let primaries = slots.len() - backups;
-                context.halting.store(true, Ordering::Relaxed);
-                for slot in &slots {
-                    slot.stop.trigger();
-                }
-                for slot in slots.drain(..) {
-                    let _ = slot.task.await;
-                    context.shared.remove(&slot.instance);
-                }
-                context.halting.store(false, Ordering::Relaxed);
+                let (primaries, backups) = manager.halt().await;
                 let _ = halted.send(());
                 tokio::select! {
                     _ = resume => {}
                     () = stop.wait() => break,
                 }
-                for n in 0..primaries + backups {
-                    next += 1;
-                    slots.push(start_slot(&context, next, n >= primaries));
-                }
+                manager.start_slots(primaries, backups);
             }
         }
     }
-    for slot in &slots {
-        slot.stop.trigger();
+    manager.stop_all().await;
+}
+
+/// A pool's replicas and what starts more.
+struct Manager {
+    context: PoolContext,
+    slots: Vec<Slot>,
+    /// The number of the next replica started: instance names are never reused.
+    next: usize,
+}
+
+impl Manager {
+    fn start_slots(&mut self, primaries: usize, backups: usize) {
+        for n in 0..primaries + backups {
+            self.next += 1;
+            self.slots
+                .push(start_slot(&self.context, self.next, n >= primaries));
+        }
     }
-    for slot in slots {
-        let _ = slot.task.await;
+
+    fn event(&self, level: EventLevel, kind: EventKind, message: String) {
+        self.context.shared.events.push(level, kind, None, message);
+    }
+
+    /// Starts or stops primaries until there are `replicas`; the newest go first.
+    async fn scale(&mut self, replicas: usize, reason: &str) {
+        let primaries = self.slots.iter().filter(|s| !s.backup).count();
+        if replicas == primaries {
+            return;
+        }
+        let pool = &self.context.plan.name;
+        let message = format!("pool {pool}: {primaries} → {replicas} replicas ({reason})");
+        self.event(EventLevel::Info, EventKind::Scale, message);
+        self.start_slots(replicas.saturating_sub(primaries), 0);
+        for _ in replicas..primaries {
+            let Some(index) = self.slots.iter().rposition(|s| !s.backup) else {
+                break;
+            };
+            let slot = self.slots.remove(index);
+            slot.stop.trigger();
+            let _ = slot.task.await;
+            self.context.shared.remove(&slot.instance);
+        }
+    }
+
+    /// Replaces every replica in turn with `binary` (or the same one), stopping at the first
+    /// that cannot be replaced. Answers how many were replaced, or why it stopped.
+    async fn rollout(&mut self, binary: Option<PathBuf>) -> Result<usize, String> {
+        if let Some(binary) = binary {
+            *self
+                .context
+                .binary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = binary;
+        }
+        let pool = &self.context.plan.name;
+        let message = format!(
+            "pool {pool}: rolling restart of {} replicas",
+            self.slots.len()
+        );
+        self.event(EventLevel::Info, EventKind::Rollout, message);
+        let mut replaced = 0;
+        for slot in &self.slots {
+            let (tx, rx) = oneshot::channel();
+            if slot.replace.send(tx).await.is_err() || !rx.await.unwrap_or(false) {
+                let reason = format!("{} could not be replaced; rollout stopped", slot.instance);
+                self.event(EventLevel::Error, EventKind::Rollout, reason.clone());
+                return Err(reason);
+            }
+            replaced += 1;
+        }
+        let message = format!("pool {pool}: {replaced} replicas replaced");
+        self.event(EventLevel::Info, EventKind::Rollout, message);
+        Ok(replaced)
+    }
+
+    /// Stops every replica at once (the restore drill's halt); answers how many primaries and
+    /// backups there were, to start again on resume.
+    async fn halt(&mut self) -> (usize, usize) {
+        let backups = self.slots.iter().filter(|s| s.backup).count();
+        let primaries = self.slots.len() - backups;
+        self.context.halting.store(true, Ordering::Relaxed);
+        for slot in &self.slots {
+            slot.stop.trigger();
+        }
+        for slot in self.slots.drain(..) {
+            let _ = slot.task.await;
+            self.context.shared.remove(&slot.instance);
+        }
+        self.context.halting.store(false, Ordering::Relaxed);
+        (primaries, backups)
+    }
+
+    async fn stop_all(self) {
+        for slot in &self.slots {
+            slot.stop.trigger();
+        }
+        for slot in self.slots {
+            let _ = slot.task.await;
+        }
     }
 }
 

@@ -64,7 +64,13 @@ pub enum UpError {
 }
 
 /// Where the public listener, the balancer's admin API and watch are.
-type Addresses = (Option<String>, Option<String>, Option<String>);
+#[derive(Clone, Default)]
+struct Addresses {
+    public: Option<String>,
+    balancer_admin: Option<String>,
+    /// Changes when watch is restarted.
+    watch: Option<String>,
+}
 
 /// State shared by the supervisor's tasks and the ops API.
 #[derive(Clone, Default)]
@@ -130,7 +136,14 @@ impl Shared {
 
     /// Publishes watch's API address (it changes when watch is restarted).
     pub(crate) fn set_watch(&self, address: Option<String>) {
-        self.addresses.lock().unwrap_or_else(|p| p.into_inner()).2 = address;
+        self.addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watch = address;
+    }
+
+    fn set_addresses(&self, addresses: Addresses) {
+        *self.addresses.lock().unwrap_or_else(|p| p.into_inner()) = addresses;
     }
 
     pub(crate) fn insert(&self, status: ChildStatus) {
@@ -140,7 +153,11 @@ impl Shared {
 
     /// A snapshot for the ops API.
     pub fn status(&self) -> Status {
-        let (public, balancer_admin, watch) = self
+        let Addresses {
+            public,
+            balancer_admin,
+            watch,
+        } = self
             .addresses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -215,6 +232,99 @@ impl Supervisor {
         } = self;
         crate::metrics::describe();
         crate::errors::metrics::register();
+        let sockets = Sockets::bind(&options).await?;
+        let at = sockets.at;
+        let trace_env = crate::trace_env::TraceEnv::from_env(sockets.watch_address());
+        if let Some(collector) = trace_env.collector() {
+            tracing::info!(collector, "children export traces to watch");
+        }
+        let endpoint = PublicEndpoint::new(at.public, tls.as_ref());
+        let _ = shared.endpoint.set(endpoint.clone());
+        shared.set_addresses(Addresses {
+            public: Some(at.public.to_string()),
+            balancer_admin: Some(at.balancer_admin.to_string()),
+            watch: None,
+        });
+        let ops_shutdown = Shutdown::new();
+        let ops_task = tokio::spawn(ops::serve(
+            sockets.ops,
+            shared.clone(),
+            logs::dir(&options.data_dir),
+            ops_shutdown.clone(),
+        ));
+        let (demo_accounts, replica_env) = prepare_store(&options, &shared, &sink).await?;
+        let options = Arc::new(options);
+        let start = Start {
+            options: &options,
+            shared: &shared,
+            sink: &sink,
+            admin: BalancerAdmin::new(&at.balancer_admin.to_string()),
+            at,
+            backoff: Backoff {
+                base: Duration::from_millis(options.base_backoff_ms),
+                max: Duration::from_millis(options.max_backoff_ms),
+            },
+            env: &replica_env,
+            trace_env: &trace_env,
+        };
+        let held = (sockets.public, sockets.balancer_admin, sockets.watch);
+        let running = start.children(held, tls);
+        wait_until_serving(&options, &shared, &shutdown).await;
+        let admin_address = at.balancer_admin.to_string();
+        let jobs = crate::scheduler::start(
+            &options,
+            &shared,
+            &admin_address,
+            &endpoint,
+            shutdown.clone(),
+        );
+        let backups = options.backup.clone().map(|plan| {
+            let recovery = crate::backups::Recovery {
+                options: options.clone(),
+                shared: shared.clone(),
+                sink: sink.clone(),
+                watch: running.watch.as_ref().map(|watch| watch.replace.clone()),
+            };
+            tokio::spawn(crate::backups::run(plan, recovery, shutdown.clone()))
+        });
+        announce(&options, &endpoint, at, &demo_accounts);
+
+        shutdown.wait().await;
+        for task in [jobs, backups].into_iter().flatten() {
+            let _ = task.await;
+        }
+        running.stop_in_order(&shared).await;
+        ops_shutdown.trigger();
+        let _ = ops_task.await;
+        Ok(())
+    }
+}
+
+/// The sockets `up` binds before any child starts, and their addresses.
+struct Sockets {
+    /// The public port: the supervisor holds it for as long as it runs, each balancer process
+    /// inherits it, and while one restarts connections wait in its queue.
+    public: Arc<std::net::TcpListener>,
+    /// The balancer's admin API, held the same way.
+    balancer_admin: Arc<std::net::TcpListener>,
+    /// The ops API and dashboard, served by the supervisor itself.
+    ops: tokio::net::TcpListener,
+    /// Watch's socket, held too: its address (where every child sends traces) is known before
+    /// any child starts and survives watch's restarts.
+    watch: Option<Arc<std::net::TcpListener>>,
+    at: BoundAddresses,
+}
+
+/// Where the sockets `up` bound listen.
+#[derive(Clone, Copy)]
+struct BoundAddresses {
+    public: SocketAddr,
+    balancer_admin: SocketAddr,
+    ops: SocketAddr,
+}
+
+impl Sockets {
+    async fn bind(options: &UpOptions) -> Result<Self, UpError> {
         let bind = |flag, address| async move {
             listeners::bind(address, listeners::BIND_RETRY)
                 .await
@@ -224,27 +334,14 @@ impl Supervisor {
                     source,
                 })
         };
-        // The supervisor holds the balancer's sockets for as long as it runs: each balancer
-        // process inherits them, and while one restarts connections wait in their queues.
-        let public = Arc::new(bind("--port", options.listen).await?);
-        let balancer_admin = Arc::new(bind("--port", SocketAddr::from(([127, 0, 0, 1], 0))).await?);
-        let ops_listener = bind("--ops-port", options.ops_listen).await?;
-        // Watch's socket is held too: its address (where every child sends traces) is known
-        // before any child starts and survives watch's restarts.
-        let watch_listener = match options.watch {
-            true => Some(Arc::new(
-                bind("--port", SocketAddr::from(([127, 0, 0, 1], 0))).await?,
-            )),
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let public = bind("--port", options.listen).await?;
+        let balancer_admin = bind("--port", loopback).await?;
+        let ops = bind("--ops-port", options.ops_listen).await?;
+        let watch = match options.watch {
+            true => Some(Arc::new(bind("--port", loopback).await?)),
             false => None,
         };
-        let trace_env = crate::trace_env::TraceEnv::from_env(
-            watch_listener
-                .as_ref()
-                .and_then(|listener| listener.local_addr().ok()),
-        );
-        if let Some(collector) = trace_env.collector() {
-            tracing::info!(collector, "children export traces to watch");
-        }
         let local = |listener: &std::net::TcpListener, flag, address| {
             listener.local_addr().map_err(|source| UpError::Bind {
                 flag,
@@ -254,164 +351,178 @@ impl Supervisor {
         };
         let public_address = local(&public, "--port", options.listen)?;
         let admin_address = local(&balancer_admin, "--port", options.listen)?;
-        let ops_address = local(&ops_listener, "--ops-port", options.ops_listen)?;
-        let ops_listener = ops::from_std(ops_listener).map_err(|source| UpError::Bind {
+        let ops_address = local(&ops, "--ops-port", options.ops_listen)?;
+        let ops = ops::from_std(ops).map_err(|source| UpError::Bind {
             flag: "--ops-port",
             address: ops_address,
             source,
         })?;
-        let endpoint = PublicEndpoint::new(public_address, tls.as_ref());
-        let _ = shared.endpoint.set(endpoint.clone());
-        *shared.addresses.lock().unwrap_or_else(|p| p.into_inner()) = (
-            Some(public_address.to_string()),
-            Some(admin_address.to_string()),
-            None,
-        );
-        let ops_shutdown = Shutdown::new();
-        let ops_task = tokio::spawn(ops::serve(
-            ops_listener,
-            shared.clone(),
-            logs::dir(&options.data_dir),
-            ops_shutdown.clone(),
-        ));
-        // One process applies the migrations before any replica starts: replicas starting
-        // together on a fresh SQLite file would otherwise race to create the same tables
-        // (sqlx takes no migration lock on SQLite) and all but one would exit.
-        run_once(&options, "migrate", &sink).await?;
-        let demo_accounts = if options.demo {
-            run_once(&options, "demo-data", &sink).await?
-        } else {
-            String::new()
-        };
-        let replica_env = match crate::db_link::DbLink::start(&options.data_dir).await? {
-            Some((link, env)) => {
-                *shared.db_link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
-                env
-            }
-            None => Vec::new(),
-        };
-        let options = Arc::new(options);
-        let admin = BalancerAdmin::new(&admin_address.to_string());
-        let backoff = Backoff {
-            base: Duration::from_millis(options.base_backoff_ms),
-            max: Duration::from_millis(options.max_backoff_ms),
-        };
-        let balance = Supervised::start(
-            Balancer {
-                options: options.clone(),
-                shared: shared.clone(),
-                sink: sink.clone(),
-                public,
-                admin_listener: balancer_admin,
-                admin: admin.clone(),
-                tls: tls.clone(),
-                trace_env: trace_env.clone(),
+        Ok(Self {
+            public: Arc::new(public),
+            balancer_admin: Arc::new(balancer_admin),
+            ops,
+            watch,
+            at: BoundAddresses {
+                public: public_address,
+                balancer_admin: admin_address,
+                ops: ops_address,
             },
-            &shared,
-            backoff,
-        );
+        })
+    }
 
-        let replicas_stop = Shutdown::new();
-        let mut replicas = JoinSet::new();
-        for plan in &options.pools {
+    fn watch_address(&self) -> Option<SocketAddr> {
+        self.watch
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+}
+
+/// Readies the store before any replica starts: migrations, the demo data, and the database
+/// link the db-outage drill cuts. Returns the demo accounts' text and the replicas' extra
+/// environment.
+async fn prepare_store(
+    options: &UpOptions,
+    shared: &Shared,
+    sink: &LogSink,
+) -> Result<(String, Vec<(String, String)>), UpError> {
+    // One process applies the migrations before any replica starts: replicas starting
+    // together on a fresh SQLite file would otherwise race to create the same tables
+    // (sqlx takes no migration lock on SQLite) and all but one would exit.
+    run_once(options, "migrate", sink).await?;
+    let demo_accounts = match options.demo {
+        true => run_once(options, "demo-data", sink).await?,
+        false => String::new(),
+    };
+    let replica_env = match crate::db_link::DbLink::start(&options.data_dir).await? {
+        Some((link, env)) => {
+            *shared.db_link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
+            env
+        }
+        None => Vec::new(),
+    };
+    Ok((demo_accounts, replica_env))
+}
+
+/// The sockets the supervisor holds for its children: the public port, the balancer's admin
+/// API, and watch's socket when watch runs.
+type HeldSockets = (
+    Arc<std::net::TcpListener>,
+    Arc<std::net::TcpListener>,
+    Option<Arc<std::net::TcpListener>>,
+);
+
+/// What the children are started with.
+struct Start<'a> {
+    options: &'a Arc<UpOptions>,
+    shared: &'a Shared,
+    sink: &'a LogSink,
+    admin: BalancerAdmin,
+    at: BoundAddresses,
+    backoff: Backoff,
+    env: &'a [(String, String)],
+    trace_env: &'a crate::trace_env::TraceEnv,
+}
+
+impl Start<'_> {
+    /// Starts the balancer on the held sockets, every pool, and watch.
+    fn children(&self, held: HeldSockets, tls: Option<TlsFiles>) -> Running {
+        let (public, admin_listener, watch_listener) = held;
+        let balancer = Balancer {
+            options: self.options.clone(),
+            shared: self.shared.clone(),
+            sink: self.sink.clone(),
+            public,
+            admin_listener,
+            admin: self.admin.clone(),
+            tls,
+            trace_env: self.trace_env.clone(),
+        };
+        let balance = Supervised::start(balancer, self.shared, self.backoff);
+        let (replicas_stop, replicas) = self.pools();
+        let watch = self.options.watch.then(|| {
+            let watch = Watch {
+                options: self.options.clone(),
+                shared: self.shared.clone(),
+                sink: self.sink.clone(),
+                balancer_admin: self.at.balancer_admin,
+                ops: self.at.ops,
+                listener: watch_listener,
+                trace_env: self.trace_env.clone(),
+            };
+            Supervised::start(watch, self.shared, self.backoff)
+        });
+        Running {
+            balance,
+            replicas_stop,
+            replicas,
+            watch,
+        }
+    }
+
+    /// Starts a manager per pool, and an autoscaler where the pool has one. The returned
+    /// switch stops them all.
+    fn pools(&self) -> (Shutdown, JoinSet<()>) {
+        let stop = Shutdown::new();
+        let mut tasks = JoinSet::new();
+        for plan in &self.options.pools {
             let (sender, commands) = mpsc::channel(8);
-            shared
+            self.shared
                 .pools
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(plan.name.clone(), sender.clone());
             let context = PoolContext {
                 plan: plan.clone(),
-                binary: Arc::new(Mutex::new(options.binary.clone())),
-                data_dir: options.data_dir.clone(),
-                admin: admin.clone(),
-                shared: shared.clone(),
-                sink: sink.clone(),
-                base_backoff: backoff.base,
-                max_backoff: backoff.max,
-                env: replica_env.clone(),
-                trace_env: trace_env.clone(),
+                binary: Arc::new(Mutex::new(self.options.binary.clone())),
+                data_dir: self.options.data_dir.clone(),
+                admin: self.admin.clone(),
+                shared: self.shared.clone(),
+                sink: self.sink.clone(),
+                base_backoff: self.backoff.base,
+                max_backoff: self.backoff.max,
+                env: self.env.to_vec(),
+                trace_env: self.trace_env.clone(),
                 halting: Arc::default(),
             };
-            replicas.spawn(pool::manage(context, commands, replicas_stop.clone()));
+            tasks.spawn(pool::manage(context, commands, stop.clone()));
             if let Some(autoscale) = plan.autoscale.clone() {
-                replicas.spawn(crate::autoscale::run(
+                tasks.spawn(crate::autoscale::run(
                     plan.name.clone(),
                     autoscale,
                     plan.replicas,
-                    admin_address.to_string(),
+                    self.at.balancer_admin.to_string(),
                     sender,
-                    shared.clone(),
-                    replicas_stop.clone(),
+                    self.shared.clone(),
+                    stop.clone(),
                 ));
             }
         }
+        (stop, tasks)
+    }
+}
 
-        let watch = options.watch.then(|| {
-            Supervised::start(
-                Watch {
-                    options: options.clone(),
-                    shared: shared.clone(),
-                    sink: sink.clone(),
-                    balancer_admin: admin_address,
-                    ops: ops_address,
-                    listener: watch_listener.clone(),
-                    trace_env: trace_env.clone(),
-                },
-                &shared,
-                backoff,
-            )
-        });
-        wait_until_serving(&options, &shared, &shutdown).await;
-        let jobs = crate::scheduler::start(
-            &options,
-            &shared,
-            &admin_address.to_string(),
-            &endpoint,
-            shutdown.clone(),
-        );
-        let backups = options.backup.clone().map(|plan| {
-            let recovery = crate::backups::Recovery {
-                options: options.clone(),
-                shared: shared.clone(),
-                sink: sink.clone(),
-                watch: watch.as_ref().map(|watch| watch.replace.clone()),
-            };
-            tokio::spawn(crate::backups::run(plan, recovery, shutdown.clone()))
-        });
-        // For people first, so whoever waits for the log line finds the passwords printed.
-        brigade_core::telemetry::print_for_people(&banner(
-            &options,
-            &endpoint,
-            ops_address,
-            admin_address,
-            &demo_accounts,
-        ));
-        tracing::info!(
-            public = %public_address,
-            public_url = %endpoint.url,
-            ops = %ops_address,
-            balancer_admin = %admin_address,
-            "brigade is up"
-        );
+/// The children while `up` runs.
+struct Running {
+    balance: Supervised,
+    replicas_stop: Shutdown,
+    replicas: JoinSet<()>,
+    watch: Option<Supervised>,
+}
 
-        shutdown.wait().await;
-        if let Some(jobs) = jobs {
-            let _ = jobs.await;
-        }
-        if let Some(backups) = backups {
-            let _ = backups.await;
-        }
+impl Running {
+    /// The balancer stops accepting first, then the replicas leave it and drain, watch last
+    /// (so it records the others stopping).
+    async fn stop_in_order(mut self, shared: &Shared) {
         shared.events.push(
             EventLevel::Info,
             EventKind::Stopping,
             None,
             "stopping: balancer first, then replicas, then watch",
         );
-        balance.stop().await;
-        replicas_stop.trigger();
-        while replicas.join_next().await.is_some() {}
-        if let Some(watch) = watch {
+        self.balance.stop().await;
+        self.replicas_stop.trigger();
+        while self.replicas.join_next().await.is_some() {}
+        if let Some(watch) = self.watch {
             watch.stop().await;
         }
         shared.events.push(
@@ -420,10 +531,31 @@ impl Supervisor {
             None,
             "every child stopped",
         );
-        ops_shutdown.trigger();
-        let _ = ops_task.await;
-        Ok(())
     }
+}
+
+/// Tells people (first, so whoever waits for the log line finds the passwords printed) and
+/// the log that brigade is up, with its addresses.
+fn announce(
+    options: &UpOptions,
+    endpoint: &PublicEndpoint,
+    at: BoundAddresses,
+    demo_accounts: &str,
+) {
+    brigade_core::telemetry::print_for_people(&banner(
+        options,
+        endpoint,
+        at.ops,
+        at.balancer_admin,
+        demo_accounts,
+    ));
+    tracing::info!(
+        public = %at.public,
+        public_url = %endpoint.url,
+        ops = %at.ops,
+        balancer_admin = %at.balancer_admin,
+        "brigade is up"
+    );
 }
 
 /// A child kept by [`supervise::keep`] in a task of its own.
