@@ -1,6 +1,69 @@
 // brigade pages: the session (token in localStorage), calls to the JSON API, problem+json
-// messages and the log-in panel. No dependencies.
+// messages and the log-in panel, and error reports. No dependencies.
 "use strict";
+
+// Error reports: uncaught errors, unhandled rejections and failed API calls (no answer, or a
+// 5xx) are sent to POST /api/v1/client-errors, where the replica logs them for brigade up's
+// error groups. Only what grouping needs leaves the page: the kind, the message, the top
+// frames and the page's path (no query, no fragment), plus the failed call's trace id. At
+// most 10 reports per page load, each distinct error once; reporting never throws and never
+// reports itself.
+(() => {
+  const ENDPOINT = "/api/v1/client-errors";
+  const LIMIT = 10;
+  const seen = new Set();
+  let sent = 0;
+  const nativeFetch = window.fetch.bind(window);
+
+  const clean = (text) => String(text ?? "").replace(/[\u0000-\u001f\u007f]+/g, " ").trim().slice(0, 1000);
+  const framesOf = (stack) => String(stack || "").split("\n").map(clean)
+    .filter((line) => line.startsWith("at ") || line.includes("@")).slice(0, 10);
+
+  function report(kind, message, stack, traceId) {
+    try {
+      const text = clean(message) || "(no message)";
+      const frames = framesOf(stack);
+      const key = `${kind}|${text}|${frames[0] || ""}`;
+      if (sent >= LIMIT || seen.has(key)) return;
+      seen.add(key);
+      sent += 1;
+      const body = { kind, message: text, frames, page: location.pathname };
+      if (traceId) body.trace_id = traceId;
+      nativeFetch(ENDPOINT, {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify(body), keepalive: true,
+      }).catch(() => {});
+    } catch (_) { /* reporting must never break the page */ }
+  }
+
+  window.addEventListener("error", (event) => {
+    const error = event.error;
+    report("error", (error && error.message) || event.message, error && error.stack);
+  });
+  window.addEventListener("unhandledrejection", (event) => {
+    const reason = event.reason;
+    const message = reason instanceof Error ? reason.message : reason;
+    report("unhandledrejection", message, reason && reason.stack);
+  });
+  // The trace id of an answer's `traceparent` (00-<trace>-<span>-<flags>).
+  const traceOf = (response) => {
+    const parts = (response.headers.get("traceparent") || "").split("-");
+    return /^[0-9a-f]{32}$/.test(parts[1] || "") ? parts[1] : undefined;
+  };
+  window.fetch = async (input, init) => {
+    const method = ((init && init.method) || (input && input.method) || "GET").toUpperCase();
+    let path = "";
+    try { path = new URL(typeof input === "string" ? input : input.url, location.href).pathname; } catch (_) { /* keep "" */ }
+    try {
+      const response = await nativeFetch(input, init);
+      if (response.status >= 500) report("fetch", `${method} ${path} answered ${response.status}`, "", traceOf(response));
+      return response;
+    } catch (error) {
+      if (!error || error.name !== "AbortError") report("fetch", `${method} ${path} failed: ${error && error.message}`, "");
+      throw error;
+    }
+  };
+})();
 
 const brigade = (() => {
   const KEY = "brigade.session";

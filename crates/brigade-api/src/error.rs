@@ -2,6 +2,7 @@
 //! place (the realworld-axum-sqlx pattern). Internal causes are logged here and never sent.
 
 use axum::response::{IntoResponse, Response};
+use brigade_core::error_event::{ErrorKind, ServerError};
 use brigade_core::{FieldError, Problem};
 use brigade_domain::{TransitionError, Violation};
 use brigade_store::{StorageFault, StoreError};
@@ -27,6 +28,9 @@ pub enum ApiError {
         /// What was limited, for the client.
         detail: &'static str,
     },
+    /// A bug or a broken invariant: 500, the cause logged as an error event (never sent).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The service is at a capacity limit it keeps on purpose (e.g. password hashing): 503
     /// with `Retry-After`.
     #[error("busy")]
@@ -89,6 +93,11 @@ impl IntoResponse for ApiError {
                 wait,
             ),
             Self::Busy { wait, detail } => with_retry_after(Problem::unavailable(detail), wait),
+            Self::Internal(cause) => {
+                let mut response = Problem::internal().into_response();
+                ServerError::new(ErrorKind::Internal, cause).attach(&mut response);
+                response
+            }
         }
     }
 }
@@ -165,8 +174,17 @@ fn store_error_response(error: StoreError) -> Response {
             response
         }
         error @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_)) => {
-            tracing::error!(error = &error as &dyn std::error::Error, "store failure");
-            Problem::internal().into_response()
+            // The cause is logged as an error event by the request middleware, with the route.
+            let mut response = Problem::internal().into_response();
+            ServerError::new(
+                ErrorKind::Store,
+                format!(
+                    "store failure: {}",
+                    brigade_core::telemetry::error_chain(&error)
+                ),
+            )
+            .attach(&mut response);
+            response
         }
     }
 }

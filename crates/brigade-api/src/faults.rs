@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use brigade_core::Problem;
+use brigade_core::error_event::{ErrorKind, ServerError};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -128,14 +129,17 @@ pub async fn inject(State(state): State<AppState>, request: Request, next: Next)
     let path = request.uri().path();
     if path.starts_with("/api/") && path != FAULTS_PATH {
         if state.faults.strike() {
-            tracing::error!(path, "injected fault: answering 500");
-            return Problem::new(
+            let mut response = Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "injected-fault",
                 "Injected fault",
             )
             .with_detail("this replica is failing requests on purpose (faults.error_ratio)")
             .into_response();
+            // Logged by the request middleware as an error event with the route.
+            ServerError::new(ErrorKind::InjectedFault, "injected fault: answering 500")
+                .attach(&mut response);
+            return response;
         }
         if let Some(delay) = state.faults.delay() {
             tokio::time::sleep(delay).await;

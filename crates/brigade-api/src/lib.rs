@@ -19,6 +19,7 @@ mod middleware;
 mod openapi;
 mod pages;
 mod placement;
+mod report_limit;
 pub mod routes;
 mod state;
 mod write_health;
@@ -207,6 +208,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(routes::kitchen::router())
         .merge(routes::accounts::router())
         .merge(routes::audit::router())
+        .merge(routes::client_errors::router())
         .merge(routes::reports::router())
         .merge(faults::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -391,6 +391,19 @@ mod tests {
             shop::MAX_CAPACITY as f64
         );
         assert_eq!(number(&schemas["ShopPatch"]["minProperties"]), 1.0);
+        {
+            use crate::routes::client_errors as reports;
+            let page = field("ClientErrorReport", "page");
+            assert_eq!(number(&page["maxLength"]), reports::MAX_PAGE_CHARS as f64);
+            assert_eq!(page["pattern"], reports::PAGE_PATTERN);
+            let frames = field("ClientErrorReport", "frames");
+            assert_eq!(
+                number(&frames["maxItems"]),
+                reports::MAX_REPORT_FRAMES as f64
+            );
+            let trace = field("ClientErrorReport", "trace_id");
+            assert_eq!(trace["pattern"], reports::TRACE_ID_PATTERN, "{trace}");
+        }
         let location = &schemas["GeoPoint"]["properties"];
         assert_eq!(number(&location["lat"]["maximum"]), 90.0);
         assert_eq!(number(&location["lon"]["minimum"]), -180.0);

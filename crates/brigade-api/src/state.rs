@@ -33,6 +33,8 @@ pub struct SharedState {
     pub faults: crate::faults::Faults,
     /// Whether writes work (readiness shows it).
     pub write_health: crate::write_health::WriteHealth,
+    /// The rate limit of browser error reports.
+    pub report_limit: crate::report_limit::ReportLimiter,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             payments,
             faults,
             write_health: crate::write_health::WriteHealth::default(),
+            report_limit: crate::report_limit::ReportLimiter::default(),
         }))
     }
 }

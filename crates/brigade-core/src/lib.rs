@@ -6,6 +6,7 @@
 //! problem+json body, one set of metric names.
 
 pub mod config;
+pub mod error_event;
 pub mod health;
 pub mod http_metrics;
 pub mod metrics;

@@ -109,7 +109,13 @@ pub async fn observe(request: Request, next: Next) -> Response {
             span.record("otel.status_code", "ERROR");
         }
     }
+    let cause = response
+        .extensions_mut()
+        .remove::<crate::error_event::ServerError>();
     span.in_scope(|| {
+        if let Some(cause) = cause {
+            cause.event(route).log();
+        }
         if status >= 500 {
             tracing::warn!(%method, route, path, status, elapsed_ms, "request failed");
         } else {

@@ -63,7 +63,9 @@ pub fn init(settings: &LogSettings, service: &str) -> Result<(), TelemetryError>
             )
             .try_init()
     };
-    result.map_err(|_| TelemetryError::AlreadyInitialised)
+    result.map_err(|_| TelemetryError::AlreadyInitialised)?;
+    crate::error_event::install_panic_hook();
+    Ok(())
 }
 
 /// Runs a write to the terminal; see [`set_console_interlude`].
@@ -376,5 +378,40 @@ mod tests {
         assert_eq!(line["target"], module_path!());
         assert!(lines[0].starts_with("{\"timestamp\":"), "{}", lines[0]);
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// What an error event's writer logs, its reader (the supervisor's grouping) parses back.
+    #[test]
+    fn error_events_parse_back_from_their_log_line() {
+        use crate::error_event::{ErrorEvent, ErrorKind};
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
+        let event = ErrorEvent::new(ErrorKind::Panic, "index out of bounds: the len is 3")
+            .with_frames(["crates/x/src/y.rs:12:5".to_owned()])
+            .with_route("/api/v1/orders/{order_id}");
+        tracing::subscriber::with_default(subscriber, || {
+            let span =
+                tracing::info_span!("request", trace_id = "4bf92f3577b34da6a3ce929d0e0e4736");
+            let _guard = span.enter();
+            event.log();
+            ErrorEvent::new(ErrorKind::ClientFetch, "two\nlines").log();
+        });
+        let lines = lines.lock().unwrap();
+        let back = ErrorEvent::from_log_line(&lines[0]).unwrap();
+        assert_eq!(
+            back.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            ErrorEvent {
+                trace_id: None,
+                ..back
+            },
+            event
+        );
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["level"], "error");
+        let bare = ErrorEvent::from_log_line(&lines[1]).unwrap();
+        assert!(bare.route.is_none() && bare.frames.is_empty());
     }
 }

@@ -379,3 +379,71 @@ pub struct ScaleAnswer {
     /// The number of primary replicas it is being scaled to.
     pub replicas: usize,
 }
+
+pub use brigade_core::error_event::ErrorKind;
+
+/// Whether an error group needs attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorGroupState {
+    /// Seen and not resolved (or seen again since it was resolved).
+    Open,
+    /// Marked resolved; seeing it again reopens it.
+    Resolved,
+}
+
+impl ErrorGroupState {
+    /// The word in the JSON and the query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// Errors of one cause, grouped by fingerprint (`GET /api/errors`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorGroup {
+    /// 16 hex digits from the kind, the normalized message and the top frames (or the route).
+    pub fingerprint: String,
+    /// What kind of error.
+    pub kind: ErrorKind,
+    /// The message with numbers, ids and UUIDs masked: what every error of the group says.
+    pub title: String,
+    /// The latest error's message as it was logged.
+    pub message: String,
+    /// The route template or page path of the latest error, if any.
+    pub route: Option<String>,
+    /// The top frames of the latest error, innermost first.
+    pub frames: Vec<String>,
+    /// The service that logged the latest error (`serve`, `balance`, `watch`).
+    pub service: String,
+    /// Errors seen since the group was created.
+    pub count: u64,
+    /// When the first was seen.
+    pub first_seen: DateTime<Utc>,
+    /// When the latest was seen.
+    pub last_seen: DateTime<Utc>,
+    /// The release (binary version) of the latest error.
+    pub release: String,
+    /// Trace ids of the latest errors (at most 5, newest last).
+    pub trace_ids: Vec<String>,
+    /// Open or resolved.
+    pub state: ErrorGroupState,
+    /// When it was last resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Times it came back after being resolved.
+    pub reopened: u32,
+}
+
+/// Answer of `GET /api/errors[?state=open|resolved]`: groups, most recently seen first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorGroupList {
+    /// The groups.
+    pub groups: Vec<ErrorGroup>,
+    /// The most groups kept; beyond it the group seen longest ago (resolved ones first) goes.
+    pub capacity: usize,
+    /// Groups dropped to stay within `capacity` since `up` started.
+    pub evicted: u64,
+}

@@ -27,6 +27,7 @@ pub mod dashboard;
 mod db_link;
 pub mod demo_accounts;
 pub mod drill;
+pub mod errors;
 mod events;
 pub mod jobs;
 mod kinds;

@@ -34,9 +34,10 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")
 }
 
-/// Where children's lines go; cheap to clone, safe to share between tasks.
+/// Where children's lines go; cheap to clone, safe to share between tasks. Error events among
+/// the lines also go to the error groups, when given ([`LogSink::with_errors`]).
 #[derive(Clone)]
-pub struct LogSink(Arc<Mutex<Writer>>);
+pub struct LogSink(Arc<Mutex<Writer>>, Option<crate::errors::ErrorGroups>);
 
 struct Writer {
     dir: PathBuf,
@@ -71,20 +72,32 @@ impl LogSink {
             .append(true)
             .open(dir.join(FILE))?;
         let written = file.metadata()?.len();
-        Ok(Self(Arc::new(Mutex::new(Writer {
-            dir: dir.to_path_buf(),
-            file,
-            written,
-            reserve,
-            space: None,
-            diverted: false,
-            fallback,
-        }))))
+        Ok(Self(
+            Arc::new(Mutex::new(Writer {
+                dir: dir.to_path_buf(),
+                file,
+                written,
+                reserve,
+                space: None,
+                diverted: false,
+                fallback,
+            })),
+            None,
+        ))
+    }
+
+    /// The same sink, also recording the error events of every line in `errors`.
+    pub fn with_errors(mut self, errors: crate::errors::ErrorGroups) -> Self {
+        self.1 = Some(errors);
+        self
     }
 
     /// Writes one line from `instance` of `service`: a JSON object gets the two fields added;
     /// anything else (a panic message on stderr) is wrapped into one.
     pub fn write(&self, service: &str, instance: &str, line: &str) {
+        if let Some(errors) = &self.1 {
+            errors.observe(service, line);
+        }
         let mut entry = LogLine::parse(line).unwrap_or_else(|| {
             let mut fields = serde_json::Map::new();
             fields.insert("message".into(), line.into());

@@ -55,6 +55,7 @@ pub async fn serve(
         .merge(crate::db_link::router())
         .merge(crate::scheduler::router())
         .merge(crate::backups::router())
+        .merge(crate::errors::router())
         .route("/api/pools/{pool}/rollout", post(rollout))
         .route("/api/pools/{pool}/scale", post(scale))
         .route(

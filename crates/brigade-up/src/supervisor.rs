@@ -87,6 +87,8 @@ pub struct Shared {
     pub(crate) jobs: crate::scheduler::JobBoard,
     /// Continuous backups and restores, for the ops API.
     pub(crate) backups: crate::backups::SharedView,
+    /// Error groups, fed by the central log, for the ops API.
+    pub(crate) errors: crate::errors::ErrorGroups,
 }
 
 impl Shared {
@@ -198,16 +200,18 @@ impl Supervisor {
         prepare(&options.data_dir)?;
         prepare(&options.data_dir.join("up"))?;
         let logs_dir = logs::dir(&options.data_dir);
-        let sink = LogSink::open(&logs_dir).map_err(|source| UpError::Prepare {
-            path: logs_dir,
-            source,
-        })?;
+        let shared = Shared::default();
+        let sink = LogSink::open(&logs_dir)
+            .map_err(|source| UpError::Prepare {
+                path: logs_dir,
+                source,
+            })?
+            .with_errors(shared.errors.clone());
         let tls = options
             .tls
             .as_ref()
             .map(|tls| tls.files(&options.data_dir))
             .transpose()?;
-        let shared = Shared::default();
         let _ = shared.data_dir.set(options.data_dir.clone());
         Ok(Self {
             options,
@@ -227,6 +231,7 @@ impl Supervisor {
             tls,
         } = self;
         crate::metrics::describe();
+        crate::errors::metrics::register();
         let sockets = Sockets::bind(&options).await?;
         let at = sockets.at;
         let trace_env = crate::trace_env::TraceEnv::from_env(sockets.watch_address());

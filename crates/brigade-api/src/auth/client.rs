@@ -28,7 +28,9 @@ impl FromRequestParts<AppState> for ClientAddress {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(peer)| peer.ip())
-            .ok_or_else(|| ApiError::from(brigade_core::Problem::internal()))?;
+            .ok_or_else(|| {
+                ApiError::Internal("the connection's peer address is unknown".to_owned())
+            })?;
         Ok(Self(client_address(
             peer,
             &parts.headers,

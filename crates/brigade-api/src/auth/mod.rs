@@ -72,10 +72,7 @@ impl From<HashError> for crate::error::ApiError {
                 wait,
                 detail: "too many password checks at once; retry shortly",
             },
-            HashError::Failed => {
-                tracing::error!("password hashing failed");
-                brigade_core::Problem::internal().into()
-            }
+            HashError::Failed => Self::Internal("password hashing failed".to_owned()),
         }
     }
 }

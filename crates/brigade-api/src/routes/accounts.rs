@@ -366,7 +366,7 @@ async fn log_in(
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         })
-        .map_err(|_| ApiError::from(Problem::internal()))?;
+        .map_err(|error| ApiError::Internal(format!("cannot sign a session token: {error}")))?;
     metrics::counter!(LOGINS, "outcome" => "succeeded").increment(1);
     tracing::info!(account_id = %account.id, session_id = %session_id, "logged in");
     Ok(created(

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod client_errors;
 pub mod health;
 pub mod items;
 pub mod kitchen;

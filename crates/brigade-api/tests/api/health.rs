@@ -110,6 +110,7 @@ both_backends! {
             ("/api/v1/admin/accounts/{account_id}", &["patch"]),
             ("/api/v1/sessions/current", &["delete"]),
             ("/api/v1/admin/audit", &["get"]),
+            ("/api/v1/client-errors", &["post"]),
             ("/api/v1/admin/faults", &["get", "put"]),
             ("/api/v1/admin/reports/daily", &["get"]),
             ("/api/v1/admin/reports/daily/refresh", &["post"]),
