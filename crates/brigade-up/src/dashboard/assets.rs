@@ -13,6 +13,8 @@ use axum::routing::get;
 pub(super) const PAGE: &str = include_str!("../../../../web/dashboard.html");
 /// Its script.
 pub(super) const SCRIPT: &str = include_str!("../../../../web/dashboard.js");
+/// The Traces view's script.
+pub(super) const TRACES_SCRIPT: &str = include_str!("../../../../web/traces.js");
 /// The stylesheet shared with the replicas' pages.
 const STYLE: &str = include_str!("../../../../web/brigade.css");
 /// uPlot's browser build (an immediately invoked function defining `window.uPlot`).
@@ -33,6 +35,10 @@ pub(super) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/dashboard.js",
             route(SCRIPT, "text/javascript; charset=utf-8"),
+        )
+        .route(
+            "/assets/traces.js",
+            route(TRACES_SCRIPT, "text/javascript; charset=utf-8"),
         )
         .route(
             "/assets/brigade.css",
@@ -104,6 +110,7 @@ mod tests {
         assert!(SCRIPT.contains("/api/dashboard/balancer"));
         assert!(SCRIPT.contains("/api/dashboard/watch/query_range"));
         assert!(SCRIPT.contains("/api/logs"));
+        assert!(TRACES_SCRIPT.contains("/api/traces"));
     }
 
     #[test]
