@@ -456,6 +456,10 @@ document.addEventListener("DOMContentLoaded", () => {
       });
       li.append(" ", el("span", { class: "small", textContent: "request " }), a);
     }
+    if (/^[0-9a-f]{32}$/.test(line.trace_id || "")) {
+      li.append(" ", el("a", { href: `#trace=${line.trace_id}`, class: "trace-link", textContent: "trace",
+        "aria-label": `Open trace ${line.trace_id}` }));
+    }
     return li;
   }
 

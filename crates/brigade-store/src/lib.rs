@@ -28,6 +28,7 @@ mod sql_reports;
 mod sql_settle;
 mod sqlite;
 pub mod sqlite_backup;
+pub(crate) mod trace;
 mod write_gate;
 
 use std::sync::Arc;

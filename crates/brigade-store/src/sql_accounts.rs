@@ -107,24 +107,27 @@ macro_rules! accounts_methods {
                 &self,
                 id: uuid::Uuid,
             ) -> $crate::StoreResult<Option<$crate::SessionRecord>> {
-                let row: Option<$crate::rows::SessionRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::sql::account_columns!(),
-                    ", s.expires_at, s.revoked_at FROM sessions s \
-                     JOIN accounts a ON a.id = s.account_id WHERE s.id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err($crate::error::classify)?;
-                row.map(|row| {
-                    Ok($crate::SessionRecord {
-                        account: row.account.try_into()?,
-                        expires_at: row.expires_at,
-                        revoked_at: row.revoked_at,
+                $crate::trace::traced(<$db as sqlx::Database>::NAME, "SELECT", "SELECT sessions", async move {
+                    let row: Option<$crate::rows::SessionRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        $crate::sql::account_columns!(),
+                        ", s.expires_at, s.revoked_at FROM sessions s \
+                         JOIN accounts a ON a.id = s.account_id WHERE s.id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::error::classify)?;
+                    row.map(|row| {
+                        Ok($crate::SessionRecord {
+                            account: row.account.try_into()?,
+                            expires_at: row.expires_at,
+                            revoked_at: row.revoked_at,
+                        })
                     })
+                    .transpose()
                 })
-                .transpose()
+                .await
             }
 
             async fn list_accounts(&self) -> $crate::StoreResult<Vec<brigade_domain::Account>> {

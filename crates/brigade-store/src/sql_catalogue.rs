@@ -334,18 +334,21 @@ macro_rules! catalogue_methods {
                 &self,
                 shop_id: uuid::Uuid,
             ) -> $crate::StoreResult<Vec<brigade_domain::MenuItem>> {
-                let rows: Vec<$crate::rows::MenuRow> = sqlx::query_as(
-                    "SELECT i.id AS item_id, i.sku, i.name, i.description, i.category, \
-                     i.price_minor, i.currency, si.available, sc.station_id, sc.prep_seconds \
-                     FROM shop_items si JOIN items i ON i.id = si.item_id \
-                     JOIN station_categories sc ON sc.shop_id = si.shop_id AND sc.category = i.category \
-                     WHERE si.shop_id = $1 ORDER BY i.category, i.name",
-                )
-                .bind(shop_id)
-                .fetch_all(&self.pool)
+                $crate::trace::traced(<$db as sqlx::Database>::NAME, "SELECT", "SELECT items", async move {
+                    let rows: Vec<$crate::rows::MenuRow> = sqlx::query_as(
+                        "SELECT i.id AS item_id, i.sku, i.name, i.description, i.category, \
+                         i.price_minor, i.currency, si.available, sc.station_id, sc.prep_seconds \
+                         FROM shop_items si JOIN items i ON i.id = si.item_id \
+                         JOIN station_categories sc ON sc.shop_id = si.shop_id AND sc.category = i.category \
+                         WHERE si.shop_id = $1 ORDER BY i.category, i.name",
+                    )
+                    .bind(shop_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::error::classify)?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                })
                 .await
-                .map_err($crate::error::classify)?;
-                Ok(rows.into_iter().map(Into::into).collect())
             }
         }
     };

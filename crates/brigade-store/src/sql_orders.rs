@@ -10,24 +10,27 @@ macro_rules! orders_methods {
                 &self,
                 placement: $crate::Placement,
             ) -> $crate::StoreResult<$crate::PlaceOutcome> {
-                use $crate::error::classify;
-                if let Some(outcome) = self.place_in_one_statement(&placement).await? {
-                    return Ok(outcome);
-                }
-                let $crate::Placement { mut order, actor, idempotency, payment } = placement;
-                let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
-                if let Some(key) = &idempotency
-                    && let Some(earlier) =
-                        Self::claim_idempotency_key(&mut tx, key, order.id, order.created_at).await?
-                {
-                    return Ok(earlier);
-                }
-                Self::reprice(&mut tx, &mut order).await?;
-                Self::insert_placed(&mut tx, &order, &actor, &payment).await?;
-                Self::record(&mut tx, &actor, $crate::sql::placed_audit(&order, &payment)).await?;
-                tx.commit().await.map_err(classify)?;
-                Ok($crate::PlaceOutcome::Created(Box::new(order)))
+                $crate::trace::traced(<$db as sqlx::Database>::NAME, "INSERT", "INSERT orders", async move {
+                    use $crate::error::classify;
+                    if let Some(outcome) = self.place_in_one_statement(&placement).await? {
+                        return Ok(outcome);
+                    }
+                    let $crate::Placement { mut order, actor, idempotency, payment } = placement;
+                    let _writer = self.writer.enter().await?;
+                    let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                    if let Some(key) = &idempotency
+                        && let Some(earlier) =
+                            Self::claim_idempotency_key(&mut tx, key, order.id, order.created_at).await?
+                    {
+                        return Ok(earlier);
+                    }
+                    Self::reprice(&mut tx, &mut order).await?;
+                    Self::insert_placed(&mut tx, &order, &actor, &payment).await?;
+                    Self::record(&mut tx, &actor, $crate::sql::placed_audit(&order, &payment)).await?;
+                    tx.commit().await.map_err(classify)?;
+                    Ok($crate::PlaceOutcome::Created(Box::new(order)))
+                })
+                .await
             }
 
             async fn find_idempotent(
@@ -35,24 +38,27 @@ macro_rules! orders_methods {
                 scope: &str,
                 key: &str,
             ) -> $crate::StoreResult<Option<(String, $crate::StoredResponse)>> {
-                let row: Option<$crate::rows::IdempotencyRow> = sqlx::query_as(
-                    "SELECT order_id, request_hash, status, response_body FROM idempotency_keys \
-                     WHERE scope = $1 AND key = $2 AND response_body <> ''",
-                )
-                .bind(scope)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err($crate::error::classify)?;
-                Ok(row.map(|row| {
-                    (
-                        row.request_hash,
-                        $crate::StoredResponse {
-                            status: u16::try_from(row.status).unwrap_or(201),
-                            body: row.response_body,
-                        },
+                $crate::trace::traced(<$db as sqlx::Database>::NAME, "SELECT", "SELECT idempotency_keys", async move {
+                    let row: Option<$crate::rows::IdempotencyRow> = sqlx::query_as(
+                        "SELECT order_id, request_hash, status, response_body FROM idempotency_keys \
+                         WHERE scope = $1 AND key = $2 AND response_body <> ''",
                     )
-                }))
+                    .bind(scope)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::error::classify)?;
+                    Ok(row.map(|row| {
+                        (
+                            row.request_hash,
+                            $crate::StoredResponse {
+                                status: u16::try_from(row.status).unwrap_or(201),
+                                body: row.response_body,
+                            },
+                        )
+                    }))
+                })
+                .await
             }
 
             async fn purge_idempotency_keys(
@@ -68,8 +74,11 @@ macro_rules! orders_methods {
             }
 
             async fn get_order(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Order> {
-                let mut conn = self.pool.acquire().await.map_err($crate::error::classify)?;
-                Self::load_order(&mut conn, id).await
+                $crate::trace::traced(<$db as sqlx::Database>::NAME, "SELECT", "SELECT orders", async move {
+                    let mut conn = self.pool.acquire().await.map_err($crate::error::classify)?;
+                    Self::load_order(&mut conn, id).await
+                })
+                .await
             }
 
             async fn list_orders(

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::child_state::ChildState;
 pub use crate::public::PublicEndpoint;
+pub use traces::{SpanDetail, TraceDetail};
+
+pub mod traces;
 
 /// `GET /api/status`: what runs, where, in which state, and the recent events.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::app::{Shared, lock, now_ms};
 use crate::contract::{
     AlertView, AlertsAnswer, HistoryAnswer, HistoryEntry, MatrixSeries, QueryAnswer, QueryData,
-    VectorSample,
+    TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer, VectorSample,
 };
 use crate::notify::payload::rfc3339;
 use crate::notify::silence::Silence;
@@ -93,30 +93,41 @@ async fn receive_traces(
     Ok(([("content-type", "application/x-protobuf")], Bytes::new()).into_response())
 }
 
-/// `GET /api/v1/traces?trace_id=&request_id=&service=&route=&status=&min_duration_ms=&since_ms=&limit=`.
+/// `GET /api/v1/traces?trace_id=&request_id=&service=&route=&status=&min_duration_ms=&since=&limit=`
+/// (see [`TraceQuery`]); a parameter refused is a 400 naming it.
 async fn search_traces(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<crate::traces::TraceQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, Problem> {
-    let Query(query) = query.map_err(|error| Problem::bad_request(error.body_text()))?;
-    if let Some(status) = query.status.as_deref()
-        && !matches!(status, "error" | "ok")
-    {
-        return Err(Problem::bad_request("status: must be error or ok"));
-    }
+    pairs: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<TraceSearchAnswer>, Problem> {
+    let Query(pairs) = pairs.map_err(|error| Problem::bad_request(error.body_text()))?;
+    let query = TraceQuery::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .map_err(|error| trace_query_problem(&error))?;
     let traces = lock(&shared.traces).search(&query);
-    Ok(Json(json!({ "traces": traces })))
+    Ok(Json(TraceSearchAnswer { traces }))
 }
 
-/// `GET /api/v1/traces/{trace_id}`: every span held, by start time.
+/// `GET /api/v1/traces/{trace_id}`: every span held, by start time; 400 for a malformed id,
+/// 404 for one not in the window.
 async fn one_trace(
     State(shared): State<Arc<Shared>>,
     Path(trace_id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<TraceAnswer>, Problem> {
+    let trace_id = TraceId::parse(&trace_id).map_err(|error| trace_query_problem(&error))?;
     let spans = lock(&shared.traces)
-        .trace(&trace_id.to_ascii_lowercase())
+        .trace(trace_id.as_str())
         .ok_or_else(|| Problem::not_found(format!("no trace {trace_id} in the window")))?;
-    Ok(Json(json!({ "trace_id": trace_id, "spans": spans })))
+    Ok(Json(TraceAnswer { trace_id, spans }))
+}
+
+/// A refused trace search parameter as a 400 naming it.
+fn trace_query_problem(error: &TraceQueryError) -> Problem {
+    Problem::invalid(
+        StatusCode::BAD_REQUEST,
+        vec![brigade_core::problem::FieldError::new(
+            error.field(),
+            error.message(),
+        )],
+    )
 }
 
 async fn live() -> Json<Value> {

@@ -14,6 +14,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::rules::AlertState;
+pub use traces::{
+    SpanKind, SpanView, TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer,
+    TraceStatus, TraceSummary,
+};
+
+pub mod traces;
 
 /// Label names to values.
 pub type Labels = BTreeMap<String, String>;

@@ -12,13 +12,14 @@
 //! neither failed nor slow goes first: tail sampling that keeps every error and every slow
 //! trace for as long as the window allows.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
 use prost::Message as _;
-use serde::{Deserialize, Serialize};
+
+pub use crate::contract::{SpanKind, SpanView, TraceQuery, TraceStatus, TraceSummary};
 
 /// Spans received, by outcome (`kept`, `rejected`).
 pub const SPANS_RECEIVED: &str = "brigade_watch_trace_spans_received_total";
@@ -49,78 +50,6 @@ impl Default for TraceLimits {
             slow_ms: 1_000.0,
         }
     }
-}
-
-/// One span as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SpanView {
-    /// 32 hex digits.
-    pub trace_id: String,
-    /// 16 hex digits.
-    pub span_id: String,
-    /// The parent's span id, absent for a root.
-    pub parent_span_id: Option<String>,
-    /// e.g. `GET /api/v1/orders`.
-    pub name: String,
-    /// The process (`service.name`).
-    pub service: String,
-    /// `server`, `client`, `internal`, `producer`, `consumer`.
-    pub kind: String,
-    /// Start, Unix ms (fractional).
-    pub start_ms: f64,
-    /// Length in ms.
-    pub duration_ms: f64,
-    /// Ended in error.
-    pub error: bool,
-    /// The status message of a failed span.
-    pub status_message: Option<String>,
-    /// Attributes, rendered as text.
-    pub attributes: BTreeMap<String, String>,
-    /// Spans this one links to (a retried attempt links the first), as `trace_id/span_id`.
-    pub links: Vec<String>,
-}
-
-/// One trace in a search result.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TraceSummary {
-    /// The trace id.
-    pub trace_id: String,
-    /// The root span's name (or the earliest span's, while the root has not arrived).
-    pub name: String,
-    /// Every process with a span in it.
-    pub services: Vec<String>,
-    /// Spans held.
-    pub spans: usize,
-    /// Start, Unix ms.
-    pub start_ms: f64,
-    /// From the first start to the last end, ms.
-    pub duration_ms: f64,
-    /// A span failed.
-    pub error: bool,
-    /// The `request_id` attribute of its spans, if any.
-    pub request_id: Option<String>,
-}
-
-/// What a search asks for (`GET /api/v1/traces?…`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TraceQuery {
-    /// Only this trace.
-    pub trace_id: Option<String>,
-    /// Only traces with a span of this request id.
-    pub request_id: Option<String>,
-    /// Only traces with a span of this service.
-    pub service: Option<String>,
-    /// Only traces with a span whose name or `http.route` contains this text.
-    pub route: Option<String>,
-    /// `error` or `ok`.
-    pub status: Option<String>,
-    /// Only traces at least this long.
-    pub min_duration_ms: Option<f64>,
-    /// Only traces that started at or after this Unix ms.
-    pub since_ms: Option<f64>,
-    /// At most this many, newest first (default 50, at most 500).
-    pub limit: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -280,7 +209,7 @@ impl TraceStore {
 
     /// Traces matching `query`, newest first.
     pub fn search(&self, query: &TraceQuery) -> Vec<TraceSummary> {
-        let limit = query.limit.unwrap_or(50).clamp(1, 500);
+        let since_ms = query.since.map(|at| at.timestamp_millis() as f64);
         let mut found: Vec<TraceSummary> = self
             .traces
             .iter()
@@ -290,23 +219,26 @@ impl TraceStore {
                 query
                     .min_duration_ms
                     .is_none_or(|min| summary.duration_ms >= min)
-                    && query.since_ms.is_none_or(|since| summary.start_ms >= since)
-                    && match query.status.as_deref() {
-                        Some("error") => summary.error,
-                        Some("ok") => !summary.error,
-                        _ => true,
+                    && since_ms.is_none_or(|since| summary.start_ms >= since)
+                    && match query.status {
+                        Some(TraceStatus::Error) => summary.error,
+                        Some(TraceStatus::Ok) => !summary.error,
+                        None => true,
                     }
             })
             .collect();
         found.sort_by(|a, b| b.start_ms.total_cmp(&a.start_ms));
-        found.truncate(limit);
+        found.truncate(query.effective_limit());
         found
     }
 }
 
 fn matches(query: &TraceQuery, id: &str, trace: &Trace) -> bool {
     let any = |test: &dyn Fn(&SpanView) -> bool| trace.spans.iter().any(test);
-    query.trace_id.as_deref().is_none_or(|wanted| wanted == id)
+    query
+        .trace_id
+        .as_ref()
+        .is_none_or(|wanted| wanted.as_str() == id)
         && query.request_id.as_deref().is_none_or(|wanted| {
             any(&|s| s.attributes.get("request_id").is_some_and(|r| r == wanted))
         })
@@ -339,12 +271,12 @@ fn view_of(span: Span, service: &str) -> Option<SpanView> {
         return None;
     }
     let kind = match span.kind {
-        1 => "internal",
-        2 => "server",
-        3 => "client",
-        4 => "producer",
-        5 => "consumer",
-        _ => "unspecified",
+        1 => SpanKind::Internal,
+        2 => SpanKind::Server,
+        3 => SpanKind::Client,
+        4 => SpanKind::Producer,
+        5 => SpanKind::Consumer,
+        _ => SpanKind::Unspecified,
     };
     let status = span.status.unwrap_or_default();
     let error = status.code == StatusCode::Error as i32;
@@ -359,7 +291,7 @@ fn view_of(span: Span, service: &str) -> Option<SpanView> {
         parent_span_id: (span.parent_span_id.len() == 8).then(|| hex(&span.parent_span_id)),
         name: span.name,
         service: service.to_owned(),
-        kind: kind.to_owned(),
+        kind,
         start_ms,
         duration_ms,
         error,
@@ -480,7 +412,7 @@ mod tests {
         assert_eq!(
             store
                 .search(&TraceQuery {
-                    status: Some("error".into()),
+                    status: Some(TraceStatus::Error),
                     ..TraceQuery::default()
                 })
                 .len(),

@@ -337,11 +337,22 @@ fn watch_collects_a_replicas_spans_and_finds_them_by_request_id() {
     let missing = client
         .get(format!(
             "http://{watch_address}/api/v1/traces/{}",
-            "0".repeat(32)
+            "ab".repeat(16)
         ))
         .send()
         .unwrap();
     assert_eq!(missing.status(), 404);
+    // The all-zero id is invalid in W3C Trace Context: refused, naming the parameter.
+    let invalid = client
+        .get(format!(
+            "http://{watch_address}/api/v1/traces/{}",
+            "0".repeat(32)
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    let problem: brigade_core::Problem = invalid.json().unwrap();
+    assert_eq!(problem.errors[0].field, "trace_id");
     for child in [&mut replica, &mut collector] {
         let _ = child.kill();
         let _ = child.wait();

@@ -15,6 +15,8 @@ pub(super) const PAGE: &str = include_str!("../../../../web/dashboard.html");
 pub(super) const SCRIPT: &str = include_str!("../../../../web/dashboard.js");
 /// The Errors section's script (error groups).
 pub(super) const ERRORS_SCRIPT: &str = include_str!("../../../../web/errors.js");
+/// The Traces view's script.
+pub(super) const TRACES_SCRIPT: &str = include_str!("../../../../web/traces.js");
 /// The stylesheet shared with the replicas' pages.
 const STYLE: &str = include_str!("../../../../web/brigade.css");
 /// uPlot's browser build (an immediately invoked function defining `window.uPlot`).
@@ -39,6 +41,10 @@ pub(super) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/errors.js",
             route(ERRORS_SCRIPT, "text/javascript; charset=utf-8"),
+        )
+        .route(
+            "/assets/traces.js",
+            route(TRACES_SCRIPT, "text/javascript; charset=utf-8"),
         )
         .route(
             "/assets/brigade.css",
@@ -111,6 +117,7 @@ mod tests {
         assert!(SCRIPT.contains("/api/dashboard/watch/query_range"));
         assert!(SCRIPT.contains("/api/logs"));
         assert!(PAGE.contains("/assets/errors.js") && ERRORS_SCRIPT.contains("/api/errors"));
+        assert!(TRACES_SCRIPT.contains("/api/traces"));
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub struct LogLines {
 }
 
 /// The newest `limit` lines under `dir` that pass `filter`, newest first.
-fn newest(dir: &Path, filter: &LogFilter, limit: usize) -> io::Result<Vec<LogLine>> {
+pub(super) fn newest(dir: &Path, filter: &LogFilter, limit: usize) -> io::Result<Vec<LogLine>> {
     let mut found: Vec<LogLine> = Vec::new();
     for path in logs::files(dir).into_iter().rev() {
         let file = match File::open(&path) {

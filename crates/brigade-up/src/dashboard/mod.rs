@@ -17,6 +17,7 @@
 mod assets;
 mod forward;
 mod logs_api;
+mod traces_api;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +144,8 @@ impl Dashboard {
                 delete(forward::watch_expire_silence),
             )
             .route("/api/logs", get(logs_api::logs))
+            .route("/api/traces", get(traces_api::search))
+            .route("/api/traces/{trace_id}", get(traces_api::one))
             .with_state(self)
             .layer(axum::middleware::from_fn_with_state(
                 token,

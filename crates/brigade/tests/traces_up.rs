@@ -1,0 +1,183 @@
+//! Traces under a real `brigade up`: an order placed through the balancer with the caller's
+//! `traceparent` is one trace at the ops port's `GET /api/traces/{id}`, holding the balancer's,
+//! the replica's, the store's and the payment provider's spans in the right parent order, with
+//! the replica's log lines under its span; the search finds it by request id and by duration,
+//! and refuses bad parameters naming them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use brigade_up::api::{SpanDetail, TraceDetail};
+use brigade_watch::contract::{SpanKind, TraceSearchAnswer};
+use common::Up;
+
+const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
+const CALLER_SPAN: &str = "10f067aa0ba902b8";
+const REQUEST_ID: &str = "traces-up-order-1";
+
+/// Whether `span` descends from the span `ancestor` (through the trace's spans).
+fn descends(spans: &[SpanDetail], span: &SpanDetail, ancestor: &str) -> bool {
+    let mut parent = span.span.parent_span_id.clone();
+    for _ in 0..spans.len() {
+        match parent {
+            Some(id) if id == ancestor => return true,
+            Some(id) => {
+                parent = spans
+                    .iter()
+                    .find(|s| s.span.span_id == id)
+                    .and_then(|s| s.span.parent_span_id.clone());
+            }
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Polls the ops port until the trace holds a store span and the payment span.
+fn complete_trace(client: &reqwest::blocking::Client, ops: &str) -> TraceDetail {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = client
+            .get(format!("http://{ops}/api/traces/{TRACE}"))
+            .send()
+            .unwrap();
+        if answer.status() == 200 {
+            let detail: TraceDetail = answer.json().unwrap();
+            let has = |test: &dyn Fn(&SpanDetail) -> bool| detail.spans.iter().any(test);
+            if has(&|s| s.span.service == "brigade-balance")
+                && has(&|s| s.span.name == "payments authorize")
+                && has(&|s| s.span.attributes.contains_key("db.system.name"))
+                && has(&|s| !s.logs.is_empty())
+            {
+                return detail;
+            }
+        } else {
+            assert_eq!(answer.status(), 404, "{}", answer.text().unwrap());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {TRACE} never became whole"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_order_through_the_balancer_is_one_trace_across_processes_at_the_ops_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start_with(dir.path(), &[], &[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+    let token = up.log_in("customer@brigade.demo");
+    let order = up.sample_order();
+    let client = reqwest::blocking::Client::new();
+    let placed = client
+        .post(up.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .header("x-request-id", REQUEST_ID)
+        .json(&order)
+        .send()
+        .unwrap();
+    assert_eq!(placed.status(), 201);
+
+    let detail = complete_trace(&client, &up.ops);
+    let spans = &detail.spans;
+    let find = |test: &dyn Fn(&SpanDetail) -> bool, what: &str| -> &SpanDetail {
+        spans
+            .iter()
+            .find(|s| test(s))
+            .unwrap_or_else(|| panic!("no {what} span in {spans:#?}"))
+    };
+    let balancer = find(
+        &|s| s.span.service == "brigade-balance" && s.span.kind == SpanKind::Server,
+        "balancer server",
+    );
+    assert_eq!(balancer.span.parent_span_id.as_deref(), Some(CALLER_SPAN));
+    let replica = find(
+        &|s| s.span.service == "brigade-serve" && s.span.name == "POST /api/v1/orders",
+        "replica server",
+    );
+    assert!(
+        descends(spans, replica, &balancer.span.span_id),
+        "the replica's span descends from the balancer's"
+    );
+    let store = find(
+        &|s| {
+            s.span
+                .attributes
+                .get("db.query.summary")
+                .map(String::as_str)
+                == Some("INSERT orders")
+        },
+        "store insert",
+    );
+    assert_eq!(store.span.kind, SpanKind::Client);
+    assert_eq!(store.span.attributes["db.system.name"], "sqlite");
+    assert_eq!(store.span.attributes["db.operation.name"], "INSERT");
+    assert!(descends(spans, store, &replica.span.span_id));
+    let payment = find(&|s| s.span.name == "payments authorize", "payment");
+    assert!(descends(spans, payment, &replica.span.span_id));
+    assert!(
+        replica
+            .logs
+            .iter()
+            .any(|line| line.fields.get("message").and_then(|m| m.as_str())
+                == Some("request completed")),
+        "the replica's access log line sits under its span: {:#?}",
+        replica.logs
+    );
+
+    // The search finds it by request id and by duration, newest first.
+    let search = |query: &str| -> TraceSearchAnswer {
+        let answer = client
+            .get(format!("http://{}/api/traces?{query}", up.ops))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{query}");
+        answer.json().unwrap()
+    };
+    let found = search(&format!("request_id={REQUEST_ID}"));
+    assert_eq!(found.traces.len(), 1);
+    assert_eq!(found.traces[0].trace_id, TRACE);
+    assert!(
+        found.traces[0]
+            .services
+            .contains(&"brigade-balance".to_owned())
+    );
+    let duration = found.traces[0].duration_ms;
+    let at_least = search(&format!(
+        "request_id={REQUEST_ID}&min_duration_ms={}",
+        (duration - 0.5).max(0.0)
+    ));
+    assert_eq!(at_least.traces.len(), 1);
+    let longer = search(&format!(
+        "request_id={REQUEST_ID}&min_duration_ms={}",
+        duration + 1000.0
+    ));
+    assert!(longer.traces.is_empty());
+
+    // Bad input is a problem naming the field; an unknown trace is a 404.
+    for (path, status, field) in [
+        ("/api/traces?status=maybe", 400, Some("status")),
+        ("/api/traces?since=yesterday", 400, Some("since")),
+        ("/api/traces/xyz", 400, Some("trace_id")),
+        ("/api/traces/0123456789abcdef0123456789abcdef", 404, None),
+    ] {
+        let answer = client
+            .get(format!("http://{}{path}", up.ops))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), status, "{path}");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let problem: brigade_core::Problem = answer.json().unwrap();
+        assert_eq!(
+            problem.errors.first().map(|e| e.field.as_str()),
+            field,
+            "{path}"
+        );
+    }
+}
