@@ -35,6 +35,9 @@ use crate::StoreError;
 pub const DB_READS: &str = "brigade_db_reads_total";
 /// How far the standby is behind the primary.
 pub const DB_REPLICA_LAG: &str = "brigade_db_replica_lag_seconds";
+/// The lag bound beyond which the standby is skipped (`storage.read_max_lag_ms`), exported so
+/// that the alert compares each replica's lag with its own bound.
+pub const DB_REPLICA_MAX_LAG: &str = "brigade_db_replica_max_lag_seconds";
 
 /// How long a standby that failed a read is skipped before it is tried again (the sampler may
 /// find it healthy sooner or later than that; whichever is later wins).
@@ -53,6 +56,11 @@ pub fn describe_metrics() {
         DB_REPLICA_LAG,
         metrics::Unit::Seconds,
         "How long ago the primary first stood past the standby's replay position (0 when caught up)."
+    );
+    metrics::describe_gauge!(
+        DB_REPLICA_MAX_LAG,
+        metrics::Unit::Seconds,
+        "Lag beyond which the standby is skipped and reads go to the primary."
     );
 }
 
@@ -174,6 +182,8 @@ impl Replica {
             epoch: Instant::now(),
         });
         let max_lag = Duration::from_millis(settings.read_max_lag_ms);
+        metrics::gauge!(DB_REPLICA_MAX_LAG).set(max_lag.as_secs_f64());
+        metrics::gauge!(DB_REPLICA_LAG).set(0.0);
         let sampler = sampler::start(primary, standby.clone(), shared.clone(), max_lag);
         for reason in Reason::ALL {
             metrics::counter!(DB_READS, "target" => "primary", "reason" => reason.as_str())

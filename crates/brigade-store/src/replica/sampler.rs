@@ -84,23 +84,31 @@ async fn sample(
     // even while the primary goes on writing.
     let flushed = position(primary, PRIMARY_POSITION).await;
     let sampled_at = Instant::now();
-    let replay = match position(standby, STANDBY_POSITION).await {
-        Ok(replay) => replay,
-        Err(error) => {
-            if shared.health() != Health::Down {
-                tracing::warn!(%error, "the standby is unreachable; reads go to the primary");
-            }
-            shared.health.store(Health::Down as u8, Ordering::Release);
-            return;
+    let replay = position(standby, STANDBY_POSITION).await;
+    if let Ok(replay) = &replay {
+        shared.replay.fetch_max(replay.0, Ordering::AcqRel);
+    }
+    // Without the primary's position the lag is unknown: keep the last judgement. An
+    // unreachable standby is judged by the last position it was seen at, so its lag grows
+    // while the primary writes (and the lag alert fires for a standby that stays away).
+    if let Ok(flushed) = flushed {
+        let seen = Lsn(shared.replay.load(Ordering::Acquire));
+        let lag = tracker.observe(flushed, seen, sampled_at);
+        metrics::gauge!(DB_REPLICA_LAG).set(lag.as_secs_f64());
+        if replay.is_ok() {
+            judge(shared, lag, max_lag);
         }
-    };
-    shared.replay.fetch_max(replay.0, Ordering::AcqRel);
-    // Without the primary's position the lag is unknown: keep the last judgement.
-    let Ok(flushed) = flushed else {
-        return;
-    };
-    let lag = tracker.observe(flushed, replay, sampled_at);
-    metrics::gauge!(super::DB_REPLICA_LAG).set(lag.as_secs_f64());
+    }
+    if let Err(error) = replay {
+        if shared.health() != Health::Down {
+            tracing::warn!(%error, "the standby is unreachable; reads go to the primary");
+        }
+        shared.health.store(Health::Down as u8, Ordering::Release);
+    }
+}
+
+/// Marks a reachable standby ready or lagging by `lag`, logging a change.
+fn judge(shared: &Shared, lag: Duration, max_lag: Duration) {
     let health = if lag > max_lag {
         Health::Lagging
     } else {
