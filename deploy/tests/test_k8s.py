@@ -26,7 +26,7 @@ from deploylib import (
 
 RENDERED = {overlay: render(K8S / "overlays" / overlay) for overlay in OVERLAYS}
 # The Secret is created outside git (docs/deploy.md); these are the keys it must hold.
-EXTERNAL_SECRETS = {"brigade-secrets": {"DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY"}, "brigade-tls": {"tls.crt", "tls.key"}}
+EXTERNAL_SECRETS = {"brigade-secrets": {"DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "STRIPE_SECRET_KEY"}, "brigade-tls": {"tls.crt", "tls.key"}}
 
 
 def api_paths() -> set[str]:

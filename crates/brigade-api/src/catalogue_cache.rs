@@ -1,6 +1,11 @@
 //! Cached reads of what changes rarely (menus, the list of open shops) and what may be a
 //! second stale (station load for ETAs). Each has one key builder, one loader and one
 //! invalidation, so writers and readers cannot disagree on a key.
+//!
+//! Entries are filled from the primary, never from a standby ([`ReadScope::Primary`]): an
+//! entry is shared by every client for its lifetime, so one filled from a standby that had
+//! not yet replayed a change would hide that change from the client that made it, whatever
+//! its `Brigade-Read-After` fence says. The standby takes the reads the cache does not hold.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +16,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
+
+use brigade_store::replica::{ReadScope, with_read_scope};
 
 use crate::state::AppState;
 
@@ -151,7 +158,7 @@ where
     if let Some(bytes) = state.cache.get(key).await {
         return Ok(bytes);
     }
-    let value = load().await?;
+    let value = with_read_scope(ReadScope::Primary, load()).await?;
     let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
     state.cache.set(key, bytes.clone(), ttl).await;
     Ok(bytes)
@@ -169,7 +176,7 @@ where
         Ok(value) => Ok(value),
         Err(error) => {
             tracing::warn!(%error, cache = state.cache.kind(), "unreadable cache entry; reloading");
-            load().await
+            with_read_scope(ReadScope::Primary, load()).await
         }
     }
 }
@@ -189,6 +196,10 @@ pub struct Warmed {
 /// writes them to the cache with their usual lifetimes, replacing what is there: the entries
 /// the next orders will read are fresh rather than missing.
 pub async fn warm(state: &AppState) -> StoreResult<Warmed> {
+    with_read_scope(ReadScope::Primary, warm_from_primary(state)).await
+}
+
+async fn warm_from_primary(state: &AppState) -> StoreResult<Warmed> {
     let mut warmed = Warmed::default();
     let filter = ShopFilter {
         region: None,

@@ -19,6 +19,7 @@ mod middleware;
 mod openapi;
 mod pages;
 mod placement;
+mod read_after;
 mod report_limit;
 pub mod routes;
 mod state;
@@ -86,7 +87,7 @@ impl Application {
     /// [`run_until_stopped`]: Application::run_until_stopped
     pub async fn build(settings: Settings) -> Result<Self, BuildError> {
         let url = settings.storage.effective_url();
-        let store = brigade_store::connect(&settings.storage)
+        let store = brigade_store::connect_serving(&settings.storage)
             .await
             .map_err(|source| BuildError::Store {
                 url: brigade_store::redact_url(&url),
@@ -246,6 +247,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             write_health::observe,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_after::fence,
         ))
         .layer(compression())
         .with_state(state);

@@ -36,6 +36,7 @@ pub const BUILD_INFO: &str = "brigade_build_info";
 pub fn describe(backend: &'static str) {
     brigade_core::http_metrics::describe();
     brigade_store::cache::describe_metrics();
+    brigade_store::replica::describe_metrics();
     metrics::describe_counter!(SIGNUPS, "Accounts signed up.");
     metrics::describe_counter!(
         brigade_payments::guard::METRIC,

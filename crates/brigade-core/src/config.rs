@@ -1,9 +1,10 @@
 //! Layered, typed settings shared by every brigade component.
 //!
 //! Layers, lowest first: built-in defaults < `brigade.toml` (or `--config FILE`) <
-//! `BRIGADE_<SECTION>__<KEY>` environment variables < command-line flags. `DATABASE_URL` and
-//! `REDIS_URL` are honoured as they are, because every hosting platform sets them under those
-//! names. A bad value stops the process with an error naming the key and where it came from.
+//! `BRIGADE_<SECTION>__<KEY>` environment variables < command-line flags. `DATABASE_URL`,
+//! `DATABASE_READ_URL` and `REDIS_URL` are honoured as they are, because hosting platforms set
+//! them under those names. A bad value stops the process with an error naming the key and
+//! where it came from.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod backup;
+mod replica;
 
 pub use backup::BackupSettings;
 
@@ -153,6 +155,11 @@ pub struct StorageSettings {
     pub acquire_timeout_ms: u64,
     /// How long SQLite waits on a lock held by another process before giving up.
     pub busy_timeout_ms: u64,
+    /// `postgres://…` of a streaming standby of `database_url`; reads that tolerate staleness
+    /// go there (see `brigade_store::replica`). Also read from `DATABASE_READ_URL`.
+    pub read_url: Option<String>,
+    /// A standby further behind the primary than this is skipped; reads go to the primary.
+    pub read_max_lag_ms: u64,
 }
 
 impl Default for StorageSettings {
@@ -163,6 +170,8 @@ impl Default for StorageSettings {
             max_connections: 10,
             acquire_timeout_ms: 3_000,
             busy_timeout_ms: 5_000,
+            read_url: None,
+            read_max_lag_ms: 5_000,
         }
     }
 }
@@ -504,7 +513,7 @@ pub struct FaultSettings {
 
 impl Settings {
     /// The layered figment without command-line flags: defaults, the config file, `BRIGADE_*`
-    /// variables, then `DATABASE_URL` / `REDIS_URL`.
+    /// variables, then `DATABASE_URL` / `DATABASE_READ_URL` / `REDIS_URL`.
     ///
     /// `config_file` is `--config`; when `None`, `brigade.toml` in the working directory is read
     /// if it exists.
@@ -526,13 +535,19 @@ impl Settings {
                     .filter(|key| key.as_str().contains("__"))
                     .split("__"),
             )
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]).map(|key| {
-                if key.as_str().eq_ignore_ascii_case("DATABASE_URL") {
-                    "storage.database_url".into()
-                } else {
-                    "cache.redis_url".into()
-                }
-            })))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL"])
+                    .map(|key| {
+                        if key.as_str().eq_ignore_ascii_case("DATABASE_URL") {
+                            "storage.database_url".into()
+                        } else if key.as_str().eq_ignore_ascii_case("DATABASE_READ_URL") {
+                            "storage.read_url".into()
+                        } else {
+                            "cache.redis_url".into()
+                        }
+                    }),
+            ))
     }
 
     /// Extracts and validates settings from a figment (use [`Settings::figment`] and merge
@@ -608,6 +623,9 @@ impl Settings {
                 "storage.database_url",
                 "must start with sqlite:, postgres:// or postgresql://",
             );
+        }
+        if let Err((key, message)) = replica::check(&self.storage) {
+            return invalid(key, message);
         }
         if let Some(url) = &self.cache.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))

@@ -15,6 +15,7 @@ mod ledger;
 mod order_list;
 pub mod pg_backup;
 mod postgres;
+pub mod replica;
 mod reports;
 mod rows;
 mod settle;
@@ -179,6 +180,9 @@ pub trait Store:
     async fn probe_write(&self) -> StoreResult<()>;
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> StoreResult<usize>;
+    /// Where a standby must have replayed to before it may serve the caller's reads, asked
+    /// right after a write (`Brigade-Read-After`); `None` when there is no standby.
+    async fn read_fence(&self) -> StoreResult<Option<replica::Lsn>>;
     /// Closes the pool, waiting for connections in use to be returned.
     async fn close(&self);
 }
@@ -425,6 +429,19 @@ pub async fn connect(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> 
     let store = connect_without_migrating(settings).await?;
     store.migrate().await?;
     Ok(store)
+}
+
+/// Like [`connect`], and with `storage.read_url` set, a PostgreSQL store that sends its
+/// stale-tolerant reads to that standby (what `brigade serve` uses; one-off commands read and
+/// write the primary only).
+pub async fn connect_serving(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> {
+    let url = settings.effective_url();
+    if settings.read_url.is_none() || !brigade_core::config::DatabaseKind::is_postgres(&url) {
+        return connect(settings).await;
+    }
+    let store = PostgresStore::connect_with_standby(&url, settings).await?;
+    store.migrate().await?;
+    Ok(Arc::new(store))
 }
 
 /// Connects without touching the schema (for `brigade migrate`, which reports what it applied).

@@ -10,12 +10,14 @@ use crate::{Backend, StoreResult};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// A [`Store`](crate::Store) on PostgreSQL, through a connection pool.
+/// A [`Store`](crate::Store) on PostgreSQL, through a connection pool, with an optional
+/// streaming standby for stale-tolerant reads (see [`crate::replica`]).
 #[derive(Debug)]
 pub struct PostgresStore {
     pub(crate) pool: Pool<Postgres>,
     pub(crate) migrator: &'static Migrator,
     pub(crate) writer: crate::WriteGate,
+    pub(crate) replica: Option<crate::replica::Replica>,
 }
 
 impl PostgresStore {
@@ -30,7 +32,77 @@ impl PostgresStore {
             pool,
             migrator: &MIGRATOR,
             writer: crate::WriteGate::open(),
+            replica: None,
         })
+    }
+
+    /// Like [`connect`](Self::connect), plus the standby at `settings.read_url` (when set)
+    /// for the reads that tolerate staleness. The standby may be down at start.
+    pub async fn connect_with_standby(url: &str, settings: &StorageSettings) -> StoreResult<Self> {
+        let mut store = Self::connect(url, settings).await?;
+        if let Some(read_url) = &settings.read_url {
+            store.replica = Some(crate::replica::Replica::start(
+                read_url,
+                settings,
+                store.pool.clone(),
+            )?);
+        }
+        Ok(store)
+    }
+
+    /// Runs a stale-tolerant read where [`Replica::route`](crate::replica::Replica) sends it:
+    /// the standby, or the primary. A read the standby fails is run again on the primary, so
+    /// a standby that goes away costs no failed request.
+    pub(crate) async fn stale_read<T, F, Fut>(&self, run: F) -> StoreResult<T>
+    where
+        F: Fn(Pool<Postgres>) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        use crate::replica::{Reason, Replica, Route};
+        let Some(replica) = &self.replica else {
+            return run(self.pool.clone()).await.map_err(classify);
+        };
+        let route = replica.route(crate::replica::current_read_scope());
+        if route == Route::Standby {
+            match run(replica.standby.clone()).await.map_err(classify) {
+                Ok(value) => {
+                    Replica::count(route);
+                    return Ok(value);
+                }
+                Err(error) => replica.failed(&error),
+            }
+        }
+        let value = run(self.pool.clone()).await.map_err(classify)?;
+        Replica::count(match route {
+            Route::Standby => Route::Primary(Reason::StandbyError),
+            primary => primary,
+        });
+        Ok(value)
+    }
+
+    /// The primary's WAL insert position now: after a write committed it is at or past the
+    /// write's commit record, so a standby that replayed up to it holds the write. `None`
+    /// without a standby (nobody needs it).
+    pub(crate) async fn read_fence_now(&self) -> StoreResult<Option<crate::replica::Lsn>> {
+        if self.replica.is_none() {
+            return Ok(None);
+        }
+        let position: i64 =
+            sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(classify)?;
+        Ok(Some(crate::replica::Lsn(
+            u64::try_from(position).unwrap_or(0),
+        )))
+    }
+
+    /// Closes the standby (and its sampler), then the primary's pool.
+    pub(crate) async fn close_pools(&self) {
+        if let Some(replica) = &self.replica {
+            replica.close().await;
+        }
+        self.pool.close().await;
     }
 }
 

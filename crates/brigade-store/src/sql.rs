@@ -403,8 +403,12 @@ macro_rules! impl_store {
                     .count())
             }
 
+            async fn read_fence(&self) -> $crate::StoreResult<Option<$crate::replica::Lsn>> {
+                self.read_fence_now().await
+            }
+
             async fn close(&self) {
-                self.pool.close().await;
+                self.close_pools().await;
             }
         }
     };

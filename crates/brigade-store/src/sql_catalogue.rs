@@ -46,17 +46,20 @@ macro_rules! catalogue_methods {
                 &self,
                 filter: &$crate::ShopFilter,
             ) -> $crate::StoreResult<Vec<brigade_domain::Shop>> {
-                let rows: Vec<$crate::rows::ShopRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::sql::shop_columns!(),
-                    " FROM shops WHERE ($1 IS NULL OR region = $1) AND ($2 IS NULL OR open = $2) \
-                     ORDER BY name"
-                ))
-                .bind(filter.region.as_deref())
-                .bind(filter.open)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($crate::error::classify)?;
+                let rows: Vec<$crate::rows::ShopRow> = self
+                    .stale_read(|pool| async move {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            $crate::sql::shop_columns!(),
+                            " FROM shops WHERE ($1 IS NULL OR region = $1) \
+                             AND ($2 IS NULL OR open = $2) ORDER BY name"
+                        ))
+                        .bind(filter.region.as_deref())
+                        .bind(filter.open)
+                        .fetch_all(&pool)
+                        .await
+                    })
+                    .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
@@ -335,17 +338,21 @@ macro_rules! catalogue_methods {
                 shop_id: uuid::Uuid,
             ) -> $crate::StoreResult<Vec<brigade_domain::MenuItem>> {
                 $crate::trace::traced(<$db as sqlx::Database>::NAME, "SELECT", "SELECT items", async move {
-                    let rows: Vec<$crate::rows::MenuRow> = sqlx::query_as(
-                        "SELECT i.id AS item_id, i.sku, i.name, i.description, i.category, \
-                         i.price_minor, i.currency, si.available, sc.station_id, sc.prep_seconds \
-                         FROM shop_items si JOIN items i ON i.id = si.item_id \
-                         JOIN station_categories sc ON sc.shop_id = si.shop_id AND sc.category = i.category \
-                         WHERE si.shop_id = $1 ORDER BY i.category, i.name",
-                    )
-                    .bind(shop_id)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($crate::error::classify)?;
+                    let rows: Vec<$crate::rows::MenuRow> = self
+                        .stale_read(|pool| async move {
+                            sqlx::query_as(
+                                "SELECT i.id AS item_id, i.sku, i.name, i.description, i.category, \
+                                 i.price_minor, i.currency, si.available, sc.station_id, \
+                                 sc.prep_seconds FROM shop_items si JOIN items i ON i.id = si.item_id \
+                                 JOIN station_categories sc ON sc.shop_id = si.shop_id \
+                                 AND sc.category = i.category \
+                                 WHERE si.shop_id = $1 ORDER BY i.category, i.name",
+                            )
+                            .bind(shop_id)
+                            .fetch_all(&pool)
+                            .await
+                        })
+                        .await?;
                     Ok(rows.into_iter().map(Into::into).collect())
                 })
                 .await

@@ -91,20 +91,23 @@ macro_rules! orders_methods {
                     "SELECT {} FROM orders{tail}",
                     $crate::sql::order_columns!()
                 );
-                let mut query = sqlx::query_as::<_, $crate::rows::OrderRow>(sqlx::AssertSqlSafe(sql));
-                for bind in binds {
-                    query = match bind {
-                        OrderListBind::Shop(id)
-                        | OrderListBind::Customer(id)
-                        | OrderListBind::Before(id) => query.bind(id),
-                        OrderListBind::Status(status) => query.bind(status.as_str()),
-                    };
-                }
-                let rows = query
-                    .bind(i64::from(filter.limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($crate::error::classify)?;
+                let (sql, binds) = (&sql, &binds);
+                let rows = self
+                    .stale_read(|pool| async move {
+                        let mut query = sqlx::query_as::<_, $crate::rows::OrderRow>(
+                            sqlx::AssertSqlSafe(sql.as_str()),
+                        );
+                        for bind in binds {
+                            query = match *bind {
+                                OrderListBind::Shop(id)
+                                | OrderListBind::Customer(id)
+                                | OrderListBind::Before(id) => query.bind(id),
+                                OrderListBind::Status(status) => query.bind(status.as_str()),
+                            };
+                        }
+                        query.bind(i64::from(filter.limit)).fetch_all(&pool).await
+                    })
+                    .await?;
                 rows.into_iter().map($crate::rows::OrderRow::summary).collect()
             }
 

@@ -65,17 +65,20 @@ macro_rules! report_methods {
                 &self,
                 filter: &$crate::SalesFilter,
             ) -> $crate::StoreResult<Vec<$crate::DailySales>> {
-                let rows: Vec<$crate::reports::DailySalesRow> = sqlx::query_as(concat!(
-                    $crate::sql_reports::daily_sales_select!(),
-                    " WHERE ($1 IS NULL OR d.shop_id = $1) AND d.day >= $2 AND d.day <= $3 \
-                     ORDER BY d.day, s.name, d.shop_id, d.currency"
-                ))
-                .bind(filter.shop_id)
-                .bind(filter.from)
-                .bind(filter.to)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($crate::error::classify)?;
+                let rows: Vec<$crate::reports::DailySalesRow> = self
+                    .stale_read(|pool| async move {
+                        sqlx::query_as(concat!(
+                            $crate::sql_reports::daily_sales_select!(),
+                            " WHERE ($1 IS NULL OR d.shop_id = $1) AND d.day >= $2 \
+                             AND d.day <= $3 ORDER BY d.day, s.name, d.shop_id, d.currency"
+                        ))
+                        .bind(filter.shop_id)
+                        .bind(filter.from)
+                        .bind(filter.to)
+                        .fetch_all(&pool)
+                        .await
+                    })
+                    .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
             }
         }

@@ -57,6 +57,25 @@ impl SqliteStore {
             ),
         })
     }
+
+    /// A stale-tolerant read: SQLite has no standby, so it is simply run on the file.
+    pub(crate) async fn stale_read<T, F, Fut>(&self, run: F) -> StoreResult<T>
+    where
+        F: Fn(Pool<Sqlite>) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        run(self.pool.clone()).await.map_err(classify)
+    }
+
+    /// No standby, so no fence.
+    pub(crate) async fn read_fence_now(&self) -> StoreResult<Option<crate::replica::Lsn>> {
+        Ok(None)
+    }
+
+    /// Closes the pool.
+    pub(crate) async fn close_pools(&self) {
+        self.pool.close().await;
+    }
 }
 
 /// Whether `url` names a database that lives in this process's memory (`sqlite::memory:`,

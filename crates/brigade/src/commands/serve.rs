@@ -7,7 +7,15 @@ use brigade_core::{Settings, Shutdown};
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let application = Application::build(settings.clone()).await?;
     if demo {
-        let report = super::demo_data::load(application.store().as_ref(), &settings).await?;
+        // Demo data reads what exists before writing what is missing: from the primary, since
+        // a standby may not have the rows another replica just wrote.
+        let store = application.store();
+        let load = super::demo_data::load(store.as_ref(), &settings);
+        let report = brigade_store::replica::with_read_scope(
+            brigade_store::replica::ReadScope::Primary,
+            load,
+        )
+        .await?;
         tracing::info!(
             shops = report.shops,
             items = report.items,

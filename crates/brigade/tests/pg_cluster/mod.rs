@@ -21,19 +21,7 @@ pub const DEMO_PASSWORD: &str = "demo password 1";
 /// PostgreSQL's programs (the newest major version under Debian's layout, else `pg_config`);
 /// `None` when they and pgBackRest are not installed, which fails the test under CI=true.
 pub fn tools() -> Option<PathBuf> {
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|bin| bin.join("initdb").exists())
-        .max_by_key(|bin| {
-            bin.parent()
-                .and_then(|p| p.file_name())
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<u32>().ok())
-                .unwrap_or(0)
-        });
+    let newest = newest_postgres();
     let pgbackrest = Command::new("pgbackrest")
         .arg("version")
         .output()
@@ -49,6 +37,37 @@ pub fn tools() -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// PostgreSQL's programs alone (no pgBackRest), with the same CI rule as [`tools`].
+pub fn postgres_tools() -> Option<PathBuf> {
+    match newest_postgres() {
+        Some(bin) => Some(bin),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("CI needs PostgreSQL's programs (initdb, pg_ctl, pg_basebackup)")
+        }
+        None => {
+            eprintln!("PostgreSQL programs missing; skipping");
+            None
+        }
+    }
+}
+
+/// The `bin` folder of the newest PostgreSQL under Debian's layout.
+fn newest_postgres() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .max_by_key(|bin| {
+            bin.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0)
+        })
 }
 
 /// Whether this process is root (and must hand PostgreSQL's work to the `postgres` user).
@@ -118,6 +137,41 @@ impl Cluster {
         assert_success("initdb", &output);
         cluster.pg_ctl_start();
         cluster
+    }
+
+    /// A streaming standby of `primary`: `pg_basebackup -R` (which writes `standby.signal`
+    /// and `primary_conninfo`) into a folder of its own, started on a free port.
+    pub fn standby_of(primary: &Cluster) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("brigade-pg-standby-")
+            .tempdir()
+            .unwrap();
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let standby = Self {
+            bin: primary.bin.clone(),
+            dir,
+            port: free_port(),
+        };
+        let output = as_owner(primary.bin.join("pg_basebackup"))
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-d"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user=postgres",
+                primary.port
+            ))
+            .arg("-D")
+            .arg(standby.data())
+            .output()
+            .unwrap();
+        assert_success("pg_basebackup", &output);
+        standby.pg_ctl_start();
+        standby
     }
 
     /// The data directory.
@@ -253,6 +307,11 @@ pub struct Replica {
 impl Replica {
     /// Starts it and waits for its `listening` line.
     pub fn start(database_url: &str, folder: &Path) -> Self {
+        Self::start_with(database_url, folder, &[])
+    }
+
+    /// [`start`](Self::start) with more environment (settings as `BRIGADE_*` variables).
+    pub fn start_with(database_url: &str, folder: &Path, env: &[(&str, String)]) -> Self {
         let mut child = Command::new(BRIGADE)
             .args([
                 "serve",
@@ -266,6 +325,7 @@ impl Replica {
             .env("DATABASE_URL", database_url)
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
             .env_remove("REDIS_URL")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
