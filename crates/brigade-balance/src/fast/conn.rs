@@ -251,30 +251,14 @@ impl Connection {
             scheme: self.client.scheme.as_bytes(),
             trusted: self.client.trusted,
         };
-        self.upstream_out.clear();
-        write::request_head(&mut self.upstream_out, &head, &added);
-        let plan = Plan {
-            key: proxy::hash_key(&pool, &view),
-            retryable: proxy::method_is_retryable(
-                head.method,
-                view.header("idempotency-key").is_some(),
-            ),
-            head_request: head.method == "HEAD",
-            close: head.close,
-            rate_limit: match &decision {
-                Decision::Allowed(rule, allowed) => Some((
-                    rule.policy.clone(),
-                    answer::rate_limit_value(rule, allowed.remaining, allowed.reset_secs).ok(),
-                )),
-                _ => None,
-            },
-            body: match head.framing {
-                RequestFraming::Empty | RequestFraming::Length(0) => Body::Empty,
-                RequestFraming::Length(n) => Body::Length(n),
-                RequestFraming::Chunked => Body::Chunked,
-            },
+        let plan = plan(
+            &mut self.upstream_out,
+            &head,
+            &added,
             pool,
-        };
+            &decision,
+            limits.max_body_bytes,
+        );
         let len = head.len;
         self.read.drain(..len);
         Prepared::Forward(plan)
@@ -290,6 +274,43 @@ impl Connection {
     /// Forwards the prepared request; false when the connection cannot carry another one.
     async fn forward(&mut self, table: &Table, plan: Plan, arrived: Instant) -> bool {
         super::exchange::forward(self, table, plan, arrived).await
+    }
+}
+
+/// Writes the upstream head into `out` and sums up what forwarding needs to know.
+fn plan(
+    out: &mut Vec<u8>,
+    head: &RequestHead<'_, '_>,
+    added: &Added<'_>,
+    pool: Arc<Pool>,
+    decision: &Decision<'_>,
+    max_body: u64,
+) -> Plan {
+    out.clear();
+    write::request_head(out, head, added);
+    let view = View { head };
+    Plan {
+        key: proxy::hash_key(&pool, &view),
+        retryable: proxy::method_is_retryable(
+            head.method,
+            view.header("idempotency-key").is_some(),
+        ),
+        head_request: head.method == "HEAD",
+        close: head.close,
+        rate_limit: match decision {
+            Decision::Allowed(rule, allowed) => Some((
+                rule.policy.clone(),
+                answer::rate_limit_value(rule, allowed.remaining, allowed.reset_secs).ok(),
+            )),
+            _ => None,
+        },
+        body: match head.framing {
+            RequestFraming::Empty | RequestFraming::Length(0) => Body::Empty,
+            RequestFraming::Length(n) => Body::Length(n),
+            RequestFraming::Chunked => Body::Chunked,
+        },
+        max_body,
+        pool,
     }
 }
 

@@ -15,9 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::conn::{Connection, header_value};
-use super::relay::{self, Fail};
+use super::relay::{self, ClientFault, Fail, Received};
 use crate::answer;
 use crate::backend::{Backend, Outcome};
+use crate::config::Config;
 use crate::pool::Pool;
 use crate::proxy::{self, MAX_TOTAL_WAIT, TRIED};
 use crate::state::Table;
@@ -51,6 +52,8 @@ pub struct Plan {
     pub rate_limit: Option<(HeaderValue, Option<HeaderValue>)>,
     /// The body's framing.
     pub body: Body,
+    /// `limits.max_body_bytes`.
+    pub max_body: u64,
 }
 
 /// A request body still arriving from the client, forwarded as it comes.
@@ -102,8 +105,12 @@ enum Ended {
     Relayed(bool),
     /// A response kept from an earlier attempt (head and body), sent when nothing better came.
     Kept(StatusCode, Vec<u8>),
-    /// The balancer answers itself.
-    Own(http::Response<crate::upstream::ResponseBody>, bool),
+    /// No usable backend (503).
+    NoBackend,
+    /// The client's body failed (its 4xx; the connection closes).
+    Client(ClientFault),
+    /// Every attempt failed this way (502 or 504).
+    Failed(Outcome),
 }
 
 async fn finish(conn: &mut Connection, plan: &Plan, ended: Ended, arrived: Instant) -> bool {
@@ -115,13 +122,161 @@ async fn finish(conn: &mut Connection, plan: &Plan, ended: Ended, arrived: Insta
             plan.pool.metrics.requests.record(status, elapsed);
             conn.client_stream.write_all(&bytes).await.is_ok() && !plan.close
         }
-        Ended::Own(response, close) => {
+        ended => {
+            // A client's failed body leaves the connection's framing unknown.
+            let client_fault = matches!(ended, Ended::Client(_));
+            let id = header_value(&conn.request_id);
+            let id = id.as_ref();
+            let response = match ended {
+                Ended::NoBackend => answer::no_backend(plan.pool.name(), id),
+                Ended::Client(fault) => fault.answer(plan.max_body, id),
+                Ended::Failed(Outcome::Timeout) => answer::gateway_timeout(id),
+                Ended::Failed(Outcome::ConnectError) => {
+                    answer::bad_gateway("no backend accepted a connection", id)
+                }
+                _ => answer::bad_gateway("the backend closed the connection without an answer", id),
+            };
             plan.pool
                 .metrics
                 .requests
                 .record(response.status(), elapsed);
-            let close = close || plan.close || crate::fast::write::closes(&response);
+            let close = client_fault || plan.close || crate::fast::write::closes(&response);
             conn.answer(&response, close).await && !close
+        }
+    }
+}
+
+/// The retry state of one request: what `proxy::forward` keeps in local variables.
+struct Attempts<'a> {
+    plan: &'a Plan,
+    /// The request can be sent again (method and a kept body).
+    retryable: bool,
+    began: Instant,
+    deadline: Duration,
+    connect_failures: usize,
+    tried: [usize; TRIED],
+    last: Outcome,
+    limit: u32,
+    waited: Duration,
+    /// The last 5xx or `Retry-After` answer, whole, in case nothing better comes.
+    kept: Option<(StatusCode, Vec<u8>)>,
+}
+
+/// What to do with an attempt's answer.
+enum Verdict {
+    /// Relay it to the client.
+    Relay,
+    /// Try again (after the wait, if any).
+    Again(Option<Duration>),
+}
+
+impl<'a> Attempts<'a> {
+    fn new(config: &'a Config, plan: &'a Plan, replay: bool) -> Self {
+        Self {
+            plan,
+            retryable: plan.retryable && replay,
+            began: Instant::now(),
+            deadline: Duration::from_millis(config.retry.deadline_ms),
+            connect_failures: 0,
+            tried: [0; TRIED],
+            last: Outcome::ConnectError,
+            limit: config.retry.max_attempts,
+            waited: Duration::ZERO,
+            kept: None,
+        }
+    }
+
+    /// The backend of attempt `attempt` (from 0), spending retry budget as the hyper path
+    /// does; `Err(None)`: stop trying, `Err(Some(..))`: answer this.
+    fn pick(&mut self, attempt: u32) -> Result<Arc<Backend>, Option<Ended>> {
+        let pool = &self.plan.pool;
+        if attempt > 0 {
+            // A refused connection sent nothing and loaded no backend: no budget spent.
+            if self.last != Outcome::ConnectError && !pool.budget.withdraw() {
+                pool.metrics.budget_exhausted.increment(1);
+                return Err(None);
+            }
+            pool.metrics.retry(self.last).increment(1);
+        }
+        let tried = &self.tried[..(attempt as usize).min(TRIED)];
+        match pool.pick(self.plan.key.as_deref(), tried) {
+            Ok(backend) => {
+                if let Some(slot) = self.tried.get_mut(attempt as usize) {
+                    *slot = Arc::as_ptr(&backend) as usize;
+                }
+                Ok(backend)
+            }
+            Err(_) if attempt == 0 => {
+                pool.metrics.no_healthy.increment(1);
+                Err(Some(Ended::NoBackend))
+            }
+            Err(_) => Err(None),
+        }
+    }
+
+    fn connect_failed(&mut self, backend: &Backend) {
+        backend.record(Outcome::ConnectError, &self.plan.pool.config.outlier);
+        self.last = Outcome::ConnectError;
+        self.connect_failures += 1;
+        self.limit += proxy::not_sent_allowance(
+            self.connect_failures,
+            self.plan.pool.backend_count(),
+            self.began,
+            self.deadline,
+        );
+    }
+
+    /// Another attempt after sending, if the request allows it and time is left.
+    fn may_resend(&self, attempts: u32) -> bool {
+        self.retryable && attempts < self.limit && self.began.elapsed() < self.deadline
+    }
+
+    /// Records a failed exchange; whether to try again.
+    fn failed(&mut self, backend: &Backend, outcome: Outcome, attempts: u32) -> bool {
+        backend.record(outcome, &self.plan.pool.config.outlier);
+        self.last = outcome;
+        self.may_resend(attempts)
+    }
+
+    /// Records an answer and decides whether it goes to the client.
+    fn answered(&mut self, backend: &Backend, received: &Received, attempts: u32) -> Verdict {
+        let status = received.status;
+        let outcome = if status.is_server_error() {
+            Outcome::ServerError
+        } else {
+            Outcome::Success
+        };
+        backend.record(outcome, &self.plan.pool.config.outlier);
+        let again = matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ) && self.may_resend(attempts);
+        let wait = received.retry_after.filter(|wait| {
+            self.retryable
+                && self.waited + *wait <= MAX_TOTAL_WAIT
+                && self.began.elapsed() + *wait < self.deadline
+        });
+        if !again && wait.is_none() {
+            return Verdict::Relay;
+        }
+        self.last = outcome;
+        if let Some(wait) = wait {
+            // Waits do not use up `max_attempts` (within MAX_TOTAL_WAIT).
+            self.waited += wait;
+            if attempts >= self.limit {
+                self.limit += 1;
+            }
+        }
+        Verdict::Again(wait)
+    }
+
+    /// The answer when no attempt gave one to relay.
+    fn give_up(self) -> Ended {
+        match (self.kept, self.last) {
+            (Some((status, bytes)), _) => Ended::Kept(status, bytes),
+            (None, Outcome::Timeout) => Ended::Failed(Outcome::Timeout),
+            (None, Outcome::ConnectError) => Ended::Failed(Outcome::ConnectError),
+            (None, _) => Ended::Failed(Outcome::Error),
         }
     }
 }
@@ -136,180 +291,120 @@ async fn attempts(
     arrived: Instant,
 ) -> Ended {
     let config = &table.config;
-    let pool = &plan.pool;
-    let outlier = &pool.config.outlier;
-    let retryable = plan.retryable && replay;
-    let max_body = config.limits.max_body_bytes;
-    let began = Instant::now();
-    let retry_deadline = Duration::from_millis(config.retry.deadline_ms);
-    let connect_timeout = Duration::from_millis(config.timeouts.connect_ms);
-    let response_timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
-    let backend_count = pool.backend_count();
-    let mut connect_failures = 0usize;
-    let mut tried = [0usize; TRIED];
-    let mut last = Outcome::ConnectError;
-    let mut kept: Option<(StatusCode, Vec<u8>)> = None;
-    let mut limit = config.retry.max_attempts;
-    let mut waited = Duration::ZERO;
+    let mut state = Attempts::new(config, plan, replay);
     let mut attempt = 0u32;
-    while attempt < limit {
-        if attempt > 0 {
-            if last != Outcome::ConnectError && !pool.budget.withdraw() {
-                pool.metrics.budget_exhausted.increment(1);
-                break;
-            }
-            pool.metrics.retry(last).increment(1);
-        }
-        let backend = match pool.pick(plan.key.as_deref(), &tried[..(attempt as usize).min(TRIED)])
-        {
+    while attempt < state.limit {
+        let backend = match state.pick(attempt) {
             Ok(backend) => backend,
-            Err(_) if attempt == 0 => {
-                pool.metrics.no_healthy.increment(1);
-                return Ended::Own(
-                    answer::no_backend(pool.name(), header_value(&conn.request_id).as_ref()),
-                    false,
-                );
-            }
-            Err(_) => break,
+            Err(None) => break,
+            Err(Some(ended)) => return ended,
         };
-        if (attempt as usize) < TRIED {
-            tried[attempt as usize] = Arc::as_ptr(&backend) as usize;
-        }
         attempt += 1;
         let lease = Lease::new(Arc::clone(&backend), 0);
-        let (upstream, fresh) =
-            match super::idle::checkout(&backend, config.timeouts.upstream_idle_ms) {
-                Some(stream) => (stream, false),
-                None => match connect(&backend, connect_timeout).await {
-                    Some(stream) => (stream, true),
-                    None => {
-                        backend.record(Outcome::ConnectError, outlier);
-                        last = Outcome::ConnectError;
-                        connect_failures += 1;
-                        limit += proxy::not_sent_allowance(
-                            connect_failures,
-                            backend_count,
-                            began,
-                            retry_deadline,
-                        );
-                        continue;
-                    }
-                },
-            };
+        let Some((upstream, fresh)) = open(&backend, config).await else {
+            state.connect_failed(&backend);
+            continue;
+        };
         if !replay && streamed.is_none() {
             // The streamed body went to an earlier attempt and cannot be sent again.
             break;
         }
         let started = Instant::now();
-        let extras = relay::Extras {
-            head_request: plan.head_request,
-            close: plan.close,
-            rate_limit: plan.rate_limit.as_ref(),
-            body_timeout: Duration::from_millis(config.timeouts.body_read_ms),
-        };
-        let mut upstream = upstream;
-        let mut result = tokio::time::timeout(
-            response_timeout,
-            relay::exchange(conn, &mut upstream, streamed.as_mut(), max_body, &extras),
+        let (result, upstream) = send(
+            conn,
+            config,
+            plan,
+            &backend,
+            (upstream, fresh),
+            &mut streamed,
         )
         .await;
-        // A pooled connection the backend closed while idle: once more on a fresh one, when
-        // the request can be sent again.
-        if !fresh
-            && replay
-            && matches!(result, Ok(Err(Fail::Closed)))
-            && let Some(stream) = connect(&backend, connect_timeout).await
-        {
-            upstream = stream;
-            result = tokio::time::timeout(
-                response_timeout,
-                relay::exchange(conn, &mut upstream, None, max_body, &extras),
-            )
-            .await;
-        }
-        let retry_after_send = retryable && attempt < limit && began.elapsed() < retry_deadline;
         let received = match result {
-            Err(_elapsed) => {
-                backend.record(Outcome::Timeout, outlier);
-                last = Outcome::Timeout;
-                if retry_after_send {
-                    continue;
-                }
-                break;
-            }
-            Ok(Err(Fail::Client(fault))) => {
-                drop(lease);
-                return Ended::Own(
-                    fault.answer(max_body, header_value(&conn.request_id).as_ref()),
-                    true,
-                );
-            }
-            Ok(Err(Fail::Closed | Fail::Upstream)) => {
-                backend.record(Outcome::Error, outlier);
-                last = Outcome::Error;
-                if retry_after_send {
-                    continue;
-                }
-                break;
-            }
-            Ok(Ok(received)) => received,
-        };
-        backend.observe_latency(started);
-        let status = received.status;
-        let outcome = if status.is_server_error() {
-            Outcome::ServerError
-        } else {
-            Outcome::Success
-        };
-        backend.record(outcome, outlier);
-        let again = matches!(
-            status,
-            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-        );
-        let asked_to_wait = received.retry_after.filter(|wait| {
-            retryable
-                && waited + *wait <= MAX_TOTAL_WAIT
-                && began.elapsed() + *wait < retry_deadline
-        });
-        if (again && retry_after_send) || asked_to_wait.is_some() {
-            // Kept only when it is whole in the buffer (error answers are small); a larger one
-            // goes to the client as it is.
-            if let Some(reusable) = relay::take_whole(conn, received.framing) {
-                if reusable && received.reusable {
-                    super::idle::checkin(&backend, upstream, config.limits.max_idle_per_backend);
-                }
-                kept = Some((status, std::mem::take(&mut conn.out)));
-                last = outcome;
-                if let Some(wait) = asked_to_wait {
-                    waited += wait;
-                    if attempt >= limit {
-                        limit += 1;
-                    }
-                    tokio::time::sleep(wait).await;
-                }
+            Err(Fail::Timeout) if state.failed(&backend, Outcome::Timeout, attempt) => continue,
+            Err(Fail::Timeout) => break,
+            Err(Fail::Client(fault)) => return Ended::Client(fault),
+            Err(Fail::Closed | Fail::Upstream)
+                if state.failed(&backend, Outcome::Error, attempt) =>
+            {
                 continue;
             }
+            Err(Fail::Closed | Fail::Upstream) => break,
+            Ok(received) => received,
+        };
+        backend.observe_latency(started);
+        if let Verdict::Again(wait) = state.answered(&backend, &received, attempt)
+            // Kept only when whole in the buffer (error answers are small); a larger one goes
+            // to the client as it is.
+            && let Some(clean) = relay::take_whole(conn, received.framing)
+        {
+            if clean && received.reusable {
+                super::idle::checkin(&backend, upstream, config.limits.max_idle_per_backend);
+            }
+            state.kept = Some((received.status, std::mem::take(&mut conn.out)));
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            continue;
         }
-        pool.metrics.requests.record(status, arrived.elapsed());
+        plan.pool
+            .metrics
+            .requests
+            .record(received.status, arrived.elapsed());
         let keep = relay::relay(conn, upstream, &backend, &received, config).await;
         drop(lease);
         return Ended::Relayed(keep);
     }
-    if let Some((status, bytes)) = kept {
-        return Ended::Kept(status, bytes);
+    state.give_up()
+}
+
+/// A pooled connection to `backend`, else a new one; whether it is new.
+async fn open(backend: &Backend, config: &Config) -> Option<(TcpStream, bool)> {
+    let reused = super::idle::checkout_ptr(backend, config.timeouts.upstream_idle_ms);
+    match reused {
+        Some(stream) => Some((stream, false)),
+        None => connect(backend, Duration::from_millis(config.timeouts.connect_ms))
+            .await
+            .map(|stream| (stream, true)),
     }
-    let response = match last {
-        Outcome::Timeout => answer::gateway_timeout(header_value(&conn.request_id).as_ref()),
-        Outcome::ConnectError => answer::bad_gateway(
-            "no backend accepted a connection",
-            header_value(&conn.request_id).as_ref(),
-        ),
-        _ => answer::bad_gateway(
-            "the backend closed the connection without an answer",
-            header_value(&conn.request_id).as_ref(),
-        ),
+}
+
+/// Sends the request on `upstream` and reads the response head within
+/// `upstream_response_ms`; a pooled connection the backend closed while idle is replaced by a
+/// fresh one once, when the request can be sent again.
+async fn send(
+    conn: &mut Connection,
+    config: &Config,
+    plan: &Plan,
+    backend: &Backend,
+    (mut upstream, fresh): (TcpStream, bool),
+    streamed: &mut Option<Streamed>,
+) -> (Result<Received, Fail>, TcpStream) {
+    let timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
+    let max_body = config.limits.max_body_bytes;
+    let replay = streamed.is_none();
+    let extras = relay::Extras {
+        head_request: plan.head_request,
+        close: plan.close,
+        rate_limit: plan.rate_limit.as_ref(),
+        body_timeout: Duration::from_millis(config.timeouts.body_read_ms),
     };
-    Ended::Own(response, false)
+    let exchange = relay::exchange(conn, &mut upstream, streamed.as_mut(), max_body, &extras);
+    let mut result = tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Err(Fail::Timeout));
+    if !fresh
+        && replay
+        && matches!(result, Err(Fail::Closed))
+        && let Some(stream) =
+            connect(backend, Duration::from_millis(config.timeouts.connect_ms)).await
+    {
+        upstream = stream;
+        let exchange = relay::exchange(conn, &mut upstream, None, max_body, &extras);
+        result = tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(Fail::Timeout));
+    }
+    (result, upstream)
 }
 
 /// A new connection to `backend`, or `None` when it cannot be had within `timeout`.

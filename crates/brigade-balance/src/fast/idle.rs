@@ -35,12 +35,12 @@ thread_local! {
 
 /// The most recently returned connection to `backend` that is still open and not idle for
 /// more than `max_idle_ms`.
-pub fn checkout(backend: &Arc<Backend>, max_idle_ms: u64) -> Option<TcpStream> {
+pub fn checkout_ptr(backend: &Backend, max_idle_ms: u64) -> Option<TcpStream> {
     let generation = backend.idle.generation();
     IDLE.with_borrow_mut(|stacks| {
         let stack = stacks
             .iter_mut()
-            .find(|s| Arc::ptr_eq(&s.backend, backend))?;
+            .find(|s| std::ptr::eq(Arc::as_ptr(&s.backend), backend))?;
         let now = now_ms();
         while let Some(entry) = stack.entries.pop() {
             backend.idle.count_fast(false, 1);

@@ -59,6 +59,8 @@ pub(super) enum Fail {
     Closed,
     /// The backend broke the exchange otherwise (I/O error, malformed head).
     Upstream,
+    /// No response head within `timeouts.upstream_response_ms`.
+    Timeout,
 }
 
 /// A request body that failed on the client's side.
