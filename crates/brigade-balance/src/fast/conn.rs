@@ -156,12 +156,10 @@ impl Connection {
         let max_head = table.config.limits.max_header_bytes;
         let started = Instant::now();
         loop {
-            if !self.read.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                match codec::parse_request(&self.read, &mut headers, max_head) {
-                    Ok(Parsed::Partial) => {}
-                    _ => return Ok(()),
-                }
+            // The parser runs once, in `prepare`; here it is enough to see the head's end (or
+            // more bytes than a head may have).
+            if head_ends(&self.read) || self.read.len() > max_head {
+                return Ok(());
             }
             let limit = if self.read.is_empty() && self.requests > 0 {
                 timeouts.idle_ms
@@ -349,6 +347,22 @@ fn refusal(
     }
 }
 
+/// Whether `buffer` holds the end of a head: an empty line, after CRLF or a bare LF (which
+/// the parser then refuses).
+fn head_ends(buffer: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(found) = buffer[at..].iter().position(|&b| b == b'\n') {
+        let next = at + found + 1;
+        match buffer.get(next) {
+            Some(b'\n') => return true,
+            Some(b'\r') if buffer.get(next + 1) == Some(&b'\n') => return true,
+            Some(_) => at = next,
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Writes a new UUIDv7 request id into `out`.
 fn new_request_id(out: &mut Vec<u8>) {
     let mut buffer = uuid::Uuid::encode_buffer();
@@ -374,5 +388,20 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, shutd
         let (stream, buffered) = connection.into_parts();
         let stream = super::rewind::Rewind::new(buffered, stream);
         crate::server::serve_connection(stream, peer, state, shutdown, false).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_ends;
+
+    #[test]
+    fn a_head_ends_at_its_empty_line() {
+        assert!(head_ends(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(head_ends(b"GET / HTTP/1.1\nHost: a\n\n"));
+        assert!(head_ends(b"GET / HTTP/1.1\r\n\r\nbody"));
+        assert!(!head_ends(b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        assert!(!head_ends(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
+        assert!(!head_ends(b""));
     }
 }

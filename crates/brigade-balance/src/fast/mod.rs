@@ -17,7 +17,7 @@ mod exchange;
 mod idle;
 mod relay;
 mod rewind;
-mod write;
+pub mod write;
 
 pub use conn::serve;
 pub use idle::reap_periodically;
