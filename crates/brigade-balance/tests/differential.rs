@@ -449,3 +449,40 @@ async fn pipelined_requests_are_forwarded_alike() {
         assert_eq!(one("fast"), one("hyper"), "{case}");
     }
 }
+
+/// A streamed body (larger than the replay buffer) whose first backend refuses the connection
+/// reaches the next backend whole on either core: nothing had been sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_goes_whole_to_the_next_backend_after_a_refused_connect() {
+    let backend = RawBackend::start();
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let body = "s".repeat(200_000);
+    for core in ["fast", "hyper"] {
+        let balancer = Balancer::from_toml(&format!(
+            "[server]\ncore = \"{core}\"\n[limits]\nretry_buffer_bytes = 1024\n\
+             [[pools]]\nname = \"raw\"\nalgorithm = \"round_robin\"\n\
+             [[pools.backends]]\naddress = \"{refused}\"\n\
+             [[pools.backends]]\naddress = \"{}\"\n",
+            backend.address
+        ))
+        .await;
+        for i in 0..2 {
+            let bytes = format!(
+                "POST /{core}/streamed-{i} HTTP/1.1\r\nHost: shop\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let address = balancer.public;
+            let answer = tokio::task::spawn_blocking(move || exchange(address, bytes.as_bytes()))
+                .await
+                .unwrap();
+            assert_eq!(answer_of(&answer).0, "http/1.1 200 ok", "{core} {i}");
+            let recorded = backend.request(&format!("POST /{core}/streamed-{i}"));
+            assert!(recorded.ends_with(body.as_bytes()), "{core} {i}: body cut");
+        }
+        balancer.stop().await;
+    }
+}

@@ -300,25 +300,19 @@ async fn attempts(
             Err(Some(ended)) => return ended,
         };
         attempt += 1;
-        let lease = Lease::new(Arc::clone(&backend), 0);
-        let Some((upstream, fresh)) = open(&backend, config).await else {
-            state.connect_failed(&backend);
-            continue;
-        };
         if !replay && streamed.is_none() {
             // The streamed body went to an earlier attempt and cannot be sent again.
             break;
         }
+        let lease = Lease::new(Arc::clone(&backend), 0);
+        let Some((upstream, fresh)) = open(&backend, config).await else {
+            // Nothing was sent: a streamed body is still whole for the next attempt.
+            state.connect_failed(&backend);
+            continue;
+        };
         let started = Instant::now();
-        let (result, upstream) = send(
-            conn,
-            config,
-            plan,
-            &backend,
-            (upstream, fresh),
-            &mut streamed,
-        )
-        .await;
+        let body = streamed.take();
+        let (result, upstream) = send(conn, config, plan, &backend, (upstream, fresh), body).await;
         let received = match result {
             Err(Fail::Timeout) if state.failed(&backend, Outcome::Timeout, attempt) => continue,
             Err(Fail::Timeout) => break,
@@ -377,7 +371,7 @@ async fn send(
     plan: &Plan,
     backend: &Backend,
     (mut upstream, fresh): (TcpStream, bool),
-    streamed: &mut Option<Streamed>,
+    mut streamed: Option<Streamed>,
 ) -> (Result<Received, Fail>, TcpStream) {
     let timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
     let max_body = config.limits.max_body_bytes;
