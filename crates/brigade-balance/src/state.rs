@@ -124,6 +124,9 @@ impl Table {
     /// The pool for a request: the first matching rule's, else the last rule's, else the
     /// first pool's.
     pub fn route(&self, request: &impl RequestView) -> &Arc<Pool> {
+        if self.routes.is_empty() {
+            return &self.pools[0];
+        }
         let host = request.host();
         let index = self
             .routes

@@ -427,19 +427,19 @@ pub fn parse_response<'h, 'b>(
     }))
 }
 
-/// Hop-by-hop fields (RFC 9110 §7.6.1), never forwarded by the fast core.
+/// Hop-by-hop fields (RFC 9110 §7.6.1), never forwarded by the fast core. Sorted out by
+/// length first: this runs for every field of every message.
 pub fn is_hop_by_hop(name: &str) -> bool {
-    const HOP_BY_HOP: [&str; 8] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-    ];
-    HOP_BY_HOP.iter().any(|hop| hop.eq_ignore_ascii_case(name))
+    let candidates: &[&str] = match name.len() {
+        2 => &["te"],
+        7 => &["trailer", "upgrade"],
+        10 => &["connection", "keep-alive"],
+        16 => &["proxy-connection"],
+        17 => &["transfer-encoding"],
+        19 => &["proxy-authorization"],
+        _ => return false,
+    };
+    candidates.iter().any(|hop| hop.eq_ignore_ascii_case(name))
 }
 
 /// Whether a `Connection` field among `headers` names `name`.

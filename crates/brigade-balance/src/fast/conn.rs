@@ -2,7 +2,9 @@
 //! route and rate-limit it, write the upstream head, forward ([`super::exchange`]), repeat —
 //! all in the connection's own task, with buffers reused from request to request.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,12 +111,15 @@ impl Connection {
 
     /// Serves requests until the connection ends or must continue on the hyper path.
     pub async fn run(&mut self, state: &State, shutdown: &Shutdown) -> End {
+        // One subscription for the connection's life, not one per request.
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
         loop {
             if shutdown.is_triggered() {
                 return End::Closed;
             }
             let table = state.table_full();
-            match self.read_head(&table, shutdown).await {
+            match self.read_head(&table, stop.as_mut()).await {
                 Ok(()) => {}
                 Err(end) => return end,
             }
@@ -151,27 +156,37 @@ impl Connection {
     /// Waits until the buffer holds a whole head (or something to refuse). The first head and
     /// a head that has started arriving have `header_read_ms`; between requests the connection
     /// may stay idle for `idle_ms`.
-    async fn read_head(&mut self, table: &Table, shutdown: &Shutdown) -> Result<(), End> {
+    async fn read_head(
+        &mut self,
+        table: &Table,
+        mut stop: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), End> {
         let timeouts = &table.config.timeouts;
         let max_head = table.config.limits.max_header_bytes;
-        let started = Instant::now();
+        let limit = if self.requests > 0 {
+            timeouts.idle_ms
+        } else {
+            timeouts.header_read_ms
+        };
+        let mut deadline = tokio::time::Instant::now() + Duration::from_millis(limit);
+        let mut started = false;
         loop {
             // The parser runs once, in `prepare`; here it is enough to see the head's end (or
             // more bytes than a head may have).
             if head_ends(&self.read) || self.read.len() > max_head {
                 return Ok(());
             }
-            let limit = if self.read.is_empty() && self.requests > 0 {
-                timeouts.idle_ms
-            } else {
-                timeouts.header_read_ms
-            };
-            let left = Duration::from_millis(limit).saturating_sub(started.elapsed());
+            if !self.read.is_empty() && !started {
+                // A head has begun: from now on it has `header_read_ms` to arrive.
+                started = true;
+                deadline =
+                    tokio::time::Instant::now() + Duration::from_millis(timeouts.header_read_ms);
+            }
             self.read.reserve(READ_CHUNK);
             let idle = self.read.is_empty();
             let read = tokio::select! {
-                read = tokio::time::timeout(left, self.client_stream.read_buf(&mut self.read)) => read,
-                () = shutdown.wait(), if idle => return Err(End::Closed),
+                read = tokio::time::timeout_at(deadline, self.client_stream.read_buf(&mut self.read)) => read,
+                () = stop.as_mut(), if idle => return Err(End::Closed),
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(End::Closed),

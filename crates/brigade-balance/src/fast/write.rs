@@ -32,7 +32,9 @@ pub struct Added<'a> {
 }
 
 fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+    let start = out.len();
+    out.extend_from_slice(name.as_bytes());
+    out[start..].make_ascii_lowercase();
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
