@@ -3,10 +3,12 @@
 //! and what reaches the backend must be the same request — request line, every field value
 //! and the body — and the client must get the same status and body back.
 //!
-//! Compared after two normalisations that carry no meaning (RFC 9110 §5.3, RFC 9112 §7.1): the
-//! hyper path groups repeated field names under the first occurrence while the fast core keeps
-//! fields where they arrived (so lines are compared sorted by name, stably), and a chunked body
-//! is compared by its decoded content. A few requests only the fast core refuses (bare LF,
+//! Compared after normalisations that carry no meaning (RFC 9110 §5.1, §5.3, §5.5, RFC 9112
+//! §7.1): the fast core copies field lines as they arrived while the hyper path lowercases
+//! names and trims values (so names are compared in lowercase and values without surrounding
+//! spaces), the hyper path groups repeated field names under the first occurrence while the
+//! fast core keeps fields where they arrived (so lines are compared sorted by name, stably),
+//! and a chunked body is compared by its decoded content. A few requests only the fast core refuses (bare LF,
 //! CL+TE) are in `tests/smuggling.rs`.
 
 mod support;
@@ -175,7 +177,11 @@ fn normalise(request: &[u8]) -> (String, Vec<String>, &'static str, Vec<u8>) {
     let mut fields: Vec<String> = lines
         .map(|l| {
             let (name, value) = l.split_once(':').unwrap();
-            format!("{}:{}", name.to_ascii_lowercase(), value)
+            format!(
+                "{}: {}",
+                name.to_ascii_lowercase(),
+                value.trim_matches([' ', '\t'])
+            )
         })
         .collect();
     fields.sort_by_key(|f| f.split(':').next().unwrap().to_owned());

@@ -187,6 +187,19 @@ fn forwarded(name: &str, framing: Framing, body: &str) -> String {
     )
 }
 
+/// `request` with its field names in lowercase: the fast core forwards the names as the client
+/// wrote them, the hyper path in lowercase; either is the same field (RFC 9110 §5.1).
+fn lowercase_names(request: &str) -> String {
+    let (head, body) = request.split_once("\r\n\r\n").unwrap_or((request, ""));
+    let mut lines = head.split("\r\n");
+    let mut out = lines.next().unwrap_or("").to_owned();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        out.push_str(&format!("\r\n{}:{value}", name.to_ascii_lowercase()));
+    }
+    format!("{out}\r\n\r\n{body}")
+}
+
 async fn balancer_for(backend: &RawBackend) -> Balancer {
     balancer_on(backend, "fast").await
 }
@@ -386,8 +399,12 @@ async fn smuggling_corpus(core: &str) {
             !answer[12..].contains("HTTP/1.1"),
             "{name}: a second answer came back: {answer}"
         );
-        let seen = backend.requests(&format!("POST /case/{name}"));
-        assert_eq!(seen, std::slice::from_ref(expected), "{name}");
+        let seen: Vec<String> = backend
+            .requests(&format!("POST /case/{name}"))
+            .iter()
+            .map(|r| lowercase_names(r))
+            .collect();
+        assert_eq!(seen, [lowercase_names(expected)], "{name}");
     }
     // Nothing but the cases above arrived: no smuggled `G…` request.
     assert_eq!(backend.count(), cases.len(), "{:?}", backend.requests(""));

@@ -96,6 +96,8 @@ pub struct RequestHead<'h, 'b> {
     pub headers: &'h [httparse::Header<'b>],
     /// Bytes of the head, up to and including its empty line.
     pub len: usize,
+    /// The head's bytes (`len` of them), which field lines are copied from.
+    pub bytes: &'b [u8],
     /// How the body is framed.
     pub framing: RequestFraming,
     /// The client sent `Connection: close`.
@@ -135,14 +137,19 @@ pub fn parse_request<'h, 'b>(
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooManyHeaders),
         Err(error) => return Err(RequestError::Malformed(describe(error))),
     };
-    if has_bare_lf(&buffer[..len]) {
-        return Err(RequestError::BareLf);
-    }
     let (Some(method), Some(target), Some(version)) =
         (request.method, request.path, request.version)
     else {
         return Err(RequestError::Malformed("incomplete request line"));
     };
+    let bytes = &buffer[..len];
+    // Empty lines the parser skipped before the request line, then every line's end.
+    let start = offset(bytes, method.as_bytes());
+    if !bytes[..start].chunks(2).all(|pair| pair == b"\r\n")
+        || !lines_end_in_crlf(bytes, request.headers)
+    {
+        return Err(RequestError::BareLf);
+    }
     let http10 = version == 0;
     let headers: &'h [httparse::Header<'b>] = request.headers;
     let fields = Fields::scan(headers)?;
@@ -165,6 +172,7 @@ pub fn parse_request<'h, 'b>(
         problem = Some(RequestError::TooLarge);
     }
     Ok(Parsed::Complete(RequestHead {
+        bytes,
         problem,
         method,
         target,
@@ -191,11 +199,22 @@ fn describe(error: httparse::Error) -> &'static str {
     }
 }
 
-/// A line feed not preceded by a carriage return.
-fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+/// Where `part` (a slice the parser returned) starts in `bytes`.
+pub fn offset(bytes: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize)
+        .saturating_sub(bytes.as_ptr() as usize)
+        .min(bytes.len())
+}
+
+/// Every line of a parsed head ends in CRLF: the parser accepts a bare LF as a line end, and
+/// it can occur nowhere else (field values refuse control bytes), so checking the two bytes
+/// before each field line and the head's last four is enough.
+fn lines_end_in_crlf(bytes: &[u8], headers: &[httparse::Header<'_>]) -> bool {
+    bytes.ends_with(b"\r\n\r\n")
+        && headers.iter().all(|header| {
+            let at = offset(bytes, header.name.as_bytes());
+            at >= 2 && &bytes[at - 2..at] == b"\r\n"
+        })
 }
 
 /// What the header fields of a request say about framing and the connection.
@@ -340,6 +359,8 @@ pub struct ResponseHead<'h, 'b> {
     pub headers: &'h [httparse::Header<'b>],
     /// Bytes of the head.
     pub len: usize,
+    /// The head's bytes, which field lines are copied from.
+    pub bytes: &'b [u8],
     /// How the body is framed.
     pub framing: ResponseFraming,
     /// The connection may carry another request once the body has been read.
@@ -368,6 +389,10 @@ pub fn parse_response<'h, 'b>(
     let (Some(status), Some(version)) = (response.code, response.version) else {
         return Err(ResponseError::Malformed("incomplete status line"));
     };
+    let bytes = &buffer[..len];
+    if !lines_end_in_crlf(bytes, response.headers) {
+        return Err(ResponseError::Malformed("a line ends in a bare LF"));
+    }
     if status == 101 {
         return Err(ResponseError::UnaskedUpgrade);
     }
@@ -418,6 +443,7 @@ pub fn parse_response<'h, 'b>(
         reusable = false;
     }
     Ok(Parsed::Complete(ResponseHead {
+        bytes,
         status,
         headers,
         len,

@@ -2,18 +2,20 @@
 //! client receives it, each copied field by field from the parsed head into one reused buffer,
 //! and the balancer's own answers.
 //!
-//! The upstream request is what the hyper path sends, field for field: names in lowercase,
-//! hop-by-hop fields (and those `Connection` names) dropped, one `Content-Length` kept where
+//! The upstream request is what the hyper path sends, field for field: hop-by-hop fields (and
+//! those `Connection` names) dropped, one `Content-Length` kept where
 //! it was, `X-Request-Id` and `traceparent` added when absent, `X-Forwarded-For` appended to,
 //! `X-Forwarded-Proto` and `-Host` set unless a trusted proxy sent them, and
-//! `transfer-encoding: chunked` last for a chunked body. The one difference: repeated fields
-//! stay where they arrived instead of being grouped under the first (their order among fields
-//! of other names carries no meaning, RFC 9110 §5.3).
+//! `transfer-encoding: chunked` last for a chunked body. The differences carry no meaning:
+//! field lines the balancer keeps are copied as they arrived, runs of them at a time (name
+//! case and spaces around the value as the sender wrote them; hyper lowercases and trims), and
+//! repeated fields stay where they arrived instead of being grouped under the first (RFC 9110
+//! §5.1, §5.3, §5.5).
 
 use http::{HeaderValue, Response, StatusCode};
 
+use super::codec::{self, is_hop_by_hop, named_by_connection};
 use super::codec::{RequestFraming, RequestHead, ResponseFraming, ResponseHead};
-use super::codec::{is_hop_by_hop, named_by_connection};
 use crate::upstream::ResponseBody;
 
 /// What the balancer adds to one request.
@@ -31,10 +33,9 @@ pub struct Added<'a> {
     pub trusted: bool,
 }
 
+/// Appends a field the balancer writes itself (`name` in lowercase).
 fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    let start = out.len();
     out.extend_from_slice(name.as_bytes());
-    out[start..].make_ascii_lowercase();
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
@@ -52,50 +53,38 @@ pub fn request_head(out: &mut Vec<u8>, head: &RequestHead<'_, '_>, added: &Added
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("host"))
         .map(|h| h.value);
+    let mut runs = Runs::new(head.bytes);
     for header in head.headers {
         let name = header.name;
-        if is_hop_by_hop(name) || (head.connection_names && named_by_connection(head.headers, name))
+        let plain = if is_hop_by_hop(name)
+            || (head.connection_names && named_by_connection(head.headers, name))
         {
+            false
+        } else if name.eq_ignore_ascii_case("content-length") {
+            !std::mem::replace(&mut seen.length, true)
+        } else if name.eq_ignore_ascii_case("x-request-id") {
+            added.request_id.is_none()
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            false
+        } else if name.eq_ignore_ascii_case("x-forwarded-proto")
+            || name.eq_ignore_ascii_case("x-forwarded-host")
+        {
+            added.trusted
+        } else {
+            seen.traceparent |= name.eq_ignore_ascii_case("traceparent");
+            true
+        };
+        if plain {
+            runs.keep(name);
+            seen.request_id |= name.eq_ignore_ascii_case("x-request-id");
+            seen.proto |= name.eq_ignore_ascii_case("x-forwarded-proto");
+            seen.host |= name.eq_ignore_ascii_case("x-forwarded-host");
             continue;
         }
-        if name.eq_ignore_ascii_case("content-length") {
-            if !std::mem::replace(&mut seen.length, true) {
-                field(out, name, header.value);
-            }
-        } else if name.eq_ignore_ascii_case("x-request-id") {
-            match added.request_id {
-                Some(new) if !std::mem::replace(&mut seen.request_id, true) => {
-                    field(out, name, new);
-                }
-                Some(_) => {}
-                None => field(out, name, header.value),
-            }
-            seen.request_id = true;
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            if !std::mem::replace(&mut seen.forwarded_for, true) {
-                forwarded_for(out, head, added.peer);
-            }
-        } else if name.eq_ignore_ascii_case("x-forwarded-proto") && !added.trusted {
-            if !std::mem::replace(&mut seen.proto, true) {
-                field(out, "x-forwarded-proto", added.scheme);
-            }
-        } else if name.eq_ignore_ascii_case("x-forwarded-host") && !added.trusted {
-            if !std::mem::replace(&mut seen.host, true)
-                && let Some(host) = host
-            {
-                field(out, "x-forwarded-host", host);
-            }
-        } else {
-            if name.eq_ignore_ascii_case("traceparent") {
-                seen.traceparent = true;
-            } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
-                seen.proto = true;
-            } else if name.eq_ignore_ascii_case("x-forwarded-host") {
-                seen.host = true;
-            }
-            field(out, name, header.value);
-        }
+        runs.flush(out, name);
+        replace(out, head, header.name, added, host, &mut seen);
     }
+    runs.finish(out);
     if let (false, Some(id)) = (seen.request_id, added.request_id) {
         field(out, "x-request-id", id);
     }
@@ -115,6 +104,75 @@ pub fn request_head(out: &mut Vec<u8>, head: &RequestHead<'_, '_>, added: &Added
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes what the balancer puts in place of a field it does not copy (nothing for
+/// hop-by-hop fields and repeats): its own request id, the whole `X-Forwarded-For` list, its
+/// own `X-Forwarded-Proto`/`-Host` when the peer is not trusted.
+fn replace(
+    out: &mut Vec<u8>,
+    head: &RequestHead<'_, '_>,
+    name: &str,
+    added: &Added<'_>,
+    host: Option<&[u8]>,
+    seen: &mut Seen,
+) {
+    if name.eq_ignore_ascii_case("x-request-id") {
+        if let Some(new) = added.request_id
+            && !std::mem::replace(&mut seen.request_id, true)
+        {
+            field(out, "x-request-id", new);
+        }
+    } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+        if !std::mem::replace(&mut seen.forwarded_for, true) {
+            forwarded_for(out, head, added.peer);
+        }
+    } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
+        if !std::mem::replace(&mut seen.proto, true) {
+            field(out, "x-forwarded-proto", added.scheme);
+        }
+    } else if name.eq_ignore_ascii_case("x-forwarded-host")
+        && !std::mem::replace(&mut seen.host, true)
+        && let Some(host) = host
+    {
+        field(out, "x-forwarded-host", host);
+    }
+}
+
+/// Copies runs of consecutive field lines from a head's bytes as they arrived: one copy per
+/// run instead of one per field.
+struct Runs<'b> {
+    bytes: &'b [u8],
+    start: Option<usize>,
+}
+
+impl<'b> Runs<'b> {
+    fn new(bytes: &'b [u8]) -> Self {
+        Self { bytes, start: None }
+    }
+
+    /// The line of field `name` is copied.
+    fn keep(&mut self, name: &str) {
+        if self.start.is_none() {
+            self.start = Some(codec::offset(self.bytes, name.as_bytes()));
+        }
+    }
+
+    /// Copies the run that ends where the line of `name` begins.
+    fn flush(&mut self, out: &mut Vec<u8>, name: &str) {
+        if let Some(start) = self.start.take() {
+            let end = codec::offset(self.bytes, name.as_bytes());
+            out.extend_from_slice(self.bytes.get(start..end).unwrap_or_default());
+        }
+    }
+
+    /// Copies the run that ends with the last field line (before the empty line).
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if let Some(start) = self.start.take() {
+            let end = self.bytes.len().saturating_sub(2);
+            out.extend_from_slice(self.bytes.get(start..end).unwrap_or_default());
+        }
+    }
 }
 
 /// Fields already written once.
@@ -158,6 +216,7 @@ pub fn response_head(out: &mut Vec<u8>, head: &ResponseHead<'_, '_>, extras: &Re
     status_line(out, head.status);
     let mut has_id = false;
     let mut has_date = false;
+    let mut runs = Runs::new(head.bytes);
     for header in head.headers {
         let name = header.name;
         if is_hop_by_hop(name)
@@ -169,12 +228,14 @@ pub fn response_head(out: &mut Vec<u8>, head: &ResponseHead<'_, '_>, extras: &Re
                 && (name.eq_ignore_ascii_case("ratelimit-policy")
                     || name.eq_ignore_ascii_case("ratelimit")))
         {
+            runs.flush(out, name);
             continue;
         }
         has_id |= name.eq_ignore_ascii_case("x-request-id");
         has_date |= name.eq_ignore_ascii_case("date");
-        field(out, name, header.value);
+        runs.keep(name);
     }
+    runs.finish(out);
     if !has_id {
         field(out, "x-request-id", extras.request_id);
     }
