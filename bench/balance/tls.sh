@@ -25,7 +25,7 @@ measure_tls() {
 
 log "TLS: brigade balance (peak_ewma)"
 PORT=$(free_port); ADMIN=$(free_port)
-render "$HERE/brigade.toml" "$WORK/brigade-tls.toml" PORT="$PORT" ADMIN="$ADMIN" UP1="$UP1" UP2="$UP2" UP3="$UP3" ALGORITHM=peak_ewma CHECK_PATH=/
+render "$HERE/brigade.toml" "$WORK/brigade-tls.toml" PORT="$PORT" ADMIN="$ADMIN" UP1="$UP1" UP2="$UP2" UP3="$UP3" ALGORITHM=peak_ewma CHECK_PATH=/ CORE=fast
 printf '\n[tls]\ncert = "%s"\nkey = "%s"\nhsts_max_age_secs = 0\n' "$WORK/tls-cert.pem" "$WORK/tls-key.pem" >>"$WORK/brigade-tls.toml"
 start brigade-tls env BRIGADE_LOG__FILTER=warn "$BRIGADE" balance --config "$WORK/brigade-tls.toml" --log-format json
 pid=$LAST_PID

@@ -82,6 +82,28 @@ pub struct Config {
     pub rate_limits: Vec<RateLimitConfig>,
     /// TLS on the public listener; absent = plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// The HTTP core serving client connections.
+    pub server: ServerConfig,
+}
+
+/// `[server]`: how client connections are served.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `fast` (default): the single-task httparse core for plain HTTP/1.1 connections;
+    /// `hyper`: hyper's HTTP/1.1 server and client for every connection.
+    pub core: Core,
+}
+
+/// The HTTP core of plain-HTTP client connections.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Core {
+    /// One task per connection, httparse, per-thread upstream pools (`fast`).
+    #[default]
+    Fast,
+    /// hyper's server and client connections (`hyper`).
+    Hyper,
 }
 
 impl Default for Config {
@@ -98,6 +120,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             rate_limits: Vec::new(),
             tls: None,
+            server: ServerConfig::default(),
         }
     }
 }

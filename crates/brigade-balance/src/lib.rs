@@ -22,6 +22,7 @@ pub mod api;
 pub mod backend;
 pub mod budget;
 pub mod config;
+pub mod fast;
 pub mod head;
 pub mod health;
 pub mod metrics;
@@ -36,6 +37,7 @@ pub mod state;
 pub mod tls;
 mod trace;
 pub mod upstream;
+pub mod view;
 
 pub use config::{Algorithm, BackendConfig, Config, ConfigError, PoolConfig};
 pub use server::{Inherited, Running, StartError, reload_on_sighup, start, start_with};

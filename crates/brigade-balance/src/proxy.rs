@@ -34,6 +34,7 @@ use crate::rate_limit::Decision;
 use crate::state::{State, Table};
 use crate::trace::{self, Reason, RequestTrace};
 use crate::upstream::{self, ClientBodyError, Lease, RequestBody, ResponseBody, UpstreamBody};
+use crate::view::RequestView;
 
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -70,16 +71,16 @@ const ADDED_HEADERS: usize = 5;
 #[derive(Debug)]
 pub struct Client {
     /// The peer's IP (the client itself, or a proxy in front of the balancer).
-    address: IpAddr,
+    pub(crate) address: IpAddr,
     /// The peer's IP as an `X-Forwarded-For` value, formatted once per connection rather than
     /// once per request.
-    forwarded_for: HeaderValue,
+    pub(crate) forwarded_for: HeaderValue,
     /// The peer is one of `trusted_proxies`: its `X-Forwarded-Proto`/`-Host` are passed on.
-    trusted: bool,
+    pub(crate) trusted: bool,
     /// The scheme the client used, for `X-Forwarded-Proto`.
-    scheme: HeaderValue,
+    pub(crate) scheme: HeaderValue,
     /// `Strict-Transport-Security` added to answers on a TLS connection.
-    hsts: Option<HeaderValue>,
+    pub(crate) hsts: Option<HeaderValue>,
 }
 
 impl Client {
@@ -110,7 +111,7 @@ impl Client {
 }
 
 /// Most attempts remembered for "try another backend" (more attempts may still be made).
-const TRIED: usize = 8;
+pub(crate) const TRIED: usize = 8;
 
 /// Forwards one request and counts its answer in the pool's client-facing metrics.
 pub async fn handle(
@@ -449,7 +450,7 @@ async fn forward(
 /// request whose primaries all refuse reaches a backup in the same request. Bounded: once as
 /// many connects failed as the pool has backends, or past the retry deadline, failed connects
 /// count as attempts again.
-fn not_sent_allowance(
+pub(crate) fn not_sent_allowance(
     connect_failures: usize,
     backend_count: usize,
     began: Instant,
@@ -459,10 +460,10 @@ fn not_sent_allowance(
 }
 
 /// Longest `Retry-After` the balancer waits out itself before retrying.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Longest total wait for `Retry-After` answers of one request; such waits do not use up
 /// `retry.max_attempts` (the in-progress window of a dead replica's request can outlast one).
-const MAX_TOTAL_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const MAX_TOTAL_WAIT: Duration = Duration::from_secs(5);
 
 /// A 409, 429 or 503 answer with a short `Retry-After` (whole seconds) asks for the same
 /// request again shortly: brigade answers a keyed retry this way while the first request with
@@ -475,23 +476,20 @@ fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
     ) {
         return None;
     }
-    let seconds: u64 = response
-        .headers()
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    retry_after_value(response.headers().get(header::RETRY_AFTER)?.as_bytes())
+}
+
+/// A `Retry-After` value in whole seconds, when it asks for at most [`MAX_RETRY_AFTER`].
+pub(crate) fn retry_after_value(value: &[u8]) -> Option<Duration> {
+    let seconds: u64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(seconds)).filter(|wait| *wait <= MAX_RETRY_AFTER)
 }
 
 /// Sets `X-Request-Id` and `traceparent` when the client sent none; returns the request id.
 fn ensure_request_context(headers: &mut HeaderMap) -> HeaderValue {
-    let sane = headers.get(&X_REQUEST_ID).filter(|v| {
-        let b = v.as_bytes();
-        !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
-    });
+    let sane = headers
+        .get(&X_REQUEST_ID)
+        .filter(|v| is_sane_request_id(v.as_bytes()));
     let request_id = match sane {
         Some(id) => id.clone(),
         None => {
@@ -512,6 +510,12 @@ fn ensure_request_context(headers: &mut HeaderMap) -> HeaderValue {
 /// A W3C `traceparent` (version 00, sampled) with a random trace id and span id, written into
 /// one stack buffer: this runs for nearly every request.
 fn new_traceparent() -> HeaderValue {
+    HeaderValue::from_bytes(&traceparent_bytes())
+        .expect("hex digits and dashes are valid header bytes")
+}
+
+/// The text of a new `traceparent` (see [`new_traceparent`]).
+pub(crate) fn traceparent_bytes() -> [u8; 55] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     // "00-" + 32 hex + "-" + 16 hex + "-01"
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
@@ -530,7 +534,7 @@ fn new_traceparent() -> HeaderValue {
         text[34] = b'1';
         text[51] = b'1';
     }
-    HeaderValue::from_bytes(&text).expect("hex digits and dashes are valid header bytes")
+    text
 }
 
 /// Bytes of the request head as the client sent it (approximately: request line + headers).
@@ -591,10 +595,13 @@ fn add_forwarded(headers: &mut HeaderMap, client: &Client) {
     let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
         // Usually the balancer is the first proxy: the connection's value as it is.
         None => Some(client.forwarded_for.clone()),
-        Some(previous) => {
-            let mut list = Vec::with_capacity(previous.len() + 2 + client.forwarded_for.len());
-            list.extend_from_slice(previous.as_bytes());
-            list.extend_from_slice(b", ");
+        Some(_) => {
+            // Every line the client sent, in order, then the peer.
+            let mut list = Vec::with_capacity(64);
+            for previous in headers.get_all(&X_FORWARDED_FOR) {
+                list.extend_from_slice(previous.as_bytes());
+                list.extend_from_slice(b", ");
+            }
             list.extend_from_slice(client.forwarded_for.as_bytes());
             // Hands the buffer over instead of copying it.
             HeaderValue::from_maybe_shared(Bytes::from(list)).ok()
@@ -617,36 +624,35 @@ fn add_forwarded(headers: &mut HeaderMap, client: &Client) {
 
 /// Whether a request may be sent twice: idempotent methods, and POST/PATCH with a key.
 fn is_retryable(method: &Method, headers: &HeaderMap) -> bool {
-    match *method {
-        Method::GET
-        | Method::HEAD
-        | Method::PUT
-        | Method::DELETE
-        | Method::OPTIONS
-        | Method::TRACE => true,
-        Method::POST | Method::PATCH => headers.contains_key(&IDEMPOTENCY_KEY),
+    method_is_retryable(method.as_str(), headers.contains_key(&IDEMPOTENCY_KEY))
+}
+
+/// [`is_retryable`] on the method's text and whether `Idempotency-Key` is present.
+pub(crate) fn method_is_retryable(method: &str, idempotency_key: bool) -> bool {
+    match method {
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE" => true,
+        "POST" | "PATCH" => idempotency_key,
         _ => false,
     }
 }
 
+/// A client's `X-Request-Id` that is passed on as it is: 1–128 visible ASCII characters.
+pub(crate) fn is_sane_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.iter().all(u8::is_ascii_graphic)
+}
+
 /// The consistent-hash key of a request, when the pool uses one and the request carries it.
-fn hash_key(pool: &Pool, parts: &http::request::Parts) -> Option<Vec<u8>> {
+pub(crate) fn hash_key(pool: &Pool, request: &impl RequestView) -> Option<Vec<u8>> {
     match pool.config.hash_key.as_ref()? {
-        HashKey::Header(name) => parts
-            .headers
-            .get(name.as_str())
-            .map(|v| v.as_bytes().to_vec()),
-        HashKey::Cookie(name) => parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        HashKey::Header(name) => request.header(name.as_str()).map(<[u8]>::to_vec),
+        HashKey::Cookie(name) => request
+            .header_values("cookie")
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_bytes().to_vec()),
-        HashKey::PathSegment(index) => parts
-            .uri
+        HashKey::PathSegment(index) => request
             .path()
             .split('/')
             .filter(|s| !s.is_empty())

@@ -21,10 +21,11 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::view::RequestView;
 
 /// One `[[rate_limits]]` rule.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -193,18 +194,23 @@ impl Rule {
         }
     }
 
-    fn matches(&self, parts: &Parts) -> bool {
+    fn matches(&self, request: &impl RequestView) -> bool {
         self.config
             .path_prefix
             .as_ref()
-            .is_none_or(|p| parts.uri.path().starts_with(p.as_str()))
-            && (self.methods.is_empty() || self.methods.contains(&parts.method))
+            .is_none_or(|p| request.path().starts_with(p.as_str()))
+            && (self.methods.is_empty()
+                || self.methods.iter().any(|m| m.as_str() == request.method()))
     }
 
     /// The bucket key of a request: a hash of the header value or of the client address.
-    fn key_of(&self, parts: &Parts, client: IpAddr) -> u64 {
-        if let Some(value) = self.key_header.as_ref().and_then(|h| parts.headers.get(h)) {
-            return self.hasher.hash_one((1u8, value.as_bytes()));
+    fn key_of(&self, request: &impl RequestView, client: IpAddr) -> u64 {
+        if let Some(value) = self
+            .key_header
+            .as_ref()
+            .and_then(|h| request.header(h.as_str()))
+        {
+            return self.hasher.hash_one((1u8, value));
         }
         let client = match client {
             // One host gets a whole /64 and can rotate through it: key by the prefix.
@@ -301,13 +307,13 @@ impl Limiter {
     }
 
     /// Applies the first rule matching the request, if any.
-    pub fn check(&self, parts: &Parts, peer: IpAddr) -> Decision<'_> {
-        let Some(rule) = self.rules.iter().find(|r| r.matches(parts)) else {
+    pub fn check(&self, request: &impl RequestView, peer: IpAddr) -> Decision<'_> {
+        let Some(rule) = self.rules.iter().find(|r| r.matches(request)) else {
             return Decision::Unlimited;
         };
-        let client = client_address(peer, parts, &self.trusted);
+        let client = client_address(peer, request, &self.trusted);
         let now_ns = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        match rule.take(rule.key_of(parts, client), now_ns) {
+        match rule.take(rule.key_of(request, client), now_ns) {
             Ok(allowed) => Decision::Allowed(rule, allowed),
             Err(limited) => Decision::Limited(rule, limited),
         }
@@ -318,17 +324,16 @@ impl Limiter {
 /// `X-Forwarded-For` is walked from the right (the entry the nearest proxy appended), skipping
 /// trusted hops, and the first untrusted address is the client. Entries left of it were written
 /// by the client itself and are never believed. Loopback is not trusted unless configured.
-pub fn client_address(peer: IpAddr, parts: &Parts, trusted: &[IpNet]) -> IpAddr {
+pub fn client_address(peer: IpAddr, request: &impl RequestView, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
     let mut client = peer;
-    let lines: Vec<&str> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    let lines: Vec<&str> = request
+        .header_values("x-forwarded-for")
+        .filter(|v| v.iter().all(|b| *b == b'\t' || (b' '..=b'~').contains(b)))
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .collect();
     for entry in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
         match entry.trim().parse::<IpAddr>() {
@@ -404,7 +409,7 @@ mod tests {
         assert!(rule.tracked() <= 160, "{}", rule.tracked());
     }
 
-    fn parts_with(xff: &[&str]) -> Parts {
+    fn parts_with(xff: &[&str]) -> http::request::Parts {
         let mut builder = http::Request::builder().uri("/");
         for value in xff {
             builder = builder.header("x-forwarded-for", *value);

@@ -215,6 +215,10 @@ pub async fn start_with(
                     }
                 };
                 runtime.block_on(async move {
+                    tokio::spawn(crate::fast::reap_periodically(
+                        Arc::clone(&state),
+                        shutdown.clone(),
+                    ));
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
                             accept_loop(listener, state, shutdown, limit, acceptor).await;
@@ -308,6 +312,9 @@ async fn accept_loop(
         tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
             match acceptor {
+                None if fast_core(&state) => {
+                    crate::fast::serve(stream, peer, state, shutdown).await
+                }
                 None => serve_connection(stream, peer, state, shutdown, false).await,
                 Some(acceptor) => {
                     // The handshake counts against the same limit as reading a request head.
@@ -337,6 +344,15 @@ async fn accept_loop(
             "shutdown deadline passed with requests in flight"
         );
     }
+}
+
+/// Whether a new plain-HTTP connection is served by the fast core: `[server] core = "fast"`,
+/// header limits its stack array holds, and no trace export (the hyper path makes the spans).
+fn fast_core(state: &State) -> bool {
+    let table = state.table();
+    table.config.server.core == crate::config::Core::Fast
+        && table.config.limits.max_headers <= crate::fast::codec::MAX_HEADERS
+        && !brigade_core::traces::exporting()
 }
 
 /// What every request of one client connection shares: one `Arc` cloned per request.

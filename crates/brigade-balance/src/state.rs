@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
-use http::{HeaderName, HeaderValue, request::Parts};
+use http::{HeaderName, HeaderValue};
 
 use crate::config::{Config, ConfigError, RouteConfig};
 use crate::pool::Pool;
 use crate::rate_limit::Limiter;
 use crate::tls::{CertStore, TlsError};
+use crate::view::RequestView;
 
 /// A compiled routing rule.
 #[derive(Debug)]
@@ -42,21 +43,21 @@ impl Route {
         })
     }
 
-    fn matches(&self, parts: &Parts, host: Option<&str>) -> bool {
+    fn matches(&self, request: &impl RequestView, host: Option<&str>) -> bool {
         if let Some(want) = &self.host
             && !host.is_some_and(|h| h.eq_ignore_ascii_case(want))
         {
             return false;
         }
         if let Some(prefix) = &self.path_prefix
-            && !parts.uri.path().starts_with(prefix.as_str())
+            && !request.path().starts_with(prefix.as_str())
         {
             return false;
         }
         if let Some((name, value)) = &self.header {
-            match (parts.headers.get(name), value) {
+            match (request.header(name.as_str()), value) {
                 (None, _) => return false,
-                (Some(got), Some(want)) if got != want => return false,
+                (Some(got), Some(want)) if got != want.as_bytes() => return false,
                 _ => {}
             }
         }
@@ -122,28 +123,19 @@ impl Table {
 
     /// The pool for a request: the first matching rule's, else the last rule's, else the
     /// first pool's.
-    pub fn route(&self, parts: &Parts) -> &Arc<Pool> {
-        let host = parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.host())
-            .map(strip_port);
+    pub fn route(&self, request: &impl RequestView) -> &Arc<Pool> {
+        if self.routes.is_empty() {
+            return &self.pools[0];
+        }
+        let host = request.host();
         let index = self
             .routes
             .iter()
-            .find(|r| r.matches(parts, host))
+            .find(|r| r.matches(request, host))
             .or(self.routes.last())
             .map_or(0, |r| r.pool);
         &self.pools[index]
     }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| &h[1..]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
 /// Everything the listeners, health checks and admin API share.

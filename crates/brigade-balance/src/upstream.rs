@@ -9,7 +9,7 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -124,6 +124,11 @@ type Sender = SendRequest<RequestBody>;
 #[derive(Debug, Default)]
 pub struct IdleConnections {
     stack: Mutex<Vec<(Sender, u64)>>,
+    /// Moves on every [`clear`](Self::clear): the fast core's per-thread idle connections of an
+    /// older generation are closed instead of reused.
+    generation: AtomicU64,
+    /// Idle connections the fast core holds in its per-thread stacks, for [`len`](Self::len).
+    fast_idle: AtomicUsize,
 }
 
 impl IdleConnections {
@@ -168,14 +173,29 @@ impl IdleConnections {
 
     /// Closes every idle connection (the backend was ejected, turned unhealthy or removed).
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut stack) = self.stack.lock() {
             stack.clear();
         }
     }
 
-    /// Idle connections held.
+    /// The current generation (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Counts idle connections of the fast core: `delta` more (or fewer).
+    pub(crate) fn count_fast(&self, more: bool, n: usize) {
+        if more {
+            self.fast_idle.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.fast_idle.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Idle connections held (by either core).
     pub fn len(&self) -> usize {
-        self.stack.lock().map_or(0, |s| s.len())
+        self.stack.lock().map_or(0, |s| s.len()) + self.fast_idle.load(Ordering::Relaxed)
     }
 
     /// No idle connection is held.

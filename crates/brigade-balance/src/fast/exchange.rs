@@ -1,0 +1,429 @@
+//! One request on the fast core: the body kept for replay or streamed, the attempts on the
+//! pool's backends with the hyper path's retry rules (connect failures for any method; after
+//! sending, idempotent or keyed requests on a broken connection, a timeout or a 502/503/504;
+//! short `Retry-After` answers waited out; the budget and the retry deadline), and the chosen
+//! response relayed to the client.
+//!
+//! The decisions are the hyper path's own functions (`proxy::not_sent_allowance`,
+//! `retry_after_value`, `Pool::pick`, `Backend::record`, the budget); only the I/O differs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::conn::{Connection, header_value};
+use super::relay::{self, ClientFault, Fail, Received};
+use crate::answer;
+use crate::backend::{Backend, Outcome};
+use crate::config::Config;
+use crate::pool::Pool;
+use crate::proxy::{self, MAX_TOTAL_WAIT, TRIED};
+use crate::state::Table;
+use crate::upstream::Lease;
+
+/// How the request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// None.
+    Empty,
+    /// `Content-Length`.
+    Length(u64),
+    /// Chunked.
+    Chunked,
+}
+
+/// What [`super::conn`] decided about a request.
+#[derive(Debug)]
+pub struct Plan {
+    /// The routed pool.
+    pub pool: Arc<Pool>,
+    /// The consistent-hash key.
+    pub key: Option<Vec<u8>>,
+    /// The method (and `Idempotency-Key`) allows sending it twice.
+    pub retryable: bool,
+    /// A HEAD request: the response has no body.
+    pub head_request: bool,
+    /// The client asked to close after this request.
+    pub close: bool,
+    /// `RateLimit-Policy` and `RateLimit` for the response.
+    pub rate_limit: Option<(HeaderValue, Option<HeaderValue>)>,
+    /// The body's framing.
+    pub body: Body,
+    /// `limits.max_body_bytes`.
+    pub max_body: u64,
+}
+
+/// A request body still arriving from the client, forwarded as it comes.
+#[derive(Debug)]
+pub(super) enum Streamed {
+    /// Bytes of a `Content-Length` body still to come.
+    Length(u64),
+    /// A chunked body and the bytes of it passed so far.
+    Chunked(super::chunked::Decoder, u64),
+}
+
+/// Forwards a prepared request and relays the answer; false when the client connection cannot
+/// carry another request.
+pub(super) async fn forward(
+    conn: &mut Connection,
+    table: &Table,
+    plan: Plan,
+    arrived: Instant,
+) -> bool {
+    let config = &table.config;
+    let pool = Arc::clone(&plan.pool);
+    let mut streamed = None;
+    match plan.body {
+        Body::Empty => {}
+        Body::Length(n) if n <= config.limits.retry_buffer_bytes => {
+            let limit_ms = config.timeouts.body_read_ms;
+            if !relay::read_body(conn, n, Duration::from_millis(limit_ms)).await {
+                let id = header_value(&conn.request_id);
+                let response = answer::request_timeout(limit_ms, id.as_ref());
+                pool.metrics
+                    .requests
+                    .record(response.status(), arrived.elapsed());
+                conn.answer(&response, true).await;
+                return false;
+            }
+        }
+        Body::Length(n) => streamed = Some(Streamed::Length(n)),
+        Body::Chunked => streamed = Some(Streamed::Chunked(Default::default(), 0)),
+    }
+    let replay = streamed.is_none();
+    pool.budget.deposit();
+    let ended = attempts(conn, table, &plan, streamed, replay, arrived).await;
+    finish(conn, &plan, ended, arrived).await
+}
+
+/// How the attempts ended.
+enum Ended {
+    /// A response was relayed; whether the client connection can go on.
+    Relayed(bool),
+    /// A response kept from an earlier attempt (head and body), sent when nothing better came.
+    Kept(StatusCode, Vec<u8>),
+    /// No usable backend (503).
+    NoBackend,
+    /// The client's body failed (its 4xx; the connection closes).
+    Client(ClientFault),
+    /// Every attempt failed this way (502 or 504).
+    Failed(Outcome),
+}
+
+async fn finish(conn: &mut Connection, plan: &Plan, ended: Ended, arrived: Instant) -> bool {
+    let elapsed = arrived.elapsed();
+    match ended {
+        // Recorded when the head was ready, as the hyper path does.
+        Ended::Relayed(keep) => keep && !plan.close,
+        Ended::Kept(status, bytes) => {
+            plan.pool.metrics.requests.record(status, elapsed);
+            conn.client_stream.write_all(&bytes).await.is_ok() && !plan.close
+        }
+        ended => {
+            // A client's failed body leaves the connection's framing unknown.
+            let client_fault = matches!(ended, Ended::Client(_));
+            let id = header_value(&conn.request_id);
+            let id = id.as_ref();
+            let response = match ended {
+                Ended::NoBackend => answer::no_backend(plan.pool.name(), id),
+                Ended::Client(fault) => fault.answer(plan.max_body, id),
+                Ended::Failed(Outcome::Timeout) => answer::gateway_timeout(id),
+                Ended::Failed(Outcome::ConnectError) => {
+                    answer::bad_gateway("no backend accepted a connection", id)
+                }
+                _ => answer::bad_gateway("the backend closed the connection without an answer", id),
+            };
+            plan.pool
+                .metrics
+                .requests
+                .record(response.status(), elapsed);
+            let close = client_fault || plan.close || crate::fast::write::closes(&response);
+            conn.answer(&response, close).await && !close
+        }
+    }
+}
+
+/// The retry state of one request: what `proxy::forward` keeps in local variables.
+struct Attempts<'a> {
+    plan: &'a Plan,
+    /// The request can be sent again (method and a kept body).
+    retryable: bool,
+    began: Instant,
+    deadline: Duration,
+    connect_failures: usize,
+    tried: [usize; TRIED],
+    last: Outcome,
+    limit: u32,
+    waited: Duration,
+    /// The last 5xx or `Retry-After` answer, whole, in case nothing better comes.
+    kept: Option<(StatusCode, Vec<u8>)>,
+}
+
+/// What to do with an attempt's answer.
+enum Verdict {
+    /// Relay it to the client.
+    Relay,
+    /// Try again (after the wait, if any).
+    Again(Option<Duration>),
+}
+
+impl<'a> Attempts<'a> {
+    fn new(config: &'a Config, plan: &'a Plan, replay: bool) -> Self {
+        Self {
+            plan,
+            retryable: plan.retryable && replay,
+            began: Instant::now(),
+            deadline: Duration::from_millis(config.retry.deadline_ms),
+            connect_failures: 0,
+            tried: [0; TRIED],
+            last: Outcome::ConnectError,
+            limit: config.retry.max_attempts,
+            waited: Duration::ZERO,
+            kept: None,
+        }
+    }
+
+    /// The backend of attempt `attempt` (from 0), spending retry budget as the hyper path
+    /// does; `Err(None)`: stop trying, `Err(Some(..))`: answer this.
+    fn pick(&mut self, attempt: u32) -> Result<Arc<Backend>, Option<Ended>> {
+        let pool = &self.plan.pool;
+        if attempt > 0 {
+            // A refused connection sent nothing and loaded no backend: no budget spent.
+            if self.last != Outcome::ConnectError && !pool.budget.withdraw() {
+                pool.metrics.budget_exhausted.increment(1);
+                return Err(None);
+            }
+            pool.metrics.retry(self.last).increment(1);
+        }
+        let tried = &self.tried[..(attempt as usize).min(TRIED)];
+        match pool.pick(self.plan.key.as_deref(), tried) {
+            Ok(backend) => {
+                if let Some(slot) = self.tried.get_mut(attempt as usize) {
+                    *slot = Arc::as_ptr(&backend) as usize;
+                }
+                Ok(backend)
+            }
+            Err(_) if attempt == 0 => {
+                pool.metrics.no_healthy.increment(1);
+                Err(Some(Ended::NoBackend))
+            }
+            Err(_) => Err(None),
+        }
+    }
+
+    fn connect_failed(&mut self, backend: &Backend) {
+        backend.record(Outcome::ConnectError, &self.plan.pool.config.outlier);
+        self.last = Outcome::ConnectError;
+        self.connect_failures += 1;
+        self.limit += proxy::not_sent_allowance(
+            self.connect_failures,
+            self.plan.pool.backend_count(),
+            self.began,
+            self.deadline,
+        );
+    }
+
+    /// Another attempt after sending, if the request allows it and time is left.
+    fn may_resend(&self, attempts: u32) -> bool {
+        self.retryable && attempts < self.limit && self.began.elapsed() < self.deadline
+    }
+
+    /// Records a failed exchange; whether to try again.
+    fn failed(&mut self, backend: &Backend, outcome: Outcome, attempts: u32) -> bool {
+        backend.record(outcome, &self.plan.pool.config.outlier);
+        self.last = outcome;
+        self.may_resend(attempts)
+    }
+
+    /// Records an answer and decides whether it goes to the client.
+    fn answered(&mut self, backend: &Backend, received: &Received, attempts: u32) -> Verdict {
+        let status = received.status;
+        let outcome = if status.is_server_error() {
+            Outcome::ServerError
+        } else {
+            Outcome::Success
+        };
+        backend.record(outcome, &self.plan.pool.config.outlier);
+        let again = matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ) && self.may_resend(attempts);
+        let wait = received.retry_after.filter(|wait| {
+            self.retryable
+                && self.waited + *wait <= MAX_TOTAL_WAIT
+                && self.began.elapsed() + *wait < self.deadline
+        });
+        if !again && wait.is_none() {
+            return Verdict::Relay;
+        }
+        self.last = outcome;
+        if let Some(wait) = wait {
+            // Waits do not use up `max_attempts` (within MAX_TOTAL_WAIT).
+            self.waited += wait;
+            if attempts >= self.limit {
+                self.limit += 1;
+            }
+        }
+        Verdict::Again(wait)
+    }
+
+    /// The answer when no attempt gave one to relay.
+    fn give_up(self) -> Ended {
+        match (self.kept, self.last) {
+            (Some((status, bytes)), _) => Ended::Kept(status, bytes),
+            (None, Outcome::Timeout) => Ended::Failed(Outcome::Timeout),
+            (None, Outcome::ConnectError) => Ended::Failed(Outcome::ConnectError),
+            (None, _) => Ended::Failed(Outcome::Error),
+        }
+    }
+}
+
+/// The loop of attempts: the hyper path's `proxy::forward` on the fast core's I/O.
+async fn attempts(
+    conn: &mut Connection,
+    table: &Table,
+    plan: &Plan,
+    mut streamed: Option<Streamed>,
+    replay: bool,
+    arrived: Instant,
+) -> Ended {
+    let config = &table.config;
+    let mut state = Attempts::new(config, plan, replay);
+    let mut attempt = 0u32;
+    while attempt < state.limit {
+        let backend = match state.pick(attempt) {
+            Ok(backend) => backend,
+            Err(None) => break,
+            Err(Some(ended)) => return ended,
+        };
+        attempt += 1;
+        if !replay && streamed.is_none() {
+            // The streamed body went to an earlier attempt and cannot be sent again.
+            break;
+        }
+        let lease = Lease::new(Arc::clone(&backend), 0);
+        let Some((upstream, fresh)) = open(&backend, config).await else {
+            // Nothing was sent: a streamed body is still whole for the next attempt.
+            state.connect_failed(&backend);
+            continue;
+        };
+        let started = Instant::now();
+        let body = streamed.take();
+        let (result, upstream) = send(conn, config, plan, &backend, (upstream, fresh), body).await;
+        let received = match result {
+            Err(Fail::Timeout) if state.failed(&backend, Outcome::Timeout, attempt) => continue,
+            Err(Fail::Timeout) => break,
+            Err(Fail::Client(fault)) => return Ended::Client(fault),
+            Err(Fail::Closed | Fail::Upstream)
+                if state.failed(&backend, Outcome::Error, attempt) =>
+            {
+                continue;
+            }
+            Err(Fail::Closed | Fail::Upstream) => break,
+            Ok(received) => received,
+        };
+        backend.observe_latency(started);
+        if let Verdict::Again(wait) = state.answered(&backend, &received, attempt)
+            // Kept only when whole in the buffer (error answers are small); a larger one goes
+            // to the client as it is.
+            && let Some(clean) = relay::take_whole(conn, received.framing)
+        {
+            if clean && received.reusable {
+                super::idle::checkin(&backend, upstream, config.limits.max_idle_per_backend);
+            }
+            state.kept = Some((received.status, std::mem::take(&mut conn.out)));
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            continue;
+        }
+        plan.pool
+            .metrics
+            .requests
+            .record(received.status, arrived.elapsed());
+        let keep = relay::relay(conn, upstream, &backend, &received, config).await;
+        drop(lease);
+        return Ended::Relayed(keep);
+    }
+    state.give_up()
+}
+
+/// A pooled connection to `backend`, else a new one; whether it is new.
+async fn open(backend: &Backend, config: &Config) -> Option<(TcpStream, bool)> {
+    let reused = super::idle::checkout_ptr(backend, config.timeouts.upstream_idle_ms);
+    match reused {
+        Some(stream) => Some((stream, false)),
+        None => connect(backend, Duration::from_millis(config.timeouts.connect_ms))
+            .await
+            .map(|stream| (stream, true)),
+    }
+}
+
+/// Sends the request on `upstream` and reads the response head within
+/// `upstream_response_ms`; a pooled connection the backend closed while idle is replaced by a
+/// fresh one once, when the request can be sent again.
+async fn send(
+    conn: &mut Connection,
+    config: &Config,
+    plan: &Plan,
+    backend: &Backend,
+    (mut upstream, fresh): (TcpStream, bool),
+    mut streamed: Option<Streamed>,
+) -> (Result<Received, Fail>, TcpStream) {
+    let timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
+    let max_body = config.limits.max_body_bytes;
+    let replay = streamed.is_none();
+    let extras = relay::Extras {
+        head_request: plan.head_request,
+        close: plan.close,
+        rate_limit: plan.rate_limit.as_ref(),
+        body_timeout: Duration::from_millis(config.timeouts.body_read_ms),
+    };
+    let exchange = relay::exchange(conn, &mut upstream, streamed.as_mut(), max_body, &extras);
+    let mut result = tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Err(Fail::Timeout));
+    if !fresh
+        && replay
+        && matches!(result, Err(Fail::Closed))
+        && let Some(stream) =
+            connect(backend, Duration::from_millis(config.timeouts.connect_ms)).await
+    {
+        upstream = stream;
+        let exchange = relay::exchange(conn, &mut upstream, None, max_body, &extras);
+        result = tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(Fail::Timeout));
+    }
+    (result, upstream)
+}
+
+/// A new connection to `backend`, or `None` when it cannot be had within `timeout`.
+async fn connect(backend: &Backend, timeout: Duration) -> Option<TcpStream> {
+    match tokio::time::timeout(timeout, TcpStream::connect(backend.address)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(backend = %backend.label, %error, "connect failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(backend = %backend.label, "connect timed out");
+            None
+        }
+    }
+}
+
+/// Reads from a socket into a buffer, up to `READ` bytes more.
+pub(super) async fn read_some(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    buffer.reserve(8192);
+    stream.read_buf(buffer).await
+}
