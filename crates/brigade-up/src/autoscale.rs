@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{EventKind, EventLevel};
 use crate::pool::PoolCommand;
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 use crate::topology::{Autoscale, ScaleMetric};
 
 /// HPA's recommendation: `ceil(current × metric / target)`, unchanged within the tolerance,

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{EventKind, EventLevel};
 use crate::jobs::JobsConfigError;
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 
 mod recover;
 

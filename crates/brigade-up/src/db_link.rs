@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::api::{EventKind, EventLevel, LinkMode, LinkView};
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 
 /// How long taking the SQLite write lock may wait for writes in flight.
 const LOCK_WAIT: Duration = Duration::from_secs(30);

@@ -13,8 +13,8 @@ use crate::child_state::ChildState;
 use crate::configs;
 use crate::logs::LogSink;
 use crate::pool::STOP_GRACE;
+use crate::shared::Shared;
 use crate::supervise::{Kind, StartFailure};
-use crate::supervisor::Shared;
 use crate::topology::UpOptions;
 use crate::trace_env::TraceEnv;
 

@@ -40,6 +40,7 @@ mod pool;
 mod problem;
 mod public;
 mod scheduler;
+mod shared;
 pub mod status_view;
 mod supervise;
 mod supervisor;

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::api::{RolloutAnswer, RolloutRequest, ScaleAnswer, ScaleRequest, Status};
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 
 /// The ops listener (bound by [`crate::listeners::bind`]) for the runtime.
 pub fn from_std(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {

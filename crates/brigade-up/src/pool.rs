@@ -21,8 +21,8 @@ use crate::balancer::{BalancerAdmin, wait_ready};
 use crate::child::{self, ChildSpec, Running};
 use crate::child_state::ChildState;
 use crate::logs::LogSink;
+use crate::shared::Shared;
 use crate::supervise::{self, Backoff, Kind, StartFailure};
-use crate::supervisor::Shared;
 use crate::topology::PoolPlan;
 
 /// How long a replica may take to become ready.

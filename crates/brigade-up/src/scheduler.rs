@@ -28,7 +28,7 @@ use crate::api::{EventKind, EventLevel, Service};
 use crate::child_state::ChildState;
 use crate::jobs::{self, AdminSession, JobPlan, JobTarget, JobsPlan};
 use crate::public::PublicEndpoint;
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 use crate::topology::UpOptions;
 
 /// Why a job started.

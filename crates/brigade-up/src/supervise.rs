@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::{EventKind, EventLevel};
 use crate::child::Running;
 use crate::child_state::ChildState;
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 
 /// Crashes within this window that make a crash loop.
 const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(120);

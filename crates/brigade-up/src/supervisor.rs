@@ -1,6 +1,5 @@
 //! The supervisor: starts the topology, keeps every replica running, stops it all in order.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,16 +9,16 @@ use brigade_core::Shutdown;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::api::{ChildStatus, EventKind, EventLevel, Service, Status};
+use crate::api::{ChildStatus, EventKind, EventLevel, Service};
 use crate::balancer::BalancerAdmin;
 use crate::child_state::ChildState;
-use crate::events::Events;
 use crate::kinds::{Balancer, Watch};
 use crate::listeners;
 use crate::logs::{self, LogSink};
 use crate::ops;
-use crate::pool::{self, PoolCommand, PoolContext, READY_TIMEOUT};
+use crate::pool::{self, PoolContext, READY_TIMEOUT};
 use crate::public::PublicEndpoint;
+use crate::shared::{Addresses, Shared};
 use crate::supervise::{self, Backoff, Kind};
 use crate::tls::TlsFiles;
 use crate::topology::UpOptions;
@@ -61,123 +60,6 @@ pub enum UpError {
         /// Why: its exit status or the spawn error.
         reason: String,
     },
-}
-
-/// Where the public listener, the balancer's admin API and watch are.
-#[derive(Clone, Default)]
-struct Addresses {
-    public: Option<String>,
-    balancer_admin: Option<String>,
-    /// Changes when watch is restarted.
-    watch: Option<String>,
-}
-
-/// State shared by the supervisor's tasks and the ops API.
-#[derive(Clone, Default)]
-pub struct Shared {
-    children: Arc<Mutex<BTreeMap<String, ChildStatus>>>,
-    addresses: Arc<Mutex<Addresses>>,
-    pools: Arc<Mutex<BTreeMap<String, mpsc::Sender<PoolCommand>>>>,
-    db_link: Arc<Mutex<Option<crate::db_link::DbLink>>>,
-    data_dir: Arc<std::sync::OnceLock<PathBuf>>,
-    endpoint: Arc<std::sync::OnceLock<PublicEndpoint>>,
-    /// Recent events.
-    pub events: Events,
-    /// The off-peak jobs, for the ops API.
-    pub(crate) jobs: crate::scheduler::JobBoard,
-    /// Continuous backups and restores, for the ops API.
-    pub(crate) backups: crate::backups::SharedView,
-    /// Error groups, fed by the central log, for the ops API.
-    pub(crate) errors: crate::errors::ErrorGroups,
-}
-
-impl Shared {
-    /// The command channel of a pool's manager.
-    pub fn pool(&self, name: &str) -> Option<mpsc::Sender<PoolCommand>> {
-        self.pools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    /// The replicas' database link (cut by the db-outage drill), once set up.
-    pub(crate) fn db_link(&self) -> Option<crate::db_link::DbLink> {
-        self.db_link
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Names of the pools.
-    pub fn pool_names(&self) -> Vec<String> {
-        self.pools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-
-    /// Forgets a child that was scaled away.
-    pub(crate) fn remove(&self, instance: &str) {
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(instance);
-    }
-
-    pub(crate) fn update(&self, instance: &str, change: impl FnOnce(&mut ChildStatus)) {
-        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(status) = children.get_mut(instance) {
-            change(status);
-        }
-    }
-
-    /// Publishes watch's API address (it changes when watch is restarted).
-    pub(crate) fn set_watch(&self, address: Option<String>) {
-        self.addresses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .watch = address;
-    }
-
-    fn set_addresses(&self, addresses: Addresses) {
-        *self.addresses.lock().unwrap_or_else(|p| p.into_inner()) = addresses;
-    }
-
-    pub(crate) fn insert(&self, status: ChildStatus) {
-        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-        children.insert(status.instance.clone(), status);
-    }
-
-    /// A snapshot for the ops API.
-    pub fn status(&self) -> Status {
-        let Addresses {
-            public,
-            balancer_admin,
-            watch,
-        } = self
-            .addresses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Status {
-            public,
-            endpoint: self.endpoint.get().cloned(),
-            balancer_admin,
-            watch,
-            data_dir: self.data_dir.get().cloned(),
-            children: self
-                .children
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .cloned()
-                .collect(),
-            events: self.events.recent(),
-        }
-    }
 }
 
 /// The running supervisor.

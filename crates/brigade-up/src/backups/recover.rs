@@ -20,8 +20,8 @@ use crate::api::{EventKind, EventLevel};
 use crate::api::{RestoreOutcome, RestoreRecord};
 use crate::logs::LogSink;
 use crate::pool::PoolCommand;
+use crate::shared::Shared;
 use crate::supervise::Replace;
-use crate::supervisor::Shared;
 use crate::topology::UpOptions;
 
 /// Longest a pool may take to stop its replicas (they are killed, so this is generous).

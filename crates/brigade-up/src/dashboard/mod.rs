@@ -28,7 +28,7 @@ use axum::routing::{delete, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 
 /// Where the dashboard's data comes from: a running supervisor (whose addresses change as it
 /// restarts children) or fixed addresses given on the command line.
@@ -194,7 +194,7 @@ mod tests {
     use serde_json::Value;
 
     use crate::logs::LogSink;
-    use crate::supervisor::Shared;
+    use crate::shared::Shared;
 
     /// The ops API of a supervisor (no children yet) with some central log lines: the
     /// dashboard's routes are on it, `GET /api/logs` searches the supervisor's logs.

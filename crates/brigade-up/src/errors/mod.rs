@@ -21,7 +21,7 @@ use brigade_core::Problem;
 use serde::Deserialize;
 
 use crate::api::{ErrorGroup, ErrorGroupList, ErrorGroupState};
-use crate::supervisor::Shared;
+use crate::shared::Shared;
 
 pub use fingerprint::{fingerprint, normalize_message};
 pub use groups::{CAPACITY, ErrorGroups, Recorded};
