@@ -17,6 +17,7 @@ use brigade_core::config::{DatabaseKind, StorageSettings};
 use serde::Serialize;
 use sqlx::{PgPool, Row, SqlitePool};
 
+use crate::Store as _;
 use crate::StoreError;
 use crate::write_gate::WriteGate;
 
@@ -95,29 +96,26 @@ impl AlertStateStore {
     /// Applies brigade's migrations (watch's tables included), then opens a small pool for
     /// watch: two connections on SQLite (one writer at a time anyway), four on PostgreSQL.
     pub async fn open(settings: &StorageSettings) -> Result<Self, AlertStateError> {
-        let store = crate::connect(settings)
-            .await
-            .map_err(AlertStateError::Connect)?;
-        drop(store);
+        // One pool, small: watch writes a few rows per evaluation. The schema is the store's;
+        // migrating through this pool leaves no second connection behind.
         let url = settings.effective_url();
-        let connections = if DatabaseKind::is_postgres(&url) {
-            4
-        } else {
-            2
-        };
+        let postgres = DatabaseKind::is_postgres(&url);
         let settings = StorageSettings {
-            max_connections: connections,
+            max_connections: if postgres { 4 } else { 2 },
             ..settings.clone()
         };
-        let backend = if DatabaseKind::is_postgres(&url) {
+        let connect_error = AlertStateError::Connect;
+        let backend = if postgres {
             let store = crate::PostgresStore::connect(&url, &settings)
                 .await
-                .map_err(AlertStateError::Connect)?;
+                .map_err(connect_error)?;
+            store.migrate().await.map_err(connect_error)?;
             Backend::Postgres(store.pool)
         } else {
             let store = crate::SqliteStore::connect(&url, &settings)
                 .await
-                .map_err(AlertStateError::Connect)?;
+                .map_err(connect_error)?;
+            store.migrate().await.map_err(connect_error)?;
             Backend::Sqlite {
                 pool: store.pool,
                 writer: store.writer,
