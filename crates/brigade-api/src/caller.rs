@@ -157,10 +157,11 @@ impl Caller {
             .tokens
             .verify(token)
             .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
-        // The signature says who; the session row says whether the login still stands.
+        // The signature says who; the session row says whether the login still stands (read
+        // through this replica's session cache, which honours revocation within its bound).
         let session = state
-            .store
-            .session(claims.sid)
+            .sessions
+            .session(state.store.as_ref(), claims.sid)
             .await?
             .filter(|session| session.revoked_at.is_none())
             .filter(|session| session.expires_at > brigade_domain::now())

@@ -22,6 +22,7 @@ mod placement;
 mod read_after;
 mod report_limit;
 pub mod routes;
+pub mod session_cache;
 mod state;
 mod write_health;
 

@@ -27,6 +27,8 @@ pub struct SharedState {
     pub health: HealthLatch,
     /// Tokens, passwords, login limits.
     pub auth: crate::auth::Auth,
+    /// Sessions this replica has read, confirmed against the session epoch before use.
+    pub sessions: crate::session_cache::SessionCache,
     /// The payment provider behind its timeout and circuit breaker.
     pub payments: brigade_payments::Payments,
     /// Failures injected on purpose (alert drills).
@@ -47,12 +49,14 @@ impl AppState {
         payments: brigade_payments::Payments,
     ) -> Self {
         let faults = crate::faults::Faults::new(settings.faults.error_ratio);
+        let sessions = crate::session_cache::SessionCache::new(&settings.auth.session_cache);
         Self(Arc::new(SharedState {
             store,
             cache,
             settings,
             health: HealthLatch::new(),
             auth,
+            sessions,
             payments,
             faults,
             write_health: crate::write_health::WriteHealth::default(),

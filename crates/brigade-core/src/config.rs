@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 mod backup;
 mod replica;
+mod session_cache;
 
 pub use backup::BackupSettings;
+pub use session_cache::SessionCacheSettings;
 
 /// The file read when no `--config` is given; missing is fine, unreadable or invalid is not.
 pub const DEFAULT_CONFIG_FILE: &str = "brigade.toml";
@@ -359,6 +361,8 @@ pub struct AuthSettings {
     pub hash_queue: usize,
     /// Longest wait for a hashing slot before answering 503 with `Retry-After`.
     pub hash_wait_ms: u64,
+    /// The per-replica session cache (`[auth.session_cache]`).
+    pub session_cache: SessionCacheSettings,
 }
 
 impl Default for AuthSettings {
@@ -378,6 +382,7 @@ impl Default for AuthSettings {
             hash_memory_mib: 128,
             hash_queue: 64,
             hash_wait_ms: 5_000,
+            session_cache: SessionCacheSettings::default(),
         }
     }
 }
@@ -631,6 +636,9 @@ impl Settings {
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return invalid("cache.redis_url", "must start with redis:// or rediss://");
+        }
+        if let Err((key, message)) = self.auth.session_cache.check() {
+            return invalid(key, message);
         }
         if let Some(key) = self.auth.keys.iter().find(|key| key.secret.len() < 32) {
             return Err(ConfigError::Invalid {

@@ -303,6 +303,10 @@ pub trait Accounts: Send + Sync + 'static {
     ) -> StoreResult<Uuid>;
     /// A session with its account, if it exists.
     async fn session(&self, id: Uuid) -> StoreResult<Option<SessionRecord>>;
+    /// The session epoch: a number that changes whenever a session is revoked or deleted or
+    /// an account changes (triggers of migration 0008 move it in the same transaction). A
+    /// replica that caches sessions drops them when it sees this move.
+    async fn session_epoch(&self) -> StoreResult<i64>;
     /// Every account, by e-mail address.
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
     /// Replaces an account's password hash (`brigade demo-data --reset-passwords`).

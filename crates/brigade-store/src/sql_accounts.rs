@@ -130,6 +130,16 @@ macro_rules! accounts_methods {
                 .await
             }
 
+            async fn session_epoch(&self) -> $crate::StoreResult<i64> {
+                $crate::trace::traced(<$db as sqlx::Database>::NAME, "SELECT", "SELECT session_epoch", async move {
+                    sqlx::query_scalar("SELECT epoch FROM session_epoch WHERE id = 1")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err($crate::error::classify)
+                })
+                .await
+            }
+
             async fn list_accounts(&self) -> $crate::StoreResult<Vec<brigade_domain::Account>> {
                 let rows: Vec<$crate::rows::AccountRow> = sqlx::query_as(concat!(
                     "SELECT ",

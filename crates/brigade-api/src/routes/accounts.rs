@@ -197,6 +197,8 @@ async fn change_role(
         .store
         .set_role(account_id, change.role, change.shop_id, &admin.actor())
         .await?;
+    // Other replicas see the change through the session epoch; this one applies it at once.
+    state.sessions.invalidate_all();
     tracing::info!(account_id = %account.id, role = account.role.as_str(), "role changed");
     Ok(axum::Json(account))
 }
@@ -380,7 +382,8 @@ async fn log_in(
     ))
 }
 
-/// Logs out: the token stops working on every replica at once.
+/// Logs out: the token stops working on this replica at once and on every other one within
+/// `auth.session_cache.max_staleness_ms`.
 #[utoipa::path(delete, path = "/sessions/current", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
@@ -391,6 +394,8 @@ async fn log_out(State(state): State<AppState>, caller: Caller) -> ApiResult<Sta
         .store
         .revoke_session(session_id, &caller.actor())
         .await?;
+    // Other replicas see the log-out through the session epoch; this one applies it at once.
+    state.sessions.invalidate_all();
     tracing::info!(session_id = %session_id, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -220,7 +220,12 @@ both_backends! {
         let change = json!({"role": "courier", "shop_id": shop["id"]});
         let changed = expect_json(app.patch(&format!("/api/v1/admin/accounts/{}", me["id"].as_str().unwrap()), &change, None).await, StatusCode::OK).await;
         assert_eq!(changed["role"], "courier");
-        let me = expect_json(second.get_as("/api/v1/accounts/me", &token).await, StatusCode::OK).await;
+        // The second replica had the session cached: it applies the change within the
+        // session cache's bound (auth.session_cache.max_staleness_ms), not necessarily at once.
+        let me = within_the_bound(|| async {
+            let me = expect_json(second.get_as("/api/v1/accounts/me", &token).await, StatusCode::OK).await;
+            (me["role"] == "courier").then_some(me)
+        }).await;
         assert_eq!(me["role"], "courier", "the same token now carries the new role");
         assert_eq!(me["shop_id"], shop["id"]);
         // Rights are checked before the body is read: no right, 403, however bad the body.
@@ -231,5 +236,30 @@ both_backends! {
         expect_problem(order, StatusCode::FORBIDDEN).await;
         let missing_shop = app.patch(&format!("/api/v1/admin/accounts/{}", me["id"].as_str().unwrap()), &json!({"role": "staff"}), None).await;
         assert_eq!(problem_fields(&expect_problem(missing_shop, StatusCode::UNPROCESSABLE_ENTITY).await), ["shop_id"]);
+    }
+}
+
+/// Polls `probe` until it gives an answer; every request that still saw the old state must
+/// have started within the session cache's bound (250 ms by default) of the change, which
+/// committed before this is called.
+async fn within_the_bound<T, F, Fut>(probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let bound = std::time::Duration::from_millis(
+        brigade_core::config::SessionCacheSettings::default().max_staleness_ms,
+    );
+    let changed = std::time::Instant::now();
+    loop {
+        let started = std::time::Instant::now();
+        if let Some(answer) = probe().await {
+            return answer;
+        }
+        assert!(
+            started.duration_since(changed) <= bound,
+            "a request {:?} after the change still saw the old state",
+            started.duration_since(changed)
+        );
     }
 }
