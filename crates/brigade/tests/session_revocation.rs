@@ -133,6 +133,10 @@ fn within_the_bound(what: &str, acknowledged: Instant, mut probe: impl FnMut() -
     loop {
         let started = Instant::now();
         if probe() {
+            eprintln!(
+                "{what}: seen {:?} after it was acknowledged",
+                started.duration_since(acknowledged)
+            );
             return;
         }
         let late = started.duration_since(acknowledged);
@@ -271,26 +275,29 @@ fn a_locked_database_keeps_answers_correct(pair: &Pair, data_dir: &Path) {
         .send()
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let acknowledged = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    let url = format!("sqlite://{}", data_dir.join("brigade.db").display());
+    let mut lock = runtime.block_on(async {
         use sqlx::Connection;
-        let url = format!("sqlite://{}", data_dir.join("brigade.db").display());
         let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::raw_sql("BEGIN IMMEDIATE")
             .execute(&mut lock)
             .await
             .unwrap();
-        let acknowledged = Instant::now();
-        within_the_bound("log-out under a write lock", acknowledged, || {
-            pair.b.me(&revoked).0 == StatusCode::UNAUTHORIZED
-        });
-        for _ in 0..20 {
-            assert_eq!(pair.b.me(&live).0, StatusCode::OK);
-            assert_eq!(pair.b.me(&revoked).0, StatusCode::UNAUTHORIZED);
-        }
+        lock
+    });
+    within_the_bound("log-out under a write lock", acknowledged, || {
+        pair.b.me(&revoked).0 == StatusCode::UNAUTHORIZED
+    });
+    for _ in 0..20 {
+        assert_eq!(pair.b.me(&live).0, StatusCode::OK);
+        assert_eq!(pair.b.me(&revoked).0, StatusCode::UNAUTHORIZED);
+    }
+    runtime.block_on(async {
         sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
     });
 }
