@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Up, alive, signal, wait_until};
+use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Running, Up, alive, signal, wait_until};
 
 #[test]
 fn up_serves_survives_a_killed_replica_and_stops_everything() {
@@ -100,8 +100,8 @@ fn up_serves_survives_a_killed_replica_and_stops_everything() {
     // SIGTERM: everything stops in order, exit 0, no process left.
     let pids = up.child_pids();
     assert_eq!(pids.len(), 6);
-    signal(up.child.id(), "-TERM");
-    let exit = up.child.wait().unwrap();
+    signal(up.process.child.id(), "-TERM");
+    let exit = up.process.child.wait().unwrap();
     assert!(exit.success(), "brigade up exited with {exit}");
     for pid in pids {
         assert!(!alive(pid), "process {pid} outlived the supervisor");
@@ -122,8 +122,8 @@ fn children_die_with_a_killed_supervisor() {
         6,
         "balance, 2 + 1 orders replicas, 1 kitchen replica, watch"
     );
-    up.child.kill().unwrap();
-    up.child.wait().unwrap();
+    up.process.child.kill().unwrap();
+    up.process.child.wait().unwrap();
     wait_until("every child to exit", Duration::from_secs(30), || {
         pids.iter().all(|&pid| !alive(pid))
     });
