@@ -250,6 +250,13 @@ def settings_keys() -> set[str]:
     return keys
 
 
+def otel_variables() -> set[str]:
+    """The OTEL_* variables brigade reads, from the table in brigade-core's traces.rs."""
+    table = read("crates/brigade-core/src/traces.rs").split("//! | variable | effect |", 1)[1]
+    table = table.split("\n\n", 1)[0]
+    return set(re.findall(r"`(OTEL_[A-Z_]+)", table))
+
+
 def env_to_key(name: str) -> str:
     """BRIGADE_PAYMENTS__STRIPE__SECRET_KEY → payments.stripe.secret_key."""
     return name[len("BRIGADE_") :].lower().replace("__", ".")
