@@ -208,6 +208,24 @@ def _apply_patches(directory: Path, kustomization: dict, resources: list[dict]) 
             resources[resources.index(target)] = strategic_merge(target, doc)
 
 
+def with_components(directory, overlay: str, components: list[str]) -> Path:
+    """Writes into `directory` a kustomization of an overlay plus optional components of
+    deploy/k8s/components, in the overlay's namespace, and returns the folder. kustomize takes
+    only relative paths, hence os.path.relpath."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    up = os.path.relpath(K8S, folder.resolve())
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": f"brigade-{overlay}",
+        "resources": [f"{up}/overlays/{overlay}"],
+        "components": [f"{up}/components/{name}" for name in components],
+    }
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return folder
+
+
 def find(resources: list[dict], kind: str, name: str) -> dict:
     """The one resource of a kind and name."""
     matches = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
