@@ -160,3 +160,9 @@ def test_velero_keeps_the_environments_namespace_for_its_retention(environment):
     assert rest == ["*", "*", "*"]
     dump = find(RENDERED[environment], "CronJob", "brigade-backup")["spec"]["schedule"].split()
     assert (int(hour), int(minute)) > (int(dump[1]), int(dump[0])), "after the night's database dump"
+
+
+def test_the_components_window_defaults_to_terraforms(pgbackrest):
+    text = read("deploy/terraform/variables.tf")
+    default = re.search(r'variable "pitr_retention_days" \{.*?default\s+=\s+(\d+)', text, re.S).group(1)
+    assert target(pgbackrest)["PGBACKREST_REPO1_RETENTION_FULL"] == default
