@@ -1,9 +1,9 @@
 """Shared helpers of brigade's deployment checks: file locations, YAML loading, the
 PrometheusRule generated from the rule file, and a small kustomize renderer.
 
-The renderer covers what deploy/k8s uses (resources, namespace, labels, images, replicas,
-strategic-merge patches by file), so the overlays are checked without kubectl; where kubectl
-is present, test_k8s.py checks that both renderings agree.
+The renderer covers what deploy/k8s uses (resources, components, namespace, labels, images,
+replicas, strategic-merge patches by file), so the overlays are checked without kubectl; where
+kubectl is present, test_k8s.py and test_k8s_backups.py check that both renderings agree.
 """
 
 from __future__ import annotations
