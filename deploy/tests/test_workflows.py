@@ -68,6 +68,21 @@ def test_deploy_pipeline_builds_scans_stages_and_promotes_with_approval():
         assert (ROOT / "deploy/k8s/overlays" / environment / "kustomization.yaml").exists()
 
 
+def test_the_pgbackrest_image_the_backup_component_runs_is_built_from_its_dockerfile():
+    build = next(
+        s for s in DEPLOY["jobs"]["postgres-image"]["steps"] if s.get("uses", "").startswith("docker/build-push-action")
+    )
+    assert build["with"]["push"] is True
+    assert (ROOT / build["with"]["file"]).exists()
+    dockerfile = read(ROOT / build["with"]["file"])
+    assert "pgbackrest" in dockerfile
+    tags = build["with"]["tags"].split()
+    base = read(ROOT / "deploy/docker/postgres.Dockerfile").split("FROM postgres:", 1)[1].split()[0]
+    assert any(tag.endswith(f"-postgres:{base}") for tag in tags), tags
+    cronjob = read(ROOT / "deploy/k8s/components/pgbackrest/cronjob.yaml")
+    assert f"brigade-postgres:{base}" in cronjob, "the CronJob runs the tag the workflow pushes"
+
+
 def test_named_scripts_and_configs_exist():
     text = read(".github/workflows/ci.yml") + read(".github/workflows/deploy.yml")
     for path in set(re.findall(r"(?:\./)?((?:scripts|deploy)/[\w./-]+)", text)):
