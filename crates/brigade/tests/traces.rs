@@ -356,27 +356,11 @@ fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
         .send()
         .unwrap();
     assert_eq!(placed.status(), 201);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let spans = loop {
-        let answer = client
-            .get(format!("http://{watch_address}/api/v1/traces/{trace}"))
-            .send()
-            .unwrap();
-        if answer.status() == 200 {
-            let body: Value = answer.json().unwrap();
-            let spans = body["spans"].as_array().cloned().unwrap_or_default();
-            // The request's span ends after the provider's, so it may arrive in a later export.
-            let has = |name: &str| spans.iter().any(|s| s["name"] == name);
-            if has("payments authorize") && has("POST /api/v1/orders") {
-                break spans;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no payment span and request span in trace {trace}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let spans = spans_named(
+        &watch_address,
+        trace,
+        &["payments authorize", "POST /api/v1/orders"],
+    );
     let request = spans
         .iter()
         .find(|s| s["name"] == "POST /api/v1/orders")
@@ -406,4 +390,99 @@ fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
         hops += 1;
         assert!(hops < 10);
     }
+}
+
+/// The spans of `trace` from watch's trace API once every one of `names` has arrived (a
+/// parent span ends after its children, so it may come in a later export).
+fn spans_named(watch: &str, trace: &str, names: &[&str]) -> Vec<Value> {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = client
+            .get(format!("http://{watch}/api/v1/traces/{trace}"))
+            .send()
+            .unwrap();
+        if answer.status() == 200 {
+            let body: Value = answer.json().unwrap();
+            let spans = body["spans"].as_array().cloned().unwrap_or_default();
+            if names
+                .iter()
+                .all(|name| spans.iter().any(|s| s["name"] == *name))
+            {
+                return spans;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all of {names:?} in trace {trace}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_menu_read_shows_whether_the_cache_answered_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_collector, watch_address) = watch(dir.path());
+    let endpoint = format!("http://{watch_address}");
+    let (_replica, address) = serve(
+        &dir.path().join("replica"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let base = format!("http://{address}");
+    let client = reqwest::blocking::Client::new();
+    let shops: Value = client
+        .get(format!("{base}/api/v1/shops"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let shop = shops[0]["id"].as_str().unwrap();
+    let menu = |trace: &str| {
+        let answer = client
+            .get(format!("{base}/api/v1/shops/{shop}/menu"))
+            .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    };
+    let (cold, warm) = (
+        "1af7651916cd43dd8448eb211c80319c",
+        "2af7651916cd43dd8448eb211c80319c",
+    );
+    menu(cold);
+    let first = spans_named(
+        &watch_address,
+        cold,
+        &["GET menu", "GET /api/v1/shops/{shop_id}/menu"],
+    );
+    menu(warm);
+    let second = spans_named(
+        &watch_address,
+        warm,
+        &["GET menu", "GET /api/v1/shops/{shop_id}/menu"],
+    );
+    let hit = |spans: &[Value]| {
+        let span = spans.iter().find(|s| s["name"] == "GET menu").unwrap();
+        assert_eq!(span["kind"], "client");
+        assert_eq!(span["attributes"]["db.system.name"], "memory");
+        let hit = &span["attributes"]["brigade.cache.hit"];
+        hit == true || hit == "true"
+    };
+    assert!(!hit(&first), "the first read misses: {first:?}");
+    assert!(
+        first.iter().any(|s| s["name"] == "SELECT items"),
+        "and goes on to the database: {first:?}"
+    );
+    assert!(
+        hit(&second),
+        "the second is answered by the cache: {second:?}"
+    );
+    assert!(
+        !second.iter().any(|s| s["name"] == "SELECT items"),
+        "without the database: {second:?}"
+    );
 }
