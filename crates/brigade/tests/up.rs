@@ -434,10 +434,13 @@ fn every_drill_runs_in_short_mode_and_its_report_holds() {
         assert_eq!(report["lost"], 0, "{drill}: {report}");
         assert_eq!(report["duplicated"], 0, "{drill}: {report}");
         match drill {
-            "error-burst" => assert!(
-                report["failed_by_phase"][1].as_u64().unwrap() > 0,
-                "the burst failed requests: {report}"
-            ),
+            "error-burst" => {
+                assert!(
+                    report["failed_by_phase"][1].as_u64().unwrap() > 0,
+                    "the burst failed requests: {report}"
+                );
+                failed_trace_is_kept(&up, &report);
+            }
             _ => assert_eq!(report["failed"], 0, "{drill}: {report}"),
         }
     }
@@ -449,6 +452,38 @@ fn every_drill_runs_in_short_mode_and_its_report_holds() {
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("kill-replica"),
         "names the drills"
+    );
+}
+
+/// The report names the traces of the fault's failed requests, and the ops API finds the first
+/// as a failed trace through the balancer and a replica (watch keeps failed traces).
+fn failed_trace_is_kept(up: &Up, report: &Value) {
+    let failed = report["traces"]["failed"][1].as_array().unwrap();
+    assert!(!failed.is_empty(), "failed requests' traces: {report}");
+    assert!(report["traces"]["slowest"][1].is_string(), "{report}");
+    let trace = failed[0].as_str().unwrap();
+    let url = format!("http://{}/api/traces/{trace}", up.ops);
+    let mut found = None;
+    common::wait_until(
+        "the failed request's trace",
+        Duration::from_secs(20),
+        || {
+            let answer = reqwest::blocking::get(&url).unwrap();
+            if answer.status() != 200 {
+                return false;
+            }
+            let detail: brigade_up::api::TraceDetail = answer.json().unwrap();
+            let service = |name: &str| detail.spans.iter().any(|s| s.span.service == name);
+            let whole = service("brigade-balance") && service("brigade-serve");
+            found = Some(detail);
+            whole
+        },
+    );
+    let detail = found.unwrap();
+    assert!(
+        detail.spans.iter().any(|s| s.span.error),
+        "a span of the failed request failed: {:?}",
+        detail.spans
     );
 }
 
