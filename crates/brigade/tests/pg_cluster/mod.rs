@@ -186,6 +186,16 @@ impl Cluster {
         assert_success("pg_ctl stop", &output);
     }
 
+    /// `pg_ctl promote`: a standby becomes a primary, waiting until it is one.
+    pub fn promote(&self) {
+        let output = as_owner(self.bin.join("pg_ctl"))
+            .args(["promote", "-w", "-t", "120", "-D"])
+            .arg(self.data())
+            .output()
+            .unwrap();
+        assert_success("pg_ctl promote", &output);
+    }
+
     /// Waits until the server is out of recovery (a restored cluster replaying WAL).
     pub fn wait_open(&self) {
         let deadline = Instant::now() + Duration::from_secs(120);
