@@ -37,6 +37,7 @@ pub fn describe(backend: &'static str) {
     brigade_core::http_metrics::describe();
     brigade_store::cache::describe_metrics();
     brigade_store::replica::describe_metrics();
+    brigade_store::pg_archiver::describe_metrics();
     metrics::describe_counter!(SIGNUPS, "Accounts signed up.");
     metrics::describe_counter!(
         brigade_payments::guard::METRIC,

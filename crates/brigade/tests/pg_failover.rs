@@ -1,4 +1,6 @@
-//! Failover of the primary, on clusters the test makes itself: a primary and a streaming
+//! Failover of the primary, and failing WAL archiving, on clusters the test makes itself.
+//!
+//! Failover: a primary and a streaming
 //! standby, and a real `brigade serve` using the primary's address. The primary crashes; while
 //! no database answers, the replica says 503 with `Retry-After`, never 500; the standby is
 //! promoted and takes over the primary's address (what a Kubernetes Service, a Patroni
@@ -8,6 +10,8 @@
 
 mod common;
 mod pg_cluster;
+#[path = "../../../tests/support/promtool.rs"]
+mod promtool;
 
 use std::time::{Duration, Instant};
 
@@ -116,4 +120,72 @@ fn replicas_follow_a_promoted_standby_to_the_primarys_address_without_a_restart(
         .send()
         .unwrap();
     assert_eq!(ready.status(), 200, "ready again on the new primary");
+}
+
+/// The value of the sample `name` (without labels) in a metrics text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.split(' ').next() == Some(name))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// A primary whose `archive_command` fails: every replica's `/metrics` says so (the alert
+/// BrigadeWalArchiveFailing fires on it: last failure after the last success).
+#[test]
+fn failing_wal_archiving_shows_in_the_replicas_metrics() {
+    let Some(bin) = pg_cluster::postgres_tools() else {
+        return;
+    };
+    let primary = Cluster::start(&bin);
+    for setting in [
+        "ALTER SYSTEM SET archive_mode = on",
+        "ALTER SYSTEM SET archive_command = 'false'",
+        "ALTER SYSTEM SET wal_level = replica",
+    ] {
+        assert!(primary.query(setting).is_some(), "{setting}");
+    }
+    primary.pg_ctl_stop("fast");
+    primary.pg_ctl_start();
+    primary.query("CREATE TABLE filler AS SELECT generate_series(1, 1000) AS n");
+    primary.query("SELECT pg_switch_wal()");
+    wait_until("the archiver fails", Duration::from_secs(30), || {
+        primary
+            .query("SELECT failed_count FROM pg_stat_archiver")
+            .as_deref()
+            > Some("0")
+    });
+
+    let folder = tempfile::tempdir().unwrap();
+    let replica = Replica::start(&primary.url(), folder.path());
+    let client = Client::new();
+    let mut text = String::new();
+    wait_until(
+        "the replica exports the archiver's failures",
+        Duration::from_secs(30),
+        || {
+            text = client
+                .get(format!("{}/metrics", replica.base))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            sample(&text, "brigade_db_wal_archive_failures_total").is_some_and(|n| n >= 1.0)
+        },
+    );
+    let failed_at = sample(
+        &text,
+        "brigade_db_wal_archive_last_failure_timestamp_seconds",
+    )
+    .unwrap();
+    let archived_at = sample(
+        &text,
+        "brigade_db_wal_archive_last_success_timestamp_seconds",
+    )
+    .unwrap();
+    assert!(
+        failed_at > archived_at,
+        "the last attempt failed, none succeeded since:\n{text}"
+    );
+    assert_eq!(sample(&text, "brigade_db_wal_archived_total"), Some(0.0));
+    promtool::assert_accepts(&text, "a replica's /metrics with WAL archiving");
 }
