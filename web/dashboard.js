@@ -6,14 +6,11 @@
 // logs, whose request ids open the log search. Everything is same-origin.
 "use strict";
 
-document.addEventListener("DOMContentLoaded", () => {
-  const $ = (id) => document.getElementById(id);
-  const topology = $("topology");
-  const messages = $("messages");
-  let busy = false; // a control is being used: do not redraw it away
-  let config = null; // GET /api/dashboard/config
-  let names = new Map(); // replica address → instance name (from the supervisor)
-
+// What every script of the dashboard needs, defined once here: the page loads this script
+// first and the section scripts (errors.js, traces.js) after it, all `defer`, so they run in
+// document order and find `window.brigadeOps` in place.
+window.brigadeOps = (() => {
+  // An element with attributes (class, data-*, aria-*, or any DOM property) and children.
   function el(tag, attrs = {}, ...children) {
     const e = document.createElement(tag);
     Object.entries(attrs).forEach(([k, v]) => {
@@ -25,14 +22,34 @@ document.addEventListener("DOMContentLoaded", () => {
     return e;
   }
 
-  function say(text, kind) { messages.replaceChildren(el("p", { class: `message ${kind}` }, text)); }
+  // The text of a failed answer: a problem's field errors, else its detail or title.
+  function problemText(response, data) {
+    const fields = (data.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ");
+    return fields || data.detail || data.title || `HTTP ${response.status}`;
+  }
 
+  // GET a same-origin JSON document, never from the browser's cache; a failure throws an
+  // Error whose message is the problem's text.
   async function getJson(path) {
     const response = await fetch(path, { cache: "no-store" });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.detail || data.title || `HTTP ${response.status}`);
+    if (!response.ok) throw new Error(problemText(response, data));
     return data;
   }
+
+  return { el, getJson, problemText };
+})();
+
+document.addEventListener("DOMContentLoaded", () => {
+  const { el, getJson, problemText } = window.brigadeOps;
+  const $ = (id) => document.getElementById(id);
+  const topology = $("topology");
+  const messages = $("messages");
+  let busy = false; // a control is being used: do not redraw it away
+  let config = null; // GET /api/dashboard/config
+  let names = new Map(); // replica address → instance name (from the supervisor)
+
+  function say(text, kind) { messages.replaceChildren(el("p", { class: `message ${kind}` }, text)); }
 
   async function send(method, path, body) {
     // Every change carries this start's token (from the config), which another site's page
@@ -42,10 +59,7 @@ document.addEventListener("DOMContentLoaded", () => {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const fields = (data.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ");
-      throw new Error(fields || data.detail || data.title || `HTTP ${response.status}`);
-    }
+    if (!response.ok) throw new Error(problemText(response, data));
     return data;
   }
   const post = (path, body) => send("POST", path, body);
@@ -501,7 +515,34 @@ document.addEventListener("DOMContentLoaded", () => {
     $("log-search-section").scrollIntoView();
     runSearch().then(() => $("log-results").focus());
   }
-  form.addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
+  form.addEventListener("submit", (event) => { event.preventDefault(); runSearch().then(follow); });
+
+  // Live tail: GET /api/logs/tail (server-sent events) with the form's filter; new lines go on
+  // top of the results, which keep at most FOLLOWED lines.
+  const FOLLOWED = 500;
+  let tail = null;
+  function follow() {
+    if (tail) tail.close();
+    tail = null;
+    if (!form.elements.follow.checked) return;
+    const params = new URLSearchParams();
+    ["grep", "level", "service"].forEach((name) => { if (form.elements[name].value) params.set(name, form.elements[name].value); });
+    tail = new EventSource(`/api/logs/tail?${params}`);
+    const results = $("log-results");
+    tail.addEventListener("open", () => { $("log-summary").textContent = "Following: new lines appear on top as they are written."; });
+    tail.addEventListener("line", (event) => {
+      let line;
+      try { line = JSON.parse(event.data); } catch (_) { return; }
+      results.prepend(logLine(line));
+      while (results.children.length > FOLLOWED) results.lastElementChild.remove();
+    });
+    tail.addEventListener("skipped", (event) => {
+      $("log-summary").textContent = `Following; ${event.data} lines came too fast to show (search for them once the burst is over).`;
+    });
+    // EventSource reconnects by itself; say so while it does.
+    tail.addEventListener("error", () => { $("log-summary").textContent = "The live tail lost the ops API; reconnecting…"; });
+  }
+  form.elements.follow.addEventListener("change", () => runSearch().then(follow));
 
   // ---- Start ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
+  const { el, getJson } = window.brigadeOps;
   const $ = (id) => document.getElementById(id);
   const section = $("error-groups-section");
   const table = $("error-groups");
@@ -12,24 +13,6 @@ document.addEventListener("DOMContentLoaded", () => {
   const filter = $("error-groups-state");
   let token = "";
   let busy = false; // a resolve is on its way: do not redraw its button away
-
-  function el(tag, attrs = {}, ...children) {
-    const e = document.createElement(tag);
-    Object.entries(attrs).forEach(([k, v]) => {
-      if (k === "class") e.className = v;
-      else if (k.startsWith("data-") || k.startsWith("aria-")) e.setAttribute(k, v);
-      else e[k] = v;
-    });
-    e.append(...children);
-    return e;
-  }
-
-  async function getJson(path) {
-    const response = await fetch(path, { cache: "no-store" });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.detail || data.title || `HTTP ${response.status}`);
-    return data;
-  }
 
   const when = (at) => new Date(at).toLocaleString();
 

@@ -7,6 +7,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
+  const { el, getJson } = window.brigadeOps;
   const $ = (id) => document.getElementById(id);
   const section = $("traces-section");
   if (!section) return;
@@ -14,27 +15,6 @@ document.addEventListener("DOMContentLoaded", () => {
   const results = $("trace-results");
   const summary = $("trace-summary");
   const waterfall = $("trace-waterfall");
-
-  function el(tag, attrs = {}, ...children) {
-    const e = document.createElement(tag);
-    Object.entries(attrs).forEach(([k, v]) => {
-      if (k === "class") e.className = v;
-      else if (k.startsWith("data-") || k.startsWith("aria-")) e.setAttribute(k, v);
-      else e[k] = v;
-    });
-    e.append(...children);
-    return e;
-  }
-
-  async function getJson(path) {
-    const response = await fetch(path, { cache: "no-store" });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const fields = (data.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ");
-      throw new Error(fields || data.detail || data.title || `HTTP ${response.status}`);
-    }
-    return data;
-  }
 
   const ms = (n) => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`);
   // Colours at 4.5:1 or better against white text, one per service in order of appearance.

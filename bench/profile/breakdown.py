@@ -6,8 +6,10 @@ by the first rule its name matches, so the buckets add up to the total; the stag
 are inclusive costs of brigade's own functions (they overlap the buckets and each other).
 
 Usage: breakdown.py ORDERS LABEL=callgrind.out [LABEL=callgrind.out ...]
+(PER=request names the unit in the table's heading, for profiles of other requests: bench/profile/menu.)
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -95,7 +97,8 @@ def main():
             f"{v / orders:,.0f} ({100 * v / t:.1f} %)" if t else "-"
             for v, t in zip(values, totals))
 
-    print(f"| instructions per order (self cost, every function in one bucket) | {' | '.join(labels)} |")
+    per = os.environ.get("PER", "order")
+    print(f"| instructions per {per} (self cost, every function in one bucket) | {' | '.join(labels)} |")
     print("|---|" + "---:|" * len(labels))
     for bucket, values in sorted(bucket_rows.items(), key=lambda kv: -kv[1][0]):
         print(f"| {bucket} | {cells(values)} |")

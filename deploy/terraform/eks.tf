@@ -98,7 +98,8 @@ resource "aws_eks_node_group" "main" {
   depends_on = [aws_iam_role_policy_attachment.node]
 }
 
-# IRSA: pods assume IAM roles through their ServiceAccount (the backup CronJob).
+# IRSA: pods assume IAM roles through their ServiceAccount (the backup CronJobs; the pgBackRest
+# one's role is in recovery.tf).
 data "tls_certificate" "oidc" {
   url = aws_eks_cluster.main.identity[0].oidc[0].issuer
 }

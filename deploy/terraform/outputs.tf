@@ -42,3 +42,18 @@ output "application_log_group" {
   description = "CloudWatch log group of brigade's JSON logs."
   value       = aws_cloudwatch_log_group.application.name
 }
+
+output "wal_archive_bucket" {
+  description = "PGBACKREST_REPO1_S3_BUCKET of brigade-pgbackrest-target (deploy/k8s/components/pgbackrest)."
+  value       = aws_s3_bucket.wal_archive.bucket
+}
+
+output "pgbackrest_role_arn" {
+  description = "eks.amazonaws.com/role-arn of the brigade-pgbackrest ServiceAccount."
+  value       = aws_iam_role.pgbackrest.arn
+}
+
+output "database_read_replica_endpoint" {
+  description = "host:port for DATABASE_READ_URL when db_read_replica is on; null otherwise."
+  value       = one(aws_db_instance.replica[*].endpoint)
+}

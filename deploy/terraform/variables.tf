@@ -122,3 +122,15 @@ variable "deploy_role_arn" {
   description = "IAM role the deploy workflow assumes (GitHub OIDC); may edit the brigade namespace only."
   type        = string
 }
+
+variable "pitr_retention_days" {
+  description = "Point-in-time window of the pgBackRest repository (PGBACKREST_REPO1_RETENTION_FULL); versions it deleted are kept this long too."
+  type        = number
+  default     = 14
+}
+
+variable "db_read_replica" {
+  description = "Create an RDS read replica of the database (DATABASE_READ_URL)."
+  type        = bool
+  default     = false
+}

@@ -1,9 +1,9 @@
 """Shared helpers of brigade's deployment checks: file locations, YAML loading, the
 PrometheusRule generated from the rule file, and a small kustomize renderer.
 
-The renderer covers what deploy/k8s uses (resources, namespace, labels, images, replicas,
-strategic-merge patches by file), so the overlays are checked without kubectl; where kubectl
-is present, test_k8s.py checks that both renderings agree.
+The renderer covers what deploy/k8s uses (resources, components, namespace, labels, images,
+replicas, strategic-merge patches by file), so the overlays are checked without kubectl; where
+kubectl is present, test_k8s.py and test_k8s_backups.py check that both renderings agree.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ _MERGE_KEYS = {
     "imagePullSecrets": "name",
     "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
 }
-_SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "replicas", "patches"}
+_SUPPORTED = {"apiVersion", "kind", "resources", "components", "namespace", "labels", "images", "replicas", "patches"}
+_COMPONENT = {"apiVersion", "kind", "resources", "patches"}
 
 
 def strategic_merge(base, patch, field: str | None = None):
@@ -160,15 +161,18 @@ def render(directory: Path) -> list[dict]:
     kustomization = load(directory / "kustomization.yaml")
     unknown = set(kustomization) - _SUPPORTED
     assert not unknown, f"{directory}: kustomization uses {sorted(unknown)}, which the test renderer lacks"
-    resources: list[dict] = []
-    for entry in kustomization.get("resources", []):
-        path = (directory / entry).resolve()
-        resources += render(path) if path.is_dir() else load_docs(path)
-    for patch in kustomization.get("patches", []):
-        assert set(patch) == {"path"}, f"{directory}: only file patches are supported: {patch}"
-        for doc in load_docs(directory / patch["path"]):
-            target = find(resources, doc["kind"], doc["metadata"]["name"])
-            resources[resources.index(target)] = strategic_merge(target, doc)
+    resources = _load_resources(directory, kustomization)
+    # A component adds its resources and patches to what the kustomization has so far, before
+    # the kustomization's own patches and transformers (kustomize's order).
+    for entry in kustomization.get("components", []):
+        component_dir = (directory / entry).resolve()
+        component = load(component_dir / "kustomization.yaml")
+        assert component["kind"] == "Component", f"{component_dir} is not a Component"
+        unknown = set(component) - _COMPONENT
+        assert not unknown, f"{component_dir}: component uses {sorted(unknown)}, which the test renderer lacks"
+        resources += _load_resources(component_dir, component)
+        _apply_patches(component_dir, component, resources)
+    _apply_patches(directory, kustomization, resources)
     for replicas in kustomization.get("replicas", []):
         find(resources, "Deployment", replicas["name"])["spec"]["replicas"] = replicas["count"]
     if "namespace" in kustomization:
@@ -186,6 +190,40 @@ def render(directory: Path) -> list[dict]:
                     tag = image.get("newTag")
                     container["image"] = f"{name}:{tag}" if tag else name
     return resources
+
+
+def _load_resources(directory: Path, kustomization: dict) -> list[dict]:
+    resources: list[dict] = []
+    for entry in kustomization.get("resources", []):
+        path = (directory / entry).resolve()
+        resources += render(path) if path.is_dir() else load_docs(path)
+    return resources
+
+
+def _apply_patches(directory: Path, kustomization: dict, resources: list[dict]) -> None:
+    for patch in kustomization.get("patches", []):
+        assert set(patch) == {"path"}, f"{directory}: only file patches are supported: {patch}"
+        for doc in load_docs(directory / patch["path"]):
+            target = find(resources, doc["kind"], doc["metadata"]["name"])
+            resources[resources.index(target)] = strategic_merge(target, doc)
+
+
+def with_components(directory, overlay: str, components: list[str]) -> Path:
+    """Writes into `directory` a kustomization of an overlay plus optional components of
+    deploy/k8s/components, in the overlay's namespace, and returns the folder. kustomize takes
+    only relative paths, hence os.path.relpath."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    up = os.path.relpath(K8S, folder.resolve())
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": f"brigade-{overlay}",
+        "resources": [f"{up}/overlays/{overlay}"],
+        "components": [f"{up}/components/{name}" for name in components],
+    }
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return folder
 
 
 def find(resources: list[dict], kind: str, name: str) -> dict:
@@ -248,6 +286,13 @@ def settings_keys() -> set[str]:
         for field in re.findall(r"\n    pub (\w+):", body):
             keys.add(f"{section}.{field}")
     return keys
+
+
+def otel_variables() -> set[str]:
+    """The OTEL_* variables brigade reads, from the table in brigade-core's traces.rs."""
+    table = read("crates/brigade-core/src/traces.rs").split("//! | variable | effect |", 1)[1]
+    table = table.split("\n\n", 1)[0]
+    return set(re.findall(r"`(OTEL_[A-Z_]+)", table))
 
 
 def env_to_key(name: str) -> str:

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from deploylib import DEPLOY, env_to_key, load, read, settings_keys
+from deploylib import DEPLOY, env_to_key, load, otel_variables, read, settings_keys
 
 COMPOSE = load(DEPLOY / "compose.yaml")
 SERVICES = COMPOSE["services"]
@@ -27,15 +27,19 @@ def healthcheck_url(service: dict) -> str:
 
 
 def test_the_full_environment_is_there():
-    for needed in ["postgres", "redis", *REPLICAS, "balance", "watch", "prometheus", "alertmanager", "grafana", "loki", "vector"]:
+    for needed in ["postgres", "redis", *REPLICAS, "balance", "watch", "prometheus", "alertmanager", "grafana", "loki", "vector",
+                   "otel-collector", "tempo", "minio", "pg-backup"]:
         assert needed in SERVICES, needed
 
 
 def test_every_long_running_service_has_a_health_check_and_waits_for_healthy_dependencies():
     one_shot = {name for name, s in SERVICES.items() if s.get("restart") == "no"}
-    assert one_shot == {"migrate", "demo-data", "certificate"}
+    assert one_shot == {"migrate", "demo-data", "certificate", "minio-certificate", "minio-bucket", "pg-backup", "tempo-init"}
+    # The collector's image is a lone binary (no shell, no HTTP client), so nothing can probe it
+    # from inside; no service waits for it (test_compose_traces.py checks both).
+    unprobed = {"otel-collector"}
     for name, service in SERVICES.items():
-        if name not in one_shot:
+        if name not in one_shot | unprobed:
             assert "healthcheck" in service, f"{name} has no health check"
         for dependency, how in service.get("depends_on", {}).items():
             assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
@@ -58,10 +62,13 @@ def test_brigade_commands_and_flags_exist():
 
 def test_environment_names_real_settings():
     keys = settings_keys()
+    otel = otel_variables()
     for name, service in brigade_services().items():
         for variable in service.get("environment", {}):
             if variable.startswith("BRIGADE_") and variable != "BRIGADE_DEMO_PASSWORD":
                 assert env_to_key(variable) in keys, f"{name}: {variable} is not a brigade setting"
+            elif variable.startswith("OTEL_"):
+                assert variable in otel, f"{name}: brigade does not read {variable}"
             else:
                 assert variable in {"DATABASE_URL", "REDIS_URL", "BRIGADE_DEMO_PASSWORD"}, variable
     postgres = SERVICES["postgres"]["environment"]
@@ -215,7 +222,7 @@ def test_log_pipeline_reads_brigade_containers_json_lines():
 def secret_values():
     for name, service in SERVICES.items():
         for variable, value in (service.get("environment") or {}).items():
-            if "PASSWORD" in variable or variable == "DATABASE_URL":
+            if any(word in variable for word in ("PASSWORD", "SECRET", "S3_KEY")) or variable == "DATABASE_URL":
                 yield name, variable, str(value)
 
 
@@ -238,7 +245,8 @@ def test_no_password_is_written_in_the_file():
         assert ":?" in value, f"{name}: {variable} must come from deploy/.env, not from the file"
         assert ":-" not in value, f"{name}: {variable} has a default"
     example = read("deploy/.env.example")
-    for needed in ["POSTGRES_PASSWORD=", "BRIGADE_DEMO_PASSWORD=", "GRAFANA_ADMIN_PASSWORD="]:
+    for needed in ["POSTGRES_PASSWORD=", "BRIGADE_DEMO_PASSWORD=", "GRAFANA_ADMIN_PASSWORD=", "MINIO_ROOT_USER=",
+                   "MINIO_ROOT_PASSWORD=", "PGBACKREST_S3_KEY=", "PGBACKREST_S3_SECRET="]:
         assert f"\n{needed}\n" in f"\n{example}", f"deploy/.env.example lists {needed} without a value"
     assert "/deploy/.env" in read(".gitignore").splitlines()
 

@@ -129,29 +129,37 @@ def test_shutdown_timings_fit_brigade_drain(overlay):
     assert setting_ms(overlay, "request_timeout_ms") <= setting_ms(overlay, "shutdown_timeout_ms")
 
 
+def assert_restricted(workload: dict, resources: list[dict]) -> None:
+    """The restricted Pod Security profile and more: non-root, no privilege, read-only root, a
+    writable /tmp, limits, no API token; writable only emptyDirs, configuration mounted read-only."""
+    (pod,) = pod_specs(workload)
+    name = workload["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+    mounts_tmp = False
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for container in containers(workload):
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True, (name, container["name"])
+        assert context["allowPrivilegeEscalation"] is False, (name, container["name"])
+        assert context["capabilities"]["drop"] == ["ALL"], (name, container["name"])
+        assert "requests" in container["resources"] and "limits" in container["resources"]
+        mounts_tmp |= any(m["mountPath"] == "/tmp" for m in container.get("volumeMounts", []))
+        for mount in container.get("volumeMounts", []):
+            volume = volumes[mount["name"]]
+            if "emptyDir" not in volume:
+                assert {"configMap", "secret"} & set(volume) and mount.get("readOnly") is True, (name, mount)
+    assert mounts_tmp, f"{name} has no writable /tmp"
+    account = find(resources, "ServiceAccount", pod["serviceAccountName"])
+    assert account["automountServiceAccountToken"] is False
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_runs_restricted(overlay):
     workloads = [r for r in RENDERED[overlay] if pod_specs(r)]
     assert {r["kind"] for r in workloads} == {"Deployment", "Job", "CronJob"}
     for workload in workloads:
-        (pod,) = pod_specs(workload)
-        name = workload["metadata"]["name"]
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
-        mounts_tmp = False
-        for container in containers(workload):
-            context = container["securityContext"]
-            assert context["readOnlyRootFilesystem"] is True, (name, container["name"])
-            assert context["allowPrivilegeEscalation"] is False, (name, container["name"])
-            assert context["capabilities"]["drop"] == ["ALL"], (name, container["name"])
-            assert "requests" in container["resources"] and "limits" in container["resources"]
-            mounts_tmp |= any(m["mountPath"] == "/tmp" for m in container.get("volumeMounts", []))
-            volumes = {v["name"]: v for v in pod.get("volumes", [])}
-            for mount in container.get("volumeMounts", []):
-                assert "emptyDir" in volumes[mount["name"]], (name, mount)
-        assert mounts_tmp, f"{name} has no writable /tmp"
-        account = find(RENDERED[overlay], "ServiceAccount", pod["serviceAccountName"])
-        assert account["automountServiceAccountToken"] is False
+        assert_restricted(workload, RENDERED[overlay])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -202,3 +202,85 @@ def test_checkov_findings_are_fixed():
     flow = resource("aws_flow_log", "main")
     assert flow["vpc_id"] == "${aws_vpc.main.id}" and flow["traffic_type"] == "ALL"
     assert resource("aws_cloudwatch_log_group", "flow_logs")["kms_key_id"] == "${aws_kms_key.main.arn}"
+
+
+def data_source(kind: str, name: str) -> dict:
+    for parsed in PARSED.values():
+        for block in parsed.get("data", []):
+            if kind in block and name in block[kind]:
+                return block[kind][name]
+    raise AssertionError(f"data.{kind}.{name} is not declared")
+
+
+def outputs() -> dict[str, dict]:
+    return {name: body for block in PARSED["outputs.tf"]["output"] for name, body in block.items()}
+
+
+def test_the_wal_archive_bucket_is_versioned_encrypted_private_and_tls_only():
+    assert "recovery.tf" in PARSED
+    versioning = resource("aws_s3_bucket_versioning", "wal_archive")
+    assert versioning["bucket"] == "${aws_s3_bucket.wal_archive.id}"
+    assert versioning["versioning_configuration"][0]["status"] == "Enabled"
+    encryption = resource("aws_s3_bucket_server_side_encryption_configuration", "wal_archive")["rule"][0]
+    default = encryption["apply_server_side_encryption_by_default"][0]
+    assert default == {"sse_algorithm": "aws:kms", "kms_master_key_id": "${aws_kms_key.main.arn}"}
+    block = resource("aws_s3_bucket_public_access_block", "wal_archive")
+    for setting in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert block[setting] is True, setting
+    policy = resource("aws_s3_bucket_policy", "wal_archive")
+    assert policy["policy"] == "${data.aws_iam_policy_document.wal_archive_tls_only.json}"
+    (deny,) = data_source("aws_iam_policy_document", "wal_archive_tls_only")["statement"]
+    assert deny["effect"] == "Deny" and deny["condition"][0]["variable"] == "aws:SecureTransport"
+    assert deny["condition"][0]["values"] == ["false"]
+
+
+def test_the_lifecycle_follows_the_retention_and_never_expires_what_pgbackrest_keeps():
+    (rule,) = resource("aws_s3_bucket_lifecycle_configuration", "wal_archive")["rule"]
+    assert rule["status"] == "Enabled"
+    assert "expiration" not in rule, "pgBackRest expires current objects itself; the lifecycle must not"
+    assert rule["noncurrent_version_expiration"][0]["noncurrent_days"] == "${var.pitr_retention_days}"
+    assert rule["abort_incomplete_multipart_upload"][0]["days_after_initiation"] >= 1
+    for environment in ENVIRONMENTS:
+        days = parse(TF / "environments" / f"{environment}.tfvars").get("pitr_retention_days", variables()["pitr_retention_days"]["default"])
+        assert days >= 7, environment
+
+
+def test_the_pgbackrest_role_trusts_the_components_account_and_reaches_only_its_bucket():
+    from deploylib import K8S, load
+
+    account = load(K8S / "components/pgbackrest/serviceaccount.yaml")["metadata"]["name"]
+    trust = data_source("aws_iam_policy_document", "pgbackrest_assume")["statement"][0]
+    assert trust["condition"][0]["values"] == [f"system:serviceaccount:brigade-${{var.environment}}:{account}"]
+    assert resource("aws_iam_role", "pgbackrest")["assume_role_policy"] == "${data.aws_iam_policy_document.pgbackrest_assume.json}"
+    statements = data_source("aws_iam_policy_document", "pgbackrest")["statement"]
+    actions = {action for s in statements for action in s["actions"]}
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"} <= actions
+    assert not [a for a in actions if a.endswith("*")]
+    s3_resources = {r for s in statements for r in s["resources"] if "s3" in r}
+    assert s3_resources == {"${aws_s3_bucket.wal_archive.arn}", "${aws_s3_bucket.wal_archive.arn}/*"}
+    assert resource("aws_iam_role_policy", "pgbackrest")["role"] == "${aws_iam_role.pgbackrest.id}"
+
+
+def test_the_read_replica_is_optional_private_encrypted_and_follows_the_primary():
+    replica = resource("aws_db_instance", "replica")
+    assert replica["count"] == "${var.db_read_replica ? 1 : 0}"
+    assert variables()["db_read_replica"]["default"] is False
+    assert replica["replicate_source_db"] == "${aws_db_instance.main.identifier}"
+    assert replica["storage_encrypted"] is True and replica["publicly_accessible"] is False
+    assert replica["kms_key_id"] == "${aws_kms_key.main.arn}"
+    assert replica["vpc_security_group_ids"] == ["${aws_security_group.database.id}"]
+    assert replica["parameter_group_name"] == "${aws_db_parameter_group.main.name}", "TLS forced like the primary"
+    for inherited in ("username", "password", "db_name", "manage_master_user_password", "engine"):
+        assert inherited not in replica, f"a replica inherits {inherited}"
+    production = parse(TF / "environments" / "production.tfvars")
+    assert production["db_read_replica"] is True
+
+
+def test_outputs_name_the_bucket_role_and_replica_for_the_manifests():
+    out = outputs()
+    assert out["wal_archive_bucket"]["value"] == "${aws_s3_bucket.wal_archive.bucket}"
+    assert out["pgbackrest_role_arn"]["value"] == "${aws_iam_role.pgbackrest.arn}"
+    # null when the replica is off, instead of failing on an empty list.
+    assert out["database_read_replica_endpoint"]["value"] == "${one(aws_db_instance.replica[*].endpoint)}"
+    assert "PGBACKREST_REPO1_S3_BUCKET" in out["wal_archive_bucket"]["description"]
+    assert "DATABASE_READ_URL" in out["database_read_replica_endpoint"]["description"]

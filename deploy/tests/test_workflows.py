@@ -2,8 +2,13 @@
 they name exists (their schema is checked by check-jsonschema in scripts/validate-deploy)."""
 
 import re
+import shutil
+import subprocess
 
-from deploylib import ROOT, load, read
+import pytest
+import yaml
+
+from deploylib import ROOT, containers, in_ci, load, read, render
 
 CI = load(ROOT / ".github/workflows/ci.yml")
 DEPLOY = load(ROOT / ".github/workflows/deploy.yml")
@@ -63,6 +68,21 @@ def test_deploy_pipeline_builds_scans_stages_and_promotes_with_approval():
         assert (ROOT / "deploy/k8s/overlays" / environment / "kustomization.yaml").exists()
 
 
+def test_the_pgbackrest_image_the_backup_component_runs_is_built_from_its_dockerfile():
+    build = next(
+        s for s in DEPLOY["jobs"]["postgres-image"]["steps"] if s.get("uses", "").startswith("docker/build-push-action")
+    )
+    assert build["with"]["push"] is True
+    assert (ROOT / build["with"]["file"]).exists()
+    dockerfile = read(ROOT / build["with"]["file"])
+    assert "pgbackrest" in dockerfile
+    tags = build["with"]["tags"].split()
+    base = read(ROOT / "deploy/docker/postgres.Dockerfile").split("FROM postgres:", 1)[1].split()[0]
+    assert any(tag.endswith(f"-postgres:{base}") for tag in tags), tags
+    cronjob = read(ROOT / "deploy/k8s/components/pgbackrest/cronjob.yaml")
+    assert f"brigade-postgres:{base}" in cronjob, "the CronJob runs the tag the workflow pushes"
+
+
 def test_named_scripts_and_configs_exist():
     text = read(".github/workflows/ci.yml") + read(".github/workflows/deploy.yml")
     for path in set(re.findall(r"(?:\./)?((?:scripts|deploy)/[\w./-]+)", text)):
@@ -72,3 +92,21 @@ def test_named_scripts_and_configs_exist():
     assert "ghcr.io/brigade-rs/brigade" in deploy_script
     assert "kubectl -n \"$namespace\" wait --for=condition=complete job/brigade-migrate" in deploy_script
     assert "rollout undo" in deploy_script
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None and not in_ci(), reason="kubectl not installed")
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_deploy_script_renders_the_overlay_with_the_image_digest(environment):
+    """deploy.sh's rendering, without a cluster: the overlay through kubectl kustomize with every
+    brigade container pinned to the digest the pipeline built."""
+    image = "ghcr.io/brigade-rs/brigade@sha256:" + "ab" * 32
+    out = subprocess.run(
+        [str(ROOT / "deploy/k8s/deploy.sh"), "--render", environment, image],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    resources = [doc for doc in yaml.safe_load_all(out) if doc]
+    expected = render(ROOT / "deploy/k8s/overlays" / environment)
+    assert {(r["kind"], r["metadata"]["name"]) for r in resources} == {(r["kind"], r["metadata"]["name"]) for r in expected}
+    brigade = [c for r in resources for c in containers(r) if "brigade-rs/brigade" in c["image"]]
+    assert {c["image"] for c in brigade} == {image}
+    assert len(brigade) == 2, "the api Deployment and the migrate Job"

@@ -6,7 +6,6 @@ use http::header::AUTHORIZATION;
 use http::request::Parts;
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -175,22 +174,17 @@ impl Caller {
     }
 }
 
-/// Middleware: resolves the caller once per request, so that a bad token is refused (401) on
-/// every route, public reads included, and handlers reuse the result.
-pub async fn authenticate(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Resolves the caller once per request, so that a bad token is refused (401, the answer
+/// returned) on every route, public reads included, and handlers reuse the result. A step of
+/// [`crate::per_request::steps`].
+pub async fn authenticate(state: &AppState, request: &mut Request) -> Result<(), Response> {
     if request.headers().contains_key(AUTHORIZATION) {
-        match Caller::resolve(request.headers(), &state).await {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-            }
-            Err(error) => return error.into_response(),
-        }
+        let caller = Caller::resolve(request.headers(), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        request.extensions_mut().insert(caller);
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// An admin, checked before the request body is read: a caller without the right gets 401/403

@@ -33,9 +33,13 @@ const OPEN_SHOPS_KEY: &str = "shops:open";
 
 /// A shop's menu as JSON bytes, ready to send. The shop must exist (callers check).
 pub async fn menu_json(state: &AppState, shop_id: Uuid) -> StoreResult<Bytes> {
-    cached(state, &menu_key(shop_id), menu_ttl(state), || {
-        state.store.menu(shop_id)
-    })
+    cached(
+        state,
+        &menu_key(shop_id),
+        "GET menu",
+        menu_ttl(state),
+        || state.store.menu(shop_id),
+    )
     .await
 }
 
@@ -56,7 +60,7 @@ pub async fn forget_menu(state: &AppState, shop_id: Uuid) {
 /// this process added since (see [`add_load`]).
 pub async fn loads(state: &AppState, shop_id: Uuid) -> StoreResult<Vec<StationLoad>> {
     let key = load_key(shop_id);
-    if let Some(snapshot) = state.cache.get(&key).await
+    if let Some(snapshot) = cache_get(state, &key, "GET load").await
         && let Ok(snapshot) = serde_json::from_slice::<LoadSnapshot>(&snapshot)
     {
         return Ok(snapshot.loads);
@@ -78,7 +82,7 @@ pub async fn loads(state: &AppState, shop_id: Uuid) -> StoreResult<Vec<StationLo
 /// adjusting one Redis entry at the same moment may lose one adjustment, for at most the TTL.
 pub async fn add_load(state: &AppState, shop_id: Uuid, work_by_station: &BTreeMap<Uuid, i64>) {
     let key = load_key(shop_id);
-    let Some(bytes) = state.cache.get(&key).await else {
+    let Some(bytes) = cache_get(state, &key, "GET load").await else {
         return;
     };
     let Ok(mut snapshot) = serde_json::from_slice::<LoadSnapshot>(&bytes) else {
@@ -128,7 +132,7 @@ pub async fn open_shops(state: &AppState) -> StoreResult<Vec<Shop>> {
         open: Some(true),
     };
     let ttl = Duration::from_millis(state.settings.cache.load_ttl_ms);
-    let bytes = cached(state, OPEN_SHOPS_KEY, ttl, || {
+    let bytes = cached(state, OPEN_SHOPS_KEY, "GET shops:open", ttl, || {
         state.store.list_shops(&filter)
     })
     .await?;
@@ -147,6 +151,7 @@ fn menu_ttl(state: &AppState) -> Duration {
 async fn cached<T, F, Fut>(
     state: &AppState,
     key: &str,
+    summary: &'static str,
     ttl: Duration,
     load: F,
 ) -> StoreResult<Bytes>
@@ -155,13 +160,36 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = StoreResult<T>>,
 {
-    if let Some(bytes) = state.cache.get(key).await {
+    if let Some(bytes) = cache_get(state, key, summary).await {
         return Ok(bytes);
     }
     let value = with_read_scope(ReadScope::Primary, load()).await?;
     let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
     state.cache.set(key, bytes.clone(), ttl).await;
     Ok(bytes)
+}
+
+/// Reads `key` from the cache, inside a client span named `summary` (`GET menu`) when traces
+/// are exported, whose `brigade.cache.hit` says whether the cache had it: a trace then shows
+/// which reads the cache answered and which went on to the database. Static names only, and
+/// nothing made when export is off (as the store's spans).
+async fn cache_get(state: &AppState, key: &str, summary: &'static str) -> Option<Bytes> {
+    use tracing::Instrument as _;
+    if !brigade_core::traces::exporting() {
+        return state.cache.get(key).await;
+    }
+    let span = tracing::info_span!(
+        "cache",
+        otel.name = summary,
+        otel.kind = "client",
+        db.system.name = state.cache.kind(),
+        db.operation.name = "GET",
+        db.query.summary = summary,
+        brigade.cache.hit = tracing::field::Empty,
+    );
+    let found = state.cache.get(key).instrument(span.clone()).await;
+    span.record("brigade.cache.hit", found.is_some());
+    found
 }
 
 /// Parses cached bytes; an entry written by another brigade version that no longer parses is

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use brigade_domain::{Actor, Credentials, GeoPoint, NewItem, NewShop, NewStation, Role};
+use brigade_domain::{
+    Actor, Credentials, GeoPoint, Item, NewItem, NewShop, NewStation, Role, Shop,
+};
 use brigade_store::{ShopFilter, Store};
 
 use crate::auth::Passwords;
@@ -137,79 +139,13 @@ pub async fn load(
     password: Option<&str>,
 ) -> ApiResult<DemoReport> {
     let mut report = DemoReport::default();
-    let existing_items = store.list_items().await?;
-    let mut items = Vec::new();
-    for (sku, name, description, category, price_minor) in ITEMS {
-        let item = match existing_items.iter().find(|item| item.sku == sku) {
-            Some(item) => item.clone(),
-            None => {
-                report.items += 1;
-                store
-                    .create_item(
-                        &NewItem {
-                            sku: sku.into(),
-                            name: name.into(),
-                            description: description.into(),
-                            category: category.into(),
-                            price_minor,
-                            currency: "EUR".into(),
-                        },
-                        &Actor::system(),
-                    )
-                    .await?
-            }
-        };
-        items.push(item);
-    }
+    let items = items(store, &mut report).await?;
     let existing_shops = store.list_shops(&ShopFilter::default()).await?;
     let mut people = Vec::new();
     for demo in &SHOPS {
-        let shop = match existing_shops.iter().find(|shop| shop.name == demo.name) {
-            Some(shop) => shop.clone(),
-            None => {
-                report.shops += 1;
-                store
-                    .create_shop(
-                        &NewShop {
-                            name: demo.name.into(),
-                            region: demo.region.into(),
-                            location: GeoPoint {
-                                lat: demo.lat,
-                                lon: demo.lon,
-                            },
-                            open: true,
-                        },
-                        &Actor::system(),
-                    )
-                    .await?
-            }
-        };
-        let stations = store.list_stations(shop.id).await?;
-        for (name, capacity, category, seconds) in STATIONS {
-            if !stations.iter().any(|station| station.name == name) {
-                report.stations += 1;
-                store
-                    .create_station(
-                        shop.id,
-                        &NewStation {
-                            name: name.into(),
-                            capacity,
-                            prep_seconds: BTreeMap::from([(category.to_owned(), seconds)]),
-                        },
-                        &Actor::system(),
-                    )
-                    .await?;
-            }
-        }
-        let menu = store.menu(shop.id).await?;
-        for item in &items {
-            if !menu.iter().any(|entry| entry.item_id == item.id) {
-                report.menu_entries += 1;
-                store
-                    .set_availability(shop.id, item.id, true, &Actor::system())
-                    .await?;
-            }
-        }
+        let shop = shop(store, &existing_shops, demo, &mut report).await?;
+        kitchen(store, shop.id, &mut report).await?;
+        menu(store, shop.id, &items, &mut report).await?;
         for role in [Role::Staff, Role::Courier] {
             let email = format!("{}.{}@brigade.demo", role.as_str(), demo.key);
             people.push((email, role, Some(shop.id)));
@@ -230,6 +166,93 @@ pub async fn load(
         .await?;
     }
     Ok(report)
+}
+
+/// Every demo item, created where its SKU is missing.
+async fn items(store: &dyn Store, report: &mut DemoReport) -> ApiResult<Vec<Item>> {
+    let existing = store.list_items().await?;
+    let mut items = Vec::new();
+    for (sku, name, description, category, price_minor) in ITEMS {
+        let item = match existing.iter().find(|item| item.sku == sku) {
+            Some(item) => item.clone(),
+            None => {
+                report.items += 1;
+                let new = NewItem {
+                    sku: sku.into(),
+                    name: name.into(),
+                    description: description.into(),
+                    category: category.into(),
+                    price_minor,
+                    currency: "EUR".into(),
+                };
+                store.create_item(&new, &Actor::system()).await?
+            }
+        };
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// The demo shop `demo`, created unless a shop of its name exists.
+async fn shop(
+    store: &dyn Store,
+    existing: &[Shop],
+    demo: &DemoShop,
+    report: &mut DemoReport,
+) -> ApiResult<Shop> {
+    if let Some(shop) = existing.iter().find(|shop| shop.name == demo.name) {
+        return Ok(shop.clone());
+    }
+    report.shops += 1;
+    let new = NewShop {
+        name: demo.name.into(),
+        region: demo.region.into(),
+        location: GeoPoint {
+            lat: demo.lat,
+            lon: demo.lon,
+        },
+        open: true,
+    };
+    Ok(store.create_shop(&new, &Actor::system()).await?)
+}
+
+/// The demo stations of a shop's kitchen that it lacks.
+async fn kitchen(store: &dyn Store, shop_id: uuid::Uuid, report: &mut DemoReport) -> ApiResult<()> {
+    let stations = store.list_stations(shop_id).await?;
+    for (name, capacity, category, seconds) in STATIONS {
+        if stations.iter().any(|station| station.name == name) {
+            continue;
+        }
+        report.stations += 1;
+        let new = NewStation {
+            name: name.into(),
+            capacity,
+            prep_seconds: BTreeMap::from([(category.to_owned(), seconds)]),
+        };
+        store
+            .create_station(shop_id, &new, &Actor::system())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Every demo item on the shop's menu.
+async fn menu(
+    store: &dyn Store,
+    shop_id: uuid::Uuid,
+    items: &[Item],
+    report: &mut DemoReport,
+) -> ApiResult<()> {
+    let menu = store.menu(shop_id).await?;
+    for item in items {
+        if !menu.iter().any(|entry| entry.item_id == item.id) {
+            report.menu_entries += 1;
+            store
+                .set_availability(shop_id, item.id, true, &Actor::system())
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates a demo account unless its address is taken.

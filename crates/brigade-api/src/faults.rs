@@ -11,8 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use brigade_core::Problem;
 use brigade_core::error_event::{ErrorKind, ServerError};
@@ -123,29 +122,29 @@ impl Faults {
     }
 }
 
-/// Middleware: answers a share of `/api/` requests with 500 and delays a share of the rest
-/// while faults are on.
-pub async fn inject(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if path.starts_with("/api/") && path != FAULTS_PATH {
-        if state.faults.strike() {
-            let mut response = Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "injected-fault",
-                "Injected fault",
-            )
-            .with_detail("this replica is failing requests on purpose (faults.error_ratio)")
-            .into_response();
-            // Logged by the request middleware as an error event with the route.
-            ServerError::new(ErrorKind::InjectedFault, "injected fault: answering 500")
-                .attach(&mut response);
-            return response;
-        }
-        if let Some(delay) = state.faults.delay() {
-            tokio::time::sleep(delay).await;
-        }
+/// Answers a share of `/api/` requests with 500 (the answer returned) and delays a share of
+/// the rest while faults are on. A step of [`crate::per_request::steps`].
+pub async fn inject(state: &AppState, path: &str) -> Option<Response> {
+    if !path.starts_with("/api/") || path == FAULTS_PATH {
+        return None;
     }
-    next.run(request).await
+    if state.faults.strike() {
+        let mut response = Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "injected-fault",
+            "Injected fault",
+        )
+        .with_detail("this replica is failing requests on purpose (faults.error_ratio)")
+        .into_response();
+        // Logged by the request middleware as an error event with the route.
+        ServerError::new(ErrorKind::InjectedFault, "injected fault: answering 500")
+            .attach(&mut response);
+        return Some(response);
+    }
+    if let Some(delay) = state.faults.delay() {
+        tokio::time::sleep(delay).await;
+    }
+    None
 }
 
 /// The fault switch's settings. A `PUT` replaces all of them: a field left out is off.

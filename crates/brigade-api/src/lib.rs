@@ -18,6 +18,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod pages;
+mod per_request;
 mod placement;
 mod read_after;
 mod report_limit;
@@ -239,19 +240,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            caller::authenticate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            faults::inject,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            write_health::observe,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            read_after::fence,
+            per_request::steps,
         ))
         .layer(compression())
         .with_state(state);

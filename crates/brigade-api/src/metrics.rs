@@ -38,6 +38,7 @@ pub fn describe(backend: &'static str) {
     brigade_store::cache::describe_metrics();
     brigade_store::replica::describe_metrics();
     crate::session_cache::describe_metrics();
+    brigade_store::pg_archiver::describe_metrics();
     metrics::describe_counter!(SIGNUPS, "Accounts signed up.");
     metrics::describe_counter!(
         brigade_payments::guard::METRIC,

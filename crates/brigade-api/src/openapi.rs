@@ -186,6 +186,75 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
             complete_operation(operation);
         }
     }
+    declare_read_after(openapi);
+}
+
+/// The reads a read standby may serve (the store's stale-tolerant reads), by path suffix.
+const STANDBY_READS: [&str; 4] = [
+    "/shops",
+    "/shops/{shop_id}/menu",
+    "/orders",
+    "/admin/reports/daily",
+];
+
+/// Declares the `Brigade-Read-After` fence (see `crate::read_after`): a request header of the
+/// reads a standby may serve, and a response header of every write's success. Both only act
+/// when the replica has a read standby (`storage.read_url`); without one the header is
+/// ignored and never sent.
+fn declare_read_after(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let pattern = "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$";
+    let lsn_schema = || {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .build(),
+        ))
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        if let Some(get) = item.get.as_mut()
+            && STANDBY_READS.iter().any(|read| path.ends_with(read))
+        {
+            let parameter = ParameterBuilder::new()
+                .name("Brigade-Read-After")
+                .parameter_in(ParameterIn::Header)
+                .required(utoipa::openapi::Required::False)
+                .schema(Some(lsn_schema()))
+                .description(Some(
+                    "The fence of this client's last write (from a write's `Brigade-Read-After`): \
+                     the read is served by a standby only once it has replayed past it, else by \
+                     the primary. A `brigade_read_after` cookie does the same for browsers.",
+                ))
+                .build();
+            get.parameters
+                .get_or_insert_with(Vec::new)
+                .push(RefOr::T(parameter));
+        }
+        let writes = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in writes.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if status.starts_with('2') {
+                    let header = HeaderBuilder::new().schema(Some(lsn_schema())).description(Some(
+                        "With a read standby: the primary's WAL position after this write. Send it \
+                         back on reads to see the write at once (also set as the \
+                         `brigade_read_after` cookie).",
+                    ));
+                    response
+                        .headers
+                        .insert("Brigade-Read-After".to_owned(), RefOr::T(header.build()));
+                }
+            }
+        }
+    }
 }
 
 fn complete_operation(operation: &mut Operation) {
@@ -252,6 +321,41 @@ mod tests {
             }
         }
         (document, operations)
+    }
+
+    #[test]
+    fn the_read_after_fence_is_declared_on_standby_reads_and_write_answers() {
+        let (_, operations) = operations();
+        let find = |name: &str| {
+            operations
+                .iter()
+                .find(|(key, _)| key == name)
+                .unwrap_or_else(|| panic!("no operation {name}"))
+                .1
+                .clone()
+        };
+        let has_parameter = |operation: &Value| {
+            operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "Brigade-Read-After" && p["in"] == "header")
+        };
+        for read in [
+            "get /api/v1/shops",
+            "get /api/v1/shops/{shop_id}/menu",
+            "get /api/v1/orders",
+            "get /api/v1/admin/reports/daily",
+        ] {
+            assert!(has_parameter(&find(read)), "{read}");
+        }
+        assert!(!has_parameter(&find("get /api/v1/orders/{order_id}")));
+        let placed = find("post /api/v1/orders");
+        assert!(
+            placed["responses"]["201"]["headers"]["Brigade-Read-After"]["schema"]["pattern"]
+                .is_string()
+        );
+        assert!(placed["responses"]["422"]["headers"]["Brigade-Read-After"].is_null());
     }
 
     fn declares(operation: &Value, status: &str) -> bool {

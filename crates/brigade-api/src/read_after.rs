@@ -15,8 +15,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use brigade_core::{FieldError, Problem};
 use brigade_store::replica::{Lsn, ReadScope, with_read_scope};
@@ -29,10 +28,15 @@ pub const HEADER: &str = "brigade-read-after";
 /// The cookie carrying it for browsers.
 pub const COOKIE: &str = "brigade_read_after";
 
-/// Reads the caller's fence, runs the request under it, and answers a write with a new one.
-pub async fn fence(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Reads the caller's fence, runs the request (`inner`) under it, and answers a write with a
+/// new one. A step of [`crate::per_request::steps`]; without a standby it only runs `inner`.
+pub async fn fence<F, Fut>(state: &AppState, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if state.settings.storage.read_url.is_none() {
-        return next.run(request).await;
+        return inner(request).await;
     }
     let after = match fence_of(request.headers()) {
         Ok(after) => after,
@@ -43,7 +47,7 @@ pub async fn fence(State(state): State<AppState>, request: Request, next: Next) 
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let scope = after.map_or(ReadScope::Any, ReadScope::After);
-    let mut response = with_read_scope(scope, next.run(request)).await;
+    let mut response = with_read_scope(scope, inner(request)).await;
     if writes && !response.status().is_client_error() {
         // Unknown position (the primary did not answer): a fence no standby reaches.
         let position = match state.store.read_fence().await {

@@ -10,8 +10,6 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::{self, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use brigade_store::{StorageFault, Store};
 use tokio::time::Instant;
@@ -24,7 +22,7 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Longest a probe write may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The storage fault a failed response met; set by the error mapping, read by [`observe`].
+/// The storage fault a failed response met; set by the error mapping, read by [`note`].
 #[derive(Debug, Clone, Copy)]
 pub struct StorageFaultMet(pub StorageFault);
 
@@ -108,15 +106,9 @@ impl WriteHealth {
     }
 }
 
-/// Middleware: notes every response that failed on a storage fault.
-pub async fn observe(
-    extract::State(state): extract::State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let response = next.run(request).await;
+/// Notes a response that failed on a storage fault. A step of [`crate::per_request::steps`].
+pub fn note(state: &AppState, response: &Response) {
     if let Some(StorageFaultMet(fault)) = response.extensions().get::<StorageFaultMet>() {
         state.write_health.failed(*fault);
     }
-    response
 }

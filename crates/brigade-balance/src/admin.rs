@@ -100,11 +100,24 @@ pub async fn handle(state: &State, request: Request<Incoming>) -> Response<Respo
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = request.method().clone();
     match (&method, segments.as_slice()) {
+        (_, ["admin", rest @ ..]) => {
+            if let Some(refused) = unauthorized(state, &request) {
+                return refused;
+            }
+            admin_endpoint(state, &method, rest, request).await
+        }
+        (method, segments) => open_endpoint(state, method, segments),
+    }
+}
+
+/// The endpoints open to anyone: health and metrics.
+fn open_endpoint(state: &State, method: &Method, segments: &[&str]) -> Response<ResponseBody> {
+    match (method, segments) {
         (&Method::GET, ["health", "live"]) => {
-            return json_response(StatusCode::OK, &json!({"status": "live"}));
+            json_response(StatusCode::OK, &json!({"status": "live"}))
         }
         (&Method::GET, ["health", "ready"]) => {
-            return if state.is_ready() {
+            if state.is_ready() {
                 json_response(StatusCode::OK, &json!({"status": "ready"}))
             } else {
                 let status = if state.is_shutting_down() {
@@ -113,7 +126,7 @@ pub async fn handle(state: &State, request: Request<Incoming>) -> Response<Respo
                     "starting"
                 };
                 json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": status}))
-            };
+            }
         }
         (&Method::GET, ["metrics"]) => {
             let text = brigade_core::metrics::renderer().render();
@@ -122,35 +135,49 @@ pub async fn handle(state: &State, request: Request<Incoming>) -> Response<Respo
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
-            return response;
-        }
-        (_, ["admin", ..]) => {}
-        _ => return not_found("no such admin endpoint"),
-    }
-    if let Some(token) = &state.table().config.admin.token {
-        let expected = format!("Bearer {token}");
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes)
-            .unwrap_or_default();
-        if !constant_time_eq(given, expected.as_bytes()) {
-            let mut response = problem(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-                "send Authorization: Bearer <admin.token>",
-                None,
-            );
             response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
         }
+        _ => not_found("no such admin endpoint"),
     }
+}
+
+/// The 401 for a request to `/admin/…` without the configured `admin.token`; `None` when it
+/// may go on (it has the token, or none is configured).
+fn unauthorized(state: &State, request: &Request<Incoming>) -> Option<Response<ResponseBody>> {
+    let table = state.table();
+    let token = table.config.admin.token.as_ref()?;
+    let expected = format!("Bearer {token}");
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    if constant_time_eq(given, expected.as_bytes()) {
+        return None;
+    }
+    let mut response = problem(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Authentication required",
+        "send Authorization: Bearer <admin.token>",
+        None,
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(response)
+}
+
+/// The endpoints under `/admin/` (`segments` without the `admin`), once authorized.
+async fn admin_endpoint(
+    state: &State,
+    method: &Method,
+    segments: &[&str],
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
     let table = state.table_full();
     let pool = |name: &str| table.pool(name).cloned();
-    match (&method, &segments[1..]) {
+    match (method, segments) {
         (&Method::GET, ["pools"]) => {
             let pools = Pools {
                 pools: table.pools.iter().map(|p| p.view()).collect(),

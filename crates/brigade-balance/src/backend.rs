@@ -277,11 +277,12 @@ impl Backend {
         let rtt = rtt.as_nanos() as f64;
         if let Ok(mut ewma) = self.ewma.lock() {
             let elapsed = now.saturating_duration_since(ewma.at).as_nanos() as f64;
-            let decayed = ewma.ns * (-elapsed / EWMA_DECAY_NS).exp();
+            // One `exp` serves both the decay and the averaging weight.
+            let w = (-elapsed / EWMA_DECAY_NS).exp();
+            let decayed = ewma.ns * w;
             ewma.ns = if !ewma.measured || rtt > decayed {
                 rtt
             } else {
-                let w = (-elapsed / EWMA_DECAY_NS).exp();
                 decayed * w + rtt * (1.0 - w)
             };
             ewma.at = now;

@@ -547,6 +547,15 @@ impl Config {
 
     /// Checks values and references.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_limits()?;
+        self.validate_listeners()?;
+        self.validate_pools()?;
+        self.validate_rate_limits()?;
+        self.validate_routes()
+    }
+
+    /// Timeouts, limits and retry settings in range.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         let t = &self.timeouts;
         for (key, value) in [
             ("timeouts.connect_ms", t.connect_ms),
@@ -581,6 +590,12 @@ impl Config {
                 "must be between 0 and 1000000",
             ));
         }
+        Ok(())
+    }
+
+    /// The admin token where the admin listener needs one, and a redirect listener apart
+    /// from the public one.
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
         if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
             return Err(invalid(
                 "admin.token",
@@ -604,6 +619,11 @@ impl Config {
         {
             return Err(invalid("tls.redirect_listen", "must differ from listen"));
         }
+        Ok(())
+    }
+
+    /// At least one pool, each valid, no name twice.
+    fn validate_pools(&self) -> Result<(), ConfigError> {
         if self.pools.is_empty() {
             return Err(invalid("pools", "at least one pool is required"));
         }
@@ -616,6 +636,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Each rate-limit rule valid, no name twice.
+    fn validate_rate_limits(&self) -> Result<(), ConfigError> {
         for (i, rule) in self.rate_limits.iter().enumerate() {
             rule.validate(&format!("rate_limits[{i}]"))
                 .map_err(|(key, message)| invalid(key, message))?;
@@ -626,6 +651,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Each route names an existing pool, a path prefix from the root and a valid header name.
+    fn validate_routes(&self) -> Result<(), ConfigError> {
         for (i, route) in self.routes.iter().enumerate() {
             if !self.pools.iter().any(|p| p.name == route.pool) {
                 return Err(invalid(

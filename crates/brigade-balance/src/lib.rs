@@ -10,7 +10,7 @@
 //!     --backend 127.0.0.1:3001 --backend 127.0.0.1:3002 --backup 127.0.0.1:3009
 //! ```
 //!
-//! Layout: [`config`] (the TOML file), [`head`] (request head checks), [`state`] (routing table behind an `ArcSwap`),
+//! Layout: [`config`] (the TOML file), [`head`] (request head checks), `ids` (request and trace ids), [`state`] (routing table behind an `ArcSwap`),
 //! [`pool`], [`select`] and [`ring`] (selection), [`backend`] (per-backend health, load and latency),
 //! [`health`] (active checks), [`budget`] (retry budget), [`rate_limit`] (per-client limits), [`upstream`] (connection pool and
 //! bodies), [`proxy`] (one request), [`answer`] (own problem+json answers), [`admin`] (admin
@@ -25,6 +25,7 @@ pub mod config;
 pub mod fast;
 pub mod head;
 pub mod health;
+mod ids;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

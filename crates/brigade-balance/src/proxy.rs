@@ -493,10 +493,8 @@ fn ensure_request_context(headers: &mut HeaderMap) -> HeaderValue {
     let request_id = match sane {
         Some(id) => id.clone(),
         None => {
-            let mut buffer = uuid::Uuid::encode_buffer();
-            let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buffer);
-            let value =
-                HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            let value = HeaderValue::from_bytes(&crate::ids::request_id())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
             headers.insert(X_REQUEST_ID.clone(), value.clone());
             value
         }
@@ -516,25 +514,7 @@ fn new_traceparent() -> HeaderValue {
 
 /// The text of a new `traceparent` (see [`new_traceparent`]).
 pub(crate) fn traceparent_bytes() -> [u8; 55] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    // "00-" + 32 hex + "-" + 16 hex + "-01"
-    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    let trace: u128 = rand::random();
-    let span: u64 = rand::random();
-    let hex = |out: &mut [u8], bytes: &[u8]| {
-        for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
-        }
-    };
-    hex(&mut text[3..35], &trace.to_be_bytes());
-    hex(&mut text[36..52], &span.to_be_bytes());
-    // An all-zero trace or span id is invalid; the odds are 2^-64 at worst, but cheap to rule out.
-    if trace == 0 || span == 0 {
-        text[34] = b'1';
-        text[51] = b'1';
-    }
-    text
+    crate::ids::traceparent()
 }
 
 /// Bytes of the request head as the client sent it (approximately: request line + headers).

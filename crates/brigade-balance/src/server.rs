@@ -127,108 +127,33 @@ pub async fn start_with(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let bind_error = |key, address| {
-        move |source| StartError::Bind {
-            key,
-            address,
-            source,
-        }
-    };
-    let listen = |address| bind_error("listen", address);
-    let inherited_public = inherited.public.is_some();
-    let first = match inherited.public {
-        Some(listener) => listener,
-        None => bind_reuseport(config.listen)
-            .and_then(TcpListener::into_std)
-            .map_err(listen(config.listen))?,
-    };
-    first.set_nonblocking(true).map_err(listen(config.listen))?;
-    let public = first.local_addr().map_err(listen(config.listen))?;
-    let mut listeners = Vec::with_capacity(workers);
-    for _ in 1..workers {
-        let listener = if inherited_public {
-            first.try_clone()
-        } else {
-            bind_reuseport(public).and_then(TcpListener::into_std)
-        };
-        listeners.push(listener.map_err(listen(public))?);
-    }
-    listeners.push(first);
-    let admin_listener = match inherited.admin {
-        Some(listener) => listener
-            .set_nonblocking(true)
-            .and_then(|()| TcpListener::from_std(listener)),
-        None => TcpListener::bind(config.admin.listen).await,
-    }
-    .map_err(bind_error("admin.listen", config.admin.listen))?;
-    let admin = admin_listener
-        .local_addr()
-        .map_err(bind_error("admin.listen", config.admin.listen))?;
-
+    let (listeners, public) = bind_public(config.listen, inherited.public, workers)?;
+    let (admin_listener, admin) = bind_admin(config.admin.listen, inherited.admin).await?;
     let tls_setup = match &config.tls {
-        Some(settings) => {
-            let store = Arc::new(CertStore::load(&settings.cert, &settings.key)?);
-            let acceptor = TlsAcceptor::from(tls::server_config(Arc::clone(&store))?);
-            let redirect = match settings.redirect_listen {
-                Some(address) => Some(
-                    TcpListener::bind(address)
-                        .await
-                        .map_err(bind_error("tls.redirect_listen", address))?,
-                ),
-                None => None,
-            };
-            Some((store, acceptor, redirect))
-        }
+        Some(settings) => Some(TlsSetup::load(settings).await?),
         None => None,
     };
     let limit = Arc::new(Semaphore::new(config.limits.max_connections));
     let state = Arc::new(State::new(config, config_path));
     let mut acceptor = None;
     let mut redirect_address = None;
-    if let Some((store, tls_acceptor, redirect_listener)) = tls_setup {
-        state.set_tls(store);
-        acceptor = Some(tls_acceptor);
-        if let Some(listener) = redirect_listener {
+    if let Some(setup) = tls_setup {
+        state.set_tls(setup.store);
+        acceptor = Some(setup.acceptor);
+        if let Some(listener) = setup.redirect {
             redirect_address = listener.local_addr().ok();
             tokio::spawn(redirect::serve(listener, public.port(), shutdown.clone()));
         }
     }
     let mut done = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
-        let (finished, receiver) = oneshot::channel();
-        done.push(receiver);
-        let state = Arc::clone(&state);
-        let shutdown = shutdown.clone();
-        let limit = Arc::clone(&limit);
-        let acceptor = acceptor.clone();
-        std::thread::Builder::new()
-            .name(format!("balance-{index}"))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot start a worker runtime");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    tokio::spawn(crate::fast::reap_periodically(
-                        Arc::clone(&state),
-                        shutdown.clone(),
-                    ));
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => {
-                            accept_loop(listener, state, shutdown, limit, acceptor).await;
-                        }
-                        Err(error) => tracing::error!(%error, "cannot register a listener"),
-                    }
-                });
-                let _ = finished.send(());
-            })
-            .map_err(StartError::Worker)?;
+        let worker = Worker {
+            state: Arc::clone(&state),
+            shutdown: shutdown.clone(),
+            limit: Arc::clone(&limit),
+            acceptor: acceptor.clone(),
+        };
+        done.push(worker.spawn(index, listener)?);
     }
     tokio::spawn(health::run(Arc::clone(&state), shutdown.clone()));
     let admin_stop = Shutdown::new();
@@ -247,6 +172,152 @@ pub async fn start_with(
         admin_stop,
         workers: done,
     })
+}
+
+/// A listener's bind error, named by its configuration key.
+fn bind_error(key: &'static str, address: SocketAddr) -> impl Fn(std::io::Error) -> StartError {
+    move |source| StartError::Bind {
+        key,
+        address,
+        source,
+    }
+}
+
+/// One public socket per worker: an inherited socket duplicated, or `SO_REUSEPORT` sockets
+/// bound to `listen` (the first decides the port when `listen` asks for any); and the
+/// address they listen on.
+fn bind_public(
+    listen: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
+    workers: usize,
+) -> Result<(Vec<std::net::TcpListener>, SocketAddr), StartError> {
+    let inherited_public = inherited.is_some();
+    let first = match inherited {
+        Some(listener) => listener,
+        None => bind_reuseport(listen)
+            .and_then(TcpListener::into_std)
+            .map_err(bind_error("listen", listen))?,
+    };
+    first
+        .set_nonblocking(true)
+        .map_err(bind_error("listen", listen))?;
+    let public = first.local_addr().map_err(bind_error("listen", listen))?;
+    let mut listeners = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        let listener = if inherited_public {
+            first.try_clone()
+        } else {
+            bind_reuseport(public).and_then(TcpListener::into_std)
+        };
+        listeners.push(listener.map_err(bind_error("listen", public))?);
+    }
+    listeners.push(first);
+    Ok((listeners, public))
+}
+
+/// The admin listener (inherited, or bound to `admin.listen`) and its address.
+async fn bind_admin(
+    listen: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = match inherited {
+        Some(listener) => listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener)),
+        None => TcpListener::bind(listen).await,
+    }
+    .map_err(bind_error("admin.listen", listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(bind_error("admin.listen", listen))?;
+    Ok((listener, address))
+}
+
+/// What `[tls]` needs before the workers start: the certificates, the acceptor, and the
+/// plain-HTTP redirect listener if one is configured.
+struct TlsSetup {
+    store: Arc<CertStore>,
+    acceptor: TlsAcceptor,
+    redirect: Option<TcpListener>,
+}
+
+impl TlsSetup {
+    async fn load(settings: &tls::TlsConfig) -> Result<Self, StartError> {
+        let store = Arc::new(CertStore::load(&settings.cert, &settings.key)?);
+        let acceptor = TlsAcceptor::from(tls::server_config(Arc::clone(&store))?);
+        let redirect = match settings.redirect_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(bind_error("tls.redirect_listen", address))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            store,
+            acceptor,
+            redirect,
+        })
+    }
+}
+
+/// What a worker thread shares with the others.
+struct Worker {
+    state: Arc<State>,
+    shutdown: Shutdown,
+    limit: Arc<Semaphore>,
+    acceptor: Option<TlsAcceptor>,
+}
+
+impl Worker {
+    /// Starts worker `index` on its own thread and `current_thread` runtime, accepting on
+    /// `listener`; the receiver completes when the worker has finished.
+    fn spawn(
+        self,
+        index: usize,
+        listener: std::net::TcpListener,
+    ) -> Result<oneshot::Receiver<()>, StartError> {
+        let (finished, receiver) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("balance-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start a worker runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(self.run(listener));
+                let _ = finished.send(());
+            })
+            .map_err(StartError::Worker)?;
+        Ok(receiver)
+    }
+
+    /// The worker's life on its runtime: idle-connection upkeep and the accept loop.
+    async fn run(self, listener: std::net::TcpListener) {
+        tokio::spawn(crate::fast::reap_periodically(
+            Arc::clone(&self.state),
+            self.shutdown.clone(),
+        ));
+        match TcpListener::from_std(listener) {
+            Ok(listener) => {
+                accept_loop(
+                    listener,
+                    self.state,
+                    self.shutdown,
+                    self.limit,
+                    self.acceptor,
+                )
+                .await;
+            }
+            Err(error) => tracing::error!(%error, "cannot register a listener"),
+        }
+    }
 }
 
 /// Reloads the configuration on every SIGHUP until shutdown.

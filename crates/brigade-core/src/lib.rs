@@ -9,6 +9,7 @@ pub mod config;
 pub mod error_event;
 pub mod health;
 pub mod http_metrics;
+pub mod log_time;
 pub mod metrics;
 pub mod net;
 pub mod open_files;

@@ -91,9 +91,7 @@ fn describe_process_wide() {
         crate::telemetry::LOG_EVENTS,
         "Log events written, by level (error, warn, info, debug, trace)."
     );
-    for level in ["error", "warn", "info", "debug", "trace"] {
-        metrics::counter!(crate::telemetry::LOG_EVENTS, "level" => level).increment(0);
-    }
+    crate::telemetry::register_log_counters();
     if crate::traces::enabled_by_env() {
         crate::traces::describe_metrics();
     }

@@ -130,8 +130,41 @@ pub struct LogCounter;
 
 impl<S: Subscriber> tracing_subscriber::Layer<S> for LogCounter {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        metrics::counter!(LOG_EVENTS, "level" => level_name(event.metadata().level())).increment(1);
+        let level = event.metadata().level();
+        match LOG_COUNTERS.get() {
+            Some(counters) => counters[level_index(level)].increment(1),
+            None => metrics::counter!(LOG_EVENTS, "level" => level_name(level)).increment(1),
+        }
     }
+}
+
+/// The counter handle of each level, in [`level_index`] order. Looking a counter up by name and
+/// label builds a key and hashes it on every log line; the handle is an `Arc`. Set when the
+/// recorder is installed ([`register_log_counters`]); before that, lines are counted by lookup
+/// (into whatever recorder is current, as in tests).
+static LOG_COUNTERS: std::sync::OnceLock<[metrics::Counter; 5]> = std::sync::OnceLock::new();
+
+const LEVELS: [tracing::Level; 5] = [
+    tracing::Level::ERROR,
+    tracing::Level::WARN,
+    tracing::Level::INFO,
+    tracing::Level::DEBUG,
+    tracing::Level::TRACE,
+];
+
+fn level_index(level: &tracing::Level) -> usize {
+    LEVELS.iter().position(|l| l == level).unwrap_or(0)
+}
+
+/// Creates the log counter of every level at zero in the global recorder (a series
+/// `promtool` can check from the start) and keeps their handles for [`LogCounter`]. Called
+/// once the global recorder is installed.
+pub(crate) fn register_log_counters() {
+    let counters = LEVELS.map(|level| metrics::counter!(LOG_EVENTS, "level" => level_name(&level)));
+    for counter in &counters {
+        counter.increment(0);
+    }
+    let _ = LOG_COUNTERS.set(counters);
 }
 
 /// Writes every event as one JSON line on stdout.
@@ -184,11 +217,7 @@ where
 
     let mut line = Vec::with_capacity(256 + fields.len());
     line.extend_from_slice(b"{\"timestamp\":\"");
-    line.extend_from_slice(
-        chrono::Utc::now()
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            .as_bytes(),
-    );
+    crate::log_time::write_now(&mut line);
     line.extend_from_slice(b"\",\"level\":\"");
     line.extend_from_slice(level_name(metadata.level()).as_bytes());
     line.extend_from_slice(b"\",\"message\":");

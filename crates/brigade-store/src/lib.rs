@@ -13,6 +13,7 @@ pub mod cache;
 mod error;
 mod ledger;
 mod order_list;
+pub mod pg_archiver;
 pub mod pg_backup;
 mod postgres;
 pub mod replica;
@@ -435,12 +436,12 @@ pub async fn connect(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> 
     Ok(store)
 }
 
-/// Like [`connect`], and with `storage.read_url` set, a PostgreSQL store that sends its
-/// stale-tolerant reads to that standby (what `brigade serve` uses; one-off commands read and
-/// write the primary only).
+/// Like [`connect`], and on PostgreSQL a store that samples the primary's WAL archiving into
+/// metrics and, with `storage.read_url` set, sends its stale-tolerant reads to that standby
+/// (what `brigade serve` uses; one-off commands read and write the primary only).
 pub async fn connect_serving(settings: &StorageSettings) -> StoreResult<Arc<dyn Store>> {
     let url = settings.effective_url();
-    if settings.read_url.is_none() || !brigade_core::config::DatabaseKind::is_postgres(&url) {
+    if !brigade_core::config::DatabaseKind::is_postgres(&url) {
         return connect(settings).await;
     }
     let store = PostgresStore::connect_with_standby(&url, settings).await?;

@@ -37,9 +37,12 @@ impl PostgresStore {
     }
 
     /// Like [`connect`](Self::connect), plus the standby at `settings.read_url` (when set)
-    /// for the reads that tolerate staleness. The standby may be down at start.
+    /// for the reads that tolerate staleness, and the primary's WAL archiving sampled into
+    /// metrics ([`crate::pg_archiver`]): what a serving replica needs. The standby may be down
+    /// at start.
     pub async fn connect_with_standby(url: &str, settings: &StorageSettings) -> StoreResult<Self> {
         let mut store = Self::connect(url, settings).await?;
+        crate::pg_archiver::start(store.pool.clone());
         if let Some(read_url) = &settings.read_url {
             store.replica = Some(crate::replica::Replica::start(
                 read_url,

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod tail;
+pub use tail::{NewLines, Tail};
+
 /// Size at which the current file is rotated.
 pub const ROTATE_BYTES: u64 = 16 * 1024 * 1024;
 /// Rotated files kept (`brigade.log.1` … `brigade.log.5`).
@@ -279,6 +282,22 @@ impl LogLine {
     }
 }
 
+/// An age such as `90s`, `15m`, `2h` or `1d` (`brigade logs --since`, `GET /api/logs?since=`);
+/// `None` when it is not one.
+pub fn parse_age(age: &str) -> Option<chrono::Duration> {
+    // By character, not byte: `1é` is refused, not a panic on a split inside a character.
+    let unit = age.chars().last()?;
+    let number = &age[..age.len() - unit.len_utf8()];
+    let n: i64 = number.parse().ok().filter(|n| *n >= 0)?;
+    match unit {
+        's' => chrono::Duration::try_seconds(n),
+        'm' => chrono::Duration::try_minutes(n),
+        'h' => chrono::Duration::try_hours(n),
+        'd' => chrono::Duration::try_days(n),
+        _ => None,
+    }
+}
+
 /// The log files under `dir`, oldest first.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = (1..=KEEP)
@@ -311,6 +330,15 @@ pub fn search(dir: &Path, filter: &LogFilter, out: &mut dyn Write) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_are_read_by_character() {
+        assert_eq!(parse_age("90s"), chrono::Duration::try_seconds(90));
+        assert_eq!(parse_age("2h"), chrono::Duration::try_hours(2));
+        for bad in ["", "s", "-1m", "1é", "é", "10w", "1.5h"] {
+            assert_eq!(parse_age(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn lines_get_service_and_instance_and_are_found_again() {

@@ -198,6 +198,16 @@ impl Snapshot {
             status.balancer_admin.as_deref().unwrap_or("-"),
             status.watch.as_deref().unwrap_or("-"),
         );
+        out.push_str(&self.children_table(width));
+        out.push_str("\n* = backup replica\n");
+        self.write_failures(&mut out);
+        self.write_alerts(&mut out);
+        self.write_events(&mut out);
+        out
+    }
+
+    /// One row a child: what it is, its state and health, and its measured load.
+    fn children_table(&self, width: u16) -> String {
         let mut table = Table::new();
         table
             .load_preset(UTF8_FULL_CONDENSED)
@@ -246,8 +256,11 @@ impl Snapshot {
                 column.set_cell_alignment(CellAlignment::Right);
             }
         }
-        out.push_str(&table.to_string());
-        out.push_str("\n* = backup replica\n");
+        table.to_string()
+    }
+
+    /// The last failure of each child that failed, if any did.
+    fn write_failures(&self, out: &mut String) {
         let failures: Vec<String> = self
             .children()
             .iter()
@@ -260,6 +273,10 @@ impl Snapshot {
             out.push_str("last failure of each child that failed:\n");
             failures.iter().for_each(|line| out.push_str(line));
         }
+    }
+
+    /// The firing alerts, or why there are none to show.
+    fn write_alerts(&self, out: &mut String) {
         match &self.alerts {
             None => out.push_str("alerts: watch not reachable\n"),
             Some(alerts) if alerts.is_empty() => out.push_str("alerts: none firing\n"),
@@ -270,20 +287,24 @@ impl Snapshot {
                 }
             }
         }
-        if !status.events.is_empty() {
-            out.push_str("recent events:\n");
-            let skip = status.events.len().saturating_sub(EVENTS_SHOWN);
-            for event in &status.events[skip..] {
-                out.push_str(&format!(
-                    "  {} {:<5} {:<16} {}\n",
-                    event.at.format("%H:%M:%S"),
-                    event.level.as_str(),
-                    event.instance.as_deref().unwrap_or("-"),
-                    event.message
-                ));
-            }
+    }
+
+    /// The newest supervisor events.
+    fn write_events(&self, out: &mut String) {
+        let events = &self.status.events;
+        if events.is_empty() {
+            return;
         }
-        out
+        out.push_str("recent events:\n");
+        for event in &events[events.len().saturating_sub(EVENTS_SHOWN)..] {
+            out.push_str(&format!(
+                "  {} {:<5} {:<16} {}\n",
+                event.at.format("%H:%M:%S"),
+                event.level.as_str(),
+                event.instance.as_deref().unwrap_or("-"),
+                event.message
+            ));
+        }
     }
 }
 

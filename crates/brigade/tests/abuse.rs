@@ -4,19 +4,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{BRIGADE, DEMO_PASSWORD};
+use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
 use serde_json::{Value, json};
 
 /// A running `brigade serve --demo` with the default settings but those in `env`.
 struct Serve {
-    child: Child,
+    process: Logged,
     address: String,
 }
 
@@ -34,7 +34,7 @@ impl Serve {
     }
 
     fn spawn(mut command: Command, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = command
+        command
             .args([
                 "serve",
                 "--demo",
@@ -50,30 +50,10 @@ impl Serve {
             .env_remove("REDIS_URL")
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
             .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("brigade starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel::<Value>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str(&line)
-                    && sender.send(value).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let address = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .expect("a listening line");
-            if line["message"] == "listening" {
-                break line["address"].as_str().unwrap().to_owned();
-            }
-        };
-        Self { child, address }
+            .stderr(Stdio::null());
+        let process = Logged::spawn(command, Stdout::SkipOther);
+        let address = process.listening();
+        Self { process, address }
     }
 
     fn url(&self, path: &str) -> String {
@@ -82,7 +62,8 @@ impl Serve {
 
     /// A line of `/proc/<pid>/status` in MiB (`VmRSS` now, `VmHWM` the peak so far).
     fn memory_mib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).unwrap();
         let kib: u64 = status
             .lines()
             .find_map(|line| line.strip_prefix(&format!("{field}:")))
@@ -126,13 +107,6 @@ impl Serve {
             .unwrap()
             .status()
             .as_u16()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -332,7 +306,7 @@ fn stall(serve: &Serve) -> Wave {
     // near 1,024) before the first ones time out.
     let mut open = 0;
     while open < STALLED && started.elapsed() < Duration::from_secs(9) {
-        open = open.max(open_descriptors(serve.child.id()));
+        open = open.max(open_descriptors(serve.process.pid()));
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(

@@ -5,89 +5,39 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
-use common::DEMO_PASSWORD;
+use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
 
-/// A child `brigade` process whose JSON log lines arrive on a channel.
-struct Process {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-}
+/// How long a process has to say what a test waits for.
+const WAIT: Duration = Duration::from_secs(30);
 
-impl Process {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BRIGADE)
-            .args(args)
-            .args(["--log-format", "json"])
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("brigade starts");
-        let lines = forward_lines(child.stdout.take().unwrap());
-        Self { child, lines }
-    }
-
-    fn wait_for(&mut self, message: &str) -> Value {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if line["message"] == message => return line,
-                Ok(_) => {}
-                Err(error) => panic!("no {message:?} log line: {error}"),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<Value> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let Ok(value) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if sender.send(value).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
+/// A child `brigade` with `args`, whose JSON log lines arrive on a channel.
+fn start(args: &[&str]) -> Logged {
+    let mut command = Command::new(BRIGADE);
+    command
+        .args(args)
+        .args(["--log-format", "json"])
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD);
+    Logged::spawn(command, Stdout::SkipOther)
 }
 
 /// `brigade serve` on a free port; returns the process and its address.
-fn replica(data_dir: &Path, extra: &[&str]) -> (Process, String) {
+fn replica(data_dir: &Path, extra: &[&str]) -> (Logged, String) {
     let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir"];
     let dir = data_dir.to_str().unwrap();
     args.push(dir);
     args.extend_from_slice(extra);
-    let mut process = Process::start(&args);
-    let address = process.wait_for("listening")["address"]
+    let process = start(&args);
+    let address = process.wait_for("listening", WAIT)["address"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -95,11 +45,11 @@ fn replica(data_dir: &Path, extra: &[&str]) -> (Process, String) {
 }
 
 /// `brigade balance` with these arguments; returns the process, public and admin addresses.
-fn balance(args: &[&str]) -> (Process, String, String) {
+fn balance(args: &[&str]) -> (Logged, String, String) {
     let mut all = vec!["balance"];
     all.extend_from_slice(args);
-    let mut process = Process::start(&all);
-    let line = process.wait_for("listening");
+    let process = start(&all);
+    let line = process.wait_for("listening", WAIT);
     let public = line["address"].as_str().unwrap().to_owned();
     let admin = line["admin_address"].as_str().unwrap().to_owned();
     wait_ready(&admin);
@@ -322,7 +272,7 @@ fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
     let response = request.join().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().unwrap(), "slow");
-    balance.wait_for("balancer stopped");
+    balance.wait_for("balancer stopped", WAIT);
     let status = balance.child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
 }
@@ -340,7 +290,7 @@ fn sighup_reloads_and_bad_configuration_names_the_key() {
         )
     };
     std::fs::write(&path, file(&a)).unwrap();
-    let (mut balance, public, admin) = balance(&["--config", path.to_str().unwrap()]);
+    let (balance, public, admin) = balance(&["--config", path.to_str().unwrap()]);
     assert_eq!(
         reqwest::blocking::get(format!("http://{public}/"))
             .unwrap()
@@ -349,7 +299,7 @@ fn sighup_reloads_and_bad_configuration_names_the_key() {
     );
     std::fs::write(&path, file(&b)).unwrap();
     balance.signal("HUP");
-    balance.wait_for("configuration reloaded");
+    balance.wait_for("configuration reloaded", WAIT);
     let pools: Value = reqwest::blocking::get(format!("http://{admin}/admin/pools"))
         .unwrap()
         .json()
@@ -469,7 +419,7 @@ fn tls_flags_serve_https_and_sighup_reloads_the_certificate() {
         std::fs::copy(first.join(file), live.join(file)).unwrap();
     }
     let backend = slow_backend(Duration::ZERO);
-    let (mut balance, public, _admin) = balance(&[
+    let (balance, public, _admin) = balance(&[
         "--listen",
         "127.0.0.1:0",
         "--admin",
@@ -502,7 +452,7 @@ fn tls_flags_serve_https_and_sighup_reloads_the_certificate() {
         std::fs::copy(second.join(file), live.join(file)).unwrap();
     }
     balance.signal("HUP");
-    balance.wait_for("TLS certificate reloaded");
+    balance.wait_for("TLS certificate reloaded", WAIT);
     assert_eq!(trusting(&second).get(&url).send().unwrap().status(), 200);
     assert!(trusting(&first).get(&url).send().is_err());
 }

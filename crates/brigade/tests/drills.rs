@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use common::{BRIGADE, PgDatabase, Up, assert_drill_holds};
+use common::{BRIGADE, PgDatabase, Running, Up, assert_drill_holds};
 
 /// `brigade up` for the drills: two orders replicas, no watch.
 fn start_up(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Up {
@@ -109,22 +109,8 @@ fn slow_replica_payment_outage_and_sqlite_db_outage_hold_their_claims() {
 
     // Bad settings of a replica's fault switch name their field.
     let client = reqwest::blocking::Client::new();
-    let status: Value = client
-        .get(format!("http://{}/api/status", up.ops))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let replica = status["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["pool"] == "orders")
-        .unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let admin = common::log_in_at(&format!("http://{replica}"), "admin@brigade.demo");
+    let replica = up.replica_in("orders");
+    let admin = common::log_in_at(&replica, "admin@brigade.demo");
     for (body, field) in [
         (json!({"latency_ms": 60_001}), "latency_ms"),
         (
@@ -133,7 +119,7 @@ fn slow_replica_payment_outage_and_sqlite_db_outage_hold_their_claims() {
         ),
     ] {
         let bad = client
-            .put(format!("http://{replica}/api/v1/admin/faults"))
+            .put(format!("{replica}/api/v1/admin/faults"))
             .bearer_auth(&admin)
             .json(&body)
             .send()

@@ -14,7 +14,7 @@ use brigade_watch::contract::{AlertState, AlertsAnswer, QueryAnswer, QueryData};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-use common::{Up, wait_until};
+use common::{Running, Up, wait_until};
 
 /// `GET /api/errors` of the ops API.
 fn groups(up: &Up, query: &str) -> Vec<ErrorGroup> {
@@ -88,7 +88,7 @@ fn errors_are_grouped_resolved_reopened_validated_and_rate_limited() {
     assert!(cart.first_seen <= cart.last_seen);
 
     // A server 5xx with its internal cause: one replica's fault switch fails every request.
-    let replica = orders_replica(&up);
+    let replica = up.replica_in("orders");
     fail_three_requests(&client, &replica);
     let injected = wait_for_groups(&up, ErrorKind::InjectedFault, 1);
     assert_eq!(injected[0].count, 3);
@@ -161,21 +161,6 @@ fn promtool_accepts(exposition: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// The address (`http://…`) of the first orders replica.
-fn orders_replica(up: &Up) -> String {
-    let status = up.status();
-    let replica = status["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["pool"] == "orders")
-        .unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    format!("http://{replica}")
 }
 
 /// Turns the replica's fault switch on, has it answer three requests with 500, turns it off.

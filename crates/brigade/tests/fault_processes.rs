@@ -16,7 +16,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use as_user::{OrderLoad, Probe, UserUp, alive, lost_orders, signal, wait_until};
+use as_user::{OrderLoad, Probe, Running, UserUp, alive, lost_orders, signal, wait_until};
 use serde_json::Value;
 
 /// Concurrent order clients.

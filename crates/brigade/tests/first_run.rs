@@ -6,10 +6,11 @@
 //! moment by a stopping run are waited for.
 
 mod as_user;
+mod common;
 
 use std::time::Duration;
 
-use as_user::{UserUp, brigade, passwords_in, token, wait_until};
+use as_user::{Running, UserUp, brigade, passwords_in, token, wait_until};
 use serde_json::Value;
 
 #[test]

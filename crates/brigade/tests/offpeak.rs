@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::{BRIGADE, PgDatabase, Up, wait_until};
+use common::{BRIGADE, PgDatabase, Running, Up, wait_until};
 
 /// `brigade up` with one orders replica, no watch, and `config` as its up.toml.
 fn start_up(data_dir: &Path, config: &Path, env: &[(&str, &str)]) -> Up {
@@ -258,10 +258,10 @@ fn up_runs_the_off_peak_jobs_and_restore_puts_a_backup_back() {
 
     // Stopped, it restores: the orders placed after the backup are gone, the old file is kept.
     Command::new("kill")
-        .args(["-TERM", &up.child.id().to_string()])
+        .args(["-TERM", &up.process.child.id().to_string()])
         .status()
         .unwrap();
-    assert!(up.child.wait().unwrap().success());
+    assert!(up.process.child.wait().unwrap().success());
     let restored = brigade(&["restore", backup.to_str().unwrap(), "--data-dir", data_arg]);
     let stdout = String::from_utf8_lossy(&restored.stdout);
     assert!(

@@ -4,6 +4,7 @@
 //! acknowledged before the last archived WAL segment is back; restore to a time → orders
 //! placed after it are absent. Settings errors name the key and exit 2.
 
+mod common;
 mod pg_cluster;
 
 use std::collections::BTreeSet;

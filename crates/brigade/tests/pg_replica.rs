@@ -8,6 +8,7 @@
 //! that wrote it (read-your-writes through `Brigade-Read-After`), and present once the lag
 //! exceeds the bound (the standby is skipped). A stopped standby costs no failed request.
 
+mod common;
 mod pg_cluster;
 
 use std::time::{Duration, Instant};

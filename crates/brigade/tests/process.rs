@@ -3,24 +3,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
-/// Password of the demo accounts in these tests.
-use common::DEMO_PASSWORD;
+use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
 
-/// A running `brigade serve` whose JSON log lines arrive on a channel.
+/// A running `brigade serve` whose JSON log lines arrive on a channel (every line on its
+/// standard output must be JSON).
 struct Replica {
-    child: Child,
+    process: Logged,
     address: String,
-    lines: mpsc::Receiver<Value>,
 }
 
 impl Replica {
@@ -31,7 +28,8 @@ impl Replica {
 
     /// Like [`Replica::start`] with extra environment variables (settings).
     fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BRIGADE)
+        let mut command = Command::new(BRIGADE);
+        command
             .args([
                 "serve",
                 "--listen",
@@ -45,31 +43,15 @@ impl Replica {
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("brigade starts");
-        let lines = forward_lines(child.stdout.take().unwrap());
-        let mut replica = Self {
-            child,
-            address: String::new(),
-            lines,
-        };
-        let listening = replica.wait_for("listening");
-        replica.address = listening["address"].as_str().unwrap().to_owned();
-        replica
+            .envs(env.iter().copied());
+        let process = Logged::spawn(command, Stdout::JsonOnly);
+        let address = process.listening();
+        Self { process, address }
     }
 
     /// Waits (up to 30 s) for a log line with this message and returns it.
-    fn wait_for(&mut self, message: &str) -> Value {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if line["message"] == message => return line,
-                Ok(_) => {}
-                Err(error) => panic!("no {message:?} log line: {error}"),
-            }
-        }
+    fn wait_for(&self, message: &str) -> Value {
+        self.process.wait_for(message, Duration::from_secs(30))
     }
 
     fn url(&self, path: &str) -> String {
@@ -77,33 +59,8 @@ impl Replica {
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.process.signal("TERM");
     }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<Value> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-            if sender.send(value).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
 }
 
 fn get_json(url: &str) -> Value {
@@ -167,7 +124,7 @@ fn sigterm_drains_and_finishes_the_request_in_flight() {
     assert!(response.contains("\"status\":\"placed\""), "{response}");
 
     replica.wait_for("stopped");
-    let status = replica.child.wait().unwrap();
+    let status = replica.process.child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(
         TcpStream::connect(&replica.address).is_err(),
@@ -427,8 +384,8 @@ fn a_replica_killed_mid_payment_leaves_no_charge_unrecorded() {
     wait_until("the authorisation to reach the provider", || {
         fake.calls(Endpoint::Create) == 1
     });
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+    first.process.child.kill().unwrap();
+    first.process.child.wait().unwrap();
     assert!(
         request.join().unwrap().is_err(),
         "the client never got an answer"

@@ -8,7 +8,7 @@ mod promtool;
 
 use std::time::Duration;
 
-use common::Up;
+use common::{Running, Up};
 use serde_json::Value;
 
 fn ops_get(up: &Up, path: &str) -> reqwest::blocking::Response {

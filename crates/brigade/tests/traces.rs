@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::Value;
 
-use common::BRIGADE;
+use common::{BRIGADE, Logged, Stdout};
 
 /// What the fake receiver got: every span with its resource's service name.
 #[derive(Default)]
@@ -87,8 +87,9 @@ fn serve_otlp(stream: TcpStream, received: &Received) {
 }
 
 /// `brigade serve --demo` on a free port with `env`; returns it and its address.
-fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(BRIGADE)
+fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Logged, String) {
+    let mut command = Command::new(BRIGADE);
+    command
         .args([
             "serve",
             "--demo",
@@ -102,22 +103,10 @@ fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut lines = stdout.lines();
-    let address = loop {
-        let line = lines.next().expect("serve exited").unwrap();
-        if let Ok(value) = serde_json::from_str::<Value>(&line)
-            && value["message"] == "listening"
-        {
-            break value["address"].as_str().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
+        .stderr(Stdio::null());
+    let process = Logged::spawn(command, Stdout::SkipOther);
+    let address = process.listening();
+    (process, address)
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
@@ -143,7 +132,7 @@ fn a_request_span_reaches_the_otlp_receiver_as_a_child_of_the_callers_span() {
     let (otlp, received) = receiver();
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://{otlp}");
-    let (mut replica, address) = serve(
+    let (_replica, address) = serve(
         dir.path(),
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -202,8 +191,6 @@ fn a_request_span_reaches_the_otlp_receiver_as_a_child_of_the_callers_span() {
         format!("00-{trace}-{}-01", hex(&span.span_id)),
         "the answer names the exported span"
     );
-    let _ = replica.kill();
-    let _ = replica.wait();
 }
 
 #[test]
@@ -219,7 +206,7 @@ fn a_receiver_that_never_answers_costs_requests_nothing_and_drops_are_counted() 
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let (mut replica, address) = serve(
+    let (_replica, address) = serve(
         dir.path(),
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -254,44 +241,32 @@ fn a_receiver_that_never_answers_costs_requests_nothing_and_drops_are_counted() 
         .parse()
         .unwrap();
     assert!(dropped > 0.0, "the full queue dropped spans:\n{metrics}");
-    let _ = replica.kill();
-    let _ = replica.wait();
 }
 
 /// `brigade watch` with no rules and no targets, on a free port: the local collector.
-fn watch(dir: &std::path::Path) -> (Child, String) {
+fn watch(dir: &std::path::Path) -> (Logged, String) {
     let config = dir.join("watch.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
-    let mut child = Command::new(BRIGADE)
+    let mut command = Command::new(BRIGADE);
+    command
         .args(["watch", "--log-format", "json", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir)
         .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("watch exited").unwrap();
-        if let Ok(value) = serde_json::from_str::<Value>(&line)
-            && value["message"] == "listening"
-        {
-            break value["address"].as_str().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
+        .stderr(Stdio::null());
+    let process = Logged::spawn(command, Stdout::SkipOther);
+    let address = process.listening();
+    (process, address)
 }
 
 #[test]
 fn watch_collects_a_replicas_spans_and_finds_them_by_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut collector, watch_address) = watch(dir.path());
+    let (_collector, watch_address) = watch(dir.path());
     let endpoint = format!("http://{watch_address}");
     let data = dir.path().join("replica");
-    let (mut replica, address) = serve(
+    let (_replica, address) = serve(
         &data,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -353,18 +328,14 @@ fn watch_collects_a_replicas_spans_and_finds_them_by_request_id() {
     assert_eq!(invalid.status(), 400);
     let problem: brigade_core::Problem = invalid.json().unwrap();
     assert_eq!(problem.errors[0].field, "trace_id");
-    for child in [&mut replica, &mut collector] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
 
 #[test]
 fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut collector, watch_address) = watch(dir.path());
+    let (_collector, watch_address) = watch(dir.path());
     let endpoint = format!("http://{watch_address}");
-    let (mut replica, address) = serve(
+    let (_replica, address) = serve(
         &dir.path().join("replica"),
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -375,48 +346,21 @@ fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
     let base = format!("http://{address}");
     let token = common::log_in_at(&base, "customer@brigade.demo");
     let client = reqwest::blocking::Client::new();
-    let shops: Value = client
-        .get(format!("{base}/api/v1/shops"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let shop = shops[0]["id"].as_str().unwrap();
-    let menu: Value = client
-        .get(format!("{base}/api/v1/shops/{shop}/menu"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let order = common::sample_order_at(&base);
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let placed = client
         .post(format!("{base}/api/v1/orders"))
         .bearer_auth(&token)
         .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
-        .json(&serde_json::json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
-            "delivery": {"lat": 52.51, "lon": 13.40}}))
+        .json(&order)
         .send()
         .unwrap();
     assert_eq!(placed.status(), 201);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let spans = loop {
-        let answer = client
-            .get(format!("http://{watch_address}/api/v1/traces/{trace}"))
-            .send()
-            .unwrap();
-        if answer.status() == 200 {
-            let body: Value = answer.json().unwrap();
-            let spans = body["spans"].as_array().cloned().unwrap_or_default();
-            if spans.iter().any(|s| s["name"] == "payments authorize") {
-                break spans;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no payment span in trace {trace}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let spans = spans_named(
+        &watch_address,
+        trace,
+        &["payments authorize", "POST /api/v1/orders"],
+    );
     let request = spans
         .iter()
         .find(|s| s["name"] == "POST /api/v1/orders")
@@ -446,8 +390,99 @@ fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
         hops += 1;
         assert!(hops < 10);
     }
-    for child in [&mut replica, &mut collector] {
-        let _ = child.kill();
-        let _ = child.wait();
+}
+
+/// The spans of `trace` from watch's trace API once every one of `names` has arrived (a
+/// parent span ends after its children, so it may come in a later export).
+fn spans_named(watch: &str, trace: &str, names: &[&str]) -> Vec<Value> {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = client
+            .get(format!("http://{watch}/api/v1/traces/{trace}"))
+            .send()
+            .unwrap();
+        if answer.status() == 200 {
+            let body: Value = answer.json().unwrap();
+            let spans = body["spans"].as_array().cloned().unwrap_or_default();
+            if names
+                .iter()
+                .all(|name| spans.iter().any(|s| s["name"] == *name))
+            {
+                return spans;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all of {names:?} in trace {trace}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_menu_read_shows_whether_the_cache_answered_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_collector, watch_address) = watch(dir.path());
+    let endpoint = format!("http://{watch_address}");
+    let (_replica, address) = serve(
+        &dir.path().join("replica"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let base = format!("http://{address}");
+    let client = reqwest::blocking::Client::new();
+    let shops: Value = client
+        .get(format!("{base}/api/v1/shops"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let shop = shops[0]["id"].as_str().unwrap();
+    let menu = |trace: &str| {
+        let answer = client
+            .get(format!("{base}/api/v1/shops/{shop}/menu"))
+            .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    };
+    let (cold, warm) = (
+        "1af7651916cd43dd8448eb211c80319c",
+        "2af7651916cd43dd8448eb211c80319c",
+    );
+    menu(cold);
+    let first = spans_named(
+        &watch_address,
+        cold,
+        &["GET menu", "GET /api/v1/shops/{shop_id}/menu"],
+    );
+    menu(warm);
+    let second = spans_named(
+        &watch_address,
+        warm,
+        &["GET menu", "GET /api/v1/shops/{shop_id}/menu"],
+    );
+    let hit = |spans: &[Value]| {
+        let span = spans.iter().find(|s| s["name"] == "GET menu").unwrap();
+        assert_eq!(span["kind"], "client");
+        assert_eq!(span["attributes"]["db.system.name"], "memory");
+        let hit = &span["attributes"]["brigade.cache.hit"];
+        hit == true || hit == "true"
+    };
+    assert!(!hit(&first), "the first read misses: {first:?}");
+    assert!(
+        first.iter().any(|s| s["name"] == "SELECT items"),
+        "and goes on to the database: {first:?}"
+    );
+    assert!(
+        hit(&second),
+        "the second is answered by the cache: {second:?}"
+    );
+    assert!(
+        !second.iter().any(|s| s["name"] == "SELECT items"),
+        "without the database: {second:?}"
+    );
 }

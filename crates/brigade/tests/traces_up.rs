@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use brigade_up::api::{SpanDetail, TraceDetail};
 use brigade_watch::contract::{SpanKind, TraceSearchAnswer};
-use common::Up;
+use common::{Running, Up};
 
 const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
 const CALLER_SPAN: &str = "10f067aa0ba902b8";

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Up, alive, signal, wait_until};
+use common::{BRIGADE, DEMO_PASSWORD, PgDatabase, Running, Up, alive, signal, wait_until};
 
 #[test]
 fn up_serves_survives_a_killed_replica_and_stops_everything() {
@@ -100,8 +100,8 @@ fn up_serves_survives_a_killed_replica_and_stops_everything() {
     // SIGTERM: everything stops in order, exit 0, no process left.
     let pids = up.child_pids();
     assert_eq!(pids.len(), 6);
-    signal(up.child.id(), "-TERM");
-    let exit = up.child.wait().unwrap();
+    signal(up.process.child.id(), "-TERM");
+    let exit = up.process.child.wait().unwrap();
     assert!(exit.success(), "brigade up exited with {exit}");
     for pid in pids {
         assert!(!alive(pid), "process {pid} outlived the supervisor");
@@ -122,8 +122,8 @@ fn children_die_with_a_killed_supervisor() {
         6,
         "balance, 2 + 1 orders replicas, 1 kitchen replica, watch"
     );
-    up.child.kill().unwrap();
-    up.child.wait().unwrap();
+    up.process.child.kill().unwrap();
+    up.process.child.wait().unwrap();
     wait_until("every child to exit", Duration::from_secs(30), || {
         pids.iter().all(|&pid| !alive(pid))
     });
@@ -434,10 +434,13 @@ fn every_drill_runs_in_short_mode_and_its_report_holds() {
         assert_eq!(report["lost"], 0, "{drill}: {report}");
         assert_eq!(report["duplicated"], 0, "{drill}: {report}");
         match drill {
-            "error-burst" => assert!(
-                report["failed_by_phase"][1].as_u64().unwrap() > 0,
-                "the burst failed requests: {report}"
-            ),
+            "error-burst" => {
+                assert!(
+                    report["failed_by_phase"][1].as_u64().unwrap() > 0,
+                    "the burst failed requests: {report}"
+                );
+                failed_trace_is_kept(&up, &report);
+            }
             _ => assert_eq!(report["failed"], 0, "{drill}: {report}"),
         }
     }
@@ -449,6 +452,38 @@ fn every_drill_runs_in_short_mode_and_its_report_holds() {
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("kill-replica"),
         "names the drills"
+    );
+}
+
+/// The report names the traces of the fault's failed requests, and the ops API finds the first
+/// as a failed trace through the balancer and a replica (watch keeps failed traces).
+fn failed_trace_is_kept(up: &Up, report: &Value) {
+    let failed = report["traces"]["failed"][1].as_array().unwrap();
+    assert!(!failed.is_empty(), "failed requests' traces: {report}");
+    assert!(report["traces"]["slowest"][1].is_string(), "{report}");
+    let trace = failed[0].as_str().unwrap();
+    let url = format!("http://{}/api/traces/{trace}", up.ops);
+    let mut found = None;
+    common::wait_until(
+        "the failed request's trace",
+        Duration::from_secs(20),
+        || {
+            let answer = reqwest::blocking::get(&url).unwrap();
+            if answer.status() != 200 {
+                return false;
+            }
+            let detail: brigade_up::api::TraceDetail = answer.json().unwrap();
+            let service = |name: &str| detail.spans.iter().any(|s| s.span.service == name);
+            let whole = service("brigade-balance") && service("brigade-serve");
+            found = Some(detail);
+            whole
+        },
+    );
+    let detail = found.unwrap();
+    assert!(
+        detail.spans.iter().any(|s| s.span.error),
+        "a span of the failed request failed: {:?}",
+        detail.spans
     );
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{BRIGADE, Up, assert_drill_holds};
+use common::{BRIGADE, Running, Up, assert_drill_holds};
 
 /// A client of the public port that trusts `cert` (a PEM file) alone, or the system's roots.
 fn client(cert: Option<&Path>) -> reqwest::blocking::Client {

@@ -15,15 +15,14 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
-use common::DEMO_PASSWORD;
+use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
 /// `for` of every rule in this test (the shipped file says minutes).
 const FOR_MS: i64 = 3_000;
 const SCRAPE_MS: i64 = 1_000;
@@ -35,11 +34,10 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// A child process whose JSON log lines arrive on a channel.
+/// A child process whose JSON log lines arrive on a channel, and the address it listens on.
 struct Process {
-    child: Child,
+    process: Logged,
     address: String,
-    lines: mpsc::Receiver<Value>,
 }
 
 impl Process {
@@ -50,31 +48,10 @@ impl Process {
             .args(["--log-format", "json"])
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("brigade starts");
-        let lines = forward_lines(child.stdout.take().unwrap());
-        let mut process = Self {
-            child,
-            address: String::new(),
-            lines,
-        };
-        let listening = process.wait_for("listening");
-        process.address = listening["address"].as_str().unwrap().to_owned();
-        process
-    }
-
-    fn wait_for(&mut self, message: &str) -> Value {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line["message"] == message => return line,
-                Ok(_) => {}
-                Err(error) => panic!("no {message:?} log line: {error}"),
-            }
-        }
+            .envs(env.iter().copied());
+        let process = Logged::spawn(command, Stdout::SkipOther);
+        let address = process.listening();
+        Self { process, address }
     }
 
     fn url(&self, path: &str) -> String {
@@ -82,35 +59,8 @@ impl Process {
     }
 
     fn stop(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exit status {status}");
+        self.process.stop();
     }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<Value> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && sender.send(value).is_err()
-            {
-                break;
-            }
-        }
-    });
-    receiver
 }
 
 /// One request a receiver got.

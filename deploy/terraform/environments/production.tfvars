@@ -17,3 +17,5 @@ redis_replicas                = 1
 backup_retention_days         = 90
 log_retention_days            = 90
 cluster_endpoint_public_cidrs = ["198.51.100.0/24"]
+db_read_replica               = true
+pitr_retention_days           = 35

@@ -17,3 +17,5 @@ redis_replicas                = 0
 backup_retention_days         = 14
 log_retention_days            = 14
 cluster_endpoint_public_cidrs = ["198.51.100.0/24"]
+db_read_replica               = false
+pitr_retention_days           = 14

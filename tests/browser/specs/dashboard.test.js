@@ -159,6 +159,28 @@ test("the latest error lines link their request ids to the log search", async ()
   await page.context().close();
 });
 
+test("the live tail shows a request's log line as it is written, filtered by the search", async () => {
+  const page = await newPerson(browser, up.ops);
+  await page.goto("/");
+  const id = `live-tail-${Date.now()}`;
+  await page.getByLabel("Text or request id").fill(id);
+  await page.getByLabel("Follow (live tail)").check();
+  await page.locator("#log-summary", { hasText: "Following" }).waitFor();
+  assert.equal(await page.locator("#log-results li").count(), 0, "nothing logged this id yet");
+  const answer = await fetch(`${up.public}/api/v1/shops`, { headers: { "x-request-id": id } });
+  assert.equal(answer.status, 200);
+  const line = page.locator("#log-results li", { hasText: "request completed" }).filter({ hasText: id });
+  await line.first().waitFor({ timeout: 10_000 });
+  await fetch(`${up.public}/api/v1/shops`, { headers: { "x-request-id": "some-other-request" } });
+  await fetch(`${up.public}/api/v1/shops`, { headers: { "x-request-id": id } });
+  await page.locator("#log-results li", { hasText: id }).nth(1).waitFor({ timeout: 10_000 });
+  for (const text of await page.locator("#log-results li").allTextContents()) assert.ok(text.includes(id), text);
+  await screenshot(page, "dashboard-live-tail");
+  await page.getByLabel("Follow (live tail)").uncheck();
+  assert.deepEqual(page.errors || [], []);
+  await page.context().close();
+});
+
 test("the scale and rollout buttons change the replicas", async () => {
   const page = await newPerson(browser, up.ops);
   await page.goto("/");

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use super::codec::{self, MAX_HEADERS, Parsed, RequestFraming, RequestHead};
 use super::exchange::{Body, Plan};
+use super::timer::Timer;
 use super::write::{self, Added};
 use crate::answer;
 use crate::pool::Pool;
@@ -114,12 +115,15 @@ impl Connection {
         // One subscription for the connection's life, not one per request.
         let stop = shutdown.wait();
         tokio::pin!(stop);
+        // One timer for every wait of the connection's life, not one per wait.
+        let mut timer = Timer::new(&state.table().config.timeouts);
         loop {
             if shutdown.is_triggered() {
                 return End::Closed;
             }
             let table = state.table_full();
-            match self.read_head(&table, stop.as_mut()).await {
+            timer.set_timeouts(&table.config.timeouts);
+            match self.read_head(&table, &mut timer, stop.as_mut()).await {
                 Ok(()) => {}
                 Err(end) => return end,
             }
@@ -141,7 +145,7 @@ impl Connection {
                     continue;
                 }
             };
-            let keep = self.forward(&table, plan, arrived).await;
+            let keep = self.forward(&table, &mut timer, plan, arrived).await;
             self.requests += 1;
             if !keep {
                 return End::Closed;
@@ -159,6 +163,7 @@ impl Connection {
     async fn read_head(
         &mut self,
         table: &Table,
+        timer: &mut Timer,
         mut stop: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), End> {
         let timeouts = &table.config.timeouts;
@@ -168,7 +173,7 @@ impl Connection {
         } else {
             timeouts.header_read_ms
         };
-        let mut deadline = tokio::time::Instant::now() + Duration::from_millis(limit);
+        timer.expire_in(Duration::from_millis(limit));
         let mut started = false;
         loop {
             // The parser runs once, in `prepare`; here it is enough to see the head's end (or
@@ -179,13 +184,12 @@ impl Connection {
             if !self.read.is_empty() && !started {
                 // A head has begun: from now on it has `header_read_ms` to arrive.
                 started = true;
-                deadline =
-                    tokio::time::Instant::now() + Duration::from_millis(timeouts.header_read_ms);
+                timer.expire_in(Duration::from_millis(timeouts.header_read_ms));
             }
             self.read.reserve(READ_CHUNK);
             let idle = self.read.is_empty();
             let read = tokio::select! {
-                read = tokio::time::timeout_at(deadline, self.client_stream.read_buf(&mut self.read)) => read,
+                read = timer.run(self.client_stream.read_buf(&mut self.read)) => read,
                 () = stop.as_mut(), if idle => return Err(End::Closed),
             };
             match read {
@@ -285,8 +289,14 @@ impl Connection {
     }
 
     /// Forwards the prepared request; false when the connection cannot carry another one.
-    async fn forward(&mut self, table: &Table, plan: Plan, arrived: Instant) -> bool {
-        super::exchange::forward(self, table, plan, arrived).await
+    async fn forward(
+        &mut self,
+        table: &Table,
+        timer: &mut Timer,
+        plan: Plan,
+        arrived: Instant,
+    ) -> bool {
+        super::exchange::forward(self, timer, table, plan, arrived).await
     }
 }
 
@@ -380,10 +390,8 @@ fn head_ends(buffer: &[u8]) -> bool {
 
 /// Writes a new UUIDv7 request id into `out`.
 fn new_request_id(out: &mut Vec<u8>) {
-    let mut buffer = uuid::Uuid::encode_buffer();
-    let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buffer);
     out.clear();
-    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(&crate::ids::request_id());
 }
 
 /// A request id as a header value, for the balancer's own answers.

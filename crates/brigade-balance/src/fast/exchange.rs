@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use super::conn::{Connection, header_value};
 use super::relay::{self, ClientFault, Fail, Received};
+use super::timer::Timer;
 use crate::answer;
 use crate::backend::{Backend, Outcome};
 use crate::config::Config;
@@ -69,6 +70,7 @@ pub(super) enum Streamed {
 /// carry another request.
 pub(super) async fn forward(
     conn: &mut Connection,
+    timer: &mut Timer,
     table: &Table,
     plan: Plan,
     arrived: Instant,
@@ -80,7 +82,7 @@ pub(super) async fn forward(
         Body::Empty => {}
         Body::Length(n) if n <= config.limits.retry_buffer_bytes => {
             let limit_ms = config.timeouts.body_read_ms;
-            if !relay::read_body(conn, n, Duration::from_millis(limit_ms)).await {
+            if !relay::read_body(conn, timer, n, Duration::from_millis(limit_ms)).await {
                 let id = header_value(&conn.request_id);
                 let response = answer::request_timeout(limit_ms, id.as_ref());
                 pool.metrics
@@ -95,7 +97,7 @@ pub(super) async fn forward(
     }
     let replay = streamed.is_none();
     pool.budget.deposit();
-    let ended = attempts(conn, table, &plan, streamed, replay, arrived).await;
+    let ended = attempts(conn, timer, table, &plan, streamed, replay, arrived).await;
     finish(conn, &plan, ended, arrived).await
 }
 
@@ -284,6 +286,7 @@ impl<'a> Attempts<'a> {
 /// The loop of attempts: the hyper path's `proxy::forward` on the fast core's I/O.
 async fn attempts(
     conn: &mut Connection,
+    timer: &mut Timer,
     table: &Table,
     plan: &Plan,
     mut streamed: Option<Streamed>,
@@ -312,7 +315,8 @@ async fn attempts(
         };
         let started = Instant::now();
         let body = streamed.take();
-        let (result, upstream) = send(conn, config, plan, &backend, (upstream, fresh), body).await;
+        let upstream = (upstream, fresh);
+        let (result, upstream) = send(conn, timer, config, plan, &backend, upstream, body).await;
         let received = match result {
             Err(Fail::Timeout) if state.failed(&backend, Outcome::Timeout, attempt) => continue,
             Err(Fail::Timeout) => break,
@@ -344,7 +348,7 @@ async fn attempts(
             .metrics
             .requests
             .record(received.status, arrived.elapsed());
-        let keep = relay::relay(conn, upstream, &backend, &received, config).await;
+        let keep = relay::relay(conn, timer, upstream, &backend, &received, config).await;
         drop(lease);
         return Ended::Relayed(keep);
     }
@@ -367,6 +371,7 @@ async fn open(backend: &Backend, config: &Config) -> Option<(TcpStream, bool)> {
 /// fresh one once, when the request can be sent again.
 async fn send(
     conn: &mut Connection,
+    timer: &mut Timer,
     config: &Config,
     plan: &Plan,
     backend: &Backend,
@@ -383,7 +388,8 @@ async fn send(
         body_timeout: Duration::from_millis(config.timeouts.body_read_ms),
     };
     let exchange = relay::exchange(conn, &mut upstream, streamed.as_mut(), max_body, &extras);
-    let mut result = tokio::time::timeout(timeout, exchange)
+    let mut result = timer
+        .within(timeout, exchange)
         .await
         .unwrap_or(Err(Fail::Timeout));
     if !fresh
@@ -394,7 +400,8 @@ async fn send(
     {
         upstream = stream;
         let exchange = relay::exchange(conn, &mut upstream, None, max_body, &extras);
-        result = tokio::time::timeout(timeout, exchange)
+        result = timer
+            .within(timeout, exchange)
             .await
             .unwrap_or(Err(Fail::Timeout));
     }

@@ -17,6 +17,7 @@ mod exchange;
 mod idle;
 mod relay;
 mod rewind;
+mod timer;
 pub mod write;
 
 pub use conn::serve;

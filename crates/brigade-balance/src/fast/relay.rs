@@ -15,6 +15,7 @@ use super::chunked::{self, Decoder};
 use super::codec::{self, MAX_HEADERS, Parsed, ResponseFraming};
 use super::conn::Connection;
 use super::exchange::{Streamed, read_some};
+use super::timer::Timer;
 use super::write::{self, ResponseExtras};
 use crate::answer;
 use crate::backend::Backend;
@@ -90,11 +91,17 @@ impl ClientFault {
 
 /// Reads a `Content-Length` body of `n` bytes into `conn.upstream_out` (after the head), kept
 /// for replay; false when it does not arrive within `timeout`.
-pub(super) async fn read_body(conn: &mut Connection, n: u64, timeout: Duration) -> bool {
+pub(super) async fn read_body(
+    conn: &mut Connection,
+    timer: &mut Timer,
+    n: u64,
+    timeout: Duration,
+) -> bool {
     let n = usize::try_from(n).unwrap_or(usize::MAX);
-    let deadline = tokio::time::Instant::now() + timeout;
+    timer.expire_in(timeout);
     while conn.read.len() < n {
-        match tokio::time::timeout_at(deadline, read_some(&mut conn.client_stream, &mut conn.read))
+        match timer
+            .run(read_some(&mut conn.client_stream, &mut conn.read))
             .await
         {
             Ok(Ok(read)) if read > 0 => {}
@@ -280,6 +287,7 @@ pub(super) fn take_whole(conn: &mut Connection, framing: ResponseFraming) -> Opt
 /// can carry another request. The upstream connection is kept when its response ended cleanly.
 pub(super) async fn relay(
     conn: &mut Connection,
+    timer: &mut Timer,
     mut upstream: TcpStream,
     backend: &Arc<Backend>,
     received: &Received,
@@ -294,7 +302,7 @@ pub(super) async fn relay(
         return written;
     }
     let timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
-    match stream_body(conn, &mut upstream, received.framing, timeout).await {
+    match stream_body(conn, timer, &mut upstream, received.framing, timeout).await {
         BodyEnd::Clean => {
             if received.reusable {
                 super::idle::checkin(backend, upstream, max_idle);
@@ -319,6 +327,7 @@ enum BodyEnd {
 /// Relays a body that is not whole in the buffer yet, piece by piece.
 async fn stream_body(
     conn: &mut Connection,
+    timer: &mut Timer,
     upstream: &mut TcpStream,
     framing: ResponseFraming,
     timeout: Duration,
@@ -375,7 +384,10 @@ async fn stream_body(
         if let Some(ended) = finished {
             return ended;
         }
-        match tokio::time::timeout(timeout, read_some(upstream, &mut conn.upstream_in)).await {
+        match timer
+            .within(timeout, read_some(upstream, &mut conn.upstream_in))
+            .await
+        {
             Ok(Ok(0)) if framing == ResponseFraming::UntilClose => {
                 let ended = conn.client_stream.write_all(chunked::END).await.is_ok();
                 return if ended {

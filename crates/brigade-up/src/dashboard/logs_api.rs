@@ -38,7 +38,7 @@ pub(super) struct LogsQuery {
 }
 
 /// Checks the query and turns it into `brigade logs`'s filter and a line limit.
-fn filter_of(query: LogsQuery) -> Result<(LogFilter, usize), Problem> {
+pub(super) fn filter_of(query: LogsQuery) -> Result<(LogFilter, usize), Problem> {
     let level = match query.level.filter(|l| !l.is_empty()) {
         Some(level) if LEVELS.contains(&level.to_ascii_lowercase().as_str()) => {
             Some(level.to_ascii_lowercase())
@@ -54,7 +54,7 @@ fn filter_of(query: LogsQuery) -> Result<(LogFilter, usize), Problem> {
     let since = match query.since.filter(|s| !s.is_empty()) {
         Some(age) => Some(
             Utc::now()
-                - parse_age(&age).ok_or_else(|| {
+                - logs::parse_age(&age).ok_or_else(|| {
                     Problem::invalid_field("since", "must be an age such as 90s, 15m, 2h or 1d")
                 })?,
         ),
@@ -79,19 +79,6 @@ fn filter_of(query: LogsQuery) -> Result<(LogFilter, usize), Problem> {
         grep: query.grep.filter(|g| !g.is_empty()),
     };
     Ok((filter, limit))
-}
-
-/// `90s`, `15m`, `2h`, `1d`.
-fn parse_age(age: &str) -> Option<chrono::Duration> {
-    let (number, unit) = age.split_at(age.len().checked_sub(1)?);
-    let n: i64 = number.parse().ok().filter(|n| *n >= 0)?;
-    match unit {
-        "s" => chrono::Duration::try_seconds(n),
-        "m" => chrono::Duration::try_minutes(n),
-        "h" => chrono::Duration::try_hours(n),
-        "d" => chrono::Duration::try_days(n),
-        _ => None,
-    }
 }
 
 /// The handler: `{"lines": [...]}`, newest first, each line the JSON object that was logged

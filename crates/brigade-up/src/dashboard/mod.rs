@@ -17,6 +17,7 @@
 mod assets;
 mod forward;
 mod logs_api;
+mod logs_tail;
 mod traces_api;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct Dashboard {
     http: reqwest::Client,
     /// This start's token, required on state-changing requests and handed to the page.
     token: crate::ops_guard::OpsToken,
+    /// Permits of the live tails (`GET /api/logs/tail`), shared by every clone.
+    followers: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// How long the balancer or watch may take before the dashboard reports it unreachable.
@@ -92,6 +95,7 @@ impl Dashboard {
             sources,
             logs_dir,
             token,
+            followers: logs_tail::followers(),
             http: reqwest::Client::builder()
                 .timeout(UPSTREAM_TIMEOUT)
                 .build()
@@ -144,6 +148,7 @@ impl Dashboard {
                 delete(forward::watch_expire_silence),
             )
             .route("/api/logs", get(logs_api::logs))
+            .route("/api/logs/tail", get(logs_tail::tail))
             .route("/api/traces", get(traces_api::search))
             .route("/api/traces/{trace_id}", get(traces_api::one))
             .with_state(self)

@@ -37,6 +37,58 @@ pub struct Samples {
     pub acknowledged: Vec<String>,
     /// When each of `acknowledged` was answered (same order).
     pub acknowledged_at: Vec<Instant>,
+    /// The slowest request of each phase and its trace id.
+    pub slowest_trace: [Option<(Duration, String)>; 3],
+    /// Trace ids of the first [`FAILED_TRACES_KEPT`] failed requests of each phase.
+    pub failed_traces: [Vec<String>; 3],
+}
+
+/// Failed requests per phase whose trace ids the report names.
+pub const FAILED_TRACES_KEPT: usize = 5;
+
+impl Samples {
+    /// Records one request that counts in phase `slot`, took `elapsed` and ran as `trace`.
+    fn record(
+        &mut self,
+        slot: usize,
+        elapsed: Duration,
+        trace: String,
+        outcome: Result<(), Failure>,
+        placed: Option<String>,
+    ) {
+        self.latencies[slot].push(elapsed);
+        if let Err(failure) = outcome {
+            self.failed[slot] += 1;
+            *self.statuses[slot].entry(failure.status).or_default() += 1;
+            if !failure.problem {
+                self.not_problem[slot] += 1;
+            }
+            *self.reasons.entry(failure.reason).or_default() += 1;
+            if self.failed_traces[slot].len() < FAILED_TRACES_KEPT {
+                self.failed_traces[slot].push(trace.clone());
+            }
+        }
+        if self.slowest_trace[slot]
+            .as_ref()
+            .is_none_or(|(slowest, _)| elapsed > *slowest)
+        {
+            self.slowest_trace[slot] = Some((elapsed, trace));
+        }
+        if let Some(id) = placed {
+            self.acknowledged.push(id);
+            self.acknowledged_at.push(Instant::now());
+        }
+    }
+}
+
+/// A new sampled W3C trace context for one request and its trace id: every request of the
+/// drill starts its own trace, so the report can name the traces of its slowest and failed
+/// requests, and the ops dashboard's Traces view opens them (watch keeps failed and slow
+/// traces longest).
+fn new_trace() -> (String, String) {
+    let trace = format!("{:032x}", rand::random::<u128>().max(1));
+    let span = format!("{:016x}", rand::random::<u64>().max(1));
+    (format!("00-{trace}-{span}-01"), trace)
 }
 
 /// Where and what the clients send.
@@ -138,8 +190,12 @@ async fn client(
         n += 1;
         let started_in = phase.load(Ordering::Relaxed);
         let started = Instant::now();
+        let (traceparent, trace) = new_trace();
         let (outcome, placed) = if pending.is_none() && n.is_multiple_of(2) {
-            match http.get(&target.menu_url).send().await {
+            let menu = http
+                .get(&target.menu_url)
+                .header("traceparent", &traceparent);
+            match menu.send().await {
                 Ok(r) if r.status().is_success() => (Ok(()), None),
                 Ok(r) => (Err(failure("GET menu", r).await), None),
                 Err(e) => (Err(transport("GET menu", &e)), None),
@@ -154,6 +210,7 @@ async fn client(
                 .header("idempotency-key", &key)
                 // The drill's own orders are found by this prefix in the audit trail.
                 .header("x-request-id", &key)
+                .header("traceparent", &traceparent)
                 .json(&target.order)
                 .send()
                 .await;
@@ -176,22 +233,10 @@ async fn client(
         let elapsed = started.elapsed();
         let slot = slot(started_in, phase.load(Ordering::Relaxed));
         let wait = outcome.as_ref().err().and_then(|f| f.retry);
-        {
-            let mut samples = samples.lock().await;
-            samples.latencies[slot].push(elapsed);
-            if let Err(failure) = outcome {
-                samples.failed[slot] += 1;
-                *samples.statuses[slot].entry(failure.status).or_default() += 1;
-                if !failure.problem {
-                    samples.not_problem[slot] += 1;
-                }
-                *samples.reasons.entry(failure.reason).or_default() += 1;
-            }
-            if let Some(id) = placed {
-                samples.acknowledged.push(id);
-                samples.acknowledged_at.push(Instant::now());
-            }
-        }
+        samples
+            .lock()
+            .await
+            .record(slot, elapsed, trace, outcome, placed);
         match wait {
             Some(asked) => {
                 tokio::time::sleep(asked.unwrap_or(pause).min(LONGEST_PAUSE)).await;
@@ -286,5 +331,45 @@ mod tests {
         assert_eq!(slot(b, a), 1, "in flight across the whole fault");
         assert_eq!(slot(d, a), 1, "started during it");
         assert_eq!(slot(a, a), 2);
+    }
+
+    fn failed() -> Result<(), Failure> {
+        Err(Failure {
+            status: "503".into(),
+            problem: true,
+            reason: "GET menu: HTTP 503 unavailable".into(),
+            retry: Some(None),
+            unanswered: false,
+        })
+    }
+
+    #[test]
+    fn the_slowest_and_the_first_failed_requests_keep_their_trace_ids() {
+        let mut samples = Samples::default();
+        let ms = Duration::from_millis;
+        samples.record(1, ms(5), "a".into(), Ok(()), None);
+        samples.record(1, ms(50), "b".into(), failed(), None);
+        samples.record(1, ms(7), "c".into(), Ok(()), Some("order".into()));
+        for n in 0..10 {
+            samples.record(1, ms(1), format!("f{n}"), failed(), None);
+        }
+        assert_eq!(samples.slowest_trace[1], Some((ms(50), "b".into())));
+        assert_eq!(samples.slowest_trace[0], None);
+        assert_eq!(samples.failed_traces[1].len(), FAILED_TRACES_KEPT);
+        assert_eq!(samples.failed_traces[1][..2], ["b", "f0"]);
+        assert_eq!(samples.failed[1], 11);
+        assert_eq!(samples.acknowledged, ["order"]);
+    }
+
+    #[test]
+    fn every_request_starts_a_sampled_trace_of_its_own() {
+        let (header, trace) = new_trace();
+        let parts: Vec<&str> = header.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!((parts[0], parts[3]), ("00", "01"));
+        assert_eq!(parts[1], trace);
+        assert_eq!((trace.len(), parts[2].len()), (32, 16));
+        assert!(header.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()));
+        assert_ne!(new_trace().1, trace);
     }
 }

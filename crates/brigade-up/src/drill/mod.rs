@@ -41,13 +41,16 @@ pub mod resources;
 pub mod restore;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
 
 use crate::api::EventKind;
 
 pub use report::{Claim, DatabaseCheck, PaymentCheck, Report, Scaling, TrafficShare};
 
-use load::{Load, Phase, Target};
+use load::{Load, Phase, Samples, Target};
 
 /// Drills brigade knows.
 pub const DRILLS: [&str; 9] = [
@@ -178,38 +181,12 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     } = prepare(options, drill).await?;
     let (http, public) = (ctx.http.clone(), ctx.public.clone());
     let (customer, key_prefix) = (target.token.clone(), target.key_prefix.clone());
-
-    // Request counters of the orders pool at each phase boundary (slow-replica's shares).
-    let mut counters = vec![requests_by_backend(&ctx).await];
-    let mut load = Load::start(http.clone(), target, options.clients);
-
-    tokio::time::sleep(options.phase).await;
-    load.enter(Phase::During);
-    counters.push(requests_by_backend(&ctx).await);
-    ctx.before_traffic = counters[1]
-        .keys()
-        .map(|address| {
-            (
-                address.clone(),
-                delta(&counters[0], &counters[1], address).0,
-            )
-        })
-        .collect();
-    let fault_started = Instant::now();
-    let findings = inject::inject(&ctx, &mut load).await;
-    let recovery_ms = fault_started.elapsed().as_millis();
-    load.enter(Phase::After);
-    let findings = match findings {
-        Ok(findings) => findings,
-        Err(error) => {
-            load.stop().await;
-            return Err(error);
-        }
-    };
-    counters.push(requests_by_backend(&ctx).await);
-    tokio::time::sleep(options.phase).await;
-    counters.push(requests_by_backend(&ctx).await);
-    let samples = load.stop().await;
+    let Phases {
+        findings,
+        counters,
+        samples,
+        recovery_ms,
+    } = run_phases(&mut ctx, target, options).await?;
     let mut samples = samples.lock().await;
 
     // Every acknowledged order must be in the store, once.
@@ -254,6 +231,61 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     report.process = findings.process.clone();
     report.claims = claims::claims(drill, &report, &findings, &samples.not_problem);
     Ok(report)
+}
+
+/// What the load's three phases (before, during and after the fault) left.
+struct Phases {
+    /// What the fault did and what was seen while it lasted.
+    findings: inject::Findings,
+    /// Request counters of the orders pool at each phase boundary (slow-replica's shares).
+    counters: Vec<BTreeMap<String, u64>>,
+    /// Every request's outcome.
+    samples: Arc<Mutex<Samples>>,
+    /// Fault start to the fault's end (the system whole again).
+    recovery_ms: u128,
+}
+
+/// Load before the fault, during it (the fault injected), and after it.
+async fn run_phases(
+    ctx: &mut inject::Ctx,
+    target: Target,
+    options: &DrillOptions,
+) -> Result<Phases, DrillError> {
+    let mut counters = vec![requests_by_backend(ctx).await];
+    let mut load = Load::start(ctx.http.clone(), target, options.clients);
+
+    tokio::time::sleep(options.phase).await;
+    load.enter(Phase::During);
+    counters.push(requests_by_backend(ctx).await);
+    ctx.before_traffic = counters[1]
+        .keys()
+        .map(|address| {
+            (
+                address.clone(),
+                delta(&counters[0], &counters[1], address).0,
+            )
+        })
+        .collect();
+    let fault_started = Instant::now();
+    let findings = inject::inject(ctx, &mut load).await;
+    let recovery_ms = fault_started.elapsed().as_millis();
+    load.enter(Phase::After);
+    let findings = match findings {
+        Ok(findings) => findings,
+        Err(error) => {
+            load.stop().await;
+            return Err(error);
+        }
+    };
+    counters.push(requests_by_backend(ctx).await);
+    tokio::time::sleep(options.phase).await;
+    counters.push(requests_by_backend(ctx).await);
+    Ok(Phases {
+        findings,
+        counters,
+        samples: load.stop().await,
+        recovery_ms,
+    })
 }
 
 /// What a drill has before its load starts.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::client::Reconciled;
-use super::load::Samples;
+use super::load::{Phase, Samples};
 
 /// One claim of a drill and whether it held.
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +86,18 @@ pub struct Scaling {
     pub events: Vec<String>,
 }
 
+/// Per phase (before, during, after the fault): the trace id of the slowest request and of the
+/// first failed ones (see [`super::load::FAILED_TRACES_KEPT`]). Each request of the load
+/// started its own trace, so these open in the ops dashboard's Traces view
+/// (`http://OPS/#trace=<id>`) or `GET /api/traces/<id>` while watch keeps them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseTraces {
+    /// The slowest request's trace id per phase (`None` for a phase without requests).
+    pub slowest: [Option<String>; 3],
+    /// The first failed requests' trace ids per phase.
+    pub failed: [Vec<String>; 3],
+}
+
 /// The outcome of a drill.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -119,6 +131,8 @@ pub struct Report {
     pub alerts: Vec<String>,
     /// What the failed requests got, counted.
     pub failures: BTreeMap<String, usize>,
+    /// Trace ids of the requests worth opening, per phase.
+    pub traces: PhaseTraces,
     /// slow-replica's measurements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<TrafficShare>,
@@ -169,6 +183,10 @@ impl Report {
             duplicated: orders.duplicated,
             alerts: Vec::new(),
             failures: samples.reasons.clone(),
+            traces: PhaseTraces {
+                slowest: std::mem::take(&mut samples.slowest_trace).map(|t| t.map(|(_, id)| id)),
+                failed: std::mem::take(&mut samples.failed_traces),
+            },
             traffic: None,
             payments: None,
             database: None,
@@ -176,6 +194,25 @@ impl Report {
             process: None,
             restore: None,
             claims: Vec::new(),
+        }
+    }
+
+    /// The fault phase's traces worth opening (the slowest request, the first failed ones).
+    fn write_traces(&self, out: &mut String) {
+        let during = Phase::During as usize;
+        if let Some(slowest) = &self.traces.slowest[during] {
+            let _ = writeln!(
+                out,
+                "  trace of the slowest request during the fault: {slowest} ({:.0} ms)",
+                self.slowest_ms[during]
+            );
+        }
+        if !self.traces.failed[during].is_empty() {
+            let _ = writeln!(
+                out,
+                "  traces of failed requests during the fault: {}",
+                self.traces.failed[during].join(", ")
+            );
         }
     }
 
@@ -218,6 +255,7 @@ impl Report {
         for (reason, n) in &self.failures {
             let _ = writeln!(out, "  failure: {n} × {reason}");
         }
+        self.write_traces(&mut out);
         for claim in &self.claims {
             let _ = writeln!(
                 out,

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The binary under test.
-pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
+#[allow(unused_imports)]
+pub use crate::common::{BRIGADE, Running, alive, signal, wait_until};
 
 /// A `brigade up` started as a user starts it.
 pub struct UserUp {
@@ -115,30 +115,6 @@ impl UserUp {
         }
     }
 
-    /// A URL on the public port.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.public)
-    }
-
-    /// `GET /api/status` of the ops API.
-    pub fn status(&self) -> Value {
-        reqwest::blocking::get(format!("http://{}/api/status", self.ops))
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-
-    /// One child's status.
-    pub fn child_status(&self, instance: &str) -> Value {
-        self.status()["children"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["instance"] == instance)
-            .cloned()
-            .unwrap_or(Value::Null)
-    }
-
     /// The demo accounts and passwords `up` printed: e-mail → password.
     pub fn printed_passwords(&self) -> BTreeMap<String, String> {
         passwords_in(&self.stderr.lock().unwrap())
@@ -152,30 +128,15 @@ impl UserUp {
             .unwrap_or_else(|| panic!("no printed password for {email}"));
         token(&self.url(""), email, &password).unwrap_or_else(|| panic!("{email} cannot log in"))
     }
+}
 
-    /// An order body: the first shop's first menu item, delivered nearby.
-    pub fn sample_order(&self) -> Value {
-        let get = |path: &str| -> Value {
-            reqwest::blocking::get(self.url(path))
-                .unwrap()
-                .json()
-                .unwrap()
-        };
-        let shops = get("/api/v1/shops");
-        let shop = shops[0]["id"].as_str().unwrap();
-        let menu = get(&format!("/api/v1/shops/{shop}/menu"));
-        json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
-               "delivery": {"lat": 52.51, "lon": 13.40}})
+impl Running for UserUp {
+    fn public_address(&self) -> &str {
+        &self.public
     }
 
-    /// Process ids of every child.
-    pub fn child_pids(&self) -> Vec<u32> {
-        self.status()["children"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
-            .collect()
+    fn ops_address(&self) -> &str {
+        &self.ops
     }
 }
 
@@ -213,33 +174,6 @@ pub fn token(base: &str, email: &str, password: &str) -> Option<String> {
     }
     let session: Value = response.json().ok()?;
     session["token"].as_str().map(str::to_owned)
-}
-
-/// Polls `check` until it holds; fails the test after `limit`.
-pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The process runs (and is not a zombie).
-pub fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| stat.contains(") Z "))
-}
-
-/// Sends signal `name` (e.g. `-KILL`) to `pid`.
-pub fn signal(pid: u32, name: &str) {
-    assert!(
-        Command::new("kill")
-            .args([name, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 /// What a load of keyed-order clients saw.

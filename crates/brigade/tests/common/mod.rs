@@ -3,13 +3,15 @@
 //! database per test. Each test file uses a part of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+pub mod logged;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub use logged::{Logged, Stdout};
 
 /// The binary under test.
 pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
@@ -44,10 +46,26 @@ pub fn ops_token(ops: &str) -> String {
         .to_owned()
 }
 
+/// An order body at `base` (`http://host:port`): one of the first shop's first menu item,
+/// delivered nearby.
+pub fn sample_order_at(base: &str) -> Value {
+    let get = |path: &str| -> Value {
+        reqwest::blocking::get(format!("{base}{path}"))
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let shops = get("/api/v1/shops");
+    let shop = shops[0]["id"].as_str().unwrap();
+    let menu = get(&format!("/api/v1/shops/{shop}/menu"));
+    serde_json::json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
+        "delivery": {"lat": 52.51, "lon": 13.40}})
+}
+
 /// A running `brigade up` and the addresses from its `brigade is up` line.
 pub struct Up {
-    /// The supervisor process.
-    pub child: Child,
+    /// The supervisor process and its log lines.
+    pub process: Logged,
     /// The public address (the balancer).
     pub public: String,
     /// The ops API address.
@@ -68,7 +86,8 @@ impl Up {
         } else {
             &["--replicas", "2"]
         };
-        let mut child = Command::new(BRIGADE)
+        let mut command = Command::new(BRIGADE);
+        command
             .args(["up", "--port", "0", "--ops-port", "0"])
             .args(replicas)
             .args(["--log-format", "json", "--data-dir"])
@@ -79,70 +98,61 @@ impl Up {
             .env_remove("BRIGADE_JOBS_ADMIN_PASSWORD")
             .envs(env.iter().copied())
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("brigade up starts");
-        let (sender, lines) = mpsc::channel::<Value>();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str(&line)
-                    && sender.send(value).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let up = loop {
-            match lines.recv_timeout(Duration::from_secs(120)) {
-                Ok(line) if line["message"] == "brigade is up" => break line,
-                Ok(_) => {}
-                Err(error) => panic!("brigade up never came up: {error}"),
-            }
-        };
+            .stderr(Stdio::null());
+        let process = Logged::spawn(command, Stdout::SkipOther);
+        let up = process.wait_for("brigade is up", Duration::from_secs(120));
         Self {
-            child,
             public: up["public"].as_str().unwrap().to_owned(),
             ops: up["ops"].as_str().unwrap().to_owned(),
+            process,
         }
-    }
-
-    /// A URL on the public port.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.public)
-    }
-
-    /// `GET /api/status` of the ops API.
-    pub fn status(&self) -> Value {
-        reqwest::blocking::get(format!("http://{}/api/status", self.ops))
-            .unwrap()
-            .json()
-            .unwrap()
     }
 
     /// Logs `email` in with the demo password; returns its bearer token.
     pub fn log_in(&self, email: &str) -> String {
         log_in_at(&self.url(""), email)
     }
+}
+
+impl Running for Up {
+    fn public_address(&self) -> &str {
+        &self.public
+    }
+
+    fn ops_address(&self) -> &str {
+        &self.ops
+    }
+}
+
+/// What a running `brigade up` answers, however the test started it (with the test's
+/// settings, [`Up`], or as a user would, `as_user::UserUp`).
+pub trait Running {
+    /// The public address (the balancer), `host:port`.
+    fn public_address(&self) -> &str;
+
+    /// The ops API address, `host:port`.
+    fn ops_address(&self) -> &str;
+
+    /// A URL on the public port.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public_address())
+    }
+
+    /// `GET /api/status` of the ops API.
+    fn status(&self) -> Value {
+        reqwest::blocking::get(format!("http://{}/api/status", self.ops_address()))
+            .unwrap()
+            .json()
+            .unwrap()
+    }
 
     /// An order body: one of the first shop's first menu item, delivered nearby.
-    pub fn sample_order(&self) -> Value {
-        let get = |path: &str| -> Value {
-            reqwest::blocking::get(self.url(path))
-                .unwrap()
-                .json()
-                .unwrap()
-        };
-        let shops = get("/api/v1/shops");
-        let shop = shops[0]["id"].as_str().unwrap();
-        let menu = get(&format!("/api/v1/shops/{shop}/menu"));
-        serde_json::json!({"shop_id": shop, "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
-            "delivery": {"lat": 52.51, "lon": 13.40}})
+    fn sample_order(&self) -> Value {
+        sample_order_at(&self.url(""))
     }
 
     /// Process ids of every child.
-    pub fn child_pids(&self) -> Vec<u32> {
+    fn child_pids(&self) -> Vec<u32> {
         self.status()["children"]
             .as_array()
             .unwrap()
@@ -150,12 +160,31 @@ impl Up {
             .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
             .collect()
     }
-}
 
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// `http://host:port` of the first replica of `pool` (e.g. `orders`).
+    fn replica_in(&self, pool: &str) -> String {
+        let status = self.status();
+        let address = status["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["pool"] == pool)
+            .unwrap_or_else(|| panic!("no replica of pool {pool}: {status}"))["address"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        format!("http://{address}")
+    }
+
+    /// One child's status (`Null` when there is no such instance).
+    fn child_status(&self, instance: &str) -> Value {
+        self.status()["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["instance"] == instance)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -171,7 +200,7 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
     let deadline = Instant::now() + limit;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -5,18 +5,14 @@
 //! replica to place orders through.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The binary under test.
-pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
-/// Password of the demo accounts.
-pub const DEMO_PASSWORD: &str = "demo password 1";
+pub use crate::common::{BRIGADE, DEMO_PASSWORD};
+use crate::common::{Logged, Stdout, log_in_at, sample_order_at};
 
 /// PostgreSQL's programs (the newest major version under Debian's layout, else `pg_config`);
 /// `None` when they and pgBackRest are not installed, which fails the test under CI=true.
@@ -112,18 +108,7 @@ pub struct Cluster {
 impl Cluster {
     /// `initdb` (trust authentication, superuser `postgres`) and start.
     pub fn start(bin: &Path) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("brigade-pg-")
-            .tempdir()
-            .unwrap();
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
+        let dir = owned_folder("brigade-pg-");
         let cluster = Self {
             bin: bin.to_path_buf(),
             dir,
@@ -142,18 +127,7 @@ impl Cluster {
     /// A streaming standby of `primary`: `pg_basebackup -R` (which writes `standby.signal`
     /// and `primary_conninfo`) into a folder of its own, started on a free port.
     pub fn standby_of(primary: &Cluster) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("brigade-pg-standby-")
-            .tempdir()
-            .unwrap();
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
+        let dir = owned_folder("brigade-pg-standby-");
         let standby = Self {
             bin: primary.bin.clone(),
             dir,
@@ -210,6 +184,16 @@ impl Cluster {
             .output()
             .unwrap();
         assert_success("pg_ctl stop", &output);
+    }
+
+    /// `pg_ctl promote`: a standby becomes a primary, waiting until it is one.
+    pub fn promote(&self) {
+        let output = as_owner(self.bin.join("pg_ctl"))
+            .args(["promote", "-w", "-t", "120", "-D"])
+            .arg(self.data())
+            .output()
+            .unwrap();
+        assert_success("pg_ctl promote", &output);
     }
 
     /// Waits until the server is out of recovery (a restored cluster replaying WAL).
@@ -286,6 +270,21 @@ impl Drop for Cluster {
     }
 }
 
+/// A temporary folder owned by the cluster's user (PostgreSQL refuses a data directory that
+/// belongs to someone else).
+fn owned_folder(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    dir
+}
+
 /// Panics with the output unless the command succeeded.
 pub fn assert_success(what: &str, output: &Output) {
     assert!(
@@ -299,7 +298,7 @@ pub fn assert_success(what: &str, output: &Output) {
 
 /// `brigade serve --demo` on the cluster, on a free port.
 pub struct Replica {
-    child: Child,
+    process: Logged,
     /// `http://host:port`.
     pub base: String,
 }
@@ -312,7 +311,8 @@ impl Replica {
 
     /// [`start`](Self::start) with more environment (settings as `BRIGADE_*` variables).
     pub fn start_with(database_url: &str, folder: &Path, env: &[(&str, String)]) -> Self {
-        let mut child = Command::new(BRIGADE)
+        let mut command = Command::new(BRIGADE);
+        command
             .args([
                 "serve",
                 "--demo",
@@ -325,64 +325,19 @@ impl Replica {
             .env("DATABASE_URL", database_url)
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
             .env_remove("REDIS_URL")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let (sender, receiver) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                    let _ = sender.send(value);
-                }
-            }
-        });
-        loop {
-            match receiver.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line["message"] == "listening" => {
-                    let base = format!("http://{}", line["address"].as_str().unwrap());
-                    return Self { child, base };
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("brigade serve did not log listening: {error}");
-                }
-            }
-        }
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let process = Logged::spawn(command, Stdout::SkipOther);
+        let base = format!("http://{}", process.listening());
+        Self { process, base }
     }
 
     /// Places `n` orders from `clients` threads at once; returns the ids acknowledged (201).
     pub fn place_orders(&self, n: usize, clients: usize) -> Vec<String> {
         let client = reqwest::blocking::Client::new();
-        let session: Value = client
-            .post(format!("{}/api/v1/sessions", self.base))
-            .json(&serde_json::json!({"email": "customer@brigade.demo", "password": DEMO_PASSWORD}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let token = session["token"].as_str().expect("log-in").to_owned();
-        let shops: Value = client
-            .get(format!("{}/api/v1/shops", self.base))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let shop = shops[0]["id"].as_str().unwrap().to_owned();
-        let menu: Value = client
-            .get(format!("{}/api/v1/shops/{shop}/menu", self.base))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let body = serde_json::json!({"shop_id": shop,
-            "items": [{"item_id": menu[0]["item_id"], "quantity": 1}],
-            "delivery": {"lat": 52.51, "lon": 13.40}});
+        let token = log_in_at(&self.base, "customer@brigade.demo");
+        let body = sample_order_at(&self.base);
         let per_client = n.div_ceil(clients);
+        let base = self.base.as_str();
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..clients)
                 .map(|_| {
@@ -391,7 +346,7 @@ impl Replica {
                         (0..per_client)
                             .filter_map(|_| {
                                 let response = client
-                                    .post(format!("{}/api/v1/orders", self.base))
+                                    .post(format!("{base}/api/v1/orders"))
                                     .bearer_auth(token)
                                     .header("idempotency-key", uuid::Uuid::now_v7().to_string())
                                     .json(body)
@@ -411,12 +366,5 @@ impl Replica {
                 .flat_map(|w| w.join().unwrap())
                 .collect()
         })
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
