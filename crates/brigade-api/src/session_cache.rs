@@ -33,6 +33,11 @@ use uuid::Uuid;
 pub const REQUESTS: &str = "brigade_session_cache_requests_total";
 /// Every `result` label value of [`REQUESTS`].
 pub const RESULTS: [&str; 3] = ["hit", "miss", "unconfirmed"];
+/// Longest wait for the epoch (one row): every request due for a confirmation waits on it, so
+/// a database that does not answer must cost them this, not a connection timeout, before
+/// they go on to the database path of their own.
+const EPOCH_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Reads of the session epoch (at most one per `max_staleness_ms` while requests arrive).
 pub const EPOCH_CHECKS: &str = "brigade_session_cache_epoch_checks_total";
 
@@ -84,7 +89,7 @@ struct Confirmation {
     confirmed_at: Option<Instant>,
     /// Moves whenever what is cached may be stale; entries of older generations are ignored.
     generation: u64,
-    /// When the last failed epoch read started.
+    /// When the last epoch read failed (ended).
     failed_at: Option<Instant>,
 }
 
@@ -204,21 +209,29 @@ impl Inner {
         if let Some(generation) = self.fresh() {
             return Some(generation);
         }
+        // A read that failed after we arrived answered for us too, and one that failed less
+        // than `max_staleness` ago says the database is in trouble: go straight to the
+        // database's own path (which fails fast with 503) instead of queueing another
+        // read behind the lock, one connection timeout after another.
         if self
             .lock()
             .failed_at
-            .is_some_and(|failed| failed >= arrived)
+            .is_some_and(|failed| failed >= arrived || failed.elapsed() < self.max_staleness)
         {
             return None;
         }
         let started = Instant::now();
         metrics::counter!(EPOCH_CHECKS).increment(1);
         self.checks.fetch_add(1, Ordering::Relaxed);
-        match store.session_epoch().await {
-            Ok(epoch) => Some(self.confirmed(epoch, started)),
-            Err(error) => {
+        match tokio::time::timeout(EPOCH_READ_TIMEOUT, store.session_epoch()).await {
+            Ok(Ok(epoch)) => Some(self.confirmed(epoch, started)),
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no answer within {} ms", EPOCH_READ_TIMEOUT.as_millis()),
+                };
                 tracing::warn!(%error, "could not read the session epoch; reading sessions from the database");
-                self.lock().failed_at = Some(started);
+                self.lock().failed_at = Some(Instant::now());
                 None
             }
         }
