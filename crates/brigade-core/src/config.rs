@@ -570,54 +570,82 @@ impl Settings {
 
     /// Checks ranges that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                message: message.to_owned(),
+        self.check_server()
+            .and_then(|()| self.check_auth_limits())
+            .and_then(|()| self.check_storage_and_cache())
+            .and_then(|()| self.check_auth_secrets())
+            .and_then(|()| self.check_payments_and_faults())
+            .and_then(|()| {
+                self.backup
+                    .check()
+                    .map_err(|(key, message)| (key, message.to_string()))
             })
-        };
-        if self.server.body_limit_bytes == 0 {
+            .and_then(|()| {
+                let speed = self.delivery.courier_speed_kmh;
+                if speed.is_finite() && speed > 0.0 {
+                    Ok(())
+                } else {
+                    invalid("delivery.courier_speed_kmh", "must be a positive number")
+                }
+            })
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })
+    }
+
+    /// `[server]`: sizes, timeouts and the connection limit are positive.
+    fn check_server(&self) -> Check {
+        let server = &self.server;
+        if server.body_limit_bytes == 0 {
             return invalid("server.body_limit_bytes", "must be greater than 0");
         }
-        if self.server.request_timeout_ms == 0 {
-            return invalid("server.request_timeout_ms", "must be greater than 0");
+        let timeouts = [
+            ("server.request_timeout_ms", server.request_timeout_ms),
+            (
+                "server.header_read_timeout_ms",
+                server.header_read_timeout_ms,
+            ),
+            ("server.idle_timeout_ms", server.idle_timeout_ms),
+        ];
+        if let Some((key, _)) = timeouts.iter().find(|(_, value)| *value == 0) {
+            return invalid(key, "must be greater than 0");
         }
-        if self.server.header_read_timeout_ms == 0 {
-            return invalid("server.header_read_timeout_ms", "must be greater than 0");
-        }
-        if self.server.idle_timeout_ms == 0 {
-            return invalid("server.idle_timeout_ms", "must be greater than 0");
-        }
-        if self.server.max_connections == 0 {
+        if server.max_connections == 0 {
             return invalid("server.max_connections", "must be at least 1");
         }
-        if self.auth.hash_memory_mib == 0 {
+        Ok(())
+    }
+
+    /// `[auth]`'s hashing memory and the log-in and sign-up limits are at least 1.
+    fn check_auth_limits(&self) -> Check {
+        let auth = &self.auth;
+        if auth.hash_memory_mib == 0 {
             return invalid("auth.hash_memory_mib", "must be at least 1");
         }
         let limits = [
             (
                 "auth.max_failures_per_account",
-                self.auth.max_failures_per_account,
+                auth.max_failures_per_account,
             ),
             (
                 "auth.max_failures_per_address",
-                self.auth.max_failures_per_address,
+                auth.max_failures_per_address,
             ),
             (
                 "auth.max_failures_per_account_total",
-                self.auth.max_failures_per_account_total,
+                auth.max_failures_per_account_total,
             ),
-            (
-                "auth.max_signups_per_address",
-                self.auth.max_signups_per_address,
-            ),
-            ("auth.login_window_secs", self.auth.login_window_secs),
-            ("auth.account_window_secs", self.auth.account_window_secs),
-            ("auth.signup_window_secs", self.auth.signup_window_secs),
+            ("auth.max_signups_per_address", auth.max_signups_per_address),
+            ("auth.login_window_secs", auth.login_window_secs),
+            ("auth.account_window_secs", auth.account_window_secs),
+            ("auth.signup_window_secs", auth.signup_window_secs),
         ];
         if let Some((key, _)) = limits.iter().find(|(_, value)| *value == 0) {
             return invalid(key, "must be at least 1");
         }
+        Ok(())
+    }
+
+    /// `[storage]` (pool, URL, read standby) and `[cache]`'s Redis URL.
+    fn check_storage_and_cache(&self) -> Check {
         if self.storage.max_connections == 0 {
             return invalid("storage.max_connections", "must be at least 1");
         }
@@ -629,57 +657,68 @@ impl Settings {
                 "must start with sqlite:, postgres:// or postgresql://",
             );
         }
-        if let Err((key, message)) = replica::check(&self.storage) {
-            return invalid(key, message);
-        }
+        replica::check(&self.storage).map_err(|(key, message)| (key, message.to_string()))?;
         if let Some(url) = &self.cache.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return invalid("cache.redis_url", "must start with redis:// or rediss://");
         }
-        if let Err((key, message)) = self.auth.session_cache.check() {
-            return invalid(key, message);
+        Ok(())
+    }
+
+    /// `[auth]`'s session cache, signing keys and Argon2 cost.
+    fn check_auth_secrets(&self) -> Check {
+        let auth = &self.auth;
+        auth.session_cache
+            .check()
+            .map_err(|(key, message)| (key, message.to_string()))?;
+        if let Some(key) = auth.keys.iter().find(|key| key.secret.len() < 32) {
+            return Err((
+                "auth.keys",
+                format!("the secret of key {:?} must be at least 32 bytes", key.id),
+            ));
         }
-        if let Some(key) = self.auth.keys.iter().find(|key| key.secret.len() < 32) {
-            return Err(ConfigError::Invalid {
-                key: "auth.keys",
-                message: format!("the secret of key {:?} must be at least 32 bytes", key.id),
-            });
-        }
-        if self.auth.argon2_memory_kib < 8 || self.auth.argon2_iterations == 0 {
+        if auth.argon2_memory_kib < 8 || auth.argon2_iterations == 0 {
             return invalid(
                 "auth.argon2_memory_kib",
                 "argon2 needs at least 8 KiB and 1 iteration",
             );
         }
-        let ratio = |value: f64| (0.0..=1.0).contains(&value);
-        if !ratio(self.payments.simulated.decline_ratio) {
-            return invalid(
+        Ok(())
+    }
+
+    /// `[payments]` (simulated ratios, timeout, Stripe's key and URL) and `[faults]`' ratio.
+    fn check_payments_and_faults(&self) -> Check {
+        let payments = &self.payments;
+        let ratios = [
+            (
                 "payments.simulated.decline_ratio",
-                "must be between 0.0 and 1.0",
-            );
-        }
-        if !ratio(self.payments.simulated.error_ratio) {
-            return invalid(
+                payments.simulated.decline_ratio,
+            ),
+            (
                 "payments.simulated.error_ratio",
-                "must be between 0.0 and 1.0",
-            );
+                payments.simulated.error_ratio,
+            ),
+            ("faults.error_ratio", self.faults.error_ratio),
+        ];
+        if let Some((key, _)) = ratios
+            .iter()
+            .find(|(_, value)| !(0.0..=1.0).contains(value))
+        {
+            return invalid(key, "must be between 0.0 and 1.0");
         }
-        if !ratio(self.faults.error_ratio) {
-            return invalid("faults.error_ratio", "must be between 0.0 and 1.0");
-        }
-        if self.payments.timeout_ms == 0 {
+        if payments.timeout_ms == 0 {
             return invalid("payments.timeout_ms", "must be greater than 0");
         }
-        if self.payments.provider == PaymentProviderKind::Stripe {
-            if self.payments.stripe.secret_key.is_empty() {
+        if payments.provider == PaymentProviderKind::Stripe {
+            if payments.stripe.secret_key.is_empty() {
                 return invalid(
                     "payments.stripe.secret_key",
                     "is required when payments.provider is stripe",
                 );
             }
-            if !(self.payments.stripe.base_url.starts_with("http://")
-                || self.payments.stripe.base_url.starts_with("https://"))
+            if !(payments.stripe.base_url.starts_with("http://")
+                || payments.stripe.base_url.starts_with("https://"))
             {
                 return invalid(
                     "payments.stripe.base_url",
@@ -687,14 +726,16 @@ impl Settings {
                 );
             }
         }
-        if let Err((key, message)) = self.backup.check() {
-            return invalid(key, message);
-        }
-        if !(self.delivery.courier_speed_kmh.is_finite() && self.delivery.courier_speed_kmh > 0.0) {
-            return invalid("delivery.courier_speed_kmh", "must be a positive number");
-        }
         Ok(())
     }
+}
+
+/// One section's verdict: the key that is wrong and why.
+type Check = Result<(), (&'static str, String)>;
+
+/// The verdict naming `key`.
+fn invalid(key: &'static str, message: &str) -> Check {
+    Err((key, message.to_owned()))
 }
 
 #[cfg(test)]
@@ -752,6 +793,47 @@ mod tests {
             assert!(error.contains("storage.max_connections"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn every_section_names_its_bad_key() {
+        let key_of = |change: &dyn Fn(&mut Settings)| {
+            let mut settings = Settings::default();
+            change(&mut settings);
+            match settings.validate() {
+                Err(ConfigError::Invalid { key, .. }) => key,
+                other => panic!("not refused: {other:?}"),
+            }
+        };
+        assert!(Settings::default().validate().is_ok());
+        assert_eq!(
+            key_of(&|s| s.server.idle_timeout_ms = 0),
+            "server.idle_timeout_ms"
+        );
+        assert_eq!(
+            key_of(&|s| s.auth.signup_window_secs = 0),
+            "auth.signup_window_secs"
+        );
+        assert_eq!(
+            key_of(&|s| s.cache.redis_url = Some("http://x".into())),
+            "cache.redis_url"
+        );
+        assert_eq!(
+            key_of(&|s| s.auth.argon2_iterations = 0),
+            "auth.argon2_memory_kib"
+        );
+        assert_eq!(
+            key_of(&|s| s.faults.error_ratio = f64::NAN),
+            "faults.error_ratio"
+        );
+        assert_eq!(
+            key_of(&|s| s.payments.provider = PaymentProviderKind::Stripe),
+            "payments.stripe.secret_key"
+        );
+        assert_eq!(
+            key_of(&|s| s.delivery.courier_speed_kmh = 0.0),
+            "delivery.courier_speed_kmh"
+        );
     }
 
     #[test]
