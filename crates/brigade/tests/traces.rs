@@ -332,18 +332,8 @@ fn watch_collects_a_replicas_spans_and_finds_them_by_request_id() {
 
 #[test]
 fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_collector, watch_address) = watch(dir.path());
-    let endpoint = format!("http://{watch_address}");
-    let (_replica, address) = serve(
-        &dir.path().join("replica"),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-            ("BRIGADE_DEMO_PASSWORD", common::DEMO_PASSWORD),
-        ],
-    );
-    let base = format!("http://{address}");
+    let traced = Traced::start();
+    let (watch_address, base) = (traced.watch.as_str(), traced.base.as_str());
     let token = common::log_in_at(&base, "customer@brigade.demo");
     let client = reqwest::blocking::Client::new();
     let order = common::sample_order_at(&base);
@@ -422,17 +412,8 @@ fn spans_named(watch: &str, trace: &str, names: &[&str]) -> Vec<Value> {
 
 #[test]
 fn a_menu_read_shows_whether_the_cache_answered_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_collector, watch_address) = watch(dir.path());
-    let endpoint = format!("http://{watch_address}");
-    let (_replica, address) = serve(
-        &dir.path().join("replica"),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    );
-    let base = format!("http://{address}");
+    let traced = Traced::start();
+    let (watch_address, base) = (traced.watch.as_str(), traced.base.as_str());
     let client = reqwest::blocking::Client::new();
     let shops: Value = client
         .get(format!("{base}/api/v1/shops"))
@@ -485,4 +466,39 @@ fn a_menu_read_shows_whether_the_cache_answered_it() {
         !second.iter().any(|s| s["name"] == "SELECT items"),
         "without the database: {second:?}"
     );
+}
+
+/// A watch collecting the spans of one `brigade serve --demo` that exports every 100 ms; the
+/// processes live as long as this does.
+struct Traced {
+    _dir: tempfile::TempDir,
+    _collector: Logged,
+    _replica: Logged,
+    /// Watch's address.
+    watch: String,
+    /// `http://` and the replica's address.
+    base: String,
+}
+
+impl Traced {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (collector, watch) = self::watch(dir.path());
+        let endpoint = format!("http://{watch}");
+        let (replica, address) = serve(
+            &dir.path().join("replica"),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+                ("BRIGADE_DEMO_PASSWORD", common::DEMO_PASSWORD),
+            ],
+        );
+        Self {
+            _dir: dir,
+            _collector: collector,
+            _replica: replica,
+            watch,
+            base: format!("http://{address}"),
+        }
+    }
 }
