@@ -334,9 +334,9 @@ fn watch_collects_a_replicas_spans_and_finds_them_by_request_id() {
 fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
     let traced = Traced::start();
     let (watch_address, base) = (traced.watch.as_str(), traced.base.as_str());
-    let token = common::log_in_at(&base, "customer@brigade.demo");
+    let token = common::log_in_at(base, "customer@brigade.demo");
     let client = reqwest::blocking::Client::new();
-    let order = common::sample_order_at(&base);
+    let order = common::sample_order_at(base);
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let placed = client
         .post(format!("{base}/api/v1/orders"))
@@ -347,7 +347,7 @@ fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
         .unwrap();
     assert_eq!(placed.status(), 201);
     let spans = spans_named(
-        &watch_address,
+        watch_address,
         trace,
         &["payments authorize", "POST /api/v1/orders"],
     );
@@ -436,13 +436,13 @@ fn a_menu_read_shows_whether_the_cache_answered_it() {
     );
     menu(cold);
     let first = spans_named(
-        &watch_address,
+        watch_address,
         cold,
         &["GET menu", "GET /api/v1/shops/{shop_id}/menu"],
     );
     menu(warm);
     let second = spans_named(
-        &watch_address,
+        watch_address,
         warm,
         &["GET menu", "GET /api/v1/shops/{shop_id}/menu"],
     );
