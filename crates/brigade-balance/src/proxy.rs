@@ -558,7 +558,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-            .filter(|name| name.as_str() != "close" && hop_by_hop_index(name.as_str()).is_none())
+            .filter(|name| {
+                name.as_str() != "close"
+                    && hop_by_hop_index(name.as_str()).is_none()
+                    && crate::fast::codec::connection_may_name(name.as_str())
+            })
             .collect();
         for name in named {
             headers.remove(name);
@@ -693,6 +697,17 @@ mod tests {
         headers.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.keys().collect::<Vec<_>>(), ["x-kept"]);
+        // A token cannot drop the message's Host or framing.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("host, Content-Length"),
+        );
+        headers.insert(header::HOST, HeaderValue::from_static("shop.example"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 2, "{headers:?}");
+        assert!(headers.contains_key(header::HOST) && headers.contains_key(header::CONTENT_LENGTH));
     }
 
     #[test]

@@ -283,6 +283,14 @@ fn corpus() -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            // Tokens naming Host and Content-Length drop neither (the body still ends where
+            // the client said); the other named field goes.
+            "connection-names-framing",
+            format!(
+                "POST /connection-names-framing HTTP/1.1\r\nConnection: host, content-length, x-secret\r\nHost: shop\r\nX-Secret: 1\r\nContent-Length: 5\r\n{ctx}\r\nhello"
+            ),
+        ),
+        (
             "forwarded",
             format!(
                 "GET /forwarded HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Forwarded-For: 198.51.100.2, 10.0.0.1\r\n{ctx}\r\n"

@@ -468,13 +468,24 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     candidates.iter().any(|hop| hop.eq_ignore_ascii_case(name))
 }
 
-/// Whether a `Connection` field among `headers` names `name`.
+/// Whether a `Connection` token may make `name` a field of this hop only. `Host` and
+/// `Content-Length` may not: dropping them would change where the next hop routes the message
+/// or where its body ends, so a client could smuggle one request's end into another's start
+/// (or strip `Host`) with a single token. They are forwarded whatever `Connection` says, on
+/// both the fast and the hyper path.
+pub fn connection_may_name(name: &str) -> bool {
+    !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length")
+}
+
+/// Whether a `Connection` field among `headers` names `name`, and may (see
+/// [`connection_may_name`]).
 pub fn named_by_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| list(h.value))
-        .any(|token| token.eq_ignore_ascii_case(name.as_bytes()))
+    connection_may_name(name)
+        && headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| list(h.value))
+            .any(|token| token.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 #[cfg(test)]
