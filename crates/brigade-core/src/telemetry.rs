@@ -37,8 +37,13 @@ pub enum TelemetryError {
 
 /// Installs the global log subscriber, and trace export when the `OTEL_*` variables ask for
 /// it ([`crate::traces`]); `service` names the process in exported traces unless
-/// `OTEL_SERVICE_NAME` does.
-pub fn init(settings: &LogSettings, service: &str) -> Result<(), TelemetryError> {
+/// `OTEL_SERVICE_NAME` does, and `without_endpoint` says what happens to spans when no variable
+/// names an endpoint.
+pub fn init(
+    settings: &LogSettings,
+    service: &str,
+    without_endpoint: crate::traces::WithoutEndpoint,
+) -> Result<(), TelemetryError> {
     let filter = EnvFilter::builder()
         .parse(&settings.filter)
         .map_err(|error| TelemetryError::Filter(error.to_string()))?;
@@ -47,7 +52,8 @@ pub fn init(settings: &LogSettings, service: &str) -> Result<(), TelemetryError>
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let traces = crate::traces::provider_from_env(service)?.map(crate::traces::layer);
+    let traces =
+        crate::traces::provider_from_env(service, without_endpoint)?.map(crate::traces::layer);
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(LogCounter)

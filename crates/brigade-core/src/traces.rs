@@ -34,6 +34,9 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, 
 
 use crate::request::RequestContext;
 
+mod late;
+pub use late::{LocalCollector, attach_collector, attach_local};
+
 /// Spans dropped because the export queue was full.
 pub const SPANS_DROPPED: &str = "brigade_trace_spans_dropped_total";
 /// Spans handed to the exporter, by outcome (`success`, `failure`).
@@ -53,37 +56,65 @@ pub enum TraceExportError {
 /// The process's tracer provider, kept for [`shutdown`].
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
+/// Whether the standard variables turn trace export off (`OTEL_SDK_DISABLED=true`,
+/// `OTEL_TRACES_EXPORTER=none`).
+pub fn disabled_by_env() -> bool {
+    std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        || std::env::var("OTEL_TRACES_EXPORTER")
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("none"))
+}
+
 /// Whether the standard variables ask for trace export.
 pub fn enabled_by_env() -> bool {
     let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
-    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
-    !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    !disabled_by_env()
+        && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+}
+
+/// What a process does with its spans when the standard variables name no endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutEndpoint {
+    /// No export: spans are not even built (every replica and the balancer on their own).
+    Off,
+    /// Spans are built from the start and sent where [`attach_collector`] or
+    /// [`attach_local`] says once the process knows (`brigade up`, watch, drills).
+    Later,
 }
 
 /// Builds the provider from the environment; `None` when export is off. `default_service` names
 /// the service when `OTEL_SERVICE_NAME` does not.
 pub fn provider_from_env(
     default_service: &str,
+    without_endpoint: WithoutEndpoint,
 ) -> Result<Option<SdkTracerProvider>, TraceExportError> {
-    if !enabled_by_env() {
-        return Ok(None);
+    if enabled_by_env() {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .build()
+            .map_err(|error| TraceExportError::Exporter(error.to_string()))?;
+        return provider(exporter, default_service).map(Some);
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .build()
-        .map_err(|error| TraceExportError::Exporter(error.to_string()))?;
+    if without_endpoint == WithoutEndpoint::Later && !disabled_by_env() {
+        return provider(late::LateExporter::default(), default_service).map(Some);
+    }
+    Ok(None)
+}
+
+/// A provider sending through `exporter` from a queue of its own (see the module docs).
+fn provider<E: SpanExporter + 'static>(
+    exporter: E,
+    default_service: &str,
+) -> Result<SdkTracerProvider, TraceExportError> {
     let mut resource = Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(default_service.to_owned());
     }
     let processor = QueueProcessor::start(exporter, QueueSettings::from_env())?;
-    let provider = SdkTracerProvider::builder()
+    Ok(SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource.build())
-        .build();
-    Ok(Some(provider))
+        .build())
 }
 
 /// Describes the export metrics and creates them at zero (only processes that export have
@@ -188,6 +219,13 @@ impl SpanLink {
         use tracing_opentelemetry::OpenTelemetrySpanExt as _;
         span.add_link(self.0.clone());
     }
+}
+
+/// Marks `span` failed: status error with `reason` as its description. The span must declare
+/// `otel.status_code` and `otel.status_description` (as `tracing::field::Empty`).
+pub fn mark_failed(span: &tracing::Span, reason: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_description", reason);
 }
 
 /// Sends what is queued and stops the export thread; called once when the process ends.

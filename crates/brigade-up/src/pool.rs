@@ -15,6 +15,7 @@ use std::time::Duration;
 use brigade_core::Shutdown;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::api::{ChildStatus, EventKind, EventLevel, Service};
 use crate::balancer::{BalancerAdmin, wait_ready};
@@ -169,16 +170,27 @@ impl Manager {
             return;
         }
         let pool = &self.context.plan.name;
+        let span = tracing::info_span!(
+            "scale",
+            otel.name = %format_args!("scale {pool}"),
+            otel.kind = "internal",
+            brigade.pool = %pool,
+            brigade.scale.from = primaries,
+            brigade.scale.to = replicas,
+            brigade.scale.reason = reason,
+        );
+        let _in_scale = span.enter();
         let message = format!("pool {pool}: {primaries} → {replicas} replicas ({reason})");
         self.event(EventLevel::Info, EventKind::Scale, message);
         self.start_slots(replicas.saturating_sub(primaries), 0);
+        drop(_in_scale);
         for _ in replicas..primaries {
             let Some(index) = self.slots.iter().rposition(|s| !s.backup) else {
                 break;
             };
             let slot = self.slots.remove(index);
             slot.stop.trigger();
-            let _ = slot.task.await;
+            let _ = slot.task.instrument(span.clone()).await;
             self.context.shared.remove(&slot.instance);
         }
     }
@@ -199,11 +211,17 @@ impl Manager {
             self.slots.len()
         );
         self.event(EventLevel::Info, EventKind::Rollout, message);
+        let rollout = rollout_span(pool, self.slots.len());
         let mut replaced = 0;
         for slot in &self.slots {
+            let step = replace_span(&rollout, &slot.instance);
             let (tx, rx) = oneshot::channel();
-            if slot.replace.send(tx).await.is_err() || !rx.await.unwrap_or(false) {
+            let done = async { slot.replace.send(tx).await.is_ok() && rx.await.unwrap_or(false) };
+            if !done.instrument(step.clone()).await {
                 let reason = format!("{} could not be replaced; rollout stopped", slot.instance);
+                for span in [&step, &rollout] {
+                    brigade_core::traces::mark_failed(span, &reason);
+                }
                 self.event(EventLevel::Error, EventKind::Rollout, reason.clone());
                 return Err(reason);
             }
@@ -239,6 +257,32 @@ impl Manager {
             let _ = slot.task.await;
         }
     }
+}
+
+/// A rollout of `pool`: a trace of its own whose children are the replicas' replacements.
+fn rollout_span(pool: &str, replicas: usize) -> tracing::Span {
+    tracing::info_span!(
+        "rollout",
+        otel.name = %format_args!("rollout {pool}"),
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+        brigade.pool = pool,
+        brigade.rollout.replicas = replicas,
+    )
+}
+
+/// One replica replaced (new one started and ready, old one drained) under `rollout`.
+fn replace_span(rollout: &tracing::Span, instance: &str) -> tracing::Span {
+    tracing::info_span!(
+        parent: rollout,
+        "replace",
+        otel.name = %format_args!("replace {instance}"),
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+        service.instance.id = instance,
+    )
 }
 
 fn start_slot(context: &PoolContext, index: usize, backup: bool) -> Slot {

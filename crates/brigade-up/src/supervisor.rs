@@ -119,6 +119,8 @@ impl Supervisor {
         let trace_env = crate::trace_env::TraceEnv::from_env(sockets.watch_address());
         if let Some(collector) = trace_env.collector() {
             tracing::info!(collector, "children export traces to watch");
+            // The supervisor's own spans (scaling, rollouts) go to the same place.
+            brigade_core::traces::attach_collector(collector);
         }
         let endpoint = PublicEndpoint::new(at.public, tls.as_ref());
         let _ = shared.endpoint.set(endpoint.clone());

@@ -10,6 +10,7 @@ use brigade_core::config::StorageSettings;
 use brigade_core::{HealthLatch, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tracing::Instrument as _;
 
 use crate::config::WatchConfig;
 use crate::db::Db;
@@ -189,6 +190,7 @@ impl Watch {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let address = self.local_addr();
         let shared = self.shared;
+        keep_own_spans(&shared);
         let tasks = vec![
             tokio::spawn(scrape_loop(shared.clone(), shutdown.clone())),
             tokio::spawn(evaluation_loop(shared.clone(), shutdown.clone())),
@@ -215,6 +217,28 @@ impl Watch {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Sends the spans of watch's own work into its own window, when this process collects its
+/// spans itself (no `OTEL_*` endpoint; see `brigade_core::traces::attach_local`). Counted
+/// like spans received over OTLP.
+fn keep_own_spans(shared: &Arc<Shared>) {
+    let weak = Arc::downgrade(shared);
+    let collector: brigade_core::traces::LocalCollector = Arc::new(move |spans, resource| {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let offered = spans.len();
+        let request = crate::traces::own_spans(spans, resource);
+        let kept = lock(&shared.traces).ingest(request, now_ms());
+        metrics::counter!(crate::traces::SPANS_RECEIVED, "outcome" => "kept")
+            .increment(kept as u64);
+        metrics::counter!(crate::traces::SPANS_RECEIVED, "outcome" => "rejected")
+            .increment(offered.saturating_sub(kept) as u64);
+    });
+    if brigade_core::traces::attach_local(collector) {
+        tracing::debug!("watch keeps the spans of its own work in its trace window");
     }
 }
 
@@ -408,12 +432,17 @@ async fn scrape_loop(shared: Arc<Shared>, shutdown: Shutdown) {
                 })
                 .collect();
         }
+        let round_span = crate::work_spans::scrape_round(targets.len());
         let mut set = tokio::task::JoinSet::new();
         for target in targets {
             let shared = shared.clone();
-            set.spawn(async move { scrape_target(&shared, target, timeout).await });
+            let span = crate::work_spans::scrape_target(&round_span, &target);
+            set.spawn(
+                async move { scrape_target(&shared, target, timeout).await }.instrument(span),
+            );
         }
         while set.join_next().await.is_some() {}
+        drop(round_span);
         let sleep = interval.saturating_sub(round.elapsed());
         if !tick(sleep, &shutdown).await {
             return;
@@ -472,7 +501,10 @@ async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
             "series over the limit were dropped"
         );
     }
+    let span = tracing::Span::current();
+    span.record("brigade.scrape.samples", scraped);
     if let Some(error) = &error {
+        brigade_core::traces::mark_failed(&span, error);
         tracing::debug!(
             job = target.job,
             instance = target.instance,
@@ -577,15 +609,34 @@ fn evaluate_due(
     let mut tsdb = lock(&shared.tsdb);
     tsdb.compact(now);
     let (mut pending, mut firing) = (0, 0);
+    // A round span only when a group is due: no empty traces between evaluations.
+    let round = if next.iter().any(|due| *due <= now) {
+        crate::work_spans::evaluation_round()
+    } else {
+        tracing::Span::none()
+    };
+    let mut due = 0;
     for (index, group) in groups.iter_mut().enumerate() {
         if next[index] <= now {
             next[index] = now + group.interval_ms.unwrap_or(global);
+            due += 1;
+            let span = crate::work_spans::group_evaluation(&round, &group.name, group.rules.len());
+            let _in_group = span.enter();
             let started = Instant::now();
+            let before = transitions.len();
             for t in group.eval_with(&mut tsdb, now, warming_up) {
                 transitions.push((t.fingerprint, t.alert));
             }
+            span.record("brigade.alerts.transitions", transitions.len() - before);
             for rule in group.alerting_rules().filter(|r| r.last_error.is_some()) {
                 metrics::counter!(EVALUATION_FAILURES, "rule" => rule.name.clone()).increment(1);
+                let reason = format!(
+                    "rule {}: {}",
+                    rule.name,
+                    rule.last_error.as_deref().unwrap_or("")
+                );
+                brigade_core::traces::mark_failed(&span, &reason);
+                brigade_core::traces::mark_failed(&round, &reason);
             }
             metrics::gauge!(GROUP_DURATION, "group" => group.name.clone())
                 .set(started.elapsed().as_secs_f64());
@@ -620,6 +671,7 @@ fn evaluate_due(
             }
         }
     }
+    round.record("brigade.rules.groups", due);
     metrics::gauge!(ALERTS, "state" => "pending").set(pending as f64);
     metrics::gauge!(ALERTS, "state" => "firing").set(firing as f64);
     (transitions, states, alerts)
@@ -659,7 +711,18 @@ async fn notify_loop(shared: Arc<Shared>, shutdown: Shutdown) {
 }
 
 async fn deliver(shared: &Shared, notification: Notification) {
-    let ok = !notification.send || shared.deliverer.deliver(&notification).await;
+    let ok = !notification.send || {
+        let span = crate::work_spans::notification(&notification);
+        let ok = shared
+            .deliverer
+            .deliver(&notification)
+            .instrument(span.clone())
+            .await;
+        if !ok {
+            brigade_core::traces::mark_failed(&span, "delivery failed; the next flush tries again");
+        }
+        ok
+    };
     if !ok {
         // Not logged as delivered: the group's next flush tries again.
         return;

@@ -26,6 +26,7 @@ pub mod template;
 pub mod textformat;
 pub mod traces;
 pub mod tsdb;
+pub mod work_spans;
 
 pub use app::{Watch, WatchError};
 pub use config::WatchConfig;

@@ -138,10 +138,15 @@ pub async fn scrape(
     max_body_bytes: usize,
     max_series: usize,
 ) -> Result<ScrapeResult, String> {
-    let mut response = http
+    let mut request = http
         .get(&target.url)
         .header("accept", "text/plain;version=0.0.4")
-        .timeout(timeout)
+        .timeout(timeout);
+    // The scraped process's `GET /metrics` span becomes the child of this scrape's span.
+    if let Some(traceparent) = brigade_core::traces::traceparent_of(&tracing::Span::current()) {
+        request = request.header("traceparent", traceparent);
+    }
+    let mut response = request
         .send()
         .await
         .map_err(|e| crate::error_chain(&e.without_url()))?;

@@ -256,6 +256,19 @@ fn matches(query: &TraceQuery, id: &str, trace: &Trace) -> bool {
         })
 }
 
+/// The spans watch makes of its own work (scrapes, rule evaluations, notifications) as one
+/// OTLP export, for [`TraceStore::ingest`]: watch keeps them in its own window instead of
+/// sending them to itself over HTTP.
+pub fn own_spans(
+    spans: Vec<opentelemetry_sdk::trace::SpanData>,
+    resource: &opentelemetry_sdk::Resource,
+) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+    ExportTraceServiceRequest {
+        resource_spans: group_spans_by_resource_and_scope(spans, &resource.into()),
+    }
+}
+
 /// Decodes an OTLP/HTTP protobuf body.
 pub fn decode(body: &[u8]) -> Result<ExportTraceServiceRequest, prost::DecodeError> {
     ExportTraceServiceRequest::decode(body)

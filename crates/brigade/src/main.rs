@@ -30,7 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = brigade_core::telemetry::init(&settings.log, &service_name()) {
+    let without_endpoint = without_endpoint(&cli.command);
+    if let Err(error) =
+        brigade_core::telemetry::init(&settings.log, &service_name(), without_endpoint)
+    {
         eprintln!("brigade: {error}");
         return ExitCode::from(2);
     }
@@ -72,6 +75,18 @@ fn log_open_file_limit(outcome: brigade_core::open_files::OpenFiles) {
             %error,
             "cannot raise the open-file limit; connections beyond it wait to be accepted"
         ),
+    }
+}
+
+/// The processes that find their trace destination after they start: `up` (watch's address),
+/// watch (its own window) and drills (watch's address from up's status). The others export
+/// only when the `OTEL_*` variables say where; `up` sets them for its children.
+fn without_endpoint(command: &cli::Command) -> brigade_core::traces::WithoutEndpoint {
+    use brigade_core::traces::WithoutEndpoint;
+    match command {
+        cli::Command::Up(_) | cli::Command::Drill(_) => WithoutEndpoint::Later,
+        cli::Command::Watch(args) if args.action.is_none() => WithoutEndpoint::Later,
+        _ => WithoutEndpoint::Off,
     }
 }
 

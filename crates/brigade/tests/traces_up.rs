@@ -127,6 +127,8 @@ fn an_order_through_the_balancer_is_one_trace_across_processes_at_the_ops_port()
         replica.logs
     );
 
+    watch_traces_its_scrapes(&up);
+
     // The search finds it by request id and by duration, newest first.
     let search = |query: &str| -> TraceSearchAnswer {
         let answer = client
@@ -180,4 +182,43 @@ fn an_order_through_the_balancer_is_one_trace_across_processes_at_the_ops_port()
             "{path}"
         );
     }
+}
+
+/// Watch's own work is traced too: a scrape round holds each target's scrape, and the
+/// scrape's `traceparent` makes the scraped replica's `GET /metrics` span its child.
+fn watch_traces_its_scrapes(up: &Up) {
+    let scraped_replica = |detail: &TraceDetail| {
+        detail.spans.iter().any(|s| {
+            s.span.service == "brigade-serve"
+                && s.span.name.ends_with("/metrics")
+                && detail.spans.iter().any(|parent| {
+                    Some(&parent.span.span_id) == s.span.parent_span_id.as_ref()
+                        && parent.span.service == "brigade-watch"
+                        && parent.span.kind == SpanKind::Client
+                })
+        })
+    };
+    let detail = common::wait_for_trace(
+        &up.ops,
+        "service=brigade-watch&route=scrape%20round",
+        Duration::from_secs(30),
+        scraped_replica,
+    );
+    let round = common::span_named(&detail, "scrape round");
+    assert!(
+        round.span.parent_span_id.is_none(),
+        "a round is a trace of its own"
+    );
+    assert!(
+        detail
+            .spans
+            .iter()
+            .filter(|s| s.span.service == "brigade-watch" && s.span.kind == SpanKind::Client)
+            .all(
+                |s| s.span.parent_span_id.as_ref() == Some(&round.span.span_id)
+                    && s.span.attributes.contains_key("url.full")
+            ),
+        "{:#?}",
+        detail.spans
+    );
 }

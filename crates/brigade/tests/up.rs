@@ -319,6 +319,7 @@ fn rollout_restart_under_load_fails_no_request() {
         String::from_utf8_lossy(&rollout.stderr)
     );
     assert!(String::from_utf8_lossy(&rollout.stdout).contains("orders: 3 replicas replaced"));
+    rollout_is_traced(&up);
     load.run_for(20);
     let (sent, failed) = load.finish();
     assert!(sent > 50, "the load ran ({sent})");
@@ -440,6 +441,7 @@ fn every_drill_runs_in_short_mode_and_its_report_holds() {
                     "the burst failed requests: {report}"
                 );
                 failed_trace_is_kept(&up, &report);
+                drill_is_traced(&up);
             }
             _ => assert_eq!(report["failed"], 0, "{drill}: {report}"),
         }
@@ -453,6 +455,62 @@ fn every_drill_runs_in_short_mode_and_its_report_holds() {
         String::from_utf8_lossy(&unknown.stderr).contains("kill-replica"),
         "names the drills"
     );
+}
+
+/// The supervisor's rollout is a trace at the ops port (up exports to watch without any
+/// `OTEL_*` variable): a `rollout orders` span with each replica's replacement under it.
+fn rollout_is_traced(up: &Up) {
+    let detail = common::wait_for_trace(
+        &up.ops,
+        "service=brigade-up&route=rollout",
+        Duration::from_secs(20),
+        |detail| {
+            detail
+                .spans
+                .iter()
+                .filter(|s| s.span.name.starts_with("replace "))
+                .count()
+                == 3
+        },
+    );
+    let rollout = common::span_named(&detail, "rollout orders");
+    assert!(!rollout.span.error, "{rollout:?}");
+    for replace in detail
+        .spans
+        .iter()
+        .filter(|s| s.span.name.starts_with("replace serve-orders-"))
+    {
+        assert_eq!(
+            replace.span.parent_span_id.as_ref(),
+            Some(&rollout.span.span_id)
+        );
+        assert_eq!(replace.span.service, "brigade-up");
+    }
+}
+
+/// A drill is a trace of its own at the ops port (the drill process exports to up's watch):
+/// `drill error-burst` with its phases under it, the fault between the calm phases.
+fn drill_is_traced(up: &Up) {
+    let detail = common::wait_for_trace(
+        &up.ops,
+        "service=brigade-drill&route=drill%20error-burst",
+        Duration::from_secs(20),
+        |detail| detail.spans.len() >= 4,
+    );
+    let drill = common::span_named(&detail, "drill error-burst");
+    let phases: Vec<_> = ["before", "fault", "after"]
+        .iter()
+        .map(|name| common::span_named(&detail, name))
+        .collect();
+    for phase in &phases {
+        assert_eq!(
+            phase.span.parent_span_id.as_ref(),
+            Some(&drill.span.span_id)
+        );
+    }
+    assert!(phases[0].span.start_ms < phases[1].span.start_ms);
+    assert!(phases[1].span.start_ms < phases[2].span.start_ms);
+    assert!(phases[1].span.duration_ms >= 1000.0, "{:?}", phases[1].span);
 }
 
 /// The report names the traces of the fault's failed requests, and the ops API finds the first

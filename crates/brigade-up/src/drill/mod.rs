@@ -39,12 +39,14 @@ mod report;
 mod resource_faults;
 pub mod resources;
 pub mod restore;
+mod spans;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 
 use crate::api::EventKind;
 
@@ -179,14 +181,23 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         watch,
         started_at,
     } = prepare(options, drill).await?;
+    if let Some(watch) = &watch {
+        // The drill's own spans (its phases) go to up's collector beside the system's.
+        brigade_core::traces::attach_collector(&format!("http://{watch}"));
+    }
     let (http, public) = (ctx.http.clone(), ctx.public.clone());
     let (customer, key_prefix) = (target.token.clone(), target.key_prefix.clone());
+    let drill_span = spans::drill(&options.name, options.clients);
     let Phases {
         findings,
         counters,
         samples,
         recovery_ms,
-    } = run_phases(&mut ctx, target, options).await?;
+    } = run_phases(&mut ctx, target, options)
+        .instrument(drill_span.clone())
+        .await
+        .inspect_err(|error| brigade_core::traces::mark_failed(&drill_span, &error.to_string()))?;
+    drop(drill_span);
     let mut samples = samples.lock().await;
 
     // Every acknowledged order must be in the store, once.
@@ -254,7 +265,9 @@ async fn run_phases(
     let mut counters = vec![requests_by_backend(ctx).await];
     let mut load = Load::start(ctx.http.clone(), target, options.clients);
 
-    tokio::time::sleep(options.phase).await;
+    tokio::time::sleep(options.phase)
+        .instrument(spans::phase("before"))
+        .await;
     load.enter(Phase::During);
     counters.push(requests_by_backend(ctx).await);
     ctx.before_traffic = counters[1]
@@ -267,18 +280,25 @@ async fn run_phases(
         })
         .collect();
     let fault_started = Instant::now();
-    let findings = inject::inject(ctx, &mut load).await;
+    let fault_span = spans::phase("fault");
+    let findings = inject::inject(ctx, &mut load)
+        .instrument(fault_span.clone())
+        .await;
     let recovery_ms = fault_started.elapsed().as_millis();
     load.enter(Phase::After);
     let findings = match findings {
         Ok(findings) => findings,
         Err(error) => {
+            brigade_core::traces::mark_failed(&fault_span, &error.to_string());
             load.stop().await;
             return Err(error);
         }
     };
+    drop(fault_span);
     counters.push(requests_by_backend(ctx).await);
-    tokio::time::sleep(options.phase).await;
+    tokio::time::sleep(options.phase)
+        .instrument(spans::phase("after"))
+        .await;
     counters.push(requests_by_backend(ctx).await);
     Ok(Phases {
         findings,

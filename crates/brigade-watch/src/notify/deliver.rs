@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
@@ -129,7 +130,11 @@ impl Deliverer {
         Box::pin(async move {
             let mut backoff = self.initial_backoff;
             for number in 1..=self.max_attempts {
-                let outcome = attempt(self).await;
+                let span = crate::work_spans::delivery_attempt(integration, number);
+                let outcome = attempt(self).instrument(span.clone()).await;
+                if let Err(error) = &outcome {
+                    brigade_core::traces::mark_failed(&span, &error.message);
+                }
                 let label = match &outcome {
                     Ok(()) => "success",
                     Err(e) if e.retryable && number < self.max_attempts => "retry",

@@ -188,6 +188,49 @@ pub trait Running {
     }
 }
 
+/// Polls the ops API at `ops` until one of the traces `query` finds (`/api/traces?{query}`,
+/// newest first) satisfies `whole`, and answers it; fails the test after `limit`.
+pub fn wait_for_trace(
+    ops: &str,
+    query: &str,
+    limit: Duration,
+    whole: impl Fn(&brigade_up::api::TraceDetail) -> bool,
+) -> brigade_up::api::TraceDetail {
+    let client = reqwest::blocking::Client::new();
+    let mut found = None;
+    wait_until(&format!("a trace of {query}"), limit, || {
+        let answer = client
+            .get(format!("http://{ops}/api/traces?{query}"))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{query}");
+        let search: brigade_watch::contract::TraceSearchAnswer = answer.json().unwrap();
+        found = search.traces.iter().find_map(|summary| {
+            let detail: brigade_up::api::TraceDetail = client
+                .get(format!("http://{ops}/api/traces/{}", summary.trace_id))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            whole(&detail).then_some(detail)
+        });
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// The span of `detail` named `name` (panics naming the spans there are).
+pub fn span_named<'a>(
+    detail: &'a brigade_up::api::TraceDetail,
+    name: &str,
+) -> &'a brigade_up::api::SpanDetail {
+    detail
+        .spans
+        .iter()
+        .find(|s| s.span.name == name)
+        .unwrap_or_else(|| panic!("no span {name} in {:#?}", detail.spans))
+}
+
 /// The process runs (and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
