@@ -13,6 +13,10 @@ schemathesis over every operation:
 
 Each run fails on a server error (5xx other than the declared 503s and payment answers), a
 status code, content type or body the document does not declare.
+
+Before the runs, /metrics asked for as OpenMetrics must parse with prometheus_client's strict
+OpenMetrics parser and carry a trace exemplar on a request-duration bucket (the replica
+exports traces to a closed port, so its requests are sampled and the spans dropped and counted).
 """
 
 import json
@@ -46,6 +50,8 @@ def start(binary: str, data_dir: Path, password: str) -> tuple[subprocess.Popen,
         BRIGADE_DEMO_PASSWORD=password,
         BRIGADE_PAYMENTS__PROVIDER="simulated",
         BRIGADE_LOG__FORMAT="json",
+        # Traces on (sent nowhere): requests are sampled, so latency buckets carry exemplars.
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
     )
     log_path = data_dir / "serve.log"
     log = open(log_path, "w")
@@ -113,6 +119,31 @@ def place_order(base: str, token: str) -> dict:
     sys.exit(f"check-openapi: could not place an order: {status} {placed}")
 
 
+def check_openmetrics(base: str) -> None:
+    """/metrics in OpenMetrics form: strictly parsed, with an exemplar naming a trace."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    print("--- OpenMetrics /metrics (prometheus_client's parser)", flush=True)
+    request = urllib.request.Request(
+        f"{base}/metrics", headers={"Accept": "application/openmetrics-text;version=1.0.0"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        content_type = response.headers["Content-Type"]
+        text = response.read().decode()
+    assert content_type.startswith("application/openmetrics-text"), content_type
+    families = list(text_string_to_metric_families(text))
+    exemplars = [
+        sample.exemplar
+        for family in families
+        if family.name == "http_server_request_duration_seconds"
+        for sample in family.samples
+        if sample.exemplar is not None
+    ]
+    assert exemplars, "no request-duration bucket carries an exemplar"
+    assert all(len(e.labels["trace_id"]) == 32 for e in exemplars), exemplars
+    print(f"valid OpenMetrics: {len(families)} families, {len(exemplars)} exemplars")
+
+
 def schemathesis(tools: str, schema: str, base: str, label: str, *extra: str, config: Path | None = None) -> bool:
     print(f"--- schemathesis: {label}", flush=True)
     command = [
@@ -165,6 +196,7 @@ def main() -> None:
             admin = f"Authorization: Bearer {tokens[0]}"
             # Placed first: the runs below close shops and take items off menus.
             order = place_order(base, tokens[0])
+            check_openmetrics(base)
             excluded = [flag for operation in DESTRUCTIVE for flag in ("--exclude-operation-id", operation)]
             ok = schemathesis(tools, str(schema), base, "as the demo admin", "-H", admin, *excluded)
             ok &= schemathesis(tools, str(schema), base, "anonymous", *excluded)

@@ -232,6 +232,7 @@ document.addEventListener("DOMContentLoaded", () => {
     { id: "requests", title: "Requests per second", unit: "req/s", digits: 1,
       queries: [{ q: `sum by (job) (rate(${DURATION}_count{${APP}}[1m]))`, label: (m) => m.job }] },
     { id: "latency", title: "Latency (ms)", unit: "ms", digits: 1,
+      exemplars: `${DURATION}_bucket{${APP}}`,
       queries: [0.5, 0.95, 0.99].map((p) => ({
         q: `histogram_quantile(${p}, sum by (le) (rate(${DURATION}_bucket{${APP}}[1m]))) * 1000`,
         label: () => `p${Math.round(p * 100)}` })) },
@@ -266,6 +267,45 @@ document.addEventListener("DOMContentLoaded", () => {
     return body.data.result;
   }
 
+  // Exemplars: the trace of a recent request in each latency bucket (replicas put them on
+  // their histogram when traces are collected, watch keeps them). Each is a dot on the chart
+  // at its step; a click on a step with dots opens the slowest of them in the Traces view, and
+  // the slowest few are listed under the chart as links.
+  async function exemplarsOf(query, start, end) {
+    const params = new URLSearchParams({ query, start, end });
+    const body = await getJson(`/api/dashboard/watch/query_exemplars?${params}`);
+    return body.data.flatMap((s) => s.exemplars
+      .filter((e) => /^[0-9a-f]{32}$/.test(e.labels.trace_id || ""))
+      .map((e) => ({ trace: e.labels.trace_id, ms: Number(e.value) * 1000, t: e.timestamp,
+        route: s.seriesLabels.http_route, method: s.seriesLabels.http_request_method,
+        status: s.seriesLabels.http_response_status_code })));
+  }
+
+  function exemplarLine(xs, exemplars) {
+    const ys = xs.map(() => null);
+    const traces = xs.map(() => null);
+    for (const e of exemplars) {
+      const i = Math.round((e.t - xs[0]) / STEP_S);
+      if (i < 0 || i >= xs.length || (ys[i] !== null && ys[i] >= e.ms)) continue;
+      ys[i] = e.ms;
+      traces[i] = e.trace;
+    }
+    return { ys, traces };
+  }
+
+  function listSlowest(figure, exemplars) {
+    let list = figure.querySelector(".exemplars");
+    if (!list) {
+      list = el("ul", { class: "exemplars small", "aria-label": "Slowest traced requests" });
+      figure.append(list);
+    }
+    const slowest = [...exemplars].sort((a, b) => b.ms - a.ms).slice(0, 5);
+    list.replaceChildren(...slowest.map((e) => el("li", {},
+      el("a", { href: `#trace=${e.trace}`, class: "trace-link",
+        textContent: `${e.ms.toFixed(1)} ms · ${e.method || ""} ${e.route || ""} → ${e.status || ""} · ${new Date(e.t * 1000).toLocaleTimeString()}` }))));
+    figure.dataset.exemplars = String(exemplars.length);
+  }
+
   async function drawChart(spec, start, end) {
     const xs = [];
     for (let t = start; t <= end; t += STEP_S) xs.push(t);
@@ -284,7 +324,14 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     lines.sort((a, b) => a.label.localeCompare(b.label));
     let entry = charts.get(spec.id);
-    if (!entry) { entry = { figure: chartFigure(spec), plot: null, key: "" }; charts.set(spec.id, entry); }
+    if (!entry) { entry = { figure: chartFigure(spec), plot: null, key: "", traces: [] }; charts.set(spec.id, entry); }
+    let dots = null;
+    if (spec.exemplars) {
+      const exemplars = await exemplarsOf(spec.exemplars, start, end).catch(() => []);
+      listSlowest(entry.figure, exemplars);
+      dots = exemplarLine(xs, exemplars);
+      entry.traces = dots.traces;
+    }
     const values = lines.flatMap((l) => l.ys.filter((y) => y !== null));
     entry.figure.dataset.points = String(values.length);
     entry.figure.dataset.max = String(values.length ? Math.max(...values) : 0);
@@ -293,9 +340,9 @@ document.addEventListener("DOMContentLoaded", () => {
       return last === undefined ? null : `${l.label} ${last.toFixed(spec.digits)} ${spec.unit}`;
     }).filter(Boolean);
     entry.figure.querySelector(".latest").textContent = latest.length ? `Now: ${latest.join(" · ")}` : "No data yet.";
-    const key = lines.map((l) => l.label).join("|");
+    const key = lines.map((l) => l.label).join("|") + (dots ? "|traces" : "");
     const holder = entry.figure.querySelector(".plot");
-    const data = [xs, ...lines.map((l) => l.ys)];
+    const data = [xs, ...lines.map((l) => l.ys), ...(dots ? [dots.ys] : [])];
     if (!window.uPlot) return; // the script could not load: the text summary still shows
     if (entry.plot && entry.key === key) { entry.plot.setData(data); return; }
     if (entry.plot) entry.plot.destroy();
@@ -307,9 +354,18 @@ document.addEventListener("DOMContentLoaded", () => {
       series: [{ label: "time" }, ...lines.map((l, i) => ({
         label: l.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false,
         points: { show: true, size: 4, fill: COLOURS[i % COLOURS.length] },
-      }))],
+      })), ...(dots ? [{ label: "traces", stroke: "#000", width: 0, paths: () => null,
+        points: { show: true, size: 9, fill: "#fff", stroke: "#000", width: 2 } }] : [])],
       axes: [{}, { size: 60 }],
     }, data, holder);
+    if (dots) {
+      // A click on a step with a traced request opens that trace.
+      entry.plot.over.addEventListener("click", () => {
+        const trace = entry.traces[entry.plot.cursor.idx];
+        if (trace) location.hash = `trace=${trace}`;
+      });
+      entry.plot.over.style.cursor = "pointer";
+    }
     entry.plot.root.querySelector("canvas")?.setAttribute("aria-hidden", "true");
   }
 

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use http::{HeaderValue, header};
+use http::header;
 
 use crate::state::AppState;
 
@@ -100,24 +100,26 @@ pub fn register_at_zero(payments: &brigade_payments::Payments) {
     payments.register_metrics();
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: the Prometheus text exposition, or OpenMetrics with trace exemplars on the
+/// request-duration buckets when the scraper asks for it (`Accept: application/openmetrics-text`).
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+    responses((status = 200, description = "Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when asked for", body = String, content_type = "text/plain"))
 )]
-pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics_endpoint(
+    State(state): State<AppState>,
+    headers: http::HeaderMap,
+) -> impl IntoResponse {
     let pool = state.store.pool_stats();
     metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
     metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "in_use")
         .set(f64::from(pool.size.saturating_sub(pool.idle)));
     metrics::gauge!(DB_POOL_MAX).set(f64::from(pool.max));
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
+    let (content_type, text) = brigade_core::openmetrics::negotiate(
+        headers.get(header::ACCEPT),
         brigade_core::metrics::renderer().render(),
-    )
+    );
+    ([(header::CONTENT_TYPE, content_type)], text)
 }

@@ -6,10 +6,12 @@
 //! (`/api/v1/orders/{order_id}`), never the raw path, so ids cannot explode the series count.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Instant;
 
 use http::{Method, StatusCode};
+
+use crate::openmetrics::{BucketExemplars, Exemplar};
 
 /// Histogram of request durations.
 pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
@@ -54,9 +56,15 @@ impl InFlight {
         }
     }
 
-    /// Records the duration under the route template and status.
-    pub fn finish(self, route: &str, status: StatusCode) {
-        histogram(self.method, route, status).record(self.started.elapsed().as_secs_f64());
+    /// Records the duration under the route template and status; `trace_id`, the sampled
+    /// trace of the request when traces are exported, becomes its bucket's exemplar.
+    pub fn finish(self, route: &str, status: StatusCode, trace_id: Option<&str>) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let series = series(self.method, route, status);
+        series.histogram.record(seconds);
+        if let Some(exemplar) = trace_id.and_then(|id| Exemplar::now(id, seconds)) {
+            series.exemplars.observe(exemplar);
+        }
     }
 }
 
@@ -72,10 +80,17 @@ impl Drop for InFlight {
 type HandleCache<K, V> = LazyLock<RwLock<HashMap<K, V>>>;
 
 static ACTIVE_GAUGES: HandleCache<&'static str, metrics::Gauge> = LazyLock::new(Default::default);
-/// Route template → (method, status) → histogram; keyed by route first so that a lookup
-/// borrows the route instead of copying it.
-static HISTOGRAMS: HandleCache<String, HashMap<(&'static str, u16), metrics::Histogram>> =
+/// Route template → (method, status) → histogram and its exemplars; keyed by route first so
+/// that a lookup borrows the route instead of copying it.
+static HISTOGRAMS: HandleCache<String, HashMap<(&'static str, u16), Series>> =
     LazyLock::new(Default::default);
+
+/// One series of the request-duration histogram.
+#[derive(Clone)]
+struct Series {
+    histogram: metrics::Histogram,
+    exemplars: Arc<BucketExemplars>,
+}
 
 fn cached<V: Clone>(
     cache: &HandleCache<&'static str, V>,
@@ -92,27 +107,56 @@ fn cached<V: Clone>(
     handle
 }
 
-fn histogram(method: &'static str, route: &str, status: StatusCode) -> metrics::Histogram {
+fn series(method: &'static str, route: &str, status: StatusCode) -> Series {
     let key = (method, status.as_u16());
     let found = HISTOGRAMS.read().ok().and_then(|map| {
         map.get(route)
             .and_then(|by_status| by_status.get(&key).cloned())
     });
-    if let Some(handle) = found {
-        return handle;
+    if let Some(series) = found {
+        return series;
     }
-    let handle = metrics::histogram!(
-        REQUEST_DURATION,
-        "http_request_method" => method,
-        "http_route" => route.to_owned(),
-        "http_response_status_code" => status.as_str().to_owned(),
-    );
+    let series = Series {
+        histogram: metrics::histogram!(
+            REQUEST_DURATION,
+            "http_request_method" => method,
+            "http_route" => route.to_owned(),
+            "http_response_status_code" => status.as_str().to_owned(),
+        ),
+        exemplars: Arc::new(BucketExemplars::new(crate::metrics::DURATION_BUCKETS)),
+    };
     if let Ok(mut map) = HISTOGRAMS.write() {
         map.entry(route.to_owned())
             .or_default()
-            .insert(key, handle.clone());
+            .insert(key, series.clone());
     }
-    handle
+    series
+}
+
+/// The exemplar of one `_bucket` line of the Prometheus text, if it is a bucket of
+/// [`REQUEST_DURATION`] that a sampled request fell in (see [`crate::openmetrics`]).
+pub fn bucket_exemplar(line: &str) -> Option<Exemplar> {
+    if !line
+        .strip_prefix(REQUEST_DURATION)
+        .is_some_and(|rest| rest.starts_with("_bucket{"))
+    {
+        return None;
+    }
+    let labels = crate::openmetrics::sample_labels(line);
+    let label = |name: &str| {
+        labels
+            .iter()
+            .find(|(label, _)| *label == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let status: u16 = label("http_response_status_code")?.parse().ok()?;
+    let method = label("http_request_method")?;
+    let map = HISTOGRAMS.read().ok()?;
+    let (_, series) = map
+        .get(label("http_route")?)?
+        .iter()
+        .find(|((m, s), _)| *m == method && *s == status)?;
+    series.exemplars.of_bucket(label("le")?)
 }
 
 /// Known methods as themselves, anything else as `_OTHER` (bounded label values).

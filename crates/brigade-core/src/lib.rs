@@ -13,6 +13,7 @@ pub mod log_time;
 pub mod metrics;
 pub mod net;
 pub mod open_files;
+pub mod openmetrics;
 pub mod problem;
 pub mod request;
 pub mod security_headers;

@@ -95,11 +95,12 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = HeaderValue::from_str(&context.request_id).ok();
     let traceparent = HeaderValue::from_str(&context.traceparent()).ok();
+    let exemplar_trace = exemplar_trace(&context);
     let mut response = CURRENT
         .scope(context, next.run(request).instrument(span.clone()))
         .await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    in_flight.finish(route, response.status());
+    in_flight.finish(route, response.status(), exemplar_trace.as_deref());
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let path = uri.path();
@@ -130,6 +131,13 @@ pub async fn observe(request: Request, next: Next) -> Response {
         headers.insert(TRACEPARENT.clone(), value);
     }
     response
+}
+
+/// The trace a request's duration may carry as an exemplar: one that is exported and sampled,
+/// so the trace it names can be opened. Nothing is copied when traces are not exported.
+fn exemplar_trace(context: &RequestContext) -> Option<String> {
+    let sampled = u8::from_str_radix(&context.flags, 16).is_ok_and(|flags| flags & 1 == 1);
+    (crate::traces::exporting() && sampled).then(|| context.trace_id.clone())
 }
 
 /// The `request` span every log line of the request sits in. When traces are exported it also

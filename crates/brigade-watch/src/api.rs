@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 
 use crate::app::{Shared, lock, now_ms};
 use crate::contract::{
-    AlertView, AlertsAnswer, HistoryAnswer, HistoryEntry, MatrixSeries, QueryAnswer, QueryData,
-    TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer, VectorSample,
+    AlertView, AlertsAnswer, ExemplarsAnswer, HistoryAnswer, HistoryEntry, MatrixSeries,
+    QueryAnswer, QueryData, TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer,
+    VectorSample,
 };
 use crate::notify::payload::rfc3339;
 use crate::notify::silence::Silence;
@@ -42,6 +43,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/query", get(query))
         .route("/api/v1/query_range", get(query_range))
+        .route("/api/v1/query_exemplars", get(query_exemplars))
         .route("/api/v1/silences", get(list_silences).post(create_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
         .route(
@@ -419,6 +421,37 @@ async fn query_range(
         .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
     let result = series.into_iter().map(matrix_series).collect();
     Ok(Json(QueryAnswer::success(QueryData::Matrix(result))))
+}
+
+#[derive(Deserialize)]
+struct ExemplarParams {
+    query: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+/// `GET /api/v1/query_exemplars?query=&start=&end=`: the exemplars of every series the
+/// query's selectors select, in the time range, in Prometheus's answer shape.
+async fn query_exemplars(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<ExemplarParams>,
+) -> Result<Json<ExemplarsAnswer>, Problem> {
+    let required = |field: &str, value: Option<String>| {
+        value.ok_or_else(|| Problem::invalid_field(field, "is required"))
+    };
+    let text = required("query", params.query)?;
+    let start = parse_api_time("start", &required("start", params.start)?)?;
+    let end = parse_api_time("end", &required("end", params.end)?)?;
+    if end < start {
+        return Err(Problem::invalid_field("end", "must not be before start"));
+    }
+    let parsed =
+        promql::Query::parse(&text).map_err(|e| Problem::invalid_field("query", e.to_string()))?;
+    let data = lock(&shared.exemplars).select(&parsed, start, end);
+    Ok(Json(ExemplarsAnswer {
+        status: "success".to_owned(),
+        data,
+    }))
 }
 
 async fn list_silences(State(shared): State<Arc<Shared>>) -> Json<Value> {

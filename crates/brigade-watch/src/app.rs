@@ -89,6 +89,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// Traces received over OTLP ([`crate::traces`]).
     pub traces: Mutex<crate::traces::TraceStore>,
+    /// Exemplars scraped with the samples ([`crate::exemplars`]).
+    pub exemplars: Mutex<crate::exemplars::ExemplarStore>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -167,6 +169,7 @@ impl Watch {
             wake: Notify::new(),
             external_url,
             http,
+            exemplars: Mutex::default(),
             traces: Mutex::new(crate::traces::TraceStore::new(
                 crate::traces::TraceLimits::default(),
             )),
@@ -479,6 +482,7 @@ async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
             Ok(result) => {
                 let report = tsdb.append_scrape(&target.url, t, &result.samples);
                 dropped += report.dropped;
+                lock(&shared.exemplars).append(result.exemplars, t);
             }
             Err(_) => tsdb.mark_source_stale(&target.url, t),
         }

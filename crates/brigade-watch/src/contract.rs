@@ -105,6 +105,37 @@ impl QueryAnswer {
     }
 }
 
+/// `GET /api/v1/query_exemplars`: the exemplars of the series a query selects, in
+/// Prometheus's answer shape (Grafana's exemplar display reads it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExemplarsAnswer {
+    /// Always `success` (failures are problem+json).
+    pub status: String,
+    /// One entry per series, oldest exemplar first.
+    pub data: Vec<ExemplarSeries>,
+}
+
+/// The exemplars of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExemplarSeries {
+    /// The series' labels (`__name__`, `le`, `job`, `instance`, …).
+    pub series_labels: Labels,
+    /// Its exemplars in the time range.
+    pub exemplars: Vec<ExemplarPoint>,
+}
+
+/// One exemplar: its labels (`trace_id`), the value it stands for as text, and its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExemplarPoint {
+    /// Usually `trace_id`.
+    pub labels: Labels,
+    /// The observed value, as Prometheus writes values.
+    pub value: String,
+    /// Unix seconds.
+    pub timestamp: f64,
+}
+
 /// A sample as Prometheus writes it: seconds since the epoch and the value as text (`NaN`,
 /// `+Inf` included).
 pub type Point = (f64, String);

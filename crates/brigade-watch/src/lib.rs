@@ -17,6 +17,7 @@ pub mod config;
 pub mod contract;
 pub mod db;
 pub mod duration;
+pub mod exemplars;
 pub mod labels;
 pub mod notify;
 pub mod promql;

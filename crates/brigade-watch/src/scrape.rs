@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::{BalanceConfig, ScrapeConfig};
 use crate::labels::{Labels, METRIC_NAME};
-use crate::textformat;
+use crate::textformat::{self, ParsedExemplar};
 
 /// A place to scrape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,7 +61,13 @@ pub struct ScrapeResult {
     pub samples: Vec<(Labels, f64)>,
     /// Series dropped by the per-target limit.
     pub dropped: usize,
+    /// The exemplars the samples carried, by their series (with target labels).
+    pub exemplars: Vec<(Labels, ParsedExemplar)>,
 }
+
+/// What a scrape asks for: OpenMetrics first (it carries exemplars), as Prometheus does.
+const ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5";
 
 /// The static targets of a configuration.
 pub fn static_targets(config: &ScrapeConfig) -> Vec<Target> {
@@ -140,7 +146,7 @@ pub async fn scrape(
 ) -> Result<ScrapeResult, String> {
     let mut request = http
         .get(&target.url)
-        .header("accept", "text/plain;version=0.0.4")
+        .header("accept", ACCEPT)
         .timeout(timeout);
     // The scraped process's `GET /metrics` span becomes the child of this scrape's span.
     if let Some(traceparent) = brigade_core::traces::traceparent_of(&tracing::Span::current()) {
@@ -172,9 +178,11 @@ pub async fn scrape(
             result.dropped += 1;
             continue;
         }
-        result
-            .samples
-            .push((with_target_labels(sample.labels, target), sample.value));
+        let labels = with_target_labels(sample.labels, target);
+        if let Some(exemplar) = sample.exemplar {
+            result.exemplars.push((labels.clone(), exemplar));
+        }
+        result.samples.push((labels, sample.value));
     }
     Ok(result)
 }

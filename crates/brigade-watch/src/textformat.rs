@@ -1,8 +1,12 @@
-//! The Prometheus text exposition format (version 0.0.4), parsed into samples.
+//! The Prometheus text exposition format (version 0.0.4) and OpenMetrics 1.0.0 text, parsed
+//! into samples.
 //!
-//! Only what alerting needs: metric name, labels and value of each sample line; `# HELP` and
-//! `# TYPE` lines and timestamps are skipped (brigade stamps samples with the scrape time, as
-//! Prometheus does unless `honor_timestamps` is set).
+//! Only what alerting and charts need: metric name, labels and value of each sample line, and
+//! the exemplar an OpenMetrics sample may end in (`… # {trace_id="…"} 0.43 1733500000.123`);
+//! `# HELP`, `# TYPE` and `# EOF` lines and timestamps are skipped (brigade stamps samples with
+//! the scrape time, as Prometheus does unless `honor_timestamps` is set). Sample names are the
+//! same in both formats (a counter's samples keep `_total`), so a series is one series
+//! whichever format the target answered in.
 
 use crate::labels::{Labels, METRIC_NAME};
 
@@ -13,6 +17,19 @@ pub struct ParsedSample {
     pub labels: Labels,
     /// The value.
     pub value: f64,
+    /// The exemplar the sample carries (OpenMetrics only).
+    pub exemplar: Option<ParsedExemplar>,
+}
+
+/// An exemplar: labels (a trace id) and the value it stands for, with its time when given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedExemplar {
+    /// The exemplar's labels, usually `trace_id`.
+    pub labels: Labels,
+    /// The observed value.
+    pub value: f64,
+    /// When it was observed, Unix seconds.
+    pub timestamp: Option<f64>,
 }
 
 /// A line that is not valid exposition text.
@@ -60,12 +77,47 @@ fn parse_line(line: &str) -> Result<ParsedSample, String> {
     if let Some(after_brace) = rest.strip_prefix('{') {
         rest = parse_labels(after_brace, &mut labels)?;
     }
+    let (rest, exemplar) = match rest.split_once(" # ") {
+        Some((sample, exemplar)) => (sample, Some(parse_exemplar(exemplar)?)),
+        None => (rest, None),
+    };
     let mut fields = rest.split_whitespace();
     let value = fields
         .next()
         .ok_or_else(|| "a sample needs a value".to_owned())?;
     let value = parse_value(value).ok_or_else(|| format!("invalid value {value:?}"))?;
-    Ok(ParsedSample { labels, value })
+    Ok(ParsedSample {
+        labels,
+        value,
+        exemplar,
+    })
+}
+
+/// Parses `{labels} value [timestamp]` after a sample's ` # `.
+fn parse_exemplar(text: &str) -> Result<ParsedExemplar, String> {
+    let body = text
+        .trim_start()
+        .strip_prefix('{')
+        .ok_or_else(|| "an exemplar starts with '{'".to_owned())?;
+    let mut labels = Labels::new();
+    let rest = parse_labels(body, &mut labels)?;
+    let mut fields = rest.split_whitespace();
+    let value = fields
+        .next()
+        .and_then(parse_value)
+        .ok_or_else(|| "an exemplar needs a value".to_owned())?;
+    let timestamp = match fields.next() {
+        Some(t) => Some(
+            t.parse::<f64>()
+                .map_err(|_| format!("invalid exemplar timestamp {t:?}"))?,
+        ),
+        None => None,
+    };
+    Ok(ParsedExemplar {
+        labels,
+        value,
+        timestamp,
+    })
 }
 
 /// Parses `name="value",…}` and returns what follows the closing brace.
@@ -137,6 +189,24 @@ mod tests {
         assert_eq!(samples[2].labels["le"], "+Inf");
         assert!(samples[2].value.is_infinite());
         assert!(samples[3].value.is_nan());
+    }
+
+    #[test]
+    fn reads_openmetrics_with_exemplars() {
+        let text = "# TYPE d_seconds histogram\n\
+                    d_seconds_bucket{le=\"0.5\"} 3 # {trace_id=\"4bf92f35\"} 0.43 1733500000.123\n\
+                    d_seconds_bucket{le=\"+Inf\"} 4\n# TYPE jobs counter\njobs_total 2\n# EOF\n";
+        let samples = parse(text).unwrap();
+        assert_eq!(samples.len(), 3);
+        assert_eq!(samples[0].value, 3.0);
+        let exemplar = samples[0].exemplar.as_ref().unwrap();
+        assert_eq!(exemplar.labels["trace_id"], "4bf92f35");
+        assert_eq!(exemplar.value, 0.43);
+        assert_eq!(exemplar.timestamp, Some(1733500000.123));
+        assert!(samples[1].exemplar.is_none());
+        assert_eq!(samples[2].labels[METRIC_NAME], "jobs_total");
+        assert!(parse("x 1 # trace\n").is_err());
+        assert!(parse("x 1 # {trace_id=\"a\"}\n").is_err());
     }
 
     #[test]

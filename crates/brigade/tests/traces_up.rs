@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use brigade_up::api::{SpanDetail, TraceDetail};
-use brigade_watch::contract::{SpanKind, TraceSearchAnswer};
+use brigade_watch::contract::{ExemplarsAnswer, SpanKind, TraceSearchAnswer};
 use common::{Running, Up};
 
 const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
@@ -128,6 +128,7 @@ fn an_order_through_the_balancer_is_one_trace_across_processes_at_the_ops_port()
     );
 
     watch_traces_its_scrapes(&up);
+    the_order_is_its_latency_buckets_exemplar(&client, &up);
 
     // The search finds it by request id and by duration, newest first.
     let search = |query: &str| -> TraceSearchAnswer {
@@ -182,6 +183,63 @@ fn an_order_through_the_balancer_is_one_trace_across_processes_at_the_ops_port()
             "{path}"
         );
     }
+}
+
+/// The order's duration carries its trace as an exemplar: the replica's OpenMetrics bucket
+/// holds it, watch scrapes it, and the dashboard's exemplar query (what the latency chart's
+/// dots and links read) finds it in the bucket the request's duration fell in.
+fn the_order_is_its_latency_buckets_exemplar(client: &reqwest::blocking::Client, up: &Up) {
+    let now = chrono::Utc::now().timestamp();
+    let query = [
+        (
+            "query",
+            "http_server_request_duration_seconds_bucket{http_route=\"/api/v1/orders\",http_request_method=\"POST\"}".to_owned(),
+        ),
+        ("start", (now - 600).to_string()),
+        ("end", (now + 600).to_string()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (series, exemplar) = loop {
+        let url = reqwest::Url::parse_with_params(
+            &format!("http://{}/api/dashboard/watch/query_exemplars", up.ops),
+            &query,
+        )
+        .unwrap();
+        let answer = client.get(url).send().unwrap();
+        assert_eq!(answer.status(), 200);
+        let answer: ExemplarsAnswer = answer.json().unwrap();
+        let found = answer.data.into_iter().find_map(|series| {
+            let exemplar = series
+                .exemplars
+                .iter()
+                .find(|e| e.labels.get("trace_id").map(String::as_str) == Some(TRACE))
+                .cloned()?;
+            Some((series.series_labels, exemplar))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no exemplar names {TRACE}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(series["job"], "orders", "{series:?}");
+    assert_eq!(series["http_response_status_code"], "201");
+    let value: f64 = exemplar.value.parse().unwrap();
+    let le: f64 = match series["le"].as_str() {
+        "+Inf" => f64::INFINITY,
+        le => le.parse().unwrap(),
+    };
+    assert!(value > 0.0 && value <= le, "{value} in the bucket le={le}");
+    let refused = client
+        .get(format!(
+            "http://{}/api/dashboard/watch/query_exemplars?query=rate(&start=0&end=1",
+            up.ops
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 422, "a query that does not parse");
+    let problem: brigade_core::Problem = refused.json().unwrap();
+    assert_eq!(problem.errors[0].field, "query");
 }
 
 /// Watch's own work is traced too: a scrape round holds each target's scrape, and the

@@ -72,3 +72,32 @@ test("the Traces view finds an order's trace and draws it across the balancer an
   await screenshot(page, "dashboard-trace-waterfall");
   assert.deepEqual(page.errors || [], []);
 });
+
+test("a dot on the latency chart opens the trace of a request in that bucket", async () => {
+  const traceId = await placeOrder(`browser-exemplar-${Date.now()}`);
+  // Wait until watch has scraped the replica's exemplar of that order (every 5 s under up).
+  const query = new URLSearchParams({
+    query: "http_server_request_duration_seconds_bucket",
+    start: String(Math.floor(Date.now() / 1000) - 600),
+    end: String(Math.floor(Date.now() / 1000) + 600),
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const body = await (await fetch(`${up.ops}/api/dashboard/watch/query_exemplars?${query}`)).json();
+    const traces = body.data.flatMap((s) => s.exemplars.map((e) => e.labels.trace_id));
+    if (traces.includes(traceId)) break;
+    assert.ok(Date.now() < deadline, `no exemplar names ${traceId}: ${JSON.stringify(body)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+
+  const page = await newPerson(browser, up.ops);
+  await page.goto("/");
+  const link = page.locator('figure[data-chart="latency"] .exemplars a.trace-link').first();
+  await link.waitFor({ timeout: 30_000 });
+  const href = await link.getAttribute("href");
+  assert.match(href, /^#trace=[0-9a-f]{32}$/);
+  await link.click();
+  await page.locator("#trace-waterfall .span-row").first().waitFor();
+  assert.match(await page.locator("#trace-title").textContent(), new RegExp(href.slice("#trace=".length)));
+  assert.deepEqual(page.errors || [], []);
+});

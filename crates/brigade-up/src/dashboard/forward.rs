@@ -76,6 +76,14 @@ pub(super) async fn watch_query_range(
     watch_get(&dashboard, "query_range", query).await
 }
 
+/// `GET /api/dashboard/watch/query_exemplars?…`: the traces behind a chart's buckets.
+pub(super) async fn watch_query_exemplars(
+    State(dashboard): State<Dashboard>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    watch_get(&dashboard, "query_exemplars", query).await
+}
+
 /// `GET /api/dashboard/watch/alerts`: pending and firing alerts, with silenced state.
 pub(super) async fn watch_alerts(State(dashboard): State<Dashboard>) -> Response {
     watch_get(&dashboard, "alerts", None).await

@@ -134,6 +134,10 @@ impl Dashboard {
                 "/api/dashboard/watch/query_range",
                 get(forward::watch_query_range),
             )
+            .route(
+                "/api/dashboard/watch/query_exemplars",
+                get(forward::watch_query_exemplars),
+            )
             .route("/api/dashboard/watch/alerts", get(forward::watch_alerts))
             .route(
                 "/api/dashboard/watch/alerts/history",

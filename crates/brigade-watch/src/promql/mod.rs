@@ -56,6 +56,20 @@ impl Query {
         &self.text
     }
 
+    /// Whether one of the query's selectors selects a series with these labels (what
+    /// `query_exemplars` answers for, as Prometheus does).
+    pub fn selects(&self, labels: &crate::labels::Labels) -> bool {
+        let mut selectors = Vec::new();
+        selectors_of(&self.expr, &mut selectors);
+        selectors.iter().any(|selector| {
+            selector
+                .name
+                .as_ref()
+                .is_none_or(|name| labels.get(crate::labels::METRIC_NAME) == Some(name))
+                && eval::matches(&selector.matchers, labels)
+        })
+    }
+
     /// The longest range (plus offset) the query reads, in milliseconds.
     pub fn max_range_ms(&self) -> i64 {
         self.max_range_ms
@@ -110,6 +124,24 @@ impl Query {
             .into_iter()
             .map(|(labels, points)| RangeSeries { labels, points })
             .collect())
+    }
+}
+
+/// Every vector selector of an expression, those of range selectors included.
+fn selectors_of<'e>(expr: &'e Expr, out: &mut Vec<&'e promql_parser::parser::VectorSelector>) {
+    match expr {
+        Expr::VectorSelector(selector) => out.push(selector),
+        Expr::MatrixSelector(matrix) => out.push(&matrix.vs),
+        Expr::Paren(paren) => selectors_of(&paren.expr, out),
+        Expr::Unary(unary) => selectors_of(&unary.expr, out),
+        Expr::Call(call) => call.args.args.iter().for_each(|arg| selectors_of(arg, out)),
+        Expr::Aggregate(aggregate) => selectors_of(&aggregate.expr, out),
+        Expr::Binary(binary) => {
+            selectors_of(&binary.lhs, out);
+            selectors_of(&binary.rhs, out);
+        }
+        Expr::Subquery(subquery) => selectors_of(&subquery.expr, out),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
 }
 
