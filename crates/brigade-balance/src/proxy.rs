@@ -11,30 +11,33 @@
 //! the client, so no client ever sees bytes of two attempts. Every retry spends a token of the
 //! pool's budget.
 
+mod attempts;
+mod body;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use ipnet::IpNet;
 
 use brigade_core::request::{TRACEPARENT, X_REQUEST_ID};
 
 use crate::answer;
-use crate::backend::Outcome;
 use crate::config::HashKey;
 use crate::head::{self, HeadError};
 use crate::pool::Pool;
 use crate::rate_limit::Decision;
 use crate::state::{State, Table};
-use crate::trace::{self, Reason, RequestTrace};
-use crate::upstream::{self, ClientBodyError, Lease, RequestBody, ResponseBody, UpstreamBody};
+use crate::trace::RequestTrace;
+use crate::upstream::{Lease, ResponseBody, UpstreamBody};
 use crate::view::RequestView;
+
+use attempts::Attempts;
+use body::{ClientBody, ReadError};
 
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -165,7 +168,7 @@ pub async fn handle(
     response
 }
 
-/// The checks, header rewriting, attempts and retries of one request.
+/// The checks and header rewriting of one request, then its attempts.
 async fn forward(
     table: &Table,
     pool: &Pool,
@@ -194,255 +197,15 @@ async fn forward(
     parts.headers.remove(header::EXPECT);
     add_forwarded(&mut parts.headers, client);
 
-    // Small bodies are kept so that a failed attempt can be replayed; larger ones stream.
-    let hint = body.size_hint();
-    let mut streamed = None;
-    let body_received = Arc::new(AtomicBool::new(false));
-    let replay: Option<Bytes> = if body.is_end_stream() {
-        Some(Bytes::new())
-    } else if hint
-        .exact()
-        .is_some_and(|n| n <= config.limits.retry_buffer_bytes)
-    {
-        let limit_ms = config.timeouts.body_read_ms;
-        match tokio::time::timeout(Duration::from_millis(limit_ms), body.collect()).await {
-            Ok(Ok(collected)) => Some(collected.to_bytes()),
-            Ok(Err(_)) => return answer::bad_body(rid),
-            Err(_elapsed) => return answer::request_timeout(limit_ms, rid),
-        }
-    } else {
-        streamed = Some(RequestBody::Stream {
-            inner: body,
-            remaining: max_body,
-            received: Arc::clone(&body_received),
-        });
-        None
+    let body = match ClientBody::read(body, config).await {
+        Ok(body) => body,
+        Err(ReadError::Unreadable) => return answer::bad_body(rid),
+        Err(ReadError::TimedOut { limit_ms }) => return answer::request_timeout(limit_ms, rid),
     };
-    let retryable = is_retryable(&parts.method, &parts.headers) && replay.is_some();
     pool.budget.deposit();
-
-    let key = hash_key(pool, &parts);
-    let max_attempts = config.retry.max_attempts;
-    // The retry deadline counts from here, once the body (if kept for replay) has arrived.
-    let attempts_began = Instant::now();
-    let retry_deadline = Duration::from_millis(config.retry.deadline_ms);
-    let connect_timeout = Duration::from_millis(config.timeouts.connect_ms);
-    let response_timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
-    let upstream_idle = config.timeouts.upstream_idle_ms;
-    let max_idle = config.limits.max_idle_per_backend;
-    let outlier = &pool.config.outlier;
-
-    let backend_count = pool.backend_count();
-    let mut connect_failures = 0usize;
-    let mut tried = [0usize; TRIED];
-    let mut last = Outcome::ConnectError;
-    let mut kept: Option<Response<ResponseBody>> = None;
-    // Attempts spent waiting out a Retry-After do not count, within MAX_TOTAL_WAIT.
-    let mut limit = max_attempts;
-    let mut waited = Duration::ZERO;
-    let mut asked_to_come_back = false;
-    for attempt in 0u32.. {
-        if attempt >= limit {
-            break;
-        }
-        if attempt > 0 {
-            // A refused connection sent nothing and loaded no backend, so trying the next one
-            // spends no retry budget (the budget guards backends against amplified load).
-            if last != Outcome::ConnectError && !pool.budget.withdraw() {
-                pool.metrics.budget_exhausted.increment(1);
-                break;
-            }
-            pool.metrics.retry(last).increment(1);
-        }
-        let backend = match pool.pick(key.as_deref(), &tried[..(attempt as usize).min(TRIED)]) {
-            Ok(backend) => backend,
-            Err(_) if attempt == 0 => {
-                pool.metrics.no_healthy.increment(1);
-                return answer::no_backend(pool.name(), rid);
-            }
-            Err(_) => break,
-        };
-        if (attempt as usize) < TRIED {
-            tried[attempt as usize] = Arc::as_ptr(&backend) as usize;
-        }
-        let reason = match (attempt, asked_to_come_back) {
-            (0, _) => Reason::First,
-            (_, true) => Reason::RetryAfter,
-            (_, false) => Reason::After(last),
-        };
-        asked_to_come_back = false;
-        let attempt_span = trace
-            .as_mut()
-            .map(|trace| trace.attempt(attempt, &backend, reason, &mut parts.headers));
-        let mut lease = Lease::new(Arc::clone(&backend), max_idle);
-        let pooled = backend.idle.checkout(upstream_idle);
-        let fresh = pooled.is_none();
-        let mut sender = match pooled {
-            Some(sender) => sender,
-            None => match upstream::connect(&backend, connect_timeout).await {
-                Ok(sender) => sender,
-                Err(error) => {
-                    tracing::debug!(backend = %backend.label, %error, "connect failed");
-                    if let Some(span) = &attempt_span {
-                        trace::attempt_ended(span, Err(Outcome::ConnectError.label()));
-                    }
-                    backend.record(Outcome::ConnectError, outlier);
-                    last = Outcome::ConnectError;
-                    connect_failures += 1;
-                    limit += not_sent_allowance(
-                        connect_failures,
-                        backend_count,
-                        attempts_began,
-                        retry_deadline,
-                    );
-                    continue;
-                }
-            },
-        };
-        let mut retry_after_send = retryable && attempt + 1 < limit;
-        let body = match &replay {
-            Some(bytes) => RequestBody::Full(Some(bytes.clone())),
-            None => match streamed.take() {
-                Some(body) => body,
-                None => break,
-            },
-        };
-        let mut upstream_request = Request::new(body);
-        *upstream_request.method_mut() = parts.method.clone();
-        *upstream_request.uri_mut() = parts.uri.clone();
-        *upstream_request.headers_mut() = parts.headers.clone();
-        let started = Instant::now();
-        let mut result =
-            tokio::time::timeout(response_timeout, sender.try_send_request(upstream_request)).await;
-        // A pooled connection the backend closed while idle hands the request back unsent:
-        // send it once more on a fresh connection to the same backend.
-        if let Ok(Err(error)) = &mut result
-            && !fresh
-            && let Some(unsent) = error.take_message()
-        {
-            match upstream::connect(&backend, connect_timeout).await {
-                Ok(new_sender) => {
-                    sender = new_sender;
-                    result =
-                        tokio::time::timeout(response_timeout, sender.try_send_request(unsent))
-                            .await;
-                }
-                Err(_) => {
-                    backend.record(Outcome::ConnectError, outlier);
-                    last = Outcome::ConnectError;
-                    if let Some(span) = &attempt_span {
-                        trace::attempt_ended(span, Err(Outcome::ConnectError.label()));
-                    }
-                    if replay.is_none() {
-                        break;
-                    }
-                    connect_failures += 1;
-                    limit += not_sent_allowance(
-                        connect_failures,
-                        backend_count,
-                        attempts_began,
-                        retry_deadline,
-                    );
-                    continue;
-                }
-            }
-        }
-        // Another attempt only while the request is younger than the retry deadline.
-        retry_after_send &= attempts_began.elapsed() < retry_deadline;
-        if let Some(span) = &attempt_span {
-            trace::attempt_ended(
-                span,
-                match &result {
-                    Err(_elapsed) => Err(Outcome::Timeout.label()),
-                    Ok(Err(_)) => Err(Outcome::Error.label()),
-                    Ok(Ok(response)) => Ok(response.status()),
-                },
-            );
-        }
-        drop(attempt_span);
-        match result {
-            Err(_elapsed) if replay.is_none() && !body_received.load(Ordering::Relaxed) => {
-                // The client had not sent its whole body yet: its slowness, not the backend's.
-                return answer::request_timeout(config.timeouts.upstream_response_ms, rid);
-            }
-            Err(_elapsed) => {
-                backend.record(Outcome::Timeout, outlier);
-                last = Outcome::Timeout;
-                if !retry_after_send {
-                    break;
-                }
-            }
-            Ok(Err(error)) => {
-                let error = error.into_error();
-                // The client's body failed (too large, malformed, cut off): the client's fault,
-                // never counted against the backend.
-                match upstream::client_body_error(&error) {
-                    Some(ClientBodyError::TooLarge) => {
-                        return answer::body_too_large(max_body, rid);
-                    }
-                    Some(ClientBodyError::Unreadable(cause)) => {
-                        tracing::debug!(error = %cause, "client request body failed");
-                        return answer::bad_body(rid);
-                    }
-                    None => {}
-                }
-                tracing::debug!(backend = %backend.label, %error, "upstream request failed");
-                backend.record(Outcome::Error, outlier);
-                last = Outcome::Error;
-                if !retry_after_send {
-                    break;
-                }
-            }
-            Ok(Ok(response)) => {
-                backend.observe_latency(started);
-                let status = response.status();
-                let outcome = if status.is_server_error() {
-                    Outcome::ServerError
-                } else {
-                    Outcome::Success
-                };
-                backend.record(outcome, outlier);
-                lease.keep(sender);
-                let response = into_client_response(response, lease, &request_id);
-                let again = matches!(
-                    status,
-                    StatusCode::BAD_GATEWAY
-                        | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT
-                );
-                let asked_to_wait = retry_after(&response).filter(|wait| {
-                    retryable
-                        && waited + *wait <= MAX_TOTAL_WAIT
-                        && attempts_began.elapsed() + *wait < retry_deadline
-                });
-                if let Some(wait) = asked_to_wait {
-                    waited += wait;
-                    if attempt + 1 >= limit {
-                        limit += 1;
-                    }
-                }
-                if (again && retry_after_send) || asked_to_wait.is_some() {
-                    last = outcome;
-                    kept = Some(response);
-                    if let Some(wait) = asked_to_wait {
-                        asked_to_come_back = true;
-                        let _waiting = trace.as_ref().map(|t| t.waiting(wait.as_millis() as u64));
-                        tokio::time::sleep(wait).await;
-                    }
-                    continue;
-                }
-                return response;
-            }
-        }
-    }
-    if let Some(response) = kept {
-        return response;
-    }
-    match last {
-        Outcome::Timeout => answer::gateway_timeout(rid),
-        Outcome::ConnectError => answer::bad_gateway("no backend accepted a connection", rid),
-        _ => answer::bad_gateway("the backend closed the connection without an answer", rid),
-    }
+    Attempts::new(config, pool, (parts, body), request_id, trace)
+        .run()
+        .await
 }
 
 /// 1 when a failed connect should not use up one of `retry.max_attempts`: nothing was sent, so

@@ -437,6 +437,40 @@ struct ConnectionContext {
     last_ms: AtomicU64,
 }
 
+/// What a client connection takes from the configuration once, as it opens: a reload applies
+/// to the connections opened after it (each request still routes on the table of its time).
+struct ConnectionSettings {
+    /// The whole request head must arrive within this (`timeouts.header_read_ms`).
+    header_read: Duration,
+    /// A connection with no request in progress for this long is closed (`timeouts.idle_ms`).
+    idle_ms: u64,
+    max_header_bytes: usize,
+    max_headers: usize,
+    /// The client as requests are forwarded for it.
+    client: proxy::Client,
+}
+
+impl ConnectionSettings {
+    /// The settings of a connection from `peer`; `secure`: it speaks TLS.
+    fn read(state: &State, peer: SocketAddr, secure: bool) -> Self {
+        let table = state.table();
+        let config = &table.config;
+        let client = match (&config.tls, secure) {
+            (Some(tls), true) => {
+                proxy::Client::new(peer, &config.trusted_proxies).over_tls(tls.hsts_max_age_secs)
+            }
+            _ => proxy::Client::new(peer, &config.trusted_proxies),
+        };
+        Self {
+            header_read: Duration::from_millis(config.timeouts.header_read_ms),
+            idle_ms: config.timeouts.idle_ms,
+            max_header_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
+            client,
+        }
+    }
+}
+
 /// Serves one client connection on any byte stream until it closes: the HTTP/1.1 parser with
 /// the configured head limits and timeouts, [`proxy::handle`] for each request, and graceful
 /// closing on shutdown or idleness. The listeners run it for every accepted (TLS) socket; it
@@ -451,26 +485,10 @@ pub async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (header_read, idle_ms, max_header, max_headers, client) = {
-        let table = state.table();
-        let config = &table.config;
-        let client = match (&config.tls, secure) {
-            (Some(tls), true) => {
-                proxy::Client::new(peer, &config.trusted_proxies).over_tls(tls.hsts_max_age_secs)
-            }
-            _ => proxy::Client::new(peer, &config.trusted_proxies),
-        };
-        (
-            Duration::from_millis(config.timeouts.header_read_ms),
-            config.timeouts.idle_ms,
-            config.limits.max_header_bytes,
-            config.limits.max_headers,
-            client,
-        )
-    };
+    let settings = ConnectionSettings::read(&state, peer, secure);
     let context = Arc::new(ConnectionContext {
         state: Arc::clone(&state),
-        client,
+        client: settings.client,
         active: AtomicUsize::new(0),
         last_ms: AtomicU64::new(now_ms()),
     });
@@ -490,16 +508,17 @@ pub async fn serve_connection<S>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read)
+        .header_read_timeout(settings.header_read)
         .writev(false)
         // Room for a head somewhat over the limit, so the 431 is ours (with a problem body)
         // rather than the parser's bare one.
-        .max_buf_size((max_header * 2).max(8192) + 8192)
-        .max_headers(max_headers);
+        .max_buf_size((settings.max_header_bytes * 2).max(8192) + 8192)
+        .max_headers(settings.max_headers);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let mut idle_check =
-        tokio::time::interval(Duration::from_millis((idle_ms / 2).clamp(10, 1_000)));
+    let mut idle_check = tokio::time::interval(Duration::from_millis(
+        (settings.idle_ms / 2).clamp(10, 1_000),
+    ));
     idle_check.tick().await;
     let mut closing = false;
     loop {
@@ -516,7 +535,7 @@ pub async fn serve_connection<S>(
             }
             _ = idle_check.tick(), if !closing => {
                 let idle = now_ms().saturating_sub(context.last_ms.load(Ordering::Relaxed));
-                if context.active.load(Ordering::Relaxed) == 0 && idle >= idle_ms {
+                if context.active.load(Ordering::Relaxed) == 0 && idle >= settings.idle_ms {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }

@@ -397,47 +397,24 @@ pub fn parse_response<'h, 'b>(
         return Err(ResponseError::UnaskedUpgrade);
     }
     let headers: &'h [httparse::Header<'b>] = response.headers;
-    let mut length = None;
-    let mut encoded = false;
-    let mut chunked = false;
-    let mut reusable = version == 1;
-    let mut connection_names = false;
-    for header in headers {
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let value = parse_length(header.value).ok_or(ResponseError::BadLength)?;
-            if length.is_some_and(|previous| previous != value) {
-                return Err(ResponseError::BadLength);
-            }
-            length = Some(value);
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            encoded = true;
-            chunked = list(header.value)
-                .last()
-                .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
-        } else if header.name.eq_ignore_ascii_case("connection") {
-            for token in list(header.value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    reusable = false;
-                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                    connection_names = true;
-                }
-            }
-        }
-    }
+    let fields = framing_fields(headers)?;
+    let mut reusable = version == 1 && !fields.close;
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
     {
         ResponseFraming::Empty
-    } else if encoded {
+    } else if fields.encoded {
         // Both length and coding: the coding frames it and the connection is not trusted
         // with another request (RFC 9112 §6.3).
-        reusable &= length.is_none();
-        if chunked {
+        reusable &= fields.length.is_none();
+        if fields.chunked {
             ResponseFraming::Chunked
         } else {
             ResponseFraming::UntilClose
         }
     } else {
-        length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length)
+        fields
+            .length
+            .map_or(ResponseFraming::UntilClose, ResponseFraming::Length)
     };
     if framing == ResponseFraming::UntilClose {
         reusable = false;
@@ -449,8 +426,53 @@ pub fn parse_response<'h, 'b>(
         len,
         framing,
         reusable,
-        connection_names,
+        connection_names: fields.connection_names,
     }))
+}
+
+/// What a response's fields say about how its body is framed and whether its connection
+/// stays open, before the status and the request's method have their say.
+#[derive(Debug, Default)]
+struct FramingFields {
+    /// `Content-Length`, every copy of it agreeing.
+    length: Option<u64>,
+    /// `Transfer-Encoding` is present.
+    encoded: bool,
+    /// The last `Transfer-Encoding` field's last coding is chunked.
+    chunked: bool,
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection` names further fields of this hop.
+    connection_names: bool,
+}
+
+/// Reads the framing fields of a response head; a `Content-Length` that is not a plain
+/// number, or copies that disagree, make the response unusable.
+fn framing_fields(headers: &[httparse::Header<'_>]) -> Result<FramingFields, ResponseError> {
+    let mut fields = FramingFields::default();
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = parse_length(header.value).ok_or(ResponseError::BadLength)?;
+            if fields.length.is_some_and(|previous| previous != value) {
+                return Err(ResponseError::BadLength);
+            }
+            fields.length = Some(value);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            fields.encoded = true;
+            fields.chunked = list(header.value)
+                .last()
+                .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for token in list(header.value) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    fields.close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                    fields.connection_names = true;
+                }
+            }
+        }
+    }
+    Ok(fields)
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1), never forwarded by the fast core. Sorted out by

@@ -148,7 +148,8 @@ async fn finish(conn: &mut Connection, plan: &Plan, ended: Ended, arrived: Insta
     }
 }
 
-/// The retry state of one request: what `proxy::forward` keeps in local variables.
+/// The retry state of one request: the fast core's counterpart of the hyper path's
+/// `proxy::attempts::Attempts`.
 struct Attempts<'a> {
     plan: &'a Plan,
     /// The request can be sent again (method and a kept body).
@@ -283,7 +284,8 @@ impl<'a> Attempts<'a> {
     }
 }
 
-/// The loop of attempts: the hyper path's `proxy::forward` on the fast core's I/O.
+/// The loop of attempts: the hyper path's `proxy::attempts::Attempts::run` on the fast
+/// core's I/O.
 async fn attempts(
     conn: &mut Connection,
     timer: &mut Timer,
