@@ -26,7 +26,7 @@ async fn killed_backend_is_ejected_without_errors_and_slowly_readmitted() {
     let counts = spread(&balancer, 30).await;
     assert_eq!(counts.len(), 3);
 
-    ups[2].kill();
+    ups[2].kill().await;
     // Every request still succeeds: connect failures are retried on another backend.
     let counts = spread(&balancer, 60).await;
     assert!(!counts.contains_key("k3"), "{counts:?}");
@@ -76,7 +76,7 @@ async fn backup_serves_only_while_no_primary_is_healthy() {
     assert_eq!(counts.get("p2"), Some(&20), "{counts:?}");
 
     // Both down: the backup is promoted.
-    p2.kill();
+    p2.kill().await;
     balancer.wait_state("bk", p2.address, "unhealthy").await;
     let counts = spread(&balancer, 20).await;
     assert_eq!(counts.get("backup"), Some(&20), "{counts:?}");
@@ -218,7 +218,7 @@ async fn refused_primaries_fall_through_to_the_backup_within_the_request() {
     // No request before the kill: a pooled connection to a primary that dies can lose a
     // request already written to it (the keep-alive race), which is not what this shows.
     for primary in &primaries {
-        primary.kill();
+        primary.kill().await;
     }
     let mut tasks = Vec::new();
     for i in 0..24 {

@@ -110,17 +110,21 @@ impl Upstream {
         *self.task.lock().unwrap() = Some(task);
     }
 
-    /// Kills the upstream: the listener and every open connection close at once.
-    pub fn kill(&self) {
-        if let Some(task) = self.task.lock().unwrap().take() {
+    /// Kills the upstream: the listener and every open connection close at once. Returns
+    /// once they are closed: an aborted task drops its listener only when the runtime gets
+    /// to it, and a connect in between is accepted into the backlog and then reset — a
+    /// different fault (a request lost after it was sent) from the refused connect meant.
+    pub async fn kill(&self) {
+        let task = self.task.lock().unwrap().take();
+        if let Some(task) = task {
             task.abort();
+            let _ = task.await;
         }
     }
 
     /// Starts it again on the same port.
     pub async fn restart(&self) {
-        self.kill();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.kill().await;
         let listener = bind(self.address);
         self.run(listener);
     }
@@ -128,7 +132,9 @@ impl Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
     }
 }
 
