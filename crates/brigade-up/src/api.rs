@@ -441,7 +441,7 @@ pub struct ErrorGroup {
 }
 
 /// Answer of `GET /api/errors[?state=open|resolved]`: groups, most recently seen first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorGroupList {
     /// The groups.
     pub groups: Vec<ErrorGroup>,

@@ -82,7 +82,13 @@ impl Supervisor {
         prepare(&options.data_dir)?;
         prepare(&options.data_dir.join("up"))?;
         let logs_dir = logs::dir(&options.data_dir);
-        let shared = Shared::default();
+        let mut shared = Shared::default();
+        let (errors, warning) =
+            crate::errors::saved::load(&crate::errors::saved::path(&options.data_dir));
+        if let Some(warning) = warning {
+            tracing::warn!(%warning, "the error groups start empty");
+        }
+        shared.errors = errors;
         let sink = LogSink::open(&logs_dir)
             .map_err(|source| UpError::Prepare {
                 path: logs_dir,
@@ -114,6 +120,14 @@ impl Supervisor {
         } = self;
         crate::metrics::describe();
         crate::errors::metrics::register();
+        shared.errors.publish_open();
+        // Stopped after the children, so errors logged while they stop are saved too.
+        let saver_stop = Shutdown::new();
+        let errors_saver = tokio::spawn(crate::errors::saved::run_saver(
+            shared.errors.clone(),
+            crate::errors::saved::path(&options.data_dir),
+            saver_stop.clone(),
+        ));
         let sockets = Sockets::bind(&options).await?;
         let at = sockets.at;
         let trace_env = crate::trace_env::TraceEnv::from_env(sockets.watch_address());
@@ -178,6 +192,8 @@ impl Supervisor {
             let _ = task.await;
         }
         running.stop_in_order(&shared).await;
+        saver_stop.trigger();
+        let _ = errors_saver.await;
         ops_shutdown.trigger();
         let _ = ops_task.await;
         Ok(())

@@ -133,6 +133,30 @@ fn errors_are_grouped_resolved_reopened_validated_and_rate_limited() {
     );
 
     the_alert_fires(&client, &watch);
+    groups_outlive_a_killed_supervisor(up, dir.path());
+}
+
+/// The supervisor killed with SIGKILL, and a new `up` on the same data directory: every group
+/// is there again, counts, states and samples as they were.
+fn groups_outlive_a_killed_supervisor(up: Up, data_dir: &std::path::Path) {
+    let by_fingerprint = |mut list: Vec<ErrorGroup>| {
+        list.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        list
+    };
+    let before = by_fingerprint(groups(&up, ""));
+    let saved = data_dir.join("up/error-groups.json");
+    // The saver writes at most a second after a change: wait until the file holds them all.
+    wait_until("the groups to be saved", Duration::from_secs(15), || {
+        let file = std::fs::read(&saved).ok();
+        let file: Option<Value> = file.and_then(|text| serde_json::from_slice(&text).ok());
+        let held = file.and_then(|file| serde_json::from_value(file["groups"].clone()).ok());
+        held.map(by_fingerprint).as_ref() == Some(&before)
+    });
+    drop(up); // SIGKILL, as `Logged` stops its process
+    let again = Up::start(data_dir);
+    let after = by_fingerprint(groups(&again, ""));
+    assert_eq!(after, before);
+    assert!(after.iter().any(|g| g.reopened == 1));
 }
 
 /// `promtool check metrics` finds no problem in the exposition.

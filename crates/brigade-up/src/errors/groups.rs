@@ -5,8 +5,8 @@
 //!
 //! Bounded: at most [`CAPACITY`] groups. A new group beyond that pushes out the group seen
 //! longest ago, resolved groups first (an open group is one somebody still has to look at).
-//! Kept in memory: a restart of `up` forgets the groups (the errors themselves stay in the
-//! central log files).
+//! Kept in memory and saved to the data directory by [`super::saved`], so a restart of `up`
+//! finds them again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use brigade_core::error_event::{ErrorEvent, ErrorKind};
 use chrono::{DateTime, Utc};
 
 use super::fingerprint::{fingerprint, normalize_message};
+use super::saved::SavedGroups;
 use crate::api::{ErrorGroup, ErrorGroupList, ErrorGroupState};
 
 /// The most groups kept.
@@ -41,6 +42,9 @@ pub struct ErrorGroups(Arc<Mutex<Table>>);
 struct Table {
     groups: HashMap<String, ErrorGroup>,
     evicted: u64,
+    /// Moves on every change, so the saver knows whether there is anything to write; 0 for a
+    /// table as loaded.
+    generation: u64,
 }
 
 impl ErrorGroups {
@@ -57,6 +61,7 @@ impl ErrorGroups {
         let key = fingerprint(&event);
         let trace = event.reported_trace_id.clone().or(event.trace_id.clone());
         let mut table = self.lock();
+        table.generation += 1;
         let outcome = match table.groups.get_mut(&key) {
             Some(group) => {
                 let reopened = group.state == ErrorGroupState::Resolved;
@@ -116,6 +121,7 @@ impl ErrorGroups {
     /// Marks a group resolved; `None` when there is no such group.
     pub fn resolve(&self, fingerprint: &str, at: DateTime<Utc>) -> Option<ErrorGroup> {
         let mut table = self.lock();
+        table.generation += 1;
         let group = table.groups.get_mut(fingerprint)?;
         group.state = ErrorGroupState::Resolved;
         group.resolved_at = Some(at);
@@ -143,6 +149,40 @@ impl ErrorGroups {
             capacity: CAPACITY,
             evicted: table.evicted,
         }
+    }
+
+    /// The groups saved earlier ([`super::saved`]).
+    pub(super) fn from_saved(saved: SavedGroups) -> Self {
+        let table = Table {
+            groups: saved
+                .groups
+                .into_iter()
+                .map(|group| (group.fingerprint.clone(), group))
+                .collect(),
+            evicted: saved.evicted,
+            generation: 0,
+        };
+        Self(Arc::new(Mutex::new(table)))
+    }
+
+    /// Everything, to be saved.
+    pub(super) fn snapshot(&self) -> SavedGroups {
+        let table = self.lock();
+        SavedGroups {
+            version: super::saved::VERSION,
+            evicted: table.evicted,
+            groups: table.groups.values().cloned().collect(),
+        }
+    }
+
+    /// A number that moves on every change.
+    pub(super) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Sets the open-groups gauge from the table (after loading saved groups).
+    pub fn publish_open(&self) {
+        super::metrics::open_groups(&self.lock().open_by_kind());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {

@@ -8,11 +8,12 @@
 //!   required, as for every change); it opens again when its error comes back.
 //!
 //! The groups are fed by the central log ([`crate::logs::LogSink`]), which sees every line of
-//! every child as it is written.
+//! every child as it is written, and kept across restarts of `up` ([`saved`]).
 
 mod fingerprint;
 mod groups;
 pub(crate) mod metrics;
+pub mod saved;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
