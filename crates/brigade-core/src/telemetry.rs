@@ -14,10 +14,10 @@ use std::io::{IsTerminal, Write};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::{Event, Id, Subscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -34,6 +34,10 @@ pub enum TelemetryError {
     #[error("logging was already initialised")]
     AlreadyInitialised,
 }
+
+/// What the trace layer sees when traces are exported: brigade's spans (all at `info`) and
+/// the events inside them at `info` and above, as with the default `log.filter`.
+const TRACED_LEVEL: &str = "info";
 
 /// Installs the global log subscriber, and trace export when the `OTEL_*` variables ask for
 /// it ([`crate::traces`]); `service` names the process in exported traces unless
@@ -54,21 +58,26 @@ pub fn init(
     };
     let traces =
         crate::traces::provider_from_env(service, without_endpoint)?.map(crate::traces::layer);
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(LogCounter)
-        .with(traces);
-    let result = if json {
-        registry.with(JsonLayer).try_init()
+    let output: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        Box::new(JsonLayer)
     } else {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_target(true)
-                    .with_writer(|| ConsoleLine(Vec::new())),
-            )
-            .try_init()
+        Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_target(true)
+                .with_writer(|| ConsoleLine(Vec::new())),
+        )
     };
+    let layers = match traces {
+        // One filter for everything, checked once per callsite.
+        None => filter.and_then(LogCounter).and_then(output).boxed(),
+        // Traces keep their spans whatever `log.filter` says: `warn` quiets the log, it must
+        // not switch tracing off. So the filter applies to the log layers only.
+        Some(traces) => traces
+            .with_filter(EnvFilter::new(TRACED_LEVEL))
+            .and_then(LogCounter.and_then(output).with_filter(filter))
+            .boxed(),
+    };
+    let result = tracing_subscriber::registry().with(layers).try_init();
     result.map_err(|_| TelemetryError::AlreadyInitialised)?;
     crate::error_event::install_panic_hook();
     Ok(())

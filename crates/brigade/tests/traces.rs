@@ -129,16 +129,28 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn a_request_span_reaches_the_otlp_receiver_as_a_child_of_the_callers_span() {
+    a_request_span_arrives_with_the_log_filter(None);
+}
+
+/// A quiet log (`warn`, here with only the replica's start line left for the test to read)
+/// does not switch tracing off: the request span is exported all the same.
+#[test]
+fn a_quiet_log_keeps_the_request_spans() {
+    a_request_span_arrives_with_the_log_filter(Some("warn,brigade_api=info"));
+}
+
+fn a_request_span_arrives_with_the_log_filter(filter: Option<&str>) {
     let (otlp, received) = receiver();
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://{otlp}");
-    let (_replica, address) = serve(
-        dir.path(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    );
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    if let Some(filter) = filter {
+        env.push(("BRIGADE_LOG__FILTER", filter));
+    }
+    let (_replica, address) = serve(dir.path(), &env);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let answer = reqwest::blocking::Client::new()
