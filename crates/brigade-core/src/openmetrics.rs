@@ -190,19 +190,8 @@ pub fn sample_labels(line: &str) -> Vec<(&str, String)> {
     let mut rest = &line[open + 1..];
     while let Some((name, after)) = rest.split_once("=\"") {
         let name = name.trim_start_matches(',').trim();
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            match chars.next() {
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, c)) => value.push(c),
-                    None => return labels,
-                },
-                Some((_, c)) => value.push(c),
-                None => return labels,
-            }
+        let Some((value, end)) = unescape_label_value(after) else {
+            return labels;
         };
         labels.push((name, value));
         rest = &after[end + 1..];
@@ -211,6 +200,24 @@ pub fn sample_labels(line: &str) -> Vec<(&str, String)> {
         }
     }
     labels
+}
+
+/// A quoted label value, read from just after its opening `"`: the value with `\\`, `\"` and
+/// `\n` unescaped, and the byte index of the closing `"` in `body`; `None` when it does not end.
+/// The escapes are the same in the Prometheus and OpenMetrics text formats.
+pub fn unescape_label_value(body: &str) -> Option<(String, usize)> {
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    loop {
+        match chars.next()? {
+            (i, '"') => return Some((value, i)),
+            (_, '\\') => match chars.next()? {
+                (_, 'n') => value.push('\n'),
+                (_, c) => value.push(c),
+            },
+            (_, c) => value.push(c),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -342,6 +342,11 @@ struct RangeParams {
     step: Option<String>,
 }
 
+/// A parameter that must be given.
+fn required(field: &str, value: Option<String>) -> Result<String, Problem> {
+    value.ok_or_else(|| Problem::invalid_field(field, "is required"))
+}
+
 /// A time as Prometheus's API takes it: seconds since the epoch (fractions allowed) or RFC 3339.
 fn parse_api_time(field: &str, text: &str) -> Result<i64, Problem> {
     if let Ok(seconds) = text.parse::<f64>()
@@ -387,9 +392,6 @@ async fn query_range(
     State(shared): State<Arc<Shared>>,
     Query(params): Query<RangeParams>,
 ) -> Result<Json<QueryAnswer>, Problem> {
-    let required = |field: &str, value: Option<String>| {
-        value.ok_or_else(|| Problem::invalid_field(field, "is required"))
-    };
     let text = required("query", params.query)?;
     let start = parse_api_time("start", &required("start", params.start)?)?;
     let end = parse_api_time("end", &required("end", params.end)?)?;
@@ -436,9 +438,6 @@ async fn query_exemplars(
     State(shared): State<Arc<Shared>>,
     Query(params): Query<ExemplarParams>,
 ) -> Result<Json<ExemplarsAnswer>, Problem> {
-    let required = |field: &str, value: Option<String>| {
-        value.ok_or_else(|| Problem::invalid_field(field, "is required"))
-    };
     let text = required("query", params.query)?;
     let start = parse_api_time("start", &required("start", params.start)?)?;
     let end = parse_api_time("end", &required("end", params.end)?)?;

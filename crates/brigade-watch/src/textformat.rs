@@ -138,20 +138,8 @@ fn parse_labels<'a>(mut rest: &'a str, labels: &mut Labels) -> Result<&'a str, S
         let body = rest
             .strip_prefix('"')
             .ok_or_else(|| format!("label {name}: value must be quoted"))?;
-        let mut value = String::new();
-        let mut chars = body.char_indices();
-        let end = loop {
-            match chars.next() {
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, c)) => value.push(c),
-                    None => return Err(format!("label {name}: unterminated escape")),
-                },
-                Some((_, c)) => value.push(c),
-                None => return Err(format!("label {name}: unterminated value")),
-            }
-        };
+        let (value, end) = brigade_core::openmetrics::unescape_label_value(body)
+            .ok_or_else(|| format!("label {name}: unterminated value"))?;
         labels.insert(name.to_owned(), value);
         rest = body[end + 1..].trim_start();
         if let Some(after) = rest.strip_prefix(',') {
