@@ -344,6 +344,7 @@ fn restore_drill_loses_the_cluster_and_restores_it_within_rto_and_rpo() {
         "every order acknowledged after the restore is there",
         "no order placed twice",
         "the replicas reconnected without being restarted",
+        "requests failed only with 503 while the cluster was lost",
     ] {
         let found = report["claims"]
             .as_array()

@@ -58,13 +58,22 @@ impl Server {
         self.pg_ctl("stop", &["-w", "-m", "immediate"]).await
     }
 
-    /// `pg_ctl start` with the recorded arguments, waiting until it accepts connections (a
-    /// restored cluster may still be replaying WAL then: see [`wait_open`]).
+    /// `pg_ctl start` of the restored cluster with the recorded arguments and
+    /// `hot_standby=off`, waiting until it accepts connections.
+    ///
+    /// A restored cluster replays the archived WAL before it opens for writes; with hot
+    /// standby on it would take read-only connections from the backup's end onwards, and the
+    /// replicas, reconnecting as soon as they can, would read the database as it was minutes
+    /// ago — a session created since is not there yet, and its customer is told to log in
+    /// again. Off, the server refuses connections as "starting up" (a 503 to the customer)
+    /// until the replay is done. On a primary the setting changes nothing afterwards.
     pub async fn start(&self) -> Result<(), PitrError> {
         let options = self
             .arguments
             .iter()
-            .map(|a| shell_quote(a))
+            .map(String::as_str)
+            .chain(["-c", "hot_standby=off"])
+            .map(shell_quote)
             .collect::<Vec<_>>()
             .join(" ");
         if let Some(folder) = self.log.parent() {

@@ -169,6 +169,7 @@ pub async fn run(options: &DrillOptions, plan: Plan) -> Result<Report, DrillErro
     let restored = serving && record.outcome == RestoreOutcome::Succeeded;
     report.claims = restore::claims(&report, &check, restored);
     report.claims.push(reconnected(&check));
+    report.claims.push(only_unavailable(&report));
     report.restore = Some(check);
     Ok(report)
 }
@@ -272,6 +273,27 @@ fn restarted(
         })
         .map(|(instance, _, _)| instance.clone())
         .collect()
+}
+
+/// While the database is gone a replica answers 503 (retry later), never 500: a broken
+/// connection is the database's absence, not a fault of the request.
+fn only_unavailable(report: &Report) -> Claim {
+    let other: Vec<String> = report
+        .failed_statuses
+        .iter()
+        .flat_map(|phase| phase.iter())
+        .filter(|(status, _)| status.as_str() != "503")
+        .map(|(status, n)| format!("{n} × {status}"))
+        .collect();
+    Claim::new(
+        "requests failed only with 503 while the cluster was lost",
+        other.is_empty(),
+        if other.is_empty() {
+            format!("{} failed, all 503", report.failed)
+        } else {
+            format!("also {}", other.join(", "))
+        },
+    )
 }
 
 fn reconnected(check: &restore::RestoreCheck) -> Claim {
