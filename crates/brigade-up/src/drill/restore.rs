@@ -33,7 +33,7 @@ pub const RTO_TARGET: Duration = Duration::from_secs(60);
 /// Recovery point objective: the span of acknowledged orders a loss may take.
 pub const RPO_TARGET: Duration = Duration::from_secs(60);
 /// How old the newest backup is when the store is deleted, in backup intervals.
-const WORST_CASE_SHARE: f64 = 0.8;
+pub(super) const WORST_CASE_SHARE: f64 = 0.8;
 
 /// What the restore drill measured.
 #[derive(Debug, Clone, Default, Serialize)]
