@@ -84,11 +84,18 @@ impl StoreError {
 }
 
 /// Sorts a sqlx error into unavailable (retry later) or a real failure.
+///
+/// A protocol error is a connection that broke mid-conversation: a server that died between
+/// two messages, or a relay in front of it (`brigade up`'s database link, a pooler) that took
+/// the connection and dropped it because the server behind is gone — while a lost PostgreSQL
+/// cluster is restored, every new connection ends that way. The pool opens a fresh one for the
+/// next request, so it is a retry, not a failure.
 pub(crate) fn classify(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::BeginFailed => StoreError::Unavailable(error),
@@ -271,5 +278,11 @@ mod tests {
             Some(StorageFault::DiskFull)
         );
         assert_eq!(classify(postgres_error("57P01")).storage_fault(), None);
+    }
+
+    #[test]
+    fn a_connection_dropped_mid_conversation_is_unavailable() {
+        let dropped = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(classify(dropped).is_retryable());
     }
 }

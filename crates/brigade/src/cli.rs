@@ -91,8 +91,10 @@ pub enum Command {
     /// payment provider fails on every replica), db-outage (the replicas lose their database:
     /// PostgreSQL connections cut, or the SQLite file locked for writes), surge (5 × the
     /// clients, the autoscaler watched), restore (the SQLite store deleted mid-run: brigade up
-    /// restores its newest backup; the report gives RTO and RPO against their one-minute
-    /// targets). The report gives requests sent and failed, p50/p99
+    /// restores its newest backup; on PostgreSQL — DATABASE_URL and [backup] as for brigade
+    /// backup, run as the cluster's OS user — the cluster stopped at once, its data directory
+    /// emptied, restored with pgBackRest and started; the report gives RTO and RPO against
+    /// their one-minute targets). The report gives requests sent and failed, p50/p99
     /// before, during and after, the time to recover, alerts fired, whether every acknowledged
     /// order is in the store exactly once, and each drill's own claims; the exit code is 1
     /// when a claim does not hold.

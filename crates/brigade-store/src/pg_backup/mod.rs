@@ -8,6 +8,7 @@
 //! expiry by `retention_full` follows each backup), `verify`, `restore` (latest, or a time).
 //! Every backup is then restored into a scratch cluster on a private socket and read back
 //! ([`scratch`]): a backup counts as good only once a server started from it answered.
+//! [`server`] stops and starts the cluster itself, for the restore drill.
 //!
 //! pgBackRest reads the data directory and is reached by the server's `archive_command`, so
 //! these commands run on the database host as the cluster's OS user (`postgres`).
@@ -15,6 +16,7 @@
 mod archive;
 mod conf;
 mod scratch;
+mod server;
 mod tool;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 
 pub use scratch::Checked;
+pub use server::{Server, empty_data_dir, wait_open};
 pub use tool::{BackupInfo, StanzaInfo};
 
 /// Why a PostgreSQL backup or restore did not happen.
@@ -64,6 +67,16 @@ pub enum PitrError {
         "{0} was not set for WAL archiving; brigade set it (ALTER SYSTEM): restart PostgreSQL, then run brigade backup again"
     )]
     RestartNeeded(String),
+    /// `pg_ctl` failed, or the started server did not open; what it said is kept.
+    #[error("pg_ctl {command} failed ({status}): {output}")]
+    Server {
+        /// The pg_ctl command (`stop`, `start`).
+        command: String,
+        /// Its exit status, or what did not happen in time.
+        status: String,
+        /// What it printed.
+        output: String,
+    },
     /// The server refused or could not be reached.
     #[error("PostgreSQL at storage.database_url: {0}")]
     Database(#[from] sqlx::Error),

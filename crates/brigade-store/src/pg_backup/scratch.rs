@@ -123,6 +123,11 @@ impl Scratch {
         let err_file = log_file
             .try_clone()
             .map_err(PitrError::io("creating the scratch log"))?;
+        // Hot standby off: with it on, a server in recovery refuses to start when
+        // max_connections (or max_worker_processes, max_wal_senders, …) is lower than the
+        // primary's, and the scratch server runs with the defaults, not the cluster's
+        // configuration (Debian keeps it in /etc): a cluster with max_connections = 200 failed
+        // every check. Nothing connects before the check's own read anyway.
         let settings = [
             format!("port={SCRATCH_PORT}"),
             "listen_addresses=".into(),
@@ -130,6 +135,7 @@ impl Scratch {
             format!("hba_file={}", hba.display()),
             "archive_mode=off".into(),
             "logging_collector=off".into(),
+            "hot_standby=off".into(),
         ];
         let mut command = Command::new(bin.join("postgres"));
         command.arg("-D").arg(data);

@@ -17,8 +17,9 @@
 //! | `kill-balancer` | SIGKILL the balancer | the public port serves again ≤ 1 s, no connection refused |
 //! | `kill-watch` | SIGKILL watch | no request fails, watch answers again ≤ 10 s |
 //!
-//! `restore` ([`restore`]) deletes the SQLite store mid-run and measures RTO and RPO; the
-//! resource drills ([`resources`]) fill the disk, refuse database connections or pause Redis.
+//! `restore` ([`restore`]) deletes the SQLite store mid-run, or loses the PostgreSQL cluster's
+//! data directory and restores it with pgBackRest ([`restore_pg`]), and measures RTO and RPO;
+//! the resource drills ([`resources`]) fill the disk, refuse database connections or pause Redis.
 //!
 //! The clients behave like careful ones: after a 5xx, a 429 or a broken connection they wait
 //! (the answer's `Retry-After`, else a short pause that doubles), and an order whose connection
@@ -39,7 +40,9 @@ mod report;
 mod resource_faults;
 pub mod resources;
 pub mod restore;
+pub mod restore_pg;
 mod spans;
+mod wal_marks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,6 +83,14 @@ pub enum DrillError {
     /// `brigade up` is not reachable or answered something unexpected.
     #[error("{0}")]
     Setup(String),
+    /// A setting the drill needs is missing or unusable; the key is named (the binary exits 2).
+    #[error("{key}: {message}")]
+    Setting {
+        /// Dotted key, e.g. `backup.pg_data`.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// A drill, parsed from its name.
@@ -158,7 +169,7 @@ pub struct DrillOptions {
 /// drill's setup (a disk-full drill refuses a big disk before anything else is asked for).
 pub fn preflight(name: &str) -> Result<(), DrillError> {
     if name == restore::NAME {
-        return Ok(());
+        return restore_pg::preflight();
     }
     match resource_faults::Fault::for_drill(name) {
         Some(fault) => fault.map(drop),

@@ -317,7 +317,20 @@ impl Report {
                 let _ = writeln!(out, "  autoscaler: {event}");
             }
         }
-        if let Some(r) = &self.restore {
+        if let Some(pg) = self.restore.as_ref().and_then(|r| r.postgres.as_ref()) {
+            let at = |ms: Option<u64>| ms.map_or("-".to_owned(), |ms| format!("+{ms} ms"));
+            let _ = writeln!(
+                out,
+                "  cluster lost (archive covered {}); stopped {}, data directory deleted {}, \
+                 restored {}, started {}, open for writes {}",
+                pg.archived_wal.as_deref().unwrap_or("nothing"),
+                at(pg.stopped_ms),
+                at(pg.deleted_ms),
+                at(pg.restored_ms),
+                at(pg.started_ms),
+                at(pg.open_ms)
+            );
+        } else if let Some(r) = &self.restore {
             let _ = writeln!(
                 out,
                 "  store {} deleted; up noticed after {} ms, replicas stopped +{} ms, backup {} \

@@ -1,4 +1,5 @@
-//! The restore drill (`brigade drill restore`, SQLite): the standard load, then the store file
+//! The restore drill (`brigade drill restore`, SQLite; PostgreSQL in [`super::restore_pg`],
+//! which reuses the measurement and the claims here): the standard load, then the store file
 //! and its WAL deleted mid-run, as a lost disk would — once a backup with some of the load's
 //! orders exists, when it is 0.8 intervals old (near the worst case, just before the next
 //! backup). `brigade up` notices, kills the replicas,
@@ -32,7 +33,7 @@ pub const RTO_TARGET: Duration = Duration::from_secs(60);
 /// Recovery point objective: the span of acknowledged orders a loss may take.
 pub const RPO_TARGET: Duration = Duration::from_secs(60);
 /// How old the newest backup is when the store is deleted, in backup intervals.
-const WORST_CASE_SHARE: f64 = 0.8;
+pub(super) const WORST_CASE_SHARE: f64 = 0.8;
 
 /// What the restore drill measured.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -66,6 +67,9 @@ pub struct RestoreCheck {
     pub lost_after_restore: usize,
     /// The supervisor's account of the restore.
     pub outcome: String,
+    /// On PostgreSQL: the restore's steps and the archive's coverage at the fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<super::restore_pg::PgSteps>,
 }
 
 impl RestoreCheck {
@@ -84,6 +88,9 @@ impl RestoreCheck {
 
 /// Runs the drill against the `up` at `options.ops`.
 pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
+    if let Some(plan) = super::restore_pg::plan()? {
+        return super::restore_pg::run(options, plan).await;
+    }
     let (
         client::Start {
             status,
@@ -96,7 +103,9 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     if !backups.enabled || !backups.restore_on_loss {
         return Err(DrillError::Setup(
             "restore needs brigade up on SQLite with continuous backups that restore a lost \
-             store: up.toml [backup] interval_secs > 0 and restore_on_loss = true (the defaults)"
+             store: up.toml [backup] interval_secs > 0 and restore_on_loss = true (the defaults); \
+             for brigade up on PostgreSQL, run the drill with its DATABASE_URL and [backup] \
+             settings, as the cluster's OS user"
                 .into(),
         ));
     }
@@ -150,7 +159,10 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         back,
         rto,
     };
-    let check = measure(database, interval, &record, &samples, &orders, &moments);
+    let bound = (2 * interval + Duration::from_secs(2)).min(RPO_TARGET);
+    let check = measure(
+        database, interval, bound, &record, &samples, &orders, &moments,
+    );
     let alerts = match status.watch.as_deref() {
         Some(watch) => client::fired_alerts(&http, watch, started_at).await,
         None => Vec::new(),
@@ -174,22 +186,24 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
 
 /// When the drill's events happened.
 #[derive(Clone, Copy)]
-struct Moments {
+pub(super) struct Moments {
     /// The store was deleted.
-    fault: Instant,
+    pub fault: Instant,
     /// The same, on the wall clock (`up`'s records are in UTC).
-    fault_at: chrono::DateTime<chrono::Utc>,
+    pub fault_at: chrono::DateTime<chrono::Utc>,
     /// An order was acknowledged again.
-    back: Instant,
+    pub back: Instant,
     /// `back - fault`.
-    rto: Duration,
+    pub rto: Duration,
 }
 
 /// RTO, RPO and the lost orders, from the clients' acknowledgements, the orders read back and
-/// `up`'s record of the restore.
-fn measure(
+/// the record of the restore. Orders acknowledged more than `bound` before the fault must all
+/// be back (what the backup interval, or the WAL archive's coverage, promises).
+pub(super) fn measure(
     database: String,
     interval: Duration,
+    bound: Duration,
     record: &RestoreRecord,
     samples: &Samples,
     orders: &client::Reconciled,
@@ -209,7 +223,6 @@ fn measure(
             .map(|i| samples.acknowledged_at[i])
     };
     let lost_at: Vec<Instant> = orders.missing.iter().filter_map(acknowledged_at).collect();
-    let bound = (2 * interval + Duration::from_secs(2)).min(RPO_TARGET);
     let oldest = lost_at.iter().filter(|at| **at < fault).min();
     RestoreCheck {
         database,
@@ -231,6 +244,7 @@ fn measure(
             .count(),
         lost_after_restore: lost_at.iter().filter(|at| **at >= back).count(),
         outcome: record.detail.clone(),
+        postgres: None,
     }
 }
 
@@ -306,7 +320,7 @@ async fn restored(
 }
 
 /// Places orders until one is acknowledged (within the RTO target).
-async fn serving_again(http: &reqwest::Client, target: &Target) -> bool {
+pub(super) async fn serving_again(http: &reqwest::Client, target: &Target) -> bool {
     let deadline = Instant::now() + RTO_TARGET;
     let mut n = 0;
     while Instant::now() < deadline {
@@ -326,11 +340,30 @@ async fn serving_again(http: &reqwest::Client, target: &Target) -> bool {
     false
 }
 
-fn claims(report: &Report, check: &RestoreCheck, restored: bool) -> Vec<Claim> {
+pub(super) fn claims(report: &Report, check: &RestoreCheck, restored: bool) -> Vec<Claim> {
     let secs = |ms: u128| ms as f64 / 1000.0;
+    let (what, covered) = match &check.postgres {
+        Some(pg) => (
+            "the cluster was restored from the repository to the end of the archived WAL",
+            format!(
+                "{} missing; the archive held the WAL up to {:.1} s before the fault ({})",
+                check.lost_beyond_bound,
+                secs(check.bound_ms),
+                pg.archived_wal.as_deref().unwrap_or("no segment")
+            ),
+        ),
+        None => (
+            "the store was restored from a verified backup",
+            format!(
+                "{} missing; the backup restored was {:.1} s old",
+                check.lost_beyond_bound,
+                check.backup_age_ms.unwrap_or(-1) as f64 / 1000.0
+            ),
+        ),
+    };
     vec![
         Claim::new(
-            "the store was restored from a verified backup",
+            what,
             restored,
             format!(
                 "{} ({})",
@@ -363,11 +396,7 @@ fn claims(report: &Report, check: &RestoreCheck, restored: bool) -> Vec<Claim> {
                 secs(check.bound_ms)
             ),
             check.lost_beyond_bound == 0,
-            format!(
-                "{} missing; the backup restored was {:.1} s old",
-                check.lost_beyond_bound,
-                check.backup_age_ms.unwrap_or(-1) as f64 / 1000.0
-            ),
+            covered,
         ),
         Claim::new(
             "every order acknowledged after the restore is there",
