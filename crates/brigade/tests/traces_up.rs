@@ -2,7 +2,9 @@
 //! `traceparent` is one trace at the ops port's `GET /api/traces/{id}`, holding the balancer's,
 //! the replica's, the store's and the payment provider's spans in the right parent order, with
 //! the replica's log lines under its span; the search finds it by request id and by duration,
-//! and refuses bad parameters naming them.
+//! and refuses bad parameters naming them; the order's duration carries its trace as an
+//! exemplar; and a replica killed with requests in flight leaves traces whose retry links the
+//! failed attempt.
 
 mod common;
 
@@ -183,6 +185,117 @@ fn an_order_through_the_balancer_is_one_trace_across_processes_at_the_ops_port()
             "{path}"
         );
     }
+
+    a_killed_replicas_requests_are_retried_and_linked(&up);
+}
+
+/// Both replicas slowed down, requests in flight on each, one replica SIGKILLed: the balancer
+/// retries the GETs it held on the other, and each such trace shows the failed attempt and the
+/// retry, the retry linking the first attempt.
+fn a_killed_replicas_requests_are_retried_and_linked(up: &Up) {
+    let status = up.status();
+    let replicas: Vec<(String, u32)> = status["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pool"] == "orders" && c["backup"] == false)
+        .map(|c| {
+            let address = format!("http://{}", c["address"].as_str().unwrap());
+            (address, c["pid"].as_u64().unwrap() as u32)
+        })
+        .collect();
+    assert_eq!(replicas.len(), 2, "{status}");
+    let slow = |base: &str, latency_ms: u64| {
+        let admin = common::log_in_at(base, "admin@brigade.demo");
+        let answer = reqwest::blocking::Client::new()
+            .put(format!("{base}/api/v1/admin/faults"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"latency_ms": latency_ms}))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    };
+    for (base, _) in &replicas {
+        slow(base, 3000);
+    }
+    let traces: Vec<String> = (0..6).map(|i| format!("{:032x}", 0xabc0 + i)).collect();
+    let requests: Vec<_> = traces
+        .iter()
+        .map(|trace| {
+            let url = up.url("/api/v1/shops");
+            let traceparent = format!("00-{trace}-{CALLER_SPAN}-01");
+            std::thread::spawn(move || {
+                reqwest::blocking::Client::new()
+                    .get(url)
+                    .header("traceparent", traceparent)
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .map(|answer| answer.status().as_u16())
+            })
+        })
+        .collect();
+    // The victim holds requests when it dies: its in-flight gauge says so.
+    let (victim, pid) = &replicas[0];
+    common::wait_until(
+        "requests in flight on the victim",
+        Duration::from_secs(10),
+        || {
+            reqwest::blocking::get(format!("{victim}/metrics"))
+                .and_then(|answer| answer.text())
+                .is_ok_and(|text| {
+                    text.lines().any(|line| {
+                        line.starts_with("http_server_active_requests{http_request_method=\"GET\"}")
+                            && line.split(' ').nth(1).and_then(|v| v.parse::<f64>().ok())
+                                >= Some(1.0)
+                    })
+                })
+        },
+    );
+    common::signal(*pid, "-KILL");
+    for request in requests {
+        assert_eq!(request.join().unwrap().unwrap(), 200, "a GET was retried");
+    }
+    slow(&replicas[1].0, 0);
+
+    let client = reqwest::blocking::Client::new();
+    let find_retried = || {
+        traces.iter().find_map(|trace| {
+            let answer = client
+                .get(format!("http://{}/api/traces/{trace}", up.ops))
+                .send()
+                .ok()?;
+            let detail: TraceDetail = answer.json().ok()?;
+            let attempts: Vec<&SpanDetail> = detail
+                .spans
+                .iter()
+                .filter(|s| s.span.name.starts_with("upstream attempt"))
+                .collect();
+            (attempts.len() >= 2).then(|| (trace.clone(), detail.clone()))
+        })
+    };
+    // The spans reach watch a moment after the answers.
+    let mut retried = None;
+    common::wait_until(
+        "a trace with a failed attempt and its retry",
+        Duration::from_secs(15),
+        || {
+            retried = find_retried();
+            retried.is_some()
+        },
+    );
+    let (trace, detail) = retried.unwrap();
+    let first = common::span_named(&detail, "upstream attempt 1");
+    let second = common::span_named(&detail, "upstream attempt 2");
+    assert!(
+        first.span.error,
+        "the attempt on the killed replica failed: {first:?}"
+    );
+    assert!(!second.span.error, "{second:?}");
+    assert_eq!(
+        second.span.links,
+        [format!("{trace}/{}", first.span.span_id)],
+        "the retry links the first attempt"
+    );
 }
 
 /// The order's duration carries its trace as an exemplar: the replica's OpenMetrics bucket
