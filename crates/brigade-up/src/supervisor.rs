@@ -121,13 +121,7 @@ impl Supervisor {
         crate::metrics::describe();
         crate::errors::metrics::register();
         shared.errors.publish_open();
-        // Stopped after the children, so errors logged while they stop are saved too.
-        let saver_stop = Shutdown::new();
-        let errors_saver = tokio::spawn(crate::errors::saved::run_saver(
-            shared.errors.clone(),
-            crate::errors::saved::path(&options.data_dir),
-            saver_stop.clone(),
-        ));
+        let errors_saver = crate::errors::saved::Saver::start(&shared.errors, &options.data_dir);
         let sockets = Sockets::bind(&options).await?;
         let at = sockets.at;
         let trace_env = crate::trace_env::TraceEnv::from_env(sockets.watch_address());
@@ -192,8 +186,7 @@ impl Supervisor {
             let _ = task.await;
         }
         running.stop_in_order(&shared).await;
-        saver_stop.trigger();
-        let _ = errors_saver.await;
+        errors_saver.stop().await;
         ops_shutdown.trigger();
         let _ = ops_task.await;
         Ok(())

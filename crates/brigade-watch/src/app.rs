@@ -624,27 +624,7 @@ fn evaluate_due(
         if next[index] <= now {
             next[index] = now + group.interval_ms.unwrap_or(global);
             due += 1;
-            let span = crate::work_spans::group_evaluation(&round, &group.name, group.rules.len());
-            let _in_group = span.enter();
-            let started = Instant::now();
-            let before = transitions.len();
-            for t in group.eval_with(&mut tsdb, now, warming_up) {
-                transitions.push((t.fingerprint, t.alert));
-            }
-            span.record("brigade.alerts.transitions", transitions.len() - before);
-            for rule in group.alerting_rules().filter(|r| r.last_error.is_some()) {
-                metrics::counter!(EVALUATION_FAILURES, "rule" => rule.name.clone()).increment(1);
-                let reason = format!(
-                    "rule {}: {}",
-                    rule.name,
-                    rule.last_error.as_deref().unwrap_or("")
-                );
-                brigade_core::traces::mark_failed(&span, &reason);
-                brigade_core::traces::mark_failed(&round, &reason);
-            }
-            metrics::gauge!(GROUP_DURATION, "group" => group.name.clone())
-                .set(started.elapsed().as_secs_f64());
-            metrics::counter!(EVALUATIONS, "group" => group.name.clone()).increment(1);
+            evaluate_group(group, &mut tsdb, now, warming_up, &round, &mut transitions);
         }
         for rule in group.alerting_rules() {
             states.push((
@@ -679,6 +659,39 @@ fn evaluate_due(
     metrics::gauge!(ALERTS, "state" => "pending").set(pending as f64);
     metrics::gauge!(ALERTS, "state" => "firing").set(firing as f64);
     (transitions, states, alerts)
+}
+
+/// Evaluates one due group inside its span (a child of the round's), adding its transitions.
+fn evaluate_group(
+    group: &mut RuleGroup,
+    tsdb: &mut crate::tsdb::Tsdb,
+    now: i64,
+    warming_up: bool,
+    round: &tracing::Span,
+    transitions: &mut Vec<(String, ActiveAlert)>,
+) {
+    use metric_names::*;
+    let span = crate::work_spans::group_evaluation(round, &group.name, group.rules.len());
+    let _in_group = span.enter();
+    let started = Instant::now();
+    let before = transitions.len();
+    for t in group.eval_with(tsdb, now, warming_up) {
+        transitions.push((t.fingerprint, t.alert));
+    }
+    span.record("brigade.alerts.transitions", transitions.len() - before);
+    for rule in group.alerting_rules().filter(|r| r.last_error.is_some()) {
+        metrics::counter!(EVALUATION_FAILURES, "rule" => rule.name.clone()).increment(1);
+        let reason = format!(
+            "rule {}: {}",
+            rule.name,
+            rule.last_error.as_deref().unwrap_or("")
+        );
+        brigade_core::traces::mark_failed(&span, &reason);
+        brigade_core::traces::mark_failed(round, &reason);
+    }
+    metrics::gauge!(GROUP_DURATION, "group" => group.name.clone())
+        .set(started.elapsed().as_secs_f64());
+    metrics::counter!(EVALUATIONS, "group" => group.name.clone()).increment(1);
 }
 
 fn form_encode(text: &str) -> String {

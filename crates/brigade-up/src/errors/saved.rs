@@ -112,6 +112,28 @@ pub(super) fn write(path: &Path, saved: &SavedGroups) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
+/// The running saver of `up`'s groups.
+pub struct Saver {
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Saver {
+    /// Starts saving `groups` to the file of `data_dir`.
+    pub fn start(groups: &ErrorGroups, data_dir: &Path) -> Self {
+        let stop = Shutdown::new();
+        let task = tokio::spawn(run_saver(groups.clone(), path(data_dir), stop.clone()));
+        Self { stop, task }
+    }
+
+    /// Saves what changed one last time and stops. Called after the children stopped, so the
+    /// errors they logged while stopping are saved too.
+    pub async fn stop(self) {
+        self.stop.trigger();
+        let _ = self.task.await;
+    }
+}
+
 /// Writes the groups to `path` whenever they changed, at most every [`SAVE_INTERVAL`], until
 /// `shutdown`, then once more. A failed write (a full disk) is logged and tried again at the
 /// next change; the table in memory is unaffected.
