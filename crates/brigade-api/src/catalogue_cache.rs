@@ -175,7 +175,7 @@ where
 /// nothing made when export is off (as the store's spans).
 async fn cache_get(state: &AppState, key: &str, summary: &'static str) -> Option<Bytes> {
     use tracing::Instrument as _;
-    if !brigade_core::traces::exporting() {
+    if !brigade_core::traces::recording() {
         return state.cache.get(key).await;
     }
     let span = tracing::info_span!(

@@ -12,6 +12,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
+use opentelemetry_sdk::trace::IdGenerator as _;
 use tracing::Instrument;
 
 /// `X-Request-Id`.
@@ -47,22 +48,34 @@ impl RequestContext {
             .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_traceparent);
-        let (trace_id, parent_span_id, flags) = match parent {
+        let (trace_id, parent_span_id, mut flags) = match parent {
             Some((trace_id, parent_span_id, flags)) => (trace_id, Some(parent_span_id), flags),
             None => (
-                hex(&uuid::Uuid::new_v4().as_u128().to_be_bytes()),
+                // All 128 bits random (a UUID v4 fixes six of them, in the low half a ratio
+                // sampler reads, which then never samples).
+                IDS.new_trace_id().to_string(),
                 None,
                 "01".to_owned(),
             ),
         };
-        let span_bytes = uuid::Uuid::new_v4().as_u128().to_be_bytes();
+        if crate::traces::exporting() {
+            // Decided here, once, by the process's sampler (see `traces::sampled`).
+            let parent_sampled = parent_span_id.as_ref().map(|_| flags_sampled(&flags));
+            let sampled = crate::traces::sampled(&trace_id, parent_sampled);
+            flags = if sampled { "01" } else { "00" }.to_owned();
+        }
         Self {
             request_id,
             trace_id,
-            span_id: hex(&span_bytes[..8]),
+            span_id: IDS.new_span_id().to_string(),
             flags,
             parent_span_id,
         }
+    }
+
+    /// Whether the trace is sampled (flag `01`), so its spans are exported.
+    pub fn sampled(&self) -> bool {
+        flags_sampled(&self.flags)
     }
 
     /// The `traceparent` value naming this server's span, for responses and outgoing calls.
@@ -71,8 +84,31 @@ impl RequestContext {
     }
 }
 
+/// Random trace and span ids (OpenTelemetry's generator: a fast thread-local RNG).
+static IDS: std::sync::LazyLock<opentelemetry_sdk::trace::RandomIdGenerator> =
+    std::sync::LazyLock::new(Default::default);
+
 tokio::task_local! {
     static CURRENT: RequestContext;
+}
+
+/// Whether the request this task is serving is sampled; `None` outside a request.
+pub fn current_sampled() -> Option<bool> {
+    CURRENT.try_with(RequestContext::sampled).ok()
+}
+
+/// Whether W3C trace flags (two hex digits) have the sampled bit.
+fn flags_sampled(flags: &str) -> bool {
+    u8::from_str_radix(flags, 16).is_ok_and(|flags| flags & 1 == 1)
+}
+
+/// Whether `metadata` is the plain `request` span of a request that is not traced (no
+/// OpenTelemetry fields): the trace layer leaves it out, so an unsampled request costs it
+/// nothing (see `traces::sampled`).
+pub fn is_untraced_request_span(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_span()
+        && metadata.name() == "request"
+        && metadata.fields().field("otel.kind").is_none()
 }
 
 /// The context of the request this task is serving, if any.
@@ -136,8 +172,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
 /// The trace a request's duration may carry as an exemplar: one that is exported and sampled,
 /// so the trace it names can be opened. Nothing is copied when traces are not exported.
 fn exemplar_trace(context: &RequestContext) -> Option<String> {
-    let sampled = u8::from_str_radix(&context.flags, 16).is_ok_and(|flags| flags & 1 == 1);
-    (crate::traces::exporting() && sampled).then(|| context.trace_id.clone())
+    (crate::traces::exporting() && context.sampled()).then(|| context.trace_id.clone())
 }
 
 /// The `request` span every log line of the request sits in. When traces are exported it also
@@ -151,7 +186,7 @@ fn request_span(
     route: &str,
     path: &str,
 ) -> (tracing::Span, RequestContext) {
-    if !crate::traces::exporting() {
+    if !crate::traces::exporting() || !context.sampled() {
         let span = tracing::info_span!(
             "request",
             request_id = %context.request_id,

@@ -14,6 +14,7 @@ use std::io::{IsTerminal, Write};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::{Event, Id, Subscriber};
+use tracing_subscriber::filter::{FilterExt as _, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -73,7 +74,9 @@ pub fn init(
         // Traces keep their spans whatever `log.filter` says: `warn` quiets the log, it must
         // not switch tracing off. So the filter applies to the log layers only.
         Some(traces) => traces
-            .with_filter(EnvFilter::new(TRACED_LEVEL))
+            .with_filter(EnvFilter::new(TRACED_LEVEL).and(filter_fn(|metadata| {
+                !crate::request::is_untraced_request_span(metadata)
+            })))
             .and_then(LogCounter.and_then(output).with_filter(filter))
             .boxed(),
     };

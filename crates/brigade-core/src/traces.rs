@@ -35,7 +35,9 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, 
 use crate::request::RequestContext;
 
 mod late;
+mod sampling;
 pub use late::{LocalCollector, attach_collector, attach_local};
+pub use sampling::{Root, Sampling, SamplingError};
 
 /// Spans dropped because the export queue was full.
 pub const SPANS_DROPPED: &str = "brigade_trace_spans_dropped_total";
@@ -51,10 +53,23 @@ pub enum TraceExportError {
     /// The export thread could not be started.
     #[error("cannot start the trace export thread: {0}")]
     Thread(std::io::Error),
+    /// `OTEL_TRACES_SAMPLER` or its argument cannot be used.
+    #[error(transparent)]
+    Sampling(#[from] SamplingError),
 }
 
 /// The process's tracer provider, kept for [`shutdown`].
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+/// The process's sampler, which decides each request at its edge ([`sampled`]).
+static SAMPLING: OnceLock<Sampling> = OnceLock::new();
+
+/// Whether a trace is sampled by this process's sampler (every trace when it does not export),
+/// given its parent's decision when it has a parent.
+pub fn sampled(trace_id: &str, parent_sampled: Option<bool>) -> bool {
+    SAMPLING
+        .get()
+        .is_none_or(|sampling| sampling.decide(trace_id, parent_sampled))
+}
 
 /// Whether the standard variables turn trace export off (`OTEL_SDK_DISABLED=true`,
 /// `OTEL_TRACES_EXPORTER=none`).
@@ -110,8 +125,12 @@ fn provider<E: SpanExporter + 'static>(
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(default_service.to_owned());
     }
+    let sampling = Sampling::from_env()?;
+    let _ = SAMPLING.set(sampling);
     let processor = QueueProcessor::start(exporter, QueueSettings::from_env())?;
     Ok(SdkTracerProvider::builder()
+        .with_sampler(sampling.to_sdk())
+        .with_id_generator(sampling::EdgeIds::default())
         .with_span_processor(processor)
         .with_resource(resource.build())
         .build())
@@ -152,6 +171,14 @@ pub fn exporting() -> bool {
     PROVIDER.get().is_some()
 }
 
+/// Whether a span made now would be exported: the process exports, and the request being
+/// served, if any, is sampled. The spans of an unsampled request (the store's, the cache's,
+/// the payment provider's) would be built with all their attributes only for the sampler to
+/// drop them; not making them keeps an unsampled request close to an untraced one.
+pub fn recording() -> bool {
+    exporting() && crate::request::current_sampled().unwrap_or(true)
+}
+
 /// Makes `span` (a server span just opened) the child of the caller's span named by `context`,
 /// and returns the context with the exported span's trace id, span id and sampling decision,
 /// so the ids in logs and in the answer's `traceparent` are the exported span's.
@@ -172,7 +199,15 @@ pub fn join_trace(span: &tracing::Span, mut context: RequestContext) -> RequestC
             let _ = span.set_parent(Context::new().with_remote_span_context(remote));
         }
     }
+    if context.parent_span_id.is_none() {
+        // A new trace keeps the id the edge sampled it by, so the SDK's sampler (the same
+        // rule) decides the same; the span starts in `context()` below, on this thread.
+        sampling::next_trace_id(&context.trace_id);
+    }
     let otel = span.context();
+    // Unused when the span was not started here (not seen by the trace layer): no later root
+    // span may take it.
+    sampling::forget_next_trace_id();
     let own = otel.span().span_context().clone();
     if own.is_valid() {
         context.trace_id = own.trace_id().to_string();

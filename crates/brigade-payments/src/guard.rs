@@ -179,7 +179,7 @@ impl Payments {
     /// A client span for one provider call when traces are exported (nothing otherwise: its
     /// fields would be repeated on every log line written inside it).
     fn span(&self, operation: &'static str, charge: &Charge) -> tracing::Span {
-        if !brigade_core::traces::exporting() {
+        if !brigade_core::traces::recording() {
             return tracing::Span::none();
         }
         tracing::info_span!(

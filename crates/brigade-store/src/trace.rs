@@ -21,7 +21,7 @@ pub(crate) async fn traced<T>(
     call: impl Future<Output = StoreResult<T>>,
 ) -> StoreResult<T> {
     use tracing::Instrument as _;
-    if !brigade_core::traces::exporting() {
+    if !brigade_core::traces::recording() {
         return call.await;
     }
     let system = match database {

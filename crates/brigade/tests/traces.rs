@@ -514,3 +514,63 @@ impl Traced {
         }
     }
 }
+
+/// Sampling is decided at the edge by the standard variables: a new trace at ratio 0 is not
+/// sampled (the answer says so, `-00`, and no span is sent), while a caller's sampled trace is
+/// followed (parent-based) and exported.
+#[test]
+fn an_unsampled_request_sends_no_span_and_a_sampled_parent_is_followed() {
+    let (otlp, received) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{otlp}");
+    let (_replica, address) = serve(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    );
+    let client = reqwest::blocking::Client::new();
+    let unsampled = client
+        .get(format!("http://{address}/api/v1/shops"))
+        .send()
+        .unwrap();
+    let traceparent = unsampled.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(traceparent.ends_with("-00"), "{traceparent}");
+    let unsampled_trace = traceparent.split('-').nth(1).unwrap().to_owned();
+
+    let trace = "6bf92f3577b34da6a3ce929d0e0e4738";
+    let followed = client
+        .get(format!("http://{address}/api/v1/shops"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .unwrap();
+    assert!(
+        followed.headers()["traceparent"]
+            .to_str()
+            .unwrap()
+            .ends_with("-01")
+    );
+    // Spans leave in order: once the sampled one is here, an unsampled one sent before it
+    // would be too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = received.0.lock().unwrap().clone();
+        if spans.iter().any(|(_, span)| hex(&span.trace_id) == trace) {
+            assert!(
+                spans
+                    .iter()
+                    .all(|(_, span)| hex(&span.trace_id) != unsampled_trace),
+                "a span of the unsampled trace was sent"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sampled trace never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
