@@ -33,7 +33,13 @@ pub struct RequestContext {
     pub flags: String,
     /// The caller's span (from its `traceparent`), the parent of this server's span.
     pub parent_span_id: Option<String>,
+    /// The caller's W3C `tracestate`, kept with its trace (only beside a valid `traceparent`,
+    /// at most 512 bytes, as the specification bounds it).
+    pub tracestate: Option<String>,
 }
+
+/// W3C Trace Context `tracestate`.
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 impl RequestContext {
     /// Reads the context from request headers, inventing what is missing or malformed.
@@ -64,12 +70,17 @@ impl RequestContext {
             let sampled = crate::traces::sampled(&trace_id, parent_sampled);
             flags = if sampled { "01" } else { "00" }.to_owned();
         }
+        let tracestate = parent_span_id.as_ref().and_then(|_| {
+            let value = headers.get(&TRACESTATE)?.to_str().ok()?.trim();
+            (!value.is_empty() && value.len() <= 512).then(|| value.to_owned())
+        });
         Self {
             request_id,
             trace_id,
             span_id: IDS.new_span_id().to_string(),
             flags,
             parent_span_id,
+            tracestate,
         }
     }
 

@@ -193,7 +193,12 @@ pub fn join_trace(span: &tracing::Span, mut context: RequestContext) -> RequestC
             SpanId::from_hex(parent).unwrap_or(SpanId::INVALID),
             TraceFlags::new(u8::from_str_radix(&context.flags, 16).unwrap_or(1)),
             true,
-            TraceState::default(),
+            // A `tracestate` that does not parse is dropped, as the specification asks.
+            context
+                .tracestate
+                .as_deref()
+                .and_then(|state| state.parse::<TraceState>().ok())
+                .unwrap_or_default(),
         );
         if remote.is_valid() {
             let _ = span.set_parent(Context::new().with_remote_span_context(remote));

@@ -156,6 +156,7 @@ fn a_request_span_arrives_with_the_log_filter(filter: Option<&str>) {
     let answer = reqwest::blocking::Client::new()
         .get(format!("http://{address}/api/v1/shops"))
         .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .header("tracestate", "brigade=t61rcWkgMzE,other=1")
         .send()
         .unwrap();
     assert_eq!(answer.status(), 200);
@@ -186,6 +187,10 @@ fn a_request_span_arrives_with_the_log_filter(filter: Option<&str>) {
         "a child of the caller's span"
     );
     assert_eq!(span.kind, 2, "a server span");
+    assert_eq!(
+        span.trace_state, "brigade=t61rcWkgMzE,other=1",
+        "the caller's tracestate stays with its trace"
+    );
     assert_eq!(
         attribute(&span, "http.route").as_deref(),
         Some("/api/v1/shops")
