@@ -92,7 +92,10 @@ fn describe_process_wide() {
         "Log events written, by level (error, warn, info, debug, trace)."
     );
     crate::telemetry::register_log_counters();
-    if crate::traces::enabled_by_env() {
+    // A process exports by the standard variables, or later to an address it learns (up,
+    // watch, drills: `traces::attach_collector`); the provider may be made before or after
+    // this recorder, so both are asked (and `traces::provider` describes them too).
+    if crate::traces::enabled_by_env() || crate::traces::exporting() {
         crate::traces::describe_metrics();
     }
 }

@@ -125,6 +125,9 @@ fn provider<E: SpanExporter + 'static>(
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(default_service.to_owned());
     }
+    // Described here too, for a recorder installed before the provider (see
+    // `metrics::renderer`); without a recorder yet this does nothing.
+    describe_metrics();
     let sampling = Sampling::from_env()?;
     let _ = SAMPLING.set(sampling);
     let processor = QueueProcessor::start(exporter, QueueSettings::from_env())?;
