@@ -271,10 +271,14 @@ pub fn mark_failed(span: &tracing::Span, reason: &str) {
     span.record("otel.status_description", reason);
 }
 
-/// Sends what is queued and stops the export thread; called once when the process ends.
+/// Longest a process waits at exit for its last spans to be sent.
+pub const EXIT_FLUSH: Duration = Duration::from_secs(3);
+
+/// Sends what is queued and stops the export thread; called once when the process ends, and
+/// bounded by [`EXIT_FLUSH`].
 pub fn shutdown() {
     if let Some(provider) = PROVIDER.get() {
-        let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
+        let _ = provider.shutdown_with_timeout(EXIT_FLUSH);
     }
 }
 
@@ -340,15 +344,31 @@ impl QueueProcessor {
         })
     }
 
-    /// Sends a control job and waits for its answer.
-    fn ask(&self, job: impl FnOnce(mpsc::Sender<OTelSdkResult>) -> Job) -> OTelSdkResult {
+    /// Sends a control job and waits for its answer, for at most `timeout` in all: a full
+    /// queue or a collector that never answers must not hold a process that is exiting.
+    fn ask(
+        &self,
+        job: impl FnOnce(mpsc::Sender<OTelSdkResult>) -> Job,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let deadline = Instant::now() + timeout;
         let (reply, answer) = mpsc::channel();
-        self.spans
-            .send(job(reply))
-            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        let mut job = job(reply);
+        loop {
+            match self.spans.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    // The worker is sending a batch; its queue frees up as it goes on.
+                    job = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => return Err(OTelSdkError::Timeout(timeout)),
+                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
+            }
+        }
         answer
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or(Err(OTelSdkError::Timeout(Duration::from_secs(30))))
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
     }
 }
 
@@ -368,12 +388,16 @@ impl SpanProcessor for QueueProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.ask(Job::Flush)
+        self.ask(Job::Flush, Duration::from_secs(30))
     }
 
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        let result = self.ask(Job::Shutdown);
-        if let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+    /// Sends what is queued and stops the worker, within `timeout`; past it the worker is
+    /// left to the process's exit (its export may be waiting on a collector that is gone).
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let result = self.ask(Job::Shutdown, timeout);
+        if result.is_ok()
+            && let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take())
+        {
             let _ = worker.join();
         }
         result

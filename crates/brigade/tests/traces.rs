@@ -223,7 +223,7 @@ fn a_receiver_that_never_answers_costs_requests_nothing_and_drops_are_counted() 
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let (_replica, address) = serve(
+    let (mut replica, address) = serve(
         dir.path(),
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -258,6 +258,15 @@ fn a_receiver_that_never_answers_costs_requests_nothing_and_drops_are_counted() 
         .parse()
         .unwrap();
     assert!(dropped > 0.0, "the full queue dropped spans:\n{metrics}");
+
+    // Nor does it hold the process at exit: the last spans get a bounded wait.
+    let stopping = Instant::now();
+    replica.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the exit waited for the collector: {:?}",
+        stopping.elapsed()
+    );
 }
 
 /// `brigade watch` with no rules and no targets, on a free port: the local collector.
