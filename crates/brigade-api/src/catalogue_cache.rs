@@ -22,11 +22,22 @@ use brigade_store::replica::{ReadScope, with_read_scope};
 use crate::state::AppState;
 
 fn menu_key(shop_id: Uuid) -> String {
-    format!("menu:{shop_id}")
+    shop_key("menu:", shop_id)
 }
 
 fn load_key(shop_id: Uuid) -> String {
-    format!("load:{shop_id}")
+    shop_key("load:", shop_id)
+}
+
+/// `prefix` and the shop's hyphenated id, without the formatting machinery (every cached read
+/// builds one).
+fn shop_key(prefix: &str, shop_id: Uuid) -> String {
+    let mut buffer = Uuid::encode_buffer();
+    let id = shop_id.hyphenated().encode_lower(&mut buffer);
+    let mut key = String::with_capacity(prefix.len() + id.len());
+    key.push_str(prefix);
+    key.push_str(id);
+    key
 }
 
 const OPEN_SHOPS_KEY: &str = "shops:open";
@@ -256,4 +267,16 @@ async fn warm_from_primary(state: &AppState) -> StoreResult<Warmed> {
 async fn put<T: Serialize>(state: &AppState, key: &str, value: &T, ttl: Duration) {
     let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
     state.cache.set(key, bytes, ttl).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_the_shop_as_its_hyphenated_id() {
+        let shop = Uuid::now_v7();
+        assert_eq!(menu_key(shop), format!("menu:{shop}"));
+        assert_eq!(load_key(shop), format!("load:{shop}"));
+    }
 }

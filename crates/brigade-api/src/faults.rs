@@ -216,7 +216,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The fault switch of the replica that answers.
 ///
 /// Roles: admin.
-#[utoipa::path(get, path = "/admin/faults", tag = "operations", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/faults", tag = "operations", security(("bearer" = [])),
     responses(
         (status = 200, description = "The fault switch and the payment breaker", body = FaultState),
         (status = 403, description = "Admins only"),
@@ -228,7 +228,7 @@ async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<
 /// Sets the fault switch of the replica that answers (drills: make it fail, then stop).
 ///
 /// Roles: admin.
-#[utoipa::path(put, path = "/admin/faults", tag = "operations", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/admin/faults", tag = "operations", security(("bearer" = [])),
     request_body = FaultSwitch,
     responses(
         (status = 200, description = "The fault switch and the payment breaker", body = FaultState),

@@ -214,8 +214,11 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(routes::client_errors::router())
         .merge(routes::reports::router())
         .merge(faults::router());
+    // The API's handlers name their full paths (`/api/v1/...`) and are merged, not nested:
+    // a nested router rewrites every request's URI to strip its prefix (a new path string
+    // and a URI parse per request, 4 % of a cached menu read).
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .nest("/api/v1", api)
+        .merge(api)
         .merge(routes::health::router())
         .routes(utoipa_axum::routes!(metrics::metrics_endpoint))
 }

@@ -25,7 +25,7 @@ pub mod config;
 pub mod fast;
 pub mod head;
 pub mod health;
-mod ids;
+use brigade_core::ids;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

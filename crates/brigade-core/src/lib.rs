@@ -9,6 +9,7 @@ pub mod config;
 pub mod error_event;
 pub mod health;
 pub mod http_metrics;
+pub mod ids;
 pub mod log_time;
 pub mod metrics;
 pub mod net;

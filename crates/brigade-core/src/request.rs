@@ -49,7 +49,7 @@ impl RequestContext {
             .and_then(|v| v.to_str().ok())
             .filter(|id| is_sane_request_id(id))
             .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            .unwrap_or_else(crate::ids::request_id_string);
         let parent = headers
             .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
@@ -59,7 +59,7 @@ impl RequestContext {
             None => (
                 // All 128 bits random (a UUID v4 fixes six of them, in the low half a ratio
                 // sampler reads, which then never samples).
-                IDS.new_trace_id().to_string(),
+                hex(&IDS.new_trace_id().to_bytes()),
                 None,
                 "01".to_owned(),
             ),
@@ -77,7 +77,7 @@ impl RequestContext {
         Self {
             request_id,
             trace_id,
-            span_id: IDS.new_span_id().to_string(),
+            span_id: hex(&IDS.new_span_id().to_bytes()),
             flags,
             parent_span_id,
             tracestate,
@@ -91,7 +91,11 @@ impl RequestContext {
 
     /// The `traceparent` value naming this server's span, for responses and outgoing calls.
     pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+        let mut text = String::with_capacity(55);
+        for part in ["00-", &self.trace_id, "-", &self.span_id, "-", &self.flags] {
+            text.push_str(part);
+        }
+        text
     }
 }
 

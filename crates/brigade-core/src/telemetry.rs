@@ -231,7 +231,7 @@ where
     let mut fields = Vec::with_capacity(128);
     let mut visitor = JsonVisitor::new(&mut fields);
     event.record(&mut visitor);
-    let message = visitor.message.take().unwrap_or_default();
+    let message = visitor.message.take();
 
     let mut line = Vec::with_capacity(256 + fields.len());
     line.extend_from_slice(b"{\"timestamp\":\"");
@@ -239,7 +239,10 @@ where
     line.extend_from_slice(b"\",\"level\":\"");
     line.extend_from_slice(level_name(metadata.level()).as_bytes());
     line.extend_from_slice(b"\",\"message\":");
-    write_json_str(&mut line, &message);
+    match message {
+        Some(message) => line.extend_from_slice(&message),
+        None => line.extend_from_slice(b"\"\""),
+    }
     line.extend_from_slice(b",\"target\":");
     write_json_str(&mut line, metadata.target());
     if let Some(scope) = ctx.event_scope(event) {
@@ -270,16 +273,60 @@ fn level_name(level: &tracing::Level) -> &'static str {
     }
 }
 
+/// Whether `byte` may stand in a JSON string as it is: JSON escapes only control characters,
+/// `"` and `\\` (serde_json escapes exactly these, and nothing else).
+fn plain_json_byte(byte: u8) -> bool {
+    byte >= 0x20 && byte != b'"' && byte != b'\\'
+}
+
+/// Appends `value` as a JSON string. Field names, routes, ids and most messages need no
+/// escaping, so they are copied whole; only a string with something to escape goes through
+/// serde_json's escaper (which costs a call per byte).
 fn write_json_str(out: &mut Vec<u8>, value: &str) {
-    // Writing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, value);
+    if value.bytes().all(plain_json_byte) {
+        out.reserve(value.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+}
+
+/// A `fmt::Write` that appends what it is given to a JSON string being written, escaped, so a
+/// `Display`/`Debug` value (a message with arguments, `%method`) is rendered without a `String`
+/// of its own. The caller writes the surrounding quotes.
+struct JsonStringBody<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for JsonStringBody<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if text.bytes().all(plain_json_byte) {
+            self.0.extend_from_slice(text.as_bytes());
+        } else {
+            let mut quoted = Vec::with_capacity(text.len() + 8);
+            let _ = serde_json::to_writer(&mut quoted, text);
+            self.0.extend_from_slice(&quoted[1..quoted.len() - 1]);
+        }
+        Ok(())
+    }
+}
+
+/// Appends `value`'s `Debug` rendering (which for `%field` and messages is their `Display`) as
+/// a JSON string.
+fn write_json_debug(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
+    use fmt::Write as _;
+    out.push(b'"');
+    let _ = write!(JsonStringBody(out), "{value:?}");
+    out.push(b'"');
 }
 
 /// Renders `tracing` fields as `"key":value` pairs, keeping numbers and booleans typed; the
 /// event's `message` is held apart so it can lead the line.
 struct JsonVisitor<'a> {
     out: &'a mut Vec<u8>,
-    message: Option<String>,
+    /// The message, already a JSON string (quotes included).
+    message: Option<Vec<u8>>,
 }
 
 impl<'a> JsonVisitor<'a> {
@@ -297,7 +344,9 @@ impl<'a> JsonVisitor<'a> {
 
     fn text(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.message = Some(value.to_owned());
+            let mut message = Vec::with_capacity(value.len() + 2);
+            write_json_str(&mut message, value);
+            self.message = Some(message);
             return;
         }
         self.key(field);
@@ -335,7 +384,14 @@ impl Visit for JsonVisitor<'_> {
         self.text(field, &error_chain(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field, &format!("{value:?}"));
+        if field.name() == "message" {
+            let mut message = Vec::with_capacity(64);
+            write_json_debug(&mut message, value);
+            self.message = Some(message);
+            return;
+        }
+        self.key(field);
+        write_json_debug(self.out, value);
     }
 }
 
@@ -425,6 +481,32 @@ mod tests {
         assert_eq!(line["target"], module_path!());
         assert!(lines[0].starts_with("{\"timestamp\":"), "{}", lines[0]);
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// Strings copied whole and strings escaped render as serde_json renders them, whichever
+    /// way they reach the line (a message with arguments, `%display`, `?debug`, a `&str`).
+    #[test]
+    fn every_kind_of_field_is_escaped_as_serde_json_escapes_it() {
+        let nasty = "tab\there \"quoted\" back\\slash\nnew line \u{1} é \u{7f}";
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", path = nasty, shown = %nasty);
+            let _guard = span.enter();
+            tracing::info!(debugged = ?nasty, plain = "plain", "said {nasty}");
+            tracing::info!("{}", "plain message");
+        });
+        let lines = lines.lock().unwrap();
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["message"], format!("said {nasty}"));
+        assert_eq!(line["path"], nasty);
+        assert_eq!(line["shown"], nasty);
+        assert_eq!(line["debugged"], format!("{nasty:?}"));
+        assert_eq!(line["plain"], "plain");
+        let quoted = serde_json::to_string(nasty).unwrap();
+        assert!(lines[0].contains(&format!("\"path\":{quoted}")), "{}", lines[0]);
+        let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(second["message"], "plain message");
     }
 
     /// What an error event's writer logs, its reader (the supervisor's grouping) parses back.

@@ -123,7 +123,7 @@ pub struct RoleChange {
 /// Every account.
 ///
 /// Roles: admin.
-#[utoipa::path(get, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every account", body = Vec<Account>),
         (status = 403, description = "Admins only"),
@@ -138,7 +138,7 @@ async fn list_accounts(
 /// Creates a staff, courier, admin or customer account.
 ///
 /// Roles: admin.
-#[utoipa::path(post, path = "/admin/accounts", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = [])),
     request_body = NewStaffAccount,
     responses(
         (status = 201, description = "The account was created", body = Account,
@@ -174,7 +174,7 @@ async fn create_account(
 /// Changes an account's role (and shop). Takes effect on its live sessions at once.
 ///
 /// Roles: admin.
-#[utoipa::path(patch, path = "/admin/accounts/{account_id}", tag = "accounts",
+#[utoipa::path(patch, path = "/api/v1/admin/accounts/{account_id}", tag = "accounts",
     security(("bearer" = [])), request_body = RoleChange,
     params(("account_id" = uuid::Uuid, Path, description = "Account id")),
     responses(
@@ -241,7 +241,7 @@ async fn keep_an_admin(store: &dyn brigade_store::Store, account_id: uuid::Uuid)
 /// The answer is the same whether the address was new or already had an account, so sign-up
 /// cannot be used to learn who has one; log in next (a wrong password then gets the same 401
 /// as any other). Sign-ups are limited per client address.
-#[utoipa::path(post, path = "/accounts", tag = "accounts", request_body = Credentials,
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = Credentials,
     responses(
         (status = 202, description = "Accepted; log in next", body = SignUpAccepted),
         (status = 429, description = "Too many sign-ups from this address", body = Problem, content_type = "application/problem+json",
@@ -284,7 +284,7 @@ fn checked_new_credentials(credentials: Credentials) -> ApiResult<Credentials> {
 }
 
 /// The logged-in account.
-#[utoipa::path(get, path = "/accounts/me", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/accounts/me", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 200, description = "The account behind the token", body = Account),
     ))]
@@ -308,7 +308,7 @@ pub struct Session {
 /// Logs in. Wrong e-mail address and wrong password get the same answer in the same time;
 /// repeated failures per client address, per account from one address, and per account from
 /// all addresses are refused with 429 for a while.
-#[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = Credentials,
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = Credentials,
     responses(
         (status = 201, description = "Logged in: the token and its account", body = Session,
             headers(("Location" = String, description = "URL of the session"))),
@@ -384,7 +384,7 @@ async fn log_in(
 
 /// Logs out: the token stops working on this replica at once and on every other one within
 /// `auth.session_cache.max_staleness_ms`.
-#[utoipa::path(delete, path = "/sessions/current", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
     ))]

@@ -59,7 +59,7 @@ pub struct AuditPage {
 /// The audit trail, newest first, with filters and cursor pagination.
 ///
 /// Roles: admin.
-#[utoipa::path(get, path = "/admin/audit", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "accounts", security(("bearer" = [])),
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of events, newest first", body = AuditPage),

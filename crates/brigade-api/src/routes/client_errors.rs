@@ -136,7 +136,7 @@ impl ClientErrorReport {
 /// Each report is one error event in the replica's log; `brigade up` groups them (with the
 /// server's own errors) by fingerprint. Rate-limited per client: a burst of 20, then one a
 /// second.
-#[utoipa::path(post, path = "/client-errors", tag = "operations",
+#[utoipa::path(post, path = "/api/v1/client-errors", tag = "operations",
     request_body = ClientErrorReport,
     responses(
         (status = 202, description = "Recorded"),

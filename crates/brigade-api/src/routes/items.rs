@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The whole catalogue, by category and name.
-#[utoipa::path(get, path = "/items", tag = "catalogue", responses((status = 200, description = "Every item of the catalogue", body = Vec<Item>)))]
+#[utoipa::path(get, path = "/api/v1/items", tag = "catalogue", responses((status = 200, description = "Every item of the catalogue", body = Vec<Item>)))]
 async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Item>>> {
     Ok(axum::Json(state.store.list_items().await?))
 }
@@ -29,7 +29,7 @@ async fn list_items(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<I
 /// Adds an item to the catalogue. Put it on shop menus with `PUT /shops/{id}/items/{item_id}`.
 ///
 /// Roles: admin.
-#[utoipa::path(post, path = "/items", tag = "catalogue", security(("bearer" = [])), request_body = NewItem,
+#[utoipa::path(post, path = "/api/v1/items", tag = "catalogue", security(("bearer" = [])), request_body = NewItem,
     responses(
         (status = 201, description = "The item was created", body = Item,
             headers(("Location" = String, description = "URL of the item"))),
@@ -49,7 +49,7 @@ async fn create_item(
 }
 
 /// One item.
-#[utoipa::path(get, path = "/items/{item_id}", tag = "catalogue",
+#[utoipa::path(get, path = "/api/v1/items/{item_id}", tag = "catalogue",
     params(("item_id" = Uuid, Path, description = "Item id")),
     responses(
         (status = 200, description = "The item", body = Item),

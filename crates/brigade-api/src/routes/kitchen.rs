@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A station's open tickets, oldest first: the order chefs must cook them in.
 ///
 /// Roles: staff of the station's shop (staff of other shops get 404), admin.
-#[utoipa::path(get, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/tickets", tag = "kitchen",
+#[utoipa::path(get, security(("bearer" = [])), path = "/api/v1/kitchen/stations/{station_id}/tickets", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
         (status = 200, description = "The station's open tickets, in cooking order", body = Vec<QueuedTicket>),
@@ -46,7 +46,7 @@ async fn station_queue(
 /// Claims the oldest claimable ticket of the station. 204 when there is none.
 ///
 /// Roles: staff of the station's shop, admin.
-#[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/stations/{station_id}/claim", tag = "kitchen",
+#[utoipa::path(post, security(("bearer" = [])), path = "/api/v1/kitchen/stations/{station_id}/claim", tag = "kitchen",
     params(("station_id" = Uuid, Path, description = "Station id")),
     responses(
         (status = 200, description = "The ticket now claimed by the caller", body = Ticket),
@@ -73,7 +73,7 @@ async fn claim_next(
 /// chefs claim the same ticket at once, exactly one succeeds and the other gets 409.
 ///
 /// Roles: staff of the ticket's shop, admin.
-#[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/claim", tag = "kitchen",
+#[utoipa::path(post, security(("bearer" = [])), path = "/api/v1/kitchen/tickets/{ticket_id}/claim", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The ticket now claimed by the caller", body = Ticket),
@@ -95,7 +95,7 @@ async fn claim_ticket(
 /// Marks a claimed ticket done. When it is the order's last, the order becomes `ready`.
 ///
 /// Roles: staff of the ticket's shop, admin.
-#[utoipa::path(post, security(("bearer" = [])), path = "/kitchen/tickets/{ticket_id}/complete", tag = "kitchen",
+#[utoipa::path(post, security(("bearer" = [])), path = "/api/v1/kitchen/tickets/{ticket_id}/complete", tag = "kitchen",
     params(("ticket_id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The ticket, done", body = Ticket),

@@ -37,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Send an `Idempotency-Key` to make retries safe: the same key with the same body returns the
 /// first response (with `Idempotent-Replayed: true`) and places nothing; the same key with a
 /// different body is refused with 422.
-#[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder,
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder,
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
         description = "1-255 visible ASCII characters identifying this request across retries")),
     responses(
@@ -278,7 +278,7 @@ fn insert_order_headers(headers: &mut HeaderMap, order: &Order) {
 /// Anyone else gets 404.
 ///
 /// Send `If-None-Match` with the last `ETag` to poll cheaply: 304 while nothing changed.
-#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders", security(("bearer" = [])),
     params(("order_id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order, headers(("ETag" = String, description = "Version of the order"))),
@@ -341,7 +341,7 @@ pub struct OrderPage {
 ///
 /// Roles: customers see their own orders, staff their shop's, couriers their shop's ready
 /// (or, with `status`, out-for-delivery and delivered) orders, admins all.
-#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(OrderQuery),
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(OrderQuery),
     responses(
         (status = 200, description = "A page of orders, newest first", body = OrderPage),
         (status = 403, description = "Couriers may list only ready, out_for_delivery and delivered orders"),
@@ -411,7 +411,7 @@ pub struct StatusChange {
 ///
 /// Roles: its customer may cancel; staff of its shop may accept or cancel; couriers of its
 /// shop may set out_for_delivery and delivered; admins anything the lifecycle allows.
-#[utoipa::path(patch, path = "/orders/{order_id}", tag = "orders", security(("bearer" = [])), request_body = StatusChange,
+#[utoipa::path(patch, path = "/api/v1/orders/{order_id}", tag = "orders", security(("bearer" = [])), request_body = StatusChange,
     params(
         ("order_id" = Uuid, Path, description = "Order id"),
         ("If-Match" = String, Header, pattern = r#"^(\*|"[0-9]{1,18}")$"#, description = "ETag of the order as last read, or *"),

@@ -131,7 +131,7 @@ pub struct CacheWarmed {
 /// Daily sales per shop, precomputed; the newest numbers are at most one refresh old.
 ///
 /// Roles: admin.
-#[utoipa::path(get, path = "/admin/reports/daily", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/reports/daily", tag = "reports", security(("bearer" = [])),
     params(DailyQuery),
     responses(
         (status = 200, description = "The rows of the range", body = DailyReport),
@@ -172,7 +172,7 @@ async fn daily_report(
 /// twice changes nothing. `brigade up`'s scheduler calls it off-peak.
 ///
 /// Roles: admin.
-#[utoipa::path(post, path = "/admin/reports/daily/refresh", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/reports/daily/refresh", tag = "reports", security(("bearer" = [])),
     params(RefreshQuery),
     responses(
         (status = 200, description = "The recomputed rows", body = DailyReport),
@@ -210,7 +210,7 @@ async fn refresh_daily_report(
 /// what is there, so the first customers after a quiet spell do not pay for the misses.
 ///
 /// Roles: admin.
-#[utoipa::path(post, path = "/admin/cache/warm", tag = "operations", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/cache/warm", tag = "operations", security(("bearer" = [])),
     responses(
         (status = 200, description = "What was loaded into the cache", body = CacheWarmed),
         (status = 403, description = "Admins only"),

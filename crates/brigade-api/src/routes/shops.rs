@@ -44,7 +44,7 @@ pub struct ShopQuery {
 /// Lists shops by name.
 ///
 /// Roles: anyone, without a token.
-#[utoipa::path(get, path = "/shops", tag = "shops", params(ShopQuery),
+#[utoipa::path(get, path = "/api/v1/shops", tag = "shops", params(ShopQuery),
     responses(
         (status = 200, description = "The shops matching the filters", body = Vec<Shop>),
     ))]
@@ -62,7 +62,7 @@ async fn list_shops(
 /// Opens a new shop.
 ///
 /// Roles: admin.
-#[utoipa::path(post, path = "/shops", tag = "shops", security(("bearer" = [])), request_body = NewShop,
+#[utoipa::path(post, path = "/api/v1/shops", tag = "shops", security(("bearer" = [])), request_body = NewShop,
     responses(
         (status = 201, description = "The shop was created", body = Shop, headers(("Location" = String, description = "URL of the new shop"))),
         (status = 403, description = "Admins only"),
@@ -82,7 +82,7 @@ async fn create_shop(
 }
 
 /// One shop.
-#[utoipa::path(get, path = "/shops/{shop_id}", tag = "shops",
+#[utoipa::path(get, path = "/api/v1/shops/{shop_id}", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 200, description = "The shop", body = Shop),
@@ -98,7 +98,7 @@ async fn get_shop(
 /// Renames, moves, opens or closes a shop.
 ///
 /// Roles: admin.
-#[utoipa::path(patch, path = "/shops/{shop_id}", tag = "shops", security(("bearer" = [])), request_body = ShopPatch,
+#[utoipa::path(patch, path = "/api/v1/shops/{shop_id}", tag = "shops", security(("bearer" = [])), request_body = ShopPatch,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 200, description = "The shop as changed", body = Shop),
@@ -121,7 +121,7 @@ async fn update_shop(
 }
 
 /// A shop's stations.
-#[utoipa::path(get, path = "/shops/{shop_id}/stations", tag = "shops",
+#[utoipa::path(get, path = "/api/v1/shops/{shop_id}/stations", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 200, description = "The shop's stations", body = Vec<Station>),
@@ -138,7 +138,7 @@ async fn list_stations(
 /// Adds a station (a group of chefs cooking some categories) to a shop.
 ///
 /// Roles: admin.
-#[utoipa::path(post, path = "/shops/{shop_id}/stations", tag = "shops", security(("bearer" = [])), request_body = NewStation,
+#[utoipa::path(post, path = "/api/v1/shops/{shop_id}/stations", tag = "shops", security(("bearer" = [])), request_body = NewStation,
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 201, description = "The station was created", body = Station,
@@ -166,7 +166,7 @@ async fn create_station(
 
 /// The shop's menu: items it offers, whether each is available now, and the station cooking it.
 /// Cached (Redis or in memory); changes through this API invalidate it at once.
-#[utoipa::path(get, path = "/shops/{shop_id}/menu", tag = "shops",
+#[utoipa::path(get, path = "/api/v1/shops/{shop_id}/menu", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 200, description = "The shop's menu", body = Vec<MenuItem>),
@@ -191,7 +191,7 @@ async fn get_menu(State(state): State<AppState>, Path(shop_id): Path<Uuid>) -> A
 /// Puts an item on the shop's menu, or marks it (un)available there.
 ///
 /// Roles: admin.
-#[utoipa::path(put, path = "/shops/{shop_id}/items/{item_id}", tag = "shops", security(("bearer" = [])), request_body = Availability,
+#[utoipa::path(put, path = "/api/v1/shops/{shop_id}/items/{item_id}", tag = "shops", security(("bearer" = [])), request_body = Availability,
     params(("shop_id" = Uuid, Path, description = "Shop id"), ("item_id" = Uuid, Path, description = "Item id")),
     responses(
         (status = 204, description = "Availability set"),
@@ -227,7 +227,7 @@ pub struct StationLoadDoc {
 
 /// Work waiting at each station of the shop: what its delivery estimates are made of. Read at
 /// most `cache.load_ttl_ms` ago, plus the orders this replica placed since.
-#[utoipa::path(get, path = "/shops/{shop_id}/load", tag = "shops",
+#[utoipa::path(get, path = "/api/v1/shops/{shop_id}/load", tag = "shops",
     params(("shop_id" = Uuid, Path, description = "Shop id")),
     responses(
         (status = 200, description = "Load per station", body = Vec<StationLoadDoc>),

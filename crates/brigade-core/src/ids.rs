@@ -1,5 +1,6 @@
 //! Request ids (UUIDv7) and `traceparent` ids, drawn from a fast generator of the calling
-//! thread.
+//! thread: the balancer's for every request without them, a replica's for requests that reach
+//! it directly.
 //!
 //! Nearly every request gets both, so their cost matters: `Uuid::now_v7` locks a process-wide
 //! context (to order ids made in the same millisecond) and `rand::random` goes through the
@@ -37,6 +38,13 @@ pub fn request_id() -> [u8; REQUEST_ID_LEN] {
     let mut text = [0u8; REQUEST_ID_LEN];
     id.hyphenated().encode_lower(&mut text);
     text
+}
+
+/// A new request id (see [`request_id`]) as a `String`, for code that keeps it in one.
+pub fn request_id_string() -> String {
+    let text = request_id();
+    // Hyphenated hex digits are ASCII.
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// The text of a new W3C `traceparent` (version 00, sampled) with a random trace id and span
