@@ -3,6 +3,7 @@
 //! database per test. Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod load;
 pub mod logged;
 
 use std::path::Path;
