@@ -299,6 +299,26 @@ impl Default for JobsPlan {
     }
 }
 
+impl QuietSection {
+    /// The quiet condition of the job at `key` (`jobs.<name>`), its values in range.
+    fn check(self, key: &str) -> Result<Quiet, JobsConfigError> {
+        let invalid = |field: &str, message: &str| JobsConfigError::Invalid {
+            key: format!("{key}.quiet.{field}"),
+            message: message.into(),
+        };
+        if !self.below_in_flight.is_finite() || self.below_in_flight <= 0.0 {
+            return Err(invalid("below_in_flight", "must be positive"));
+        }
+        if self.for_secs > 86_400 {
+            return Err(invalid("for_secs", "must be at most 86400"));
+        }
+        Ok(Quiet {
+            below_in_flight: self.below_in_flight,
+            duration: Duration::from_secs(self.for_secs),
+        })
+    }
+}
+
 impl JobsPlan {
     /// The plan of an `up.toml` text (only the `[jobs]` section exists); defaults for
     /// everything it leaves out.
@@ -354,27 +374,7 @@ impl JobsPlan {
                 Some(job) if !job.enabled => continue,
                 Some(job) => {
                     let key = format!("jobs.{}", kind.name());
-                    let quiet = job
-                        .quiet
-                        .map(|quiet| {
-                            if !quiet.below_in_flight.is_finite() || quiet.below_in_flight <= 0.0 {
-                                return Err(invalid(
-                                    &format!("{key}.quiet.below_in_flight"),
-                                    "must be positive",
-                                ));
-                            }
-                            if quiet.for_secs > 86_400 {
-                                return Err(invalid(
-                                    &format!("{key}.quiet.for_secs"),
-                                    "must be at most 86400",
-                                ));
-                            }
-                            Ok(Quiet {
-                                below_in_flight: quiet.below_in_flight,
-                                duration: Duration::from_secs(quiet.for_secs),
-                            })
-                        })
-                        .transpose()?;
+                    let quiet = job.quiet.map(|quiet| quiet.check(&key)).transpose()?;
                     if job.schedule.is_empty() && quiet.is_none() {
                         return Err(invalid(
                             &key,

@@ -332,19 +332,12 @@ struct Replica {
     backup: bool,
 }
 
-impl Kind for Replica {
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-
-    fn metrics_label(&self) -> String {
-        self.context.plan.name.clone()
-    }
-
-    /// Starts a replica, waits until it is ready and puts it into the balancer.
-    async fn start(&mut self, stop: &Shutdown) -> Result<Running, StartFailure> {
+impl Replica {
+    /// The replica's command line and environment: JSON logs, a free port, the store under
+    /// `data_dir`, and the balancer's address trusted for the client's address.
+    fn spec(&self) -> ChildSpec {
         let context = &self.context;
-        let spec = ChildSpec {
+        ChildSpec {
             service: Service::Serve,
             instance: self.instance.clone(),
             args: vec![
@@ -367,7 +360,23 @@ impl Kind for Replica {
                 .chain(context.trace_env.for_child("brigade-serve", &self.instance))
                 .collect(),
             listeners: Vec::new(),
-        };
+        }
+    }
+}
+
+impl Kind for Replica {
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn metrics_label(&self) -> String {
+        self.context.plan.name.clone()
+    }
+
+    /// Starts a replica, waits until it is ready and puts it into the balancer.
+    async fn start(&mut self, stop: &Shutdown) -> Result<Running, StartFailure> {
+        let spec = self.spec();
+        let context = &self.context;
         let mut running = child::spawn(&context.binary(), &spec, &context.sink)
             .await
             .map_err(|error| StartFailure::Failed(error.to_string()))?;

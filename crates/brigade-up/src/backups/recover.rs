@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use brigade_core::Shutdown;
 use brigade_store::sqlite_backup;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use brigade_core::telemetry::error_chain as chain;
@@ -79,15 +79,7 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
     match &restored {
         Ok((backup, _)) => {
             let path = backup.display().to_string();
-            // The exact time when it is the newest backup taken since start, else its name's
-            // (whole seconds).
-            let taken = edit(&shared.backups, |view| {
-                view.last_success
-                    .as_ref()
-                    .filter(|newest| std::path::Path::new(&newest.path) == backup)
-                    .map(|newest| newest.taken_at)
-            })
-            .or_else(|| sqlite_backup::taken_at(backup));
+            let taken = taken_at(shared, backup);
             step(&|r| {
                 r.backup = Some(path.clone());
                 r.backup_taken_at = taken;
@@ -102,13 +94,7 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
             step(&|r| r.detail = detail.clone());
         }
     }
-    for resume in resumes {
-        let _ = resume.send(());
-    }
-    if let Some(watch) = &recovery.watch {
-        let (done, _) = oneshot::channel();
-        let _ = watch.send(done).await;
-    }
+    resume(resumes, recovery).await;
     crate::supervisor::wait_until_serving(&recovery.options, shared, stop).await;
     let ready = since(Instant::now());
     let succeeded = restored.is_ok();
@@ -130,6 +116,30 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
         None,
         message,
     );
+}
+
+/// When `backup` was taken: the exact time when it is the newest backup taken since start,
+/// else its name's (whole seconds).
+fn taken_at(shared: &Shared, backup: &std::path::Path) -> Option<DateTime<Utc>> {
+    edit(&shared.backups, |view| {
+        view.last_success
+            .as_ref()
+            .filter(|newest| std::path::Path::new(&newest.path) == backup)
+            .map(|newest| newest.taken_at)
+    })
+    .or_else(|| sqlite_backup::taken_at(backup))
+}
+
+/// Lets the halted pools start their replicas again, then replaces watch, whose alert state
+/// was in the store that was put back.
+async fn resume(resumes: Vec<oneshot::Sender<()>>, recovery: &Recovery) {
+    for resume in resumes {
+        let _ = resume.send(());
+    }
+    if let Some(watch) = &recovery.watch {
+        let (done, _) = oneshot::channel();
+        let _ = watch.send(done).await;
+    }
 }
 
 /// The restore in one line, for the event and the record.
