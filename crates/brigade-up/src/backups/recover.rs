@@ -90,7 +90,7 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
             // Nothing to put back: the replicas start on a new, empty store rather than not at
             // all; its tables are made by one process first, as at start.
             let _ = crate::supervisor::run_once(&recovery.options, "migrate", &recovery.sink).await;
-            let detail = error.clone();
+            let detail = chain(error);
             step(&|r| r.detail = detail.clone());
         }
     }
@@ -143,11 +143,7 @@ async fn resume(resumes: Vec<oneshot::Sender<()>>, recovery: &Recovery) {
 }
 
 /// The restore in one line, for the event and the record.
-fn summary(
-    restored: &Result<(std::path::PathBuf, sqlite_backup::Verified), String>,
-    restored_ms: Option<u64>,
-    ready_ms: Option<u64>,
-) -> String {
+fn summary(restored: &Restored, restored_ms: Option<u64>, ready_ms: Option<u64>) -> String {
     match restored {
         Ok((backup, verified)) => format!(
             "restored {} ({} migrations, integrity ok) in {} ms; every replica ready after {} ms",
@@ -157,7 +153,8 @@ fn summary(
             ready_ms.unwrap_or_default()
         ),
         Err(error) => format!(
-            "no backup restored ({error}); the replicas run on an empty store, ready after {} ms",
+            "no backup restored ({}); the replicas run on an empty store, ready after {} ms",
+            chain(error),
             ready_ms.unwrap_or_default()
         ),
     }
@@ -189,12 +186,12 @@ async fn halt_pools(shared: &Shared) -> Vec<oneshot::Sender<()>> {
 }
 
 /// The newest verified backup, put in place of the store.
-async fn put_back(
-    plan: &ContinuousBackup,
-) -> Result<(std::path::PathBuf, sqlite_backup::Verified), String> {
-    let (backup, verified) = sqlite_backup::newest_verified(std::slice::from_ref(&plan.dir))
-        .await
-        .map_err(|e| chain(&e))?;
-    sqlite_backup::put_in_place(&backup, &plan.database, verified).map_err(|e| chain(&e))?;
+async fn put_back(plan: &ContinuousBackup) -> Restored {
+    let (backup, verified) =
+        sqlite_backup::newest_verified(std::slice::from_ref(&plan.dir)).await?;
+    sqlite_backup::put_in_place(&backup, &plan.database, verified)?;
     Ok((backup, verified))
 }
+
+/// The backup put in place and what it holds, or why none could be.
+type Restored = Result<(std::path::PathBuf, sqlite_backup::Verified), sqlite_backup::BackupError>;
