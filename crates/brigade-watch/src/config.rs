@@ -402,8 +402,9 @@ impl WatchConfig {
                 ("target_matchers", &rule.target_matchers),
             ] {
                 for text in list {
-                    crate::notify::matchers::parse(text)
-                        .map_err(|m| invalid(&format!("inhibit_rules[{i}].{field}"), m))?;
+                    crate::notify::matchers::parse(text).map_err(|m| {
+                        invalid(&format!("inhibit_rules[{i}].{field}"), m.to_string())
+                    })?;
                 }
             }
         }
@@ -435,7 +436,7 @@ fn check_route(route: &RouteConfig, key: &str, receivers: &[&str]) -> Result<(),
         ));
     }
     for text in &route.matchers {
-        crate::notify::matchers::parse(text).map_err(|m| invalid("matchers", m))?;
+        crate::notify::matchers::parse(text).map_err(|m| invalid("matchers", m.to_string()))?;
     }
     for (i, child) in route.routes.iter().enumerate() {
         check_route(child, &format!("{key}.routes[{i}]"), receivers)?;

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use promql_parser::label::Matcher;
 use serde::{Deserialize, Serialize};
 
+use super::matchers::MatcherError;
 use super::route::Route;
 use super::silence::Silences;
 use super::{Alert, Notification, matchers};
@@ -78,7 +79,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Builds the dispatcher of a configuration.
-    pub fn new(config: &WatchConfig) -> Result<Self, String> {
+    pub fn new(config: &WatchConfig) -> Result<Self, MatcherError> {
         let root = Route::compile(&config.route)?;
         let mut routes = Vec::new();
         flatten(&root, &mut routes);
@@ -92,7 +93,7 @@ impl Dispatcher {
                     equal: rule.equal.clone(),
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, MatcherError>>()?;
         let send_resolved = config
             .receivers
             .iter()

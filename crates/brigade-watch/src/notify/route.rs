@@ -2,7 +2,7 @@
 
 use promql_parser::label::Matcher;
 
-use super::matchers;
+use super::matchers::{self, MatcherError};
 use crate::config::RouteConfig;
 use crate::duration::ConfigDuration;
 use crate::labels::Labels;
@@ -46,7 +46,7 @@ pub struct Route {
 
 impl Route {
     /// Compiles the tree from its configuration.
-    pub fn compile(config: &RouteConfig) -> Result<Self, String> {
+    pub fn compile(config: &RouteConfig) -> Result<Self, MatcherError> {
         let root = Route {
             id: "{}".into(),
             matchers: Vec::new(),
@@ -61,7 +61,7 @@ impl Route {
         Self::child_of(&root, config, true)
     }
 
-    fn child_of(parent: &Route, config: &RouteConfig, is_root: bool) -> Result<Self, String> {
+    fn child_of(parent: &Route, config: &RouteConfig, is_root: bool) -> Result<Self, MatcherError> {
         let matchers = matchers::parse_all(&config.matchers)?;
         let id = if is_root {
             "{}".to_owned()
