@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use brigade_core::clock::now_ms;
 use brigade_domain::{MenuItem, Shop, StationLoad};
 use brigade_store::{ShopFilter, StoreResult};
 use bytes::Bytes;
@@ -130,10 +131,6 @@ struct LoadSnapshot {
 
 fn load_ttl(state: &AppState) -> Duration {
     Duration::from_millis(state.settings.cache.load_ttl_ms)
-}
-
-fn now_ms() -> i64 {
-    brigade_domain::now().timestamp_millis()
 }
 
 /// Every open shop: the candidates when an order names no shop.

@@ -105,7 +105,7 @@ impl IntoResponse for ApiError {
 /// `Retry-After` of a storage fault's 503. A full or read-only disk is shared by every replica
 /// and rarely clears within a second, so the wait is longer than the balancer waits out itself
 /// (2 s): the answer goes straight to the client instead of being held for the balancer's
-/// retries, and readiness (see [`crate::write_health`]) takes the replicas out meanwhile.
+/// retries, and readiness (see `write_health`) takes the replicas out meanwhile.
 const STORAGE_FAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The problem's response with `Retry-After` in whole seconds (at least one).
@@ -168,9 +168,7 @@ fn store_error_response(error: StoreError) -> Response {
                 return Problem::unavailable(detail).into_response();
             };
             let mut response = with_retry_after(Problem::unavailable(detail), STORAGE_FAULT_WAIT);
-            response
-                .extensions_mut()
-                .insert(crate::write_health::StorageFaultMet(fault));
+            response.extensions_mut().insert(StorageFaultMet(fault));
             response
         }
         error @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_)) => {
@@ -199,3 +197,8 @@ pub fn not_found(detail: &str) -> ApiError {
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
+
+/// The storage fault a failed response met: set here, by the error mapping, and read by
+/// readiness (`write_health::note`), which takes a replica out while its writes fail.
+#[derive(Debug, Clone, Copy)]
+pub struct StorageFaultMet(pub StorageFault);

@@ -45,36 +45,7 @@ pub async fn prepare(
     customer_id: Option<Uuid>,
     idempotency: Option<IdempotencyKey>,
 ) -> ApiResult<Placement> {
-    let open_shops = catalogue_cache::open_shops(state).await?;
-    let shops = match order.shop_id {
-        // The cached list of open shops answers the common case without a query.
-        Some(shop_id) => match open_shops.into_iter().find(|shop| shop.id == shop_id) {
-            Some(shop) => vec![shop],
-            None => {
-                let shop = state
-                    .store
-                    .get_shop(shop_id)
-                    .await
-                    .map_err(|error| match error {
-                        StoreError::NotFound(_) => ApiError::from(Problem::invalid_field(
-                            "shop_id",
-                            "no shop with this id",
-                        )),
-                        other => other.into(),
-                    })?;
-                if shop.open {
-                    vec![shop]
-                } else {
-                    return Err(Problem::conflict(
-                        "shop-closed",
-                        format!("{} is closed and takes no orders", shop.name),
-                    )
-                    .into());
-                }
-            }
-        },
-        None => open_shops,
-    };
+    let shops = shops_to_try(state, order).await?;
 
     let mut candidates = Vec::new();
     let mut first_refusal = None;
@@ -127,6 +98,42 @@ pub async fn prepare(
             provider: state.payments.provider_name().to_owned(),
         },
     })
+}
+
+/// The shops that may make `order`: the one it names (refused when unknown or closed), else
+/// every open shop.
+async fn shops_to_try(state: &AppState, order: &NewOrder) -> ApiResult<Vec<Shop>> {
+    let open_shops = catalogue_cache::open_shops(state).await?;
+    let shops = match order.shop_id {
+        // The cached list of open shops answers the common case without a query.
+        Some(shop_id) => match open_shops.into_iter().find(|shop| shop.id == shop_id) {
+            Some(shop) => vec![shop],
+            None => {
+                let shop = state
+                    .store
+                    .get_shop(shop_id)
+                    .await
+                    .map_err(|error| match error {
+                        StoreError::NotFound(_) => ApiError::from(Problem::invalid_field(
+                            "shop_id",
+                            "no shop with this id",
+                        )),
+                        other => other.into(),
+                    })?;
+                if shop.open {
+                    vec![shop]
+                } else {
+                    return Err(Problem::conflict(
+                        "shop-closed",
+                        format!("{} is closed and takes no orders", shop.name),
+                    )
+                    .into());
+                }
+            }
+        },
+        None => open_shops,
+    };
+    Ok(shops)
 }
 
 /// Why one shop cannot make an order.

@@ -14,6 +14,7 @@ use axum::response::Response;
 use brigade_store::{StorageFault, Store};
 use tokio::time::Instant;
 
+use crate::error::StorageFaultMet;
 use crate::state::AppState;
 
 /// Shortest time between two probe writes while writes are failing.
@@ -21,10 +22,6 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// Longest a probe write may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The storage fault a failed response met; set by the error mapping, read by [`note`].
-#[derive(Debug, Clone, Copy)]
-pub struct StorageFaultMet(pub StorageFault);
 
 /// What readiness knows about writing.
 #[derive(Debug, Default)]

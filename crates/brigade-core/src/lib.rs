@@ -5,6 +5,7 @@
 //! crate is what lets an operator learn them once: one config layering, one log line shape, one
 //! problem+json body, one set of metric names.
 
+pub mod clock;
 pub mod config;
 pub mod error_event;
 pub mod health;

@@ -75,6 +75,31 @@ macro_rules! ledger_helpers {
             )
             .await
         }
+
+        /// Ends the idempotency key of a settled order: kept with a final answer, released by one
+        /// that says "try again" (in the settling transaction, after the order is read back).
+        async fn keep_or_release_key(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            order_id: uuid::Uuid,
+            answer: $crate::StoredResponse,
+        ) -> $crate::StoreResult<()> {
+                // A final answer (the order, a decline) is kept for replays; an answer that says
+                // "try again" (5xx: payments unavailable or failed, nothing charged or the hold
+                // released) releases the key, so a retry with it places the order anew.
+                let keep_or_release = if answer.status < 500 {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET status = $1, response_body = $2 \
+                     WHERE order_id = $3",
+                    )
+                    .bind(i64::from(answer.status))
+                    .bind(answer.body)
+                    .bind(order_id)
+                } else {
+                    sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1").bind(order_id)
+                };
+                keep_or_release.execute(&mut *conn).await.map_err($crate::error::classify)?;
+            Ok(())
+        }
     };
 }
 
@@ -162,21 +187,7 @@ macro_rules! ledger_methods {
                 let order = Self::load_order(&mut tx, order_id).await?;
                 let payment = Self::load_payment(&mut tx, payment_id).await?;
                 let answer = render(&order, &payment);
-                // A final answer (the order, a decline) is kept for replays; an answer that says
-                // "try again" (5xx: payments unavailable or failed, nothing charged or the hold
-                // released) releases the key, so a retry with it places the order anew.
-                let keep_or_release = if answer.status < 500 {
-                    sqlx::query(
-                        "UPDATE idempotency_keys SET status = $1, response_body = $2 \
-                     WHERE order_id = $3",
-                    )
-                    .bind(i64::from(answer.status))
-                    .bind(answer.body)
-                    .bind(order_id)
-                } else {
-                    sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1").bind(order_id)
-                };
-                keep_or_release.execute(&mut *tx).await.map_err(classify)?;
+                Self::keep_or_release_key(&mut tx, order_id, answer).await?;
                 tx.commit().await.map_err(classify)?;
                 Ok($crate::Settled {
                     order,

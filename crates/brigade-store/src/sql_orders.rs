@@ -346,6 +346,30 @@ macro_rules! orders_methods {
                 .execute(&mut *conn)
                 .await
                 .map_err(classify)?;
+                Self::insert_tickets_and_events(&mut *conn, order).await?;
+                sqlx::query(
+                    "INSERT INTO payments (id, order_id, provider, status, amount_minor, currency, \
+                     created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6)",
+                )
+                .bind(payment.id)
+                .bind(order.id)
+                .bind(&payment.provider)
+                .bind(order.total_minor)
+                .bind(&order.currency)
+                .bind(order.created_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(classify)?;
+                Ok(())
+            }
+
+            /// The placed order's kitchen tickets and its first event: one multi-row INSERT
+            /// each (a step of [`insert_placed`](Self::insert_placed), in its transaction).
+            async fn insert_tickets_and_events(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                order: &brigade_domain::Order,
+            ) -> $crate::StoreResult<()> {
+                use $crate::error::classify;
                 sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO tickets \
                      (id, order_id, shop_id, station_id, status, work_seconds, created_at) ",
@@ -374,19 +398,6 @@ macro_rules! orders_methods {
                         .push_bind(event.at);
                 })
                 .build()
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
-                sqlx::query(
-                    "INSERT INTO payments (id, order_id, provider, status, amount_minor, currency, \
-                     created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6)",
-                )
-                .bind(payment.id)
-                .bind(order.id)
-                .bind(&payment.provider)
-                .bind(order.total_minor)
-                .bind(&order.currency)
-                .bind(order.created_at)
                 .execute(&mut *conn)
                 .await
                 .map_err(classify)?;

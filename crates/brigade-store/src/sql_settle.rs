@@ -55,6 +55,20 @@ macro_rules! settle_helpers {
             if paid != 1 {
                 return Ok(false);
             }
+            Self::record_settlement(&mut tx, plan).await?;
+            tx.commit().await.map_err(classify)?;
+            Ok(true)
+        }
+
+        /// What follows a settled order and payment, in their transaction and in this order:
+        /// the order's event, its held tickets, the idempotency key (kept with the answer or
+        /// released) and the audit entries.
+        async fn record_settlement(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            plan: &$crate::settle::SettlePlan,
+        ) -> $crate::StoreResult<()> {
+            use $crate::error::classify;
+            let order = &plan.order;
             sqlx::query(
                 "INSERT INTO order_events (order_id, seq, status, actor, at) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -64,13 +78,13 @@ macro_rules! settle_helpers {
             .bind(order.status.as_str())
             .bind(plan.actor())
             .bind(order.updated_at)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(classify)?;
             sqlx::query("UPDATE tickets SET status = $1 WHERE order_id = $2 AND status = 'held'")
                 .bind(plan.tickets.as_str())
                 .bind(order.id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(classify)?;
             let keep_or_release = if plan.keeps_answer() {
@@ -84,7 +98,7 @@ macro_rules! settle_helpers {
             } else {
                 sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1").bind(order.id)
             };
-            keep_or_release.execute(&mut *tx).await.map_err(classify)?;
+            keep_or_release.execute(&mut *conn).await.map_err(classify)?;
             let request_id = brigade_core::request::current().map(|context| context.request_id);
             sqlx::QueryBuilder::<$db>::new(
                 "INSERT INTO audit_events \
@@ -102,11 +116,10 @@ macro_rules! settle_helpers {
                     .push_bind(request_id.clone());
             })
             .build()
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(classify)?;
-            tx.commit().await.map_err(classify)?;
-            Ok(true)
+            Ok(())
         }
 
         /// `Ledger::settle_placed`: the plan when it holds, else the general path.

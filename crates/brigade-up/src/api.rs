@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::child_state::ChildState;
 pub use crate::public::PublicEndpoint;
+pub use log_line::LogLine;
 pub use traces::{SpanDetail, TraceDetail};
 
+mod log_line;
 pub mod traces;
 
 /// `GET /api/status`: what runs, where, in which state, and the recent events.

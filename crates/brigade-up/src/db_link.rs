@@ -29,6 +29,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use brigade_core::config::{DatabaseKind, DatabaseUrl};
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,7 +79,7 @@ impl DbLink {
             .ok()
             .filter(|url| !url.is_empty());
         match url {
-            Some(url) if brigade_core::config::DatabaseKind::is_postgres(&url) => {
+            Some(url) if DatabaseKind::is_postgres(&url) => {
                 let Some((target, parsed)) = relay_target(&url) else {
                     return Ok(None);
                 };
@@ -87,9 +88,7 @@ impl DbLink {
                 Ok(Some((Self(Arc::new(Link::Relay(relay))), env)))
             }
             Some(url) => {
-                let path = url
-                    .strip_prefix("sqlite://")
-                    .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)));
+                let path = DatabaseUrl::parse(&url).and_then(|url| url.sqlite_file());
                 Ok(path.map(|path| {
                     (
                         Self(Arc::new(Link::Sqlite(SqliteLock::new(path)))),

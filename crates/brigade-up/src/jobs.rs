@@ -22,15 +22,13 @@
 //! balancer's count, averaged over the primaries) for `for_secs`. A job with only a quiet
 //! condition runs once at the start of each quiet spell.
 
-use brigade_api::routes::accounts::Session;
-use brigade_api::routes::reports::{CacheWarmed, DailyReport};
-use brigade_core::Problem;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::public::{PublicEndpoint, PublicError};
+mod run;
+
+pub(crate) use run::{AdminSession, JobTarget, execute};
 
 /// Why the jobs configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -299,6 +297,26 @@ impl Default for JobsPlan {
     }
 }
 
+impl QuietSection {
+    /// The quiet condition of the job at `key` (`jobs.<name>`), its values in range.
+    fn check(self, key: &str) -> Result<Quiet, JobsConfigError> {
+        let invalid = |field: &str, message: &str| JobsConfigError::Invalid {
+            key: format!("{key}.quiet.{field}"),
+            message: message.into(),
+        };
+        if !self.below_in_flight.is_finite() || self.below_in_flight <= 0.0 {
+            return Err(invalid("below_in_flight", "must be positive"));
+        }
+        if self.for_secs > 86_400 {
+            return Err(invalid("for_secs", "must be at most 86400"));
+        }
+        Ok(Quiet {
+            below_in_flight: self.below_in_flight,
+            duration: Duration::from_secs(self.for_secs),
+        })
+    }
+}
+
 impl JobsPlan {
     /// The plan of an `up.toml` text (only the `[jobs]` section exists); defaults for
     /// everything it leaves out.
@@ -354,27 +372,7 @@ impl JobsPlan {
                 Some(job) if !job.enabled => continue,
                 Some(job) => {
                     let key = format!("jobs.{}", kind.name());
-                    let quiet = job
-                        .quiet
-                        .map(|quiet| {
-                            if !quiet.below_in_flight.is_finite() || quiet.below_in_flight <= 0.0 {
-                                return Err(invalid(
-                                    &format!("{key}.quiet.below_in_flight"),
-                                    "must be positive",
-                                ));
-                            }
-                            if quiet.for_secs > 86_400 {
-                                return Err(invalid(
-                                    &format!("{key}.quiet.for_secs"),
-                                    "must be at most 86400",
-                                ));
-                            }
-                            Ok(Quiet {
-                                below_in_flight: quiet.below_in_flight,
-                                duration: Duration::from_secs(quiet.for_secs),
-                            })
-                        })
-                        .transpose()?;
+                    let quiet = job.quiet.map(|quiet| quiet.check(&key)).transpose()?;
                     if job.schedule.is_empty() && quiet.is_none() {
                         return Err(invalid(
                             &key,
@@ -401,216 +399,6 @@ impl JobsPlan {
     pub fn without(mut self, kind: JobKind) -> Self {
         self.jobs.retain(|job| job.kind != kind);
         self
-    }
-}
-
-/// What a job run needs to reach the service (the public port is the admin session's).
-pub(crate) struct JobTarget {
-    /// Ready replicas' addresses (warm-caches calls each).
-    pub replicas: Vec<String>,
-    /// The `brigade` binary (the backup job runs `brigade backup`).
-    pub binary: PathBuf,
-    /// `--data-dir` of the store.
-    pub data_dir: PathBuf,
-}
-
-/// Logs in as the jobs' admin through the public port and keeps the token until it stops
-/// working.
-pub(crate) struct AdminSession {
-    /// Trusts the public port's certificate when it speaks TLS.
-    http: reqwest::Client,
-    public: PublicEndpoint,
-    email: String,
-    password: Option<String>,
-    /// Where `demo-accounts.json` is: read at each log-in when no password was given, so a
-    /// `brigade demo-data --reset-passwords` takes effect without a restart.
-    data_dir: PathBuf,
-    token: tokio::sync::Mutex<Option<String>>,
-}
-
-impl AdminSession {
-    pub(crate) fn new(
-        public: PublicEndpoint,
-        email: String,
-        password: Option<String>,
-        data_dir: PathBuf,
-    ) -> Result<Self, PublicError> {
-        Ok(Self {
-            http: public.client(reqwest::Client::builder().timeout(Duration::from_secs(60)))?,
-            public,
-            email,
-            password,
-            data_dir,
-            token: tokio::sync::Mutex::new(None),
-        })
-    }
-
-    /// Whether a password is known: given, or recorded by `brigade demo-data`.
-    pub(crate) fn has_password(&self) -> bool {
-        self.password().is_some()
-    }
-
-    fn password(&self) -> Option<String> {
-        self.password
-            .clone()
-            .or_else(|| crate::demo_accounts::password_of(&self.data_dir, &self.email))
-    }
-
-    async fn token(&self) -> Result<String, String> {
-        let mut token = self.token.lock().await;
-        if let Some(token) = token.as_ref() {
-            return Ok(token.clone());
-        }
-        let Some(password) = self.password() else {
-            return Err(format!(
-                "no password for {}: set BRIGADE_JOBS_ADMIN_PASSWORD (or BRIGADE_DEMO_PASSWORD), \
-                 or record it with `brigade demo-data --reset-passwords`",
-                self.email
-            ));
-        };
-        let response = self
-            .http
-            .post(self.public.url("/api/v1/sessions"))
-            .json(&serde_json::json!({"email": self.email, "password": password}))
-            .send()
-            .await
-            .map_err(|e| format!("log-in as {}: {e}", self.email))?;
-        if !response.status().is_success() {
-            return Err(format!(
-                "log-in as {} refused: HTTP {}",
-                self.email,
-                response.status().as_u16()
-            ));
-        }
-        let session: Session = response
-            .json()
-            .await
-            .map_err(|e| format!("log-in answer: {e}"))?;
-        let fresh = session.token;
-        *token = Some(fresh.clone());
-        Ok(fresh)
-    }
-
-    /// `POST url` as the admin; a 401 (token expired or revoked) logs in once more.
-    async fn post<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let response = self
-                .http
-                .post(url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .map_err(|e| format!("POST {url}: {e}"))?;
-            let status = response.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
-                *self.token.lock().await = None;
-                continue;
-            }
-            if !status.is_success() {
-                let problem: Option<Problem> = response.json().await.ok();
-                let detail = problem.and_then(|p| p.detail).unwrap_or_default();
-                return Err(format!("POST {url}: HTTP {} {detail}", status.as_u16()));
-            }
-            return response
-                .json()
-                .await
-                .map_err(|e| format!("POST {url}: unexpected answer: {e}"));
-        }
-        Err(format!("POST {url}: the admin token was refused twice"))
-    }
-}
-
-/// Runs one job once; `Ok` carries a one-line summary, `Err` why it failed.
-pub(crate) async fn execute(
-    kind: JobKind,
-    target: &JobTarget,
-    admin: &AdminSession,
-    backup_keep: u16,
-) -> Result<String, String> {
-    match kind {
-        JobKind::WarmCaches => warm_caches(target, admin).await,
-        JobKind::DailyReport => {
-            let url = admin.public.url("/api/v1/admin/reports/daily/refresh");
-            let report: DailyReport = admin.post(&url).await?;
-            Ok(format!(
-                "refreshed {} to {}: {} row(s)",
-                report.from,
-                report.to,
-                report.items.len()
-            ))
-        }
-        JobKind::Backup => backup(target, backup_keep).await,
-    }
-}
-
-/// Warms every ready replica's cache; fails when any replica could not be warmed.
-async fn warm_caches(target: &JobTarget, admin: &AdminSession) -> Result<String, String> {
-    if target.replicas.is_empty() {
-        return Err("no ready replica to warm".into());
-    }
-    let mut warmed = Vec::new();
-    let mut failed = Vec::new();
-    for replica in &target.replicas {
-        let url = format!("http://{replica}/api/v1/admin/cache/warm");
-        match admin.post::<CacheWarmed>(&url).await {
-            Ok(body) => warmed.push(format!(
-                "{replica}: {} menu(s), {} open shop(s)",
-                body.menus, body.open_shops
-            )),
-            Err(error) => failed.push(error),
-        }
-    }
-    if failed.is_empty() {
-        Ok(format!(
-            "warmed {} replica(s) ({})",
-            warmed.len(),
-            warmed.join("; ")
-        ))
-    } else {
-        Err(format!(
-            "{} of {} replica(s) not warmed: {}",
-            failed.len(),
-            target.replicas.len(),
-            failed.join("; ")
-        ))
-    }
-}
-
-/// `brigade backup` as a child process: the same code as the command, and a crash in it
-/// cannot take the supervisor down.
-async fn backup(target: &JobTarget, keep: u16) -> Result<String, String> {
-    let run = tokio::process::Command::new(&target.binary)
-        .arg("backup")
-        .arg("--log-format")
-        .arg("json")
-        .arg("--keep")
-        .arg(keep.to_string())
-        .arg("--data-dir")
-        .arg(&target.data_dir)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(1800), run)
-        .await
-        .map_err(|_| "brigade backup took longer than 30 minutes".to_owned())?
-        .map_err(|e| format!("cannot run {}: {e}", target.binary.display()))?;
-    let last_line = |bytes: &[u8]| {
-        String::from_utf8_lossy(bytes)
-            .lines()
-            .rfind(|line| !line.trim_start().starts_with('{') && !line.trim().is_empty())
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    };
-    if output.status.success() {
-        Ok(last_line(&output.stdout))
-    } else {
-        Err(format!(
-            "brigade backup failed ({}): {}",
-            output.status,
-            last_line(&output.stderr)
-        ))
     }
 }
 

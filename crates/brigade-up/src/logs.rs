@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 mod tail;
 pub use tail::{NewLines, Tail};
@@ -253,34 +252,7 @@ impl LogFilter {
     }
 }
 
-/// One line of the central log: what every brigade process writes (the JSON lines of
-/// `tracing-subscriber`), with the service and instance of the child that wrote it added.
-/// Fields beyond these are kept as they came.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogLine {
-    /// When (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
-    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
-    /// `serve`, `balance` or `watch`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    /// The child's instance name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    /// Everything else: the message, the span, the request id, …
-    #[serde(flatten)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl LogLine {
-    /// The line as a log entry; `None` when it is not a JSON object of that shape.
-    pub fn parse(line: &str) -> Option<Self> {
-        serde_json::from_str(line).ok()
-    }
-}
+pub use crate::api::LogLine;
 
 /// An age such as `90s`, `15m`, `2h` or `1d` (`brigade logs --since`, `GET /api/logs?since=`);
 /// `None` when it is not one.

@@ -137,7 +137,7 @@ async fn rollout(
         Ok(Ok(replaced)) => {
             (StatusCode::OK, axum::Json(RolloutAnswer { pool, replaced })).into_response()
         }
-        Ok(Err(reason)) => problem(StatusCode::INTERNAL_SERVER_ERROR, reason),
+        Ok(Err(error)) => problem(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         Err(_) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the supervisor is stopping",

@@ -45,7 +45,7 @@ pub enum PoolCommand {
         /// The binary of the new replicas.
         binary: Option<PathBuf>,
         /// Answered with how many replicas were replaced.
-        done: oneshot::Sender<Result<usize, String>>,
+        done: oneshot::Sender<Result<usize, RolloutError>>,
     },
     /// Stop every replica at once — killed, not drained: the store they write to is gone, so
     /// whatever they would still acknowledge is lost — say so on `halted`, and start as many
@@ -197,7 +197,7 @@ impl Manager {
 
     /// Replaces every replica in turn with `binary` (or the same one), stopping at the first
     /// that cannot be replaced. Answers how many were replaced, or why it stopped.
-    async fn rollout(&mut self, binary: Option<PathBuf>) -> Result<usize, String> {
+    async fn rollout(&mut self, binary: Option<PathBuf>) -> Result<usize, RolloutError> {
         if let Some(binary) = binary {
             *self
                 .context
@@ -218,12 +218,15 @@ impl Manager {
             let (tx, rx) = oneshot::channel();
             let done = async { slot.replace.send(tx).await.is_ok() && rx.await.unwrap_or(false) };
             if !done.instrument(step.clone()).await {
-                let reason = format!("{} could not be replaced; rollout stopped", slot.instance);
+                let error = RolloutError::NotReplaced {
+                    instance: slot.instance.clone(),
+                };
+                let reason = error.to_string();
                 for span in [&step, &rollout] {
                     brigade_core::traces::mark_failed(span, &reason);
                 }
-                self.event(EventLevel::Error, EventKind::Rollout, reason.clone());
-                return Err(reason);
+                self.event(EventLevel::Error, EventKind::Rollout, reason);
+                return Err(error);
             }
             replaced += 1;
         }
@@ -257,6 +260,17 @@ impl Manager {
             let _ = slot.task.await;
         }
     }
+}
+
+/// Why a rollout stopped (the ops API answers it as a problem, the event log records it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RolloutError {
+    /// A new replica did not start or get ready; the replicas after it were left as they were.
+    #[error("{instance} could not be replaced; rollout stopped")]
+    NotReplaced {
+        /// The replica that is still the old one.
+        instance: String,
+    },
 }
 
 /// A rollout of `pool`: a trace of its own whose children are the replicas' replacements.
@@ -332,19 +346,12 @@ struct Replica {
     backup: bool,
 }
 
-impl Kind for Replica {
-    fn instance(&self) -> &str {
-        &self.instance
-    }
-
-    fn metrics_label(&self) -> String {
-        self.context.plan.name.clone()
-    }
-
-    /// Starts a replica, waits until it is ready and puts it into the balancer.
-    async fn start(&mut self, stop: &Shutdown) -> Result<Running, StartFailure> {
+impl Replica {
+    /// The replica's command line and environment: JSON logs, a free port, the store under
+    /// `data_dir`, and the balancer's address trusted for the client's address.
+    fn spec(&self) -> ChildSpec {
         let context = &self.context;
-        let spec = ChildSpec {
+        ChildSpec {
             service: Service::Serve,
             instance: self.instance.clone(),
             args: vec![
@@ -367,7 +374,23 @@ impl Kind for Replica {
                 .chain(context.trace_env.for_child("brigade-serve", &self.instance))
                 .collect(),
             listeners: Vec::new(),
-        };
+        }
+    }
+}
+
+impl Kind for Replica {
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn metrics_label(&self) -> String {
+        self.context.plan.name.clone()
+    }
+
+    /// Starts a replica, waits until it is ready and puts it into the balancer.
+    async fn start(&mut self, stop: &Shutdown) -> Result<Running, StartFailure> {
+        let spec = self.spec();
+        let context = &self.context;
         let mut running = child::spawn(&context.binary(), &spec, &context.sink)
             .await
             .map_err(|error| StartFailure::Failed(error.to_string()))?;

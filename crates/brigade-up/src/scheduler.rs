@@ -388,7 +388,7 @@ async fn run_job(job: &JobState, runner: &Runner, shared: &Shared, trigger: Trig
     let duration_ms = started.elapsed().as_millis() as u64;
     let (outcome, detail) = match result {
         Ok(detail) => ("succeeded", detail),
-        Err(detail) => ("failed", detail),
+        Err(error) => ("failed", error.to_string()),
     };
     let run = JobRun {
         job: name,

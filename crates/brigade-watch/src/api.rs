@@ -537,7 +537,7 @@ async fn create_silence(
     lock(&shared.dispatcher)
         .silences
         .upsert(silence.clone())
-        .map_err(|e| Problem::invalid_field("matchers", e))?;
+        .map_err(|e| Problem::invalid_field("matchers", e.to_string()))?;
     save_silence(&shared, &silence).await?;
     tracing::info!(
         id = silence.id,

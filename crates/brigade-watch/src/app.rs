@@ -31,6 +31,12 @@ pub enum WatchError {
     /// The configuration is invalid.
     #[error("invalid watch config: {0}")]
     Config(String),
+    /// A route's or an inhibit rule's matcher is invalid.
+    #[error("invalid watch config: {0}")]
+    Matcher(#[from] crate::notify::matchers::MatcherError),
+    /// The notifications' HTTP client cannot be built.
+    #[error("invalid watch config: {0}")]
+    Client(#[source] reqwest::Error),
     /// The database cannot be opened.
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
@@ -105,10 +111,7 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use brigade_core::clock::now_ms;
 
 /// A built, not yet running watch.
 #[derive(Debug)]
@@ -136,14 +139,14 @@ impl Watch {
         let mut groups = rules::load_files(&config.rule_files)?;
         let retention = retention_ms(&groups, &config);
         let tsdb = Tsdb::new(retention, config.scrape.max_series);
-        let mut dispatcher = Dispatcher::new(&config).map_err(WatchError::Config)?;
+        let mut dispatcher = Dispatcher::new(&config)?;
         let (listener, address) = listen(inherited, config.listen).await?;
         let external_url = config
             .external_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}"));
         let deliverer = Deliverer::new(&config.receivers, &config.delivery, &external_url)
-            .map_err(WatchError::Config)?;
+            .map_err(WatchError::Client)?;
         let db = Db::open(storage).await?;
 
         restore(&db, &mut groups, &mut dispatcher).await?;

@@ -33,7 +33,6 @@ use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::ConfigDuration;
-use crate::rules::parse_duration_ms;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -203,11 +202,11 @@ pub struct RouteConfig {
     #[serde(rename = "continue")]
     pub continue_: bool,
     /// Wait before the first notification of a new group.
-    pub group_wait: Option<String>,
+    pub group_wait: Option<ConfigDuration>,
     /// Wait before notifying about changes of a group.
-    pub group_interval: Option<String>,
+    pub group_interval: Option<ConfigDuration>,
     /// Wait before repeating an unchanged notification.
-    pub repeat_interval: Option<String>,
+    pub repeat_interval: Option<ConfigDuration>,
     /// Child routes, tried in order.
     pub routes: Vec<RouteConfig>,
 }
@@ -403,8 +402,9 @@ impl WatchConfig {
                 ("target_matchers", &rule.target_matchers),
             ] {
                 for text in list {
-                    crate::notify::matchers::parse(text)
-                        .map_err(|m| invalid(&format!("inhibit_rules[{i}].{field}"), m))?;
+                    crate::notify::matchers::parse(text).map_err(|m| {
+                        invalid(&format!("inhibit_rules[{i}].{field}"), m.to_string())
+                    })?;
                 }
             }
         }
@@ -436,19 +436,33 @@ fn check_route(route: &RouteConfig, key: &str, receivers: &[&str]) -> Result<(),
         ));
     }
     for text in &route.matchers {
-        crate::notify::matchers::parse(text).map_err(|m| invalid("matchers", m))?;
-    }
-    for (field, value) in [
-        ("group_wait", &route.group_wait),
-        ("group_interval", &route.group_interval),
-        ("repeat_interval", &route.repeat_interval),
-    ] {
-        if let Some(text) = value {
-            parse_duration_ms(text).map_err(|m| invalid(field, m))?;
-        }
+        crate::notify::matchers::parse(text).map_err(|m| invalid("matchers", m.to_string()))?;
     }
     for (i, child) in route.routes.iter().enumerate() {
         check_route(child, &format!("{key}.routes[{i}]"), receivers)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_duration_is_parsed_at_load_and_a_bad_one_names_its_key() {
+        let config = WatchConfig::from_toml(
+            "[route]\ngroup_wait = \"1m30s\"\n[[route.routes]]\nrepeat_interval = \"2h\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.route.group_wait, Some(ConfigDuration::from_secs(90)));
+        assert_eq!(
+            config.route.routes[0].repeat_interval,
+            Some(ConfigDuration::from_secs(7200))
+        );
+        let error = WatchConfig::from_toml("[route]\ngroup_interval = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("group_interval"), "{error}");
+        assert!(error.contains("soon"), "{error}");
+    }
 }

@@ -20,13 +20,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A child `brigade` with `args`, whose JSON log lines arrive on a channel.
 fn start(args: &[&str]) -> Logged {
-    let mut command = Command::new(BRIGADE);
-    command
-        .args(args)
-        .args(["--log-format", "json"])
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD);
+    let mut command = common::brigade_json(args);
+    command.env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD);
     Logged::spawn(command, Stdout::SkipOther)
 }
 

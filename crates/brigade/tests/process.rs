@@ -28,20 +28,11 @@ impl Replica {
 
     /// Like [`Replica::start`] with extra environment variables (settings).
     fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BRIGADE);
+        let mut command = common::brigade_json(&["serve", "--listen", "127.0.0.1:0"]);
         command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
             .envs(env.iter().copied());
         let process = Logged::spawn(command, Stdout::JsonOnly);

@@ -42,13 +42,8 @@ struct Process {
 
 impl Process {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BRIGADE);
-        command
-            .args(args)
-            .args(["--log-format", "json"])
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .envs(env.iter().copied());
+        let mut command = common::brigade_json(args);
+        command.envs(env.iter().copied());
         let process = Logged::spawn(command, Stdout::SkipOther);
         let address = process.listening();
         Self { process, address }

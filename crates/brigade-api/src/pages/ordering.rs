@@ -64,6 +64,18 @@ pub(super) async fn index(
 /// The body of the ordering page; separate from the handler so it reads as a template.
 fn render_index(shops: &[Shop], chosen: Option<&Shop>, menu: &[MenuItem]) -> Markup {
     html! {
+        (shop_picker(shops, chosen))
+        @if let Some(shop) = chosen {
+            (menu_section(shop, menu))
+        }
+        (cart_section())
+        (layout::login_panel(true))
+    }
+}
+
+/// The shop chooser, and a notice when the chosen shop is closed.
+fn shop_picker(shops: &[Shop], chosen: Option<&Shop>) -> Markup {
+    html! {
         section aria-labelledby="shop-title" {
             h2 #shop-title { "Shop" }
             @if shops.is_empty() {
@@ -89,35 +101,45 @@ fn render_index(shops: &[Shop], chosen: Option<&Shop>, menu: &[MenuItem]) -> Mar
                 }
             }
         }
-        @if let Some(shop) = chosen {
-            section #menu aria-labelledby="menu-title" data-shop-id=(shop.id) data-shop-open=(shop.open) {
-                h2 #menu-title { "Menu of " (shop.name) }
-                @if menu.is_empty() {
-                    p { "This shop has nothing on its menu yet." }
-                }
-                ul.menu {
-                    @for item in menu {
-                        li.menu-item {
-                            div {
-                                h3 { (item.name) }
-                                p.description { (item.description) }
-                                p.price { (money(item.price_minor, &item.currency)) }
-                            }
-                            @if item.available {
-                                button.add type="button"
-                                    data-item-id=(item.item_id)
-                                    data-name=(item.name)
-                                    data-price=(item.price_minor)
-                                    data-currency=(item.currency)
-                                    aria-label={ "Add " (item.name) " to the cart" } { "Add" }
-                            } @else {
-                                button.add type="button" disabled aria-label={ (item.name) " is sold out" } { "Sold out" }
-                            }
+    }
+}
+
+/// The chosen shop's menu, each available item with its "Add" button.
+fn menu_section(shop: &Shop, menu: &[MenuItem]) -> Markup {
+    html! {
+        section #menu aria-labelledby="menu-title" data-shop-id=(shop.id) data-shop-open=(shop.open) {
+            h2 #menu-title { "Menu of " (shop.name) }
+            @if menu.is_empty() {
+                p { "This shop has nothing on its menu yet." }
+            }
+            ul.menu {
+                @for item in menu {
+                    li.menu-item {
+                        div {
+                            h3 { (item.name) }
+                            p.description { (item.description) }
+                            p.price { (money(item.price_minor, &item.currency)) }
+                        }
+                        @if item.available {
+                            button.add type="button"
+                                data-item-id=(item.item_id)
+                                data-name=(item.name)
+                                data-price=(item.price_minor)
+                                data-currency=(item.currency)
+                                aria-label={ "Add " (item.name) " to the cart" } { "Add" }
+                        } @else {
+                            button.add type="button" disabled aria-label={ (item.name) " is sold out" } { "Sold out" }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// The cart, the delivery address and the order button (filled in by `ordering.js`).
+fn cart_section() -> Markup {
+    html! {
         section #cart aria-labelledby="cart-title" {
             h2 #cart-title { "Your cart" }
             p #cart-empty { "The cart is empty." }
@@ -143,7 +165,6 @@ fn render_index(shops: &[Shop], chosen: Option<&Shop>, menu: &[MenuItem]) -> Mar
             }
             button #place-order type="button" disabled { "Place order" }
         }
-        (layout::login_panel(true))
     }
 }
 

@@ -6,7 +6,7 @@
 use brigade_watch::contract::{SpanView, TraceId};
 use serde::{Deserialize, Serialize};
 
-use crate::logs::LogLine;
+use super::LogLine;
 
 /// `GET /api/traces/{trace_id}`: one trace's spans by start time, with their log lines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

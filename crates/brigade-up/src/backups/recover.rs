@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use brigade_core::Shutdown;
 use brigade_store::sqlite_backup;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use brigade_core::telemetry::error_chain as chain;
@@ -79,15 +79,7 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
     match &restored {
         Ok((backup, _)) => {
             let path = backup.display().to_string();
-            // The exact time when it is the newest backup taken since start, else its name's
-            // (whole seconds).
-            let taken = edit(&shared.backups, |view| {
-                view.last_success
-                    .as_ref()
-                    .filter(|newest| std::path::Path::new(&newest.path) == backup)
-                    .map(|newest| newest.taken_at)
-            })
-            .or_else(|| sqlite_backup::taken_at(backup));
+            let taken = taken_at(shared, backup);
             step(&|r| {
                 r.backup = Some(path.clone());
                 r.backup_taken_at = taken;
@@ -98,17 +90,11 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
             // Nothing to put back: the replicas start on a new, empty store rather than not at
             // all; its tables are made by one process first, as at start.
             let _ = crate::supervisor::run_once(&recovery.options, "migrate", &recovery.sink).await;
-            let detail = error.clone();
+            let detail = chain(error);
             step(&|r| r.detail = detail.clone());
         }
     }
-    for resume in resumes {
-        let _ = resume.send(());
-    }
-    if let Some(watch) = &recovery.watch {
-        let (done, _) = oneshot::channel();
-        let _ = watch.send(done).await;
-    }
+    resume(resumes, recovery).await;
     crate::supervisor::wait_until_serving(&recovery.options, shared, stop).await;
     let ready = since(Instant::now());
     let succeeded = restored.is_ok();
@@ -132,12 +118,32 @@ pub(super) async fn recover(plan: &ContinuousBackup, recovery: &Recovery, stop: 
     );
 }
 
+/// When `backup` was taken: the exact time when it is the newest backup taken since start,
+/// else its name's (whole seconds).
+fn taken_at(shared: &Shared, backup: &std::path::Path) -> Option<DateTime<Utc>> {
+    edit(&shared.backups, |view| {
+        view.last_success
+            .as_ref()
+            .filter(|newest| std::path::Path::new(&newest.path) == backup)
+            .map(|newest| newest.taken_at)
+    })
+    .or_else(|| sqlite_backup::taken_at(backup))
+}
+
+/// Lets the halted pools start their replicas again, then replaces watch, whose alert state
+/// was in the store that was put back.
+async fn resume(resumes: Vec<oneshot::Sender<()>>, recovery: &Recovery) {
+    for resume in resumes {
+        let _ = resume.send(());
+    }
+    if let Some(watch) = &recovery.watch {
+        let (done, _) = oneshot::channel();
+        let _ = watch.send(done).await;
+    }
+}
+
 /// The restore in one line, for the event and the record.
-fn summary(
-    restored: &Result<(std::path::PathBuf, sqlite_backup::Verified), String>,
-    restored_ms: Option<u64>,
-    ready_ms: Option<u64>,
-) -> String {
+fn summary(restored: &Restored, restored_ms: Option<u64>, ready_ms: Option<u64>) -> String {
     match restored {
         Ok((backup, verified)) => format!(
             "restored {} ({} migrations, integrity ok) in {} ms; every replica ready after {} ms",
@@ -147,7 +153,8 @@ fn summary(
             ready_ms.unwrap_or_default()
         ),
         Err(error) => format!(
-            "no backup restored ({error}); the replicas run on an empty store, ready after {} ms",
+            "no backup restored ({}); the replicas run on an empty store, ready after {} ms",
+            chain(error),
             ready_ms.unwrap_or_default()
         ),
     }
@@ -179,12 +186,12 @@ async fn halt_pools(shared: &Shared) -> Vec<oneshot::Sender<()>> {
 }
 
 /// The newest verified backup, put in place of the store.
-async fn put_back(
-    plan: &ContinuousBackup,
-) -> Result<(std::path::PathBuf, sqlite_backup::Verified), String> {
-    let (backup, verified) = sqlite_backup::newest_verified(std::slice::from_ref(&plan.dir))
-        .await
-        .map_err(|e| chain(&e))?;
-    sqlite_backup::put_in_place(&backup, &plan.database, verified).map_err(|e| chain(&e))?;
+async fn put_back(plan: &ContinuousBackup) -> Restored {
+    let (backup, verified) =
+        sqlite_backup::newest_verified(std::slice::from_ref(&plan.dir)).await?;
+    sqlite_backup::put_in_place(&backup, &plan.database, verified)?;
     Ok((backup, verified))
 }
+
+/// The backup put in place and what it holds, or why none could be.
+type Restored = Result<(std::path::PathBuf, sqlite_backup::Verified), sqlite_backup::BackupError>;

@@ -249,12 +249,16 @@ pub async fn audit(
     }
 }
 
-/// Names of alerts that were firing in `brigade watch` at some point since `since`.
+/// Names of alerts that were firing in `brigade watch` at some point since `since`; none when
+/// `up` runs without watch.
 pub async fn fired_alerts(
     http: &reqwest::Client,
-    watch: &str,
+    watch: Option<&str>,
     since: chrono::DateTime<chrono::Utc>,
 ) -> Vec<String> {
+    let Some(watch) = watch else {
+        return Vec::new();
+    };
     let Ok(Ok(history)) = http
         .get(format!("http://{watch}/api/v1/alerts/history"))
         .send()

@@ -213,10 +213,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
 
     // Every acknowledged order must be in the store, once.
     let orders = client::reconcile(&http, &public, &customer, samples.acknowledged.clone()).await;
-    let alerts = match watch {
-        Some(watch) => client::fired_alerts(&http, &watch, started_at).await,
-        None => Vec::new(),
-    };
+    let alerts = client::fired_alerts(&http, watch.as_deref(), started_at).await;
     let traffic = findings
         .slowed
         .as_ref()

@@ -99,16 +99,7 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
         },
         token,
     ) = client::start_as_customer(&options.ops, options.password.clone()).await?;
-    let backups = backups(&http, &options.ops).await?;
-    if !backups.enabled || !backups.restore_on_loss {
-        return Err(DrillError::Setup(
-            "restore needs brigade up on SQLite with continuous backups that restore a lost \
-             store: up.toml [backup] interval_secs > 0 and restore_on_loss = true (the defaults); \
-             for brigade up on PostgreSQL, run the drill with its DATABASE_URL and [backup] \
-             settings, as the cluster's OS user"
-                .into(),
-        ));
-    }
+    let backups = restoring_backups(&http, &options.ops).await?;
     let database = backups.database.unwrap_or_default();
     let interval = Duration::from_secs(backups.interval_secs);
     let target = super::resources::target(&http, &public, token.clone()).await?;
@@ -163,25 +154,51 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     let check = measure(
         database, interval, bound, &record, &samples, &orders, &moments,
     );
-    let alerts = match status.watch.as_deref() {
-        Some(watch) => client::fired_alerts(&http, watch, started_at).await,
-        None => Vec::new(),
-    };
-    let mut report = Report::of_load(
+    let alerts = client::fired_alerts(&http, status.watch.as_deref(), started_at).await;
+    let restored = serving && record.outcome == RestoreOutcome::Succeeded;
+    Ok(report(
         &options.name,
         &mut samples,
         &orders,
-        rto.as_millis(),
-        rto.as_millis(),
-    );
+        rto,
+        alerts,
+        check,
+        restored,
+    ))
+}
+
+/// The report both restore drills (SQLite and PostgreSQL) end with: the load's numbers with the
+/// outage as the fault, the alerts watch fired, the restore's measurements and their claims
+/// (`restored`: the store came back and the replicas serve again).
+pub(super) fn report(
+    drill: &str,
+    samples: &mut Samples,
+    orders: &client::Reconciled,
+    rto: Duration,
+    alerts: Vec<String>,
+    check: RestoreCheck,
+    restored: bool,
+) -> Report {
+    let mut report = Report::of_load(drill, samples, orders, rto.as_millis(), rto.as_millis());
     report.alerts = alerts;
-    report.claims = claims(
-        &report,
-        &check,
-        serving && record.outcome == RestoreOutcome::Succeeded,
-    );
+    report.claims = claims(&report, &check, restored);
     report.restore = Some(check);
-    Ok(report)
+    report
+}
+
+/// The continuous backups of the `up` at `ops`, refused unless they restore a lost store.
+async fn restoring_backups(http: &reqwest::Client, ops: &str) -> Result<BackupView, DrillError> {
+    let backups = backups(http, ops).await?;
+    if !backups.enabled || !backups.restore_on_loss {
+        return Err(DrillError::Setup(
+            "restore needs brigade up on SQLite with continuous backups that restore a lost \
+             store: up.toml [backup] interval_secs > 0 and restore_on_loss = true (the defaults); \
+             for brigade up on PostgreSQL, run the drill with its DATABASE_URL and [backup] \
+             settings, as the cluster's OS user"
+                .into(),
+        ));
+    }
+    Ok(backups)
 }
 
 /// When the drill's events happened.

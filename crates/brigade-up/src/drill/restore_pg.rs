@@ -146,23 +146,20 @@ pub async fn run(options: &DrillOptions, plan: Plan) -> Result<Report, DrillErro
         &moments,
     );
     check.postgres = Some(steps);
-    let alerts = match status.watch.as_deref() {
-        Some(watch) => client::fired_alerts(&http, watch, started_at).await,
-        None => Vec::new(),
-    };
-    let mut report = Report::of_load(
+    let alerts = client::fired_alerts(&http, status.watch.as_deref(), started_at).await;
+    let restored = serving && record.outcome == RestoreOutcome::Succeeded;
+    let reconnected = reconnected(&check);
+    let mut report = restore::report(
         &options.name,
         &mut samples,
         &orders,
-        rto.as_millis(),
-        rto.as_millis(),
+        rto,
+        alerts,
+        check,
+        restored,
     );
-    report.alerts = alerts;
-    let restored = serving && record.outcome == RestoreOutcome::Succeeded;
-    report.claims = restore::claims(&report, &check, restored);
-    report.claims.push(reconnected(&check));
+    report.claims.push(reconnected);
     report.claims.push(only_unavailable(&report));
-    report.restore = Some(check);
     Ok(report)
 }
 

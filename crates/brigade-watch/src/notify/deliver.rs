@@ -44,13 +44,12 @@ impl Deliverer {
         receivers: &[ReceiverConfig],
         delivery: &DeliveryConfig,
         external_url: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, reqwest::Error> {
         let timeout = delivery.timeout.get();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("brigade-watch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         metrics::describe_counter!(
             NOTIFICATIONS_TOTAL,
             "Notification delivery attempts by receiver, integration and outcome."

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use promql_parser::label::Matcher;
 use serde::{Deserialize, Serialize};
 
+use super::matchers::MatcherError;
 use super::route::Route;
 use super::silence::Silences;
 use super::{Alert, Notification, matchers};
@@ -78,7 +79,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Builds the dispatcher of a configuration.
-    pub fn new(config: &WatchConfig) -> Result<Self, String> {
+    pub fn new(config: &WatchConfig) -> Result<Self, MatcherError> {
         let root = Route::compile(&config.route)?;
         let mut routes = Vec::new();
         flatten(&root, &mut routes);
@@ -92,7 +93,7 @@ impl Dispatcher {
                     equal: rule.equal.clone(),
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, MatcherError>>()?;
         let send_resolved = config
             .receivers
             .iter()
@@ -233,23 +234,14 @@ impl Dispatcher {
                 resolved.iter().map(|a| a.fingerprint.clone()).collect();
             let send_resolved = self.send_resolved.get(&receiver).copied().unwrap_or(true);
             let log_key = format!("{receiver}/{key}");
-            let entry = self.log.get(&log_key);
-            let repeat = self.routes[route].repeat_interval_ms;
-            let needed = match entry {
-                None => !firing_set.is_empty(),
-                Some(entry) => {
-                    if !firing_set.is_subset(&entry.firing) {
-                        true
-                    } else if firing_set.is_empty() {
-                        // Everything resolved: tell once (or just clear the log).
-                        !entry.firing.is_empty()
-                    } else if send_resolved && !resolved_set.is_subset(&entry.resolved) {
-                        true
-                    } else {
-                        entry.at + repeat <= now
-                    }
-                }
-            };
+            let needed = needs_notifying(
+                self.log.get(&log_key),
+                &firing_set,
+                &resolved_set,
+                send_resolved,
+                self.routes[route].repeat_interval_ms,
+                now,
+            );
             if !needed {
                 if all_resolved {
                     // Only resolved alerts that were already told (or never fired here).
@@ -301,6 +293,34 @@ impl Dispatcher {
             }
         }
         (key, entry)
+    }
+}
+
+/// Whether a due group is told again, given what its receiver was last told (`entry`): a new
+/// firing alert, everything resolved since, a newly resolved alert (when resolved alerts are
+/// sent), or `repeat` passed since the last notification.
+fn needs_notifying(
+    entry: Option<&LogEntry>,
+    firing: &BTreeSet<String>,
+    resolved: &BTreeSet<String>,
+    send_resolved: bool,
+    repeat: i64,
+    now: i64,
+) -> bool {
+    match entry {
+        None => !firing.is_empty(),
+        Some(entry) => {
+            if !firing.is_subset(&entry.firing) {
+                true
+            } else if firing.is_empty() {
+                // Everything resolved: tell once (or just clear the log).
+                !entry.firing.is_empty()
+            } else if send_resolved && !resolved.is_subset(&entry.resolved) {
+                true
+            } else {
+                entry.at + repeat <= now
+            }
+        }
     }
 }
 

@@ -6,12 +6,31 @@ use promql_parser::parser::Expr;
 
 use crate::labels::Labels;
 
+/// Why a matcher's text is not one matcher; each names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    /// No `=`, `!=`, `=~` or `!~`.
+    #[error("matcher {0:?} has no operator")]
+    NoOperator(String),
+    /// It parsed as more or less than one matcher.
+    #[error("matcher {0:?} is not a single matcher")]
+    NotSingle(String),
+    /// The PromQL parser refused it (a bad regex, a bad label name).
+    #[error("matcher {text:?}: {message}")]
+    Syntax {
+        /// The matcher as written.
+        text: String,
+        /// The parser's reason.
+        message: String,
+    },
+}
+
 /// Parses one matcher; unquoted values (`severity=critical`) are accepted as Alertmanager does.
-pub fn parse(text: &str) -> Result<Matcher, String> {
+pub fn parse(text: &str) -> Result<Matcher, MatcherError> {
     let text = text.trim();
     let op_at = text
         .find(['=', '!'])
-        .ok_or_else(|| format!("matcher {text:?} has no operator"))?;
+        .ok_or_else(|| MatcherError::NoOperator(text.to_owned()))?;
     let (name, rest) = text.split_at(op_at);
     let op_len = if rest.starts_with("=~") || rest.starts_with("!~") || rest.starts_with("!=") {
         2
@@ -35,13 +54,16 @@ pub fn parse(text: &str) -> Result<Matcher, String> {
             .into_iter()
             .nth(1)
             .expect("two matchers")),
-        Ok(_) => Err(format!("matcher {text:?} is not a single matcher")),
-        Err(e) => Err(format!("matcher {text:?}: {e}")),
+        Ok(_) => Err(MatcherError::NotSingle(text.to_owned())),
+        Err(message) => Err(MatcherError::Syntax {
+            text: text.to_owned(),
+            message,
+        }),
     }
 }
 
 /// Parses a list of matchers.
-pub fn parse_all(texts: &[String]) -> Result<Vec<Matcher>, String> {
+pub fn parse_all(texts: &[String]) -> Result<Vec<Matcher>, MatcherError> {
     texts.iter().map(|t| parse(t)).collect()
 }
 

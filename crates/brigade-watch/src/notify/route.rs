@@ -2,10 +2,10 @@
 
 use promql_parser::label::Matcher;
 
-use super::matchers;
+use super::matchers::{self, MatcherError};
 use crate::config::RouteConfig;
+use crate::duration::ConfigDuration;
 use crate::labels::Labels;
-use crate::rules::parse_duration_ms;
 
 /// Alertmanager's defaults.
 const GROUP_WAIT_MS: i64 = 30_000;
@@ -46,7 +46,7 @@ pub struct Route {
 
 impl Route {
     /// Compiles the tree from its configuration.
-    pub fn compile(config: &RouteConfig) -> Result<Self, String> {
+    pub fn compile(config: &RouteConfig) -> Result<Self, MatcherError> {
         let root = Route {
             id: "{}".into(),
             matchers: Vec::new(),
@@ -61,7 +61,7 @@ impl Route {
         Self::child_of(&root, config, true)
     }
 
-    fn child_of(parent: &Route, config: &RouteConfig, is_root: bool) -> Result<Self, String> {
+    fn child_of(parent: &Route, config: &RouteConfig, is_root: bool) -> Result<Self, MatcherError> {
         let matchers = matchers::parse_all(&config.matchers)?;
         let id = if is_root {
             "{}".to_owned()
@@ -69,12 +69,9 @@ impl Route {
             let texts: Vec<String> = matchers.iter().map(matchers::to_text).collect();
             format!("{}/{{{}}}", parent.id, texts.join(","))
         };
-        let duration = |value: &Option<String>, inherited: i64| -> Result<i64, String> {
-            value
-                .as_deref()
-                .map(parse_duration_ms)
-                .transpose()
-                .map(|d| d.unwrap_or(inherited))
+        // Parsed when the file was read; here only the parent's value is inherited.
+        let duration = |value: Option<ConfigDuration>, inherited: i64| {
+            value.map_or(inherited, ConfigDuration::as_millis)
         };
         let mut route = Route {
             id,
@@ -88,9 +85,9 @@ impl Route {
                 Some(labels) => GroupBy::Labels(labels.clone()),
                 None => parent.group_by.clone(),
             },
-            group_wait_ms: duration(&config.group_wait, parent.group_wait_ms)?,
-            group_interval_ms: duration(&config.group_interval, parent.group_interval_ms)?,
-            repeat_interval_ms: duration(&config.repeat_interval, parent.repeat_interval_ms)?,
+            group_wait_ms: duration(config.group_wait, parent.group_wait_ms),
+            group_interval_ms: duration(config.group_interval, parent.group_interval_ms),
+            repeat_interval_ms: duration(config.repeat_interval, parent.repeat_interval_ms),
             continue_: config.continue_,
             routes: Vec::new(),
         };

@@ -49,6 +49,23 @@ impl Silence {
     }
 }
 
+/// Why a silence is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceError {
+    /// It has no matcher.
+    #[error("a silence needs at least one matcher")]
+    NoMatchers,
+    /// It ends before it starts.
+    #[error("endsAt must be after startsAt")]
+    EmptyWindow,
+    /// A matcher does not parse.
+    #[error(transparent)]
+    Matcher(#[from] matchers::MatcherError),
+    /// Every matcher matches the empty string, so it would silence every alert.
+    #[error("at least one matcher must not match the empty string")]
+    MatchesEverything,
+}
+
 /// The silences, with their matchers compiled.
 #[derive(Debug, Default)]
 pub struct Silences {
@@ -57,16 +74,16 @@ pub struct Silences {
 
 impl Silences {
     /// Adds or replaces a silence; fails when a matcher is invalid or the window is empty.
-    pub fn upsert(&mut self, silence: Silence) -> Result<(), String> {
+    pub fn upsert(&mut self, silence: Silence) -> Result<(), SilenceError> {
         if silence.matchers.is_empty() {
-            return Err("a silence needs at least one matcher".into());
+            return Err(SilenceError::NoMatchers);
         }
         if silence.ends_at <= silence.starts_at {
-            return Err("endsAt must be after startsAt".into());
+            return Err(SilenceError::EmptyWindow);
         }
         let compiled = matchers::parse_all(&silence.matchers)?;
         if compiled.iter().all(|m| m.is_match("")) {
-            return Err("at least one matcher must not match the empty string".into());
+            return Err(SilenceError::MatchesEverything);
         }
         self.entries.retain(|(s, _)| s.id != silence.id);
         self.entries.push((silence, compiled));

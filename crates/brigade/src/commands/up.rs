@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use brigade_balance::tls::TlsError;
-use brigade_core::config::LogFormat;
+use brigade_core::config::{DatabaseKind, LogFormat};
 use brigade_core::{Settings, Shutdown};
 use brigade_up::{
     Autoscale, ContinuousBackup, JobKind, JobsPlan, PublicTls, ScaleMetric, Supervisor, UpFile,
@@ -194,7 +194,7 @@ fn continuous_backup(
     data_dir: &Path,
 ) -> anyhow::Result<Option<ContinuousBackup>> {
     let database = match settings.storage.database_url.as_deref() {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+        Some(_) if settings.storage.database_kind() == Some(DatabaseKind::Postgres) => {
             return Ok(None);
         }
         Some(_) => brigade_store::sqlite_backup::database_path(&settings.storage)
@@ -352,7 +352,7 @@ fn jobs(settings: &Settings, args: &UpArgs, file: &UpFile) -> anyhow::Result<Job
     plan.admin_password = ["BRIGADE_JOBS_ADMIN_PASSWORD", "BRIGADE_DEMO_PASSWORD"]
         .into_iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()));
-    if settings.storage.database_kind() == Some(brigade_core::config::DatabaseKind::Postgres) {
+    if settings.storage.database_kind() == Some(DatabaseKind::Postgres) {
         tracing::info!(
             "the store is PostgreSQL: no backup job (run brigade backup, pgBackRest, on the database host)"
         );

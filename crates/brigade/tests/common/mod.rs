@@ -3,6 +3,7 @@
 //! database per test. Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod load;
 pub mod logged;
 
 use std::path::Path;
@@ -17,6 +18,18 @@ pub use logged::{Logged, Stdout};
 pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
 /// Password of the demo accounts `brigade up` creates.
 pub const DEMO_PASSWORD: &str = "demo password 1";
+
+/// `brigade ARGS --log-format json` without the environment's `DATABASE_URL` and `REDIS_URL`:
+/// each test's store is its own, whatever the machine running the tests has set.
+pub fn brigade_json(args: &[&str]) -> Command {
+    let mut command = Command::new(BRIGADE);
+    command
+        .args(args)
+        .args(["--log-format", "json"])
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL");
+    command
+}
 
 /// Logs the demo account `email` in at `base` (`http://host:port` of a replica or a
 /// balancer); returns its bearer token.
