@@ -390,6 +390,11 @@ pub struct UpArgs {
     /// <data-dir>/up/tls/ on the first start and kept (browsers warn until it is trusted).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub tls_self_signed: bool,
+    /// Make (pg_basebackup, when <data-dir>/up/standby is missing) and run a local streaming
+    /// standby of the PostgreSQL primary in DATABASE_URL; the replicas read from it. Needs a
+    /// non-root user and PostgreSQL's server programs of the primary's version.
+    #[arg(long)]
+    pub local_standby: bool,
 }
 
 /// What the autoscaler of `brigade up` follows.
