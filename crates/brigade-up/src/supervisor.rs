@@ -151,25 +151,8 @@ impl Supervisor {
             base: Duration::from_millis(options.base_backoff_ms),
             max: Duration::from_millis(options.max_backoff_ms),
         };
-        // The standby first: what keeps it from being made (programs, replication access) is
-        // told before anything else is done, and the migrations reach it by streaming.
-        let standby = match &options.standby {
-            Some(local) => start_standby(local, &shared, &sink, backoff, &shutdown).await?,
-            None => None,
-        };
-        let (demo_accounts, mut replica_env) = match prepare_store(&options, &shared, &sink).await {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                if let Some((standby, _)) = standby {
-                    standby.stop().await;
-                }
-                return Err(error);
-            }
-        };
-        let standby = standby.map(|(supervised, read_url)| {
-            replica_env.push(("DATABASE_READ_URL".to_owned(), read_url));
-            supervised
-        });
+        let (demo_accounts, replica_env, standby) =
+            prepare_data(&options, &shared, &sink, backoff, &shutdown).await?;
         let options = Arc::new(options);
         let start = Start {
             options: &options,
@@ -317,6 +300,38 @@ async fn prepare_store(
         None => Vec::new(),
     };
     Ok((demo_accounts, replica_env))
+}
+
+/// Readies the data before any replica starts: the local standby first (what keeps it from
+/// being made — programs, replication access — is told before anything else is done, and the
+/// migrations reach it by streaming), then the store ([`prepare_store`]). Returns the demo
+/// accounts' text, the replicas' extra environment (with `DATABASE_READ_URL` when there is a
+/// standby) and the standby's child.
+async fn prepare_data(
+    options: &UpOptions,
+    shared: &Shared,
+    sink: &LogSink,
+    backoff: Backoff,
+    shutdown: &Shutdown,
+) -> Result<(String, Vec<(String, String)>, Option<Supervised>), UpError> {
+    let standby = match &options.standby {
+        Some(local) => start_standby(local, shared, sink, backoff, shutdown).await?,
+        None => None,
+    };
+    let (demo_accounts, mut replica_env) = match prepare_store(options, shared, sink).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            if let Some((standby, _)) = standby {
+                standby.stop().await;
+            }
+            return Err(error);
+        }
+    };
+    let standby = standby.map(|(supervised, read_url)| {
+        replica_env.push(("DATABASE_READ_URL".to_owned(), read_url));
+        supervised
+    });
+    Ok((demo_accounts, replica_env, standby))
 }
 
 /// Makes the local standby when needed and supervises it; returns once its first start

@@ -420,7 +420,7 @@ pub struct LogsArgs {
     /// Data directory of `brigade up`.
     #[arg(long, value_name = "DIR", default_value = "./brigade-data")]
     pub data_dir: PathBuf,
-    /// Only this service: serve, balance or watch.
+    /// Only this service: serve, balance, watch or standby (the local standby's postgres).
     #[arg(long, value_name = "S")]
     pub service: Option<String>,
     /// Only this level and more severe: error, warn, info, debug.

@@ -205,17 +205,9 @@ impl Reader {
     }
 }
 
-#[test]
-fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
-    let Some(bin) = pg_cluster::postgres_tools() else {
-        return;
-    };
-    let primary = Cluster::start(&bin);
-    let data_dir = primary.dir.path().join("up-data");
-    let started = Instant::now();
-
-    // A user the primary refuses replication to: up exits 2 with pg_basebackup's words and
-    // the fix, before anything runs.
+/// A user the primary refuses replication to: up exits 2 with pg_basebackup's words and the
+/// fix, before anything runs.
+fn refused_without_replication(primary: &Cluster) {
     assert_eq!(
         primary.query("CREATE ROLE app LOGIN").as_deref(),
         Some("CREATE ROLE")
@@ -223,7 +215,7 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     let no_replication = format!("postgres://app@127.0.0.1:{}/postgres", primary.port);
     let args = up_args(&primary.dir.path().join("refused"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let refused = brigade_as_owner(&primary, &no_replication, &args)
+    let refused = brigade_as_owner(primary, &no_replication, &args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -236,22 +228,20 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     ] {
         assert!(stderr.contains(words), "{words:?} in {stderr}");
     }
+}
 
-    // Up: the standby was made by pg_basebackup and runs in recovery before the replicas.
-    let up = StandbyUp::start(&primary, &data_dir);
-    let standby_dir = data_dir.join("up").join("standby");
-    assert!(standby_dir.join("standby.signal").exists());
+/// The standby runs in recovery (checked on its own port) and serves the replicas' reads; a
+/// write is read back at once by its writer (its fence) and reaches the standby.
+fn reads_come_from_the_standby(bin: &Path, up: &StandbyUp, client: &Client) {
     let standby = up.standby();
     assert_eq!(standby["state"], "ready", "{standby}");
     assert_eq!(standby["service"], "standby", "{standby}");
-    let first_pid = pid_of(&standby);
     let port = standby["address"]
         .as_str()
         .unwrap()
         .rsplit(':')
         .next()
-        .unwrap()
-        .to_owned();
+        .unwrap();
     let standby_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let in_recovery = Command::new(bin.join("psql"))
         .args([
@@ -267,8 +257,6 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&in_recovery.stdout).trim(), "t");
 
-    // A write, then reads: the writer sees it at once (its fence), the standby serves reads.
-    let client = Client::new();
     let admin = common::log_in_at(&up.url(""), "admin@brigade.demo");
     let name = "Standby Test Kitchen";
     let created = client
@@ -283,13 +271,16 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(shop_names(&client, &up, Some(&fence)).contains(&name.to_owned()));
+    assert!(shop_names(client, up, Some(&fence)).contains(&name.to_owned()));
     wait_until("the standby serves the new shop", LIMIT, || {
-        shop_names(&client, &up, None).contains(&name.to_owned()) && up.standby_reads(&client) > 0.0
+        shop_names(client, up, None).contains(&name.to_owned()) && up.standby_reads(client) > 0.0
     });
+}
 
-    // The standby's postgres is killed: reads go on answering 200, up starts it again and
-    // the replicas read from it again.
+/// The standby's postgres is killed: reads go on answering 200, up starts it again and the
+/// replicas read from it again. Returns the new process.
+fn a_killed_standby_costs_no_read(up: &StandbyUp, client: &Client) -> u32 {
+    let first_pid = pid_of(&up.standby());
     let reader = Reader::start(&up.public);
     std::thread::sleep(Duration::from_millis(300));
     let killed_at = Instant::now();
@@ -304,10 +295,9 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     let restarted_in = killed_at.elapsed();
     let standby = up.standby();
     assert!(standby["restarts"].as_u64().unwrap() >= 1, "{standby}");
-    let second_pid = pid_of(&standby);
-    let before = up.standby_reads(&client);
+    let before = up.standby_reads(client);
     wait_until("the restarted standby serves reads again", LIMIT, || {
-        up.standby_reads(&client) > before
+        up.standby_reads(client) > before
     });
     let statuses = reader.finish();
     assert!(statuses.len() > 20, "{} reads", statuses.len());
@@ -321,6 +311,26 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
         "standby killed: restarted and ready in {restarted_in:?}; {} reads meanwhile, all 200",
         statuses.len()
     );
+    pid_of(&standby)
+}
+
+#[test]
+fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
+    let Some(bin) = pg_cluster::postgres_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let primary = Cluster::start(&bin);
+    refused_without_replication(&primary);
+
+    // Up: the standby was made by pg_basebackup and runs before the replicas.
+    let data_dir = primary.dir.path().join("up-data");
+    let up = StandbyUp::start(&primary, &data_dir);
+    let standby_dir = data_dir.join("up").join("standby");
+    assert!(standby_dir.join("standby.signal").exists());
+    let client = Client::new();
+    reads_come_from_the_standby(&bin, &up, &client);
+    let standby_pid = a_killed_standby_costs_no_read(&up, &client);
 
     // Its log lines are in up's central log, as the standby's.
     let logs = std::fs::read_dir(data_dir.join("logs"))
@@ -337,7 +347,7 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     // A clean stop: the standby gets a fast shutdown and is gone when up is.
     let StandbyUp { mut process, .. } = up;
     process.stop();
-    assert!(!alive(second_pid), "the standby outlived up's stop");
+    assert!(!alive(standby_pid), "the standby outlived up's stop");
     assert!(
         !standby_dir.join("postmaster.pid").exists(),
         "not shut down cleanly"
@@ -345,7 +355,10 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
 
     // Up again on the same data directory (the standby is reused, not made again), then
     // SIGKILLed: the standby follows it within seconds.
+    let marker = standby_dir.join("kept-by-the-test");
+    std::fs::write(&marker, "").unwrap();
     let up = StandbyUp::start(&primary, &data_dir);
+    assert!(marker.exists(), "the standby's directory was made again");
     let standby_pid = pid_of(&up.standby());
     assert_eq!(up.standby()["restarts"], 0);
     let StandbyUp { process, .. } = up;
