@@ -308,7 +308,10 @@ fn a_killed_standby_costs_no_read(up: &StandbyUp, client: &Client) -> u32 {
         statuses.len()
     );
     eprintln!(
-        "standby killed: restarted and ready in {restarted_in:?}; {} reads meanwhile, all 200",
+        "standby killed: ready again in {restarted_in:?} after {} restarts (last cause: {}); \
+         {} reads meanwhile, all 200",
+        standby["restarts"],
+        standby["last_error"],
         statuses.len()
     );
     pid_of(&standby)
