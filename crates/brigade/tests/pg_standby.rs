@@ -147,6 +147,19 @@ impl common::Running for StandbyUp {
     }
 }
 
+/// Kills a process the test may leave behind when it fails (a standby that outlived up).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
 fn pid_of(child: &Value) -> u32 {
     child["pid"].as_u64().expect("a pid") as u32
 }
@@ -334,6 +347,7 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     let client = Client::new();
     reads_come_from_the_standby(&bin, &up, &client);
     let standby_pid = a_killed_standby_costs_no_read(&up, &client);
+    let _orphan = KillOnDrop(standby_pid);
 
     // Its log lines are in up's central log, as the standby's.
     let logs = std::fs::read_dir(data_dir.join("logs"))
@@ -363,6 +377,7 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     let up = StandbyUp::start(&primary, &data_dir);
     assert!(marker.exists(), "the standby's directory was made again");
     let standby_pid = pid_of(&up.standby());
+    let _orphan = KillOnDrop(standby_pid);
     assert_eq!(up.standby()["restarts"], 0);
     let StandbyUp { process, .. } = up;
     let killed_at = Instant::now();
