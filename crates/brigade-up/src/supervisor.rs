@@ -343,7 +343,11 @@ async fn start_standby(
     backoff: Backoff,
     shutdown: &Shutdown,
 ) -> Result<Option<(Supervised, String)>, UpError> {
-    let plan = Arc::new(crate::standby::prepare(local, sink).await?);
+    // A base backup of a large primary takes a while: Ctrl-C meanwhile stops it.
+    let plan = tokio::select! {
+        plan = crate::standby::prepare(local, sink) => Arc::new(plan?),
+        () = shutdown.wait() => return Ok(None),
+    };
     let (first_start, started) = tokio::sync::oneshot::channel();
     let kind = crate::standby::Standby {
         plan: plan.clone(),

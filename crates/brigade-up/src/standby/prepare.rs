@@ -158,6 +158,9 @@ async fn base_backup(
         })?;
     }
     tracing::info!(dir = %dir.display(), "making the local standby: pg_basebackup from the primary");
+    // Stopped halfway (`up` stopping drops this future, which kills pg_basebackup) or failed,
+    // the directory goes: a half-copied one would be refused at the next start.
+    let unfinished = Unfinished(dir);
     let output = tokio::process::Command::new(bin.join("pg_basebackup"))
         .args([
             "-R",
@@ -189,7 +192,19 @@ async fn base_backup(
             stderr: stderr.trim().to_owned(),
         });
     }
+    std::mem::forget(unfinished);
     Ok(())
+}
+
+/// A standby directory being made: removed when dropped (forgotten once complete).
+struct Unfinished<'a>(&'a Path);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
 }
 
 /// A primary whose configuration lives outside its data directory (Debian's
@@ -231,6 +246,16 @@ fn read_url(primary_url: &str, port: u16) -> Result<String, StandbyError> {
         .map_err(|e| bad(e.to_string()))?;
     url.set_port(Some(port))
         .map_err(|()| bad("cannot carry a port".into()))?;
+    // Parameters that name a host or port (a Unix socket folder) would override the above.
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(key, _)| !matches!(key.as_ref(), "host" | "hostaddr" | "port"))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
     Ok(url.to_string())
 }
 
@@ -249,5 +274,15 @@ mod tests {
             url,
             "postgres://app:secret@127.0.0.1:54321/brigade?sslmode=disable"
         );
+    }
+
+    #[test]
+    fn a_unix_socket_primary_gives_a_tcp_read_url() {
+        let url = read_url(
+            "postgres:///brigade?host=/var/run/postgresql&port=5432&user=app",
+            54321,
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://127.0.0.1:54321/brigade?user=app");
     }
 }
