@@ -269,6 +269,18 @@ fn reads_come_from_the_standby(bin: &Path, up: &StandbyUp, client: &Client) {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&in_recovery.stdout).trim(), "t");
+    // `brigade status` lists it among the children.
+    let table = Command::new(pg_cluster::BRIGADE)
+        .args(["status", "--ops", &up.ops])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|line| line.contains("standby") && line.contains("ready")),
+        "{table}"
+    );
 
     let admin = common::log_in_at(&up.url(""), "admin@brigade.demo");
     let name = "Standby Test Kitchen";
