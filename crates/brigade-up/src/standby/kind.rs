@@ -20,6 +20,8 @@ use crate::supervise::{Kind, StartFailure};
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often readiness is asked: PostgreSQL has no readiness signal but answering.
 const READY_POLL: Duration = Duration::from_millis(100);
+/// How long one readiness question may take (a server that accepts and never answers).
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a fast shutdown may take before the standby is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
@@ -131,17 +133,18 @@ async fn in_recovery(url: &str) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     let mut last;
     loop {
-        match recovery_state(url).await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {
-                // Not a standby any more: restarting it changes nothing.
+        match tokio::time::timeout(ASK_TIMEOUT, recovery_state(url)).await {
+            Ok(Ok(true)) => return Ok(()),
+            Ok(Ok(false)) => {
+                // Not a standby any more; restarts will not change that, so the cause says how.
                 return Err(
                     "it answers but is not in recovery (was it promoted?); remove its data \
                      directory to make it again"
                         .into(),
                 );
             }
-            Err(error) => last = error.to_string(),
+            Ok(Err(error)) => last = error.to_string(),
+            Err(_) => last = format!("no answer within {} s", ASK_TIMEOUT.as_secs()),
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(format!(
