@@ -28,7 +28,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn brigade_as_owner(cluster: &Cluster, url: &str, args: &[&str]) -> Command {
     let binary = cluster.brigade_binary();
     let mut command = if pg_cluster::is_root() {
-        let mut command = Command::new("setpriv");
+        let mut command = Command::new("/usr/bin/setpriv");
         command
             .args([
                 "--reuid",
@@ -241,6 +241,17 @@ fn refused_without_replication(primary: &Cluster) {
     ] {
         assert!(stderr.contains(words), "{words:?} in {stderr}");
     }
+    // Without setpriv nothing could stop the standby when up dies: refused the same way.
+    let no_setpriv = brigade_as_owner(primary, &primary.url(), &args)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&no_setpriv.stderr);
+    assert_eq!(no_setpriv.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--local-standby") && stderr.contains("setpriv"),
+        "{stderr}"
+    );
 }
 
 /// The standby runs in recovery (checked on its own port) and serves the replicas' reads; a
