@@ -82,7 +82,7 @@ impl Status {
     }
 }
 
-/// Which brigade command a child runs.
+/// Which brigade command a child runs (or `postgres`, for the local standby).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Service {
@@ -92,6 +92,8 @@ pub enum Service {
     Balance,
     /// `brigade watch`: metrics and alerts.
     Watch,
+    /// `postgres`: the local streaming standby of `--local-standby`.
+    Standby,
 }
 
 impl Service {
@@ -101,6 +103,7 @@ impl Service {
             Self::Serve => "serve",
             Self::Balance => "balance",
             Self::Watch => "watch",
+            Self::Standby => "standby",
         }
     }
 }

@@ -143,28 +143,10 @@ pub async fn spawn(binary: &Path, spec: &ChildSpec, sink: &LogSink) -> Result<Ru
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     inherit_listeners(&mut command, &spec.listeners).map_err(spawn_error)?;
-    let mut child = command.spawn().map_err(spawn_error)?;
+    let child = command.spawn().map_err(spawn_error)?;
     // The command holds the child's copies of the inherited sockets: close them here.
     drop(command);
-    let pid = child.id().unwrap_or_default();
-    let stdin = child.stdin.take();
-    let tail = Tail::default();
-    let (listening_tx, listening_rx) = oneshot::channel();
-    let mut readers = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        readers.push(read_output(stdout, spec, sink, &tail, Some(listening_tx)));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        readers.push(read_output(stderr, spec, sink, &tail, None));
-    }
-    let mut running = Running {
-        child,
-        stdin,
-        listening: Value::Null,
-        pid,
-        tail,
-        readers,
-    };
+    let (mut running, listening_rx) = collect(child, spec, sink);
     let listening = tokio::select! {
         // An error here means stdout closed without the line: the child is exiting.
         listening = listening_rx => listening.map_err(|_| false),
@@ -198,6 +180,65 @@ pub async fn spawn(binary: &Path, spec: &ChildSpec, sink: &LogSink) -> Result<Ru
             })
         }
     }
+}
+
+/// Takes over a spawned child: its stdin (the lifeline), its output read into the central log
+/// and its tail; the receiver gets the first `listening` line on stdout.
+fn collect(
+    mut child: Child,
+    spec: &ChildSpec,
+    sink: &LogSink,
+) -> (Running, oneshot::Receiver<Value>) {
+    let pid = child.id().unwrap_or_default();
+    let stdin = child.stdin.take();
+    let tail = Tail::default();
+    let (listening_tx, listening_rx) = oneshot::channel();
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(read_output(stdout, spec, sink, &tail, Some(listening_tx)));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(read_output(stderr, spec, sink, &tail, None));
+    }
+    let running = Running {
+        child,
+        stdin,
+        listening: Value::Null,
+        pid,
+        tail,
+        readers,
+    };
+    (running, listening_rx)
+}
+
+/// Starts `program` — a server that is not brigade (the local standby's `postgres`), so it
+/// neither logs a `listening` line nor treats the end of its stdin as a signal to stop — with
+/// `spec`'s arguments and environment, its output collected like a brigade child's. Its lifeline
+/// is the parent-death signal instead (see [`crate::tied`], through `setpriv`):
+/// `on_parent_death` (e.g. `INT`) reaches it when the supervisor dies, however it dies. It
+/// counts as started once spawned; whether it serves is for the caller to find out.
+pub async fn spawn_tied(
+    setpriv: &Path,
+    program: &Path,
+    spec: &ChildSpec,
+    sink: &LogSink,
+    on_parent_death: &str,
+) -> Result<Running, ChildError> {
+    let mut command = crate::tied::command(setpriv, program, on_parent_death);
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(key, value)| (key, value)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = crate::tied::spawn(command)
+        .await
+        .map_err(|source| ChildError::Spawn {
+            binary: program.display().to_string(),
+            source,
+        })?;
+    Ok(collect(child, spec, sink).0)
 }
 
 /// Maps `listeners` to descriptors 3, 4, … of the child and says so in `LISTEN_FDS`.
@@ -275,6 +316,33 @@ impl Running {
         match self.tail.text() {
             last if last.is_empty() => status,
             last => format!("{status}: {last}"),
+        }
+    }
+
+    /// Sends `signal` to the child (a server's own way to stop: SIGINT is PostgreSQL's fast
+    /// shutdown), waits up to `grace`, then kills it.
+    pub async fn interrupt(
+        mut self,
+        signal: rustix::process::Signal,
+        grace: Duration,
+    ) -> Option<ExitStatus> {
+        // A child already reaped keeps its status; its pid may belong to someone else by now.
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let pid = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => {
+                tracing::warn!(pid = self.pid, "child did not stop in time; killing it");
+                let _ = self.child.kill().await;
+                self.child.wait().await.ok()
+            }
         }
     }
 

@@ -83,6 +83,9 @@ pub struct UpFile {
     /// `[backup]`: continuous backups of the SQLite store.
     #[serde(default)]
     pub backup: crate::BackupSection,
+    /// `[standby]`: the local streaming standby (`--local-standby`).
+    #[serde(default)]
+    pub standby: crate::standby::StandbySection,
     #[serde(default)]
     jobs: JobsSection,
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! brigade up [--data-dir DIR] [--port 8080] [--ops-port 8081] [--replicas 3] [--no-demo]
-//!            [--tls-cert FILE --tls-key FILE | --tls-self-signed]
+//!            [--tls-cert FILE --tls-key FILE | --tls-self-signed] [--local-standby]
 //! ```
 //! It starts, as child processes of itself: `brigade balance` on the public port with an
 //! `orders` and a `kitchen` pool (path-routed), replicas of `brigade serve` per pool (plus one
@@ -14,7 +14,8 @@
 //! the supervisor — even when it is killed, because each child treats the end of its standard
 //! input (a pipe the supervisor holds) as a termination signal. Its scheduler runs off-peak
 //! jobs (cache warm-up, the daily sales report, SQLite backups) on cron schedules and when the
-//! replicas are quiet.
+//! replicas are quiet. With `--local-standby` and a PostgreSQL store it also makes and runs a
+//! streaming standby of the primary the replicas read from ([`standby`]).
 
 pub mod api;
 mod autoscale;
@@ -41,9 +42,11 @@ mod problem;
 mod public;
 mod scheduler;
 mod shared;
+pub mod standby;
 pub mod status_view;
 mod supervise;
 mod supervisor;
+mod tied;
 mod tls;
 mod topology;
 mod trace_env;

@@ -52,6 +52,9 @@ pub enum UpError {
     /// The self-signed certificate could not be made.
     #[error(transparent)]
     Tls(#[from] brigade_balance::tls::TlsError),
+    /// The local standby could not be made or started.
+    #[error(transparent)]
+    Standby(#[from] crate::standby::StandbyError),
     /// A preparation step (`brigade migrate`, `brigade demo-data`) failed.
     #[error("brigade {command} failed ({reason})")]
     Step {
@@ -144,7 +147,12 @@ impl Supervisor {
             logs::dir(&options.data_dir),
             ops_shutdown.clone(),
         ));
-        let (demo_accounts, replica_env) = prepare_store(&options, &shared, &sink).await?;
+        let backoff = Backoff {
+            base: Duration::from_millis(options.base_backoff_ms),
+            max: Duration::from_millis(options.max_backoff_ms),
+        };
+        let (demo_accounts, replica_env, standby) =
+            prepare_data(&options, &shared, &sink, backoff, &shutdown).await?;
         let options = Arc::new(options);
         let start = Start {
             options: &options,
@@ -152,15 +160,13 @@ impl Supervisor {
             sink: &sink,
             admin: BalancerAdmin::new(&at.balancer_admin.to_string()),
             at,
-            backoff: Backoff {
-                base: Duration::from_millis(options.base_backoff_ms),
-                max: Duration::from_millis(options.max_backoff_ms),
-            },
+            backoff,
             env: &replica_env,
             trace_env: &trace_env,
         };
         let held = (sockets.public, sockets.balancer_admin, sockets.watch);
-        let running = start.children(held, tls);
+        let mut running = start.children(held, tls);
+        running.standby = standby;
         wait_until_serving(&options, &shared, &shutdown).await;
         let admin_address = at.balancer_admin.to_string();
         let jobs = crate::scheduler::start(
@@ -296,6 +302,75 @@ async fn prepare_store(
     Ok((demo_accounts, replica_env))
 }
 
+/// Readies the data before any replica starts: the local standby first (what keeps it from
+/// being made — programs, replication access — is told before anything else is done, and the
+/// migrations reach it by streaming), then the store ([`prepare_store`]). Returns the demo
+/// accounts' text, the replicas' extra environment (with `DATABASE_READ_URL` when there is a
+/// standby) and the standby's child.
+async fn prepare_data(
+    options: &UpOptions,
+    shared: &Shared,
+    sink: &LogSink,
+    backoff: Backoff,
+    shutdown: &Shutdown,
+) -> Result<(String, Vec<(String, String)>, Option<Supervised>), UpError> {
+    let standby = match &options.standby {
+        Some(local) => start_standby(local, shared, sink, backoff, shutdown).await?,
+        None => None,
+    };
+    let (demo_accounts, mut replica_env) = match prepare_store(options, shared, sink).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            if let Some((standby, _)) = standby {
+                standby.stop().await;
+            }
+            return Err(error);
+        }
+    };
+    let standby = standby.map(|(supervised, read_url)| {
+        replica_env.push(("DATABASE_READ_URL".to_owned(), read_url));
+        supervised
+    });
+    Ok((demo_accounts, replica_env, standby))
+}
+
+/// Makes the local standby when needed and supervises it; returns once its first start
+/// worked (its child and the replicas' read URL), or `None` when `up` is stopping meanwhile.
+async fn start_standby(
+    local: &crate::standby::LocalStandby,
+    shared: &Shared,
+    sink: &LogSink,
+    backoff: Backoff,
+    shutdown: &Shutdown,
+) -> Result<Option<(Supervised, String)>, UpError> {
+    // A base backup of a large primary takes a while: Ctrl-C meanwhile stops it.
+    let plan = tokio::select! {
+        plan = crate::standby::prepare(local, sink) => Arc::new(plan?),
+        () = shutdown.wait() => return Ok(None),
+    };
+    let (first_start, started) = tokio::sync::oneshot::channel();
+    let kind = crate::standby::Standby {
+        plan: plan.clone(),
+        sink: sink.clone(),
+        first_start: Some(first_start),
+    };
+    let supervised = Supervised::start(kind, shared, backoff);
+    let outcome = tokio::select! {
+        outcome = started => outcome.unwrap_or_else(|_| Err("its supervision ended".into())),
+        () = shutdown.wait() => {
+            supervised.stop().await;
+            return Ok(None);
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(Some((supervised, plan.read_url.clone()))),
+        Err(cause) => {
+            supervised.stop().await;
+            Err(crate::standby::StandbyError::NotStarted(cause).into())
+        }
+    }
+}
+
 /// The sockets the supervisor holds for its children: the public port, the balancer's admin
 /// API, and watch's socket when watch runs.
 type HeldSockets = (
@@ -348,6 +423,7 @@ impl Start<'_> {
             balance,
             replicas_stop,
             replicas,
+            standby: None,
             watch,
         }
     }
@@ -399,12 +475,14 @@ struct Running {
     balance: Supervised,
     replicas_stop: Shutdown,
     replicas: JoinSet<()>,
+    /// The local standby (`--local-standby`).
+    standby: Option<Supervised>,
     watch: Option<Supervised>,
 }
 
 impl Running {
-    /// The balancer stops accepting first, then the replicas leave it and drain, watch last
-    /// (so it records the others stopping).
+    /// The balancer stops accepting first, then the replicas leave it and drain, then the
+    /// local standby they read from, watch last (so it records the others stopping).
     async fn stop_in_order(mut self, shared: &Shared) {
         shared.events.push(
             EventLevel::Info,
@@ -415,6 +493,9 @@ impl Running {
         self.balance.stop().await;
         self.replicas_stop.trigger();
         while self.replicas.join_next().await.is_some() {}
+        if let Some(standby) = self.standby {
+            standby.stop().await;
+        }
         if let Some(watch) = self.watch {
             watch.stop().await;
         }
@@ -463,6 +544,7 @@ impl Supervised {
     fn start<K: Kind>(kind: K, shared: &Shared, backoff: Backoff) -> Self {
         let service = match kind.instance() {
             "balance" => Service::Balance,
+            "standby" => Service::Standby,
             _ => Service::Watch,
         };
         shared.insert(ChildStatus {

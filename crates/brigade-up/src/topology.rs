@@ -33,6 +33,9 @@ pub struct UpOptions {
     /// Continuous backups of the SQLite store (`[backup]` of up.toml); `None`: off, or the
     /// store is PostgreSQL.
     pub backup: Option<crate::ContinuousBackup>,
+    /// A local streaming standby for the replicas' stale-tolerant reads (`--local-standby`);
+    /// `None`: none, or the user's own `storage.read_url`.
+    pub standby: Option<crate::standby::LocalStandby>,
 }
 
 impl UpOptions {
@@ -67,6 +70,7 @@ impl UpOptions {
             jobs: crate::JobsPlan::default(),
             tls: None,
             backup: None,
+            standby: None,
         }
     }
 }

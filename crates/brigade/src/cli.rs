@@ -390,6 +390,11 @@ pub struct UpArgs {
     /// <data-dir>/up/tls/ on the first start and kept (browsers warn until it is trusted).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub tls_self_signed: bool,
+    /// Make (pg_basebackup, when <data-dir>/up/standby is missing) and run a local streaming
+    /// standby of the PostgreSQL primary in DATABASE_URL; the replicas read from it. Needs a
+    /// non-root user and PostgreSQL's server programs of the primary's version.
+    #[arg(long)]
+    pub local_standby: bool,
 }
 
 /// What the autoscaler of `brigade up` follows.
@@ -415,7 +420,7 @@ pub struct LogsArgs {
     /// Data directory of `brigade up`.
     #[arg(long, value_name = "DIR", default_value = "./brigade-data")]
     pub data_dir: PathBuf,
-    /// Only this service: serve, balance or watch.
+    /// Only this service: serve, balance, watch or standby (the local standby's postgres).
     #[arg(long, value_name = "S")]
     pub service: Option<String>,
     /// Only this level and more severe: error, warn, info, debug.

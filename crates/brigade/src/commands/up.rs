@@ -9,8 +9,8 @@ use brigade_balance::tls::TlsError;
 use brigade_core::config::{DatabaseKind, LogFormat};
 use brigade_core::{Settings, Shutdown};
 use brigade_up::{
-    Autoscale, ContinuousBackup, JobKind, JobsPlan, PublicTls, ScaleMetric, Supervisor, UpFile,
-    UpOptions,
+    Autoscale, ContinuousBackup, JobKind, JobsPlan, PublicTls, ScaleMetric, Supervisor, UpError,
+    UpFile, UpOptions,
 };
 use clap::Parser as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -38,7 +38,15 @@ pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
     if interactive && ops.port() != 0 {
         tokio::spawn(live_view(ops.to_string(), shutdown.clone()));
     }
-    supervisor.run(shutdown).await?;
+    supervisor
+        .run(shutdown)
+        .await
+        .map_err(|error| match error {
+            // The standby's programs, user and the primary's replication access are the user's to
+            // fix, like a flag.
+            UpError::Standby(error) => anyhow::Error::new(BadSetting(error.to_string())),
+            other => other.into(),
+        })?;
     Ok(())
 }
 
@@ -88,7 +96,57 @@ fn options(settings: &Settings, args: &UpArgs, binary: PathBuf) -> anyhow::Resul
     options.jobs = jobs;
     options.backup = continuous_backup(settings, &file, path.as_deref(), &options.data_dir)
         .map_err(|error| anyhow::anyhow!("{}", context(&format!("{error:#}"))))?;
+    options.standby = local_standby(settings, args, &file, path.as_deref(), &options.data_dir)?;
     Ok(options)
+}
+
+/// The local standby: `--local-standby` or `[standby] local = true` (its `dir` relative to
+/// up.toml's folder, default `<data-dir>/up/standby`). Only for a PostgreSQL primary without a
+/// read URL of the user's, and not as root (PostgreSQL refuses it).
+fn local_standby(
+    settings: &Settings,
+    args: &UpArgs,
+    file: &UpFile,
+    config: Option<&Path>,
+    data_dir: &Path,
+) -> anyhow::Result<Option<brigade_up::standby::LocalStandby>> {
+    let context = |key: &str| match config {
+        Some(path) => format!("{}: {key}", path.display()),
+        None => key.to_owned(),
+    };
+    let origin = match (args.local_standby, file.standby.local) {
+        (true, _) => "--local-standby".to_owned(),
+        (false, Some(true)) => context("standby.local"),
+        (false, _) => {
+            anyhow::ensure!(
+                file.standby.dir.is_none(),
+                "{}: needs standby.local = true (or --local-standby)",
+                context("standby.dir")
+            );
+            return Ok(None);
+        }
+    };
+    let primary_url = settings.storage.effective_url();
+    anyhow::ensure!(
+        brigade_core::config::DatabaseKind::is_postgres(&primary_url),
+        "{origin}: needs DATABASE_URL to be a PostgreSQL url (postgres://…): only PostgreSQL \
+         has standbys"
+    );
+    anyhow::ensure!(
+        settings.storage.read_url.is_none(),
+        "{origin}: storage.read_url (DATABASE_READ_URL) names a standby already; unset it to \
+         use the local one, or leave out {origin}"
+    );
+    anyhow::ensure!(
+        !brigade_up::standby::runs_as_root(),
+        "{origin}: PostgreSQL refuses to run as root; run brigade up as a non-root user \
+         (e.g. sudo -u postgres) to start the local standby"
+    );
+    let dir = match &file.standby.dir {
+        Some(dir) => absolute(&in_folder_of(config, dir), &context("standby.dir"))?,
+        None => data_dir.join("up").join("standby"),
+    };
+    Ok(Some(brigade_up::standby::LocalStandby { dir, primary_url }))
 }
 
 /// Extra alert rule files from `--alert-rules` and up.toml's `alert_rules`, each checked to be

@@ -238,11 +238,7 @@ impl Cluster {
     /// `brigade ARGS…` as the cluster's owner in its folder, with `env`; the binary is linked
     /// into the folder first (the build's target directory may not be readable by that user).
     pub fn brigade(&self, args: &[&str], env: &[(&str, String)]) -> Output {
-        let binary = self.dir.path().join("brigade");
-        if !binary.exists() && std::fs::hard_link(BRIGADE, &binary).is_err() {
-            std::fs::copy(BRIGADE, &binary).unwrap();
-        }
-        let mut command = as_owner(&binary);
+        let mut command = as_owner(self.brigade_binary());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("BRIGADE_") {
                 command.env_remove(name);
@@ -256,6 +252,18 @@ impl Cluster {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap()
+    }
+}
+
+impl Cluster {
+    /// The binary under test, linked into the cluster's folder (the build's target directory
+    /// may not be readable by the cluster's user).
+    pub fn brigade_binary(&self) -> PathBuf {
+        let binary = self.dir.path().join("brigade");
+        if !binary.exists() && std::fs::hard_link(BRIGADE, &binary).is_err() {
+            std::fs::copy(BRIGADE, &binary).unwrap();
+        }
+        binary
     }
 }
 
