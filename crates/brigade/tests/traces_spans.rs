@@ -68,12 +68,13 @@ fn replica(dir: &std::path::Path, collector: &str, env: &[(&str, &str)]) -> (Log
     (process, address)
 }
 
-/// `brigade balance` in front of `backend` on the HTTP `core`, exporting to `collector`;
+/// `brigade balance` in front of `backend` on the HTTP `core` (with `extra` configuration
+/// after the pool), exporting to `collector`;
 /// returns it and its public address.
 fn balancer(
     dir: &std::path::Path,
     backend: &str,
-    core: &str,
+    (core, extra): (&str, &str),
     collector: &str,
     env: &[(&str, &str)],
 ) -> (Logged, String) {
@@ -83,7 +84,7 @@ fn balancer(
         format!(
             "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 1\n\
              [server]\ncore = \"{core}\"\n\
-             [[pools]]\nname = \"orders\"\n[[pools.backends]]\naddress = \"{backend}\"\n"
+             [[pools]]\nname = \"orders\"\n[[pools.backends]]\naddress = \"{backend}\"\n{extra}"
         ),
     )
     .unwrap();
@@ -263,7 +264,7 @@ fn edge_decision(core: &str) {
         ("OTEL_TRACES_SAMPLER_ARG", "0"),
     ];
     let (_replica, address) = replica(dir.path(), &collector, &sampler);
-    let (_balance, public) = balancer(dir.path(), &address, core, &collector, &sampler);
+    let (_balance, public) = balancer(dir.path(), &address, (core, ""), &collector, &sampler);
     let client = reqwest::blocking::Client::new();
     let shops = format!("http://{public}/api/v1/shops");
     let unsampled = client.get(&shops).send().unwrap();
@@ -352,7 +353,7 @@ fn a_new_trace_sampled_on_the_fast_core_keeps_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let (_watch, collector) = watch(dir.path());
     let (_replica, address) = replica(dir.path(), &collector, &[]);
-    let (_balance, public) = balancer(dir.path(), &address, "fast", &collector, &[]);
+    let (_balance, public) = balancer(dir.path(), &address, ("fast", ""), &collector, &[]);
     let answer = reqwest::blocking::get(format!("http://{public}/api/v1/shops")).unwrap();
     assert_eq!(answer.status(), 200);
     let (traceparent, trace) = trace_of(&answer);
@@ -429,7 +430,7 @@ fn the_backend_receives_the_edge_decision_from_both_cores() {
         ("OTEL_TRACES_SAMPLER_ARG", "0"),
     ];
     for core in ["fast", "hyper"] {
-        let (_balance, public) = balancer(dir.path(), &backend, core, &collector, &sampler);
+        let (_balance, public) = balancer(dir.path(), &backend, (core, ""), &collector, &sampler);
         let client = reqwest::blocking::Client::new();
         let received = |traceparent: Option<&str>| {
             let mut request = client.get(format!("http://{public}/anything"));
@@ -467,4 +468,58 @@ fn the_backend_receives_the_edge_decision_from_both_cores() {
             "{core}: {repaired}"
         );
     }
+}
+
+/// Over TLS, the first request's span tells the handshake: its length and protocol.
+#[test]
+fn a_tls_connections_first_request_tells_its_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_watch, collector) = watch(dir.path());
+    let backend = echo_backend();
+    let (cert, key) =
+        brigade_balance::tls::self_signed(&dir.path().join("tls"), &["127.0.0.1".into()]).unwrap();
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let (_balance, public) = balancer(dir.path(), &backend, ("fast", &tls), &collector, &[]);
+    let pem = std::fs::read(&cert).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap();
+    let trace = "9bf92f3577b34da6a3ce929d0e0e4738";
+    let answer = client
+        .get(format!("https://{public}/anything"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let spans = spans_when(&collector, trace, "the TLS request's span", |s| {
+        has(s, &["GET orders"])
+    });
+    let server = named(&spans, "GET orders");
+    let attributes = &server["attributes"];
+    assert_eq!(attributes["brigade.balance.connection.request"], "1");
+    assert_eq!(attributes["tls.protocol.name"], "tls", "{server:#?}");
+    assert!(
+        attributes["tls.protocol.version"] == "1.3" || attributes["tls.protocol.version"] == "1.2",
+        "{server:#?}"
+    );
+    let number = |key: &str| -> f64 {
+        attributes[key]
+            .as_str()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}: {server:#?}"))
+    };
+    let (handshake, waited) = (
+        number("brigade.balance.tls.handshake_ms"),
+        number("brigade.balance.accept.wait_ms"),
+    );
+    assert!(handshake > 0.0, "{handshake}");
+    assert!(
+        waited >= handshake,
+        "the wait includes the handshake: {waited} < {handshake}"
+    );
 }
