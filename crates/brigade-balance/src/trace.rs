@@ -64,6 +64,20 @@ impl RequestTrace {
             return None;
         }
         let number = connection.served.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut decided = decided;
+        if decided.is_none() {
+            // The common unsampled cases are decided as the fast core does, without building
+            // the whole context (a UUID v7, ids formatted as strings).
+            match fast_edge(headers.get(&TRACEPARENT).map(HeaderValue::as_bytes)) {
+                FastEdge::Unsampled(added) => {
+                    if let Some(value) = added.and_then(|new| HeaderValue::from_bytes(&new).ok()) {
+                        headers.insert(TRACEPARENT.clone(), value);
+                    }
+                    return None;
+                }
+                FastEdge::HandOver(new) => decided = new,
+            }
+        }
         let mut context = RequestContext::from_headers(headers);
         if let Some(trace_id) = decided {
             context.trace_id = trace_id;

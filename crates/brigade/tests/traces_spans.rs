@@ -338,7 +338,7 @@ fn edge_decision(core: &str) {
         .as_str()
         .and_then(|ms| ms.parse().ok())
         .unwrap_or_else(|| panic!("no accept attribute: {server:#?}"));
-    assert!(waited >= 0.0 && waited < 30_000.0, "{waited}");
+    assert!((0.0..30_000.0).contains(&waited), "{waited}");
     assert!(
         server["attributes"].get("tls.protocol.version").is_none(),
         "plain HTTP"
