@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::session_cache::SessionSource;
 use crate::state::AppState;
 
 /// The principal of a request. Every handler that changes something takes one, so the actor
@@ -133,12 +134,23 @@ impl FromRequestParts<AppState> for Caller {
 impl Caller {
     /// Resolves the `Authorization` header: anonymous without one, 401 for a bad one.
     pub async fn resolve(headers: &http::HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        Self::resolve_from(headers, state)
+            .await
+            .map(|(caller, _)| caller)
+    }
+
+    /// [`Self::resolve`], saying where the session came from (`None`: no token).
+    async fn resolve_from(
+        headers: &http::HeaderMap,
+        state: &AppState,
+    ) -> Result<(Self, Option<SessionSource>), ApiError> {
         let Some(value) = headers.get(AUTHORIZATION) else {
-            return Ok(Self {
+            let anonymous = Self {
                 actor: Actor::anonymous(),
                 account: None,
                 session_id: None,
-            });
+            };
+            return Ok((anonymous, None));
         };
         let token = value
             .to_str()
@@ -158,19 +170,21 @@ impl Caller {
             .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
         // The signature says who; the session row says whether the login still stands (read
         // through this replica's session cache, which honours revocation within its bound).
-        let session = state
+        let (session, source) = state
             .sessions
-            .session(state.store.as_ref(), claims.sid)
-            .await?
+            .lookup(state.store.as_ref(), claims.sid)
+            .await?;
+        let session = session
             .filter(|session| session.revoked_at.is_none())
             .filter(|session| session.expires_at > brigade_domain::now())
             .filter(|session| session.account.id == claims.sub)
             .ok_or_else(|| ApiError::Unauthorized("the session has ended; log in again".into()))?;
-        Ok(Self {
+        let caller = Self {
             actor: Actor(format!("account:{}", session.account.id)),
             account: Some(session.account),
             session_id: Some(claims.sid),
-        })
+        };
+        Ok((caller, Some(source)))
     }
 }
 
@@ -179,12 +193,56 @@ impl Caller {
 /// [`crate::per_request::steps`].
 pub async fn authenticate(state: &AppState, request: &mut Request) -> Result<(), Response> {
     if request.headers().contains_key(AUTHORIZATION) {
-        let caller = Caller::resolve(request.headers(), state)
+        let caller = resolve_traced(request.headers(), state)
             .await
             .map_err(IntoResponse::into_response)?;
         request.extensions_mut().insert(caller);
     }
     Ok(())
+}
+
+/// [`Caller::resolve`] inside an `authenticate` span when the request is recorded: the token
+/// check and the session look-up as one step of the trace, saying whether the session cache
+/// answered (`brigade.session.cached`) and whose login it is (`enduser.id`, the account id
+/// the log lines already carry; never the token). A refusal marks the span failed with the
+/// reason the 401 gives. Nothing is made for a request that is not recorded.
+async fn resolve_traced(headers: &http::HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
+    use tracing::Instrument as _;
+    if !brigade_core::traces::recording() {
+        return Caller::resolve(headers, state).await;
+    }
+    let span = tracing::info_span!(
+        "authenticate",
+        otel.name = "authenticate",
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+        brigade.session.cached = tracing::field::Empty,
+        enduser.id = tracing::field::Empty,
+    );
+    let resolved = Caller::resolve_from(headers, state)
+        .instrument(span.clone())
+        .await;
+    match &resolved {
+        Ok((caller, source)) => {
+            if let Some(source) = source {
+                span.record("brigade.session.cached", *source == SessionSource::Cache);
+            }
+            if let Some(account) = &caller.account {
+                span.record("enduser.id", tracing::field::display(account.id));
+            }
+        }
+        Err(error) => {
+            // The 401's own words; a store failure's cause stays in the logs (and the store
+            // span is marked failed on its own).
+            let reason = match error {
+                ApiError::Unauthorized(detail) => detail.as_str(),
+                _ => "the session could not be read",
+            };
+            brigade_core::traces::mark_failed(&span, reason);
+        }
+    }
+    resolved.map(|(caller, _)| caller)
 }
 
 /// An admin, checked before the request body is read: a caller without the right gets 401/403

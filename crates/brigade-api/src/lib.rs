@@ -17,6 +17,7 @@ mod listener;
 mod metrics;
 mod middleware;
 mod openapi;
+mod order_spans;
 mod pages;
 mod per_request;
 mod placement;

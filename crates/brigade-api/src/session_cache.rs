@@ -107,6 +107,15 @@ impl moka::Expiry<Uuid, Cached> for UntilExpiry {
     }
 }
 
+/// Where a session look-up found its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSource {
+    /// This replica's cache, confirmed fresh.
+    Cache,
+    /// The store (a miss, an unconfirmed cache, or no cache at all).
+    Store,
+}
+
 impl SessionCache {
     /// A cache as configured.
     pub fn new(settings: &SessionCacheSettings) -> Self {
@@ -131,19 +140,29 @@ impl SessionCache {
         store: &S,
         id: Uuid,
     ) -> StoreResult<Option<SessionRecord>> {
+        self.lookup(store, id).await.map(|(session, _)| session)
+    }
+
+    /// [`Self::session`], saying where the answer came from (a request's `authenticate`
+    /// span shows it, so a trace tells a cached login from a database read).
+    pub async fn lookup<S: Accounts + ?Sized>(
+        &self,
+        store: &S,
+        id: Uuid,
+    ) -> StoreResult<(Option<SessionRecord>, SessionSource)> {
         let Some(inner) = &self.inner else {
-            return store.session(id).await;
+            return Ok((store.session(id).await?, SessionSource::Store));
         };
         let Some(generation) = inner.confirm(store).await else {
             metrics::counter!(REQUESTS, "result" => "unconfirmed").increment(1);
-            return store.session(id).await;
+            return Ok((store.session(id).await?, SessionSource::Store));
         };
         if let Some(cached) = inner.sessions.get(&id).await
             && cached.generation == generation
             && cached.session.expires_at > brigade_domain::now()
         {
             metrics::counter!(REQUESTS, "result" => "hit").increment(1);
-            return Ok(Some(cached.session));
+            return Ok((Some(cached.session), SessionSource::Cache));
         }
         metrics::counter!(REQUESTS, "result" => "miss").increment(1);
         let session = store.session(id).await?;
@@ -163,7 +182,7 @@ impl SessionCache {
                 )
                 .await;
         }
-        Ok(session)
+        Ok((session, SessionSource::Store))
     }
 
     /// How many times this cache has read the session epoch.

@@ -32,7 +32,7 @@ use crate::head::{self, HeadError};
 use crate::pool::Pool;
 use crate::rate_limit::Decision;
 use crate::state::{State, Table};
-use crate::trace::RequestTrace;
+use crate::trace::{DecidedTrace, RequestTrace};
 use crate::upstream::{Lease, ResponseBody, UpstreamBody};
 use crate::view::RequestView;
 
@@ -84,6 +84,8 @@ pub struct Client {
     pub(crate) scheme: HeaderValue,
     /// `Strict-Transport-Security` added to answers on a TLS connection.
     pub(crate) hsts: Option<HeaderValue>,
+    /// How the connection began and how many requests it served, for the request spans.
+    pub(crate) trace: crate::trace::Connection,
 }
 
 impl Client {
@@ -99,7 +101,15 @@ impl Client {
                 .any(|net| net.contains(&address.ip())),
             scheme: HeaderValue::from_static("http"),
             hsts: None,
+            trace: crate::trace::Connection::new(crate::trace::Accepted::now(), 0),
         }
+    }
+
+    /// The connection began as `accepted` and has served `served` requests already (on the
+    /// fast core, before it was handed to the hyper path).
+    pub(crate) fn began(mut self, accepted: crate::trace::Accepted, served: u64) -> Self {
+        self.trace = crate::trace::Connection::new(accepted, served);
+        self
     }
 
     /// The connection speaks TLS: `X-Forwarded-Proto: https`, and answers carry
@@ -130,7 +140,17 @@ pub async fn handle(
     // path and headers, which any parsed request has.
     let pool = Arc::clone(table.route(&parts));
     let mut trace = if head.is_ok() {
-        RequestTrace::start(&parts.method, parts.uri.path(), &mut parts.headers, &pool)
+        let decided = parts
+            .extensions
+            .remove::<DecidedTrace>()
+            .map(|decided| decided.0);
+        RequestTrace::start(
+            (&parts.method, parts.uri.path()),
+            &mut parts.headers,
+            &pool,
+            &client.trace,
+            decided,
+        )
     } else {
         None
     };

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use brigade_core::shutdown::Shutdown;
 use hyper::service::service_fn;
@@ -25,6 +25,7 @@ use crate::backend::now_ms;
 use crate::config::Config;
 use crate::state::State;
 use crate::tls::{self, CertStore, TlsError};
+use crate::trace::{Accepted, DecidedTrace, Handshake};
 use crate::{admin, health, proxy, redirect};
 
 /// Why the balancer could not start.
@@ -390,10 +391,17 @@ async fn accept_loop(
                 Some(acceptor) => {
                     // The handshake counts against the same limit as reading a request head.
                     let limit = state.table().config.timeouts.header_read_ms;
+                    let accepted_at = Instant::now();
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(Duration::from_millis(limit), handshake).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, peer, state, shutdown, true).await
+                            let opened = Opened {
+                                secure: true,
+                                accepted: tls_accepted(accepted_at, &stream),
+                                served: 0,
+                                decided: None,
+                            };
+                            serve_connection_with(stream, peer, state, shutdown, opened).await
                         }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -417,13 +425,43 @@ async fn accept_loop(
     }
 }
 
-/// Whether a new plain-HTTP connection is served by the fast core: `[server] core = "fast"`,
-/// header limits its stack array holds, and no trace export (the hyper path makes the spans).
+/// Whether a new plain-HTTP connection is served by the fast core: `[server] core = "fast"`
+/// and header limits its stack array holds. With trace export on, the fast core serves the
+/// unsampled requests and hands a connection to the hyper path for a sampled one.
 fn fast_core(state: &State) -> bool {
     let table = state.table();
     table.config.server.core == crate::config::Core::Fast
         && table.config.limits.max_headers <= crate::fast::codec::MAX_HEADERS
-        && !brigade_core::traces::exporting()
+}
+
+/// How a TLS connection accepted at `at` began: its handshake's length and protocol.
+fn tls_accepted<S>(at: Instant, stream: &tokio_rustls::server::TlsStream<S>) -> Accepted {
+    let version = stream
+        .get_ref()
+        .1
+        .protocol_version()
+        .and_then(|version| match version {
+            rustls::ProtocolVersion::TLSv1_3 => Some("1.3"),
+            rustls::ProtocolVersion::TLSv1_2 => Some("1.2"),
+            _ => None,
+        });
+    Accepted {
+        at,
+        tls: Some(Handshake {
+            took: at.elapsed(),
+            version,
+        }),
+    }
+}
+
+/// How a connection came to the hyper path: over TLS or not, how it began, how many requests
+/// the fast core served on it before, and the trace the fast core sampled its next request by.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) secure: bool,
+    pub(crate) accepted: Accepted,
+    pub(crate) served: u64,
+    pub(crate) decided: Option<String>,
 }
 
 /// What every request of one client connection shares: one `Arc` cloned per request.
@@ -431,6 +469,8 @@ fn fast_core(state: &State) -> bool {
 struct ConnectionContext {
     state: Arc<State>,
     client: proxy::Client,
+    /// The trace id the fast core sampled the first request by (see [`Opened`]).
+    decided: std::sync::Mutex<Option<String>>,
     /// Requests being served on the connection.
     active: AtomicUsize,
     /// When the connection last finished a request.
@@ -452,7 +492,8 @@ struct ConnectionSettings {
 
 impl ConnectionSettings {
     /// The settings of a connection from `peer`; `secure`: it speaks TLS.
-    fn read(state: &State, peer: SocketAddr, secure: bool) -> Self {
+    fn read(state: &State, peer: SocketAddr, opened: &Opened) -> Self {
+        let secure = opened.secure;
         let table = state.table();
         let config = &table.config;
         let client = match (&config.tls, secure) {
@@ -460,7 +501,8 @@ impl ConnectionSettings {
                 proxy::Client::new(peer, &config.trusted_proxies).over_tls(tls.hsts_max_age_secs)
             }
             _ => proxy::Client::new(peer, &config.trusted_proxies),
-        };
+        }
+        .began(opened.accepted, opened.served);
         Self {
             header_read: Duration::from_millis(config.timeouts.header_read_ms),
             idle_ms: config.timeouts.idle_ms,
@@ -485,19 +527,44 @@ pub async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let settings = ConnectionSettings::read(&state, peer, secure);
+    let opened = Opened {
+        secure,
+        accepted: Accepted::now(),
+        served: 0,
+        decided: None,
+    };
+    serve_connection_with(stream, peer, state, shutdown, opened).await;
+}
+
+/// [`serve_connection`] for a connection that began as `opened` says.
+pub(crate) async fn serve_connection_with<S>(
+    stream: S,
+    peer: SocketAddr,
+    state: Arc<State>,
+    shutdown: Shutdown,
+    opened: Opened,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = ConnectionSettings::read(&state, peer, &opened);
     let context = Arc::new(ConnectionContext {
         state: Arc::clone(&state),
         client: settings.client,
+        decided: std::sync::Mutex::new(opened.decided),
         active: AtomicUsize::new(0),
         last_ms: AtomicU64::new(now_ms()),
     });
     let service = {
         let shared = Arc::clone(&context);
-        service_fn(move |request| {
+        service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let context = Arc::clone(&shared);
             async move {
                 context.active.fetch_add(1, Ordering::Relaxed);
+                if brigade_core::traces::exporting()
+                    && let Some(decided) = context.decided.lock().ok().and_then(|mut d| d.take())
+                {
+                    request.extensions_mut().insert(DecidedTrace(decided));
+                }
                 let response = proxy::handle(&context.state, request, &context.client).await;
                 context.active.fetch_sub(1, Ordering::Relaxed);
                 context.last_ms.store(now_ms(), Ordering::Relaxed);

@@ -113,7 +113,7 @@ pub fn current_sampled() -> Option<bool> {
 }
 
 /// Whether W3C trace flags (two hex digits) have the sampled bit.
-fn flags_sampled(flags: &str) -> bool {
+pub fn flags_sampled(flags: &str) -> bool {
     u8::from_str_radix(flags, 16).is_ok_and(|flags| flags & 1 == 1)
 }
 
@@ -236,7 +236,7 @@ fn is_sane_request_id(id: &str) -> bool {
 
 /// Parses `00-<trace>-<parent>-<flags>`, returning the trace id, the parent span id and the
 /// flags. All-zero ids are invalid by the W3C spec and rejected so a new trace starts instead.
-fn parse_traceparent(value: &str) -> Option<(String, String, String)> {
+pub fn parse_traceparent(value: &str) -> Option<(String, String, String)> {
     let mut parts = value.trim().split('-');
     let version = parts.next()?;
     let trace_id = parts.next()?;

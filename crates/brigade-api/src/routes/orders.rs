@@ -21,7 +21,8 @@ use crate::error::{ApiError, ApiResult, etag};
 use crate::extract::{IdempotencyKeyHeader, Json, Path, Query};
 use crate::routes::page;
 use crate::state::AppState;
-use crate::{catalogue_cache, checkout, metrics as names, placement};
+use crate::{catalogue_cache, checkout, metrics as names, order_spans, placement};
+use tracing::Instrument as _;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -69,20 +70,16 @@ async fn create_order(
     // Twice at most: a retry that finds its key released by the first request's "try again"
     // answer (see `settled_answer`) places the order anew.
     for attempt in 0..2 {
-        let prepared = placement::prepare(
-            &state,
-            &order,
-            caller.actor(),
-            customer_id,
-            idempotency.clone(),
-        )
-        .await;
-        let placement = match prepared {
-            Ok(placement) => placement,
+        let placing = order_spans::place_order(attempt);
+        let placed = place(&state, &order, &caller, customer_id, idempotency.clone())
+            .instrument(placing.clone())
+            .await;
+        order_spans::placed(&placing, &placed);
+        let (outcome, payment) = match placed? {
+            Ok(placed) => placed,
             Err(error) => return replay_or(&state, idempotency.as_ref(), error).await,
         };
-        let payment = placement.payment.clone();
-        match state.store.place_order(placement).await? {
+        match outcome {
             PlaceOutcome::Created(order) => {
                 return placed_answer(&state, &order, &payment, &caller.actor()).await;
             }
@@ -105,6 +102,26 @@ async fn create_order(
         }
     }
     Ok(in_progress())
+}
+
+/// Prepares the order (shop, prices, estimate) and writes it, claiming its key in the same
+/// statement. The inner error is a refusal of the order itself, which an answered key may
+/// still replay (see [`replay_or`]); the outer one a failure of the store's write.
+async fn place(
+    state: &AppState,
+    order: &NewOrder,
+    caller: &Caller,
+    customer_id: Option<Uuid>,
+    idempotency: Option<IdempotencyKey>,
+) -> order_spans::Placed {
+    let prepared = placement::prepare(state, order, caller.actor(), customer_id, idempotency).await;
+    let placement = match prepared {
+        Ok(placement) => placement,
+        Err(error) => return Ok(Err(error)),
+    };
+    let payment = placement.payment.clone();
+    let outcome = state.store.place_order(placement).await?;
+    Ok(Ok((outcome, payment)))
 }
 
 /// The answer to a request whose order cannot be prepared now (a shop closed, an item gone):
@@ -137,7 +154,12 @@ async fn placed_answer(
     payment: &NewPayment,
     actor: &brigade_domain::Actor,
 ) -> ApiResult<Response> {
-    let settled = checkout::authorize(state, order, payment, actor).await?;
+    let settling = order_spans::settle_payment();
+    let settled = checkout::authorize(state, order, payment, actor)
+        .instrument(settling.clone())
+        .await
+        .inspect_err(|error| order_spans::failed(&settling, error))?;
+    settling.record("brigade.payment.status", settled.payment.status.as_str());
     let order = settled.order;
     if order.status != OrderStatus::Placed {
         metrics::counter!(names::ORDER_STATUS_CHANGES, "status" => order.status.as_str())
@@ -165,6 +187,33 @@ async fn placed_answer(
 /// `None` when the key was released meanwhile (the first request's answer was a 5xx): the
 /// retry is then a new request.
 async fn settled_answer(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    order_id: Option<Uuid>,
+    actor: &brigade_domain::Actor,
+) -> ApiResult<Option<Response>> {
+    let waiting = order_spans::wait_for_first();
+    let answer = wait_for_first(state, scope, key, order_id, actor)
+        .instrument(waiting.clone())
+        .await;
+    match &answer {
+        Ok(answer) => {
+            let outcome = if answer.is_some() {
+                "answered"
+            } else {
+                "released"
+            };
+            waiting.record("brigade.order.outcome", outcome);
+        }
+        Err(error) => order_spans::failed(&waiting, error),
+    }
+    answer
+}
+
+/// The wait of [`settled_answer`]: the first request's stored answer, polled for 500 ms,
+/// then the payment settled here if it is still pending.
+async fn wait_for_first(
     state: &AppState,
     scope: &str,
     key: &str,

@@ -21,7 +21,9 @@ use crate::answer;
 use crate::pool::Pool;
 use crate::proxy::{self, Client};
 use crate::rate_limit::Decision;
+use crate::server::Opened;
 use crate::state::{State, Table};
+use crate::trace::{self, FastEdge};
 use crate::upstream::ResponseBody;
 use crate::view::RequestView;
 
@@ -58,6 +60,8 @@ pub struct Connection {
     /// The peer's address as text, rendered once.
     peer: Vec<u8>,
     requests: u64,
+    /// The trace id a request handed to the hyper path was sampled by (see `trace::fast_edge`).
+    decided: Option<String>,
 }
 
 /// A request view over the fast core's parsed head.
@@ -102,6 +106,7 @@ impl Connection {
             client,
             peer,
             requests: 0,
+            decided: None,
         }
     }
 
@@ -228,6 +233,14 @@ impl Connection {
             return Prepared::HandOver;
         }
         let view = View { head: &head };
+        // Decided before routing and rate limiting, which the hyper path would repeat.
+        let traceparent = match edge(view.header("traceparent")) {
+            Ok(added) => added,
+            Err(decided) => {
+                self.decided = decided;
+                return Prepared::HandOver;
+            }
+        };
         let pool = Arc::clone(table.route(&view));
         let client_id = view
             .header("x-request-id")
@@ -257,10 +270,6 @@ impl Connection {
             let id = header_value(&self.request_id);
             return Prepared::Answered(pool, answer::body_too_large(n, id.as_ref()), true);
         }
-        let traceparent = view
-            .header("traceparent")
-            .is_none()
-            .then(proxy::traceparent_bytes);
         let added = Added {
             request_id: client_id.is_none().then_some(self.request_id.as_slice()),
             traceparent: traceparent.as_ref().map(|t| t.as_slice()),
@@ -337,6 +346,19 @@ fn plan(
     }
 }
 
+/// The `traceparent` to add to a request whose own is `header`, or `Err` when the hyper path
+/// must serve it (a sampled request, with the trace id it was sampled by when it is new).
+/// Without trace export, a new sampled one when the client sent none, as always.
+fn edge(header: Option<&[u8]>) -> Result<Option<[u8; 55]>, Option<String>> {
+    if !brigade_core::traces::exporting() {
+        return Ok(header.is_none().then(proxy::traceparent_bytes));
+    }
+    match trace::fast_edge(header) {
+        FastEdge::Unsampled(added) => Ok(added),
+        FastEdge::HandOver(decided) => Err(decided),
+    }
+}
+
 /// What [`Connection::prepare`] decided.
 enum Prepared {
     /// Forward it.
@@ -408,9 +430,15 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, shutd
     };
     let mut connection = Connection::new(stream, client);
     if connection.run(&state, &shutdown).await == End::HandOver {
+        let opened = Opened {
+            secure: false,
+            accepted: connection.client.trace.accepted,
+            served: connection.requests,
+            decided: connection.decided.take(),
+        };
         let (stream, buffered) = connection.into_parts();
         let stream = super::rewind::Rewind::new(buffered, stream);
-        crate::server::serve_connection(stream, peer, state, shutdown, false).await;
+        crate::server::serve_connection_with(stream, peer, state, shutdown, opened).await;
     }
 }
 

@@ -6,9 +6,10 @@
 //!
 //! It serves plain-HTTP/1.1 client connections (`[server] core = "fast"`, the default). A
 //! request it does not handle itself (upgrades, `Expect`, CONNECT, absolute-form targets,
-//! HTTP/1.0) moves the connection to the hyper path with every byte read so far, as do
-//! connections when traces are exported (the hyper path makes the spans) and settings of more
-//! than [`codec::MAX_HEADERS`] header fields.
+//! HTTP/1.0) moves the connection to the hyper path with every byte read so far, as does a
+//! request sampled for tracing (the hyper path makes the spans; unsampled requests of a
+//! process that exports traces stay here, without any span) and settings of more than
+//! [`codec::MAX_HEADERS`] header fields.
 
 pub mod chunked;
 pub mod codec;
