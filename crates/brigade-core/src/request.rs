@@ -262,12 +262,13 @@ pub fn parse_traceparent(value: &str) -> Option<(String, String, String)> {
 /// `format!("{b:02x}")`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
     }
-    out
+    // Hex digits are ASCII; byte pushes skip `String::push`'s per-character UTF-8 encoding.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -48,12 +48,9 @@ pub fn apply(response: &mut Response) {
         (&header::REFERRER_POLICY, "no-referrer"),
         (&CROSS_ORIGIN_OPENER_POLICY, "same-origin"),
     ];
-    // Room for these and the request id and `traceparent` added after, in one growth of the
-    // map instead of a rehash partway.
-    headers.reserve(fixed.len() + 2);
     for (name, value) in fixed {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), HeaderValue::from_static(value));
-        }
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
     }
 }
