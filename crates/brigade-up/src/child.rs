@@ -336,20 +336,18 @@ impl Running {
         if let Some(pid) = pid {
             let _ = rustix::process::kill_process(pid, signal);
         }
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(status) => status.ok(),
-            Err(_) => {
-                tracing::warn!(pid = self.pid, "child did not stop in time; killing it");
-                let _ = self.child.kill().await;
-                self.child.wait().await.ok()
-            }
-        }
+        self.wait_or_kill(grace).await
     }
 
     /// Asks the child to stop (closes its stdin: it drains like on SIGTERM), waits up to
     /// `grace`, then kills it.
     pub async fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
         drop(self.stdin.take());
+        self.wait_or_kill(grace).await
+    }
+
+    /// Waits up to `grace` for the child to exit after it was asked to, then kills it.
+    async fn wait_or_kill(&mut self, grace: Duration) -> Option<ExitStatus> {
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {

@@ -13,7 +13,7 @@ mod pg_cluster;
 
 use std::time::{Duration, Instant};
 
-use pg_cluster::{Cluster, DEMO_PASSWORD, Replica};
+use pg_cluster::{Cluster, DEMO_PASSWORD, Replica, shop_names};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -75,23 +75,6 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Shop names in `GET /api/v1/shops`, sending `fence` as `Brigade-Read-After` when given.
-fn shop_names(client: &Client, base: &str, fence: Option<&str>) -> Vec<String> {
-    let mut request = client.get(format!("{base}/api/v1/shops"));
-    if let Some(fence) = fence {
-        request = request.header("brigade-read-after", fence);
-    }
-    let response = request.send().unwrap();
-    assert_eq!(response.status(), 200);
-    let shops: Value = response.json().unwrap();
-    shops
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|shop| shop["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Creates a shop as the demo admin; returns its name and the response's fence.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Logged, Running as _, Stdout, alive, signal, wait_until};
-use pg_cluster::{Cluster, DEMO_PASSWORD};
+use pg_cluster::{Cluster, DEMO_PASSWORD, shop_names};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -164,23 +164,6 @@ fn pid_of(child: &Value) -> u32 {
     child["pid"].as_u64().expect("a pid") as u32
 }
 
-/// Shop names through the public port, with `fence` as `Brigade-Read-After` when given.
-fn shop_names(client: &Client, up: &StandbyUp, fence: Option<&str>) -> Vec<String> {
-    let mut request = client.get(up.url("/api/v1/shops"));
-    if let Some(fence) = fence {
-        request = request.header("brigade-read-after", fence);
-    }
-    let response = request.send().unwrap();
-    assert_eq!(response.status(), 200);
-    let shops: Value = response.json().unwrap();
-    shops
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|shop| shop["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Reads the shop list through the public port until stopped; every status it got (0: no
 /// answer).
 struct Reader {
@@ -307,9 +290,10 @@ fn reads_come_from_the_standby(bin: &Path, up: &StandbyUp, client: &Client) {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(shop_names(client, up, Some(&fence)).contains(&name.to_owned()));
+    assert!(shop_names(client, &up.url(""), Some(&fence)).contains(&name.to_owned()));
     wait_until("the standby serves the new shop", LIMIT, || {
-        shop_names(client, up, None).contains(&name.to_owned()) && up.standby_reads(client) > 0.0
+        shop_names(client, &up.url(""), None).contains(&name.to_owned())
+            && up.standby_reads(client) > 0.0
     });
 }
 

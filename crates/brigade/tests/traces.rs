@@ -269,27 +269,10 @@ fn a_receiver_that_never_answers_costs_requests_nothing_and_drops_are_counted() 
     );
 }
 
-/// `brigade watch` with no rules and no targets, on a free port: the local collector.
-fn watch(dir: &std::path::Path) -> (Logged, String) {
-    let config = dir.join("watch.toml");
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
-    let mut command = Command::new(BRIGADE);
-    command
-        .args(["watch", "--log-format", "json", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("DATABASE_URL")
-        .stderr(Stdio::null());
-    let process = Logged::spawn(command, Stdout::SkipOther);
-    let address = process.listening();
-    (process, address)
-}
-
 #[test]
 fn watch_collects_a_replicas_spans_and_finds_them_by_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let (_collector, watch_address) = watch(dir.path());
+    let (_collector, watch_address) = common::collector_watch(dir.path());
     let endpoint = format!("http://{watch_address}");
     let data = dir.path().join("replica");
     let (_replica, address) = serve(
@@ -509,7 +492,7 @@ struct Traced {
 impl Traced {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (collector, watch) = self::watch(dir.path());
+        let (collector, watch) = common::collector_watch(dir.path());
         let endpoint = format!("http://{watch}");
         let (replica, address) = serve(
             &dir.path().join("replica"),

@@ -15,23 +15,6 @@ use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
 /// How long a process has to say what a test waits for.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// `brigade watch` with no rules and no targets, on a free port: the local collector.
-fn watch(dir: &std::path::Path) -> (Logged, String) {
-    let config = dir.join("watch.toml");
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
-    let mut command = Command::new(BRIGADE);
-    command
-        .args(["watch", "--log-format", "json", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("DATABASE_URL")
-        .stderr(Stdio::null());
-    let process = Logged::spawn(command, Stdout::SkipOther);
-    let address = process.listening();
-    (process, address)
-}
-
 /// A `brigade` child with `args` and `env`, exporting to `collector` every 100 ms.
 fn exporting(args: &[&str], collector: &str, env: &[(&str, &str)]) -> Logged {
     let endpoint = format!("http://{collector}");
@@ -154,7 +137,7 @@ fn trace_of(answer: &reqwest::blocking::Response) -> (String, String) {
 #[test]
 fn an_orders_trace_reads_authenticate_then_place_order_then_settle_payment() {
     let dir = tempfile::tempdir().unwrap();
-    let (_watch, collector) = watch(dir.path());
+    let (_watch, collector) = common::collector_watch(dir.path());
     let (_replica, address) = replica(dir.path(), &collector, &[]);
     let base = format!("http://{address}");
     let token = common::log_in_at(&base, "customer@brigade.demo");
@@ -258,7 +241,7 @@ fn the_hyper_core_sends_no_span_for_an_unsampled_request_and_tells_the_replica()
 
 fn edge_decision(core: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (_watch, collector) = watch(dir.path());
+    let (_watch, collector) = common::collector_watch(dir.path());
     let sampler = [
         ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
         ("OTEL_TRACES_SAMPLER_ARG", "0"),
@@ -351,7 +334,7 @@ fn edge_decision(core: &str) {
 #[test]
 fn a_new_trace_sampled_on_the_fast_core_keeps_its_id() {
     let dir = tempfile::tempdir().unwrap();
-    let (_watch, collector) = watch(dir.path());
+    let (_watch, collector) = common::collector_watch(dir.path());
     let (_replica, address) = replica(dir.path(), &collector, &[]);
     let (_balance, public) = balancer(dir.path(), &address, ("fast", ""), &collector, &[]);
     let answer = reqwest::blocking::get(format!("http://{public}/api/v1/shops")).unwrap();
@@ -423,7 +406,7 @@ fn echo_backend() -> String {
 #[test]
 fn the_backend_receives_the_edge_decision_from_both_cores() {
     let dir = tempfile::tempdir().unwrap();
-    let (_watch, collector) = watch(dir.path());
+    let (_watch, collector) = common::collector_watch(dir.path());
     let backend = echo_backend();
     let sampler = [
         ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
@@ -474,7 +457,7 @@ fn the_backend_receives_the_edge_decision_from_both_cores() {
 #[test]
 fn a_tls_connections_first_request_tells_its_handshake() {
     let dir = tempfile::tempdir().unwrap();
-    let (_watch, collector) = watch(dir.path());
+    let (_watch, collector) = common::collector_watch(dir.path());
     let backend = echo_backend();
     let (cert, key) =
         brigade_balance::tls::self_signed(&dir.path().join("tls"), &["127.0.0.1".into()]).unwrap();

@@ -394,3 +394,21 @@ pub fn assert_drill_holds(name: &str, report: &Value, passed: bool, claims: &[&s
     assert_eq!(report["lost"], 0, "{name}: {report}");
     assert_eq!(report["duplicated"], 0, "{name}: {report}");
 }
+
+/// `brigade watch` with no rules and no targets, on a free port, keeping its data in `dir`: the
+/// local trace collector of the tracing tests. Returns the process and its address.
+pub fn collector_watch(dir: &Path) -> (Logged, String) {
+    let config = dir.join("watch.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
+    let mut command = Command::new(BRIGADE);
+    command
+        .args(["watch", "--log-format", "json", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("DATABASE_URL")
+        .stderr(Stdio::null());
+    let process = Logged::spawn(command, Stdout::SkipOther);
+    let address = process.listening();
+    (process, address)
+}

@@ -376,3 +376,24 @@ impl Replica {
         })
     }
 }
+
+/// Shop names in `GET /api/v1/shops`, sending `fence` as `Brigade-Read-After` when given.
+pub fn shop_names(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    fence: Option<&str>,
+) -> Vec<String> {
+    let mut request = client.get(format!("{base}/api/v1/shops"));
+    if let Some(fence) = fence {
+        request = request.header("brigade-read-after", fence);
+    }
+    let response = request.send().unwrap();
+    assert_eq!(response.status(), 200);
+    let shops: Value = response.json().unwrap();
+    shops
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|shop| shop["name"].as_str().unwrap().to_owned())
+        .collect()
+}
