@@ -254,9 +254,17 @@ def read(path: str) -> str:
     return (ROOT / path).read_text(encoding="utf-8")
 
 
+def config_source() -> str:
+    """brigade-core's settings code: config.rs and the files of its sections under config/."""
+    folder = ROOT / "crates/brigade-core/src/config"
+    parts = [read("crates/brigade-core/src/config.rs")]
+    parts += [path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.rs"))]
+    return "\n".join(parts)
+
+
 def config_defaults() -> dict[str, str]:
-    """Default values of brigade's server settings, read from brigade-core's config.rs."""
-    source = read("crates/brigade-core/src/config.rs")
+    """Default values of brigade's server settings, read from brigade-core's config code."""
+    source = config_source()
     block = source[source.index("impl Default for ServerSettings") :]
     block = block[: block.index("\n}\n")]
     values = dict(re.findall(r"(\w+): ([\d_]+),", block))
@@ -266,7 +274,7 @@ def config_defaults() -> dict[str, str]:
 def settings_keys() -> set[str]:
     """Every `section.key` brigade.toml accepts (from the settings structs in config.rs), so an
     environment variable BRIGADE_SECTION__KEY can be checked to name a real setting."""
-    source = read("crates/brigade-core/src/config.rs")
+    source = config_source()
     sections = {
         "server": "ServerSettings",
         "storage": "StorageSettings",
