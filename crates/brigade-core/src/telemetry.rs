@@ -306,15 +306,11 @@ fn needs_escaping(bytes: &[u8]) -> bool {
 /// escaping, so they are copied whole; only a string with something to escape goes through
 /// serde_json's escaper (which costs a call per byte).
 fn write_json_str(out: &mut Vec<u8>, value: &str) {
-    if !needs_escaping(value.as_bytes()) {
-        out.reserve(value.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(value.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing a &str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, value);
-    }
+    use fmt::Write as _;
+    out.reserve(value.len() + 2);
+    out.push(b'"');
+    let _ = JsonStringBody(out).write_str(value);
+    out.push(b'"');
 }
 
 /// A `fmt::Write` that appends what it is given to a JSON string being written, escaped, so a
@@ -327,6 +323,8 @@ impl fmt::Write for JsonStringBody<'_> {
         if !needs_escaping(text.as_bytes()) {
             self.0.extend_from_slice(text.as_bytes());
         } else {
+            // serde_json's escaper writes whole strings, quotes included; they are cut off here.
+            // Writing a &str into a Vec cannot fail.
             let mut quoted = Vec::with_capacity(text.len() + 8);
             let _ = serde_json::to_writer(&mut quoted, text);
             self.0.extend_from_slice(&quoted[1..quoted.len() - 1]);
