@@ -102,9 +102,13 @@ impl UserUp {
                 ),
             }
         };
-        // The banner (with the demo accounts) is written before that line, on stderr.
+        // The banner (with the demo accounts) is written before that line, on stderr, in one
+        // write; the reader above hands it over line by line, so wait for the blank line that
+        // ends the accounts, not only for their heading.
         wait_until("the banner on stderr", Duration::from_secs(10), || {
-            stderr.lock().unwrap().contains("demo accounts")
+            let text = stderr.lock().unwrap();
+            text.find("demo accounts")
+                .is_some_and(|start| text[start..].contains("\n\n"))
         });
         Self {
             child,
