@@ -32,7 +32,7 @@ use crate::head::{self, HeadError};
 use crate::pool::Pool;
 use crate::rate_limit::Decision;
 use crate::state::{State, Table};
-use crate::trace::{DecidedTrace, RequestTrace};
+use crate::trace::RequestTrace;
 use crate::upstream::{Lease, ResponseBody, UpstreamBody};
 use crate::view::RequestView;
 
@@ -140,16 +140,12 @@ pub async fn handle(
     // path and headers, which any parsed request has.
     let pool = Arc::clone(table.route(&parts));
     let mut trace = if head.is_ok() {
-        let decided = parts
-            .extensions
-            .remove::<DecidedTrace>()
-            .map(|decided| decided.0);
         RequestTrace::start(
             (&parts.method, parts.uri.path()),
             &mut parts.headers,
             &pool,
             &client.trace,
-            decided,
+            None,
         )
     } else {
         None

@@ -25,7 +25,7 @@ use crate::backend::now_ms;
 use crate::config::Config;
 use crate::state::State;
 use crate::tls::{self, CertStore, TlsError};
-use crate::trace::{Accepted, DecidedTrace, Handshake};
+use crate::trace::{Accepted, Handshake};
 use crate::{admin, health, proxy, redirect};
 
 /// Why the balancer could not start.
@@ -399,7 +399,6 @@ async fn accept_loop(
                                 secure: true,
                                 accepted: tls_accepted(accepted_at, &stream),
                                 served: 0,
-                                decided: None,
                             };
                             serve_connection_with(stream, peer, state, shutdown, opened).await
                         }
@@ -454,14 +453,13 @@ fn tls_accepted<S>(at: Instant, stream: &tokio_rustls::server::TlsStream<S>) -> 
     }
 }
 
-/// How a connection came to the hyper path: over TLS or not, how it began, how many requests
-/// the fast core served on it before, and the trace the fast core sampled its next request by.
+/// How a connection came to the hyper path: over TLS or not, how it began, and how many
+/// requests the fast core served on it before.
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) secure: bool,
     pub(crate) accepted: Accepted,
     pub(crate) served: u64,
-    pub(crate) decided: Option<String>,
 }
 
 /// What every request of one client connection shares: one `Arc` cloned per request.
@@ -469,8 +467,6 @@ pub(crate) struct Opened {
 struct ConnectionContext {
     state: Arc<State>,
     client: proxy::Client,
-    /// The trace id the fast core sampled the first request by (see [`Opened`]).
-    decided: std::sync::Mutex<Option<String>>,
     /// Requests being served on the connection.
     active: AtomicUsize,
     /// When the connection last finished a request.
@@ -531,7 +527,6 @@ pub async fn serve_connection<S>(
         secure,
         accepted: Accepted::now(),
         served: 0,
-        decided: None,
     };
     serve_connection_with(stream, peer, state, shutdown, opened).await;
 }
@@ -550,21 +545,15 @@ pub(crate) async fn serve_connection_with<S>(
     let context = Arc::new(ConnectionContext {
         state: Arc::clone(&state),
         client: settings.client,
-        decided: std::sync::Mutex::new(opened.decided),
         active: AtomicUsize::new(0),
         last_ms: AtomicU64::new(now_ms()),
     });
     let service = {
         let shared = Arc::clone(&context);
-        service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let context = Arc::clone(&shared);
             async move {
                 context.active.fetch_add(1, Ordering::Relaxed);
-                if brigade_core::traces::exporting()
-                    && let Some(decided) = context.decided.lock().ok().and_then(|mut d| d.take())
-                {
-                    request.extensions_mut().insert(DecidedTrace(decided));
-                }
                 let response = proxy::handle(&context.state, request, &context.client).await;
                 context.active.fetch_sub(1, Ordering::Relaxed);
                 context.last_ms.store(now_ms(), Ordering::Relaxed);

@@ -11,9 +11,9 @@
 //! span of its own.
 //!
 //! Sampling is decided at the edge, as the replicas do (`brigade_core::traces::sampled`): an
-//! unsampled request gets no span at all — on the hyper path and on the fast core, which
-//! serves unsampled requests itself and hands a connection to the hyper path for a sampled
-//! one — and its `traceparent` goes upstream saying `-00`, so the replica skips its spans too.
+//! unsampled request gets no span at all — on the hyper path and on the fast core, which makes
+//! the same spans for a sampled request (`fast::traced`) — and its `traceparent` goes
+//! upstream saying `-00`, so the replica skips its spans too.
 //!
 //! How a connection began is told on the server span of its first request rather than in a
 //! span of its own: OpenTelemetry's HTTP conventions define spans per request only, Envoy
@@ -51,8 +51,8 @@ impl RequestTrace {
     /// span, so the ids logged and answered are the exported span's.
     ///
     /// An unsampled request gets no span: `traceparent` is set to say `-00` (see
-    /// [`unsampled`]) and `None` returned. `decided` is the trace id the fast core sampled this
-    /// request by before handing its connection over.
+    /// [`unsampled`]) and `None` returned. `decided` is the trace id the fast core's edge sampled
+    /// a new trace by (`FastEdge::Sampled`).
     pub(crate) fn start(
         (method, path): (&Method, &str),
         headers: &mut HeaderMap,
@@ -75,7 +75,7 @@ impl RequestTrace {
                     }
                     return None;
                 }
-                FastEdge::HandOver(new) => decided = new,
+                FastEdge::Sampled(new) => decided = new,
             }
         }
         let mut context = RequestContext::from_headers(headers);
@@ -218,11 +218,11 @@ pub(crate) enum FastEdge {
     /// Forward it without a span: the client's `traceparent` (already `-00`) unchanged, or
     /// this new unsampled one added.
     Unsampled(Option<[u8; 55]>),
-    /// Hand the connection to the hyper path, which makes the spans; for a new trace, the
-    /// trace id it was sampled by (the hyper path must keep it, or it would decide anew).
-    /// A `traceparent` the fast core would have to rewrite (malformed, or sampled by the
-    /// client but not here) is handed over too.
-    HandOver(Option<String>),
+    /// Make the spans ([`RequestTrace::start`]); for a new trace, the trace id it was sampled
+    /// by (the spans must keep it, or the decision would be made anew). A `traceparent` that
+    /// must be rewritten (malformed, or sampled by the client but not here) comes here too:
+    /// `RequestTrace::start` rewrites it.
+    Sampled(Option<String>),
 }
 
 /// The fast core's edge decision, the same as [`RequestTrace::start`]'s.
@@ -231,7 +231,7 @@ pub(crate) fn fast_edge(traceparent: Option<&[u8]>) -> FastEdge {
         let mut new = crate::ids::traceparent();
         let trace_id = std::str::from_utf8(&new[3..35]).unwrap_or_default();
         if traces::sampled(trace_id, None) {
-            return FastEdge::HandOver(Some(trace_id.to_owned()));
+            return FastEdge::Sampled(Some(trace_id.to_owned()));
         }
         new[53..55].copy_from_slice(b"00");
         return FastEdge::Unsampled(Some(new));
@@ -242,14 +242,9 @@ pub(crate) fn fast_edge(traceparent: Option<&[u8]>) -> FastEdge {
         Some((trace_id, true)) if !traces::sampled(&trace_id, Some(false)) => {
             FastEdge::Unsampled(None)
         }
-        _ => FastEdge::HandOver(None),
+        _ => FastEdge::Sampled(None),
     }
 }
-
-/// The trace id the fast core sampled a request by, carried in the extensions of the first
-/// request the hyper path serves after the hand-over.
-#[derive(Debug, Clone)]
-pub(crate) struct DecidedTrace(pub String);
 
 /// How a client connection began, told on its first request's span (see the module docs).
 #[derive(Debug, Clone, Copy)]

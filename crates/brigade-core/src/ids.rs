@@ -50,23 +50,34 @@ pub fn request_id_string() -> String {
 /// The text of a new W3C `traceparent` (version 00, sampled) with a random trace id and span
 /// id: `00-` + 32 hex digits + `-` + 16 hex digits + `-01`.
 pub fn traceparent() -> [u8; 55] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
     let (trace, span): (u128, u64) = with_rng(|rng| (rng.random(), rng.random()));
-    let hex = |out: &mut [u8], bytes: &[u8]| {
-        for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
-        }
-    };
-    hex(&mut text[3..35], &trace.to_be_bytes());
-    hex(&mut text[36..52], &span.to_be_bytes());
+    hex_into(&mut text[3..35], &trace.to_be_bytes());
+    hex_into(&mut text[36..52], &span.to_be_bytes());
     // An all-zero trace or span id is invalid; the odds are 2^-64 at worst, but cheap to rule out.
     if trace == 0 || span == 0 {
         text[34] = b'1';
         text[51] = b'1';
     }
     text
+}
+
+/// Writes the lower-case hex of `bytes` into `out` (two digits per byte; stops at the shorter).
+pub fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+}
+
+/// Lower-case hex of `bytes`, without the per-byte formatting and allocation of
+/// `format!("{b:02x}")`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex_into(&mut out, bytes);
+    // Hex digits are ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -103,6 +114,12 @@ mod tests {
         let other = std::thread::spawn(draw).join().unwrap();
         let here = draw();
         assert!(here.is_disjoint(&other));
+    }
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
     }
 
     fn is_lower_hex(text: &[u8]) -> bool {

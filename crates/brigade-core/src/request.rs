@@ -15,6 +15,8 @@ use http::{HeaderName, HeaderValue};
 use opentelemetry_sdk::trace::IdGenerator as _;
 use tracing::Instrument;
 
+use crate::ids::hex;
+
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// W3C Trace Context `traceparent`.
@@ -256,19 +258,6 @@ pub fn parse_traceparent(value: &str) -> Option<(String, String, String)> {
         && lower_hex(flags, 2)
         && (version != "00" || parts.next().is_none());
     ok.then(|| (trace_id.to_owned(), parent_id.to_owned(), flags.to_owned()))
-}
-
-/// Lower-case hex of `bytes`, without the per-byte formatting and allocation of
-/// `format!("{b:02x}")`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0x0f)]);
-    }
-    // Hex digits are ASCII; byte pushes skip `String::push`'s per-character UTF-8 encoding.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

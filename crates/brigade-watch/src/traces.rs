@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use brigade_core::ids::hex;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
@@ -272,10 +273,6 @@ pub fn own_spans(
 /// Decodes an OTLP/HTTP protobuf body.
 pub fn decode(body: &[u8]) -> Result<ExportTraceServiceRequest, prost::DecodeError> {
     ExportTraceServiceRequest::decode(body)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The API's view of an OTLP span; `None` for a span without valid ids.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Logged, Running as _, Stdout, alive, signal, wait_until};
+use common::{Running as _, alive, signal, wait_until};
 use pg_cluster::{Cluster, DEMO_PASSWORD, shop_names};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -83,11 +83,7 @@ fn up_args(data_dir: &Path) -> Vec<String> {
 }
 
 /// A running `brigade up --local-standby` as the cluster's user.
-struct StandbyUp {
-    process: Logged,
-    public: String,
-    ops: String,
-}
+struct StandbyUp(common::Up);
 
 impl StandbyUp {
     fn start(cluster: &Cluster, data_dir: &Path) -> Self {
@@ -95,13 +91,7 @@ impl StandbyUp {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut command = brigade_as_owner(cluster, &cluster.url(), &args);
         command.stderr(std::process::Stdio::null());
-        let process = Logged::spawn(command, Stdout::SkipOther);
-        let up = process.wait_for("brigade is up", Duration::from_secs(120));
-        Self {
-            public: up["public"].as_str().unwrap().to_owned(),
-            ops: up["ops"].as_str().unwrap().to_owned(),
-            process,
-        }
+        Self(common::Up::spawn(command))
     }
 
     /// The standby's status in the ops API.
@@ -139,11 +129,11 @@ impl StandbyUp {
 
 impl common::Running for StandbyUp {
     fn public_address(&self) -> &str {
-        &self.public
+        &self.0.public
     }
 
     fn ops_address(&self) -> &str {
-        &self.ops
+        &self.0.ops
     }
 }
 
@@ -265,7 +255,7 @@ fn reads_come_from_the_standby(bin: &Path, up: &StandbyUp, client: &Client) {
     assert_eq!(String::from_utf8_lossy(&in_recovery.stdout).trim(), "t");
     // `brigade status` lists it among the children.
     let table = Command::new(pg_cluster::BRIGADE)
-        .args(["status", "--ops", &up.ops])
+        .args(["status", "--ops", &up.0.ops])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
@@ -301,7 +291,7 @@ fn reads_come_from_the_standby(bin: &Path, up: &StandbyUp, client: &Client) {
 /// replicas read from it again. Returns the new process.
 fn a_killed_standby_costs_no_read(up: &StandbyUp, client: &Client) -> u32 {
     let first_pid = pid_of(&up.standby());
-    let reader = Reader::start(&up.public);
+    let reader = Reader::start(&up.0.public);
     std::thread::sleep(Duration::from_millis(300));
     let killed_at = Instant::now();
     signal(first_pid, "-KILL");
@@ -369,7 +359,7 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     );
 
     // A clean stop: the standby gets a fast shutdown and is gone when up is.
-    let StandbyUp { mut process, .. } = up;
+    let StandbyUp(common::Up { mut process, .. }) = up;
     process.stop();
     assert!(!alive(standby_pid), "the standby outlived up's stop");
     assert!(
@@ -386,7 +376,7 @@ fn up_makes_supervises_and_stops_a_local_standby_the_replicas_read_from() {
     let standby_pid = pid_of(&up.standby());
     let _orphan = KillOnDrop(standby_pid);
     assert_eq!(up.standby()["restarts"], 0);
-    let StandbyUp { process, .. } = up;
+    let StandbyUp(common::Up { process, .. }) = up;
     let killed_at = Instant::now();
     signal(process.pid(), "-KILL");
     wait_until(

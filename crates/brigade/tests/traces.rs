@@ -391,32 +391,13 @@ fn an_orders_trace_holds_the_payment_providers_call_as_a_child_span() {
     }
 }
 
-/// The spans of `trace` from watch's trace API once every one of `names` has arrived (a
-/// parent span ends after its children, so it may come in a later export).
+/// The spans of `trace` from watch's trace API once every one of `names` has arrived.
 fn spans_named(watch: &str, trace: &str, names: &[&str]) -> Vec<Value> {
-    let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let answer = client
-            .get(format!("http://{watch}/api/v1/traces/{trace}"))
-            .send()
-            .unwrap();
-        if answer.status() == 200 {
-            let body: Value = answer.json().unwrap();
-            let spans = body["spans"].as_array().cloned().unwrap_or_default();
-            if names
-                .iter()
-                .all(|name| spans.iter().any(|s| s["name"] == *name))
-            {
-                return spans;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all of {names:?} in trace {trace}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::trace_spans_when(watch, trace, &format!("all of {names:?}"), |spans| {
+        names
+            .iter()
+            .all(|name| spans.iter().any(|s| s["name"] == *name))
+    })
 }
 
 #[test]

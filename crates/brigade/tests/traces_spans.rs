@@ -1,7 +1,8 @@
 //! The steps of a request as spans, read back from watch (the local collector): a replica's
 //! `authenticate` and the steps of placing an order under its request span; the balancer's
 //! edge decision (no span at all for an unsampled request, on both of its cores, with a `-00`
-//! `traceparent` sent on) and how a connection began, on its first request's span.
+//! `traceparent` sent on), how a connection began, on its first request's span, and a sampled
+//! request's attempts on the fast core, each named by the `traceparent` its backend received.
 
 mod common;
 
@@ -86,27 +87,6 @@ fn balancer(
     (process, public)
 }
 
-/// The spans of `trace` once `done` holds for them.
-fn spans_when(watch: &str, trace: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = client
-            .get(format!("http://{watch}/api/v1/traces/{trace}"))
-            .send()
-            .unwrap();
-        if answer.status() == 200 {
-            let body: Value = answer.json().unwrap();
-            let spans = body["spans"].as_array().cloned().unwrap_or_default();
-            if done(&spans) {
-                return spans;
-            }
-        }
-        assert!(Instant::now() < deadline, "{what}: not in trace {trace}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn named<'a>(spans: &'a [Value], name: &str) -> &'a Value {
     spans
         .iter()
@@ -159,7 +139,8 @@ fn an_orders_trace_reads_authenticate_then_place_order_then_settle_payment() {
         "settle payment",
         "payments authorize",
     ];
-    let spans = spans_when(&collector, trace, "the order's steps", |s| has(s, &names));
+    let spans =
+        common::trace_spans_when(&collector, trace, "the order's steps", |s| has(s, &names));
     let request = named(&spans, "POST /api/v1/orders");
     let authenticate = named(&spans, "authenticate");
     let place = named(&spans, "place order");
@@ -210,7 +191,7 @@ fn an_orders_trace_reads_authenticate_then_place_order_then_settle_payment() {
         .send()
         .unwrap();
     assert_eq!(refused.status(), 401);
-    let spans = spans_when(&collector, refused_trace, "the refusal", |s| {
+    let spans = common::trace_spans_when(&collector, refused_trace, "the refusal", |s| {
         has(s, &["authenticate", "GET /api/v1/orders"])
     });
     let authenticate = named(&spans, "authenticate");
@@ -225,9 +206,9 @@ fn an_orders_trace_reads_authenticate_then_place_order_then_settle_payment() {
 
 /// On the fast core (the default): with `parentbased_traceidratio` 0 a new trace is not
 /// sampled — no balancer span, no replica span, and the replica was told so (`-00`) — while a
-/// client's sampled trace continues on the same keep-alive connection (handed to the hyper
-/// path) with a balancer span saying it is the connection's second request; a new connection's
-/// first request says when it was accepted.
+/// client's sampled trace continues on the same keep-alive connection with a balancer span
+/// saying it is the connection's second request; a new connection's first request says when
+/// it was accepted.
 #[test]
 fn the_fast_core_sends_no_span_for_an_unsampled_request_and_tells_the_replica() {
     edge_decision("fast");
@@ -267,7 +248,7 @@ fn edge_decision(core: &str) {
         .unwrap();
     assert!(trace_of(&sampled).0.ends_with("-01"));
     sampled.text().unwrap();
-    let spans = spans_when(
+    let spans = common::trace_spans_when(
         &collector,
         trace,
         "the balancer's and replica's spans",
@@ -309,7 +290,7 @@ fn edge_decision(core: &str) {
         .send()
         .unwrap();
     assert_eq!(fresh.status(), 200);
-    let spans = spans_when(&collector, trace, "the first request's span", |s| {
+    let spans = common::trace_spans_when(&collector, trace, "the first request's span", |s| {
         has(s, &["GET orders"])
     });
     let server = named(&spans, "GET orders");
@@ -329,8 +310,7 @@ fn edge_decision(core: &str) {
 }
 
 /// With the default sampler (every trace), a new trace the fast core samples keeps the id it
-/// was sampled by when its connection goes to the hyper path: the balancer's span and the
-/// replica's answer name one trace.
+/// was sampled by: the balancer's span and the replica's answer name one trace.
 #[test]
 fn a_new_trace_sampled_on_the_fast_core_keeps_its_id() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,7 +321,7 @@ fn a_new_trace_sampled_on_the_fast_core_keeps_its_id() {
     assert_eq!(answer.status(), 200);
     let (traceparent, trace) = trace_of(&answer);
     assert!(traceparent.ends_with("-01"), "{traceparent}");
-    let spans = spans_when(&collector, &trace, "the new trace", |s| {
+    let spans = common::trace_spans_when(&collector, &trace, "the new trace", |s| {
         has(
             s,
             &["GET orders", "upstream attempt 1", "GET /api/v1/shops"],
@@ -479,7 +459,7 @@ fn a_tls_connections_first_request_tells_its_handshake() {
         .send()
         .unwrap();
     assert_eq!(answer.status(), 200);
-    let spans = spans_when(&collector, trace, "the TLS request's span", |s| {
+    let spans = common::trace_spans_when(&collector, trace, "the TLS request's span", |s| {
         has(s, &["GET orders"])
     });
     let server = named(&spans, "GET orders");
@@ -504,5 +484,207 @@ fn a_tls_connections_first_request_tells_its_handshake() {
     assert!(
         waited >= handshake,
         "the wait includes the handshake: {waited} < {handshake}"
+    );
+}
+
+/// What a [`flaky_backends`] server received in one request.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    traceparent: String,
+}
+
+/// Two backends (two ports, one shared state) that answer the first request for `/flaky` with
+/// a 503 and every other request with 200 and the head they received as the body; each
+/// request's path and `traceparent` are recorded.
+fn flaky_backends() -> ([String; 2], std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::{Arc, Mutex};
+    let log: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addresses = [(); 2].map(|()| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (log, failed) = (log.clone(), failed.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let (log, failed) = (log.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut head = String::new();
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line.trim_end().is_empty() {
+                                break;
+                            }
+                            head.push_str(&line);
+                        }
+                        let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                        let traceparent = head
+                            .lines()
+                            .filter_map(|line| line.split_once(':'))
+                            .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
+                            .map(|(_, value)| value.trim().to_owned())
+                            .unwrap_or_default();
+                        let fail = path == "/flaky"
+                            && !failed.swap(true, std::sync::atomic::Ordering::SeqCst);
+                        log.lock().unwrap().push(Received {
+                            path: path.clone(),
+                            traceparent,
+                        });
+                        let answer = if fail {
+                            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                                .to_owned()
+                        } else {
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{head}",
+                                head.len()
+                            )
+                        };
+                        if writer.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    });
+    (addresses, log)
+}
+
+/// Sends `request` on `stream` and reads one answer: its status line and body.
+fn exchange(
+    stream: &mut std::io::BufReader<std::net::TcpStream>,
+    request: &str,
+) -> (String, String) {
+    use std::io::{BufRead, Read, Write};
+    stream.get_mut().write_all(request.as_bytes()).unwrap();
+    let mut status = String::new();
+    stream.read_line(&mut status).unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).unwrap();
+        if line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).unwrap();
+    (
+        status.trim_end().to_owned(),
+        String::from_utf8(body).unwrap(),
+    )
+}
+
+/// A sampled request stays on the fast core: a 503 and its retry are two attempt spans, each
+/// backend received a `traceparent` naming its own attempt's span, and the next request on the
+/// same connection is still forwarded by the fast core (which keeps a field name's case as it
+/// arrived; the hyper path would send it in lower case) with its span saying it is the
+/// connection's second request.
+#[test]
+fn a_sampled_request_stays_on_the_fast_core_and_each_attempt_names_its_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_watch, collector) = common::collector_watch(dir.path());
+    let ([first, second], received) = flaky_backends();
+    let extra = format!("[[pools.backends]]\naddress = \"{second}\"\n");
+    let (_balance, public) = balancer(dir.path(), &first, ("fast", &extra), &collector, &[]);
+    let stream = std::net::TcpStream::connect(&public).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut stream = std::io::BufReader::new(stream);
+
+    let trace = "9bf92f3577b34da6a3ce929d0e0e4738";
+    let (status, _) = exchange(
+        &mut stream,
+        &format!(
+            "GET /flaky HTTP/1.1\r\nHost: brigade.test\r\n\
+             traceparent: 00-{trace}-00f067aa0ba902b7-01\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK", "the 503 was retried");
+    let (status, echoed) = exchange(
+        &mut stream,
+        "GET /echo HTTP/1.1\r\nHost: brigade.test\r\nX-Mixed-Case: yes\r\n\r\n",
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        echoed.contains("\r\nX-Mixed-Case: yes\r\n"),
+        "forwarded by the fast core: {echoed}"
+    );
+
+    let spans = common::trace_spans_when(&collector, trace, "both attempts", |s| {
+        has(
+            s,
+            &["GET orders", "upstream attempt 1", "upstream attempt 2"],
+        )
+    });
+    let server = named(&spans, "GET orders");
+    let (one, two) = (
+        named(&spans, "upstream attempt 1"),
+        named(&spans, "upstream attempt 2"),
+    );
+    assert_eq!(server["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(server["attributes"]["http.response.status_code"], "200");
+    assert_eq!(server["attributes"]["brigade.balance.attempts"], "2");
+    assert_eq!(
+        server["attributes"]["brigade.balance.connection.request"],
+        "1"
+    );
+    assert!(
+        server["attributes"]
+            .get("brigade.balance.accept.wait_ms")
+            .is_some(),
+        "{server:#?}"
+    );
+    for attempt in [one, two] {
+        assert_eq!(attempt["parent_span_id"], server["span_id"], "{attempt:#?}");
+    }
+    assert_eq!(one["attributes"]["http.response.status_code"], "503");
+    assert_eq!(one["error"], true, "{one:#?}");
+    assert_eq!(
+        two["attributes"]["brigade.balance.reason"],
+        "retry after server_error"
+    );
+    assert_eq!(two["error"], false, "{two:#?}");
+    assert_eq!(
+        two["links"][0],
+        format!("{trace}/{}", one["span_id"].as_str().unwrap()),
+        "the retry links the first attempt: {two:#?}"
+    );
+    let flaky: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == "/flaky")
+        .map(|r| r.traceparent.clone())
+        .collect();
+    let named_by = |span: &Value| format!("00-{trace}-{}-01", span["span_id"].as_str().unwrap());
+    assert_eq!(flaky, [named_by(one), named_by(two)]);
+
+    let echo = received
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.path == "/echo")
+        .map(|r| r.traceparent.clone())
+        .unwrap();
+    let echo_trace = echo.split('-').nth(1).unwrap().to_owned();
+    let spans = common::trace_spans_when(&collector, &echo_trace, "the second request", |s| {
+        has(s, &["GET orders"])
+    });
+    assert_eq!(
+        named(&spans, "GET orders")["attributes"]["brigade.balance.connection.request"],
+        "2"
     );
 }

@@ -260,7 +260,7 @@ fn work_by_station(order: &Order) -> BTreeMap<Uuid, i64> {
 /// same request.
 fn request_hash(order: &NewOrder) -> String {
     let canonical = serde_json::to_vec(order).unwrap_or_default();
-    brigade_core::request::hex(&Sha256::digest(&canonical))
+    brigade_core::ids::hex(&Sha256::digest(&canonical))
 }
 
 fn key_reused() -> ApiError {

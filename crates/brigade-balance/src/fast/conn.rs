@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use super::codec::{self, MAX_HEADERS, Parsed, RequestFraming, RequestHead};
 use super::exchange::{Body, Plan};
 use super::timer::Timer;
+use super::traced;
 use super::write::{self, Added};
 use crate::answer;
 use crate::pool::Pool;
@@ -60,8 +61,6 @@ pub struct Connection {
     /// The peer's address as text, rendered once.
     peer: Vec<u8>,
     requests: u64,
-    /// The trace id a request handed to the hyper path was sampled by (see `trace::fast_edge`).
-    decided: Option<String>,
 }
 
 /// A request view over the fast core's parsed head.
@@ -106,7 +105,6 @@ impl Connection {
             client,
             peer,
             requests: 0,
-            decided: None,
         }
     }
 
@@ -233,14 +231,6 @@ impl Connection {
             return Prepared::HandOver;
         }
         let view = View { head: &head };
-        // Decided before routing and rate limiting, which the hyper path would repeat.
-        let traceparent = match edge(view.header("traceparent")) {
-            Ok(added) => added,
-            Err(decided) => {
-                self.decided = decided;
-                return Prepared::HandOver;
-            }
-        };
         let pool = Arc::clone(table.route(&view));
         let client_id = view
             .header("x-request-id")
@@ -250,8 +240,13 @@ impl Connection {
             Some(id) => self.request_id.extend_from_slice(id),
             None => new_request_id(&mut self.request_id),
         }
+        let traced::Edge {
+            traceparent,
+            mut traced,
+        } = self.edge(&view, &pool);
         if let Some(problem) = head.problem {
             let response = refusal(problem, limits.max_header_bytes, &self.request_id);
+            traced::finish(&mut traced, response.status());
             return Prepared::Answered(pool, response, true);
         }
         let decision = table.limiter.check(&view, self.client.address);
@@ -259,6 +254,7 @@ impl Connection {
             crate::metrics::rate_limited(&rule.config.name, pool.name()).increment(1);
             let id = header_value(&self.request_id);
             let response = answer::too_many_requests(rule, limited, id.as_ref());
+            traced::finish(&mut traced, response.status());
             let close = head.framing != RequestFraming::Empty;
             let len = head.len;
             self.read.drain(..len);
@@ -268,7 +264,9 @@ impl Connection {
             && n > limits.max_body_bytes
         {
             let id = header_value(&self.request_id);
-            return Prepared::Answered(pool, answer::body_too_large(n, id.as_ref()), true);
+            let response = answer::body_too_large(n, id.as_ref());
+            traced::finish(&mut traced, response.status());
+            return Prepared::Answered(pool, response, true);
         }
         let added = Added {
             request_id: client_id.is_none().then_some(self.request_id.as_slice()),
@@ -277,7 +275,7 @@ impl Connection {
             scheme: self.client.scheme.as_bytes(),
             trusted: self.client.trusted,
         };
-        let plan = plan(
+        let mut plan = plan(
             &mut self.upstream_out,
             &head,
             &added,
@@ -285,9 +283,47 @@ impl Connection {
             &decision,
             limits.max_body_bytes,
         );
+        if let Some(traced) = &mut traced {
+            traced.written_at(plan.traceparent_at);
+        }
+        plan.traced = traced;
         let len = head.len;
         self.read.drain(..len);
         Prepared::Forward(plan)
+    }
+
+    /// The edge's trace decision for the request in `view`, routed to `pool`: without trace
+    /// export, a new sampled `traceparent` when the client sent none, as always; with it,
+    /// unsampled requests get no span and sampled ones the hyper path's spans
+    /// ([`traced`]).
+    fn edge(&self, view: &View<'_, '_>, pool: &Pool) -> traced::Edge {
+        let header = view.header("traceparent");
+        if !brigade_core::traces::exporting() {
+            let traceparent = header.is_none().then(proxy::traceparent_bytes);
+            return traced::Edge {
+                traceparent,
+                traced: None,
+            };
+        }
+        match trace::fast_edge(header) {
+            FastEdge::Unsampled(traceparent) => traced::Edge {
+                traceparent,
+                traced: None,
+            },
+            FastEdge::Sampled(decided) => {
+                // The count of requests before this one on the connection, for its span.
+                let served = &self.client.trace.served;
+                served.store(self.requests, std::sync::atomic::Ordering::Relaxed);
+                let request = traced::Request {
+                    method: view.head.method,
+                    path: view.path(),
+                    traceparent: header,
+                    tracestate: view.header("tracestate"),
+                    request_id: &self.request_id,
+                };
+                traced::sampled(&request, pool, &self.client.trace, decided)
+            }
+        }
     }
 
     /// Writes one of the balancer's own answers; false when the client is gone.
@@ -319,7 +355,7 @@ fn plan(
     max_body: u64,
 ) -> Plan {
     out.clear();
-    write::request_head(out, head, added);
+    let traceparent_at = write::request_head(out, head, added);
     let view = View { head };
     Plan {
         key: proxy::hash_key(&pool, &view),
@@ -343,19 +379,8 @@ fn plan(
         },
         max_body,
         pool,
-    }
-}
-
-/// The `traceparent` to add to a request whose own is `header`, or `Err` when the hyper path
-/// must serve it (a sampled request, with the trace id it was sampled by when it is new).
-/// Without trace export, a new sampled one when the client sent none, as always.
-fn edge(header: Option<&[u8]>) -> Result<Option<[u8; 55]>, Option<String>> {
-    if !brigade_core::traces::exporting() {
-        return Ok(header.is_none().then(proxy::traceparent_bytes));
-    }
-    match trace::fast_edge(header) {
-        FastEdge::Unsampled(added) => Ok(added),
-        FastEdge::HandOver(decided) => Err(decided),
+        traceparent_at,
+        traced: None,
     }
 }
 
@@ -434,7 +459,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, shutd
             secure: false,
             accepted: connection.client.trace.accepted,
             served: connection.requests,
-            decided: connection.decided.take(),
         };
         let (stream, buffered) = connection.into_parts();
         let stream = super::rewind::Rewind::new(buffered, stream);

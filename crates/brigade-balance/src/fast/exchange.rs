@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use super::conn::{Connection, header_value};
 use super::relay::{self, ClientFault, Fail, Received};
 use super::timer::Timer;
+use super::traced::{self, Traced};
 use crate::answer;
 use crate::backend::{Backend, Outcome};
 use crate::config::Config;
@@ -55,6 +56,10 @@ pub struct Plan {
     pub body: Body,
     /// `limits.max_body_bytes`.
     pub max_body: u64,
+    /// Where the balancer's own `traceparent` value sits in the upstream head.
+    pub traceparent_at: Option<usize>,
+    /// The spans of a request sampled for tracing.
+    pub traced: Option<Box<Traced>>,
 }
 
 /// A request body still arriving from the client, forwarded as it comes.
@@ -72,11 +77,12 @@ pub(super) async fn forward(
     conn: &mut Connection,
     timer: &mut Timer,
     table: &Table,
-    plan: Plan,
+    mut plan: Plan,
     arrived: Instant,
 ) -> bool {
     let config = &table.config;
     let pool = Arc::clone(&plan.pool);
+    let mut traced = plan.traced.take();
     let mut streamed = None;
     match plan.body {
         Body::Empty => {}
@@ -85,6 +91,7 @@ pub(super) async fn forward(
             if !relay::read_body(conn, timer, n, Duration::from_millis(limit_ms)).await {
                 let id = header_value(&conn.request_id);
                 let response = answer::request_timeout(limit_ms, id.as_ref());
+                traced::finish(&mut traced, response.status());
                 pool.metrics
                     .requests
                     .record(response.status(), arrived.elapsed());
@@ -97,8 +104,9 @@ pub(super) async fn forward(
     }
     let replay = streamed.is_none();
     pool.budget.deposit();
-    let ended = attempts(conn, timer, table, &plan, streamed, replay, arrived).await;
-    finish(conn, &plan, ended, arrived).await
+    let body = (streamed, replay);
+    let ended = attempts(conn, timer, table, &plan, body, &mut traced, arrived).await;
+    finish(conn, &plan, ended, traced, arrived).await
 }
 
 /// How the attempts ended.
@@ -115,12 +123,19 @@ enum Ended {
     Failed(Outcome),
 }
 
-async fn finish(conn: &mut Connection, plan: &Plan, ended: Ended, arrived: Instant) -> bool {
+async fn finish(
+    conn: &mut Connection,
+    plan: &Plan,
+    ended: Ended,
+    mut traced: Option<Box<Traced>>,
+    arrived: Instant,
+) -> bool {
     let elapsed = arrived.elapsed();
     match ended {
         // Recorded when the head was ready, as the hyper path does.
         Ended::Relayed(keep) => keep && !plan.close,
         Ended::Kept(status, bytes) => {
+            traced::finish(&mut traced, status);
             plan.pool.metrics.requests.record(status, elapsed);
             conn.client_stream.write_all(&bytes).await.is_ok() && !plan.close
         }
@@ -138,6 +153,7 @@ async fn finish(conn: &mut Connection, plan: &Plan, ended: Ended, arrived: Insta
                 }
                 _ => answer::bad_gateway("the backend closed the connection without an answer", id),
             };
+            traced::finish(&mut traced, response.status());
             plan.pool
                 .metrics
                 .requests
@@ -285,14 +301,15 @@ impl<'a> Attempts<'a> {
 }
 
 /// The loop of attempts: the hyper path's `proxy::attempts::Attempts::run` on the fast
-/// core's I/O.
+/// core's I/O. `body`: what is still to come of a streamed body, and whether the body is kept
+/// for replay. A traced request's span ends here when its answer is relayed.
 async fn attempts(
     conn: &mut Connection,
     timer: &mut Timer,
     table: &Table,
     plan: &Plan,
-    mut streamed: Option<Streamed>,
-    replay: bool,
+    (mut streamed, replay): (Option<Streamed>, bool),
+    traced: &mut Option<Box<Traced>>,
     arrived: Instant,
 ) -> Ended {
     let config = &table.config;
@@ -309,9 +326,13 @@ async fn attempts(
             // The streamed body went to an earlier attempt and cannot be sent again.
             break;
         }
+        let span = traced
+            .as_mut()
+            .map(|t| t.attempt(attempt - 1, &backend, state.last, &mut conn.upstream_out));
         let lease = Lease::new(Arc::clone(&backend), 0);
         let Some((upstream, fresh)) = open(&backend, config).await else {
             // Nothing was sent: a streamed body is still whole for the next attempt.
+            traced::ended(span.as_ref(), Err(Outcome::ConnectError));
             state.connect_failed(&backend);
             continue;
         };
@@ -319,6 +340,8 @@ async fn attempts(
         let body = streamed.take();
         let upstream = (upstream, fresh);
         let (result, upstream) = send(conn, timer, config, plan, &backend, upstream, body).await;
+        traced::ended(span.as_ref(), attempt_ended(&result));
+        drop(span);
         let received = match result {
             Err(Fail::Timeout) if state.failed(&backend, Outcome::Timeout, attempt) => continue,
             Err(Fail::Timeout) => break,
@@ -342,10 +365,12 @@ async fn attempts(
             }
             state.kept = Some((received.status, std::mem::take(&mut conn.out)));
             if let Some(wait) = wait {
+                let _waiting = traced.as_mut().map(|t| t.waiting(wait.as_millis() as u64));
                 tokio::time::sleep(wait).await;
             }
             continue;
         }
+        traced::finish(traced, received.status);
         plan.pool
             .metrics
             .requests
@@ -355,6 +380,15 @@ async fn attempts(
         return Ended::Relayed(keep);
     }
     state.give_up()
+}
+
+/// How an exchange ended, for its attempt's span.
+fn attempt_ended(result: &Result<Received, Fail>) -> Result<StatusCode, Outcome> {
+    match result {
+        Ok(received) => Ok(received.status),
+        Err(Fail::Timeout) => Err(Outcome::Timeout),
+        Err(_) => Err(Outcome::Error),
+    }
 }
 
 /// A pooled connection to `backend`, else a new one; whether it is new.

@@ -6,10 +6,9 @@
 //!
 //! It serves plain-HTTP/1.1 client connections (`[server] core = "fast"`, the default). A
 //! request it does not handle itself (upgrades, `Expect`, CONNECT, absolute-form targets,
-//! HTTP/1.0) moves the connection to the hyper path with every byte read so far, as does a
-//! request sampled for tracing (the hyper path makes the spans; unsampled requests of a
-//! process that exports traces stay here, without any span) and settings of more than
-//! [`codec::MAX_HEADERS`] header fields.
+//! HTTP/1.0) moves the connection to the hyper path with every byte read so far, as do
+//! settings of more than [`codec::MAX_HEADERS`] header fields. With trace export on, a request
+//! sampled for tracing gets the hyper path's spans here ([`traced`]); unsampled ones get none.
 
 pub mod chunked;
 pub mod codec;
@@ -19,6 +18,7 @@ mod idle;
 mod relay;
 mod rewind;
 mod timer;
+mod traced;
 pub mod write;
 
 pub use conn::serve;

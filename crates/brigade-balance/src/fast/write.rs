@@ -4,7 +4,9 @@
 //!
 //! The upstream request is what the hyper path sends, field for field: hop-by-hop fields (and
 //! those `Connection` names) dropped, one `Content-Length` kept where
-//! it was, `X-Request-Id` and `traceparent` added when absent, `X-Forwarded-For` appended to,
+//! it was, `X-Request-Id` added when absent, `traceparent` added or replaced when the balancer
+//! decided one (a new trace, a sampling decision, a span of its own), `X-Forwarded-For`
+//! appended to,
 //! `X-Forwarded-Proto` and `-Host` set unless a trusted proxy sent them, and
 //! `transfer-encoding: chunked` last for a chunked body. The differences carry no meaning:
 //! field lines the balancer keeps are copied as they arrived, runs of them at a time (name
@@ -23,7 +25,8 @@ use crate::upstream::ResponseBody;
 pub struct Added<'a> {
     /// A new `X-Request-Id`, when the client's is absent or unusable (it replaces the latter).
     pub request_id: Option<&'a [u8]>,
-    /// A new `traceparent`, when the client sent none.
+    /// The balancer's own `traceparent`, sent in place of the client's (or added when the
+    /// client sent none); `None`: the client's, if any, goes on unchanged.
     pub traceparent: Option<&'a [u8]>,
     /// The peer's address, as text.
     pub peer: &'a [u8],
@@ -41,8 +44,13 @@ fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends the request head a backend receives.
-pub fn request_head(out: &mut Vec<u8>, head: &RequestHead<'_, '_>, added: &Added<'_>) {
+/// Appends the request head a backend receives; where in `out` the value of the balancer's
+/// own `traceparent` begins, when it wrote one (a traced request's attempts rewrite it there).
+pub fn request_head(
+    out: &mut Vec<u8>,
+    head: &RequestHead<'_, '_>,
+    added: &Added<'_>,
+) -> Option<usize> {
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(head.target.as_bytes());
@@ -71,8 +79,7 @@ pub fn request_head(out: &mut Vec<u8>, head: &RequestHead<'_, '_>, added: &Added
         {
             added.trusted
         } else {
-            seen.traceparent |= name.eq_ignore_ascii_case("traceparent");
-            true
+            added.traceparent.is_none() || !name.eq_ignore_ascii_case("traceparent")
         };
         if plain {
             runs.keep(name);
@@ -88,9 +95,10 @@ pub fn request_head(out: &mut Vec<u8>, head: &RequestHead<'_, '_>, added: &Added
     if let (false, Some(id)) = (seen.request_id, added.request_id) {
         field(out, "x-request-id", id);
     }
-    if let (false, Some(traceparent)) = (seen.traceparent, added.traceparent) {
+    let traceparent_at = added.traceparent.map(|traceparent| {
         field(out, "traceparent", traceparent);
-    }
+        out.len() - traceparent.len() - 2
+    });
     if !seen.forwarded_for {
         field(out, "x-forwarded-for", added.peer);
     }
@@ -104,6 +112,7 @@ pub fn request_head(out: &mut Vec<u8>, head: &RequestHead<'_, '_>, added: &Added
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    traceparent_at
 }
 
 /// Writes what the balancer puts in place of a field it does not copy (nothing for
@@ -180,7 +189,6 @@ impl<'b> Runs<'b> {
 struct Seen {
     length: bool,
     request_id: bool,
-    traceparent: bool,
     forwarded_for: bool,
     proto: bool,
     host: bool,

@@ -112,6 +112,11 @@ impl Up {
             .envs(env.iter().copied())
             .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
             .stderr(Stdio::null());
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (a `brigade up … --log-format json`) and returns once it is up.
+    pub fn spawn(command: Command) -> Self {
         let process = Logged::spawn(command, Stdout::SkipOther);
         let up = process.wait_for("brigade is up", Duration::from_secs(120));
         Self {
@@ -411,4 +416,32 @@ pub fn collector_watch(dir: &Path) -> (Logged, String) {
     let process = Logged::spawn(command, Stdout::SkipOther);
     let address = process.listening();
     (process, address)
+}
+
+/// The spans of `trace` in watch's trace API at `watch` once `done` holds for them (a parent
+/// span ends after its children, so it may come in a later export); `what` names them in the
+/// failure after 30 s.
+pub fn trace_spans_when(
+    watch: &str,
+    trace: &str,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = client
+            .get(format!("http://{watch}/api/v1/traces/{trace}"))
+            .send()
+            .unwrap();
+        if answer.status() == 200 {
+            let body: Value = answer.json().unwrap();
+            let spans = body["spans"].as_array().cloned().unwrap_or_default();
+            if done(&spans) {
+                return spans;
+            }
+        }
+        assert!(Instant::now() < deadline, "{what}: not in trace {trace}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
