@@ -13,8 +13,9 @@
 # and HAProxy, at every connection count.
 #
 # Charts (when CHART_DIR is not empty): balance-throughput.{json,svg} and
-# balance-p99.{json,svg}, one group of bars per connection count and one bar per target,
-# drawn by brigade-bench-chart from the same medians as the table.
+# balance-p99.{json,svg}, one group of bars per connection count and one bar per balancer
+# (the upstream measured directly is in the table only), drawn by brigade-bench-chart from the
+# same medians as the table.
 
 UP1=$(free_port); UP2=$(free_port); UP3=$(free_port)
 render "$HERE/upstreams.nginx.conf" "$WORK/upstreams.conf" UP1="$UP1" UP2="$UP2" UP3="$UP3"
@@ -147,7 +148,7 @@ if chart_dir:
     for chart, (title, unit, field) in charts.items():
         rows = [{"label": f"{conns} connections",
                  "series": [{"name": name, "value": round(median(name, conns, field), 3)}
-                            for name in targets]}
+                            for name in targets if name != "direct"]}
                 for conns in counts]
         with open(f"{chart_dir}/{chart}.json", "w", encoding="utf-8") as out:
             json.dump({"title": title, "unit": unit, "rows": rows}, out, indent=2)

@@ -7,16 +7,14 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
 use crate::api::{BackendState, BackendView};
 
 use crate::config::OutlierConfig;
+use crate::ewma::{self, Ewma};
 use crate::metrics::BackendMetrics;
 use crate::upstream::IdleConnections;
-
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// Bumped on every change a selection snapshot depends on (health, draining, ejection, weight,
 /// role, membership): a pool compares it with the version its snapshot was built at and rebuilds
@@ -36,25 +34,12 @@ pub fn bump_state_version() {
 
 /// Milliseconds since the process's first call, never 0 (0 means "never" in the atomics here).
 pub fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64 + 1
+    ewma::now() / 1_000_000 + 1
 }
 
-/// Decay time of the latency estimate (tower's `PeakEwma` default is 10 s too).
-const EWMA_DECAY_NS: f64 = 10_000_000_000.0;
 /// Estimate of a backend that has not answered yet: pessimistic enough not to attract every
 /// request before its first response, small enough to be tried soon.
 const EWMA_INITIAL_NS: f64 = 1_000_000.0;
-
-/// Peak-EWMA latency: a slower response raises the estimate at once, faster ones pull it down
-/// gradually, and with no responses it decays towards zero so an idle backend is tried again.
-#[derive(Debug)]
-struct Ewma {
-    ns: f64,
-    at: Instant,
-    /// False until the first response: that one replaces the seed instead of being averaged
-    /// into it, so a guess never outweighs a measurement.
-    measured: bool,
-}
 
 /// Result of one attempt, as passive health and metrics see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +95,7 @@ pub struct Backend {
     ejected_until_ms: AtomicU64,
     ejections: AtomicU32,
     admitted_at_ms: AtomicU64,
-    ewma: Mutex<Ewma>,
+    ewma: Ewma,
     /// Pooled keep-alive connections to this backend.
     pub idle: IdleConnections,
     /// Cached metric handles.
@@ -140,11 +125,7 @@ impl Backend {
             ejected_until_ms: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
             admitted_at_ms: AtomicU64::new(0),
-            ewma: Mutex::new(Ewma {
-                ns: EWMA_INITIAL_NS,
-                at: Instant::now(),
-                measured: false,
-            }),
+            ewma: Ewma::new(EWMA_INITIAL_NS),
             idle: IdleConnections::default(),
             metrics,
         }
@@ -251,22 +232,21 @@ impl Backend {
         (elapsed / window_ms as f64).clamp(0.1, 1.0)
     }
 
-    /// The latency estimate in nanoseconds, decayed to `now`.
+    /// The latency estimate in nanoseconds, decayed to now.
     pub fn ewma_ns(&self) -> f64 {
-        let Ok(ewma) = self.ewma.lock() else {
-            return EWMA_INITIAL_NS;
-        };
-        let elapsed = ewma.at.elapsed().as_nanos() as f64;
-        ewma.ns * (-elapsed / EWMA_DECAY_NS).exp()
+        self.ewma.at(ewma::now())
+    }
+
+    /// The latency estimate decayed to `now` ([`ewma::now`]): a pick reads the clock once for
+    /// both of its candidates.
+    pub fn ewma_ns_at(&self, now: u64) -> f64 {
+        self.ewma.at(now)
     }
 
     /// Starts the latency estimate at `ns`: a backend added to a busy pool starts at the
     /// pool's average, so peak-EWMA neither ignores it nor floods it before its first answer.
     pub fn seed_ewma(&self, ns: f64) {
-        if let Ok(mut ewma) = self.ewma.lock() {
-            ewma.ns = ns;
-            ewma.at = Instant::now();
-        }
+        self.ewma.seed(ns);
     }
 
     /// Feeds one response time (to the response head) into the estimate and the histogram.
@@ -274,20 +254,8 @@ impl Backend {
         let now = Instant::now();
         let rtt = now.duration_since(started);
         self.metrics.duration.record(rtt.as_secs_f64());
-        let rtt = rtt.as_nanos() as f64;
-        if let Ok(mut ewma) = self.ewma.lock() {
-            let elapsed = now.saturating_duration_since(ewma.at).as_nanos() as f64;
-            // One `exp` serves both the decay and the averaging weight.
-            let w = (-elapsed / EWMA_DECAY_NS).exp();
-            let decayed = ewma.ns * w;
-            ewma.ns = if !ewma.measured || rtt > decayed {
-                rtt
-            } else {
-                decayed * w + rtt * (1.0 - w)
-            };
-            ewma.at = now;
-            ewma.measured = true;
-        }
+        self.ewma
+            .observe(rtt.as_nanos() as f64, ewma::since_epoch(now));
     }
 
     /// Records an attempt's outcome; returns true when this failure ejected the backend.

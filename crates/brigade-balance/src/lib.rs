@@ -22,6 +22,7 @@ pub mod api;
 pub mod backend;
 pub mod budget;
 pub mod config;
+pub mod ewma;
 pub mod fast;
 pub mod head;
 pub mod health;

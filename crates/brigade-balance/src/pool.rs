@@ -208,15 +208,16 @@ impl Pool {
             Algorithm::RoundRobin if selection.is_uniform() => {
                 (!selection.candidates().is_empty()).then(|| selection.turn(&self.cursor))
             }
-            Algorithm::RoundRobin => {
-                let mut rng = rand::rng();
-                (!selection.candidates().is_empty())
-                    .then(|| &selection.candidates()[selection.draw(&mut rng)])
-            }
+            Algorithm::RoundRobin => (!selection.candidates().is_empty()).then(|| {
+                &selection.candidates()[brigade_core::ids::with_rng(|rng| selection.draw(rng))]
+            }),
             Algorithm::LeastRequests | Algorithm::ConsistentHash => {
                 selection.p2c(|b| b.in_flight() as f64 + 1.0)
             }
-            Algorithm::PeakEwma => selection.p2c(|b| b.ewma_ns() * (b.in_flight() as f64 + 1.0)),
+            Algorithm::PeakEwma => {
+                let now = crate::ewma::now();
+                selection.p2c(|b| b.ewma_ns_at(now) * (b.in_flight() as f64 + 1.0))
+            }
         };
         chosen.cloned().ok_or(NoBackend)
     }
@@ -253,9 +254,12 @@ impl Pool {
         let chosen = match self.config.algorithm {
             Algorithm::RoundRobin => self.round_robin(&candidates, now),
             Algorithm::LeastRequests => self.p2c(&candidates, now, |b| b.in_flight() as f64 + 1.0),
-            Algorithm::PeakEwma => self.p2c(&candidates, now, |b| {
-                b.ewma_ns() * (b.in_flight() as f64 + 1.0)
-            }),
+            Algorithm::PeakEwma => {
+                let clock = crate::ewma::now();
+                self.p2c(&candidates, now, |b| {
+                    b.ewma_ns_at(clock) * (b.in_flight() as f64 + 1.0)
+                })
+            }
             Algorithm::ConsistentHash => match key {
                 Some(key) => self.hashed(&set.ring, &candidates, key),
                 None => self.p2c(&candidates, now, |b| b.in_flight() as f64 + 1.0),
@@ -306,7 +310,7 @@ impl Pool {
         if total <= 0.0 {
             return None;
         }
-        let mut point = rand::rng().random::<f64>() * total;
+        let mut point = brigade_core::ids::with_rng(|rng| rng.random::<f64>()) * total;
         let mut last = None;
         for (i, b) in candidates.iter().enumerate() {
             if Some(i) == except {

@@ -133,12 +133,16 @@ impl Selection {
             1 => return self.candidates.first(),
             _ => {}
         }
-        let mut rng = rand::rng();
-        let a = self.draw(&mut rng);
-        let b = (0..REDRAWS)
-            .map(|_| self.draw(&mut rng))
-            .find(|&b| b != a)
-            .unwrap_or((a + 1) % self.candidates.len());
+        // The thread's small generator: a pick needs spread, not secrecy, and the reseeding
+        // ChaCha behind `rand::rng()` costs more per draw on every request.
+        let (a, b) = brigade_core::ids::with_rng(|rng| {
+            let a = self.draw(rng);
+            let b = (0..REDRAWS)
+                .map(|_| self.draw(rng))
+                .find(|&b| b != a)
+                .unwrap_or((a + 1) % self.candidates.len());
+            (a, b)
+        });
         let score = |i: usize| cost(&self.candidates[i]) / self.weights[i].max(1e-9);
         Some(if score(a) <= score(b) {
             &self.candidates[a]

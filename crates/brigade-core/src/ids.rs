@@ -20,8 +20,9 @@ thread_local! {
     static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
 }
 
-/// Draws from the calling thread's generator.
-fn with_rng<T>(draw: impl FnOnce(&mut SmallRng) -> T) -> T {
+/// Draws from the calling thread's generator: for what must be unpredictable enough not to
+/// collide or to spread load evenly (ids, the balancer's random picks), never for secrets.
+pub fn with_rng<T>(draw: impl FnOnce(&mut SmallRng) -> T) -> T {
     RNG.with_borrow_mut(draw)
 }
 
