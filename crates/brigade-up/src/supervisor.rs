@@ -52,9 +52,16 @@ pub enum UpError {
     /// The self-signed certificate could not be made.
     #[error(transparent)]
     Tls(#[from] brigade_balance::tls::TlsError),
-    /// The local standby could not be made or started.
-    #[error(transparent)]
-    Standby(#[from] crate::standby::StandbyError),
+    /// The local standby could not be made or started; `origin` is the setting that asked
+    /// for it.
+    #[error("{origin}: {source}")]
+    Standby {
+        /// `--local-standby` or up.toml's `standby.local`.
+        origin: String,
+        /// Why.
+        #[source]
+        source: crate::standby::StandbyError,
+    },
     /// A preparation step (`brigade migrate`, `brigade demo-data`) failed.
     #[error("brigade {command} failed ({reason})")]
     Step {
@@ -345,7 +352,9 @@ async fn start_standby(
 ) -> Result<Option<(Supervised, String)>, UpError> {
     // A base backup of a large primary takes a while: Ctrl-C meanwhile stops it.
     let plan = tokio::select! {
-        plan = crate::standby::prepare(local, sink) => Arc::new(plan?),
+        plan = crate::standby::prepare(local, sink) => {
+            Arc::new(plan.map_err(|source| standby_error(local, source))?)
+        }
         () = shutdown.wait() => return Ok(None),
     };
     let (first_start, started) = tokio::sync::oneshot::channel();
@@ -366,8 +375,20 @@ async fn start_standby(
         Ok(()) => Ok(Some((supervised, plan.read_url.clone()))),
         Err(cause) => {
             supervised.stop().await;
-            Err(crate::standby::StandbyError::NotStarted(cause).into())
+            let source = crate::standby::StandbyError::NotStarted(cause);
+            Err(standby_error(local, source))
         }
+    }
+}
+
+/// `source`, after the setting that asked for the standby.
+fn standby_error(
+    local: &crate::standby::LocalStandby,
+    source: crate::standby::StandbyError,
+) -> UpError {
+    UpError::Standby {
+        origin: local.origin.clone(),
+        source,
     }
 }
 
@@ -685,6 +706,21 @@ fn demo_accounts_text(output: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standby_refusal_names_the_setting_that_asked_for_the_standby() {
+        let local = crate::standby::LocalStandby {
+            dir: "/data/up/standby".into(),
+            primary_url: "postgres://brigade:secret@db/brigade".into(),
+            origin: "/etc/brigade/up.toml: standby.local".into(),
+        };
+        let error = standby_error(&local, crate::standby::StandbyError::NoSetpriv).to_string();
+        assert!(
+            error.starts_with("/etc/brigade/up.toml: standby.local: setpriv not found"),
+            "{error}"
+        );
+        assert!(!error.contains("secret"));
+    }
 
     #[test]
     fn the_banner_shows_the_public_url_and_the_certificate_in_use() {

@@ -30,12 +30,16 @@ pub struct LocalStandby {
     pub dir: PathBuf,
     /// The primary's URL (`DATABASE_URL`), which may hold a password: never printed.
     pub primary_url: String,
+    /// Where the user asked for it (`--local-standby`, or up.toml's `standby.local` with the
+    /// file's path): every refusal starts with it, so it names what to change.
+    pub origin: String,
 }
 
 impl std::fmt::Debug for LocalStandby {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalStandby")
             .field("dir", &self.dir)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
@@ -51,26 +55,27 @@ pub struct StandbySection {
 }
 
 /// Why the local standby cannot be made or run; each is the user's to fix (exit code 2).
+/// Shown after the setting that asked for the standby ([`LocalStandby::origin`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StandbyError {
     /// PostgreSQL refuses to run as root.
     #[error(
-        "--local-standby: PostgreSQL refuses to run as root; run brigade up as a non-root user \
+        "PostgreSQL refuses to run as root; run brigade up as a non-root user \
          (e.g. sudo -u postgres) to start the local standby"
     )]
     Root,
     /// `setpriv` (util-linux), which ties the standby to `up`'s life, is not installed.
     #[error(
-        "--local-standby: setpriv not found on PATH; install util-linux (it stops the standby \
+        "setpriv not found on PATH; install util-linux (it stops the standby \
          when brigade up dies)"
     )]
     NoSetpriv,
     /// The primary did not answer the version query.
-    #[error("--local-standby: cannot ask the primary (DATABASE_URL) for its version: {0}")]
+    #[error("cannot ask the primary (DATABASE_URL) for its version: {0}")]
     Primary(String),
     /// A PostgreSQL program of the primary's major version is not installed.
     #[error(
-        "--local-standby: {program} of PostgreSQL {major} not found (looked in {looked}); \
+        "{program} of PostgreSQL {major} not found (looked in {looked}); \
          install the server package of the primary's version"
     )]
     Missing {
@@ -83,7 +88,7 @@ pub enum StandbyError {
     },
     /// `pg_basebackup` failed: usually the primary refuses replication connections.
     #[error(
-        "--local-standby: pg_basebackup from the primary failed ({status}): {stderr}\nthe \
+        "pg_basebackup from the primary failed ({status}): {stderr}\nthe \
          primary must allow a replication connection for this user from 127.0.0.1: a \
          `host replication <user> 127.0.0.1/32 <method>` line in pg_hba.conf and \
          max_wal_senders >= 2 (see docs/operations.md, \"Trying a read replica\")"
@@ -96,7 +101,7 @@ pub enum StandbyError {
     },
     /// The data directory exists but is not a standby's.
     #[error(
-        "--local-standby: {dir} exists but holds no standby.signal; remove it (up makes it \
+        "{dir} exists but holds no standby.signal; remove it (up makes it \
          again) or point [standby] dir elsewhere"
     )]
     NotAStandby {
@@ -104,7 +109,7 @@ pub enum StandbyError {
         dir: PathBuf,
     },
     /// A file or directory could not be prepared, or a program could not be run.
-    #[error("--local-standby: {what}: {source}")]
+    #[error("{what}: {source}")]
     Io {
         /// What was being done.
         what: String,
@@ -113,7 +118,7 @@ pub enum StandbyError {
         source: std::io::Error,
     },
     /// The standby's first start failed.
-    #[error("--local-standby: the standby did not start: {0}")]
+    #[error("the standby did not start: {0}")]
     NotStarted(String),
 }
 

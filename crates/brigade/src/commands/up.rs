@@ -44,7 +44,7 @@ pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
         .map_err(|error| match error {
             // The standby's programs, user and the primary's replication access are the user's to
             // fix, like a flag.
-            UpError::Standby(error) => anyhow::Error::new(BadSetting(error.to_string())),
+            error @ UpError::Standby { .. } => anyhow::Error::new(BadSetting(error.to_string())),
             other => other.into(),
         })?;
     Ok(())
@@ -139,14 +139,18 @@ fn local_standby(
     );
     anyhow::ensure!(
         !brigade_up::standby::runs_as_root(),
-        "{origin}: PostgreSQL refuses to run as root; run brigade up as a non-root user \
-         (e.g. sudo -u postgres) to start the local standby"
+        "{origin}: {}",
+        brigade_up::standby::StandbyError::Root
     );
     let dir = match &file.standby.dir {
         Some(dir) => absolute(&in_folder_of(config, dir), &context("standby.dir"))?,
         None => data_dir.join("up").join("standby"),
     };
-    Ok(Some(brigade_up::standby::LocalStandby { dir, primary_url }))
+    Ok(Some(brigade_up::standby::LocalStandby {
+        dir,
+        primary_url,
+        origin,
+    }))
 }
 
 /// Extra alert rule files from `--alert-rules` and up.toml's `alert_rules`, each checked to be
