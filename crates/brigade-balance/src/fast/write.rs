@@ -342,3 +342,64 @@ pub fn own_answer(out: &mut Vec<u8>, response: &Response<ResponseBody>, close: b
 pub fn closes(response: &Response<ResponseBody>) -> bool {
     response.headers().contains_key(http::header::CONNECTION)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fast::codec::{MAX_HEADERS, Parsed, parse_request};
+
+    /// The upstream head of `request` with `traceparent` as the balancer's own, and where the
+    /// head says that value begins.
+    fn upstream(request: &str, traceparent: Option<&[u8]>) -> (String, Option<usize>) {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Ok(Parsed::Complete(head)) = parse_request(request.as_bytes(), &mut headers, 16384)
+        else {
+            panic!("not a complete head: {request}");
+        };
+        let added = Added {
+            request_id: None,
+            traceparent,
+            peer: b"10.0.0.1",
+            scheme: b"http",
+            trusted: false,
+        };
+        let mut out = Vec::new();
+        let at = request_head(&mut out, &head, &added);
+        (String::from_utf8(out).unwrap(), at)
+    }
+
+    const CLIENTS: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const OURS: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+
+    #[test]
+    fn the_balancers_traceparent_replaces_the_clients_and_says_where_it_is() {
+        let request = format!("GET / HTTP/1.1\r\nHost: shop\r\nTraceparent: {CLIENTS}\r\n\r\n");
+        let (head, at) = upstream(&request, Some(OURS.as_bytes()));
+        assert!(!head.contains(CLIENTS), "{head}");
+        assert_eq!(head.matches("traceparent").count(), 1, "{head}");
+        let at = at.expect("the offset of the balancer's own value");
+        assert_eq!(&head[at..at + OURS.len()], OURS);
+    }
+
+    #[test]
+    fn without_its_own_the_clients_traceparent_goes_on_as_it_arrived() {
+        let request = format!("GET / HTTP/1.1\r\nHost: shop\r\nTraceparent: {CLIENTS}\r\n\r\n");
+        let (head, at) = upstream(&request, None);
+        assert!(
+            head.contains(&format!("Traceparent: {CLIENTS}\r\n")),
+            "{head}"
+        );
+        assert_eq!(at, None);
+    }
+
+    #[test]
+    fn a_new_traceparent_is_added_when_the_client_sent_none() {
+        let (head, at) = upstream(
+            "GET / HTTP/1.1\r\nHost: shop\r\n\r\n",
+            Some(OURS.as_bytes()),
+        );
+        let at = at.unwrap();
+        assert_eq!(&head[at - "traceparent: ".len()..at], "traceparent: ");
+        assert_eq!(&head[at..at + OURS.len()], OURS);
+    }
+}
