@@ -237,10 +237,11 @@ impl Backend {
         self.ewma.at(ewma::now())
     }
 
-    /// The latency estimate decayed to `now` ([`ewma::now`]): a pick reads the clock once for
-    /// both of its candidates.
-    pub fn ewma_ns_at(&self, now: u64) -> f64 {
-        self.ewma.at(now)
+    /// What `peak_ewma` weighs this backend by at `now` ([`ewma::now`]; a pick reads the clock
+    /// once for both of its candidates): its latency estimate decayed to `now` times its
+    /// requests in flight plus one (tower's `PeakEwma` cost).
+    pub fn peak_ewma_cost(&self, now: u64) -> f64 {
+        self.ewma.at(now) * (self.in_flight() as f64 + 1.0)
     }
 
     /// Starts the latency estimate at `ns`: a backend added to a busy pool starts at the

@@ -216,7 +216,7 @@ impl Pool {
             }
             Algorithm::PeakEwma => {
                 let now = crate::ewma::now();
-                selection.p2c(|b| b.ewma_ns_at(now) * (b.in_flight() as f64 + 1.0))
+                selection.p2c(|b| b.peak_ewma_cost(now))
             }
         };
         chosen.cloned().ok_or(NoBackend)
@@ -256,9 +256,7 @@ impl Pool {
             Algorithm::LeastRequests => self.p2c(&candidates, now, |b| b.in_flight() as f64 + 1.0),
             Algorithm::PeakEwma => {
                 let clock = crate::ewma::now();
-                self.p2c(&candidates, now, |b| {
-                    b.ewma_ns_at(clock) * (b.in_flight() as f64 + 1.0)
-                })
+                self.p2c(&candidates, now, |b| b.peak_ewma_cost(clock))
             }
             Algorithm::ConsistentHash => match key {
                 Some(key) => self.hashed(&set.ring, &candidates, key),

@@ -322,6 +322,16 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
+    /// Why attempt `number` (from 0) is made: the first, a retry after the last one was
+    /// `asked_to_come_back` (`Retry-After`), or a retry after the last one ended as `last`.
+    pub(crate) fn of(number: u32, asked_to_come_back: bool, last: Outcome) -> Self {
+        match (number, asked_to_come_back) {
+            (0, _) => Self::First,
+            (_, true) => Self::RetryAfter,
+            (_, false) => Self::After(last),
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Self::First => "first",

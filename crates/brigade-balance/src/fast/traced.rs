@@ -119,11 +119,7 @@ impl Traced {
         last: Outcome,
         head: &mut [u8],
     ) -> Span {
-        let reason = match (number, std::mem::take(&mut self.asked_to_come_back)) {
-            (0, _) => Reason::First,
-            (_, true) => Reason::RetryAfter,
-            (_, false) => Reason::After(last),
-        };
+        let reason = Reason::of(number, std::mem::take(&mut self.asked_to_come_back), last);
         let span = self
             .trace
             .attempt(number, backend, reason, &mut self.headers);

@@ -206,11 +206,7 @@ impl<'a> Attempts<'a> {
     /// The attempt's span, when traces are exported, saying why the attempt is made; the
     /// upstream `traceparent` names it.
     fn open_span(&mut self, attempt: u32, backend: &Backend) -> Option<Span> {
-        let reason = match (attempt, self.asked_to_come_back) {
-            (0, _) => Reason::First,
-            (_, true) => Reason::RetryAfter,
-            (_, false) => Reason::After(self.last),
-        };
+        let reason = Reason::of(attempt, self.asked_to_come_back, self.last);
         self.asked_to_come_back = false;
         let headers = &mut self.parts.headers;
         self.trace
