@@ -129,6 +129,11 @@ fn open_endpoint(state: &State, method: &Method, segments: &[&str]) -> Response<
             }
         }
         (&Method::GET, ["metrics"]) => {
+            for pool in &state.table().pools {
+                for backend in pool.backends() {
+                    backend.publish_in_flight();
+                }
+            }
             let text = brigade_core::metrics::renderer().render();
             let mut response = Response::new(ResponseBody::full(text));
             response.headers_mut().insert(

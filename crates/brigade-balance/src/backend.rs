@@ -34,7 +34,12 @@ pub fn bump_state_version() {
 
 /// Milliseconds since the process's first call, never 0 (0 means "never" in the atomics here).
 pub fn now_ms() -> u64 {
-    ewma::now() / 1_000_000 + 1
+    ms_at(Instant::now())
+}
+
+/// `at` on the scale of [`now_ms`], for a caller that has already read the clock.
+pub fn ms_at(at: Instant) -> u64 {
+    ewma::since_epoch(at) / 1_000_000 + 1
 }
 
 /// Estimate of a backend that has not answered yet: pessimistic enough not to attract every
@@ -180,20 +185,25 @@ impl Backend {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Counts a request as started.
+    /// Counts a request as started. The in-flight gauge is set when `/metrics` is read
+    /// ([`Self::publish_in_flight`]), not on every request.
     pub fn start_request(&self) {
-        let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.requests_total.fetch_add(1, Ordering::Relaxed);
-        self.metrics.in_flight.set(n as f64);
     }
 
-    /// Counts a request as finished.
+    /// Counts a request as finished. Reaching zero is published at once, so a backend removed
+    /// from its pool (which `/metrics` no longer visits) does not keep a stale count.
     pub fn end_request(&self) {
-        let n = self
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed)
-            .saturating_sub(1);
-        self.metrics.in_flight.set(n as f64);
+        let before = self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if before <= 1 {
+            self.metrics.in_flight.set(0.0);
+        }
+    }
+
+    /// Sets the in-flight gauge to the current count (before `/metrics` is rendered).
+    pub fn publish_in_flight(&self) {
+        self.metrics.in_flight.set(self.in_flight() as f64);
     }
 
     /// When slow start ends (ms on the backend clock), or 0 when it is not running at `now`.
@@ -252,8 +262,13 @@ impl Backend {
 
     /// Feeds one response time (to the response head) into the estimate and the histogram.
     pub fn observe_latency(&self, started: Instant) {
-        let now = Instant::now();
-        let rtt = now.duration_since(started);
+        self.observe_latency_at(started, Instant::now());
+    }
+
+    /// [`Self::observe_latency`] for a response head that arrived at `now` (a caller that
+    /// has already read the clock saves reading it again).
+    pub fn observe_latency_at(&self, started: Instant, now: Instant) {
+        let rtt = now.saturating_duration_since(started);
         self.metrics.duration.record(rtt.as_secs_f64());
         self.ewma
             .observe(rtt.as_nanos() as f64, ewma::since_epoch(now));

@@ -40,10 +40,13 @@ impl RetryBudget {
     }
 
     /// An original request passed: deposit its share.
+    ///
+    /// No refill here, so no clock read on every request: capped additions commute
+    /// (`min(min(t + a, cap) + b, cap) = min(t + a + b, cap)` for `a, b ≥ 0`), so the floor
+    /// accrued since the last refill may as well be added at the next withdrawal.
     pub fn deposit(&self) {
         if let Ok(mut state) = self.state.lock() {
-            let (tokens, at) = &mut *state;
-            self.refill(tokens, at);
+            let (tokens, _) = &mut *state;
             *tokens = (*tokens + self.ratio).min(self.cap);
         }
     }

@@ -11,12 +11,13 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use rand::Rng;
 
 use crate::api::PoolView;
-use crate::backend::{Backend, bump_state_version, now_ms, state_version};
+use crate::backend::{Backend, bump_state_version, ms_at, now_ms, state_version};
 use crate::budget::RetryBudget;
 use crate::config::{Algorithm, BackendConfig, PoolConfig, RetryConfig};
 use crate::metrics::PoolMetrics;
@@ -182,15 +183,27 @@ impl Pool {
     /// set: when every backend of the tier is in `tried`, an untried usable backup is picked
     /// before any backend is tried twice.
     pub fn pick(&self, key: Option<&[u8]>, tried: &[usize]) -> Result<Arc<Backend>, NoBackend> {
+        self.pick_at(key, tried, Instant::now())
+    }
+
+    /// [`Self::pick`] at `at`, a clock reading the caller has just taken: the fast core reads
+    /// the clock once when a head arrives and uses that reading for the whole request's
+    /// synchronous work, as nginx reads it once per turn of its event loop.
+    pub fn pick_at(
+        &self,
+        key: Option<&[u8]>,
+        tried: &[usize],
+        at: Instant,
+    ) -> Result<Arc<Backend>, NoBackend> {
         let hashed = self.config.algorithm == Algorithm::ConsistentHash && key.is_some();
         if !tried.is_empty() || hashed {
             return self.pick_walking(key, tried);
         }
-        let now = now_ms();
+        let now = ms_at(at);
         let version = state_version();
         let current = self.selection.load();
         if current.is_current(version, now) {
-            return self.pick_from(&current);
+            return self.pick_from(&current, at);
         }
         drop(current);
         let fresh = Arc::new(Selection::build(
@@ -200,10 +213,10 @@ impl Pool {
             now,
         ));
         self.selection.store(Arc::clone(&fresh));
-        self.pick_from(&fresh)
+        self.pick_from(&fresh, at)
     }
 
-    fn pick_from(&self, selection: &Selection) -> Result<Arc<Backend>, NoBackend> {
+    fn pick_from(&self, selection: &Selection, at: Instant) -> Result<Arc<Backend>, NoBackend> {
         let chosen = match self.config.algorithm {
             Algorithm::RoundRobin if selection.is_uniform() => {
                 (!selection.candidates().is_empty()).then(|| selection.turn(&self.cursor))
@@ -215,7 +228,7 @@ impl Pool {
                 selection.p2c(|b| b.in_flight() as f64 + 1.0)
             }
             Algorithm::PeakEwma => {
-                let now = crate::ewma::now();
+                let now = crate::ewma::since_epoch(at);
                 selection.p2c(|b| b.peak_ewma_cost(now))
             }
         };

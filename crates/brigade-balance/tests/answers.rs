@@ -463,3 +463,40 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     assert_eq!(outcome, (true, true));
     balancer.stop().await;
 }
+
+/// The value of the in-flight gauge of pool `pool`'s only backend in a `/metrics` text.
+fn in_flight_gauge(metrics: &str, pool: &str) -> f64 {
+    let selector = format!("brigade_balance_backend_in_flight{{pool=\"{pool}\"");
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with(&selector))
+        .unwrap_or_else(|| panic!("no in-flight gauge for {pool} in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_flight_gauge_counts_the_requests_in_progress_when_scraped() {
+    let slow = Upstream::start("inflight").await;
+    slow.behaviour.delay_ms.store(2_000, Ordering::SeqCst);
+    let balancer = Balancer::from_toml(&format!(
+        "[[pools]]\nname = \"inflight\"\n{}",
+        backends_toml(&[&slow])
+    ))
+    .await;
+    let url = balancer.url("/slow");
+    let request = tokio::spawn(async move { reqwest::get(url).await.unwrap().status() });
+    // The upstream counts a request when it arrives, before its delay.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.hits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let during = in_flight_gauge(&balancer.metrics().await, "inflight");
+    assert_eq!(request.await.unwrap(), 200);
+    let after = in_flight_gauge(&balancer.metrics().await, "inflight");
+    assert_eq!((during, after), (1.0, 0.0));
+    balancer.stop().await;
+}

@@ -84,17 +84,21 @@ pub(super) async fn forward(
     let pool = Arc::clone(&plan.pool);
     let mut traced = plan.traced.take();
     let mut streamed = None;
+    // The clock is read when something arrives, not at every step in between.
+    let mut now = arrived;
     match plan.body {
         Body::Empty => {}
         Body::Length(n) if n <= config.limits.retry_buffer_bytes => {
             let limit_ms = config.timeouts.body_read_ms;
-            if !relay::read_body(conn, timer, n, Duration::from_millis(limit_ms)).await {
+            let read = relay::read_body(conn, timer, n, Duration::from_millis(limit_ms)).await;
+            now = Instant::now();
+            if !read {
                 let id = header_value(&conn.request_id);
                 let response = answer::request_timeout(limit_ms, id.as_ref());
                 traced::finish(&mut traced, response.status());
                 pool.metrics
                     .requests
-                    .record(response.status(), arrived.elapsed());
+                    .record(response.status(), now - arrived);
                 conn.answer(&response, true).await;
                 return false;
             }
@@ -105,7 +109,8 @@ pub(super) async fn forward(
     let replay = streamed.is_none();
     pool.budget.deposit();
     let body = (streamed, replay);
-    let ended = attempts(conn, timer, table, &plan, body, &mut traced, arrived).await;
+    let times = (arrived, now);
+    let ended = attempts(conn, timer, table, &plan, body, &mut traced, times).await;
     finish(conn, &plan, ended, traced, arrived).await
 }
 
@@ -190,11 +195,11 @@ enum Verdict {
 }
 
 impl<'a> Attempts<'a> {
-    fn new(config: &'a Config, plan: &'a Plan, replay: bool) -> Self {
+    fn new(config: &'a Config, plan: &'a Plan, replay: bool, began: Instant) -> Self {
         Self {
             plan,
             retryable: plan.retryable && replay,
-            began: Instant::now(),
+            began,
             deadline: Duration::from_millis(config.retry.deadline_ms),
             connect_failures: 0,
             tried: [0; TRIED],
@@ -205,9 +210,9 @@ impl<'a> Attempts<'a> {
         }
     }
 
-    /// The backend of attempt `attempt` (from 0), spending retry budget as the hyper path
-    /// does; `Err(None)`: stop trying, `Err(Some(..))`: answer this.
-    fn pick(&mut self, attempt: u32) -> Result<Arc<Backend>, Option<Ended>> {
+    /// The backend of attempt `attempt` (from 0) at `now`, spending retry budget as the hyper
+    /// path does; `Err(None)`: stop trying, `Err(Some(..))`: answer this.
+    fn pick(&mut self, attempt: u32, now: Instant) -> Result<Arc<Backend>, Option<Ended>> {
         let pool = &self.plan.pool;
         if attempt > 0 {
             // A refused connection sent nothing and loaded no backend: no budget spent.
@@ -218,7 +223,7 @@ impl<'a> Attempts<'a> {
             pool.metrics.retry(self.last).increment(1);
         }
         let tried = &self.tried[..(attempt as usize).min(TRIED)];
-        match pool.pick(self.plan.key.as_deref(), tried) {
+        match pool.pick_at(self.plan.key.as_deref(), tried, now) {
             Ok(backend) => {
                 if let Some(slot) = self.tried.get_mut(attempt as usize) {
                     *slot = Arc::as_ptr(&backend) as usize;
@@ -302,7 +307,8 @@ impl<'a> Attempts<'a> {
 
 /// The loop of attempts: the hyper path's `proxy::attempts::Attempts::run` on the fast
 /// core's I/O. `body`: what is still to come of a streamed body, and whether the body is kept
-/// for replay. A traced request's span ends here when its answer is relayed.
+/// for replay. A traced request's span ends here when its answer is relayed. `arrived`: when
+/// the head arrived; `now`: the latest clock reading (the same, unless a body was read).
 async fn attempts(
     conn: &mut Connection,
     timer: &mut Timer,
@@ -310,13 +316,17 @@ async fn attempts(
     plan: &Plan,
     (mut streamed, replay): (Option<Streamed>, bool),
     traced: &mut Option<Box<Traced>>,
-    arrived: Instant,
+    (arrived, mut now): (Instant, Instant),
 ) -> Ended {
     let config = &table.config;
-    let mut state = Attempts::new(config, plan, replay);
+    let mut state = Attempts::new(config, plan, replay, now);
     let mut attempt = 0u32;
     while attempt < state.limit {
-        let backend = match state.pick(attempt) {
+        if attempt > 0 {
+            // A retry comes after waiting (for a connect, an answer or a `Retry-After`).
+            now = Instant::now();
+        }
+        let backend = match state.pick(attempt, now) {
             Ok(backend) => backend,
             Err(None) => break,
             Err(Some(ended)) => return ended,
@@ -330,16 +340,18 @@ async fn attempts(
             .as_mut()
             .map(|t| t.attempt(attempt - 1, &backend, state.last, &mut conn.upstream_out));
         let lease = Lease::new(Arc::clone(&backend), 0);
-        let Some((upstream, fresh)) = open(&backend, config).await else {
+        let Some((upstream, fresh)) = open(&backend, config, now).await else {
             // Nothing was sent: a streamed body is still whole for the next attempt.
             traced::ended(span.as_ref(), Err(Outcome::ConnectError));
             state.connect_failed(&backend);
             continue;
         };
-        let started = Instant::now();
+        // A pooled connection is had at once; a new one took a connect.
+        let started = if fresh { Instant::now() } else { now };
         let body = streamed.take();
-        let upstream = (upstream, fresh);
+        let upstream = (upstream, fresh, started);
         let (result, upstream) = send(conn, timer, config, plan, &backend, upstream, body).await;
+        let answered = Instant::now();
         traced::ended(span.as_ref(), attempt_ended(&result));
         drop(span);
         let received = match result {
@@ -354,14 +366,16 @@ async fn attempts(
             Err(Fail::Closed | Fail::Upstream) => break,
             Ok(received) => received,
         };
-        backend.observe_latency(started);
+        backend.observe_latency_at(started, answered);
         if let Verdict::Again(wait) = state.answered(&backend, &received, attempt)
             // Kept only when whole in the buffer (error answers are small); a larger one goes
             // to the client as it is.
             && let Some(clean) = relay::take_whole(conn, received.framing)
         {
             if clean && received.reusable {
-                super::idle::checkin(&backend, upstream, config.limits.max_idle_per_backend);
+                let idle_since = crate::backend::ms_at(answered);
+                let max_idle = config.limits.max_idle_per_backend;
+                super::idle::checkin(&backend, upstream, max_idle, idle_since);
             }
             state.kept = Some((received.status, std::mem::take(&mut conn.out)));
             if let Some(wait) = wait {
@@ -374,8 +388,9 @@ async fn attempts(
         plan.pool
             .metrics
             .requests
-            .record(received.status, arrived.elapsed());
-        let keep = relay::relay(conn, timer, upstream, &backend, &received, config).await;
+            .record(received.status, answered - arrived);
+        let upstream = (upstream, &backend);
+        let keep = relay::relay(conn, timer, upstream, &received, config, answered).await;
         drop(lease);
         return Ended::Relayed(keep);
     }
@@ -391,9 +406,11 @@ fn attempt_ended(result: &Result<Received, Fail>) -> Result<StatusCode, Outcome>
     }
 }
 
-/// A pooled connection to `backend`, else a new one; whether it is new.
-async fn open(backend: &Backend, config: &Config) -> Option<(TcpStream, bool)> {
-    let reused = super::idle::checkout_ptr(backend, config.timeouts.upstream_idle_ms);
+/// A pooled connection to `backend` (idle limits checked at `now`), else a new one; whether
+/// it is new.
+async fn open(backend: &Backend, config: &Config, now: Instant) -> Option<(TcpStream, bool)> {
+    let now_ms = crate::backend::ms_at(now);
+    let reused = super::idle::checkout_ptr(backend, config.timeouts.upstream_idle_ms, now_ms);
     match reused {
         Some(stream) => Some((stream, false)),
         None => connect(backend, Duration::from_millis(config.timeouts.connect_ms))
@@ -402,16 +419,16 @@ async fn open(backend: &Backend, config: &Config) -> Option<(TcpStream, bool)> {
     }
 }
 
-/// Sends the request on `upstream` and reads the response head within
-/// `upstream_response_ms`; a pooled connection the backend closed while idle is replaced by a
-/// fresh one once, when the request can be sent again.
+/// Sends the request on `upstream` (new or pooled, from `started` on) and reads the response
+/// head within `upstream_response_ms`; a pooled connection the backend closed while idle is
+/// replaced by a fresh one once, when the request can be sent again.
 async fn send(
     conn: &mut Connection,
     timer: &mut Timer,
     config: &Config,
     plan: &Plan,
     backend: &Backend,
-    (mut upstream, fresh): (TcpStream, bool),
+    (mut upstream, fresh, started): (TcpStream, bool, Instant),
     mut streamed: Option<Streamed>,
 ) -> (Result<Received, Fail>, TcpStream) {
     let timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
@@ -424,10 +441,9 @@ async fn send(
         body_timeout: Duration::from_millis(config.timeouts.body_read_ms),
     };
     let exchange = relay::exchange(conn, &mut upstream, streamed.as_mut(), max_body, &extras);
-    let mut result = timer
-        .within(timeout, exchange)
-        .await
-        .unwrap_or(Err(Fail::Timeout));
+    let started = tokio::time::Instant::from_std(started);
+    timer.expire_at(started + timeout, started);
+    let mut result = timer.run(exchange).await.unwrap_or(Err(Fail::Timeout));
     if !fresh
         && replay
         && matches!(result, Err(Fail::Closed))

@@ -70,15 +70,15 @@ fn key(backend: *const Backend) -> usize {
 }
 
 /// The most recently returned connection to `backend` that is still open and not idle for
-/// more than `max_idle_ms`.
-pub fn checkout_ptr(backend: &Backend, max_idle_ms: u64) -> Option<TcpStream> {
+/// more than `max_idle_ms` at `now_ms` (`backend::now_ms`'s scale).
+pub fn checkout_ptr(backend: &Backend, max_idle_ms: u64, now_ms: u64) -> Option<TcpStream> {
     let generation = backend.idle.generation();
     IDLE.with_borrow_mut(|stacks| {
         let stack = stacks.get_mut(&key(backend))?;
-        let now = now_ms();
         while let Some(entry) = stack.entries.pop() {
             backend.idle.count_fast(false, 1);
-            if entry.generation != generation || now.saturating_sub(entry.since_ms) > max_idle_ms {
+            if entry.generation != generation || now_ms.saturating_sub(entry.since_ms) > max_idle_ms
+            {
                 // Everything below is older still, or of the same dropped generation.
                 backend.idle.count_fast(false, stack.entries.len());
                 stack.entries.clear();
@@ -99,8 +99,8 @@ fn is_open(stream: &TcpStream) -> bool {
     matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
-/// Returns a connection whose response was read to the end.
-pub fn checkin(backend: &Arc<Backend>, stream: TcpStream, max_idle: usize) {
+/// Returns a connection whose response was read to the end, idle since `now_ms`.
+pub fn checkin(backend: &Arc<Backend>, stream: TcpStream, max_idle: usize, now_ms: u64) {
     let generation = backend.idle.generation();
     IDLE.with_borrow_mut(|stacks| {
         let key = key(Arc::as_ptr(backend));
@@ -117,7 +117,7 @@ pub fn checkin(backend: &Arc<Backend>, stream: TcpStream, max_idle: usize) {
             backend.idle.count_fast(true, 1);
             stack.entries.push(Entry {
                 stream,
-                since_ms: now_ms(),
+                since_ms: now_ms,
                 generation,
             });
         }

@@ -5,7 +5,7 @@
 //! was read and nothing followed it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
@@ -18,7 +18,7 @@ use super::exchange::{Streamed, read_some};
 use super::timer::Timer;
 use super::write::{self, ResponseExtras};
 use crate::answer;
-use crate::backend::Backend;
+use crate::backend::{Backend, ms_at, now_ms};
 use crate::config::Config;
 use crate::upstream::ResponseBody;
 
@@ -283,29 +283,30 @@ pub(super) fn take_whole(conn: &mut Connection, framing: ResponseFraming) -> Opt
     }
 }
 
-/// Relays the response whose head is in `conn.out`; returns whether the client connection
-/// can carry another request. The upstream connection is kept when its response ended cleanly.
+/// Relays the response whose head is in `conn.out` (and arrived at `answered`); returns
+/// whether the client connection can carry another request. The upstream connection is kept
+/// when its response ended cleanly.
 pub(super) async fn relay(
     conn: &mut Connection,
     timer: &mut Timer,
-    mut upstream: TcpStream,
-    backend: &Arc<Backend>,
+    (mut upstream, backend): (TcpStream, &Arc<Backend>),
     received: &Received,
     config: &Config,
+    answered: Instant,
 ) -> bool {
     let max_idle = config.limits.max_idle_per_backend;
     if let Some(clean) = take_whole(conn, received.framing) {
-        let written = conn.client_stream.write_all(&conn.out).await.is_ok();
         if clean && received.reusable {
-            super::idle::checkin(backend, upstream, max_idle);
+            // Idle from the moment its answer was whole, which is when the head arrived.
+            super::idle::checkin(backend, upstream, max_idle, ms_at(answered));
         }
-        return written;
+        return conn.client_stream.write_all(&conn.out).await.is_ok();
     }
     let timeout = Duration::from_millis(config.timeouts.upstream_response_ms);
     match stream_body(conn, timer, &mut upstream, received.framing, timeout).await {
         BodyEnd::Clean => {
             if received.reusable {
-                super::idle::checkin(backend, upstream, max_idle);
+                super::idle::checkin(backend, upstream, max_idle, now_ms());
             }
             true
         }
