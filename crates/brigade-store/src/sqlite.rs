@@ -135,4 +135,28 @@ mod tests {
             .unwrap();
         assert!(dir.path().join("brigade.db.write-lock").exists());
     }
+
+    /// The workspace's `.cargo/config.toml` compiles the bundled SQLite without memory
+    /// statistics (a global mutex on every allocation inside SQLite); a build that lost the
+    /// setting would still work, only slower, so this says so.
+    #[tokio::test]
+    async fn the_bundled_sqlite_is_built_with_the_workspace_options() {
+        let store = SqliteStore::connect("sqlite::memory:", &StorageSettings::default())
+            .await
+            .unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        for wanted in [
+            "DEFAULT_MEMSTATUS=0",
+            "LIKE_DOESNT_MATCH_BLOBS",
+            "USE_ALLOCA",
+        ] {
+            assert!(
+                options.iter().any(|option| option == wanted),
+                "{wanted} missing from {options:?}"
+            );
+        }
+    }
 }
