@@ -100,6 +100,15 @@ impl PostgresStore {
         )))
     }
 
+    /// Where write transactions run: the primary's pool (PostgreSQL's connections all see
+    /// each other's writes without losing a cache).
+    pub(crate) fn write_pool(&self) -> &Pool<Postgres> {
+        &self.pool
+    }
+
+    /// Nothing to renew: a broken PostgreSQL connection fails its ping and is replaced.
+    pub(crate) fn renew_write_connection(&self) {}
+
     /// Closes the standby (and its sampler), then the primary's pool.
     pub(crate) async fn close_pools(&self) {
         if let Some(replica) = &self.replica {

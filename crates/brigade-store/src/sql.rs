@@ -371,7 +371,9 @@ macro_rules! impl_store {
             async fn probe_write(&self) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                // A probe runs while writes fail: it starts from a fresh write connection.
+                self.renew_write_connection();
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 sqlx::query(
                     "INSERT INTO write_probe (id, probed_at) VALUES (1, $1) \
                      ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",

@@ -13,7 +13,7 @@ macro_rules! accounts_methods {
             ) -> $crate::StoreResult<brigade_domain::Account> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::AccountRow = sqlx::query_as(
                     "INSERT INTO accounts (id, email, password_hash, role, shop_id, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -81,7 +81,7 @@ macro_rules! accounts_methods {
                 use $crate::error::classify;
                 let id = uuid::Uuid::now_v7();
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 sqlx::query(
                     "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -160,7 +160,7 @@ macro_rules! accounts_methods {
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let updated = sqlx::query(
                     "UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3",
                 )
@@ -193,7 +193,7 @@ macro_rules! accounts_methods {
             ) -> $crate::StoreResult<brigade_domain::Account> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let before: Option<$crate::rows::AccountRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::sql::account_columns!(),
@@ -238,7 +238,7 @@ macro_rules! accounts_methods {
             ) -> $crate::StoreResult<bool> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let revoked = sqlx::query(
                     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                 )

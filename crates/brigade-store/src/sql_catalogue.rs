@@ -14,7 +14,7 @@ macro_rules! catalogue_methods {
                 use $crate::error::classify;
                 let now = brigade_domain::now();
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ShopRow = sqlx::query_as(concat!(
                     "INSERT INTO shops (",
                     $crate::sql::shop_columns!(),
@@ -84,7 +84,7 @@ macro_rules! catalogue_methods {
             ) -> $crate::StoreResult<brigade_domain::Shop> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let before: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::sql::shop_columns!(),
@@ -135,7 +135,7 @@ macro_rules! catalogue_methods {
             ) -> $crate::StoreResult<brigade_domain::Station> {
                 use $crate::error::{classify, unique_as};
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
                     .await?;
                 let id = uuid::Uuid::now_v7();
@@ -236,7 +236,7 @@ macro_rules! catalogue_methods {
             ) -> $crate::StoreResult<brigade_domain::Item> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ItemRow = sqlx::query_as(concat!(
                     "INSERT INTO items (",
                     $crate::sql::item_columns!(),
@@ -299,7 +299,7 @@ macro_rules! catalogue_methods {
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM shops WHERE id = $1", shop_id, "shop")
                     .await?;
                 Self::require(&mut *tx, "SELECT 1 FROM items WHERE id = $1", item_id, "item")

@@ -59,7 +59,7 @@ macro_rules! kitchen_methods {
             ) -> $crate::StoreResult<Option<brigade_domain::Ticket>> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 Self::require(&mut *tx, "SELECT 1 FROM stations WHERE id = $1", station_id, "station")
                     .await?;
                 // Another chef may take the head of the queue between our read and our claim;
@@ -94,7 +94,7 @@ macro_rules! kitchen_methods {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, StoreError};
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let row: Option<(uuid::Uuid, uuid::Uuid)> =
                     sqlx::query_as("SELECT order_id, station_id FROM tickets WHERE id = $1")
                         .bind(ticket_id)
@@ -155,7 +155,7 @@ macro_rules! kitchen_methods {
                 use $crate::error::classify;
                 use $crate::{ConflictKind, StoreError};
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let order_id: Option<uuid::Uuid> =
                     sqlx::query_scalar("SELECT order_id FROM tickets WHERE id = $1")
                         .bind(ticket_id)

@@ -130,7 +130,11 @@ macro_rules! ledger_methods {
                 use brigade_domain::{OrderStatus, PaymentStatus};
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self
+                    .write_pool()
+                    .begin_with($begin)
+                    .await
+                    .map_err(classify)?;
                 let order_id: Option<uuid::Uuid> =
                     sqlx::query_scalar("SELECT order_id FROM payments WHERE id = $1")
                         .bind(payment_id)
@@ -205,7 +209,11 @@ macro_rules! ledger_methods {
             ) -> $crate::StoreResult<Option<brigade_domain::Payment>> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self
+                    .write_pool()
+                    .begin_with($begin)
+                    .await
+                    .map_err(classify)?;
                 let payment = Self::load_payment(&mut tx, payment_id).await?;
                 if payment.status != from {
                     return Ok(None);
@@ -234,7 +242,7 @@ macro_rules! ledger_methods {
                 .bind(reason)
                 .bind(brigade_domain::now())
                 .bind(payment_id)
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await
                 .map_err($crate::error::classify)?;
                 Ok(())
@@ -285,7 +293,7 @@ macro_rules! ledger_methods {
                     .bind(now)
                     .bind(payment.id)
                     .bind(payment.updated_at)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await
                     .map_err(classify)?
                     .rows_affected();

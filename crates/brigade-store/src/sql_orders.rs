@@ -17,7 +17,7 @@ macro_rules! orders_methods {
                     }
                     let $crate::Placement { mut order, actor, idempotency, payment } = placement;
                     let _writer = self.writer.enter().await?;
-                    let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                    let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                     if let Some(key) = &idempotency
                         && let Some(earlier) =
                             Self::claim_idempotency_key(&mut tx, key, order.id, order.created_at).await?
@@ -120,7 +120,7 @@ macro_rules! orders_methods {
             ) -> $crate::StoreResult<brigade_domain::Order> {
                 use $crate::error::classify;
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let (from, version) = Self::lock_order(&mut tx, id).await?;
                 if version != expected_version {
                     return Err($crate::StoreError::VersionMismatch { current: version });

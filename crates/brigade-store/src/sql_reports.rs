@@ -16,7 +16,7 @@ macro_rules! report_methods {
                 let (start, end) = $crate::reports::day_bounds(day);
                 let computed_at = brigade_domain::now();
                 let _writer = self.writer.enter().await?;
-                let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+                let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 // Upsert every (shop, currency) that had orders that day…
                 sqlx::query(
                     "INSERT INTO daily_sales (day, shop_id, currency, orders, delivered, \

@@ -18,7 +18,7 @@ macro_rules! settle_helpers {
             }
             let (order, payment) = (&plan.order, &plan.payment);
             let _writer = self.writer.enter().await?;
-            let mut tx = self.pool.begin_with($begin).await.map_err(classify)?;
+            let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
             // The order first (the lock order everywhere), then the payment; each guarded by
             // what the caller wrote. Returning early rolls the transaction back.
             let moved = sqlx::query(

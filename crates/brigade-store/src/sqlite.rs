@@ -1,6 +1,8 @@
 //! The embedded backend: one SQLite file shared by every replica process on the machine.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use brigade_core::config::StorageSettings;
@@ -20,11 +22,59 @@ pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// those of other processes (see `write_gate`), and the busy timeout makes any other writer
 /// wait for the lock instead of failing; `synchronous = NORMAL` is the
 /// documented safe setting for WAL (a power cut may lose the last commits, never corrupt).
+///
+/// Write transactions run on a connection of their own ([`WriteConnection`]), reads on the
+/// pool.
 #[derive(Debug)]
 pub struct SqliteStore {
     pub(crate) pool: Pool<Sqlite>,
+    /// The write connection; `None` for a database in memory, which exists once per pool.
+    writes: Option<WriteConnection>,
     pub(crate) migrator: &'static Migrator,
     pub(crate) writer: crate::WriteGate,
+}
+
+/// A pool of one connection for write transactions.
+///
+/// SQLite throws away a connection's page cache whenever another connection has written to
+/// the file. With writes spread over the pool, nearly every write transaction started on a
+/// connection whose cache another writer had just made stale, and read again the B-tree pages
+/// an order touches. One connection that does every write of the process keeps them warm
+/// (the write gate lets only one write transaction run at a time anyway).
+///
+/// A connection opened while the data directory is read-only stays read-only after the
+/// directory is writable again, so a single long-lived connection would never recover from
+/// that fault. A probe write (which readiness runs only while writes fail) therefore asks for
+/// a fresh connection first ([`Self::renew`]): the pool closes the old one when it is next
+/// taken and opens another.
+#[derive(Debug)]
+struct WriteConnection {
+    pool: Pool<Sqlite>,
+    renew: Arc<AtomicBool>,
+}
+
+impl WriteConnection {
+    async fn open(options: SqliteConnectOptions, settings: &StorageSettings) -> StoreResult<Self> {
+        let renew = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&renew);
+        let pool = crate::pool_options::<Sqlite>(settings)
+            .max_connections(1)
+            .min_connections(0)
+            .before_acquire(move |_, _| {
+                // `false` closes the connection; the pool opens a fresh one in its place.
+                let keep = !flag.swap(false, Ordering::AcqRel);
+                Box::pin(async move { Ok(keep) })
+            })
+            .connect_with(options)
+            .await
+            .map_err(classify)?;
+        Ok(Self { pool, renew })
+    }
+
+    /// The next write starts on a freshly opened connection.
+    fn renew(&self) {
+        self.renew.store(true, Ordering::Release);
+    }
 }
 
 impl SqliteStore {
@@ -45,11 +95,16 @@ impl SqliteStore {
         }
         let file = (!is_in_memory(url)).then(|| options.get_filename().to_owned());
         let pool = crate::pool_options::<Sqlite>(settings)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(classify)?;
+        let writes = match file {
+            Some(_) => Some(WriteConnection::open(options, settings).await?),
+            None => None,
+        };
         Ok(Self {
             pool,
+            writes,
             migrator: &MIGRATOR,
             writer: crate::WriteGate::serial(
                 file.as_deref(),
@@ -72,8 +127,23 @@ impl SqliteStore {
         Ok(None)
     }
 
-    /// Closes the pool.
+    /// Where write transactions run (see [`WriteConnection`]).
+    pub(crate) fn write_pool(&self) -> &Pool<Sqlite> {
+        self.writes.as_ref().map_or(&self.pool, |w| &w.pool)
+    }
+
+    /// The next write transaction starts on a freshly opened connection.
+    pub(crate) fn renew_write_connection(&self) {
+        if let Some(writes) = &self.writes {
+            writes.renew();
+        }
+    }
+
+    /// Closes the write connection and the pool.
     pub(crate) async fn close_pools(&self) {
+        if let Some(writes) = &self.writes {
+            writes.pool.close().await;
+        }
         self.pool.close().await;
     }
 }

@@ -380,6 +380,18 @@ mod tests {
             .unwrap()
     }
 
+    /// Whether a `flock` on `file` is waiting (a `->` line of `/proc/locks` for its inode).
+    fn has_a_blocked_flock(file: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::metadata(file).map(|m| m.ino()).unwrap_or(0);
+        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+        locks.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"->")
+                && fields.get(6).and_then(|id| id.rsplit(':').next()) == Some(&*inode.to_string())
+        })
+    }
+
     fn gate_on(dir: &tempfile::TempDir) -> WriteGate {
         WriteGate::serial(Some(&dir.path().join("brigade.db")), Duration::from_secs(5))
     }
@@ -445,6 +457,17 @@ mod tests {
             let _turn = other.enter().await.unwrap();
             busy_done.load(Ordering::SeqCst)
         });
+        // The other process must be queued in the kernel before the busy one's turn ends: on
+        // a loaded machine its waiting thread may not have asked for the lock yet.
+        let lock_file = dir.path().join(format!("brigade.db{LOCK_SUFFIX}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !has_a_blocked_flock(&lock_file) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no process waits for the lock"
+            );
+            tokio::task::yield_now().await;
+        }
         drop(first);
         let busy_turns_before = tokio::time::timeout(Duration::from_secs(10), other)
             .await
