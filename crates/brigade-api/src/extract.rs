@@ -2,14 +2,18 @@
 //! the same answer shape as every other error (axum's `error-handling` example, taken further:
 //! the field path comes from `serde_path_to_error`).
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use brigade_core::{FieldError, Problem};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use crate::auth::ClientAddress;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body. Malformed JSON → 400; valid JSON of the wrong shape (unknown, missing or
 /// mistyped fields) → 422 naming the field; a body over the limit → 413; not JSON → 415.
@@ -276,6 +280,27 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
             .into());
         }
         Ok(Self(Some(key.to_owned())))
+    }
+}
+
+/// The client's address by the trusted-proxy rule (`server.trusted_proxies`; see
+/// `auth::client`).
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip())
+            .ok_or_else(|| {
+                ApiError::Internal("the connection's peer address is unknown".to_owned())
+            })?;
+        Ok(Self(crate::auth::client_address(
+            peer,
+            &parts.headers,
+            &state.settings.server.trusted_proxies,
+        )))
     }
 }
 

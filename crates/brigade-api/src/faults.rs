@@ -5,32 +5,24 @@
 //!
 //! The error ratio is set at start with `faults.error_ratio` (`BRIGADE_FAULTS__ERROR_RATIO`);
 //! everything is set at run time by an admin with `PUT /api/v1/admin/faults` (per replica: the
-//! switch lives in this process). Health, metrics and the faults route itself are never
+//! switch lives in this process; the routes are in `routes::faults`). Health, metrics and the faults route itself are never
 //! affected, so a drill can always be stopped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use brigade_core::Problem;
 use brigade_core::error_event::{ErrorKind, ServerError};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use crate::caller::Admin;
-use crate::error::ApiResult;
-use crate::extract::Json;
-use crate::state::AppState;
 
 /// The path of the switch, exempt from the faults it switches.
 const FAULTS_PATH: &str = "/api/v1/admin/faults";
 
 /// Longest injected latency: a drill makes a replica slow, not hung past every timeout.
-const MAX_LATENCY_MS: u64 = 60_000;
+pub(crate) const MAX_LATENCY_MS: u64 = 60_000;
 
 /// A share of requests picked evenly: a counter, not randomness, so a ratio of 0.5 picks
 /// exactly every second request and drills repeat.
@@ -104,7 +96,8 @@ impl Faults {
         )
     }
 
-    fn set(&self, switch: &FaultSwitch) {
+    /// Applies a switch set by an admin (`PUT /api/v1/admin/faults`).
+    pub fn set(&self, switch: &FaultSwitch) {
         self.errors.set(switch.error_ratio);
         self.delayed.set(switch.latency_ratio);
         self.latency_ms.store(switch.latency_ms, Ordering::Relaxed);
@@ -123,12 +116,12 @@ impl Faults {
 }
 
 /// Answers a share of `/api/` requests with 500 (the answer returned) and delays a share of
-/// the rest while faults are on. A step of [`crate::per_request::steps`].
-pub async fn inject(state: &AppState, path: &str) -> Option<Response> {
+/// the rest while faults are on. A step of `per_request::steps`.
+pub async fn inject(faults: &Faults, path: &str) -> Option<Response> {
     if !path.starts_with("/api/") || path == FAULTS_PATH {
         return None;
     }
-    if state.faults.strike() {
+    if faults.strike() {
         let mut response = Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "injected-fault",
@@ -141,7 +134,7 @@ pub async fn inject(state: &AppState, path: &str) -> Option<Response> {
             .attach(&mut response);
         return Some(response);
     }
-    if let Some(delay) = state.faults.delay() {
+    if let Some(delay) = faults.delay() {
         tokio::time::sleep(delay).await;
     }
     None
@@ -173,98 +166,6 @@ impl Default for FaultSwitch {
             payments_outage: false,
         }
     }
-}
-
-/// The fault switch of a replica and what it caused.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FaultState {
-    /// Share of `/api/` requests answered with 500.
-    pub error_ratio: f64,
-    /// Delay added to `/api/` requests in milliseconds; 0 is off.
-    pub latency_ms: u64,
-    /// Share of `/api/` requests the delay applies to.
-    pub latency_ratio: f64,
-    /// Whether the payment provider outage is on.
-    pub payments_outage: bool,
-    /// The payment circuit breaker: `closed`, `open` or `half_open` (drills wait for `closed`).
-    pub payments_breaker: String,
-}
-
-impl FaultState {
-    fn of(state: &AppState) -> Self {
-        let (latency_ms, latency_ratio) = state.faults.latency();
-        Self {
-            error_ratio: state.faults.ratio(),
-            latency_ms,
-            latency_ratio,
-            payments_outage: state.payments.outage(),
-            payments_breaker: match state.payments.breaker_state() {
-                brigade_payments::BreakerState::Closed => "closed",
-                brigade_payments::BreakerState::Open => "open",
-                brigade_payments::BreakerState::HalfOpen => "half_open",
-            }
-            .to_owned(),
-        }
-    }
-}
-
-/// Routes of this module.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_faults, set_faults))
-}
-
-/// The fault switch of the replica that answers.
-///
-/// Roles: admin.
-#[utoipa::path(get, path = "/api/v1/admin/faults", tag = "operations", security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The fault switch and the payment breaker", body = FaultState),
-        (status = 403, description = "Admins only"),
-    ))]
-async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<FaultState> {
-    axum::Json(FaultState::of(&state))
-}
-
-/// Sets the fault switch of the replica that answers (drills: make it fail, then stop).
-///
-/// Roles: admin.
-#[utoipa::path(put, path = "/api/v1/admin/faults", tag = "operations", security(("bearer" = [])),
-    request_body = FaultSwitch,
-    responses(
-        (status = 200, description = "The fault switch and the payment breaker", body = FaultState),
-        (status = 403, description = "Admins only"),
-    ))]
-async fn set_faults(
-    State(state): State<AppState>,
-    Admin(admin): Admin,
-    Json(switch): Json<FaultSwitch>,
-) -> ApiResult<axum::Json<FaultState>> {
-    for (field, ratio) in [
-        ("error_ratio", switch.error_ratio),
-        ("latency_ratio", switch.latency_ratio),
-    ] {
-        if !(0.0..=1.0).contains(&ratio) {
-            return Err(Problem::invalid_field(field, "must be between 0.0 and 1.0").into());
-        }
-    }
-    if switch.latency_ms > MAX_LATENCY_MS {
-        return Err(Problem::invalid_field(
-            "latency_ms",
-            format!("must be between 0 and {MAX_LATENCY_MS}"),
-        )
-        .into());
-    }
-    state.faults.set(&switch);
-    state.payments.set_outage(switch.payments_outage);
-    tracing::warn!(
-        error_ratio = switch.error_ratio,
-        latency_ms = switch.latency_ms,
-        latency_ratio = switch.latency_ratio,
-        payments_outage = switch.payments_outage,
-        actor = %admin.actor().0,
-        "fault switch set"
-    );
-    Ok(axum::Json(FaultState::of(&state)))
 }
 
 #[cfg(test)]

@@ -214,7 +214,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(routes::audit::router())
         .merge(routes::client_errors::router())
         .merge(routes::reports::router())
-        .merge(faults::router());
+        .merge(routes::faults::router());
     // The API's handlers name their full paths (`/api/v1/...`) and are merged, not nested:
     // a nested router rewrites every request's URI to strip its prefix (a new path string
     // and a URI parse per request, 4 % of a cached menu read).

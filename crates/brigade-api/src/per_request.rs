@@ -21,14 +21,14 @@ pub async fn steps(State(state): State<AppState>, request: Request, next: Next) 
 /// the separate layers did).
 async fn noted(state: &AppState, request: Request, next: Next) -> Response {
     let response = guarded(state, request, next).await;
-    write_health::note(state, &response);
+    write_health::note(&state.write_health, &response);
     response
 }
 
 /// Injected faults first (a struck request is answered 500 before the caller is resolved),
 /// then the caller, then the handler.
 async fn guarded(state: &AppState, mut request: Request, next: Next) -> Response {
-    if let Some(response) = faults::inject(state, request.uri().path()).await {
+    if let Some(response) = faults::inject(&state.faults, request.uri().path()).await {
         return response;
     }
     if let Err(response) = caller::authenticate(state, &mut request).await {

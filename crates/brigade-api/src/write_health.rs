@@ -15,7 +15,6 @@ use brigade_store::{StorageFault, Store};
 use tokio::time::Instant;
 
 use crate::error::StorageFaultMet;
-use crate::state::AppState;
 
 /// Shortest time between two probe writes while writes are failing.
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -103,9 +102,10 @@ impl WriteHealth {
     }
 }
 
-/// Notes a response that failed on a storage fault. A step of [`crate::per_request::steps`].
-pub fn note(state: &AppState, response: &Response) {
+/// Notes in `health` a response that failed on a storage fault. A step of
+/// `per_request::steps`.
+pub fn note(health: &WriteHealth, response: &Response) {
     if let Some(StorageFaultMet(fault)) = response.extensions().get::<StorageFaultMet>() {
-        state.write_health.failed(*fault);
+        health.failed(*fault);
     }
 }

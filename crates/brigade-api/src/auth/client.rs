@@ -6,38 +6,14 @@
 //! read, so a client cannot choose its own address; and with no trusted proxies configured
 //! (the default) the peer is the client, however the request arrived.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
 use http::HeaderMap;
-use http::request::Parts;
 use ipnet::IpNet;
 
-use crate::error::ApiError;
-use crate::state::AppState;
-
-/// The client's address (extractor).
+/// The client's address (an extractor: see `crate::extract`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
-
-impl FromRequestParts<AppState> for ClientAddress {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip())
-            .ok_or_else(|| {
-                ApiError::Internal("the connection's peer address is unknown".to_owned())
-            })?;
-        Ok(Self(client_address(
-            peer,
-            &parts.headers,
-            &state.settings.server.trusted_proxies,
-        )))
-    }
-}
 
 /// The client behind `peer` by the trusted-proxy rule.
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {

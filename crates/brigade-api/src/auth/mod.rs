@@ -17,7 +17,7 @@ use brigade_core::config::AuthSettings;
 use brigade_store::cache::Cache;
 use brigade_store::{Store, StoreResult};
 
-pub use client::ClientAddress;
+pub use client::{ClientAddress, client_address};
 pub use limiter::{LoginLimiter, Refused, Reservation};
 pub use passwords::{HashError, Passwords};
 pub use tokens::{Claims, TokenKeys};

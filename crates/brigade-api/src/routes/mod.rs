@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod client_errors;
+pub mod faults;
 pub mod health;
 pub mod items;
 pub mod kitchen;
