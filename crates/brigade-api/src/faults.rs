@@ -168,6 +168,21 @@ impl Default for FaultSwitch {
     }
 }
 
+/// The fault switch of a replica and what it caused.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FaultState {
+    /// Share of `/api/` requests answered with 500.
+    pub error_ratio: f64,
+    /// Delay added to `/api/` requests in milliseconds; 0 is off.
+    pub latency_ms: u64,
+    /// Share of `/api/` requests the delay applies to.
+    pub latency_ratio: f64,
+    /// Whether the payment provider outage is on.
+    pub payments_outage: bool,
+    /// The payment circuit breaker: `closed`, `open` or `half_open` (drills wait for `closed`).
+    pub payments_breaker: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

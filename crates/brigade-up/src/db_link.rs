@@ -17,7 +17,6 @@
 //!
 //! The ops API exposes it as `GET /api/db-link` and `PUT /api/db-link {"cut": true|false}`.
 
-use axum::response::IntoResponse;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -25,18 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use brigade_core::config::{DatabaseKind, DatabaseUrl};
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::api::{EventKind, EventLevel, LinkMode, LinkView};
-use crate::shared::Shared;
+use crate::api::{LinkMode, LinkView};
 
 /// How long taking the SQLite write lock may wait for writes in flight.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -315,67 +309,6 @@ impl SqliteLock {
         self.cut.store(held.is_some(), Ordering::Relaxed);
         Ok(())
     }
-}
-
-/// Body of `PUT /api/db-link`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetCut {
-    cut: bool,
-}
-
-/// `GET /api/db-link` and `PUT /api/db-link`.
-pub(crate) fn router() -> Router<Shared> {
-    Router::new().route("/api/db-link", get(view).put(set))
-}
-
-async fn view(State(shared): State<Shared>) -> crate::ops::Answer {
-    match shared.db_link() {
-        Some(link) => axum::Json(link.view()).into_response(),
-        None => unavailable(),
-    }
-}
-
-async fn set(
-    State(shared): State<Shared>,
-    body: Result<axum::Json<SetCut>, axum::extract::rejection::JsonRejection>,
-) -> crate::ops::Answer {
-    let Ok(axum::Json(body)) = body else {
-        return crate::ops::problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "cut: required, true or false",
-        );
-    };
-    let Some(link) = shared.db_link() else {
-        return unavailable();
-    };
-    match link.set_cut(body.cut).await {
-        Ok(view) => {
-            shared.events.push(
-                EventLevel::Warn,
-                EventKind::DbLink,
-                None,
-                if body.cut {
-                    format!("database link cut ({} {})", view.mode.as_str(), view.target)
-                } else {
-                    format!(
-                        "database link restored ({} {})",
-                        view.mode.as_str(),
-                        view.target
-                    )
-                },
-            );
-            axum::Json(view).into_response()
-        }
-        Err(error) => crate::ops::problem(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
-    }
-}
-
-fn unavailable() -> crate::ops::Answer {
-    crate::ops::problem(
-        StatusCode::NOT_FOUND,
-        "no database link: DATABASE_URL names no TCP host, so replicas connect directly",
-    )
 }
 
 #[cfg(test)]

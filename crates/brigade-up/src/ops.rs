@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 use crate::api::{RolloutAnswer, RolloutRequest, ScaleAnswer, ScaleRequest, Status};
 use crate::shared::Shared;
 
+mod db_link;
+
 /// The ops listener (bound by [`crate::listeners::bind`]) for the runtime.
 pub fn from_std(listener: std::net::TcpListener) -> std::io::Result<TcpListener> {
     listener.set_nonblocking(true)?;
@@ -52,7 +54,7 @@ pub async fn serve(
             crate::dashboard::Dashboard::supervised(shared.clone(), logs_dir, token.clone())
                 .router(),
         )
-        .merge(crate::db_link::router())
+        .merge(db_link::router())
         .merge(crate::scheduler::router())
         .merge(crate::backups::router())
         .merge(crate::errors::router())

@@ -26,37 +26,14 @@ use crate::shared::Shared;
 use crate::supervise::{self, Backoff, Kind, StartFailure};
 use crate::topology::PoolPlan;
 
+pub(crate) mod command;
+
+pub use command::{PoolCommand, RolloutError};
+
 /// How long a replica may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopping child may drain before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(20);
-
-/// What a pool manager is asked to do.
-pub enum PoolCommand {
-    /// Run this many primary replicas (backups are not scaled).
-    Scale {
-        /// Primaries wanted.
-        replicas: usize,
-        /// Why (an event records it).
-        reason: String,
-    },
-    /// Replace every replica, one at a time; with a binary, new replicas run it (an upgrade).
-    Rollout {
-        /// The binary of the new replicas.
-        binary: Option<PathBuf>,
-        /// Answered with how many replicas were replaced.
-        done: oneshot::Sender<Result<usize, RolloutError>>,
-    },
-    /// Stop every replica at once — killed, not drained: the store they write to is gone, so
-    /// whatever they would still acknowledge is lost — say so on `halted`, and start as many
-    /// again once `resume` fires (or is dropped). The store is being put back meanwhile.
-    Halt {
-        /// Answered when every replica has exited.
-        halted: oneshot::Sender<()>,
-        /// Fired when the replicas may start again.
-        resume: oneshot::Receiver<()>,
-    },
-}
 
 /// What every slot of a pool shares.
 #[derive(Clone)]
@@ -260,17 +237,6 @@ impl Manager {
             let _ = slot.task.await;
         }
     }
-}
-
-/// Why a rollout stopped (the ops API answers it as a problem, the event log records it).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RolloutError {
-    /// A new replica did not start or get ready; the replicas after it were left as they were.
-    #[error("{instance} could not be replaced; rollout stopped")]
-    NotReplaced {
-        /// The replica that is still the old one.
-        instance: String,
-    },
 }
 
 /// A rollout of `pool`: a trace of its own whose children are the replicas' replacements.

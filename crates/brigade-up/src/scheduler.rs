@@ -20,7 +20,6 @@ use axum::routing::{get, post};
 use brigade_balance::api::{BackendView, PoolView, Pools};
 use brigade_core::Shutdown;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -31,19 +30,10 @@ use crate::public::PublicEndpoint;
 use crate::shared::Shared;
 use crate::topology::UpOptions;
 
-/// Why a job started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// Its cron time came.
-    Schedule,
-    /// Its cron time came and the replicas then were quiet long enough.
-    ScheduleWhenQuiet,
-    /// A quiet spell began (a job with a quiet condition and no schedule).
-    Quiet,
-    /// Someone asked through the ops API.
-    Ops,
-}
+pub(crate) mod board;
+
+pub use board::Trigger;
+use board::{Board, JobRun, JobState, JobView, Runner};
 
 /// When one job is due: pure, driven with explicit times and load readings.
 #[derive(Debug, Default)]
@@ -105,81 +95,6 @@ impl Timer {
     /// The next cron time, once known.
     pub fn next_fire(&self) -> Option<DateTime<Utc>> {
         self.next_fire
-    }
-}
-
-/// One run of a job, as the ops API and events report it.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobRun {
-    /// The job.
-    pub job: &'static str,
-    /// Why it ran.
-    pub trigger: Trigger,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// How long it took.
-    pub duration_ms: u64,
-    /// `succeeded` or `failed`.
-    pub outcome: &'static str,
-    /// What it did, or why it failed.
-    pub detail: String,
-}
-
-/// A job as `GET /api/jobs` shows it.
-#[derive(Debug, Clone, Serialize)]
-struct JobView {
-    name: &'static str,
-    schedule: Vec<String>,
-    quiet: Option<Value>,
-    /// False when the job only runs on request (e.g. no admin password for an API job).
-    scheduled: bool,
-    note: Option<String>,
-    next_run: Option<DateTime<Utc>>,
-    running: bool,
-    last_run: Option<JobRun>,
-}
-
-/// One registered job.
-struct JobState {
-    plan: JobPlan,
-    /// Held while the job runs: one run of a job at a time.
-    running: Arc<tokio::sync::Mutex<()>>,
-    view: Mutex<JobView>,
-}
-
-/// What every run needs besides its job.
-struct Runner {
-    admin: AdminSession,
-    binary: std::path::PathBuf,
-    data_dir: std::path::PathBuf,
-    backup_keep: u16,
-}
-
-/// The registered jobs, shared with the ops API (empty when the scheduler is off).
-#[derive(Clone, Default)]
-pub struct JobBoard(Arc<Mutex<Option<Board>>>);
-
-#[derive(Clone)]
-struct Board {
-    jobs: Vec<Arc<JobState>>,
-    runner: Arc<Runner>,
-}
-
-impl JobBoard {
-    fn board(&self) -> Option<Board> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn job(&self, name: &str) -> Option<(Arc<JobState>, Arc<Runner>)> {
-        let board = self.board()?;
-        let job = board.jobs.iter().find(|j| j.plan.kind.name() == name)?;
-        Some((job.clone(), board.runner))
-    }
-
-    fn names(&self) -> Vec<&'static str> {
-        self.board()
-            .map(|b| b.jobs.iter().map(|j| j.plan.kind.name()).collect())
-            .unwrap_or_default()
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{ChildStatus, Status};
 use crate::events::Events;
-use crate::pool::PoolCommand;
+use crate::pool::command::PoolCommand;
 use crate::public::PublicEndpoint;
 
 /// Where the public listener, the balancer's admin API and watch are.
@@ -34,11 +34,11 @@ pub struct Shared {
     /// Recent events.
     pub events: Events,
     /// The off-peak jobs, for the ops API.
-    pub(crate) jobs: crate::scheduler::JobBoard,
+    pub(crate) jobs: crate::scheduler::board::JobBoard,
     /// Continuous backups and restores, for the ops API.
-    pub(crate) backups: crate::backups::SharedView,
+    pub(crate) backups: Arc<Mutex<crate::api::BackupView>>,
     /// Error groups, fed by the central log, for the ops API.
-    pub(crate) errors: crate::errors::ErrorGroups,
+    pub(crate) errors: crate::errors::groups::ErrorGroups,
 }
 
 impl Shared {

@@ -3,49 +3,14 @@
 
 use axum::extract::State;
 use brigade_core::Problem;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::caller::Admin;
 use crate::error::ApiResult;
 use crate::extract::Json;
-use crate::faults::{FaultSwitch, MAX_LATENCY_MS};
+use crate::faults::{FaultState, FaultSwitch, MAX_LATENCY_MS};
 use crate::state::AppState;
-
-/// The fault switch of a replica and what it caused.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FaultState {
-    /// Share of `/api/` requests answered with 500.
-    pub error_ratio: f64,
-    /// Delay added to `/api/` requests in milliseconds; 0 is off.
-    pub latency_ms: u64,
-    /// Share of `/api/` requests the delay applies to.
-    pub latency_ratio: f64,
-    /// Whether the payment provider outage is on.
-    pub payments_outage: bool,
-    /// The payment circuit breaker: `closed`, `open` or `half_open` (drills wait for `closed`).
-    pub payments_breaker: String,
-}
-
-impl FaultState {
-    fn of(state: &AppState) -> Self {
-        let (latency_ms, latency_ratio) = state.faults.latency();
-        Self {
-            error_ratio: state.faults.ratio(),
-            latency_ms,
-            latency_ratio,
-            payments_outage: state.payments.outage(),
-            payments_breaker: match state.payments.breaker_state() {
-                brigade_payments::BreakerState::Closed => "closed",
-                brigade_payments::BreakerState::Open => "open",
-                brigade_payments::BreakerState::HalfOpen => "half_open",
-            }
-            .to_owned(),
-        }
-    }
-}
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -61,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 403, description = "Admins only"),
     ))]
 async fn get_faults(State(state): State<AppState>, _admin: Admin) -> axum::Json<FaultState> {
-    axum::Json(FaultState::of(&state))
+    axum::Json(current(&state))
 }
 
 /// Sets the fault switch of the replica that answers (drills: make it fail, then stop).
@@ -103,5 +68,22 @@ async fn set_faults(
         actor = %admin.actor().0,
         "fault switch set"
     );
-    Ok(axum::Json(FaultState::of(&state)))
+    Ok(axum::Json(current(&state)))
+}
+
+/// The switch and the payment breaker as they are now.
+fn current(state: &AppState) -> FaultState {
+    let (latency_ms, latency_ratio) = state.faults.latency();
+    FaultState {
+        error_ratio: state.faults.ratio(),
+        latency_ms,
+        latency_ratio,
+        payments_outage: state.payments.outage(),
+        payments_breaker: match state.payments.breaker_state() {
+            brigade_payments::BreakerState::Closed => "closed",
+            brigade_payments::BreakerState::Open => "open",
+            brigade_payments::BreakerState::HalfOpen => "half_open",
+        }
+        .to_owned(),
+    }
 }

@@ -30,8 +30,10 @@
 //! recover, alerts that fired in `brigade watch`, the drill's own measurements, and each claim
 //! with its verdict.
 
+mod checks;
 mod claims;
 mod client;
+mod ctx;
 mod inject;
 mod load;
 mod payments;
@@ -180,7 +182,10 @@ pub fn preflight(name: &str) -> Result<(), DrillError> {
 /// Runs a drill against a running `brigade up`.
 pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     if options.name == restore::NAME {
-        return restore::run(options).await;
+        return match restore_pg::plan()? {
+            Some(plan) => restore_pg::run(options, plan).await,
+            None => restore::run(options).await,
+        };
     }
     if let Some(report) = resources::run(options).await {
         return report;

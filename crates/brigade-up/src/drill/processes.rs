@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use crate::api::{ChildState, Service, Status};
-use serde::Serialize;
 
 use super::DrillError;
+pub use super::checks::ProcessCheck;
 use super::client;
-use super::inject::{Ctx, Findings, wait_until};
+use super::ctx::{Ctx, Findings, wait_until};
 
 /// kill-balancer's claim: the public port serves again within this.
 pub const SERVING_AGAIN_LIMIT: Duration = Duration::from_secs(1);
@@ -17,18 +17,6 @@ pub const SERVING_AGAIN_LIMIT: Duration = Duration::from_secs(1);
 pub const WATCH_BACK_LIMIT: Duration = Duration::from_secs(10);
 /// Between two probes of the public port.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
-
-/// What a process fault measured.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProcessCheck {
-    /// The killed child.
-    pub instance: String,
-    /// From the SIGKILL until the public port (kill-balancer) or watch (kill-watch) answered a
-    /// request again.
-    pub back_ms: u128,
-    /// Probe connections refused meanwhile.
-    pub refused: usize,
-}
 
 /// SIGKILL the balancer; whole again when it runs as a new process. Meanwhile a probe opens a
 /// new connection every few milliseconds and asks for the shops, until one is answered.

@@ -147,10 +147,10 @@ pub struct Report {
     pub scaling: Option<Scaling>,
     /// kill-balancer's and kill-watch's measurements.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub process: Option<super::processes::ProcessCheck>,
+    pub process: Option<super::checks::ProcessCheck>,
     /// restore's measurements: RTO and RPO.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub restore: Option<super::restore::RestoreCheck>,
+    pub restore: Option<super::checks::RestoreCheck>,
     /// The drill's claims and whether each held.
     pub claims: Vec<Claim>,
 }

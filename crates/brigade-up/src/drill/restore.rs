@@ -19,8 +19,8 @@
 use std::time::{Duration, Instant};
 
 use crate::api::{BackupView, RestoreOutcome, RestoreRecord};
-use serde::Serialize;
 
+pub use super::checks::RestoreCheck;
 use super::client::{self, answer_of};
 use super::load::{Load, Phase, Samples, Target};
 use super::report::{Claim, Report};
@@ -34,43 +34,6 @@ pub const RTO_TARGET: Duration = Duration::from_secs(60);
 pub const RPO_TARGET: Duration = Duration::from_secs(60);
 /// How old the newest backup is when the store is deleted, in backup intervals.
 pub(super) const WORST_CASE_SHARE: f64 = 0.8;
-
-/// What the restore drill measured.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RestoreCheck {
-    /// The store file deleted.
-    pub database: String,
-    /// `up`'s time between backups.
-    pub backup_interval_secs: u64,
-    /// The backup `up` restored, and its age when the store was deleted.
-    pub backup: Option<String>,
-    /// See `backup`.
-    pub backup_age_ms: Option<i64>,
-    /// Fault → replicas ready and an order acknowledged.
-    pub rto_ms: u128,
-    /// Fault → the loss noticed, the replicas stopped, the backup in place, every replica
-    /// ready (`up`'s own timings, from the moment it noticed).
-    pub detected_ms: u128,
-    /// See `detected_ms`.
-    pub steps_ms: [Option<u64>; 3],
-    /// The span of acknowledged orders lost: fault − the oldest lost one's acknowledgement.
-    pub rpo_ms: u128,
-    /// Acknowledged orders missing after the restore.
-    pub rpo_orders: usize,
-    /// Of those, acknowledged after the deletion (written into the lost file).
-    pub lost_after_fault: usize,
-    /// Orders must be back when acknowledged this long before the fault.
-    pub bound_ms: u128,
-    /// Missing orders acknowledged earlier than `bound_ms` before the fault. Must be 0.
-    pub lost_beyond_bound: usize,
-    /// Missing orders acknowledged after the restore. Must be 0.
-    pub lost_after_restore: usize,
-    /// The supervisor's account of the restore.
-    pub outcome: String,
-    /// On PostgreSQL: the restore's steps and the archive's coverage at the fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub postgres: Option<super::restore_pg::PgSteps>,
-}
 
 impl RestoreCheck {
     /// The two lines scripts read, targets beside them.
@@ -86,11 +49,9 @@ impl RestoreCheck {
     }
 }
 
-/// Runs the drill against the `up` at `options.ops`.
+/// Runs the drill against the `up` at `options.ops`, on SQLite (`restore_pg` runs it on
+/// PostgreSQL; `super::run` chooses).
 pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
-    if let Some(plan) = super::restore_pg::plan()? {
-        return super::restore_pg::run(options, plan).await;
-    }
     let (
         client::Start {
             status,

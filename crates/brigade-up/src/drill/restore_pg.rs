@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use brigade_core::Settings;
 use brigade_core::config::DatabaseKind;
 use brigade_store::pg_backup::{self, PitrError, Plan, RestoreTarget, Server};
-use serde::Serialize;
 
+pub use super::checks::PgSteps;
 use super::client;
 use super::load::{Load, Phase};
 use super::report::{Claim, Report};
@@ -31,29 +31,6 @@ use super::restore::{self, Moments, RPO_TARGET, RTO_TARGET};
 use super::wal_marks::{Mark, WalMarks};
 use super::{DrillError, DrillOptions};
 use crate::api::{RestoreOutcome, RestoreRecord, Status};
-
-/// The PostgreSQL restore's steps, milliseconds after the fault, and the archive's coverage.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PgSteps {
-    /// `archive_timeout` brigade set on the server.
-    pub archive_timeout_secs: u32,
-    /// The newest archived segment covering the load before the fault.
-    pub archived_wal: Option<String>,
-    /// The server stopped (`pg_ctl stop -m immediate`).
-    pub stopped_ms: Option<u64>,
-    /// The data directory emptied.
-    pub deleted_ms: Option<u64>,
-    /// pgBackRest wrote the data directory back.
-    pub restored_ms: Option<u64>,
-    /// The server accepts connections (`pg_ctl start -w`).
-    pub started_ms: Option<u64>,
-    /// WAL replayed to the end of the archive; the server is open for writes.
-    pub open_ms: Option<u64>,
-    /// Replicas that were restarted or replaced meanwhile (none: they reconnected).
-    pub replicas_restarted: Vec<String>,
-    /// The started server's output.
-    pub server_log: String,
-}
 
 /// The pgBackRest plan when the drill's settings name a PostgreSQL store; `None` on SQLite.
 pub fn plan() -> Result<Option<Plan>, DrillError> {

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use brigade_core::error_event::{ErrorEvent, ErrorKind};
 use chrono::{DateTime, Utc};
 
+use super::file_format::SavedGroups;
 use super::fingerprint::{fingerprint, normalize_message};
-use super::saved::SavedGroups;
 use crate::api::{ErrorGroup, ErrorGroupList, ErrorGroupState};
 
 /// The most groups kept.
@@ -169,7 +169,7 @@ impl ErrorGroups {
     pub(super) fn snapshot(&self) -> SavedGroups {
         let table = self.lock();
         SavedGroups {
-            version: super::saved::VERSION,
+            version: super::file_format::VERSION,
             evicted: table.evicted,
             groups: table.groups.values().cloned().collect(),
         }

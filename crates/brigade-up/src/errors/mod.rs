@@ -10,8 +10,9 @@
 //! The groups are fed by the central log ([`crate::logs::LogSink`]), which sees every line of
 //! every child as it is written, and kept across restarts of `up` ([`saved`]).
 
+mod file_format;
 mod fingerprint;
-mod groups;
+pub(crate) mod groups;
 pub(crate) mod metrics;
 pub mod saved;
 

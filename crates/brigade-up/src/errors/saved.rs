@@ -14,27 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brigade_core::Shutdown;
-use serde::{Deserialize, Serialize};
 
+use super::file_format::{SavedGroups, VERSION};
 use super::groups::ErrorGroups;
-use crate::api::ErrorGroup;
 
 /// How often changed groups are written.
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The file's contents.
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct SavedGroups {
-    /// Format version.
-    pub version: u32,
-    /// Groups pushed out by the capacity so far.
-    pub evicted: u64,
-    /// Every group.
-    pub groups: Vec<ErrorGroup>,
-}
-
-/// The format written now.
-pub(super) const VERSION: u32 = 1;
 
 /// Where the groups of the `up` using `data_dir` are kept.
 pub fn path(data_dir: &Path) -> PathBuf {
