@@ -12,23 +12,10 @@ use crate::breaker::{Breaker, BreakerState};
 use crate::outage::Switchable;
 use crate::simulated::SimulatedProvider;
 use crate::stripe::StripeProvider;
-use crate::{Authorization, Charge, Outcome, PaymentError, PaymentProvider};
+use crate::{Authorization, Charge, ConfigError, Outcome, PaymentError, PaymentProvider};
 
 /// The counter of payment calls by provider and outcome.
 pub const METRIC: &str = "brigade_payments_total";
-
-/// The payment settings cannot build a provider.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A setting is missing or malformed; `key` is its path in the config file.
-    #[error("{key}: {message}")]
-    Invalid {
-        /// The config key, e.g. `payments.stripe.secret_key`.
-        key: &'static str,
-        /// What is wrong with it.
-        message: String,
-    },
-}
 
 /// The payment provider behind an overall timeout per operation, a circuit breaker, the
 /// counter `brigade_payments_total{provider,outcome}` and a warning log line for every

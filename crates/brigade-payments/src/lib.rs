@@ -28,7 +28,7 @@ pub mod simulated;
 pub mod stripe;
 
 pub use breaker::BreakerState;
-pub use guard::{ConfigError, Payments};
+pub use guard::Payments;
 
 use uuid::Uuid;
 
@@ -169,4 +169,17 @@ pub trait PaymentProvider: Send + Sync + 'static {
     /// same Idempotency-Key, which returns the same PaymentIntent if it exists, then cancel
     /// it; a decline on that repeat means there is nothing to void). Idempotent.
     async fn void(&self, charge: &Charge, reference: Option<&str>) -> Result<(), PaymentError>;
+}
+
+/// The payment settings cannot build a provider.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting is missing or malformed; `key` is its path in the config file.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The config key, e.g. `payments.stripe.secret_key`.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
 }

@@ -14,7 +14,7 @@ use brigade_core::config::StripeSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::guard::ConfigError;
+use crate::ConfigError;
 use crate::{Authorization, Charge, PaymentError, PaymentProvider};
 
 /// The payment method charged: Stripe's test card. brigade has no card collection yet, so

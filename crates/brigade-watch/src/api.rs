@@ -20,7 +20,6 @@ use brigade_core::health::Phase;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::{Shared, lock, now_ms};
 use crate::contract::{
     AlertView, AlertsAnswer, ExemplarsAnswer, HistoryAnswer, HistoryEntry, MatrixSeries,
     QueryAnswer, QueryData, TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer,
@@ -30,6 +29,7 @@ use crate::notify::payload::rfc3339;
 use crate::notify::silence::Silence;
 use crate::promql;
 use crate::rules::{AlertState, parse_duration_ms};
+use crate::shared::{Shared, lock, now_ms};
 
 /// The API's routes.
 pub fn router(shared: Arc<Shared>) -> Router {

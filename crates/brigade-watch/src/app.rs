@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brigade_core::config::StorageSettings;
@@ -20,6 +20,8 @@ use crate::notify::silence::Silence;
 use crate::notify::{Alert, Notification};
 use crate::rules::{self, ActiveAlert, AlertState, RuleGroup};
 use crate::scrape::{self, Target, TargetHealth};
+use crate::shared::lock;
+pub use crate::shared::{Shared, now_ms};
 use crate::tsdb::Tsdb;
 
 /// Why watch cannot start.
@@ -68,50 +70,6 @@ pub mod metric_names {
     /// `prometheus_rule_group_last_duration_seconds`).
     pub const GROUP_DURATION: &str = "brigade_watch_rule_group_last_duration_seconds";
 }
-
-/// State shared by the loops and the API.
-pub struct Shared {
-    /// The configuration.
-    pub config: WatchConfig,
-    /// The samples.
-    pub tsdb: Mutex<Tsdb>,
-    /// The rules.
-    pub groups: Mutex<Vec<RuleGroup>>,
-    /// The notifier.
-    pub dispatcher: Mutex<Dispatcher>,
-    /// Targets and their health.
-    pub targets: Mutex<Vec<TargetHealth>>,
-    /// The database.
-    pub db: Db,
-    /// Sends notifications.
-    pub deliverer: Deliverer,
-    /// Readiness.
-    pub health: HealthLatch,
-    /// Wakes the notification loop after an evaluation.
-    pub wake: Notify,
-    /// The URL put into notifications.
-    pub external_url: String,
-    /// The HTTP client for scraping and discovery.
-    pub http: reqwest::Client,
-    /// Traces received over OTLP ([`crate::traces`]).
-    pub traces: Mutex<crate::traces::TraceStore>,
-    /// Exemplars scraped with the samples ([`crate::exemplars`]).
-    pub exemplars: Mutex<crate::exemplars::ExemplarStore>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (the state is still
-/// consistent: every critical section leaves it so before anything can panic).
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub use brigade_core::clock::now_ms;
 
 /// A built, not yet running watch.
 #[derive(Debug)]

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
+pub mod shared;
 pub mod template;
 pub mod textformat;
 pub mod traces;

@@ -11,76 +11,17 @@ use promql_parser::parser::{AggregateExpr, BinaryExpr, Expr, LabelModifier, Vect
 
 use super::PromqlError;
 use super::check::offset_ms;
+use super::value::eval_error;
+pub use super::value::{RangeSeries, Sample, Value};
 use crate::labels::{Labels, METRIC_NAME, without_name};
 use crate::tsdb::{Tsdb, is_stale};
 
 /// How far back an instant selector looks for the latest sample (Prometheus's default).
 pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
-/// One element of an instant vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// The series' labels.
-    pub labels: Labels,
-    /// Its value at the evaluation instant.
-    pub value: f64,
-}
-
-/// One series of a range vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RangeSeries {
-    /// The series' labels.
-    pub labels: Labels,
-    /// Its samples in the window, oldest first: (ms, value).
-    pub points: Vec<(i64, f64)>,
-}
-
-/// The result of an expression.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// A number.
-    Scalar(f64),
-    /// An instant vector.
-    Vector(Vec<Sample>),
-    /// A range vector.
-    Matrix(Vec<RangeSeries>),
-    /// A string literal.
-    String(String),
-}
-
-impl Value {
-    /// The instant vector, or an error naming what was found instead.
-    pub fn into_vector(self) -> Result<Vec<Sample>, PromqlError> {
-        match self {
-            Value::Vector(vector) => Ok(vector),
-            Value::Scalar(value) => Ok(vec![Sample {
-                labels: Labels::new(),
-                value,
-            }]),
-            other => Err(PromqlError::Eval(format!(
-                "expected an instant vector, got {}",
-                other.kind()
-            ))),
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Value::Scalar(_) => "scalar",
-            Value::Vector(_) => "instant vector",
-            Value::Matrix(_) => "range vector",
-            Value::String(_) => "string",
-        }
-    }
-}
-
 pub(super) struct Evaluator<'a> {
     pub(super) db: &'a Tsdb,
     pub(super) t: i64,
-}
-
-pub(super) fn eval_error<T>(message: impl Into<String>) -> Result<T, PromqlError> {
-    Err(PromqlError::Eval(message.into()))
 }
 
 impl Evaluator<'_> {
@@ -106,7 +47,7 @@ impl Evaluator<'_> {
             Expr::MatrixSelector(matrix) => Ok(Value::Matrix(
                 self.range(&matrix.vs, super::check::millis(&matrix.range)),
             )),
-            Expr::Call(call) => super::functions::call(self, call),
+            Expr::Call(call) => super::functions::call(self.t, &|expr| self.eval(expr), call),
             Expr::Aggregate(aggregate) => self.aggregate(aggregate),
             Expr::Binary(binary) => self.binary(binary),
             Expr::Subquery(_) | Expr::Extension(_) => {

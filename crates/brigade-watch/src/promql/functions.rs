@@ -6,16 +6,19 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use super::PromqlError;
-use super::eval::{Evaluator, RangeSeries, Sample, Value, eval_error};
+use super::value::{RangeSeries, Sample, Value, eval_error};
 use crate::labels::{Labels, METRIC_NAME, without_name};
 
-pub(super) fn call(evaluator: &Evaluator<'_>, call: &Call) -> Result<Value, PromqlError> {
+/// Evaluates an argument expression (the evaluator, without this module knowing it).
+pub(super) type Evaluate<'a> = dyn Fn(&Expr) -> Result<Value, PromqlError> + 'a;
+
+/// Evaluates `call` at `t` (ms); `evaluate` evaluates its arguments.
+pub(super) fn call(t: i64, evaluate: &Evaluate<'_>, call: &Call) -> Result<Value, PromqlError> {
     let args = Args {
-        evaluator,
+        evaluate,
         name: call.func.name,
         args: &call.args.args,
     };
-    let t = evaluator.t;
     let range_ms = args.range_ms();
     match args.name {
         "rate" => args.per_series(|s| extrapolated(s, t, range_ms, true, true)),
@@ -70,7 +73,7 @@ pub(super) fn call(evaluator: &Evaluator<'_>, call: &Call) -> Result<Value, Prom
 
 /// A call's arguments, evaluated on demand and checked for the type the function expects.
 struct Args<'a> {
-    evaluator: &'a Evaluator<'a>,
+    evaluate: &'a Evaluate<'a>,
     name: &'static str,
     args: &'a [Box<Expr>],
 }
@@ -82,7 +85,7 @@ impl Args<'_> {
 
     fn arg(&self, i: usize) -> Result<Value, PromqlError> {
         match self.args.get(i) {
-            Some(expr) => self.evaluator.eval(expr),
+            Some(expr) => (self.evaluate)(expr),
             None => eval_error(format!("{}() is missing argument {}", self.name, i + 1)),
         }
     }

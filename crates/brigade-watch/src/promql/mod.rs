@@ -147,3 +147,4 @@ fn selectors_of<'e>(expr: &'e Expr, out: &mut Vec<&'e promql_parser::parser::Vec
 
 #[cfg(test)]
 mod tests;
+mod value;
