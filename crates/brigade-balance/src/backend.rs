@@ -14,7 +14,7 @@ use crate::api::{BackendState, BackendView};
 use crate::config::OutlierConfig;
 use crate::ewma::{self, Ewma};
 use crate::metrics::BackendMetrics;
-use crate::upstream::IdleConnections;
+use crate::upstream::idle::IdleConnections;
 
 /// Bumped on every change a selection snapshot depends on (health, draining, ejection, weight,
 /// role, membership): a pool compares it with the version its snapshot was built at and rebuilds
@@ -32,52 +32,13 @@ pub fn bump_state_version() {
     STATE_VERSION.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Milliseconds since the process's first call, never 0 (0 means "never" in the atomics here).
-pub fn now_ms() -> u64 {
-    ms_at(Instant::now())
-}
-
-/// `at` on the scale of [`now_ms`], for a caller that has already read the clock.
-pub fn ms_at(at: Instant) -> u64 {
-    ewma::since_epoch(at) / 1_000_000 + 1
-}
+pub use crate::clock::{ms_at, now_ms};
 
 /// Estimate of a backend that has not answered yet: pessimistic enough not to attract every
 /// request before its first response, small enough to be tried soon.
 const EWMA_INITIAL_NS: f64 = 1_000_000.0;
 
-/// Result of one attempt, as passive health and metrics see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A response below 500.
-    Success,
-    /// A 5xx response.
-    ServerError,
-    /// The TCP connection could not be opened.
-    ConnectError,
-    /// No response head within the upstream timeout.
-    Timeout,
-    /// The connection failed after the request was sent.
-    Error,
-}
-
-impl Outcome {
-    /// The `outcome` metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::ServerError => "server_error",
-            Self::ConnectError => "connect_error",
-            Self::Timeout => "timeout",
-            Self::Error => "error",
-        }
-    }
-
-    /// Counts against passive health.
-    pub fn is_failure(self) -> bool {
-        self != Self::Success
-    }
-}
+pub use crate::outcome::Outcome;
 
 /// A backend of one pool.
 #[derive(Debug)]

@@ -8,27 +8,14 @@
 //! backend it is microseconds), `exp` beyond. Two responses recorded at the same moment on two
 //! worker threads may each decay from the same start; the estimate stays an estimate.
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
 
 /// Decay time of the latency estimate (tower's `PeakEwma` default is 10 s too).
 const DECAY_NS: f64 = 10_000_000_000.0;
 /// Below this share of [`DECAY_NS`] the decay is computed by polynomial.
 const POLYNOMIAL_BELOW: f64 = 1e-3;
 
-/// The origin of [`now`] (and of `backend::now_ms`).
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// Nanoseconds since the process's clock origin (what [`Ewma`] keeps times in).
-pub fn now() -> u64 {
-    since_epoch(Instant::now())
-}
-
-/// `at` in nanoseconds since the process's clock origin.
-pub fn since_epoch(at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(*EPOCH).as_nanos()).unwrap_or(u64::MAX)
-}
+pub use crate::clock::{now, since_epoch};
 
 /// `exp(-elapsed_ns / DECAY_NS)`.
 fn decay(elapsed_ns: u64) -> f64 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 use metrics::{Counter, Gauge, Histogram};
 
-use crate::backend::Outcome;
+use crate::outcome::Outcome;
 
 /// Requests answered to clients, by pool and status code, the balancer's own answers included.
 pub const REQUESTS: &str = "brigade_balance_requests_total";

@@ -22,22 +22,7 @@ use crate::budget::RetryBudget;
 use crate::config::{Algorithm, BackendConfig, PoolConfig, RetryConfig};
 use crate::metrics::PoolMetrics;
 use crate::ring::Ring;
-use crate::select::{Selection, Tier, tier};
-
-/// An immutable snapshot of a pool's backends.
-#[derive(Debug, Default)]
-pub struct BackendSet {
-    /// The backends, in configuration order.
-    pub backends: Vec<Arc<Backend>>,
-    ring: Ring,
-}
-
-impl BackendSet {
-    fn new(backends: Vec<Arc<Backend>>) -> Self {
-        let ring = Ring::new(&backends);
-        Self { backends, ring }
-    }
-}
+use crate::select::{BackendSet, Selection, Tier, tier};
 
 /// A named pool.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use rand_distr::weighted::WeightedAliasIndex;
 
 use crate::backend::Backend;
 use crate::config::PoolConfig;
-use crate::pool::BackendSet;
+use crate::ring::Ring;
 
 /// How often the weights of a backend in slow start are re-read into the snapshot.
 pub const SLOW_START_STEP_MS: u64 = 100;
@@ -206,3 +206,18 @@ pub fn tier(backends: &[Arc<Backend>], panic_threshold: f64, now: u64) -> Tier {
 #[cfg(test)]
 #[path = "select_tests.rs"]
 mod tests;
+
+/// An immutable snapshot of a pool's backends.
+#[derive(Debug, Default)]
+pub struct BackendSet {
+    /// The backends, in configuration order.
+    pub backends: Vec<Arc<Backend>>,
+    pub(crate) ring: Ring,
+}
+
+impl BackendSet {
+    pub(crate) fn new(backends: Vec<Arc<Backend>>) -> Self {
+        let ring = Ring::new(&backends);
+        Self { backends, ring }
+    }
+}

@@ -7,202 +7,23 @@
 //! idle connections when it is ejected or unhealthy). A connection returns to its stack only
 //! when its response body has been read to the end, so a reused connection is always idle.
 
-use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use crate::backend::{Backend, now_ms};
+use crate::backend::Backend;
 
-/// A request body on its way upstream: nothing, bytes kept for replay, or the client's stream
-/// with the body-size limit enforced as it flows.
-#[derive(Debug)]
-pub enum RequestBody {
-    /// Bytes (possibly empty) that can be sent again on a retry.
-    Full(Option<Bytes>),
-    /// The client's body, streamed; `remaining` bytes may still pass.
-    Stream {
-        /// The client's body.
-        inner: Incoming,
-        /// Bytes still allowed.
-        remaining: u64,
-        /// Set once the client's body has arrived whole: a timeout before that is the client's
-        /// slowness, not the backend's.
-        received: Arc<AtomicBool>,
-    },
-}
+pub(crate) mod idle;
+mod request_body;
 
-/// The client's side of a streamed request body failed: a malformed chunked coding, a client
-/// that went away mid-body, or more than `limits.max_body_bytes`. The answer is the client's
-/// 4xx and the backend is not blamed for it.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientBodyError {
-    /// More than `limits.max_body_bytes`.
-    #[error("request body exceeds the limit")]
-    TooLarge,
-    /// The client's body could not be read.
-    #[error("the request body could not be read: {0}")]
-    Unreadable(#[source] hyper::Error),
-}
-
-/// The [`ClientBodyError`] behind `error` (itself or one of its causes), if any.
-pub fn client_body_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a ClientBodyError> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<ClientBodyError>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = Box<dyn StdError + Send + Sync>;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Stream {
-                inner,
-                remaining,
-                received,
-            } => match std::task::ready!(Pin::new(&mut *inner).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        let len = data.len() as u64;
-                        if len > *remaining {
-                            return Poll::Ready(Some(Err(Box::new(ClientBodyError::TooLarge))));
-                        }
-                        *remaining -= len;
-                    }
-                    if inner.is_end_stream() {
-                        received.store(true, Ordering::Relaxed);
-                    }
-                    Poll::Ready(Some(Ok(frame)))
-                }
-                Some(Err(error)) => {
-                    Poll::Ready(Some(Err(Box::new(ClientBodyError::Unreadable(error)))))
-                }
-                None => {
-                    received.store(true, Ordering::Relaxed);
-                    Poll::Ready(None)
-                }
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
-            Self::Stream { inner, .. } => inner.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Self::Stream { inner, .. } => inner.size_hint(),
-        }
-    }
-}
-
-type Sender = SendRequest<RequestBody>;
-
-/// Idle keep-alive connections of one backend, newest on top.
-#[derive(Debug, Default)]
-pub struct IdleConnections {
-    stack: Mutex<Vec<(Sender, u64)>>,
-    /// Moves on every [`clear`](Self::clear): the fast core's per-thread idle connections of an
-    /// older generation are closed instead of reused.
-    generation: AtomicU64,
-    /// Idle connections the fast core holds in its per-thread stacks, for [`len`](Self::len).
-    fast_idle: AtomicUsize,
-}
-
-impl IdleConnections {
-    /// The most recently used connection that is still open and not older than `max_idle_ms`.
-    pub fn checkout(&self, max_idle_ms: u64) -> Option<Sender> {
-        let now = now_ms();
-        let mut stack = self.stack.lock().ok()?;
-        while let Some((sender, since)) = stack.pop() {
-            if now.saturating_sub(since) > max_idle_ms {
-                // Everything below is older still.
-                stack.clear();
-                return None;
-            }
-            if sender.is_ready() {
-                return Some(sender);
-            }
-        }
-        None
-    }
-
-    /// Returns a connection whose response was read to the end.
-    pub fn checkin(&self, sender: Sender, max_idle: usize) {
-        if sender.is_closed() {
-            return;
-        }
-        if let Ok(mut stack) = self.stack.lock()
-            && stack.len() < max_idle
-        {
-            stack.push((sender, now_ms()));
-        }
-    }
-
-    /// Closes idle connections unused for more than `max_idle_ms`, or closed by the backend.
-    pub fn reap(&self, max_idle_ms: u64) {
-        let now = now_ms();
-        if let Ok(mut stack) = self.stack.lock() {
-            stack.retain(|(sender, since)| {
-                now.saturating_sub(*since) <= max_idle_ms && !sender.is_closed()
-            });
-        }
-    }
-
-    /// Closes every idle connection (the backend was ejected, turned unhealthy or removed).
-    pub fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut stack) = self.stack.lock() {
-            stack.clear();
-        }
-    }
-
-    /// The current generation (see the field).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
-    }
-
-    /// Counts idle connections of the fast core: `delta` more (or fewer).
-    pub(crate) fn count_fast(&self, more: bool, n: usize) {
-        if more {
-            self.fast_idle.fetch_add(n, Ordering::Relaxed);
-        } else {
-            self.fast_idle.fetch_sub(n, Ordering::Relaxed);
-        }
-    }
-
-    /// Idle connections held (by either core).
-    pub fn len(&self) -> usize {
-        self.stack.lock().map_or(0, |s| s.len()) + self.fast_idle.load(Ordering::Relaxed)
-    }
-
-    /// No idle connection is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use idle::IdleConnections;
+pub(crate) use idle::Sender;
+pub use request_body::{ClientBodyError, RequestBody, client_body_error};
 
 /// Why no connection could be opened.
 #[derive(Debug, thiserror::Error)]

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brigade_core::shutdown::Shutdown;
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::codec::{self, MAX_HEADERS, Parsed, RequestFraming, RequestHead};
+pub use super::connection::Connection;
+use super::connection::{KEEP_BYTES, READ_CHUNK, header_value};
 use super::exchange::{Body, Plan};
 use super::timer::Timer;
 use super::traced;
@@ -28,12 +30,6 @@ use crate::trace::{self, FastEdge};
 use crate::upstream::ResponseBody;
 use crate::view::RequestView;
 
-/// Bytes read from a socket at a time; buffers start at this size and are cut back to
-/// [`KEEP_BYTES`] between requests, so idle connections hold little memory.
-const READ_CHUNK: usize = 8192;
-/// Capacity a buffer keeps between requests.
-const KEEP_BYTES: usize = 16 * 1024;
-
 /// How a connection left the fast core.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
@@ -41,26 +37,6 @@ pub enum End {
     Closed,
     /// Its next request is for the hyper path; the buffered bytes go with it.
     HandOver,
-}
-
-/// A client connection and its reused buffers.
-#[derive(Debug)]
-pub struct Connection {
-    pub(super) client_stream: TcpStream,
-    /// Bytes from the client not yet used.
-    pub(super) read: Vec<u8>,
-    /// The upstream request (head and a body kept for replay).
-    pub(super) upstream_out: Vec<u8>,
-    /// Bytes from the backend.
-    pub(super) upstream_in: Vec<u8>,
-    /// The response as the client receives it.
-    pub(super) out: Vec<u8>,
-    /// The current request's id.
-    pub(super) request_id: Vec<u8>,
-    pub(super) client: Client,
-    /// The peer's address as text, rendered once.
-    peer: Vec<u8>,
-    requests: u64,
 }
 
 /// A request view over the fast core's parsed head.
@@ -92,27 +68,6 @@ impl RequestView for View<'_, '_> {
 }
 
 impl Connection {
-    /// A new connection from `peer`.
-    pub fn new(client_stream: TcpStream, client: Client) -> Self {
-        let peer = client.forwarded_for.as_bytes().to_vec();
-        Self {
-            client_stream,
-            read: Vec::with_capacity(READ_CHUNK),
-            upstream_out: Vec::new(),
-            upstream_in: Vec::new(),
-            out: Vec::new(),
-            request_id: Vec::with_capacity(64),
-            client,
-            peer,
-            requests: 0,
-        }
-    }
-
-    /// The socket and the bytes read from it but not used, for the hyper path.
-    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
-        (self.client_stream, self.read)
-    }
-
     /// Serves requests until the connection ends or must continue on the hyper path.
     pub async fn run(&mut self, state: &State, shutdown: &Shutdown) -> End {
         // One subscription for the connection's life, not one per request.
@@ -439,11 +394,6 @@ fn head_ends(buffer: &[u8]) -> bool {
 fn new_request_id(out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&crate::ids::request_id());
-}
-
-/// A request id as a header value, for the balancer's own answers.
-pub(super) fn header_value(id: &[u8]) -> Option<HeaderValue> {
-    HeaderValue::from_bytes(id).ok()
 }
 
 /// Serves a plain-TCP client connection on the fast core, continuing on the hyper path when a

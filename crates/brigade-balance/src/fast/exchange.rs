@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::conn::{Connection, header_value};
-use super::relay::{self, ClientFault, Fail, Received};
+use super::connection::{Connection, header_value};
+use super::relay::{self, ClientFault, Fail, Received, Streamed};
 use super::timer::Timer;
 use super::traced::{self, Traced};
 use crate::answer;
@@ -60,15 +60,6 @@ pub struct Plan {
     pub traceparent_at: Option<usize>,
     /// The spans of a request sampled for tracing.
     pub traced: Option<Box<Traced>>,
-}
-
-/// A request body still arriving from the client, forwarded as it comes.
-#[derive(Debug)]
-pub(super) enum Streamed {
-    /// Bytes of a `Content-Length` body still to come.
-    Length(u64),
-    /// A chunked body and the bytes of it passed so far.
-    Chunked(super::chunked::Decoder, u64),
 }
 
 /// Forwards a prepared request and relays the answer; false when the client connection cannot
@@ -476,13 +467,4 @@ async fn connect(backend: &Backend, timeout: Duration) -> Option<TcpStream> {
             None
         }
     }
-}
-
-/// Reads from a socket into a buffer, up to `READ` bytes more.
-pub(super) async fn read_some(
-    stream: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    buffer.reserve(8192);
-    stream.read_buf(buffer).await
 }

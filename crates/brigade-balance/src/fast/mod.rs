@@ -13,6 +13,7 @@
 pub mod chunked;
 pub mod codec;
 mod conn;
+mod connection;
 mod exchange;
 mod idle;
 mod relay;

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Response, StatusCode};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::{self, Decoder};
 use super::codec::{self, MAX_HEADERS, Parsed, ResponseFraming};
-use super::conn::Connection;
-use super::exchange::{Streamed, read_some};
+use super::connection::Connection;
 use super::timer::Timer;
 use super::write::{self, ResponseExtras};
 use crate::answer;
@@ -401,4 +400,22 @@ async fn stream_body(
             _ => return BodyEnd::Broken,
         }
     }
+}
+
+/// A request body still arriving from the client, forwarded as it comes.
+#[derive(Debug)]
+pub(super) enum Streamed {
+    /// Bytes of a `Content-Length` body still to come.
+    Length(u64),
+    /// A chunked body and the bytes of it passed so far.
+    Chunked(super::chunked::Decoder, u64),
+}
+
+/// Reads from a socket into a buffer, up to `READ` bytes more.
+pub(super) async fn read_some(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    buffer.reserve(8192);
+    stream.read_buf(buffer).await
 }
