@@ -117,7 +117,7 @@ pub async fn metrics_endpoint(
     metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "in_use")
         .set(f64::from(pool.size.saturating_sub(pool.idle)));
     metrics::gauge!(DB_POOL_MAX).set(f64::from(pool.max));
-    let (content_type, text) = brigade_core::openmetrics::negotiate(
+    let (content_type, text) = brigade_core::http_metrics::negotiate(
         headers.get(header::ACCEPT),
         brigade_core::metrics::renderer().render(),
     );

@@ -288,7 +288,7 @@ pub fn install_panic_hook() {
             .location()
             .map(|at| format!("{}:{}:{}", at.file(), at.line(), at.column()))
             .unwrap_or_default();
-        if crate::request::current().is_some() {
+        if crate::request_context::current().is_some() {
             REQUEST_PANIC.with(|slot| *slot.borrow_mut() = Some((message, location)));
         } else {
             ErrorEvent::new(ErrorKind::Panic, &message)

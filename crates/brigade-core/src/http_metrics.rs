@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Instant;
 
-use http::{Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 
 use crate::openmetrics::{BucketExemplars, Exemplar};
 
@@ -172,5 +172,21 @@ fn method_label(method: &Method) -> &'static str {
         Method::CONNECT => "CONNECT",
         Method::TRACE => "TRACE",
         _ => "_OTHER",
+    }
+}
+
+/// The exposition in the format `accept` asks for, with its `Content-Type`.
+pub fn negotiate(accept: Option<&HeaderValue>, prometheus_text: String) -> (HeaderValue, String) {
+    if crate::openmetrics::wanted(accept) {
+        let text = crate::openmetrics::from_prometheus_text(&prometheus_text, &bucket_exemplar);
+        (
+            HeaderValue::from_static(crate::openmetrics::CONTENT_TYPE),
+            text,
+        )
+    } else {
+        (
+            HeaderValue::from_static(crate::openmetrics::PROMETHEUS_CONTENT_TYPE),
+            prometheus_text,
+        )
     }
 }

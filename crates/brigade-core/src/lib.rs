@@ -18,6 +18,7 @@ pub mod open_files;
 pub mod openmetrics;
 pub mod problem;
 pub mod request;
+pub mod request_context;
 pub mod security_headers;
 pub mod shutdown;
 pub mod telemetry;

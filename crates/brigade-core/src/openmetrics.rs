@@ -30,19 +30,6 @@ pub fn wanted(accept: Option<&HeaderValue>) -> bool {
         .is_some_and(|value| value.contains("application/openmetrics-text"))
 }
 
-/// The exposition in the format `accept` asks for, with its `Content-Type`.
-pub fn negotiate(accept: Option<&HeaderValue>, prometheus_text: String) -> (HeaderValue, String) {
-    if wanted(accept) {
-        let text = from_prometheus_text(&prometheus_text, &crate::http_metrics::bucket_exemplar);
-        (HeaderValue::from_static(CONTENT_TYPE), text)
-    } else {
-        (
-            HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
-            prometheus_text,
-        )
-    }
-}
-
 /// A sampled request's trace in one bucket of a latency histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Exemplar {
@@ -275,7 +262,7 @@ mod tests {
         assert!(!wanted(None));
         assert!(!wanted(Some(&prometheus)));
         assert!(wanted(Some(&scraper)));
-        let (kind, text) = negotiate(Some(&scraper), "x 1\n".to_owned());
+        let (kind, text) = crate::http_metrics::negotiate(Some(&scraper), "x 1\n".to_owned());
         assert_eq!(kind, CONTENT_TYPE);
         assert!(text.ends_with("# EOF\n"));
     }

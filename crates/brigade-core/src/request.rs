@@ -11,37 +11,16 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use opentelemetry_sdk::trace::IdGenerator as _;
 use tracing::Instrument;
 
 use crate::ids::hex;
-
-/// `X-Request-Id`.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// W3C Trace Context `traceparent`.
-pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-
-/// Identity of the request being served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestContext {
-    /// The caller's `X-Request-Id` when it is sane, else a new UUID v7.
-    pub request_id: String,
-    /// 32 lowercase hex digits, shared by every hop of one trace.
-    pub trace_id: String,
-    /// 16 lowercase hex digits naming this server's span.
-    pub span_id: String,
-    /// Trace flags from the caller (`01` = sampled).
-    pub flags: String,
-    /// The caller's span (from its `traceparent`), the parent of this server's span.
-    pub parent_span_id: Option<String>,
-    /// The caller's W3C `tracestate`, kept with its trace (only beside a valid `traceparent`,
-    /// at most 512 bytes, as the specification bounds it).
-    pub tracestate: Option<String>,
-}
-
-/// W3C Trace Context `tracestate`.
-pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+use crate::request_context::CURRENT;
+pub use crate::request_context::{
+    RequestContext, TRACEPARENT, TRACESTATE, X_REQUEST_ID, current, current_sampled, flags_sampled,
+    is_untraced_request_span, parse_traceparent,
+};
 
 impl RequestContext {
     /// Reads the context from request headers, inventing what is missing or malformed.
@@ -85,53 +64,11 @@ impl RequestContext {
             tracestate,
         }
     }
-
-    /// Whether the trace is sampled (flag `01`), so its spans are exported.
-    pub fn sampled(&self) -> bool {
-        flags_sampled(&self.flags)
-    }
-
-    /// The `traceparent` value naming this server's span, for responses and outgoing calls.
-    pub fn traceparent(&self) -> String {
-        let mut text = String::with_capacity(55);
-        for part in ["00-", &self.trace_id, "-", &self.span_id, "-", &self.flags] {
-            text.push_str(part);
-        }
-        text
-    }
 }
 
 /// Random trace and span ids (OpenTelemetry's generator: a fast thread-local RNG).
 static IDS: std::sync::LazyLock<opentelemetry_sdk::trace::RandomIdGenerator> =
     std::sync::LazyLock::new(Default::default);
-
-tokio::task_local! {
-    static CURRENT: RequestContext;
-}
-
-/// Whether the request this task is serving is sampled; `None` outside a request.
-pub fn current_sampled() -> Option<bool> {
-    CURRENT.try_with(RequestContext::sampled).ok()
-}
-
-/// Whether W3C trace flags (two hex digits) have the sampled bit.
-pub fn flags_sampled(flags: &str) -> bool {
-    u8::from_str_radix(flags, 16).is_ok_and(|flags| flags & 1 == 1)
-}
-
-/// Whether `metadata` is the plain `request` span of a request that is not traced (no
-/// OpenTelemetry fields): the trace layer leaves it out, so an unsampled request costs it
-/// nothing (see `traces::sampled`).
-pub fn is_untraced_request_span(metadata: &tracing::Metadata<'_>) -> bool {
-    metadata.is_span()
-        && metadata.name() == "request"
-        && metadata.fields().field("otel.kind").is_none()
-}
-
-/// The context of the request this task is serving, if any.
-pub fn current() -> Option<RequestContext> {
-    CURRENT.try_with(Clone::clone).ok()
-}
 
 /// Axum middleware, one per request for everything observability needs: the request context
 /// and span, the response headers, the RED metrics and the access log. One middleware rather
@@ -234,30 +171,6 @@ fn request_span(
 /// Accepts ids of 1–128 visible ASCII characters; anything else could forge log lines.
 fn is_sane_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// Parses `00-<trace>-<parent>-<flags>`, returning the trace id, the parent span id and the
-/// flags. All-zero ids are invalid by the W3C spec and rejected so a new trace starts instead.
-pub fn parse_traceparent(value: &str) -> Option<(String, String, String)> {
-    let mut parts = value.trim().split('-');
-    let version = parts.next()?;
-    let trace_id = parts.next()?;
-    let parent_id = parts.next()?;
-    let flags = parts.next()?;
-    let lower_hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let ok = lower_hex(version, 2)
-        && version != "ff"
-        && lower_hex(trace_id, 32)
-        && trace_id.bytes().any(|b| b != b'0')
-        && lower_hex(parent_id, 16)
-        && parent_id.bytes().any(|b| b != b'0')
-        && lower_hex(flags, 2)
-        && (version != "00" || parts.next().is_none());
-    ok.then(|| (trace_id.to_owned(), parent_id.to_owned(), flags.to_owned()))
 }
 
 #[cfg(test)]

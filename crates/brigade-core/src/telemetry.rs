@@ -75,7 +75,7 @@ pub fn init(
         // not switch tracing off. So the filter applies to the log layers only.
         Some(traces) => traces
             .with_filter(EnvFilter::new(TRACED_LEVEL).and(filter_fn(|metadata| {
-                !crate::request::is_untraced_request_span(metadata)
+                !crate::request_context::is_untraced_request_span(metadata)
             })))
             .and_then(LogCounter.and_then(output).with_filter(filter))
             .boxed(),

@@ -32,7 +32,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor};
 
-use crate::request::RequestContext;
+use crate::request_context::RequestContext;
 
 mod late;
 mod sampling;
@@ -179,7 +179,7 @@ pub fn exporting() -> bool {
 /// the payment provider's) would be built with all their attributes only for the sampler to
 /// drop them; not making them keeps an unsampled request close to an untraced one.
 pub fn recording() -> bool {
-    exporting() && crate::request::current_sampled().unwrap_or(true)
+    exporting() && crate::request_context::current_sampled().unwrap_or(true)
 }
 
 /// Makes `span` (a server span just opened) the child of the caller's span named by `context`,
