@@ -28,6 +28,7 @@ mod sql_ledger;
 mod sql_orders;
 mod sql_reports;
 mod sql_settle;
+mod sql_shared;
 mod sqlite;
 pub mod sqlite_backup;
 pub(crate) mod trace;

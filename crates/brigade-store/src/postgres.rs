@@ -194,12 +194,12 @@ impl PostgresStore {
             return Ok(None);
         }
         let request_id = brigade_core::request::current().map(|context| context.request_id);
-        let audit = crate::sql::placed_audit(order, payment)
+        let audit = crate::sql_shared::placed_audit(order, payment)
             .after
             .map(|value| value.to_string());
         let lines = &order.lines;
         let placed: i64 =
-            crate::sql::bind_order_row!(sqlx::query_scalar(PLACE_IN_ONE_STATEMENT), order)
+            crate::sql_shared::bind_order_row!(sqlx::query_scalar(PLACE_IN_ONE_STATEMENT), order)
                 .bind(&actor.0)
                 .bind(lines.iter().map(|l| l.item_id).collect::<Vec<_>>())
                 .bind(lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>())

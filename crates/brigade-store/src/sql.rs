@@ -10,88 +10,6 @@
 //! Lock order, everywhere: the order row first, then its tickets. Keeping one order makes
 //! deadlocks between claims, completions and cancellations impossible.
 
-/// Columns of `orders`, in `OrderRow` order.
-macro_rules! order_columns {
-    () => {
-        "id, shop_id, status, version, total_minor, currency, delivery_lat, delivery_lon, \
-         distance_m, eta_seconds, estimated_ready_at, estimated_delivery_at, created_at, updated_at, \
-         customer_id"
-    };
-}
-
-/// Binds an order's first 14 `orders` columns (id … updated_at, in `order_columns!` order) to
-/// a query; both ways of writing an order use it, so their column lists cannot drift apart.
-macro_rules! bind_order_row {
-    ($query:expr, $order:expr) => {
-        $query
-            .bind($order.id)
-            .bind($order.shop_id)
-            .bind($order.status.as_str())
-            .bind($order.version)
-            .bind($order.total_minor)
-            .bind(&$order.currency)
-            .bind($order.delivery.lat)
-            .bind($order.delivery.lon)
-            .bind($order.distance_m)
-            .bind($order.eta_seconds)
-            .bind($order.estimated_ready_at)
-            .bind($order.estimated_delivery_at)
-            .bind($order.created_at)
-            .bind($order.updated_at)
-    };
-}
-
-/// Columns of `payments`, in `PaymentRow` order.
-macro_rules! payment_columns {
-    () => {
-        "id, order_id, provider, status, reference, amount_minor, currency, reason, created_at, \
-         updated_at"
-    };
-}
-
-/// Columns of `shops`, in `ShopRow` order.
-macro_rules! shop_columns {
-    () => {
-        "id, name, region, lat, lon, open, created_at, updated_at"
-    };
-}
-
-/// Columns of `items`, in `ItemRow` order.
-macro_rules! item_columns {
-    () => {
-        "id, sku, name, description, category, price_minor, currency, created_at"
-    };
-}
-
-/// Columns of `accounts` prefixed with `a.`, in `AccountRow` order.
-macro_rules! account_columns {
-    () => {
-        "a.id, a.email, a.role, a.shop_id, a.created_at"
-    };
-}
-
-/// Columns of `tickets` prefixed with `t.`, in `TicketRow` order.
-macro_rules! ticket_columns {
-    () => {
-        "t.id, t.order_id, t.shop_id, t.station_id, t.status, t.work_seconds, t.claimed_by, \
-         t.created_at, t.claimed_at, t.completed_at"
-    };
-}
-
-/// Ticket statuses that still count as kitchen work.
-macro_rules! open_ticket {
-    () => {
-        "('queued', 'claimed')"
-    };
-}
-
-/// Order statuses whose tickets may be claimed.
-macro_rules! cookable_order {
-    () => {
-        "('accepted', 'preparing')"
-    };
-}
-
 macro_rules! impl_store {
     ($store:ty, $db:ty, backend = $backend:expr, begin = $begin:literal, lock = $lock:literal) => {
         $crate::sql_ledger::ledger_methods!($store, $db, begin = $begin);
@@ -114,7 +32,7 @@ macro_rules! impl_store {
                 use $crate::rows::*;
                 let row: OrderRow = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::order_columns!(),
+                    $crate::sql_shared::order_columns!(),
                     " FROM orders WHERE id = $1"
                 ))
                 .bind(id)
@@ -132,7 +50,7 @@ macro_rules! impl_store {
                 .map_err(classify)?;
                 let tickets: Vec<TicketRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::ticket_columns!(),
+                    $crate::sql_shared::ticket_columns!(),
                     " FROM tickets t WHERE t.order_id = $1 ORDER BY t.id"
                 ))
                 .bind(id)
@@ -187,7 +105,7 @@ macro_rules! impl_store {
                 use $crate::rows::*;
                 let row: TicketRow = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::ticket_columns!(),
+                    $crate::sql_shared::ticket_columns!(),
                     " FROM tickets t WHERE t.id = $1"
                 ))
                 .bind(id)
@@ -336,7 +254,7 @@ macro_rules! impl_store {
                 sqlx::query_as(concat!(
                     "SELECT t.id, t.order_id FROM tickets t JOIN orders o ON o.id = t.order_id \
                      WHERE t.station_id = $1 AND t.status = 'queued' AND o.status IN ",
-                    $crate::sql::cookable_order!(),
+                    $crate::sql_shared::cookable_order!(),
                     " ORDER BY t.id LIMIT 1"
                 ))
                 .bind(station_id)
@@ -416,28 +334,4 @@ macro_rules! impl_store {
     };
 }
 
-pub(crate) use {
-    account_columns, bind_order_row, cookable_order, impl_store, item_columns, open_ticket,
-    order_columns, payment_columns, shop_columns, ticket_columns,
-};
-
-/// The audit entry of a newly placed order: what was ordered, for how much, paid how.
-pub(crate) fn placed_audit(
-    order: &brigade_domain::Order,
-    payment: &crate::NewPayment,
-) -> crate::AuditEntry {
-    crate::AuditEntry::new("order.placed", "order", order.id).after(serde_json::json!({
-        "status": order.status,
-        "shop_id": order.shop_id,
-        "customer_id": order.customer_id,
-        "total_minor": order.total_minor,
-        "currency": order.currency,
-        "lines": order.lines.iter().map(|line| serde_json::json!({
-            "item_id": line.item_id,
-            "quantity": line.quantity,
-            "unit_price_minor": line.unit_price_minor,
-        })).collect::<Vec<_>>(),
-        "payment_id": payment.id,
-        "payment_provider": payment.provider,
-    }))
-}
+pub(crate) use impl_store;

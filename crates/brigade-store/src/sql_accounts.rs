@@ -46,7 +46,7 @@ macro_rules! accounts_methods {
             ) -> $crate::StoreResult<Option<(brigade_domain::Account, String)>> {
                 let row: Option<$crate::rows::CredentialsRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::account_columns!(),
+                    $crate::sql_shared::account_columns!(),
                     ", a.password_hash FROM accounts a WHERE a.email = $1"
                 ))
                 .bind(email)
@@ -63,7 +63,7 @@ macro_rules! accounts_methods {
             ) -> $crate::StoreResult<brigade_domain::Account> {
                 let row: Option<$crate::rows::AccountRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::account_columns!(),
+                    $crate::sql_shared::account_columns!(),
                     " FROM accounts a WHERE a.id = $1"
                 ))
                 .bind(id)
@@ -110,7 +110,7 @@ macro_rules! accounts_methods {
                 $crate::trace::traced(<$db as sqlx::Database>::NAME, "SELECT", "SELECT sessions", async move {
                     let row: Option<$crate::rows::SessionRow> = sqlx::query_as(concat!(
                         "SELECT ",
-                        $crate::sql::account_columns!(),
+                        $crate::sql_shared::account_columns!(),
                         ", s.expires_at, s.revoked_at FROM sessions s \
                          JOIN accounts a ON a.id = s.account_id WHERE s.id = $1"
                     ))
@@ -143,7 +143,7 @@ macro_rules! accounts_methods {
             async fn list_accounts(&self) -> $crate::StoreResult<Vec<brigade_domain::Account>> {
                 let rows: Vec<$crate::rows::AccountRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::account_columns!(),
+                    $crate::sql_shared::account_columns!(),
                     " FROM accounts a ORDER BY a.email"
                 ))
                 .fetch_all(&self.pool)
@@ -196,7 +196,7 @@ macro_rules! accounts_methods {
                 let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let before: Option<$crate::rows::AccountRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::account_columns!(),
+                    $crate::sql_shared::account_columns!(),
                     " FROM accounts a WHERE a.id = $1",
                     $lock
                 ))

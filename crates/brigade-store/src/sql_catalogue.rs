@@ -17,9 +17,9 @@ macro_rules! catalogue_methods {
                 let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ShopRow = sqlx::query_as(concat!(
                     "INSERT INTO shops (",
-                    $crate::sql::shop_columns!(),
+                    $crate::sql_shared::shop_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
-                    $crate::sql::shop_columns!()
+                    $crate::sql_shared::shop_columns!()
                 ))
                 .bind(uuid::Uuid::now_v7())
                 .bind(&shop.name)
@@ -50,7 +50,7 @@ macro_rules! catalogue_methods {
                     .stale_read(|pool| async move {
                         sqlx::query_as(concat!(
                             "SELECT ",
-                            $crate::sql::shop_columns!(),
+                            $crate::sql_shared::shop_columns!(),
                             " FROM shops WHERE ($1 IS NULL OR region = $1) \
                              AND ($2 IS NULL OR open = $2) ORDER BY name"
                         ))
@@ -66,7 +66,7 @@ macro_rules! catalogue_methods {
             async fn get_shop(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Shop> {
                 let row: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::shop_columns!(),
+                    $crate::sql_shared::shop_columns!(),
                     " FROM shops WHERE id = $1"
                 ))
                 .bind(id)
@@ -87,7 +87,7 @@ macro_rules! catalogue_methods {
                 let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let before: Option<$crate::rows::ShopRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::shop_columns!(),
+                    $crate::sql_shared::shop_columns!(),
                     " FROM shops WHERE id = $1",
                     $lock
                 ))
@@ -101,7 +101,7 @@ macro_rules! catalogue_methods {
                     "UPDATE shops SET name = COALESCE($1, name), region = COALESCE($2, region), \
                      lat = COALESCE($3, lat), lon = COALESCE($4, lon), open = COALESCE($5, open), \
                      updated_at = $6 WHERE id = $7 RETURNING ",
-                    $crate::sql::shop_columns!()
+                    $crate::sql_shared::shop_columns!()
                 ))
                 .bind(patch.name.as_deref())
                 .bind(patch.region.as_deref())
@@ -219,7 +219,7 @@ macro_rules! catalogue_methods {
                     "SELECT s.id AS station_id, s.shop_id, s.capacity, \
                      CAST(COALESCE(SUM(t.work_seconds), 0) AS BIGINT) AS queued_work_seconds \
                      FROM stations s LEFT JOIN tickets t ON t.station_id = s.id AND t.status IN ",
-                    $crate::sql::open_ticket!(),
+                    $crate::sql_shared::open_ticket!(),
                     " WHERE s.shop_id = $1 GROUP BY s.id, s.shop_id, s.capacity"
                 ))
                 .bind(shop_id)
@@ -239,9 +239,9 @@ macro_rules! catalogue_methods {
                 let mut tx = self.write_pool().begin_with($begin).await.map_err(classify)?;
                 let row: $crate::rows::ItemRow = sqlx::query_as(concat!(
                     "INSERT INTO items (",
-                    $crate::sql::item_columns!(),
+                    $crate::sql_shared::item_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
-                    $crate::sql::item_columns!()
+                    $crate::sql_shared::item_columns!()
                 ))
                 .bind(uuid::Uuid::now_v7())
                 .bind(&item.sku)
@@ -268,7 +268,7 @@ macro_rules! catalogue_methods {
             async fn list_items(&self) -> $crate::StoreResult<Vec<brigade_domain::Item>> {
                 let rows: Vec<$crate::rows::ItemRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::item_columns!(),
+                    $crate::sql_shared::item_columns!(),
                     " FROM items ORDER BY category, name"
                 ))
                 .fetch_all(&self.pool)
@@ -280,7 +280,7 @@ macro_rules! catalogue_methods {
             async fn get_item(&self, id: uuid::Uuid) -> $crate::StoreResult<brigade_domain::Item> {
                 let row: Option<$crate::rows::ItemRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::item_columns!(),
+                    $crate::sql_shared::item_columns!(),
                     " FROM items WHERE id = $1"
                 ))
                 .bind(id)

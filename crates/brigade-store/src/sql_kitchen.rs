@@ -16,10 +16,10 @@ macro_rules! kitchen_methods {
                     .await?;
                 let rows: Vec<QueueRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::ticket_columns!(),
+                    $crate::sql_shared::ticket_columns!(),
                     ", o.status AS order_status FROM tickets t JOIN orders o ON o.id = t.order_id \
                      WHERE t.station_id = $1 AND t.status IN ",
-                    $crate::sql::open_ticket!(),
+                    $crate::sql_shared::open_ticket!(),
                     " ORDER BY t.id"
                 ))
                 .bind(station_id)
@@ -30,7 +30,7 @@ macro_rules! kitchen_methods {
                     "SELECT order_id, item_id, name, quantity, unit_price_minor, station_id \
                      FROM order_lines WHERE station_id = $1 AND order_id IN \
                      (SELECT order_id FROM tickets WHERE station_id = $1 AND status IN ",
-                    $crate::sql::open_ticket!(),
+                    $crate::sql_shared::open_ticket!(),
                     ") ORDER BY line_no"
                 ))
                 .bind(station_id)
@@ -194,7 +194,7 @@ macro_rules! kitchen_methods {
                 .await?;
                 let remaining: i64 = sqlx::query_scalar(concat!(
                     "SELECT COUNT(*) FROM tickets WHERE order_id = $1 AND status IN ",
-                    $crate::sql::open_ticket!()
+                    $crate::sql_shared::open_ticket!()
                 ))
                 .bind(order_id)
                 .fetch_one(&mut *tx)

@@ -39,7 +39,7 @@ macro_rules! ledger_helpers {
         ) -> $crate::StoreResult<brigade_domain::Payment> {
             let row: Option<$crate::rows::PaymentRow> = sqlx::query_as(concat!(
                 "SELECT ",
-                $crate::sql::payment_columns!(),
+                $crate::sql_shared::payment_columns!(),
                 " FROM payments WHERE id = $1",
                 $lock
             ))
@@ -254,7 +254,7 @@ macro_rules! ledger_methods {
             ) -> $crate::StoreResult<Option<brigade_domain::Payment>> {
                 let row: Option<$crate::rows::PaymentRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::payment_columns!(),
+                    $crate::sql_shared::payment_columns!(),
                     " FROM payments WHERE order_id = $1"
                 ))
                 .bind(order_id)
@@ -272,7 +272,7 @@ macro_rules! ledger_methods {
                 use $crate::error::classify;
                 let rows: Vec<$crate::rows::PaymentRow> = sqlx::query_as(concat!(
                     "SELECT ",
-                    $crate::sql::payment_columns!(),
+                    $crate::sql_shared::payment_columns!(),
                     " FROM payments WHERE status IN ('pending', 'capturing', 'voiding') \
                  AND updated_at < $1 ORDER BY updated_at LIMIT $2"
                 ))

@@ -26,7 +26,7 @@ macro_rules! orders_methods {
                     }
                     Self::reprice(&mut tx, &mut order).await?;
                     Self::insert_placed(&mut tx, &order, &actor, &payment).await?;
-                    Self::record(&mut tx, &actor, $crate::sql::placed_audit(&order, &payment)).await?;
+                    Self::record(&mut tx, &actor, $crate::sql_shared::placed_audit(&order, &payment)).await?;
                     tx.commit().await.map_err(classify)?;
                     Ok($crate::PlaceOutcome::Created(Box::new(order)))
                 })
@@ -89,7 +89,7 @@ macro_rules! orders_methods {
                 let (tail, binds) = $crate::order_list::order_list_tail(filter);
                 let sql = format!(
                     "SELECT {} FROM orders{tail}",
-                    $crate::sql::order_columns!()
+                    $crate::sql_shared::order_columns!()
                 );
                 let (sql, binds) = (&sql, &binds);
                 let rows = self
@@ -158,7 +158,7 @@ macro_rules! orders_methods {
                 if to == brigade_domain::OrderStatus::Cancelled {
                     sqlx::query(concat!(
                         "UPDATE tickets SET status = 'cancelled' WHERE order_id = $1 AND status IN ",
-                        $crate::sql::open_ticket!()
+                        $crate::sql_shared::open_ticket!()
                     ))
                     .bind(id)
                     .execute(&mut *tx)
@@ -314,10 +314,10 @@ macro_rules! orders_methods {
                 payment: &$crate::NewPayment,
             ) -> $crate::StoreResult<()> {
                 use $crate::error::classify;
-                $crate::sql::bind_order_row!(
+                $crate::sql_shared::bind_order_row!(
                     sqlx::query(concat!(
                         "INSERT INTO orders (",
-                        $crate::sql::order_columns!(),
+                        $crate::sql_shared::order_columns!(),
                         ", placed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                     )),
                     order
