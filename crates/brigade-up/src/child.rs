@@ -113,13 +113,25 @@ pub(crate) fn last_lines(text: &str, count: usize) -> String {
     lines[lines.len().saturating_sub(count)..].join(" | ")
 }
 
+/// The `listening` log line every brigade process writes once its socket is bound (other
+/// fields of the line are not read).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Listening {
+    /// `listening` (a line with another message is not this one).
+    #[serde(default)]
+    pub message: String,
+    /// Where the process serves.
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
 /// A started child.
 pub struct Running {
     child: Child,
     /// Closing it asks the child to stop gracefully.
     stdin: Option<ChildStdin>,
-    /// The child's `listening` log line (addresses it bound).
-    pub listening: Value,
+    /// The child's `listening` log line (the address it bound).
+    pub listening: Listening,
     /// Its process id.
     pub pid: u32,
     tail: Tail,
@@ -188,7 +200,7 @@ fn collect(
     mut child: Child,
     spec: &ChildSpec,
     sink: &LogSink,
-) -> (Running, oneshot::Receiver<Value>) {
+) -> (Running, oneshot::Receiver<Listening>) {
     let pid = child.id().unwrap_or_default();
     let stdin = child.stdin.take();
     let tail = Tail::default();
@@ -203,7 +215,7 @@ fn collect(
     let running = Running {
         child,
         stdin,
-        listening: Value::Null,
+        listening: Listening::default(),
         pid,
         tail,
         readers,
@@ -272,7 +284,7 @@ fn read_output(
     spec: &ChildSpec,
     sink: &LogSink,
     tail: &Tail,
-    mut listening_tx: Option<oneshot::Sender<Value>>,
+    mut listening_tx: Option<oneshot::Sender<Listening>>,
 ) -> JoinHandle<()> {
     let (sink, service, instance) = (sink.clone(), spec.service, spec.instance.clone());
     let tail = tail.clone();
@@ -280,9 +292,9 @@ fn read_output(
         let mut lines = BufReader::new(output).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(tx) = listening_tx.take_if(|_| line.contains("\"listening\"")) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(value) if value["message"] == "listening" => {
-                        let _ = tx.send(value);
+                match serde_json::from_str::<Listening>(&line) {
+                    Ok(listening) if listening.message == "listening" => {
+                        let _ = tx.send(listening);
                     }
                     _ => listening_tx = Some(tx),
                 }
@@ -294,9 +306,9 @@ fn read_output(
 }
 
 impl Running {
-    /// The address in the `listening` line's `field`.
-    pub fn address(&self, field: &str) -> Option<String> {
-        self.listening[field].as_str().map(str::to_owned)
+    /// The address in the `listening` line.
+    pub fn address(&self) -> Option<String> {
+        self.listening.address.clone()
     }
 
     /// Waits for the child to exit by itself.

@@ -100,7 +100,7 @@ impl Kind for Balancer {
     }
 
     fn address(&self, running: &Running) -> Option<String> {
-        running.address("address")
+        running.address()
     }
 
     async fn exited(&mut self, _running: &Running) {}
@@ -169,12 +169,12 @@ impl Kind for Watch {
         let running = child::spawn(&self.options.binary, &spec, &self.sink)
             .await
             .map_err(|e| failed(&e))?;
-        self.shared.set_watch(running.address("address"));
+        self.shared.set_watch(running.address());
         Ok(running)
     }
 
     fn address(&self, running: &Running) -> Option<String> {
-        running.address("address")
+        running.address()
     }
 
     async fn exited(&mut self, _running: &Running) {

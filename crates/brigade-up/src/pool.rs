@@ -360,7 +360,7 @@ impl Kind for Replica {
         let mut running = child::spawn(&context.binary(), &spec, &context.sink)
             .await
             .map_err(|error| StartFailure::Failed(error.to_string()))?;
-        let Some(address) = running.address("address") else {
+        let Some(address) = running.address() else {
             running.stop(STOP_GRACE).await;
             return Err(StartFailure::Failed(
                 "no address in its listening line".into(),
@@ -414,11 +414,11 @@ impl Kind for Replica {
     }
 
     fn address(&self, running: &Running) -> Option<String> {
-        running.address("address")
+        running.address()
     }
 
     async fn exited(&mut self, running: &Running) {
-        if let Some(address) = running.address("address") {
+        if let Some(address) = running.address() {
             let _ = self
                 .context
                 .admin
@@ -430,7 +430,7 @@ impl Kind for Replica {
     /// Takes the replica out of the balancer (its requests finish there), then stops it; kills
     /// it while the pool halts.
     async fn retire(&mut self, running: Running) {
-        if let Some(address) = running.address("address")
+        if let Some(address) = running.address()
             && let Err(error) = self
                 .context
                 .admin

@@ -18,21 +18,16 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use brigade_core::clock::now_ms;
 use serde_json::{Value, json};
 
 use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
+
 /// `for` of every rule in this test (the shipped file says minutes).
 const FOR_MS: i64 = 3_000;
 const SCRAPE_MS: i64 = 1_000;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// A child process whose JSON log lines arrive on a channel, and the address it listens on.
 struct Process {

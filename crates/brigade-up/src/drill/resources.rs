@@ -214,8 +214,8 @@ async fn probe(
                 if let Ok(ready) = ready
                     && ready.status().as_u16() == 503
                 {
-                    let body: Value = ready.json().await.unwrap_or_default();
-                    probes.lock().await.unready = Some(body["checks"].to_string());
+                    let body: Unready = ready.json().await.unwrap_or_default();
+                    probes.lock().await.unready = Some(body.checks.to_string());
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -296,6 +296,13 @@ fn claims(
         ),
     ));
     claims
+}
+
+/// The part of a replica's 503 readiness answer the drill reports: its checks, as sent.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Unready {
+    #[serde(default)]
+    checks: Value,
 }
 
 #[cfg(test)]
