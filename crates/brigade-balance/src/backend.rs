@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use crate::api::{BackendState, BackendView};
 
+use crate::clock::{self, now_ms};
 use crate::config::OutlierConfig;
-use crate::ewma::{self, Ewma};
+use crate::ewma::Ewma;
 use crate::metrics::BackendMetrics;
 use crate::upstream::idle::IdleConnections;
 
@@ -31,8 +32,6 @@ pub fn state_version() -> u64 {
 pub fn bump_state_version() {
     STATE_VERSION.fetch_add(1, Ordering::AcqRel);
 }
-
-pub use crate::clock::{ms_at, now_ms};
 
 /// Estimate of a backend that has not answered yet: pessimistic enough not to attract every
 /// request before its first response, small enough to be tried soon.
@@ -205,10 +204,10 @@ impl Backend {
 
     /// The latency estimate in nanoseconds, decayed to now.
     pub fn ewma_ns(&self) -> f64 {
-        self.ewma.at(ewma::now())
+        self.ewma.at(clock::now())
     }
 
-    /// What `peak_ewma` weighs this backend by at `now` ([`ewma::now`]; a pick reads the clock
+    /// What `peak_ewma` weighs this backend by at `now` ([`clock::now`]; a pick reads the clock
     /// once for both of its candidates): its latency estimate decayed to `now` times its
     /// requests in flight plus one (tower's `PeakEwma` cost).
     pub fn peak_ewma_cost(&self, now: u64) -> f64 {
@@ -232,7 +231,7 @@ impl Backend {
         let rtt = now.saturating_duration_since(started);
         self.metrics.duration.record(rtt.as_secs_f64());
         self.ewma
-            .observe(rtt.as_nanos() as f64, ewma::since_epoch(now));
+            .observe(rtt.as_nanos() as f64, clock::since_epoch(now));
     }
 
     /// Records an attempt's outcome; returns true when this failure ejected the backend.

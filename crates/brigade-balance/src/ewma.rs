@@ -15,7 +15,7 @@ const DECAY_NS: f64 = 10_000_000_000.0;
 /// Below this share of [`DECAY_NS`] the decay is computed by polynomial.
 const POLYNOMIAL_BELOW: f64 = 1e-3;
 
-pub use crate::clock::{now, since_epoch};
+use crate::clock::now;
 
 /// `exp(-elapsed_ns / DECAY_NS)`.
 fn decay(elapsed_ns: u64) -> f64 {

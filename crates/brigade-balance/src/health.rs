@@ -14,7 +14,8 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
 
-use crate::backend::{Backend, now_ms};
+use crate::backend::Backend;
+use crate::clock::now_ms;
 use crate::config::HealthConfig;
 use crate::state::State;
 

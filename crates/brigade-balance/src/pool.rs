@@ -17,8 +17,9 @@ use arc_swap::ArcSwap;
 use rand::Rng;
 
 use crate::api::PoolView;
-use crate::backend::{Backend, bump_state_version, ms_at, now_ms, state_version};
+use crate::backend::{Backend, bump_state_version, state_version};
 use crate::budget::RetryBudget;
+use crate::clock::{ms_at, now_ms};
 use crate::config::{Algorithm, BackendConfig, PoolConfig, RetryConfig};
 use crate::metrics::PoolMetrics;
 use crate::ring::Ring;
@@ -213,7 +214,7 @@ impl Pool {
                 selection.p2c(|b| b.in_flight() as f64 + 1.0)
             }
             Algorithm::PeakEwma => {
-                let now = crate::ewma::since_epoch(at);
+                let now = crate::clock::since_epoch(at);
                 selection.p2c(|b| b.peak_ewma_cost(now))
             }
         };
@@ -253,7 +254,7 @@ impl Pool {
             Algorithm::RoundRobin => self.round_robin(&candidates, now),
             Algorithm::LeastRequests => self.p2c(&candidates, now, |b| b.in_flight() as f64 + 1.0),
             Algorithm::PeakEwma => {
-                let clock = crate::ewma::now();
+                let clock = crate::clock::now();
                 self.p2c(&candidates, now, |b| b.peak_ewma_cost(clock))
             }
             Algorithm::ConsistentHash => match key {

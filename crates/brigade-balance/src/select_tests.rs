@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backend::{Outcome, now_ms};
+use crate::backend::Outcome;
+use crate::clock::now_ms;
 use crate::config::{OutlierConfig, PoolConfig, RetryConfig};
 use crate::pool::Pool;
 

@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::now_ms;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::state::State;
 use crate::tls::{self, CertStore, TlsError};

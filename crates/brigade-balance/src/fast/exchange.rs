@@ -364,7 +364,7 @@ async fn attempts(
             && let Some(clean) = relay::take_whole(conn, received.framing)
         {
             if clean && received.reusable {
-                let idle_since = crate::backend::ms_at(answered);
+                let idle_since = crate::clock::ms_at(answered);
                 let max_idle = config.limits.max_idle_per_backend;
                 super::idle::checkin(&backend, upstream, max_idle, idle_since);
             }
@@ -400,7 +400,7 @@ fn attempt_ended(result: &Result<Received, Fail>) -> Result<StatusCode, Outcome>
 /// A pooled connection to `backend` (idle limits checked at `now`), else a new one; whether
 /// it is new.
 async fn open(backend: &Backend, config: &Config, now: Instant) -> Option<(TcpStream, bool)> {
-    let now_ms = crate::backend::ms_at(now);
+    let now_ms = crate::clock::ms_at(now);
     let reused = super::idle::checkout_ptr(backend, config.timeouts.upstream_idle_ms, now_ms);
     match reused {
         Some(stream) => Some((stream, false)),

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use crate::backend::{Backend, now_ms};
+use crate::backend::Backend;
+use crate::clock::now_ms;
 
 /// One idle connection.
 #[derive(Debug)]
@@ -70,7 +71,7 @@ fn key(backend: *const Backend) -> usize {
 }
 
 /// The most recently returned connection to `backend` that is still open and not idle for
-/// more than `max_idle_ms` at `now_ms` (`backend::now_ms`'s scale).
+/// more than `max_idle_ms` at `now_ms` (`clock::now_ms`'s scale).
 pub fn checkout_ptr(backend: &Backend, max_idle_ms: u64, now_ms: u64) -> Option<TcpStream> {
     let generation = backend.idle.generation();
     IDLE.with_borrow_mut(|stacks| {

@@ -17,7 +17,8 @@ use super::connection::Connection;
 use super::timer::Timer;
 use super::write::{self, ResponseExtras};
 use crate::answer;
-use crate::backend::{Backend, ms_at, now_ms};
+use crate::backend::Backend;
+use crate::clock::{ms_at, now_ms};
 use crate::config::Config;
 use crate::upstream::ResponseBody;
 
