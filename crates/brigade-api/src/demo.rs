@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use brigade_domain::{
     Actor, Credentials, GeoPoint, Item, NewItem, NewShop, NewStation, Role, Shop,
 };
-use brigade_store::{ShopFilter, Store};
+use brigade_store::{Accounts, Catalogue, ShopFilter, Store};
 
 use crate::auth::Passwords;
 use crate::error::ApiResult;
@@ -169,7 +169,7 @@ pub async fn load(
 }
 
 /// Every demo item, created where its SKU is missing.
-async fn items(store: &dyn Store, report: &mut DemoReport) -> ApiResult<Vec<Item>> {
+async fn items(store: &dyn Catalogue, report: &mut DemoReport) -> ApiResult<Vec<Item>> {
     let existing = store.list_items().await?;
     let mut items = Vec::new();
     for (sku, name, description, category, price_minor) in ITEMS {
@@ -195,7 +195,7 @@ async fn items(store: &dyn Store, report: &mut DemoReport) -> ApiResult<Vec<Item
 
 /// The demo shop `demo`, created unless a shop of its name exists.
 async fn shop(
-    store: &dyn Store,
+    store: &dyn Catalogue,
     existing: &[Shop],
     demo: &DemoShop,
     report: &mut DemoReport,
@@ -217,7 +217,11 @@ async fn shop(
 }
 
 /// The demo stations of a shop's kitchen that it lacks.
-async fn kitchen(store: &dyn Store, shop_id: uuid::Uuid, report: &mut DemoReport) -> ApiResult<()> {
+async fn kitchen(
+    store: &dyn Catalogue,
+    shop_id: uuid::Uuid,
+    report: &mut DemoReport,
+) -> ApiResult<()> {
     let stations = store.list_stations(shop_id).await?;
     for (name, capacity, category, seconds) in STATIONS {
         if stations.iter().any(|station| station.name == name) {
@@ -238,7 +242,7 @@ async fn kitchen(store: &dyn Store, shop_id: uuid::Uuid, report: &mut DemoReport
 
 /// Every demo item on the shop's menu.
 async fn menu(
-    store: &dyn Store,
+    store: &dyn Catalogue,
     shop_id: uuid::Uuid,
     items: &[Item],
     report: &mut DemoReport,
@@ -294,7 +298,7 @@ async fn account(
 /// reports them: how an operator who lost the printed passwords gets in again without
 /// deleting data.
 pub async fn reset_passwords(
-    store: &dyn Store,
+    store: &dyn Accounts,
     passwords: &Passwords,
     password: Option<&str>,
 ) -> ApiResult<Vec<DemoAccount>> {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::api::{BackendState, BackendView};
 
-use crate::clock::{self, now_ms};
+use crate::clock::{self, uptime_ms};
 use crate::config::OutlierConfig;
 use crate::ewma::Ewma;
 use crate::metrics::BackendMetrics;
@@ -246,7 +246,7 @@ impl Backend {
         if outlier.consecutive_failures == 0 || failures < outlier.consecutive_failures {
             return false;
         }
-        let now = now_ms();
+        let now = uptime_ms();
         if self.is_ejected(now) {
             return false;
         }
@@ -308,7 +308,7 @@ impl Backend {
             bump_state_version();
         }
         if healthy && !was {
-            self.admitted_at_ms.store(now_ms(), Ordering::Relaxed);
+            self.admitted_at_ms.store(uptime_ms(), Ordering::Relaxed);
         }
         if !healthy {
             self.idle.clear();
@@ -317,7 +317,7 @@ impl Backend {
 
     /// The admin API's view.
     pub fn view(&self) -> BackendView {
-        let now = now_ms();
+        let now = uptime_ms();
         let ejected = self.is_ejected(now);
         let state = if self.is_draining() {
             BackendState::Draining
@@ -363,12 +363,12 @@ mod tests {
         };
         assert!(!b.record(Outcome::ConnectError, &outlier));
         assert!(b.record(Outcome::ServerError, &outlier));
-        let first = b.ejected_until_ms.load(Ordering::Relaxed) - now_ms();
-        assert!(b.is_ejected(now_ms()));
+        let first = b.ejected_until_ms.load(Ordering::Relaxed) - uptime_ms();
+        assert!(b.is_ejected(uptime_ms()));
         b.ejected_until_ms.store(0, Ordering::Relaxed);
         b.record(Outcome::Timeout, &outlier);
         assert!(b.record(Outcome::Timeout, &outlier));
-        let second = b.ejected_until_ms.load(Ordering::Relaxed) - now_ms();
+        let second = b.ejected_until_ms.load(Ordering::Relaxed) - uptime_ms();
         assert!(second > first + 500, "{first} {second}");
     }
 
@@ -392,8 +392,8 @@ mod tests {
         assert!(b.ewma_ns() > 40_000_000.0);
         b.set_healthy(false);
         b.set_healthy(true);
-        let f = b.slow_start_factor(now_ms(), 10_000);
+        let f = b.slow_start_factor(uptime_ms(), 10_000);
         assert!((0.1..0.2).contains(&f), "{f}");
-        assert_eq!(b.slow_start_factor(now_ms() + 10_001, 10_000), 1.0);
+        assert_eq!(b.slow_start_factor(uptime_ms() + 10_001, 10_000), 1.0);
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 use std::time::Instant;
 
-/// The origin of [`now`] and [`now_ms`].
+/// The origin of [`now`] and [`uptime_ms`].
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// Nanoseconds since the process's clock origin (what `ewma::Ewma` keeps times in).
@@ -18,11 +18,11 @@ pub fn since_epoch(at: Instant) -> u64 {
 }
 
 /// Milliseconds since the process's first call, never 0 (0 means "never" in the atomics here).
-pub fn now_ms() -> u64 {
+pub fn uptime_ms() -> u64 {
     ms_at(Instant::now())
 }
 
-/// `at` on the scale of [`now_ms`], for a caller that has already read the clock.
+/// `at` on the scale of [`uptime_ms`], for a caller that has already read the clock.
 pub fn ms_at(at: Instant) -> u64 {
     since_epoch(at) / 1_000_000 + 1
 }

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
 
 use crate::backend::Backend;
-use crate::clock::now_ms;
+use crate::clock::uptime_ms;
 use crate::config::HealthConfig;
 use crate::state::State;
 
@@ -30,7 +30,7 @@ pub async fn run(state: Arc<State>, shutdown: Shutdown) {
     let mut next_reap = 0;
     loop {
         let table = state.table_full();
-        let now = now_ms();
+        let now = uptime_ms();
         if now >= next_reap {
             next_reap = now + REAP_EVERY_MS;
             for pool in &table.pools {

@@ -19,7 +19,7 @@ use rand::Rng;
 use crate::api::PoolView;
 use crate::backend::{Backend, bump_state_version, state_version};
 use crate::budget::RetryBudget;
-use crate::clock::{ms_at, now_ms};
+use crate::clock::{ms_at, uptime_ms};
 use crate::config::{Algorithm, BackendConfig, PoolConfig, RetryConfig};
 use crate::metrics::PoolMetrics;
 use crate::ring::Ring;
@@ -64,7 +64,7 @@ impl Pool {
             .collect();
         let version = state_version();
         let set = Arc::new(BackendSet::new(backends));
-        let selection = Selection::build(Arc::clone(&set), version, &config, now_ms());
+        let selection = Selection::build(Arc::clone(&set), version, &config, uptime_ms());
         Self {
             metrics: PoolMetrics::new(&config.name),
             budget: RetryBudget::new(retry),
@@ -224,7 +224,7 @@ impl Pool {
     /// The walking path: retries (which avoid `tried`) and consistent hashing.
     fn pick_walking(&self, key: Option<&[u8]>, tried: &[usize]) -> Result<Arc<Backend>, NoBackend> {
         let set = self.set.load();
-        let now = now_ms();
+        let now = uptime_ms();
         let backends = &set.backends;
         let tier = tier(backends, self.config.panic_threshold, now);
         if tier == Tier::Empty {

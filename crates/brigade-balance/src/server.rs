@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::now_ms;
+use crate::clock::uptime_ms;
 use crate::config::Config;
 use crate::state::State;
 use crate::tls::{self, CertStore, TlsError};
@@ -546,7 +546,7 @@ pub(crate) async fn serve_connection_with<S>(
         state: Arc::clone(&state),
         client: settings.client,
         active: AtomicUsize::new(0),
-        last_ms: AtomicU64::new(now_ms()),
+        last_ms: AtomicU64::new(uptime_ms()),
     });
     let service = {
         let shared = Arc::clone(&context);
@@ -556,7 +556,7 @@ pub(crate) async fn serve_connection_with<S>(
                 context.active.fetch_add(1, Ordering::Relaxed);
                 let response = proxy::handle(&context.state, request, &context.client).await;
                 context.active.fetch_sub(1, Ordering::Relaxed);
-                context.last_ms.store(now_ms(), Ordering::Relaxed);
+                context.last_ms.store(uptime_ms(), Ordering::Relaxed);
                 Ok::<_, Infallible>(response)
             }
         })
@@ -590,7 +590,7 @@ pub(crate) async fn serve_connection_with<S>(
                 closing = true;
             }
             _ = idle_check.tick(), if !closing => {
-                let idle = now_ms().saturating_sub(context.last_ms.load(Ordering::Relaxed));
+                let idle = uptime_ms().saturating_sub(context.last_ms.load(Ordering::Relaxed));
                 if context.active.load(Ordering::Relaxed) == 0 && idle >= settings.idle_ms {
                     connection.as_mut().graceful_shutdown();
                     closing = true;

@@ -47,6 +47,30 @@ pub enum JobsConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A job's schedule is not a five-field cron expression.
+    #[error("{key}: {problem}")]
+    Schedule {
+        /// Dotted path of the key, e.g. `jobs.backup.schedule[0]`.
+        key: String,
+        /// What is wrong with it.
+        problem: ScheduleProblem,
+    },
+}
+
+/// What is wrong with a cron expression of a job's schedule.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleProblem {
+    /// Not five fields.
+    #[error("{0:?} must have five fields: minute hour day-of-month month day-of-week")]
+    FieldCount(String),
+    /// Five fields that croner refuses.
+    #[error("{text:?} is not a cron expression: {cause}")]
+    Cron {
+        /// The expression.
+        text: String,
+        /// croner's reason.
+        cause: croner::errors::CronError,
+    },
 }
 
 /// The whole `up.toml`: top-level keys that mirror `brigade up`'s flags (a flag given on the
@@ -238,9 +262,9 @@ impl JobPlan {
             .map(|(i, text)| {
                 parse_cron(text)
                     .map(|cron| ((*text).to_owned(), cron))
-                    .map_err(|message| JobsConfigError::Invalid {
+                    .map_err(|problem| JobsConfigError::Schedule {
                         key: format!("jobs.{}.schedule[{i}]", kind.name()),
-                        message,
+                        problem,
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -264,15 +288,16 @@ impl JobPlan {
 }
 
 /// Parses a five-field cron expression (minute hour day-of-month month day-of-week).
-fn parse_cron(text: &str) -> Result<croner::Cron, String> {
+fn parse_cron(text: &str) -> Result<croner::Cron, ScheduleProblem> {
     if text.split_whitespace().count() != 5 {
-        return Err(format!(
-            "{text:?} must have five fields: minute hour day-of-month month day-of-week"
-        ));
+        return Err(ScheduleProblem::FieldCount(text.to_owned()));
     }
     croner::Cron::new(text)
         .parse()
-        .map_err(|error| format!("{text:?} is not a cron expression: {error}"))
+        .map_err(|cause| ScheduleProblem::Cron {
+            text: text.to_owned(),
+            cause,
+        })
 }
 
 /// Everything the scheduler needs: the jobs and how to reach the service as an admin.

@@ -24,6 +24,7 @@ const CRASH_LOOP_CRASHES: usize = 3;
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// Why a start did not produce a serving child.
+#[derive(Debug, Clone)]
 pub(crate) enum StartFailure {
     /// The supervisor is stopping.
     Stopped,

@@ -19,7 +19,7 @@ use crate::ops;
 use crate::pool::{self, PoolContext, READY_TIMEOUT};
 use crate::public::PublicEndpoint;
 use crate::shared::{Addresses, Shared};
-use crate::supervise::{self, Backoff, Kind};
+use crate::supervise::{self, Backoff, Kind, StartFailure};
 use crate::tls::TlsFiles;
 use crate::topology::UpOptions;
 
@@ -365,7 +365,9 @@ async fn start_standby(
     };
     let supervised = Supervised::start(kind, shared, backoff);
     let outcome = tokio::select! {
-        outcome = started => outcome.unwrap_or_else(|_| Err("its supervision ended".into())),
+        outcome = started => outcome.unwrap_or_else(|_| {
+            Err(StartFailure::Failed("its supervision ended".into()))
+        }),
         () = shutdown.wait() => {
             supervised.stop().await;
             return Ok(None);
@@ -373,8 +375,12 @@ async fn start_standby(
     };
     match outcome {
         Ok(()) => Ok(Some((supervised, plan.read_url.clone()))),
-        Err(cause) => {
+        Err(failure) => {
             supervised.stop().await;
+            let cause = match failure {
+                StartFailure::Failed(cause) => cause,
+                StartFailure::Stopped => "brigade up is stopping".into(),
+            };
             let source = crate::standby::StandbyError::NotStarted(cause);
             Err(standby_error(local, source))
         }

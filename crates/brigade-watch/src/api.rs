@@ -399,7 +399,8 @@ async fn query_range(
     let step = match step_text.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() => (seconds * 1000.0).round() as i64,
         Ok(_) => 0,
-        Err(_) => parse_duration_ms(&step_text).map_err(|e| Problem::invalid_field("step", e))?,
+        Err(_) => parse_duration_ms(&step_text)
+            .map_err(|e| Problem::invalid_field("step", e.to_string()))?,
     };
     if step <= 0 {
         return Err(Problem::invalid_field(
@@ -507,7 +508,8 @@ async fn create_silence(
     let ends_at = match (&new.ends_at, &new.duration) {
         (Some(text), None) => parse_time("endsAt", text)?,
         (None, Some(text)) => {
-            let ms = parse_duration_ms(text).map_err(|e| Problem::invalid_field("duration", e))?;
+            let ms = parse_duration_ms(text)
+                .map_err(|e| Problem::invalid_field("duration", e.to_string()))?;
             starts_at + ms
         }
         _ => {

@@ -323,7 +323,7 @@ pub fn rule_key(group: &str, rule: &str) -> String {
 fn unknown_health(target: Target) -> TargetHealth {
     TargetHealth {
         target,
-        health: "unknown".into(),
+        health: scrape::Health::Unknown,
         last_error: None,
         last_scrape_ms: None,
         last_scrape_duration_seconds: None,
@@ -435,7 +435,7 @@ async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
     .await;
     let (up, scraped, mut dropped, error) = match &outcome {
         Ok(result) => (true, result.samples.len(), result.dropped, None),
-        Err(error) => (false, 0, 0, Some(error.clone())),
+        Err(error) => (false, 0, 0, Some(error.to_string())),
     };
     {
         let mut tsdb = lock(&shared.tsdb);
@@ -479,7 +479,11 @@ async fn scrape_target(shared: &Shared, target: Target, timeout: Duration) {
     }
     let mut health = lock(&shared.targets);
     if let Some(entry) = health.iter_mut().find(|h| h.target == target) {
-        entry.health = if up { "up" } else { "down" }.into();
+        entry.health = if up {
+            scrape::Health::Up
+        } else {
+            scrape::Health::Down
+        };
         entry.last_error = error;
         entry.last_scrape_ms = Some(t);
         entry.last_scrape_duration_seconds = Some(started.elapsed().as_secs_f64());

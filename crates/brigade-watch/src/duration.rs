@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::rules::parse_duration_ms;
+use crate::rules::{DurationError, parse_duration_ms};
 
 /// A Prometheus-style duration of the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,11 +37,14 @@ impl ConfigDuration {
 }
 
 impl FromStr for ConfigDuration {
-    type Err = String;
+    type Err = DurationError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, DurationError> {
         let ms = parse_duration_ms(text)?;
-        let ms = u64::try_from(ms).map_err(|_| format!("invalid duration {text:?}: negative"))?;
+        let ms = u64::try_from(ms).map_err(|_| DurationError {
+            text: text.to_owned(),
+            reason: "negative".to_owned(),
+        })?;
         Ok(Self::from_millis(ms))
     }
 }

@@ -48,7 +48,7 @@ pub enum RuleError {
         message: String,
     },
     /// A rule is invalid or outside the subset.
-    #[error("{path}: group {group:?}, rule {rule:?}: {message}")]
+    #[error("{path}: group {group:?}, rule {rule:?}: {problem}")]
     Invalid {
         /// The file.
         path: String,
@@ -56,9 +56,68 @@ pub enum RuleError {
         group: String,
         /// The rule's `alert` or `record` name.
         rule: String,
-        /// What is wrong.
-        message: String,
+        /// What is wrong (boxed: rule files load once, and the error stays small).
+        problem: Box<RuleProblem>,
     },
+}
+
+/// What is wrong with a group or a rule of a rule file.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleProblem {
+    /// A group without a name.
+    #[error("group name must not be empty")]
+    EmptyGroupName,
+    /// Two groups with one name.
+    #[error("group name is used twice")]
+    DuplicateGroup,
+    /// `limit`, which brigade does not enforce.
+    #[error("group limit is not supported")]
+    GroupLimit,
+    /// A duration (`interval`, `for`, `keep_firing_for`) that does not parse.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// `expr` that is neither a string nor a number.
+    #[error("expr must be a string")]
+    ExprNotText,
+    /// `expr` outside the PromQL subset.
+    #[error("unsupported {0}")]
+    Unsupported(String),
+    /// `expr` that does not parse or check.
+    #[error(transparent)]
+    Query(PromqlError),
+    /// A label name outside `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[error("invalid label name {0:?}")]
+    LabelName(String),
+    /// Neither or both of `alert` and `record`.
+    #[error("a rule needs exactly one of alert and record")]
+    AlertOrRecord,
+    /// An `alert` name that is not a valid name.
+    #[error("invalid alert name")]
+    AlertName,
+    /// A recording rule with alerting fields.
+    #[error("a recording rule has no for, keep_firing_for or annotations")]
+    RecordingExtras,
+    /// A `record` name outside `[a-zA-Z0-9_:]+`.
+    #[error("invalid recording rule name")]
+    RecordName,
+    /// A label or annotation template outside the subset.
+    #[error("{key}: {source}")]
+    Template {
+        /// The label or annotation.
+        key: String,
+        /// What is wrong with it.
+        source: template::TemplateError,
+    },
+}
+
+/// A duration (`30s`, `5m`, `1h30m`, or bare seconds) that does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid duration {text:?}: {reason}")]
+pub struct DurationError {
+    /// The text as written.
+    pub text: String,
+    /// The parser's reason.
+    pub reason: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,19 +260,21 @@ pub struct Transition {
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 
 /// Parses a Prometheus duration (`30s`, `5m`, `1h30m`) into milliseconds.
-pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+pub fn parse_duration_ms(text: &str) -> Result<i64, DurationError> {
+    let error = |reason: String| DurationError {
+        text: text.to_owned(),
+        reason,
+    };
     // A bare number is seconds, converted by the parser with `Duration::from_secs_f64`, which
     // panics on a negative, NaN, infinite or huge value (`for: -1`): refused here first.
     if let Ok(seconds) = text.trim().parse::<f64>()
         && !(0.0..=crate::promql::check::MAX_NUMBER_SECONDS).contains(&seconds)
     {
-        return Err(format!(
-            "invalid duration {text:?}: negative, not finite or too long"
-        ));
+        return Err(error("negative, not finite or too long".to_owned()));
     }
     promql_parser::util::duration::parse_duration(text)
         .map(|d| crate::promql::check::millis(&d))
-        .map_err(|e| format!("invalid duration {text:?}: {e}"))
+        .map_err(|e| error(e.to_string()))
 }
 
 /// Reads and checks rule files.
@@ -240,14 +301,14 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<RuleGroup>, RuleError> {
     let mut names = HashSet::new();
     let mut groups = Vec::new();
     for group in file.groups {
-        let invalid = |rule: &str, message: String| RuleError::Invalid {
+        let invalid = |rule: &str, problem: RuleProblem| RuleError::Invalid {
             path: path.to_owned(),
             group: group.name.clone(),
             rule: rule.to_owned(),
-            message,
+            problem: Box::new(problem),
         };
         if !names.insert(group.name.clone()) {
-            return Err(invalid("", "group name is used twice".into()));
+            return Err(invalid("", RuleProblem::DuplicateGroup));
         }
         let interval_ms = check_group(&group).map_err(|m| invalid("", m))?;
         let mut rules = Vec::new();
@@ -268,14 +329,18 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<RuleGroup>, RuleError> {
 }
 
 /// Checks a group's own fields; returns its evaluation interval, if it sets one.
-fn check_group(group: &GroupDef) -> Result<Option<i64>, String> {
+fn check_group(group: &GroupDef) -> Result<Option<i64>, RuleProblem> {
     if group.name.is_empty() {
-        return Err("group name must not be empty".into());
+        return Err(RuleProblem::EmptyGroupName);
     }
     if group.limit.is_some_and(|l| l > 0) {
-        return Err("group limit is not supported".into());
+        return Err(RuleProblem::GroupLimit);
     }
-    group.interval.as_deref().map(parse_duration_ms).transpose()
+    Ok(group
+        .interval
+        .as_deref()
+        .map(parse_duration_ms)
+        .transpose()?)
 }
 
 /// Parses and checks one rule of `group`, whose `labels` every rule inherits.
@@ -283,25 +348,25 @@ fn parse_rule(
     def: RuleDef,
     group: &str,
     group_labels: &BTreeMap<String, String>,
-) -> Result<Rule, String> {
+) -> Result<Rule, RuleProblem> {
     let expr = match &def.expr {
         serde_yaml_ng::Value::String(s) => s.clone(),
         serde_yaml_ng::Value::Number(n) => n.to_string(),
-        _ => return Err("expr must be a string".into()),
+        _ => return Err(RuleProblem::ExprNotText),
     };
     let query = Query::parse(&expr).map_err(|e| match e {
-        PromqlError::Unsupported(what) => format!("unsupported {what}"),
-        other => other.to_string(),
+        PromqlError::Unsupported(what) => RuleProblem::Unsupported(what),
+        other => RuleProblem::Query(other),
     })?;
     let mut labels = group_labels.clone();
     labels.extend(def.labels.clone());
     if let Some(name) = labels.keys().find(|name| !valid_label_name(name)) {
-        return Err(format!("invalid label name {name:?}"));
+        return Err(RuleProblem::LabelName(name.clone()));
     }
     match (def.alert.clone(), def.record.clone()) {
         (Some(alert), None) => alerting_rule(def, alert, group, query, labels).map(Rule::Alerting),
         (None, Some(record)) => recording_rule(&def, record, query, labels).map(Rule::Recording),
-        _ => Err("a rule needs exactly one of alert and record".into()),
+        _ => Err(RuleProblem::AlertOrRecord),
     }
 }
 
@@ -311,11 +376,11 @@ fn alerting_rule(
     group: &str,
     query: Query,
     labels: Labels,
-) -> Result<AlertingRule, String> {
+) -> Result<AlertingRule, RuleProblem> {
     if !valid_label_name(&alert) && !alert.chars().all(|c| c.is_alphanumeric() || c == '_') {
-        return Err("invalid alert name".into());
+        return Err(RuleProblem::AlertName);
     }
-    let duration = |d: &Option<String>| -> Result<i64, String> {
+    let duration = |d: &Option<String>| -> Result<i64, DurationError> {
         d.as_deref()
             .map(parse_duration_ms)
             .transpose()
@@ -324,7 +389,10 @@ fn alerting_rule(
     // Templates are checked once at load, so a typo fails the start and not a notification.
     let sample = Labels::new();
     for (key, text) in labels.iter().chain(def.annotations.iter()) {
-        template::render(text, &sample, 0.0).map_err(|e| format!("{key}: {e}"))?;
+        template::render(text, &sample, 0.0).map_err(|source| RuleProblem::Template {
+            key: key.clone(),
+            source,
+        })?;
     }
     Ok(AlertingRule {
         name: alert,
@@ -344,16 +412,16 @@ fn recording_rule(
     record: String,
     query: Query,
     labels: Labels,
-) -> Result<RecordingRule, String> {
+) -> Result<RecordingRule, RuleProblem> {
     if def.for_.is_some() || def.keep_firing_for.is_some() || !def.annotations.is_empty() {
-        return Err("a recording rule has no for, keep_firing_for or annotations".into());
+        return Err(RuleProblem::RecordingExtras);
     }
     if record.is_empty()
         || !record
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
     {
-        return Err("invalid recording rule name".into());
+        return Err(RuleProblem::RecordName);
     }
     Ok(RecordingRule {
         record,

@@ -33,6 +33,18 @@ pub struct Target {
     pub discovered_by: String,
 }
 
+/// A target's health as Prometheus's targets API spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not scraped yet.
+    Unknown,
+    /// The last scrape worked.
+    Up,
+    /// The last scrape failed.
+    Down,
+}
+
 /// A target's health, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,8 +52,8 @@ pub struct TargetHealth {
     /// The target.
     #[serde(flatten)]
     pub target: Target,
-    /// `up`, `down` or `unknown` (not scraped yet).
-    pub health: String,
+    /// Whether the last scrape worked.
+    pub health: Health,
     /// The last error, if the last scrape failed.
     pub last_error: Option<String>,
     /// When it was last scraped (ms since the epoch).
@@ -136,6 +148,26 @@ pub async fn discover_balance(
     Ok(targets)
 }
 
+/// Why a scrape failed; its text is the target's `lastError`, as in Prometheus.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    /// No answer: refused, timed out, reset (the client error's chain).
+    #[error("{0}")]
+    Transport(String),
+    /// An answer other than 2xx.
+    #[error("server answered {0}")]
+    Status(reqwest::StatusCode),
+    /// A body over `scrape.max_body_bytes`.
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    /// A body that is not text.
+    #[error("body is not UTF-8")]
+    NotUtf8,
+    /// A body that is not exposition text.
+    #[error(transparent)]
+    Parse(#[from] textformat::ParseError),
+}
+
 /// Scrapes one target.
 pub async fn scrape(
     http: &reqwest::Client,
@@ -143,7 +175,7 @@ pub async fn scrape(
     timeout: Duration,
     max_body_bytes: usize,
     max_series: usize,
-) -> Result<ScrapeResult, String> {
+) -> Result<ScrapeResult, ScrapeError> {
     let mut request = http
         .get(&target.url)
         .header("accept", ACCEPT)
@@ -155,23 +187,23 @@ pub async fn scrape(
     let mut response = request
         .send()
         .await
-        .map_err(|e| crate::error_chain(&e.without_url()))?;
+        .map_err(|e| ScrapeError::Transport(crate::error_chain(&e.without_url())))?;
     if !response.status().is_success() {
-        return Err(format!("server answered {}", response.status()));
+        return Err(ScrapeError::Status(response.status()));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| crate::error_chain(&e.without_url()))?
+        .map_err(|e| ScrapeError::Transport(crate::error_chain(&e.without_url())))?
     {
         if body.len() + chunk.len() > max_body_bytes {
-            return Err(format!("body larger than {max_body_bytes} bytes"));
+            return Err(ScrapeError::TooLarge(max_body_bytes));
         }
         body.extend_from_slice(&chunk);
     }
-    let text = String::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
-    let parsed = textformat::parse(&text).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(body).map_err(|_| ScrapeError::NotUtf8)?;
+    let parsed = textformat::parse(&text)?;
     let mut result = ScrapeResult::default();
     for sample in parsed {
         if result.samples.len() >= max_series {

@@ -9,19 +9,56 @@ use crate::labels::Labels;
 
 /// A template outside the subset, or malformed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
-#[error("template {template:?}: {message}")]
+#[error("template {template:?}: {problem}")]
 pub struct TemplateError {
     /// The template text.
     pub template: String,
     /// What is wrong.
-    pub message: String,
+    pub problem: TemplateProblem,
+}
+
+/// What is wrong with a template.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum TemplateProblem {
+    /// `{{` without its `}}`.
+    #[error("unclosed action")]
+    UnclosedAction,
+    /// `printf` of something other than the value.
+    #[error("printf argument {0} is not supported")]
+    PrintfArgument(String),
+    /// A pipeline stage that needs a number got text.
+    #[error("{stage} needs a number, got {text:?}")]
+    NotANumber {
+        /// The stage, e.g. `humanize`.
+        stage: String,
+        /// What it got.
+        text: String,
+    },
+    /// A function outside the subset.
+    #[error("function {0} is not supported")]
+    Function(String),
+    /// An operand other than `$labels.NAME` or `$value`.
+    #[error("{0} is not supported (use $labels.NAME or $value)")]
+    Operand(String),
+    /// `printf` without a quoted format.
+    #[error("printf needs a quoted format")]
+    PrintfUnquoted,
+    /// `printf "…` without the closing quote.
+    #[error("printf format is not closed")]
+    PrintfUnclosed,
+    /// A format without `%` and a verb.
+    #[error("printf format has no verb")]
+    PrintfNoVerb,
+    /// A verb outside `%f`, `%g`, `%v`.
+    #[error("printf verb %{0} is not supported")]
+    PrintfVerb(String),
 }
 
 /// Renders a template with an alert's labels and value.
 pub fn render(template: &str, labels: &Labels, value: f64) -> Result<String, TemplateError> {
-    let error = |message: String| TemplateError {
+    let error = |problem: TemplateProblem| TemplateError {
         template: template.to_owned(),
-        message,
+        problem,
     };
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -30,7 +67,7 @@ pub fn render(template: &str, labels: &Labels, value: f64) -> Result<String, Tem
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
-            .ok_or_else(|| error("unclosed action".into()))?;
+            .ok_or_else(|| error(TemplateProblem::UnclosedAction))?;
         let action = after[..end]
             .trim()
             .trim_start_matches('-')
@@ -43,34 +80,37 @@ pub fn render(template: &str, labels: &Labels, value: f64) -> Result<String, Tem
     Ok(out)
 }
 
-fn action_text(action: &str, labels: &Labels, value: f64) -> Result<String, String> {
+fn action_text(action: &str, labels: &Labels, value: f64) -> Result<String, TemplateProblem> {
     let mut stages = action.split('|').map(str::trim);
     let head = stages.next().unwrap_or_default();
     let mut text = if let Some(rest) = head.strip_prefix("printf ") {
         let (format, argument) = parse_printf(rest)?;
         let value = match argument {
             "$value" | ".Value" => value,
-            other => return Err(format!("printf argument {other} is not supported")),
+            other => return Err(TemplateProblem::PrintfArgument(other.to_owned())),
         };
         printf(format, value)?
     } else {
         operand(head, labels, value)?
     };
     for stage in stages {
-        let number = || -> Result<f64, String> {
+        let number = || -> Result<f64, TemplateProblem> {
             text.parse::<f64>()
-                .map_err(|_| format!("{stage} needs a number, got {text:?}"))
+                .map_err(|_| TemplateProblem::NotANumber {
+                    stage: stage.to_owned(),
+                    text: text.clone(),
+                })
         };
         text = match stage {
             "humanize" => humanize(number()?),
             "humanizePercentage" => format!("{}%", format_g(number()? * 100.0, 4)),
-            other => return Err(format!("function {other} is not supported")),
+            other => return Err(TemplateProblem::Function(other.to_owned())),
         };
     }
     Ok(text)
 }
 
-fn operand(text: &str, labels: &Labels, value: f64) -> Result<String, String> {
+fn operand(text: &str, labels: &Labels, value: f64) -> Result<String, TemplateProblem> {
     if text == "$value" || text == ".Value" {
         return Ok(go_float(value));
     }
@@ -79,39 +119,33 @@ fn operand(text: &str, labels: &Labels, value: f64) -> Result<String, String> {
         .or_else(|| text.strip_prefix(".Labels."));
     match name {
         Some(name) if !name.is_empty() => Ok(labels.get(name).cloned().unwrap_or_default()),
-        _ => Err(format!(
-            "{text} is not supported (use $labels.NAME or $value)"
-        )),
+        _ => Err(TemplateProblem::Operand(text.to_owned())),
     }
 }
 
-fn parse_printf(rest: &str) -> Result<(&str, &str), String> {
+fn parse_printf(rest: &str) -> Result<(&str, &str), TemplateProblem> {
     let rest = rest.trim();
     let body = rest
         .strip_prefix('"')
-        .ok_or_else(|| "printf needs a quoted format".to_owned())?;
-    let close = body
-        .find('"')
-        .ok_or_else(|| "printf format is not closed".to_owned())?;
+        .ok_or(TemplateProblem::PrintfUnquoted)?;
+    let close = body.find('"').ok_or(TemplateProblem::PrintfUnclosed)?;
     Ok((&body[..close], body[close + 1..].trim()))
 }
 
 /// `%.Nf` (and `%f`, `%g`, `%v`) embedded in other text.
-fn printf(format: &str, value: f64) -> Result<String, String> {
-    let start = format
-        .find('%')
-        .ok_or_else(|| "printf format has no verb".to_owned())?;
+fn printf(format: &str, value: f64) -> Result<String, TemplateProblem> {
+    let start = format.find('%').ok_or(TemplateProblem::PrintfNoVerb)?;
     let spec = &format[start + 1..];
     let verb_at = spec
         .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or_else(|| "printf format has no verb".to_owned())?;
+        .ok_or(TemplateProblem::PrintfNoVerb)?;
     let precision = spec[..verb_at].strip_prefix('.').map(str::parse::<usize>);
     let rendered = match (&spec[verb_at..verb_at + 1], precision) {
         ("f", None) => format!("{value:.6}"),
         ("f", Some(Ok(p))) => format!("{value:.p$}"),
         ("g" | "v", None) => go_float(value),
         ("g", Some(Ok(p))) => format_g(value, p),
-        (verb, _) => return Err(format!("printf verb %{verb} is not supported")),
+        (verb, _) => return Err(TemplateProblem::PrintfVerb(verb.to_owned())),
     };
     Ok(format!(
         "{}{}{}",

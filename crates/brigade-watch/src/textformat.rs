@@ -34,12 +34,50 @@ pub struct ParsedExemplar {
 
 /// A line that is not valid exposition text.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("line {line}: {message}")]
+#[error("line {line}: {problem}")]
 pub struct ParseError {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong.
-    pub message: String,
+    pub problem: LineProblem,
+}
+
+/// What is wrong with one line of exposition text.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LineProblem {
+    /// A sample line with a name but no value.
+    #[error("a sample needs a value")]
+    MissingValue,
+    /// A metric name outside `[a-zA-Z0-9_:]`.
+    #[error("invalid metric name {0:?}")]
+    MetricName(String),
+    /// A value that is not a number, `±Inf` or `NaN`.
+    #[error("invalid value {0:?}")]
+    Value(String),
+    /// Text after ` # ` that does not open with `{`.
+    #[error("an exemplar starts with '{{'")]
+    ExemplarOpening,
+    /// An exemplar without its value.
+    #[error("an exemplar needs a value")]
+    ExemplarValue,
+    /// An exemplar timestamp that is not a number.
+    #[error("invalid exemplar timestamp {0:?}")]
+    ExemplarTimestamp(String),
+    /// A label without `=`.
+    #[error("label without '='")]
+    LabelWithoutValue,
+    /// A label name outside `[a-zA-Z0-9_]`.
+    #[error("invalid label name {0:?}")]
+    LabelName(String),
+    /// A label value without its opening quote.
+    #[error("label {0}: value must be quoted")]
+    LabelUnquoted(String),
+    /// A label value without its closing quote.
+    #[error("label {0}: unterminated value")]
+    LabelUnterminated(String),
+    /// Something other than `,` or `}` after a label.
+    #[error("expected ',' or '}}' after a label")]
+    LabelSeparator,
 }
 
 /// Parses a whole exposition.
@@ -50,26 +88,26 @@ pub fn parse(text: &str) -> Result<Vec<ParsedSample>, ParseError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let sample = parse_line(line).map_err(|message| ParseError {
+        let sample = parse_line(line).map_err(|problem| ParseError {
             line: index + 1,
-            message,
+            problem,
         })?;
         samples.push(sample);
     }
     Ok(samples)
 }
 
-fn parse_line(line: &str) -> Result<ParsedSample, String> {
+fn parse_line(line: &str) -> Result<ParsedSample, LineProblem> {
     let name_end = line
         .find(|c: char| c == '{' || c.is_whitespace())
-        .ok_or_else(|| "a sample needs a value".to_owned())?;
+        .ok_or(LineProblem::MissingValue)?;
     let name = &line[..name_end];
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
     {
-        return Err(format!("invalid metric name {name:?}"));
+        return Err(LineProblem::MetricName(name.to_owned()));
     }
     let mut labels = Labels::new();
     labels.insert(METRIC_NAME.to_owned(), name.to_owned());
@@ -82,10 +120,8 @@ fn parse_line(line: &str) -> Result<ParsedSample, String> {
         None => (rest, None),
     };
     let mut fields = rest.split_whitespace();
-    let value = fields
-        .next()
-        .ok_or_else(|| "a sample needs a value".to_owned())?;
-    let value = parse_value(value).ok_or_else(|| format!("invalid value {value:?}"))?;
+    let value = fields.next().ok_or(LineProblem::MissingValue)?;
+    let value = parse_value(value).ok_or_else(|| LineProblem::Value(value.to_owned()))?;
     Ok(ParsedSample {
         labels,
         value,
@@ -94,22 +130,22 @@ fn parse_line(line: &str) -> Result<ParsedSample, String> {
 }
 
 /// Parses `{labels} value [timestamp]` after a sample's ` # `.
-fn parse_exemplar(text: &str) -> Result<ParsedExemplar, String> {
+fn parse_exemplar(text: &str) -> Result<ParsedExemplar, LineProblem> {
     let body = text
         .trim_start()
         .strip_prefix('{')
-        .ok_or_else(|| "an exemplar starts with '{'".to_owned())?;
+        .ok_or(LineProblem::ExemplarOpening)?;
     let mut labels = Labels::new();
     let rest = parse_labels(body, &mut labels)?;
     let mut fields = rest.split_whitespace();
     let value = fields
         .next()
         .and_then(parse_value)
-        .ok_or_else(|| "an exemplar needs a value".to_owned())?;
+        .ok_or(LineProblem::ExemplarValue)?;
     let timestamp = match fields.next() {
         Some(t) => Some(
             t.parse::<f64>()
-                .map_err(|_| format!("invalid exemplar timestamp {t:?}"))?,
+                .map_err(|_| LineProblem::ExemplarTimestamp(t.to_owned()))?,
         ),
         None => None,
     };
@@ -121,31 +157,29 @@ fn parse_exemplar(text: &str) -> Result<ParsedExemplar, String> {
 }
 
 /// Parses `name="value",…}` and returns what follows the closing brace.
-fn parse_labels<'a>(mut rest: &'a str, labels: &mut Labels) -> Result<&'a str, String> {
+fn parse_labels<'a>(mut rest: &'a str, labels: &mut Labels) -> Result<&'a str, LineProblem> {
     loop {
         rest = rest.trim_start();
         if let Some(after) = rest.strip_prefix('}') {
             return Ok(after);
         }
-        let eq = rest
-            .find('=')
-            .ok_or_else(|| "label without '='".to_owned())?;
+        let eq = rest.find('=').ok_or(LineProblem::LabelWithoutValue)?;
         let name = rest[..eq].trim();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid label name {name:?}"));
+            return Err(LineProblem::LabelName(name.to_owned()));
         }
         rest = rest[eq + 1..].trim_start();
         let body = rest
             .strip_prefix('"')
-            .ok_or_else(|| format!("label {name}: value must be quoted"))?;
+            .ok_or_else(|| LineProblem::LabelUnquoted(name.to_owned()))?;
         let (value, end) = brigade_core::openmetrics::unescape_label_value(body)
-            .ok_or_else(|| format!("label {name}: unterminated value"))?;
+            .ok_or_else(|| LineProblem::LabelUnterminated(name.to_owned()))?;
         labels.insert(name.to_owned(), value);
         rest = body[end + 1..].trim_start();
         if let Some(after) = rest.strip_prefix(',') {
             rest = after;
         } else if !rest.starts_with('}') {
-            return Err("expected ',' or '}' after a label".to_owned());
+            return Err(LineProblem::LabelSeparator);
         }
     }
 }

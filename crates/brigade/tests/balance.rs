@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
+use common::{BRIGADE, DEMO_PASSWORD, Logged, Served, Stdout};
 
 /// How long a process has to say what a test waits for.
 const WAIT: Duration = Duration::from_secs(30);
@@ -27,16 +27,8 @@ fn start(args: &[&str]) -> Logged {
 
 /// `brigade serve` on a free port; returns the process and its address.
 fn replica(data_dir: &Path, extra: &[&str]) -> (Logged, String) {
-    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir"];
-    let dir = data_dir.to_str().unwrap();
-    args.push(dir);
-    args.extend_from_slice(extra);
-    let process = start(&args);
-    let address = process.wait_for("listening", WAIT)["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (process, address)
+    let served = Served::replica(data_dir, extra, &[]);
+    (served.process, served.address)
 }
 
 /// `brigade balance` with these arguments; returns the process, public and admin addresses.

@@ -11,48 +11,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
+use common::{BRIGADE, Served};
 
-/// A running `brigade serve` whose JSON log lines arrive on a channel (every line on its
-/// standard output must be JSON).
-struct Replica {
-    process: Logged,
-    address: String,
-}
-
-impl Replica {
-    /// Starts `brigade serve` on a free port and returns once it logs `listening`.
-    fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::start_with(data_dir, extra, &[])
-    }
-
-    /// Like [`Replica::start`] with extra environment variables (settings).
-    fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = common::brigade_json(&["serve", "--listen", "127.0.0.1:0"]);
-        command
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .env("BRIGADE_DEMO_PASSWORD", DEMO_PASSWORD)
-            .envs(env.iter().copied());
-        let process = Logged::spawn(command, Stdout::JsonOnly);
-        let address = process.listening();
-        Self { process, address }
-    }
-
-    /// Waits (up to 30 s) for a log line with this message and returns it.
-    fn wait_for(&self, message: &str) -> Value {
-        self.process.wait_for(message, Duration::from_secs(30))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.address, path)
-    }
-
-    fn terminate(&self) {
-        self.process.signal("TERM");
-    }
-}
+/// A running `brigade serve` (every line on its standard output must be JSON).
+type Replica = Served;
 
 fn get_json(url: &str) -> Value {
     reqwest::blocking::get(url).unwrap().json().unwrap()
@@ -85,7 +47,7 @@ fn order_json(shop: &str, item: &str) -> String {
 #[test]
 fn sigterm_drains_and_finishes_the_request_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    let mut replica = Replica::start(dir.path(), &["--demo", "--drain-delay-ms", "200"]);
+    let mut replica = Served::replica(dir.path(), &["--demo", "--drain-delay-ms", "200"], &[]);
     let (shop, item) = demo_ids(&replica);
     let token = customer_token(&replica);
     let body = order_json(&shop, &item);
@@ -126,8 +88,8 @@ fn sigterm_drains_and_finishes_the_request_in_flight() {
 #[test]
 fn replica_processes_share_one_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Replica::start(dir.path(), &["--demo"]);
-    let second = Replica::start(dir.path(), &[]);
+    let first = Served::replica(dir.path(), &["--demo"], &[]);
+    let second = Served::replica(dir.path(), &[], &[]);
     let (shop, item) = demo_ids(&first);
     let token = customer_token(&first);
     let body = order_json(&shop, &item);
@@ -325,16 +287,9 @@ fn every_subcommand_has_help() {
     }
 }
 
-/// Polls `check` every 20 ms for up to 30 s; panics naming `what` when it never holds.
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Polls `check` for up to 30 s; panics naming `what` when it never holds.
+fn wait_until(what: &str, check: impl FnMut() -> bool) {
+    common::wait_until(what, Duration::from_secs(30), check);
 }
 
 #[test]
@@ -356,7 +311,7 @@ fn a_replica_killed_mid_payment_leaves_no_charge_unrecorded() {
         ("BRIGADE_PAYMENTS__TIMEOUT_MS", "60000"),
         ("BRIGADE_PAYMENTS__RECONCILE_AFTER_SECS", "1"),
     ];
-    let mut first = Replica::start_with(dir.path(), &["--demo"], &env);
+    let mut first = Served::replica(dir.path(), &["--demo"], &env);
     let (shop, item) = demo_ids(&first);
     let customer = customer_token(&first);
 
@@ -386,7 +341,7 @@ fn a_replica_killed_mid_payment_leaves_no_charge_unrecorded() {
     // Another replica finishes what the dead one started. Nobody was told the order was
     // placed and nobody retried it, so nothing may stay charged: the reconciler gives the
     // order up and releases the authorisation the provider made.
-    let second = Replica::start_with(dir.path(), &[], &env);
+    let second = Served::replica(dir.path(), &[], &env);
     let admin = token_of(&second, "admin@brigade.demo");
     let client = reqwest::blocking::Client::new();
     let orders = || -> Value {
@@ -436,7 +391,7 @@ fn a_replica_killed_mid_payment_leaves_no_charge_unrecorded() {
 #[test]
 fn a_fresh_replica_exposes_its_counters_at_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::start(dir.path(), &[]);
+    let replica = Served::replica(dir.path(), &[], &[]);
     let text = reqwest::blocking::get(replica.url("/metrics"))
         .unwrap()
         .text()

@@ -23,35 +23,14 @@ use std::time::{Duration, Instant};
 use brigade_core::clock::now_ms;
 use serde_json::{Value, json};
 
-use common::{BRIGADE, DEMO_PASSWORD, Logged, Stdout};
+use common::{BRIGADE, DEMO_PASSWORD, Served};
 
 /// `for` of every rule in this test (the shipped file says minutes).
 const FOR_MS: i64 = 3_000;
 const SCRAPE_MS: i64 = 1_000;
 
 /// A child process whose JSON log lines arrive on a channel, and the address it listens on.
-struct Process {
-    process: Logged,
-    address: String,
-}
-
-impl Process {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = common::brigade_json(args);
-        command.envs(env.iter().copied());
-        let process = Logged::spawn(command, Stdout::SkipOther);
-        let address = process.listening();
-        Self { process, address }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.address, path)
-    }
-
-    fn stop(&mut self) {
-        self.process.stop();
-    }
-}
+type Process = Served;
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]

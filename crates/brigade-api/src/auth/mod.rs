@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use brigade_core::config::AuthSettings;
 use brigade_store::cache::Cache;
-use brigade_store::{Store, StoreResult};
+use brigade_store::{Accounts, StoreResult};
 
 pub use client::{ClientAddress, client_address};
 pub use limiter::{LoginLimiter, Refused, Reservation};
@@ -42,7 +42,7 @@ impl Auth {
     /// in the database, so every replica on that database agrees without configuration.
     pub async fn build(
         settings: &AuthSettings,
-        store: &dyn Store,
+        store: &dyn Accounts,
         cache: Arc<dyn Cache>,
     ) -> StoreResult<Self> {
         let keys = if settings.keys.is_empty() {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use crate::backend::Backend;
-use crate::clock::now_ms;
+use crate::clock::uptime_ms;
 
 /// One idle connection.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ fn key(backend: *const Backend) -> usize {
 }
 
 /// The most recently returned connection to `backend` that is still open and not idle for
-/// more than `max_idle_ms` at `now_ms` (`clock::now_ms`'s scale).
+/// more than `max_idle_ms` at `now_ms` (`clock::uptime_ms`'s scale).
 pub fn checkout_ptr(backend: &Backend, max_idle_ms: u64, now_ms: u64) -> Option<TcpStream> {
     let generation = backend.idle.generation();
     IDLE.with_borrow_mut(|stacks| {
@@ -128,7 +128,7 @@ pub fn checkin(backend: &Arc<Backend>, stream: TcpStream, max_idle: usize, now_m
 /// Closes this thread's idle connections unused for more than `max_idle_ms` or of a dropped
 /// generation; each worker runs it periodically (`reap_periodically`).
 pub fn reap(max_idle_ms: u64) {
-    let now = now_ms();
+    let now = uptime_ms();
     IDLE.with_borrow_mut(|stacks| {
         for stack in stacks.values_mut() {
             let generation = stack.backend.idle.generation();

@@ -18,7 +18,7 @@ use super::timer::Timer;
 use super::write::{self, ResponseExtras};
 use crate::answer;
 use crate::backend::Backend;
-use crate::clock::{ms_at, now_ms};
+use crate::clock::{ms_at, uptime_ms};
 use crate::config::Config;
 use crate::upstream::ResponseBody;
 
@@ -306,7 +306,7 @@ pub(super) async fn relay(
     match stream_body(conn, timer, &mut upstream, received.framing, timeout).await {
         BodyEnd::Clean => {
             if received.reusable {
-                super::idle::checkin(backend, upstream, max_idle, now_ms());
+                super::idle::checkin(backend, upstream, max_idle, uptime_ms());
             }
             true
         }

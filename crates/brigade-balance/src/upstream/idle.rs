@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use hyper::client::conn::http1::SendRequest;
 
 use super::request_body::RequestBody;
-use crate::clock::now_ms;
+use crate::clock::uptime_ms;
 
 /// A keep-alive HTTP/1.1 connection to a backend, ready for a request.
 pub(crate) type Sender = SendRequest<RequestBody>;
@@ -26,7 +26,7 @@ pub struct IdleConnections {
 impl IdleConnections {
     /// The most recently used connection that is still open and not older than `max_idle_ms`.
     pub fn checkout(&self, max_idle_ms: u64) -> Option<Sender> {
-        let now = now_ms();
+        let now = uptime_ms();
         let mut stack = self.stack.lock().ok()?;
         while let Some((sender, since)) = stack.pop() {
             if now.saturating_sub(since) > max_idle_ms {
@@ -49,13 +49,13 @@ impl IdleConnections {
         if let Ok(mut stack) = self.stack.lock()
             && stack.len() < max_idle
         {
-            stack.push((sender, now_ms()));
+            stack.push((sender, uptime_ms()));
         }
     }
 
     /// Closes idle connections unused for more than `max_idle_ms`, or closed by the backend.
     pub fn reap(&self, max_idle_ms: u64) {
-        let now = now_ms();
+        let now = uptime_ms();
         if let Ok(mut stack) = self.stack.lock() {
             stack.retain(|(sender, since)| {
                 now.saturating_sub(*since) <= max_idle_ms && !sender.is_closed()

@@ -146,7 +146,7 @@ impl Shared {
         }
     }
 
-    fn now_ms(&self) -> u64 {
+    fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
@@ -203,7 +203,7 @@ impl Replica {
         if scope == ReadScope::Primary {
             return Route::Primary(Reason::Pinned);
         }
-        let skipped = shared.now_ms() < shared.skip_until_ms.load(Ordering::Acquire);
+        let skipped = shared.elapsed_ms() < shared.skip_until_ms.load(Ordering::Acquire);
         match shared.health() {
             Health::Unknown | Health::Down => return Route::Primary(Reason::StandbyDown),
             _ if skipped => return Route::Primary(Reason::StandbyDown),
@@ -231,9 +231,9 @@ impl Replica {
     /// [`BACKOFF`], so the reads that follow do not each wait for it to fail.
     pub(crate) fn failed(&self, error: &StoreError) {
         if matches!(error, StoreError::Unavailable(_)) {
-            let until = self.shared.now_ms() + BACKOFF.as_millis() as u64;
+            let until = self.shared.elapsed_ms() + BACKOFF.as_millis() as u64;
             let before = self.shared.skip_until_ms.swap(until, Ordering::AcqRel);
-            if before <= self.shared.now_ms() {
+            if before <= self.shared.elapsed_ms() {
                 tracing::warn!(error = %error, "the standby failed a read; skipping it for a while");
             }
         } else {

@@ -127,15 +127,26 @@ fn judge(shared: &Shared, lag: Duration, max_lag: Duration) {
     }
 }
 
+/// Why a position could not be read.
+#[derive(Debug, thiserror::Error)]
+enum Unsampled {
+    /// The server refused or failed the query.
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Silent(Duration),
+}
+
 /// Runs a one-value position query with [`SAMPLE_TIMEOUT`].
-async fn position(pool: &Pool<Postgres>, query: &'static str) -> Result<Lsn, String> {
+async fn position(pool: &Pool<Postgres>, query: &'static str) -> Result<Lsn, Unsampled> {
     let read = tokio::time::timeout(
         SAMPLE_TIMEOUT,
         sqlx::query_scalar::<_, i64>(query).fetch_one(pool),
     );
     match read.await {
         Ok(Ok(position)) => Ok(Lsn(u64::try_from(position).unwrap_or(0))),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("no answer within {SAMPLE_TIMEOUT:?}")),
+        Ok(Err(error)) => Err(Unsampled::Query(error)),
+        Err(_) => Err(Unsampled::Silent(SAMPLE_TIMEOUT)),
     }
 }

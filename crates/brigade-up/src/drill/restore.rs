@@ -98,9 +98,9 @@ pub async fn run(options: &DrillOptions) -> Result<Report, DrillError> {
     tokio::time::sleep(options.phase).await;
     let samples = load.stop().await;
     let mut samples = samples.lock().await;
-    let record = restored.unwrap_or_else(|detail| RestoreRecord {
+    let record = restored.unwrap_or_else(|missing| RestoreRecord {
         outcome: RestoreOutcome::Failed,
-        detail,
+        detail: missing.to_string(),
         ..RestoreRecord::default()
     });
 
@@ -279,7 +279,7 @@ async fn restored(
     http: &reqwest::Client,
     ops: &str,
     fault: chrono::DateTime<chrono::Utc>,
-) -> Result<RestoreRecord, String> {
+) -> Result<RestoreRecord, NotRestored> {
     let deadline = Instant::now() + 2 * RTO_TARGET;
     while Instant::now() < deadline {
         if let Ok(view) = backups(http, ops).await
@@ -291,10 +291,17 @@ async fn restored(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!(
-        "brigade up did not restore the store within {} s",
-        (2 * RTO_TARGET).as_secs()
-    ))
+    Err(NotRestored {
+        within_secs: (2 * RTO_TARGET).as_secs(),
+    })
+}
+
+/// No finished restore was recorded in time.
+#[derive(Debug, thiserror::Error)]
+#[error("brigade up did not restore the store within {within_secs} s")]
+struct NotRestored {
+    /// How long the drill waited.
+    within_secs: u64,
 }
 
 /// Places orders until one is acknowledged (within the RTO target).

@@ -71,14 +71,18 @@ impl WalMarks {
     }
 
     /// Waits (up to `limit`) until the archive covers a mark taken after `since`; that mark.
-    pub async fn wait_archived(&self, since: Instant, limit: Duration) -> Result<Mark, String> {
+    pub async fn wait_archived(
+        &self,
+        since: Instant,
+        limit: Duration,
+    ) -> Result<Mark, NotArchived> {
         let deadline = Instant::now() + limit;
-        let mut last = String::from("none archived");
+        let mut last = NotArchived::Nothing;
         while Instant::now() < deadline {
             match self.archived().await {
                 Ok(Some(mark)) if mark.at >= since => return Ok(mark),
                 Ok(_) => {}
-                Err(error) => last = error.to_string(),
+                Err(error) => last = NotArchived::Unasked(error),
             }
             tokio::time::sleep(EVERY).await;
         }
@@ -89,6 +93,17 @@ impl WalMarks {
     pub fn stop(&self) {
         self.task.abort();
     }
+}
+
+/// Why no mark taken after the load began is archived: the last thing seen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotArchived {
+    /// The archiver answered, but has not reached such a mark.
+    #[error("none archived")]
+    Nothing,
+    /// The archiver's statistics could not be read.
+    #[error(transparent)]
+    Unasked(#[from] sqlx::Error),
 }
 
 impl Drop for WalMarks {

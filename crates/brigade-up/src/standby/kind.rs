@@ -32,7 +32,7 @@ pub(crate) struct Standby {
     /// Central logs (its stderr lines go there).
     pub sink: LogSink,
     /// Told the outcome of the first start: `up` starts the replicas only after it.
-    pub first_start: Option<oneshot::Sender<Result<(), String>>>,
+    pub first_start: Option<oneshot::Sender<Result<(), StartFailure>>>,
 }
 
 impl Standby {
@@ -75,7 +75,7 @@ impl Standby {
         .map_err(|e| failed(e.to_string()))?;
         let ready = tokio::select! {
             status = running.exited() => Err(running.cause(status).await),
-            ready = in_recovery(&self.plan.read_url) => ready,
+            ready = in_recovery(&self.plan.read_url) => ready.map_err(|cause| cause.to_string()),
             () = stop.wait() => {
                 running.interrupt(Signal::INT, STOP_GRACE).await;
                 return Err(StartFailure::Stopped);
@@ -103,12 +103,7 @@ impl Kind for Standby {
     async fn start(&mut self, stop: &Shutdown) -> Result<Running, StartFailure> {
         let started = self.start_once(stop).await;
         if let Some(first) = self.first_start.take() {
-            let outcome = match &started {
-                Ok(_) => Ok(()),
-                Err(StartFailure::Failed(cause)) => Err(cause.clone()),
-                Err(StartFailure::Stopped) => Err("brigade up is stopping".into()),
-            };
-            let _ = first.send(outcome);
+            let _ = first.send(started.as_ref().map(|_| ()).map_err(Clone::clone));
         }
         if started.is_ok() {
             tracing::info!(port = self.plan.port, "the local standby accepts reads");
@@ -127,30 +122,43 @@ impl Kind for Standby {
     }
 }
 
+/// Why a started standby is not serving reads.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    /// It answers as a primary: it was promoted.
+    #[error(
+        "it answers but is not in recovery (was it promoted?); remove its data \
+         directory to make it again"
+    )]
+    Promoted,
+    /// It did not accept a connection in time.
+    #[error("not accepting connections within {secs} s: {last}")]
+    Silent {
+        /// The time it had.
+        secs: u64,
+        /// The last connection error.
+        last: String,
+    },
+}
+
 /// Waits until the standby at `url` accepts a connection and is in recovery (a standby, not a
 /// server that was promoted); the last reason it was not, after [`READY_TIMEOUT`].
-async fn in_recovery(url: &str) -> Result<(), String> {
+async fn in_recovery(url: &str) -> Result<(), NotReady> {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     let mut last;
     loop {
         match tokio::time::timeout(ASK_TIMEOUT, recovery_state(url)).await {
             Ok(Ok(true)) => return Ok(()),
-            Ok(Ok(false)) => {
-                // Not a standby any more; restarts will not change that, so the cause says how.
-                return Err(
-                    "it answers but is not in recovery (was it promoted?); remove its data \
-                     directory to make it again"
-                        .into(),
-                );
-            }
+            // Not a standby any more; restarts will not change that, so the cause says how.
+            Ok(Ok(false)) => return Err(NotReady::Promoted),
             Ok(Err(error)) => last = error.to_string(),
             Err(_) => last = format!("no answer within {} s", ASK_TIMEOUT.as_secs()),
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "not accepting connections within {} s: {last}",
-                READY_TIMEOUT.as_secs()
-            ));
+            return Err(NotReady::Silent {
+                secs: READY_TIMEOUT.as_secs(),
+                last,
+            });
         }
         tokio::time::sleep(READY_POLL).await;
     }

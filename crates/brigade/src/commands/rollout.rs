@@ -54,7 +54,7 @@ pub async fn restart(args: RolloutArgs) -> anyhow::Result<()> {
             .with_context(|| unreachable(&args.ops))?;
         let answer: RolloutAnswer = read(answer)
             .await
-            .map_err(|detail| anyhow::anyhow!("rollout of {pool} failed: {detail}"))?;
+            .with_context(|| format!("rollout of {pool} failed"))?;
         println!("{}: {} replicas replaced", answer.pool, answer.replaced);
     }
     Ok(())
@@ -72,9 +72,7 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         .send()
         .await
         .with_context(|| unreachable(&args.ops))?;
-    let answer: ScaleAnswer = read(answer)
-        .await
-        .map_err(|detail| anyhow::anyhow!(detail))?;
+    let answer: ScaleAnswer = read(answer).await?;
     println!("{}: scaling to {} replicas", answer.pool, answer.replicas);
     Ok(())
 }
@@ -84,16 +82,15 @@ fn unreachable(ops: &str) -> String {
 }
 
 /// The answer of type `T`, or the problem's detail when the ops API refused.
-async fn read<T: serde::de::DeserializeOwned>(answer: reqwest::Response) -> Result<T, String> {
+async fn read<T: serde::de::DeserializeOwned>(answer: reqwest::Response) -> anyhow::Result<T> {
     if answer.status().is_success() {
-        return answer
-            .json()
-            .await
-            .map_err(|e| format!("unexpected answer: {e}"));
+        return answer.json().await.context("unexpected answer");
     }
     let status = answer.status();
     let problem: Option<Problem> = answer.json().await.ok();
-    Err(problem
-        .and_then(|p| p.detail)
-        .unwrap_or_else(|| format!("refused with {status}")))
+    Err(anyhow::anyhow!(
+        problem
+            .and_then(|p| p.detail)
+            .unwrap_or_else(|| format!("refused with {status}"))
+    ))
 }

@@ -5,6 +5,7 @@
 
 pub mod load;
 pub mod logged;
+pub mod served;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub use logged::{Logged, Stdout};
+#[allow(unused_imports)] // not every test file starts its processes this way
+pub use served::Served;
 
 /// The binary under test.
 pub const BRIGADE: &str = env!("CARGO_BIN_EXE_brigade");
