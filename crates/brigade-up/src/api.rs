@@ -240,6 +240,14 @@ pub struct Event {
     pub message: String,
 }
 
+/// Body of `PUT /api/db-link`: cut the database link (true) or mend it (false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// Whether the link is cut.
+    pub cut: bool,
+}
+
 /// The database link of `brigade drill db-outage` as the ops API shows it
 /// (`GET`/`PUT /api/db-link`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -66,6 +66,18 @@ pub struct ChildSpec {
     pub listeners: Vec<Arc<StdTcpListener>>,
 }
 
+/// What [`Tail`] reads of a child's JSON log line (other fields are not read).
+#[derive(serde::Deserialize)]
+struct LogLineHead {
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
+    message: String,
+    /// Usually text; any other JSON is not shown.
+    #[serde(default)]
+    error: Option<Value>,
+}
+
 /// The last lines a child wrote, shared with the tasks reading its output.
 #[derive(Clone, Default)]
 struct Tail(Arc<Mutex<VecDeque<String>>>);
@@ -74,16 +86,14 @@ impl Tail {
     /// Keeps what explains a failure: a line that is not JSON (a panic, clap's error), or a
     /// JSON line's message and error at WARN or ERROR.
     fn keep(&self, line: &str) {
-        let kept = match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(map)) => {
-                let level = map.get("level").and_then(Value::as_str).unwrap_or("");
-                if !matches!(level, "WARN" | "ERROR" | "warn" | "error") {
+        let kept = match serde_json::from_str::<LogLineHead>(line) {
+            Ok(head) => {
+                if !matches!(head.level.as_str(), "WARN" | "ERROR" | "warn" | "error") {
                     return;
                 }
-                let message = map.get("message").and_then(Value::as_str).unwrap_or("");
-                match map.get("error").and_then(Value::as_str) {
-                    Some(error) => format!("{message}: {error}"),
-                    None => message.to_owned(),
+                match head.error.as_ref().and_then(Value::as_str) {
+                    Some(error) => format!("{}: {error}", head.message),
+                    None => head.message,
                 }
             }
             _ if line.trim().is_empty() => return,

@@ -3,10 +3,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
-
-/// The media type of every error answer.
-const PROBLEM_JSON: &str = "application/problem+json";
+use brigade_core::Problem;
+use brigade_core::problem::PROBLEM_JSON;
+use serde::Serialize;
 
 /// An ops request refused (4xx) or failed (5xx), with `detail` saying why.
 pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
@@ -15,21 +14,33 @@ pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Response
     } else {
         "Ops request refused"
     };
-    with_body(
-        status,
-        json!({"type": "urn:brigade:problem:ops", "title": title,
-               "status": status.as_u16(), "detail": detail.into()}),
-    )
+    Problem::new(status, "ops", title)
+        .with_detail(detail)
+        .into_response()
 }
 
-/// A problem document of the caller's own (a type of its own, extension members).
-pub(crate) fn with_body(status: StatusCode, document: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
-        document.to_string(),
-    )
-        .into_response()
+/// A problem document with extension members of the caller's own (RFC 9457 §3.2).
+#[derive(Debug, Serialize)]
+pub(crate) struct Extended<T: Serialize> {
+    /// The standard members.
+    #[serde(flatten)]
+    pub problem: Problem,
+    /// The extension members, flattened beside them.
+    #[serde(flatten)]
+    pub extension: T,
+}
+
+impl<T: Serialize> IntoResponse for Extended<T> {
+    fn into_response(self) -> Response {
+        let status = self.problem.status_code();
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
+            body,
+        )
+            .into_response()
+    }
 }
 
 #[cfg(test)]

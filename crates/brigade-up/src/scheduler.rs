@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
 use brigade_balance::api::{BackendView, PoolView, Pools};
+use brigade_core::Problem;
 use brigade_core::Shutdown;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::api::{EventKind, EventLevel, Service};
@@ -33,7 +34,7 @@ use crate::topology::UpOptions;
 pub(crate) mod board;
 
 pub use board::Trigger;
-use board::{Board, JobRun, JobState, JobView, Runner};
+use board::{Board, JobOutcome, JobRun, JobState, JobView, QuietView, Runner};
 
 /// When one job is due: pure, driven with explicit times and load readings.
 #[derive(Debug, Default)]
@@ -155,8 +156,9 @@ pub(crate) fn start(
                 view: Mutex::new(JobView {
                     name: job.kind.name(),
                     schedule: job.schedule.iter().map(|(text, _)| text.clone()).collect(),
-                    quiet: job.quiet.map(|q| {
-                        json!({"below_in_flight": q.below_in_flight, "for_secs": q.duration.as_secs()})
+                    quiet: job.quiet.map(|q| QuietView {
+                        below_in_flight: q.below_in_flight,
+                        for_secs: q.duration.as_secs(),
                     }),
                     scheduled: blocked.is_none(),
                     note: blocked,
@@ -302,8 +304,8 @@ async fn run_job(job: &JobState, runner: &Runner, shared: &Shared, trigger: Trig
     let result = jobs::execute(job.plan.kind, &target, &runner.admin, runner.backup_keep).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let (outcome, detail) = match result {
-        Ok(detail) => ("succeeded", detail),
-        Err(error) => ("failed", error.to_string()),
+        Ok(detail) => (JobOutcome::Succeeded, detail),
+        Err(error) => (JobOutcome::Failed, error.to_string()),
     };
     let run = JobRun {
         job: name,
@@ -314,15 +316,13 @@ async fn run_job(job: &JobState, runner: &Runner, shared: &Shared, trigger: Trig
         detail,
     };
     shared.events.push(
-        EventLevel::of_outcome(outcome == "succeeded"),
+        EventLevel::of_outcome(outcome == JobOutcome::Succeeded),
         EventKind::Job,
         Some(name),
         format!(
-            "{name} {outcome} in {duration_ms} ms ({}): {}",
-            serde_json::to_value(trigger)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            "{name} {} in {duration_ms} ms ({}): {}",
+            outcome.as_str(),
+            trigger.as_str(),
             run.detail
         ),
     );
@@ -339,7 +339,19 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/api/jobs/{job}/run", post(run_now))
 }
 
-async fn list_jobs(State(shared): State<Shared>) -> axum::Json<Value> {
+/// The extension member of a failed run's problem: the run itself.
+#[derive(serde::Serialize)]
+struct FailedRun {
+    run: JobRun,
+}
+
+/// `GET /api/jobs`.
+#[derive(serde::Serialize)]
+struct JobList {
+    jobs: Vec<JobView>,
+}
+
+async fn list_jobs(State(shared): State<Shared>) -> axum::Json<JobList> {
     let jobs: Vec<JobView> = shared
         .jobs
         .board()
@@ -351,7 +363,7 @@ async fn list_jobs(State(shared): State<Shared>) -> axum::Json<Value> {
                 .collect()
         })
         .unwrap_or_default();
-    axum::Json(json!({ "jobs": jobs }))
+    axum::Json(JobList { jobs })
 }
 
 /// Runs the job now (after a run in progress finishes) and answers with the run: 200 when it
@@ -368,16 +380,19 @@ async fn run_now(
     };
     let _turn = job.running.lock().await;
     let run = run_job(&job, &runner, &shared, Trigger::Ops).await;
-    if run.outcome == "succeeded" {
-        axum::response::IntoResponse::into_response((StatusCode::OK, axum::Json(run)))
-    } else {
-        crate::problem::with_body(
-            StatusCode::BAD_GATEWAY,
-            json!({
-                "type": "urn:brigade:problem:job-failed", "title": "The job failed",
-                "status": 502, "detail": run.detail, "run": run,
-            }),
-        )
+    run_answer(run)
+}
+
+/// A succeeded run as itself (200); a failed one as a problem (502) carrying the run.
+fn run_answer(run: JobRun) -> axum::response::Response {
+    match run.outcome {
+        JobOutcome::Succeeded => (StatusCode::OK, axum::Json(run)).into_response(),
+        JobOutcome::Failed => crate::problem::Extended {
+            problem: Problem::new(StatusCode::BAD_GATEWAY, "job-failed", "The job failed")
+                .with_detail(run.detail.clone()),
+            extension: FailedRun { run },
+        }
+        .into_response(),
     }
 }
 
@@ -510,5 +525,38 @@ mod tests {
             Some(Trigger::Quiet),
             "the next lull"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_is_a_problem_that_carries_the_run() {
+        let run = JobRun {
+            job: "backup",
+            trigger: Trigger::Ops,
+            started_at: at("2026-12-07T03:00:00Z"),
+            duration_ms: 12,
+            outcome: JobOutcome::Failed,
+            detail: "disk full".into(),
+        };
+        let answer = run_answer(run.clone());
+        assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            answer.headers()["content-type"],
+            brigade_core::problem::PROBLEM_JSON
+        );
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["type"], "urn:brigade:problem:job-failed");
+        assert_eq!(problem["status"], 502);
+        assert_eq!(problem["detail"], "disk full");
+        assert_eq!(problem["run"]["outcome"], "failed");
+        assert_eq!(problem["run"]["trigger"], "ops");
+
+        let succeeded = run_answer(JobRun {
+            outcome: JobOutcome::Succeeded,
+            ..run
+        });
+        assert_eq!(succeeded.status(), StatusCode::OK);
     }
 }

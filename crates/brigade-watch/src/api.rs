@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use crate::contract::{
     AlertView, AlertsAnswer, ExemplarsAnswer, HistoryAnswer, HistoryEntry, MatrixSeries,
-    QueryAnswer, QueryData, TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer,
-    VectorSample,
+    NewSilence, QueryAnswer, QueryData, SilenceCreated, SilenceStatus, SilenceView, SilencesAnswer,
+    TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer, VectorSample,
 };
 use crate::notify::payload::rfc3339;
 use crate::notify::silence::Silence;
@@ -454,38 +454,26 @@ async fn query_exemplars(
     }))
 }
 
-async fn list_silences(State(shared): State<Arc<Shared>>) -> Json<Value> {
+async fn list_silences(State(shared): State<Arc<Shared>>) -> Json<SilencesAnswer> {
     let now = now_ms();
     let silences = lock(&shared.dispatcher).silences.list();
-    let list: Vec<Value> = silences.iter().map(|s| silence_json(s, now)).collect();
-    Json(json!({ "silences": list }))
-}
-
-fn silence_json(silence: &Silence, now: i64) -> Value {
-    json!({
-        "id": silence.id,
-        "matchers": silence.matchers,
-        "startsAt": rfc3339(silence.starts_at),
-        "endsAt": rfc3339(silence.ends_at),
-        "createdBy": silence.created_by,
-        "comment": silence.comment,
-        "status": { "state": silence.state(now) },
+    Json(SilencesAnswer {
+        silences: silences.iter().map(|s| silence_view(s, now)).collect(),
     })
 }
 
-/// `POST /api/v1/silences` body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct NewSilence {
-    matchers: Vec<String>,
-    #[serde(default)]
-    starts_at: Option<String>,
-    #[serde(default)]
-    ends_at: Option<String>,
-    #[serde(default)]
-    duration: Option<String>,
-    created_by: String,
-    comment: String,
+fn silence_view(silence: &Silence, now: i64) -> SilenceView {
+    SilenceView {
+        id: silence.id.clone(),
+        matchers: silence.matchers.clone(),
+        starts_at: rfc3339(silence.starts_at),
+        ends_at: rfc3339(silence.ends_at),
+        created_by: silence.created_by.clone(),
+        comment: silence.comment.clone(),
+        status: SilenceStatus {
+            state: silence.state(now),
+        },
+    }
 }
 
 fn parse_time(field: &str, text: &str) -> Result<i64, Problem> {
@@ -549,7 +537,10 @@ async fn create_silence(
     shared.wake.notify_one();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "silenceID": silence.id, "silence": silence_json(&silence, now) })),
+        Json(SilenceCreated {
+            silence_id: silence.id.clone(),
+            silence: silence_view(&silence, now),
+        }),
     )
         .into_response())
 }
@@ -569,7 +560,7 @@ async fn save_silence(shared: &Shared, silence: &Silence) -> Result<(), Problem>
 async fn expire_silence(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<SilenceView>, Problem> {
     let now = now_ms();
     let silence = lock(&shared.dispatcher)
         .silences
@@ -578,5 +569,5 @@ async fn expire_silence(
     save_silence(&shared, &silence).await?;
     tracing::info!(id, "silence expired");
     shared.wake.notify_one();
-    Ok(Json(silence_json(&silence, now)))
+    Ok(Json(silence_view(&silence, now)))
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::notify::silence::SilenceState;
 pub use crate::rules::AlertState;
 pub use traces::{
     SpanKind, SpanView, TraceAnswer, TraceId, TraceQuery, TraceQueryError, TraceSearchAnswer,
@@ -177,4 +178,69 @@ pub struct MatrixSeries {
     pub metric: Labels,
     /// The samples, oldest first.
     pub values: Vec<Point>,
+}
+
+/// `POST /api/v1/silences`: a silence to make; exactly one of `ends_at` and `duration`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewSilence {
+    /// Alertmanager matcher texts, all of which must hold.
+    pub matchers: Vec<String>,
+    /// Start (RFC 3339); now when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    /// End (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    /// Length from the start (`2h`, `30m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Who makes it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+}
+
+/// One silence as the API shows it (Alertmanager's shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SilenceView {
+    /// Its id.
+    pub id: String,
+    /// Its matcher texts.
+    pub matchers: Vec<String>,
+    /// Start, RFC 3339.
+    pub starts_at: String,
+    /// End, RFC 3339.
+    pub ends_at: String,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// Where it is in its life.
+    pub status: SilenceStatus,
+}
+
+/// A silence's `status` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceStatus {
+    /// Pending, active or expired.
+    pub state: SilenceState,
+}
+
+/// `GET /api/v1/silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilencesAnswer {
+    /// Every silence kept, expired ones too.
+    pub silences: Vec<SilenceView>,
+}
+
+/// The answer to `POST /api/v1/silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceCreated {
+    /// The new silence's id.
+    #[serde(rename = "silenceID")]
+    pub silence_id: String,
+    /// The silence.
+    pub silence: SilenceView,
 }

@@ -10,7 +10,8 @@ use brigade_balance::api::{BackendView, PoolView, Pools};
 use brigade_balance::config::Algorithm;
 use brigade_core::Shutdown;
 use brigade_core::config::StorageSettings;
-use brigade_watch::{Watch, WatchConfig};
+use brigade_watch::contract::{NewSilence, SilenceState};
+use brigade_watch::{Watch, WatchConfig, client};
 use serde_json::{Value, json};
 
 async fn serve(router: Router) -> SocketAddr {
@@ -261,6 +262,34 @@ async fn discovery_limits_queries_and_problems() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+
+    // The contract: the answers parse into the types `brigade watch silence` reads them as.
+    let made = client::add_silence(
+        &again.base,
+        &NewSilence {
+            matchers: vec!["alertname=\"Y\"".into()],
+            starts_at: None,
+            ends_at: None,
+            duration: Some("30m".into()),
+            created_by: "contract".into(),
+            comment: "c".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let listed = client::list_silences(&again.base).await.unwrap();
+    let mine = listed.iter().find(|s| s.id == made).expect("listed");
+    assert_eq!(mine.status.state, SilenceState::Active);
+    assert_eq!(mine.created_by, "contract");
+    let expired = client::expire_silence(&again.base, &made).await.unwrap();
+    assert_eq!(expired.status.state, SilenceState::Expired);
+    let refused = client::expire_silence(&again.base, "nope")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, client::ClientError::Rejected { status: 404, ref detail } if detail.contains("nope")),
+        "{refused}"
+    );
     again.shutdown.trigger();
     again.task.await.unwrap().unwrap();
 }

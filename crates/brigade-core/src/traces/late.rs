@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_otlp::{ExporterBuildError, Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -64,7 +64,7 @@ enum Built {
 #[derive(Debug)]
 pub(super) struct LateExporter {
     resource: Resource,
-    built: OnceLock<Result<Built, String>>,
+    built: OnceLock<Result<Built, ExporterBuildError>>,
 }
 
 impl Default for LateExporter {
@@ -87,7 +87,7 @@ impl std::fmt::Debug for Built {
 }
 
 impl LateExporter {
-    fn build(&self, destination: &Destination) -> Result<Built, String> {
+    fn build(&self, destination: &Destination) -> Result<Built, ExporterBuildError> {
         match destination {
             Destination::Local(collector) => Ok(Built::Local(collector.clone())),
             Destination::Collector(base) => {
@@ -95,8 +95,7 @@ impl LateExporter {
                     .with_http()
                     .with_protocol(Protocol::HttpBinary)
                     .with_endpoint(format!("{}/v1/traces", base.trim_end_matches('/')))
-                    .build()
-                    .map_err(|error| error.to_string())?;
+                    .build()?;
                 exporter.set_resource(&self.resource);
                 Ok(Built::Otlp(Box::new(exporter)))
             }
@@ -115,7 +114,7 @@ impl SpanExporter for LateExporter {
                 collector(batch, &self.resource);
                 Ok(())
             }
-            Err(error) => Err(OTelSdkError::InternalFailure(error.clone())),
+            Err(error) => Err(OTelSdkError::InternalFailure(error.to_string())),
         }
     }
 

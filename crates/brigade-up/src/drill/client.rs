@@ -4,15 +4,15 @@
 use brigade_balance::api::{BackendView, PoolView};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::DrillError;
 use crate::PublicEndpoint;
 use crate::api::Status;
-use brigade_api::faults::FaultState;
+use brigade_api::faults::{FaultState, FaultSwitch};
 use brigade_api::routes::accounts::Session;
 use brigade_api::routes::audit::AuditPage;
-use brigade_domain::AuditEvent;
+use brigade_domain::{AuditEvent, Credentials};
 use brigade_watch::contract::HistoryAnswer;
 
 /// How long any one request of a drill (besides the probes) may take.
@@ -136,7 +136,10 @@ pub async fn log_in(
 ) -> Result<String, DrillError> {
     let session: Session = answer_of(
         http.post(public.url("/api/v1/sessions"))
-            .json(&json!({"email": email, "password": password}))
+            .json(&Credentials {
+                email: email.to_owned(),
+                password: password.to_owned(),
+            })
             .send()
             .await,
     )
@@ -192,9 +195,9 @@ pub async fn set_faults(
     http: &reqwest::Client,
     replica: &str,
     admin_token: &str,
-    switch: &Value,
-) -> Result<Value, DrillError> {
-    json_of(
+    switch: &FaultSwitch,
+) -> Result<FaultState, DrillError> {
+    answer_of(
         http.put(format!("http://{replica}/api/v1/admin/faults"))
             .bearer_auth(admin_token)
             .json(switch)

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use serde_json::{Value, json};
-
-use super::client::{self, answer_of, json_of};
+use super::client::{self, answer_of};
 pub use super::ctx::{Ctx, Findings};
 use super::ctx::{POLL, wait_until};
 use super::load::Load;
 use super::report::{DatabaseCheck, Scaling};
 use super::{Drill, DrillError};
-use crate::api::{ChildState, LinkView};
+use crate::api::{ChildState, LinkRequest, LinkView};
+use brigade_api::faults::FaultSwitch;
 
 /// Latency the slow-replica drill adds to one replica.
 pub const SLOW_REPLICA_LATENCY_MS: u64 = 400;
@@ -29,12 +28,23 @@ pub async fn inject(ctx: &Ctx, load: &mut Load) -> Result<Findings, DrillError> 
         Drill::ErrorBurst => {
             let victim = ctx.victim()?;
             let address = victim.address.unwrap_or_default();
-            switched(ctx, &[address], json!({"error_ratio": 1.0})).await
+            switched(
+                ctx,
+                &[address],
+                FaultSwitch {
+                    error_ratio: 1.0,
+                    ..FaultSwitch::default()
+                },
+            )
+            .await
         }
         Drill::SlowReplica => {
             let victim = ctx.victim()?;
             let address = victim.address.unwrap_or_default();
-            let switch = json!({"latency_ms": SLOW_REPLICA_LATENCY_MS});
+            let switch = FaultSwitch {
+                latency_ms: SLOW_REPLICA_LATENCY_MS,
+                ..FaultSwitch::default()
+            };
             let mut findings = switched(ctx, std::slice::from_ref(&address), switch).await?;
             findings.slowed = Some(address);
             Ok(findings)
@@ -79,11 +89,11 @@ async fn kill_replica(ctx: &Ctx) -> Result<Findings, DrillError> {
 /// Replace every orders replica; whole again when the rollout answered.
 async fn rolling_restart(ctx: &Ctx) -> Result<Findings, DrillError> {
     let started = Instant::now();
-    json_of(
+    let _: crate::api::RolloutAnswer = answer_of(
         ctx.http
             .post(format!("http://{}/api/pools/orders/rollout", ctx.ops))
             .header(crate::ops_guard::TOKEN_HEADER, &ctx.ops_token)
-            .json(&json!({}))
+            .json(&crate::api::RolloutRequest::default())
             .send()
             .await,
     )
@@ -97,7 +107,11 @@ async fn rolling_restart(ctx: &Ctx) -> Result<Findings, DrillError> {
 }
 
 /// Sets `switch` on the replicas at `addresses` for the hold, then switches them off.
-async fn switched(ctx: &Ctx, addresses: &[String], switch: Value) -> Result<Findings, DrillError> {
+async fn switched(
+    ctx: &Ctx,
+    addresses: &[String],
+    switch: FaultSwitch,
+) -> Result<Findings, DrillError> {
     let admin = ctx.admin_token().await?;
     let started = Instant::now();
     let mut result = Ok(());
@@ -114,7 +128,7 @@ async fn switched(ctx: &Ctx, addresses: &[String], switch: Value) -> Result<Find
     }
     let fault = started.elapsed();
     for address in addresses {
-        let off = client::set_faults(&ctx.http, address, &admin, &json!({})).await;
+        let off = client::set_faults(&ctx.http, address, &admin, &FaultSwitch::default()).await;
         if result.is_ok() {
             result = off.map(drop);
         }
@@ -136,7 +150,15 @@ async fn payment_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
         .replicas(None)
         .filter_map(|c| c.address.clone())
         .collect();
-    let mut findings = switched(ctx, &addresses, json!({"payments_outage": true})).await?;
+    let mut findings = switched(
+        ctx,
+        &addresses,
+        FaultSwitch {
+            payments_outage: true,
+            ..FaultSwitch::default()
+        },
+    )
+    .await?;
     let admin = ctx.admin_token().await?;
     let primaries: Vec<String> = ctx
         .status
@@ -168,7 +190,7 @@ async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
         ctx.http
             .put(&link)
             .header(crate::ops_guard::TOKEN_HEADER, &ctx.ops_token)
-            .json(&json!({"cut": true}))
+            .json(&LinkRequest { cut: true })
             .send()
             .await,
     )
@@ -182,11 +204,11 @@ async fn db_outage(ctx: &Ctx) -> Result<Findings, DrillError> {
         tokio::time::sleep(POLL).await;
     }
     let fault = started.elapsed();
-    json_of(
+    let _: LinkView = answer_of(
         ctx.http
             .put(&link)
             .header(crate::ops_guard::TOKEN_HEADER, &ctx.ops_token)
-            .json(&json!({"cut": false}))
+            .json(&LinkRequest { cut: false })
             .send()
             .await,
     )

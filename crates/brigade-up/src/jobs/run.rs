@@ -140,7 +140,10 @@ impl AdminSession {
         let response = self
             .http
             .post(self.public.url("/api/v1/sessions"))
-            .json(&serde_json::json!({"email": self.email, "password": password}))
+            .json(&brigade_domain::Credentials {
+                email: self.email.clone(),
+                password: password.to_owned(),
+            })
             .send()
             .await
             .map_err(|source| JobError::LogIn {

@@ -8,15 +8,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::{Answer, problem};
-use crate::api::{EventKind, EventLevel};
+use crate::api::{EventKind, EventLevel, LinkRequest};
 use crate::shared::Shared;
-
-/// Body of `PUT /api/db-link`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetCut {
-    cut: bool,
-}
 
 /// `GET /api/db-link` and `PUT /api/db-link`.
 pub(crate) fn router() -> Router<Shared> {
@@ -32,7 +25,7 @@ async fn view(State(shared): State<Shared>) -> Answer {
 
 async fn set(
     State(shared): State<Shared>,
-    body: Result<axum::Json<SetCut>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Answer {
     let Ok(axum::Json(body)) = body else {
         return problem(

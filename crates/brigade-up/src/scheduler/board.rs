@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::jobs::{AdminSession, JobPlan};
 
@@ -24,6 +23,38 @@ pub enum Trigger {
     Ops,
 }
 
+impl Trigger {
+    /// As the ops API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::ScheduleWhenQuiet => "schedule_when_quiet",
+            Self::Quiet => "quiet",
+            Self::Ops => "ops",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOutcome {
+    /// It did its work.
+    Succeeded,
+    /// It failed; the run's detail says why.
+    Failed,
+}
+
+impl JobOutcome {
+    /// As the ops API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// One run of a job, as the ops API and events report it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRun {
@@ -35,10 +66,19 @@ pub struct JobRun {
     pub started_at: DateTime<Utc>,
     /// How long it took.
     pub duration_ms: u64,
-    /// `succeeded` or `failed`.
-    pub outcome: &'static str,
+    /// Whether it did its work.
+    pub outcome: JobOutcome,
     /// What it did, or why it failed.
     pub detail: String,
+}
+
+/// A job's quiet condition as `GET /api/jobs` shows it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct QuietView {
+    /// In-flight requests per primary replica must stay below this…
+    pub(crate) below_in_flight: f64,
+    /// …for this many seconds.
+    pub(crate) for_secs: u64,
 }
 
 /// A job as `GET /api/jobs` shows it.
@@ -46,7 +86,7 @@ pub struct JobRun {
 pub(crate) struct JobView {
     pub(crate) name: &'static str,
     pub(crate) schedule: Vec<String>,
-    pub(crate) quiet: Option<Value>,
+    pub(crate) quiet: Option<QuietView>,
     /// False when the job only runs on request (e.g. no admin password for an API job).
     pub(crate) scheduled: bool,
     pub(crate) note: Option<String>,

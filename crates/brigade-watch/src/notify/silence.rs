@@ -25,7 +25,7 @@ pub struct Silence {
 }
 
 /// Where a silence is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SilenceState {
     /// Starts later.
@@ -34,6 +34,17 @@ pub enum SilenceState {
     Active,
     /// Over.
     Expired,
+}
+
+impl SilenceState {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Expired => "expired",
+        }
+    }
 }
 
 impl Silence {

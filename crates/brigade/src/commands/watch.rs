@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use brigade_core::{Settings, Shutdown};
+use brigade_watch::contract::NewSilence;
 use brigade_watch::{Watch, WatchConfig, client, rules};
 use clap::Parser;
 
@@ -86,26 +87,27 @@ async fn silence(action: WatchSilenceAction) -> anyhow::Result<()> {
             created_by,
             url,
         } => {
-            let id = client::add_silence(&url, &matchers, &duration, &created_by, &comment).await?;
+            let silence = NewSilence {
+                matchers,
+                starts_at: None,
+                ends_at: None,
+                duration: Some(duration),
+                created_by,
+                comment,
+            };
+            let id = client::add_silence(&url, &silence).await?;
             println!("{id}");
         }
         WatchSilenceAction::List { url } => {
             for silence in client::list_silences(&url).await? {
                 println!(
                     "{}  {:<8}  until {}  {}  by {}: {}",
-                    silence["id"].as_str().unwrap_or_default(),
-                    silence["status"]["state"].as_str().unwrap_or_default(),
-                    silence["endsAt"].as_str().unwrap_or_default(),
-                    silence["matchers"]
-                        .as_array()
-                        .map(|m| m
-                            .iter()
-                            .filter_map(|x| x.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","))
-                        .unwrap_or_default(),
-                    silence["createdBy"].as_str().unwrap_or_default(),
-                    silence["comment"].as_str().unwrap_or_default(),
+                    silence.id,
+                    silence.status.state.as_str(),
+                    silence.ends_at,
+                    silence.matchers.join(","),
+                    silence.created_by,
+                    silence.comment,
                 );
             }
         }
