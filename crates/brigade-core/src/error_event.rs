@@ -295,6 +295,8 @@ pub fn install_panic_hook() {
                 .with_frames([location])
                 .log();
         }
+        // A panic may end the process: the batched log lines, this one's too, go out first.
+        crate::log_output::flush();
         previous(info);
     }));
 }

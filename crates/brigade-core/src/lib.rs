@@ -11,6 +11,7 @@ pub mod error_event;
 pub mod health;
 pub mod http_metrics;
 pub mod ids;
+pub mod log_output;
 pub mod log_time;
 pub mod metrics;
 pub mod net;

@@ -217,9 +217,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let line = render_event(event, &ctx);
-        // One write per line so that lines from concurrent tasks never interleave.
-        let _ = std::io::stdout().lock().write_all(&line);
+        crate::log_output::write_line(&render_event(event, &ctx));
     }
 }
 

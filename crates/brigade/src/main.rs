@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(commands::run(cli.command, settings));
     brigade_core::traces::shutdown();
-    match outcome {
+    let code = match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(
@@ -60,7 +60,10 @@ fn main() -> ExitCode {
             eprintln!("brigade: {error:#}");
             ExitCode::from(commands::exit_code(&error))
         }
-    }
+    };
+    // Servers batch their log lines (brigade_core::log_output): the last batch goes out now.
+    brigade_core::log_output::flush();
+    code
 }
 
 /// Says what became of the open-file limit: quietly when it was raised, loudly when the

@@ -413,3 +413,55 @@ fn a_fresh_replica_exposes_its_counters_at_zero() {
         assert!(at_zero(series), "{series} is not at 0 in\n{text}");
     }
 }
+
+/// The replica batches its log lines (one write per batch, not per request): under many
+/// requests at once every access-log line still arrives, whole (each line on standard output
+/// must parse as JSON, or the channel ends), in time, and the last ones before the process ends.
+#[test]
+fn every_access_log_line_arrives_whole_under_concurrent_requests() {
+    const CLIENTS: usize = 16;
+    const EACH: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Served::replica(dir.path(), &[], &[]);
+    let url = replica.url("/api/v1/shops");
+    std::thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            scope.spawn(|| {
+                let client = reqwest::blocking::Client::new();
+                for _ in 0..EACH {
+                    assert!(client.get(&url).send().unwrap().status().is_success());
+                }
+            });
+        }
+    });
+    let lines = replica.process.lines();
+    let count = |lines: &std::sync::mpsc::Receiver<Value>, limit: Duration, until: &str| {
+        let deadline = std::time::Instant::now() + limit;
+        let mut completed = 0;
+        while let Ok(line) =
+            lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if line["message"] == "request completed" && line["route"] == "/api/v1/shops" {
+                completed += 1;
+            }
+            if line["message"] == until {
+                return (completed, true);
+            }
+        }
+        (completed, false)
+    };
+    // A line waits at most a few milliseconds in the buffer: one more request's line arrives
+    // while the process keeps running.
+    let (mut completed, _) = count(lines, Duration::from_secs(2), "never said");
+    assert_eq!(
+        completed,
+        CLIENTS * EACH,
+        "every line arrives while serving"
+    );
+    reqwest::blocking::get(&url).unwrap();
+    replica.terminate();
+    let (after, stopped) = count(lines, Duration::from_secs(30), "stopped");
+    completed += after;
+    assert!(stopped, "the stop is logged");
+    assert_eq!(completed, CLIENTS * EACH + 1);
+}

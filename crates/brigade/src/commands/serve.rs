@@ -5,6 +5,8 @@ use brigade_core::{Settings, Shutdown};
 
 /// Builds the application, optionally loads demo data, serves until a termination signal.
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    // A line per request: written in batches, not one system call each (see log_output).
+    brigade_core::log_output::batch();
     let application = Application::build(settings.clone()).await?;
     if demo {
         // Demo data reads what exists before writing what is missing: from the primary, since
