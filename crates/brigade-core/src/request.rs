@@ -86,33 +86,38 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let request_id = HeaderValue::from_str(&context.request_id).ok();
     let traceparent = HeaderValue::from_str(&context.traceparent()).ok();
     let exemplar_trace = exemplar_trace(&context);
-    let mut response = CURRENT
-        .scope(context, next.run(request).instrument(span.clone()))
-        .await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    in_flight.finish(route, response.status(), exemplar_trace.as_deref());
-    let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let path = uri.path();
-    if crate::traces::exporting() {
-        span.record("http.response.status_code", status);
-        if status >= 500 {
-            span.record("otel.status_code", "ERROR");
-        }
-    }
-    let cause = response
-        .extensions_mut()
-        .remove::<crate::error_event::ServerError>();
-    span.in_scope(|| {
-        if let Some(cause) = cause {
-            cause.event(route).log();
-        }
-        if status >= 500 {
-            tracing::warn!(%method, route, path, status, elapsed_ms, "request failed");
-        } else {
-            tracing::info!(%method, route, path, status, elapsed_ms, "request completed");
-        }
-    });
+    // The access log line is written inside the context's scope: an untraced request has no
+    // span, and the log layer reads its ids from the context.
+    let mut response = CURRENT
+        .scope(context, async {
+            let mut response = next.run(request).instrument(span.clone()).await;
+            in_flight.finish(route, response.status(), exemplar_trace.as_deref());
+            let status = response.status().as_u16();
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            if crate::traces::exporting() {
+                span.record("http.response.status_code", status);
+                if status >= 500 {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            let cause = response
+                .extensions_mut()
+                .remove::<crate::error_event::ServerError>();
+            let path = uri.path();
+            span.in_scope(|| {
+                if let Some(cause) = cause {
+                    cause.event(route).log();
+                }
+                if status >= 500 {
+                    tracing::warn!(%method, route, path, status, elapsed_ms, "request failed");
+                } else {
+                    tracing::info!(%method, route, path, status, elapsed_ms, "request completed");
+                }
+            });
+            response
+        })
+        .await;
     let headers = response.headers_mut();
     if let Some(value) = request_id {
         headers.insert(X_REQUEST_ID.clone(), value);
@@ -129,11 +134,12 @@ fn exemplar_trace(context: &RequestContext) -> Option<String> {
     (crate::traces::exporting() && context.sampled()).then(|| context.trace_id.clone())
 }
 
-/// The `request` span every log line of the request sits in. When traces are exported it also
-/// carries OpenTelemetry's semantic-convention attributes (`http.request.method`,
-/// `http.route`, …), its parent is the caller's span and its ids become the context's, so
-/// logs, the answer's `traceparent` and the exported span agree; otherwise it carries only what
-/// log lines need (every field is repeated on every line of the request).
+/// The `request` span of a sampled request while traces are exported: OpenTelemetry's
+/// semantic-convention attributes (`http.request.method`, `http.route`, …), the caller's span as
+/// parent, and its ids become the context's, so logs, the answer's `traceparent` and the
+/// exported span agree. Any other request gets no span when the output is JSON lines (they take
+/// `request_id`, `trace_id` and `span_id` from the task's [`RequestContext`]), and a plain one
+/// carrying those three for the terminal's pretty output.
 fn request_span(
     context: RequestContext,
     method: &http::Method,
@@ -141,6 +147,11 @@ fn request_span(
     path: &str,
 ) -> (tracing::Span, RequestContext) {
     if !crate::traces::exporting() || !context.sampled() {
+        if crate::telemetry::spanless_requests() {
+            // No span: the JSON log layer writes the request's ids from the task's context,
+            // which saves a span in the registry, its fields and its entering on every poll.
+            return (tracing::Span::none(), context);
+        }
         let span = tracing::info_span!(
             "request",
             request_id = %context.request_id,

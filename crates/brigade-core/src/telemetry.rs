@@ -82,8 +82,19 @@ pub fn init(
     };
     let result = tracing_subscriber::registry().with(layers).try_init();
     result.map_err(|_| TelemetryError::AlreadyInitialised)?;
+    SPANLESS_REQUESTS.store(json, std::sync::atomic::Ordering::Relaxed);
     crate::error_event::install_panic_hook();
     Ok(())
+}
+
+/// Whether requests that are not traced go without a `request` span: set when the JSON layer
+/// is the output, which writes their ids from the task's context instead ([`write_request_ids`]).
+/// The terminal's pretty output reads ids only from spans, so it keeps the span.
+static SPANLESS_REQUESTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// See [`SPANLESS_REQUESTS`].
+pub(crate) fn spanless_requests() -> bool {
+    SPANLESS_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Runs a write to the terminal; see [`set_console_interlude`].
@@ -243,8 +254,10 @@ where
     }
     line.extend_from_slice(b",\"target\":");
     write_json_str(&mut line, metadata.target());
+    let mut in_request_span = false;
     if let Some(scope) = ctx.event_scope(event) {
         for span in scope.from_root() {
+            in_request_span |= span.name() == "request";
             if let Some(span_fields) = span.extensions().get::<SpanFields>()
                 && !span_fields.0.is_empty()
             {
@@ -253,12 +266,33 @@ where
             }
         }
     }
+    if !in_request_span {
+        write_request_ids(&mut line);
+    }
     if !fields.is_empty() {
         line.push(b',');
         line.extend_from_slice(&fields);
     }
     line.extend_from_slice(b"}\n");
     line
+}
+
+/// The ids of the request this task serves, as the `request` span would carry them: a request
+/// that is not traced has no span (see `request::observe`), so its lines take them from the
+/// task's context.
+fn write_request_ids(line: &mut Vec<u8>) {
+    let _ = crate::request_context::CURRENT.try_with(|context| {
+        for (name, value) in [
+            ("request_id", &context.request_id),
+            ("trace_id", &context.trace_id),
+            ("span_id", &context.span_id),
+        ] {
+            line.extend_from_slice(b",\"");
+            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(b"\":");
+            write_json_str(line, value);
+        }
+    });
 }
 
 fn level_name(level: &tracing::Level) -> &'static str {
