@@ -1,9 +1,9 @@
 //! Request identity: `X-Request-Id` and W3C `traceparent`, carried through logs and errors.
 //!
 //! The middleware here runs first on every request. It accepts a caller's request id and trace
-//! context (the balancer sets both) or makes new ones, opens a `request` span carrying
-//! `request_id`, `trace_id` and `span_id` so every log line inside has them, makes the context
-//! available to code that builds error bodies, echoes both headers on the response, records the
+//! context (the balancer sets both) or makes new ones, makes the context available to the code
+//! below it (log lines take `request_id`, `trace_id` and `span_id` from it, or from the
+//! `request` span a traced request gets; error bodies take the request id), echoes both headers on the response, records the
 //! RED metrics and writes one access log line when the response is ready.
 
 use std::time::Instant;

@@ -444,7 +444,10 @@ fn every_access_log_line_arrives_whole_under_concurrent_requests() {
             if line["message"] == "request completed" && line["route"] == "/api/v1/shops" {
                 // An untraced request has no span: its ids come from the request's context.
                 for id in ["request_id", "trace_id", "span_id"] {
-                    assert!(line[id].as_str().is_some_and(|v| !v.is_empty()), "{id}: {line}");
+                    assert!(
+                        line[id].as_str().is_some_and(|v| !v.is_empty()),
+                        "{id}: {line}"
+                    );
                 }
                 completed += 1;
             }
