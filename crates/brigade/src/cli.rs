@@ -262,7 +262,8 @@ pub struct DrillArgs {
         long,
         value_name = "PASSWORD",
         env = "BRIGADE_DEMO_PASSWORD",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub password: Option<String>,
     /// Seconds of load before and after the fault.
@@ -304,12 +305,15 @@ pub struct RolloutArgs {
 /// names (its data directory's ops-token, readable by its user only).
 #[derive(Debug, Args)]
 pub struct OpsTokenArgs {
-    /// The ops token itself, instead of reading the file `brigade up` wrote.
+    /// The ops token itself, instead of reading the file `brigade up` wrote. A token may
+    /// begin with `-` (one in 64 does: URL-safe base64), so the value after the flag is taken
+    /// as it is.
     #[arg(
         long,
         value_name = "TOKEN",
         env = "BRIGADE_OPS_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub ops_token: Option<String>,
 }
@@ -729,6 +733,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--balancer-admin"), "{error}");
+    }
+
+    #[test]
+    fn an_ops_token_or_password_that_begins_with_a_dash_is_a_value() {
+        let cli = Cli::try_parse_from([
+            "brigade",
+            "drill",
+            "restore",
+            "--ops-token",
+            "-GkP3x_token",
+            "--password",
+            "-starts with a dash",
+        ])
+        .unwrap();
+        let Command::Drill(drill) = cli.command else {
+            panic!("a drill");
+        };
+        assert_eq!(drill.token.ops_token.as_deref(), Some("-GkP3x_token"));
+        assert_eq!(drill.password.as_deref(), Some("-starts with a dash"));
     }
 
     #[test]

@@ -228,6 +228,29 @@ fn bad_configuration_names_the_key_and_exits_2() {
     let output = brigade(dir.path(), &["watch"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("listn"));
+    std::fs::remove_file(dir.path().join("watch.toml")).unwrap();
+
+    // A demo password the accounts would refuse is named before anything starts, by every
+    // command that loads the demo accounts; nothing is written.
+    for args in [&["serve", "--demo"][..], &["demo-data"], &["up"]] {
+        let output = Command::new(BRIGADE)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env("BRIGADE_DEMO_PASSWORD", "short")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("BRIGADE_DEMO_PASSWORD: must be 10 to 128 characters"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        !dir.path().join("brigade-data").exists(),
+        "nothing was written"
+    );
 
     // An unreachable database is a runtime failure (1) that names the database.
     let output = brigade(

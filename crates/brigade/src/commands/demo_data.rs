@@ -4,11 +4,15 @@ use anyhow::Context as _;
 use brigade_api::auth::Passwords;
 use brigade_api::demo::{DemoAccount, DemoReport};
 use brigade_core::Settings;
+use brigade_domain::account::{MAX_PASSWORD, MIN_PASSWORD};
 use brigade_up::demo_accounts::{self, DemoAccountEntry};
+
+use super::BadSetting;
 
 /// Loads the demo shops, menu and accounts, creating only what is missing; with
 /// `reset_passwords`, gives the demo accounts that exist new passwords instead.
 pub async fn run(settings: Settings, reset_passwords: bool) -> anyhow::Result<()> {
+    demo_password()?;
     let url = brigade_store::redact_url(&settings.storage.effective_url());
     let store = brigade_store::connect(&settings.storage)
         .await
@@ -42,10 +46,13 @@ fn print_report(url: &str, report: &DemoReport) {
 
 /// New passwords for the demo accounts that exist: printed and recorded in the accounts file.
 async fn reset(store: &dyn brigade_store::Store, settings: &Settings) -> anyhow::Result<()> {
-    let accounts =
-        brigade_api::demo::reset_passwords(store, &passwords(settings), demo_password().as_deref())
-            .await
-            .context("resetting the demo passwords")?;
+    let accounts = brigade_api::demo::reset_passwords(
+        store,
+        &passwords(settings),
+        demo_password()?.as_deref(),
+    )
+    .await
+    .context("resetting the demo passwords")?;
     anyhow::ensure!(
         !accounts.is_empty(),
         "no demo account exists; run `brigade demo-data` first"
@@ -61,7 +68,7 @@ pub async fn load(
     store: &dyn brigade_store::Store,
     settings: &Settings,
 ) -> anyhow::Result<DemoReport> {
-    let report = brigade_api::demo::load(store, &passwords(settings), demo_password().as_deref())
+    let report = brigade_api::demo::load(store, &passwords(settings), demo_password()?.as_deref())
         .await
         .context("loading demo data")?;
     record(settings, &report.accounts)?;
@@ -75,10 +82,25 @@ fn passwords(settings: &Settings) -> Passwords {
     )
 }
 
-fn demo_password() -> Option<String> {
-    std::env::var("BRIGADE_DEMO_PASSWORD")
+/// `BRIGADE_DEMO_PASSWORD` when it is set and not empty. A password the accounts would refuse
+/// is the user's to fix before anything is written: exit code 2, naming the variable (not a
+/// "request is not valid" from deep inside the account rules).
+pub fn demo_password() -> Result<Option<String>, BadSetting> {
+    let Some(password) = std::env::var("BRIGADE_DEMO_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    let length = password.chars().count();
+    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&length) {
+        Ok(Some(password))
+    } else {
+        Err(BadSetting(format!(
+            "BRIGADE_DEMO_PASSWORD: must be {MIN_PASSWORD} to {MAX_PASSWORD} characters, \
+             like every account's password (it has {length})"
+        )))
+    }
 }
 
 fn record(settings: &Settings, accounts: &[DemoAccount]) -> anyhow::Result<()> {

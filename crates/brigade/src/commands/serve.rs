@@ -7,6 +7,9 @@ use brigade_core::{Settings, Shutdown};
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     // A line per request: written in batches, not one system call each (see log_output).
     brigade_core::log_output::batch();
+    if demo {
+        super::demo_data::demo_password()?;
+    }
     let application = Application::build(settings.clone()).await?;
     if demo {
         // Demo data reads what exists before writing what is missing: from the primary, since

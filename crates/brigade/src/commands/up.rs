@@ -28,6 +28,8 @@ pub async fn run(settings: Settings, args: UpArgs) -> anyhow::Result<()> {
     // A flag or up.toml key that cannot be used is the user's to fix: exit code 2, named.
     let options =
         options(&settings, &args, binary).map_err(|error| BadSetting(format!("{error:#}")))?;
+    // The replicas load the demo accounts with it: refused here, before any child starts.
+    super::demo_data::demo_password()?;
     let ops = options.ops_listen;
     let supervisor = Supervisor::new(options)?;
     let shutdown = Shutdown::new();
