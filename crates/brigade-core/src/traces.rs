@@ -21,22 +21,22 @@
 //! `brigade_trace_spans_exported_total{outcome}`. The SDK's own batch processor does the same
 //! but keeps its drop count to itself, which is why brigade has this small processor.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 
 use crate::request_context::RequestContext;
 
 mod late;
+mod queue;
 mod sampling;
 pub use late::{LocalCollector, attach_collector, attach_local};
+use queue::{QueueProcessor, QueueSettings};
 pub use sampling::{Root, Sampling, SamplingError};
 
 /// Spans dropped because the export queue was full.
@@ -164,9 +164,14 @@ where
 {
     let tracer = provider.tracer("brigade");
     let _ = PROVIDER.set(provider);
+    // Without the source location (file, module, line) and the thread (id, and its name copied
+    // into a new String) on every span: five attributes nobody reads, built, encoded, sent and
+    // indexed by the collector for each span. The span's name and `target` say where it is.
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
 }
 
 /// Whether this process exports traces (the layer is installed).
@@ -280,181 +285,4 @@ pub fn shutdown() {
     if let Some(provider) = PROVIDER.get() {
         let _ = provider.shutdown_with_timeout(EXIT_FLUSH);
     }
-}
-
-/// Sizes of the export queue (the OpenTelemetry batch span processor's variables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct QueueSettings {
-    max_queue: usize,
-    max_batch: usize,
-    delay: Duration,
-}
-
-impl QueueSettings {
-    fn from_env() -> Self {
-        let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|n| *n > 0)
-                .unwrap_or(default)
-        };
-        let max_queue = usize::try_from(number("OTEL_BSP_MAX_QUEUE_SIZE", 2048)).unwrap_or(2048);
-        let max_batch = usize::try_from(number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
-            .unwrap_or(512)
-            .min(max_queue);
-        Self {
-            max_queue,
-            max_batch,
-            delay: Duration::from_millis(number("OTEL_BSP_SCHEDULE_DELAY", 1000)),
-        }
-    }
-}
-
-/// What the export thread is asked to do.
-enum Job {
-    Span(Box<SpanData>),
-    Flush(mpsc::Sender<OTelSdkResult>),
-    Shutdown(mpsc::Sender<OTelSdkResult>),
-    Resource(Resource),
-}
-
-/// A batch span processor whose queue drops are counted (see the module docs).
-#[derive(Debug)]
-struct QueueProcessor {
-    /// Finished spans; bounded, sent to without waiting.
-    spans: SyncSender<Job>,
-    /// Flush, shutdown and resource changes; these wait for room.
-    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl QueueProcessor {
-    fn start<E: SpanExporter + 'static>(
-        exporter: E,
-        settings: QueueSettings,
-    ) -> Result<Self, TraceExportError> {
-        let (spans, jobs) = mpsc::sync_channel(settings.max_queue);
-        let worker = std::thread::Builder::new()
-            .name("trace-export".to_owned())
-            .spawn(move || export_loop(exporter, &jobs, settings))
-            .map_err(TraceExportError::Thread)?;
-        Ok(Self {
-            spans,
-            worker: Mutex::new(Some(worker)),
-        })
-    }
-
-    /// Sends a control job and waits for its answer, for at most `timeout` in all: a full
-    /// queue or a collector that never answers must not hold a process that is exiting.
-    fn ask(
-        &self,
-        job: impl FnOnce(mpsc::Sender<OTelSdkResult>) -> Job,
-        timeout: Duration,
-    ) -> OTelSdkResult {
-        let deadline = Instant::now() + timeout;
-        let (reply, answer) = mpsc::channel();
-        let mut job = job(reply);
-        loop {
-            match self.spans.try_send(job) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    // The worker is sending a batch; its queue frees up as it goes on.
-                    job = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(TrySendError::Full(_)) => return Err(OTelSdkError::Timeout(timeout)),
-                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
-            }
-        }
-        answer
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
-    }
-}
-
-impl SpanProcessor for QueueProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        match self.spans.try_send(Job::Span(Box::new(span))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                metrics::counter!(SPANS_DROPPED).increment(1);
-            }
-        }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.ask(Job::Flush, Duration::from_secs(30))
-    }
-
-    /// Sends what is queued and stops the worker, within `timeout`; past it the worker is
-    /// left to the process's exit (its export may be waiting on a collector that is gone).
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let result = self.ask(Job::Shutdown, timeout);
-        if result.is_ok()
-            && let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take())
-        {
-            let _ = worker.join();
-        }
-        result
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.spans.send(Job::Resource(resource.clone()));
-    }
-}
-
-/// The export thread: collects spans into batches of at most `max_batch`, sends a batch when
-/// it is full or `delay` passed since the last send, and answers flush and shutdown.
-fn export_loop<E: SpanExporter>(mut exporter: E, jobs: &Receiver<Job>, settings: QueueSettings) {
-    let mut batch: Vec<SpanData> = Vec::with_capacity(settings.max_batch);
-    let mut due = Instant::now() + settings.delay;
-    loop {
-        let job = jobs.recv_timeout(due.saturating_duration_since(Instant::now()));
-        match job {
-            Ok(Job::Span(span)) => {
-                batch.push(*span);
-                if batch.len() >= settings.max_batch {
-                    let _ = send(&exporter, &mut batch);
-                    due = Instant::now() + settings.delay;
-                }
-            }
-            Ok(Job::Flush(reply)) => {
-                let result = send(&exporter, &mut batch);
-                let _ = reply.send(result);
-            }
-            Ok(Job::Shutdown(reply)) => {
-                let _ = send(&exporter, &mut batch);
-                let _ = reply.send(exporter.shutdown());
-                return;
-            }
-            Ok(Job::Resource(resource)) => exporter.set_resource(&resource),
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = send(&exporter, &mut batch);
-                due = Instant::now() + settings.delay;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = send(&exporter, &mut batch);
-                let _ = exporter.shutdown();
-                return;
-            }
-        }
-    }
-}
-
-/// Exports and empties `batch`, counting the outcome.
-fn send<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>) -> OTelSdkResult {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let spans = std::mem::take(batch);
-    let count = spans.len() as u64;
-    let result = futures_executor::block_on(exporter.export(spans));
-    let outcome = if result.is_ok() { "success" } else { "failure" };
-    metrics::counter!(SPANS_EXPORTED, "outcome" => outcome).increment(count);
-    result
 }
