@@ -319,40 +319,39 @@ mod tests {
         (processor, batches)
     }
 
-    #[test]
-    fn a_full_batch_goes_out_at_once() {
-        let (processor, batches) = processor(QueueSettings {
-            max_queue: 64,
-            max_batch: 4,
-            delay: Duration::from_secs(60),
-        });
-        for n in 0..4 {
-            processor.on_end(span(n));
-        }
-        // The fourth span woke the thread; the minute's delay was not waited for.
-        assert_eq!(batches.recv_timeout(Duration::from_secs(10)), Ok(4));
-        processor
-            .shutdown_with_timeout(Duration::from_secs(5))
-            .unwrap();
-    }
-
-    #[test]
-    fn a_partial_batch_waits_for_the_delay() {
-        let delay = Duration::from_millis(200);
+    /// Sends `spans` spans into a queue of batches of 4 with `delay`, and says how many went
+    /// out in the first batch and how long after they were queued.
+    fn first_batch(spans: u64, delay: Duration) -> (usize, Duration) {
         let (processor, batches) = processor(QueueSettings {
             max_queue: 64,
             max_batch: 4,
             delay,
         });
         let queued = Instant::now();
-        for n in 0..2 {
+        for n in 0..spans {
             processor.on_end(span(n));
         }
-        assert_eq!(batches.recv_timeout(Duration::from_secs(10)), Ok(2));
-        assert!(queued.elapsed() >= delay / 2, "{:?}", queued.elapsed());
+        let size = batches.recv_timeout(Duration::from_secs(10)).unwrap();
+        let after = queued.elapsed();
         processor
             .shutdown_with_timeout(Duration::from_secs(5))
             .unwrap();
+        (size, after)
+    }
+
+    #[test]
+    fn a_full_batch_goes_out_at_once() {
+        // The fourth span woke the thread; the minute's delay was not waited for.
+        let (size, _) = first_batch(4, Duration::from_secs(60));
+        assert_eq!(size, 4);
+    }
+
+    #[test]
+    fn a_partial_batch_waits_for_the_delay() {
+        let delay = Duration::from_millis(200);
+        let (size, after) = first_batch(2, delay);
+        assert_eq!(size, 2);
+        assert!(after >= delay / 2, "{after:?}");
     }
 
     #[test]
