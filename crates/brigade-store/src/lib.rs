@@ -9,6 +9,7 @@
 //! The [`cache`] module holds the shared cache (Redis or in-process) used in front of the store.
 
 pub mod alert_state;
+mod batch;
 pub mod cache;
 mod error;
 mod ledger;

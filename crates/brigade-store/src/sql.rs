@@ -20,6 +20,12 @@ macro_rules! impl_store {
         $crate::sql_accounts::accounts_methods!($store, $db, begin = $begin, lock = $lock);
 
         impl $store {
+            /// How this backend's statements of one batch travel (see `batch`).
+            const TRAVEL: $crate::batch::Travel = match $backend {
+                $crate::Backend::Sqlite => $crate::batch::Travel::Together,
+                $crate::Backend::Postgres => $crate::batch::Travel::OneByOne,
+            };
+
             $crate::sql_ledger::ledger_helpers!($db, lock = $lock);
             $crate::sql_settle::settle_helpers!($db, begin = $begin);
 

@@ -11,25 +11,37 @@ macro_rules! ledger_helpers {
             actor: &brigade_domain::Actor,
             entry: $crate::AuditEntry,
         ) -> $crate::StoreResult<()> {
+            let mut batch = $crate::batch::Batch::new(Self::TRAVEL);
+            Self::push_audit(&mut batch, actor, brigade_domain::now(), &entry);
+            batch.end_statement(&mut *conn).await?;
+            batch.send(conn).await
+        }
+
+        /// Writes the INSERT of one audit entry, stamped `at`, into `batch` (the statement is
+        /// left for the caller to end).
+        fn push_audit(
+            batch: &mut $crate::batch::Batch<$db>,
+            actor: &brigade_domain::Actor,
+            at: chrono::DateTime<chrono::Utc>,
+            entry: &$crate::AuditEntry,
+        ) {
             let request_id = brigade_core::request::current().map(|context| context.request_id);
-            sqlx::query(
+            let sql = batch.sql();
+            sql.push(
                 "INSERT INTO audit_events \
-                 (id, at, actor, action, entity, entity_id, before, after, request_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(uuid::Uuid::now_v7())
-            .bind(brigade_domain::now())
-            .bind(&actor.0)
-            .bind(entry.action)
-            .bind(entry.entity)
-            .bind(&entry.entity_id)
-            .bind(entry.before.map(|value| value.to_string()))
-            .bind(entry.after.map(|value| value.to_string()))
-            .bind(request_id)
-            .execute(&mut *conn)
-            .await
-            .map_err($crate::error::classify)?;
-            Ok(())
+                 (id, at, actor, action, entity, entity_id, before, after, request_id) VALUES (",
+            );
+            sql.separated(", ")
+                .push_bind(uuid::Uuid::now_v7())
+                .push_bind(at)
+                .push_bind(actor.0.as_str())
+                .push_bind(entry.action)
+                .push_bind(entry.entity)
+                .push_bind(entry.entity_id.as_str())
+                .push_bind(entry.before.as_ref().map(ToString::to_string))
+                .push_bind(entry.after.as_ref().map(ToString::to_string))
+                .push_bind(request_id);
+            sql.push(")");
         }
 
         /// One payment, locked on PostgreSQL.

@@ -25,8 +25,12 @@ macro_rules! orders_methods {
                         return Ok(earlier);
                     }
                     Self::reprice(&mut tx, &mut order).await?;
-                    Self::insert_placed(&mut tx, &order, &actor, &payment).await?;
-                    Self::record(&mut tx, &actor, $crate::sql_shared::placed_audit(&order, &payment)).await?;
+                    let mut batch = $crate::batch::Batch::new(Self::TRAVEL);
+                    Self::insert_placed(&mut batch, &mut tx, &order, &actor, &payment).await?;
+                    let audit = $crate::sql_shared::placed_audit(&order, &payment);
+                    Self::push_audit(&mut batch, &actor, brigade_domain::now(), &audit);
+                    batch.end_statement(&mut tx).await?;
+                    batch.send(&mut tx).await?;
                     tx.commit().await.map_err(classify)?;
                     Ok($crate::PlaceOutcome::Created(Box::new(order)))
                 })
@@ -304,104 +308,97 @@ macro_rules! orders_methods {
                 Ok(())
             }
 
-            /// Writes the placed order: its row, lines, tickets and first event (one
-            /// multi-row INSERT each, so the number of round trips does not grow with the size
-            /// of the order) and its pending payment.
+            /// Writes the placed order into `batch`: its row, lines, tickets and first event
+            /// (one multi-row INSERT each, so the number of statements does not grow with the
+            /// size of the order) and its pending payment.
             async fn insert_placed(
+                batch: &mut $crate::batch::Batch<$db>,
                 conn: &mut <$db as sqlx::Database>::Connection,
                 order: &brigade_domain::Order,
                 actor: &brigade_domain::Actor,
                 payment: &$crate::NewPayment,
             ) -> $crate::StoreResult<()> {
-                use $crate::error::classify;
-                $crate::sql_shared::bind_order_row!(
-                    sqlx::query(concat!(
-                        "INSERT INTO orders (",
-                        $crate::sql_shared::order_columns!(),
-                        ", placed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-                    )),
-                    order
-                )
-                .bind(order.customer_id)
-                .bind(&actor.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
-                // Lines, tickets and the first event: one multi-row INSERT each, so the number
-                // of round trips does not grow with the size of the order.
-                sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO order_lines \
-                     (order_id, line_no, item_id, name, quantity, unit_price_minor, station_id) ",
-                )
-                .push_values(order.lines.iter().enumerate(), |mut row, (line_no, line)| {
-                    row.push_bind(order.id)
-                        .push_bind(line_no as i64)
-                        .push_bind(line.item_id)
-                        .push_bind(line.name.as_str())
-                        .push_bind(line.quantity)
-                        .push_bind(line.unit_price_minor)
-                        .push_bind(line.station_id);
-                })
-                .build()
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
-                Self::insert_tickets_and_events(&mut *conn, order).await?;
-                sqlx::query(
+                let sql = batch.sql();
+                sql.push(concat!(
+                    "INSERT INTO orders (",
+                    $crate::sql_shared::order_columns!(),
+                    ", placed_by) VALUES ("
+                ));
+                let mut values = sql.separated(", ");
+                $crate::sql_shared::bind_order_row!(values, order, push_bind)
+                    .push_bind(order.customer_id)
+                    .push_bind(actor.0.as_str());
+                sql.push(")");
+                batch.end_statement(&mut *conn).await?;
+                batch
+                    .sql()
+                    .push(
+                        "INSERT INTO order_lines \
+                         (order_id, line_no, item_id, name, quantity, unit_price_minor, station_id) ",
+                    )
+                    .push_values(order.lines.iter().enumerate(), |mut row, (line_no, line)| {
+                        row.push_bind(order.id)
+                            .push_bind(line_no as i64)
+                            .push_bind(line.item_id)
+                            .push_bind(line.name.as_str())
+                            .push_bind(line.quantity)
+                            .push_bind(line.unit_price_minor)
+                            .push_bind(line.station_id);
+                    });
+                batch.end_statement(&mut *conn).await?;
+                Self::insert_tickets_and_events(batch, &mut *conn, order).await?;
+                let sql = batch.sql();
+                sql.push(
                     "INSERT INTO payments (id, order_id, provider, status, amount_minor, currency, \
-                     created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6)",
-                )
-                .bind(payment.id)
-                .bind(order.id)
-                .bind(&payment.provider)
-                .bind(order.total_minor)
-                .bind(&order.currency)
-                .bind(order.created_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
-                Ok(())
+                     created_at, updated_at) VALUES (",
+                );
+                sql.separated(", ")
+                    .push_bind(payment.id)
+                    .push_bind(order.id)
+                    .push_bind(payment.provider.as_str())
+                    .push_bind("pending")
+                    .push_bind(order.total_minor)
+                    .push_bind(order.currency.as_str())
+                    .push_bind(order.created_at)
+                    .push_bind(order.created_at);
+                sql.push(")");
+                batch.end_statement(&mut *conn).await
             }
 
             /// The placed order's kitchen tickets and its first event: one multi-row INSERT
-            /// each (a step of [`insert_placed`](Self::insert_placed), in its transaction).
+            /// each (a step of [`insert_placed`](Self::insert_placed), in its batch).
             async fn insert_tickets_and_events(
+                batch: &mut $crate::batch::Batch<$db>,
                 conn: &mut <$db as sqlx::Database>::Connection,
                 order: &brigade_domain::Order,
             ) -> $crate::StoreResult<()> {
-                use $crate::error::classify;
-                sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO tickets \
-                     (id, order_id, shop_id, station_id, status, work_seconds, created_at) ",
-                )
-                .push_values(order.tickets.iter(), |mut row, ticket| {
-                    row.push_bind(ticket.id)
-                        .push_bind(order.id)
-                        .push_bind(order.shop_id)
-                        .push_bind(ticket.station_id)
-                        .push_bind(ticket.status.as_str())
-                        .push_bind(ticket.work_seconds)
-                        .push_bind(ticket.created_at);
-                })
-                .build()
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
-                sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO order_events (order_id, seq, status, actor, at) ",
-                )
-                .push_values(order.history.iter().enumerate(), |mut row, (seq, event)| {
-                    row.push_bind(order.id)
-                        .push_bind(seq as i64 + 1)
-                        .push_bind(event.status.as_str())
-                        .push_bind(event.actor.0.as_str())
-                        .push_bind(event.at);
-                })
-                .build()
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
-                Ok(())
+                batch
+                    .sql()
+                    .push(
+                        "INSERT INTO tickets \
+                         (id, order_id, shop_id, station_id, status, work_seconds, created_at) ",
+                    )
+                    .push_values(order.tickets.iter(), |mut row, ticket| {
+                        row.push_bind(ticket.id)
+                            .push_bind(order.id)
+                            .push_bind(order.shop_id)
+                            .push_bind(ticket.station_id)
+                            .push_bind(ticket.status.as_str())
+                            .push_bind(ticket.work_seconds)
+                            .push_bind(ticket.created_at);
+                    });
+                batch.end_statement(&mut *conn).await?;
+                batch
+                    .sql()
+                    .push("INSERT INTO order_events (order_id, seq, status, actor, at) ")
+                    .push_values(order.history.iter().enumerate(), |mut row, (seq, event)| {
+                        row.push_bind(order.id)
+                            .push_bind(seq as i64 + 1)
+                            .push_bind(event.status.as_str())
+                            .push_bind(event.actor.0.as_str())
+                            .push_bind(event.at);
+                    });
+                batch.end_statement(&mut *conn).await
             }
         }
     };

@@ -55,71 +55,72 @@ macro_rules! settle_helpers {
             if paid != 1 {
                 return Ok(false);
             }
-            Self::record_settlement(&mut tx, plan).await?;
+            let mut batch = $crate::batch::Batch::new(Self::TRAVEL);
+            Self::record_settlement(&mut batch, &mut tx, plan).await?;
+            batch.send(&mut tx).await?;
             tx.commit().await.map_err(classify)?;
             Ok(true)
         }
 
         /// What follows a settled order and payment, in their transaction and in this order:
         /// the order's event, its held tickets, the idempotency key (kept with the answer or
-        /// released) and the audit entries.
+        /// released) and the audit entries, written into `batch`.
         async fn record_settlement(
+            batch: &mut $crate::batch::Batch<$db>,
             conn: &mut <$db as sqlx::Database>::Connection,
             plan: &$crate::settle::SettlePlan,
         ) -> $crate::StoreResult<()> {
-            use $crate::error::classify;
             let order = &plan.order;
-            sqlx::query(
-                "INSERT INTO order_events (order_id, seq, status, actor, at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(order.id)
-            .bind(plan.event_seq)
-            .bind(order.status.as_str())
-            .bind(plan.actor())
-            .bind(order.updated_at)
-            .execute(&mut *conn)
-            .await
-            .map_err(classify)?;
-            sqlx::query("UPDATE tickets SET status = $1 WHERE order_id = $2 AND status = 'held'")
-                .bind(plan.tickets.as_str())
-                .bind(order.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
-            let keep_or_release = if plan.keeps_answer() {
-                sqlx::query(
-                    "UPDATE idempotency_keys SET status = $1, response_body = $2 \
-                     WHERE order_id = $3",
-                )
-                .bind(i64::from(plan.answer.status))
-                .bind(plan.answer.body.as_str())
-                .bind(order.id)
+            let sql = batch.sql();
+            sql.push("INSERT INTO order_events (order_id, seq, status, actor, at) VALUES (");
+            sql.separated(", ")
+                .push_bind(order.id)
+                .push_bind(plan.event_seq)
+                .push_bind(order.status.as_str())
+                .push_bind(plan.actor())
+                .push_bind(order.updated_at);
+            sql.push(")");
+            batch.end_statement(&mut *conn).await?;
+            batch
+                .sql()
+                .push("UPDATE tickets SET status = ")
+                .push_bind(plan.tickets.as_str())
+                .push(" WHERE order_id = ")
+                .push_bind(order.id)
+                .push(" AND status = 'held'");
+            batch.end_statement(&mut *conn).await?;
+            let sql = batch.sql();
+            if plan.keeps_answer() {
+                sql.push("UPDATE idempotency_keys SET status = ")
+                    .push_bind(i64::from(plan.answer.status))
+                    .push(", response_body = ")
+                    .push_bind(plan.answer.body.as_str())
+                    .push(" WHERE order_id = ")
+                    .push_bind(order.id);
             } else {
-                sqlx::query("DELETE FROM idempotency_keys WHERE order_id = $1").bind(order.id)
-            };
-            keep_or_release.execute(&mut *conn).await.map_err(classify)?;
+                sql.push("DELETE FROM idempotency_keys WHERE order_id = ")
+                    .push_bind(order.id);
+            }
+            batch.end_statement(&mut *conn).await?;
             let request_id = brigade_core::request::current().map(|context| context.request_id);
-            sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO audit_events \
-                 (id, at, actor, action, entity, entity_id, before, after, request_id) ",
-            )
-            .push_values(plan.audit.iter(), |mut row, entry| {
-                row.push_bind(uuid::Uuid::now_v7())
-                    .push_bind(order.updated_at)
-                    .push_bind(plan.actor())
-                    .push_bind(entry.action)
-                    .push_bind(entry.entity)
-                    .push_bind(entry.entity_id.as_str())
-                    .push_bind(entry.before.as_ref().map(ToString::to_string))
-                    .push_bind(entry.after.as_ref().map(ToString::to_string))
-                    .push_bind(request_id.clone());
-            })
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(classify)?;
-            Ok(())
+            batch
+                .sql()
+                .push(
+                    "INSERT INTO audit_events \
+                     (id, at, actor, action, entity, entity_id, before, after, request_id) ",
+                )
+                .push_values(plan.audit.iter(), |mut row, entry| {
+                    row.push_bind(uuid::Uuid::now_v7())
+                        .push_bind(order.updated_at)
+                        .push_bind(plan.actor())
+                        .push_bind(entry.action)
+                        .push_bind(entry.entity)
+                        .push_bind(entry.entity_id.as_str())
+                        .push_bind(entry.before.as_ref().map(ToString::to_string))
+                        .push_bind(entry.after.as_ref().map(ToString::to_string))
+                        .push_bind(request_id.clone());
+                });
+            batch.end_statement(&mut *conn).await
         }
 
         /// `Ledger::settle_placed`: the plan when it holds, else the general path.

@@ -13,24 +13,28 @@ macro_rules! order_columns {
 }
 
 /// Binds an order's first 14 `orders` columns (id … updated_at, in `order_columns!` order) to
-/// a query; both ways of writing an order use it, so their column lists cannot drift apart.
+/// a query (`bind`), or pushes them to a builder's separated list (`push_bind`); both ways of
+/// writing an order use it, so their column lists cannot drift apart.
 macro_rules! bind_order_row {
     ($query:expr, $order:expr) => {
+        $crate::sql_shared::bind_order_row!($query, $order, bind)
+    };
+    ($query:expr, $order:expr, $bind:ident) => {
         $query
-            .bind($order.id)
-            .bind($order.shop_id)
-            .bind($order.status.as_str())
-            .bind($order.version)
-            .bind($order.total_minor)
-            .bind(&$order.currency)
-            .bind($order.delivery.lat)
-            .bind($order.delivery.lon)
-            .bind($order.distance_m)
-            .bind($order.eta_seconds)
-            .bind($order.estimated_ready_at)
-            .bind($order.estimated_delivery_at)
-            .bind($order.created_at)
-            .bind($order.updated_at)
+            .$bind($order.id)
+            .$bind($order.shop_id)
+            .$bind($order.status.as_str())
+            .$bind($order.version)
+            .$bind($order.total_minor)
+            .$bind(&$order.currency)
+            .$bind($order.delivery.lat)
+            .$bind($order.delivery.lon)
+            .$bind($order.distance_m)
+            .$bind($order.eta_seconds)
+            .$bind($order.estimated_ready_at)
+            .$bind($order.estimated_delivery_at)
+            .$bind($order.created_at)
+            .$bind($order.updated_at)
     };
 }
 

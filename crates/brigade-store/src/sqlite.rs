@@ -57,7 +57,7 @@ impl WriteConnection {
     async fn open(options: SqliteConnectOptions, settings: &StorageSettings) -> StoreResult<Self> {
         let renew = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&renew);
-        let pool = crate::pool_options::<Sqlite>(settings)
+        let pool = sqlite_pool_options(settings)
             .max_connections(1)
             .min_connections(0)
             .before_acquire(move |_, _| {
@@ -94,7 +94,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).map_err(|e| classify(sqlx::Error::Io(e)))?;
         }
         let file = (!is_in_memory(url)).then(|| options.get_filename().to_owned());
-        let pool = crate::pool_options::<Sqlite>(settings)
+        let pool = sqlite_pool_options(settings)
             .connect_with(options.clone())
             .await
             .map_err(classify)?;
@@ -150,6 +150,19 @@ impl SqliteStore {
 
 /// Whether `url` names a database that lives in this process's memory (`sqlite::memory:`,
 /// `?mode=memory`): no other process can open it, so it needs no cross-process write lock.
+/// The pool settings of both SQLite pools: the common ones, without a ping when a
+/// connection is taken.
+///
+/// sqlx pings a pooled connection before handing it out, so that a connection whose server
+/// went away is replaced instead of failing a request. An SQLite connection has no server: its
+/// ping is a message to the connection's worker thread and an answer back, proving only that
+/// the thread runs, and it cost every statement and every transaction of a request two thread
+/// switches of its own. What a ping would catch (a worker thread that panicked) fails the
+/// statement itself with the same error.
+fn sqlite_pool_options(settings: &StorageSettings) -> sqlx::pool::PoolOptions<Sqlite> {
+    crate::pool_options::<Sqlite>(settings).test_before_acquire(false)
+}
+
 fn is_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
