@@ -187,6 +187,11 @@ fn a_request_span_arrives_with_the_log_filter(filter: Option<&str>) {
         "a child of the caller's span"
     );
     assert_eq!(span.kind, 2, "a server span");
+    assert!(
+        span.events.is_empty(),
+        "the access-log line stays in the log, not copied into the span: {:?}",
+        span.events
+    );
     assert_eq!(
         span.trace_state, "brigade=t61rcWkgMzE,other=1",
         "the caller's tracestate stays with its trace"
