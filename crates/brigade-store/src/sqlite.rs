@@ -86,12 +86,6 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            // A checkpoint (WAL pages copied back into the database, then two fsyncs) runs in
-            // the connection that commits once the WAL holds this many pages: SQLite's 1,000
-            // made every twentieth order pay for one, 8 % of an order's CPU time under load.
-            // 4,096 pages (16 MiB) checkpoint a quarter as often, and a page rewritten by many
-            // orders in between is copied once.
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
             .foreign_keys(true);
         if let Some(dir) = options.get_filename().parent()
@@ -156,9 +150,6 @@ impl SqliteStore {
 
 /// Whether `url` names a database that lives in this process's memory (`sqlite::memory:`,
 /// `?mode=memory`): no other process can open it, so it needs no cross-process write lock.
-/// WAL pages after which a committing connection checkpoints (see [`SqliteStore::connect`]).
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 4096;
-
 /// The pool settings of both SQLite pools: the common ones, without a ping when a
 /// connection is taken.
 ///
@@ -226,21 +217,6 @@ mod tests {
             .await
             .unwrap();
         assert!(dir.path().join("brigade.db.write-lock").exists());
-    }
-
-    #[tokio::test]
-    async fn writes_checkpoint_the_wal_every_4096_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("brigade.db").display());
-        let store = SqliteStore::connect(&url, &StorageSettings::default())
-            .await
-            .unwrap();
-        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(store.write_pool())
-            .await
-            .unwrap();
-        assert_eq!(pages, i64::from(WAL_AUTOCHECKPOINT_PAGES));
-        assert_eq!(pages, 4096);
     }
 
     /// The workspace's `.cargo/config.toml` compiles the bundled SQLite without memory
