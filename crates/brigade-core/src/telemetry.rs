@@ -491,46 +491,35 @@ impl<'a> KeptFields<'a> {
         }
     }
 
-    fn kept(&self, field: &Field) -> bool {
-        span_field_kept(self.span, field.name())
+    /// Runs `record` on the JSON visitor when the span's lines carry `field`.
+    fn keep(&mut self, field: &Field, record: impl FnOnce(&mut JsonVisitor<'a>)) {
+        if span_field_kept(self.span, field.name()) {
+            record(&mut self.json);
+        }
     }
 }
 
 impl Visit for KeptFields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if self.kept(field) {
-            self.json.record_f64(field, value);
-        }
+        self.keep(field, |json| json.record_f64(field, value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.kept(field) {
-            self.json.record_i64(field, value);
-        }
+        self.keep(field, |json| json.record_i64(field, value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.kept(field) {
-            self.json.record_u64(field, value);
-        }
+        self.keep(field, |json| json.record_u64(field, value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.kept(field) {
-            self.json.record_bool(field, value);
-        }
+        self.keep(field, |json| json.record_bool(field, value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.kept(field) {
-            self.json.record_str(field, value);
-        }
+        self.keep(field, |json| json.record_str(field, value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.kept(field) {
-            self.json.record_error(field, value);
-        }
+        self.keep(field, |json| json.record_error(field, value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.kept(field) {
-            self.json.record_debug(field, value);
-        }
+        self.keep(field, |json| json.record_debug(field, value));
     }
 }
 
