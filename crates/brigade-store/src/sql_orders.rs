@@ -356,7 +356,7 @@ macro_rules! orders_methods {
                     .push_bind(payment.id)
                     .push_bind(order.id)
                     .push_bind(payment.provider.as_str())
-                    .push_bind("pending")
+                    .push("'pending'")
                     .push_bind(order.total_minor)
                     .push_bind(order.currency.as_str())
                     .push_bind(order.created_at)
