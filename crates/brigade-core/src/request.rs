@@ -135,7 +135,8 @@ fn exemplar_trace(context: &RequestContext) -> Option<String> {
 }
 
 /// The `request` span of a sampled request while traces are exported: OpenTelemetry's
-/// semantic-convention attributes (`http.request.method`, `http.route`, …), the caller's span as
+/// semantic-convention attributes (`http.request.method`, `http.route`, …; `brigade.cache.hit`
+/// when the in-process cache was read), the caller's span as
 /// parent, and its ids become the context's, so logs, the answer's `traceparent` and the
 /// exported span agree. Any other request gets no span when the output is JSON lines (they take
 /// `request_id`, `trace_id` and `span_id` from the task's [`RequestContext`]), and a plain one
@@ -169,6 +170,7 @@ fn request_span(
         http.route = route,
         http.response.status_code = tracing::field::Empty,
         url.path = path,
+        brigade.cache.hit = tracing::field::Empty,
         request_id = %context.request_id,
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,

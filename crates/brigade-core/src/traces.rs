@@ -1,7 +1,7 @@
 //! Trace export with OpenTelemetry: `tracing` spans become OpenTelemetry spans
 //! (`tracing-opentelemetry`) and leave the process over OTLP/HTTP with protobuf bodies
-//! (`opentelemetry-otlp`) — to an OpenTelemetry Collector, Tempo, Jaeger or anything else that
-//! speaks OTLP.
+//! ([`otlp`], [`http_export`]) — to an OpenTelemetry Collector, Tempo, Jaeger or anything else
+//! that speaks OTLP.
 //!
 //! Configured only by the standard variables, so the same settings work for every process and
 //! every other OpenTelemetry program beside it:
@@ -9,6 +9,7 @@
 //! | variable | effect |
 //! |---|---|
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | export is on when either is set (`/v1/traces` is appended to the first) |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT` (and their `_TRACES_` forms) | headers and timeout of each export |
 //! | `OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none` | export off |
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | the resource; the service name defaults to `brigade-<command>` |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | sampling; the default is `parentbased_always_on` |
@@ -26,13 +27,14 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 
 use crate::request_context::RequestContext;
 
+mod http_export;
 mod late;
+mod otlp;
 mod queue;
 mod sampling;
 pub use late::{LocalCollector, attach_collector, attach_local};
@@ -47,9 +49,14 @@ pub const SPANS_EXPORTED: &str = "brigade_trace_spans_exported_total";
 /// Why trace export could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceExportError {
-    /// The OTLP exporter rejected its settings (e.g. a malformed endpoint).
-    #[error("invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
-    Exporter(String),
+    /// A variable configuring the OTLP exporter cannot be used (e.g. a malformed endpoint).
+    #[error("invalid configuration: {variable}: {reason}")]
+    Exporter {
+        /// The variable (or setting) at fault.
+        variable: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// The export thread could not be started.
     #[error("cannot start the trace export thread: {0}")]
     Thread(std::io::Error),
@@ -103,11 +110,7 @@ pub fn provider_from_env(
     without_endpoint: WithoutEndpoint,
 ) -> Result<Option<SdkTracerProvider>, TraceExportError> {
     if enabled_by_env() {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .build()
-            .map_err(|error| TraceExportError::Exporter(error.to_string()))?;
+        let exporter = http_export::HttpExporter::new(http_export::Destination::from_env()?);
         return provider(exporter, default_service).map(Some);
     }
     if without_endpoint == WithoutEndpoint::Later && !disabled_by_env() {
@@ -164,14 +167,23 @@ where
 {
     let tracer = provider.tracer("brigade");
     let _ = PROVIDER.set(provider);
-    // Without the source location (file, module, line) and the thread (id, and its name copied
-    // into a new String) on every span: five attributes nobody reads, built, encoded, sent and
-    // indexed by the collector for each span. The span's name and `target` say where it is.
+    // Without the source location (file, module, line), the thread (id, and its name copied
+    // into a new String) and the `target` on every span: six attributes nobody reads, built,
+    // encoded, sent and indexed by the collector for each span. The span's name says where it
+    // is.
+    //
+    // Without context activation: it makes each span the current OpenTelemetry `Context` while
+    // the span is entered — a `Context` clone, a thread-local push and pop on every poll of an
+    // instrumented future. Nothing in brigade reads `Context::current()`: a span's parent is
+    // found in the `tracing` span tree, and outgoing `traceparent`s come from
+    // [`traceparent_of`].
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_tracked_inactivity(false)
         .with_location(false)
         .with_threads(false)
+        .with_target(false)
+        .with_context_activation(false)
 }
 
 /// Whether this process exports traces (the layer is installed).

@@ -49,6 +49,12 @@ pub type CacheError = redis::RedisError;
 pub trait Cache: Send + Sync + 'static {
     /// `memory` or `redis`, for logs, metrics and readiness.
     fn kind(&self) -> &'static str;
+
+    /// Whether the cache lives in this process (no network between the caller and it).
+    fn in_process(&self) -> bool {
+        false
+    }
+
     /// The value, if present and not expired. Failures are misses.
     async fn get(&self, key: &str) -> Option<Bytes>;
     /// Stores a value. Failures are ignored (and counted).
@@ -131,6 +137,10 @@ impl MemoryCache {
 impl Cache for MemoryCache {
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    fn in_process(&self) -> bool {
+        true
     }
 
     async fn get(&self, key: &str) -> Option<Bytes> {

@@ -10,10 +10,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use opentelemetry_otlp::{ExporterBuildError, Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use super::TraceExportError;
+use super::http_export::{Destination as Collector, HttpExporter};
 
 /// Receives each exported batch of a process that keeps its own spans, with the process's
 /// resource (service name, instance).
@@ -56,7 +58,7 @@ static LATE: OnceLock<()> = OnceLock::new();
 /// HTTP client must not be built (or dropped) on the async runtime.
 enum Built {
     /// Boxed: built once, and far larger than the other variant.
-    Otlp(Box<opentelemetry_otlp::SpanExporter>),
+    Otlp(Box<HttpExporter>),
     Local(LocalCollector),
 }
 
@@ -64,7 +66,7 @@ enum Built {
 #[derive(Debug)]
 pub(super) struct LateExporter {
     resource: Resource,
-    built: OnceLock<Result<Built, ExporterBuildError>>,
+    built: OnceLock<Result<Built, TraceExportError>>,
 }
 
 impl Default for LateExporter {
@@ -87,15 +89,11 @@ impl std::fmt::Debug for Built {
 }
 
 impl LateExporter {
-    fn build(&self, destination: &Destination) -> Result<Built, ExporterBuildError> {
+    fn build(&self, destination: &Destination) -> Result<Built, TraceExportError> {
         match destination {
             Destination::Local(collector) => Ok(Built::Local(collector.clone())),
             Destination::Collector(base) => {
-                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(Protocol::HttpBinary)
-                    .with_endpoint(format!("{}/v1/traces", base.trim_end_matches('/')))
-                    .build()?;
+                let mut exporter = HttpExporter::new(Collector::collector(base)?);
                 exporter.set_resource(&self.resource);
                 Ok(Built::Otlp(Box::new(exporter)))
             }
@@ -109,19 +107,12 @@ impl SpanExporter for LateExporter {
             return Ok(());
         };
         match self.built.get_or_init(|| self.build(destination)) {
-            Ok(Built::Otlp(exporter)) => exporter.export(batch).await,
+            Ok(Built::Otlp(exporter)) => exporter.send(&batch),
             Ok(Built::Local(collector)) => {
                 collector(batch, &self.resource);
                 Ok(())
             }
             Err(error) => Err(OTelSdkError::InternalFailure(error.to_string())),
-        }
-    }
-
-    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
-        match self.built.get() {
-            Some(Ok(Built::Otlp(exporter))) => exporter.shutdown_with_timeout(timeout),
-            _ => Ok(()),
         }
     }
 
