@@ -267,10 +267,9 @@ where
     }
     line.extend_from_slice(b",\"target\":");
     write_json_str(&mut line, metadata.target());
-    let mut in_request_span = false;
+    write_request_ids(&mut line);
     if let Some(scope) = ctx.event_scope(event) {
         for span in scope.from_root() {
-            in_request_span |= span.name() == "request";
             if let Some(span_fields) = span.extensions().get::<SpanFields>()
                 && !span_fields.0.is_empty()
             {
@@ -278,9 +277,6 @@ where
                 line.extend_from_slice(&span_fields.0);
             }
         }
-    }
-    if !in_request_span {
-        write_request_ids(&mut line);
     }
     if !fields.is_empty() {
         line.push(b',');
@@ -290,9 +286,9 @@ where
     line
 }
 
-/// The ids of the request this task serves, as the `request` span would carry them: a request
-/// that is not traced has no span (see `request::observe`), so its lines take them from the
-/// task's context.
+/// The ids of the request this task serves, from the task's context — the one place they are
+/// decided, for a sampled request (whose `request` span is for the trace) and for one that is
+/// not traced (which has no span, see `request::observe`) alike. Nothing outside a request.
 fn write_request_ids(line: &mut Vec<u8>) {
     let _ = crate::request_context::CURRENT.try_with(|context| {
         for (name, value) in [
@@ -463,17 +459,13 @@ impl Visit for JsonVisitor<'_> {
 
 /// Whether the log lines written inside a span named `span` carry its field `field`.
 ///
-/// The request span gives its ids only — what the lines of a request that is not traced carry
-/// from the task's context — so a line looks the same whether or not its request was sampled,
-/// and a sampled request does not render its method, route and path a second time (the access
-/// line has them) into every line. Other spans give their fields but OpenTelemetry's `otel.*`
-/// instructions (span name, kind, status), which are for the trace, not the log.
+/// The request span gives none: its ids come from the task's context ([`write_request_ids`]),
+/// as for a request that is not traced, so a line looks the same whether or not its request was
+/// sampled, and a sampled request does not render its method, route and path a second time (the
+/// access line has them) into every line. Other spans give their fields but OpenTelemetry's
+/// `otel.*` instructions (span name, kind, status), which are for the trace, not the log.
 fn span_field_kept(span: &str, field: &str) -> bool {
-    if span == "request" {
-        matches!(field, "request_id" | "trace_id" | "span_id")
-    } else {
-        !field.starts_with("otel.")
-    }
+    span != "request" && !field.starts_with("otel.")
 }
 
 /// A [`JsonVisitor`] for a span's fields, passing on only those its log lines carry
@@ -582,6 +574,18 @@ mod tests {
         assert_eq!(seen, want);
     }
 
+    /// The context of a sampled request `r-1` with these ids.
+    fn request_context(trace_id: &str, span_id: &str) -> crate::request_context::RequestContext {
+        crate::request_context::RequestContext {
+            request_id: "r-1".to_owned(),
+            trace_id: trace_id.to_owned(),
+            span_id: span_id.to_owned(),
+            flags: "01".to_owned(),
+            parent_span_id: None,
+            tracestate: None,
+        }
+    }
+
     /// Captures rendered lines instead of writing them to stdout.
     struct Capture(Arc<Mutex<Vec<String>>>);
 
@@ -628,7 +632,7 @@ mod tests {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("request", request_id = "r-1", trace_id = "t-1");
+            let span = tracing::info_span!("checkout", order_id = "o-1", shop = "s-1");
             let _guard = span.enter();
             tracing::warn!(
                 status = 503,
@@ -642,8 +646,12 @@ mod tests {
         let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(line["message"], "order failed");
         assert_eq!(line["level"], "warn");
-        assert_eq!(line["request_id"], "r-1");
-        assert_eq!(line["trace_id"], "t-1");
+        assert_eq!(line["order_id"], "o-1");
+        assert_eq!(line["shop"], "s-1");
+        assert!(
+            line.get("request_id").is_none(),
+            "outside a request: {line}"
+        );
         assert_eq!(line["status"], 503);
         assert_eq!(line["ok"], false);
         assert_eq!(line["ratio"], 0.5);
@@ -653,14 +661,15 @@ mod tests {
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 
-    /// A sampled request's span gives its lines the same fields as an unsampled request's
-    /// context (its ids), not its OpenTelemetry attributes; another span gives its fields
-    /// without the `otel.*` instructions.
+    /// A sampled request's lines carry the ids of the task's context, once, as an unsampled
+    /// request's do, and none of its span's OpenTelemetry attributes; another span gives its
+    /// fields without the `otel.*` instructions.
     #[test]
     fn a_lines_span_fields_do_not_depend_on_sampling() {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let context = request_context("t-1", "s-1");
+        let in_request = || {
             let request = tracing::info_span!(
                 "request",
                 otel.name = "GET /api/v1/shops",
@@ -682,8 +691,19 @@ mod tests {
             store.record("otel.status_code", "ERROR");
             let _store = store.enter();
             tracing::info!("inside");
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            crate::request_context::CURRENT.sync_scope(context, in_request);
         });
         let lines = lines.lock().unwrap();
+        for id in ["request_id", "trace_id", "span_id"] {
+            assert_eq!(
+                lines[0].matches(&format!("\"{id}\":")).count(),
+                1,
+                "{}",
+                lines[0]
+            );
+        }
         let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         for (key, value) in [
             ("request_id", "r-1"),
@@ -756,11 +776,9 @@ mod tests {
         let event = ErrorEvent::new(ErrorKind::Panic, "index out of bounds: the len is 3")
             .with_frames(["crates/x/src/y.rs:12:5".to_owned()])
             .with_route("/api/v1/orders/{order_id}");
+        let context = request_context("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
         tracing::subscriber::with_default(subscriber, || {
-            let span =
-                tracing::info_span!("request", trace_id = "4bf92f3577b34da6a3ce929d0e0e4736");
-            let _guard = span.enter();
-            event.log();
+            crate::request_context::CURRENT.sync_scope(context, || event.log());
             ErrorEvent::new(ErrorKind::ClientFetch, "two\nlines").log();
         });
         let lines = lines.lock().unwrap();
