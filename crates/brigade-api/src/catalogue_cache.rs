@@ -184,8 +184,8 @@ where
 /// A cache across the network (Redis) gets a client span named `summary` (`GET menu`), as any
 /// other remote call. The in-process cache answers in well under a microsecond, and a span of
 /// its own cost some fifty times that — a third of a traced cached read — so its answer is an
-/// attribute of the span the read happens in instead (the request's server span, which
-/// declares it; a span that does not declare it keeps nothing).
+/// attribute of the request's server span instead (the last such read of a request is the one
+/// it shows).
 async fn cache_get(state: &AppState, key: &str, summary: &'static str) -> Option<Bytes> {
     use tracing::Instrument as _;
     if !brigade_core::traces::recording() {
@@ -193,7 +193,7 @@ async fn cache_get(state: &AppState, key: &str, summary: &'static str) -> Option
     }
     if state.cache.in_process() {
         let found = state.cache.get(key).await;
-        tracing::Span::current().record("brigade.cache.hit", found.is_some());
+        brigade_core::traces::note_cache_answer(found.is_some());
         return found;
     }
     let span = tracing::info_span!(

@@ -81,7 +81,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
     let uri = request.uri().clone();
     let route_name = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (span, context) = request_span(context, &method, route_name, uri.path());
+    let server_span = crate::traces::ServerSpan::start(&context, &method, route_name, uri.path());
+    let span = log_span(&context);
     let started = Instant::now();
     let request_id = HeaderValue::from_str(&context.request_id).ok();
     let traceparent = HeaderValue::from_str(&context.traceparent()).ok();
@@ -91,15 +92,16 @@ pub async fn observe(request: Request, next: Next) -> Response {
     // span, and the log layer reads its ids from the context.
     let mut response = CURRENT
         .scope(context, async {
-            let mut response = next.run(request).instrument(span.clone()).await;
+            let inner = next.run(request).instrument(span.clone());
+            let mut response = match &server_span {
+                Some(traced) => traced.run(inner).await,
+                None => inner.await,
+            };
             in_flight.finish(route, response.status(), exemplar_trace.as_deref());
             let status = response.status().as_u16();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-            if crate::traces::exporting() {
-                span.record("http.response.status_code", status);
-                if status >= 500 {
-                    span.record("otel.status_code", "ERROR");
-                }
+            if let Some(traced) = server_span {
+                traced.end(status);
             }
             let cause = response
                 .extensions_mut()
@@ -134,56 +136,20 @@ fn exemplar_trace(context: &RequestContext) -> Option<String> {
     (crate::traces::exporting() && context.sampled()).then(|| context.trace_id.clone())
 }
 
-/// The `request` span of a sampled request while traces are exported: OpenTelemetry's
-/// semantic-convention attributes (`http.request.method`, `http.route`, …; `brigade.cache.hit`
-/// when the in-process cache was read), the caller's span as
-/// parent, and its ids become the context's, so logs, the answer's `traceparent` and the
-/// exported span agree. Any other request gets no span when the output is JSON lines (they take
-/// `request_id`, `trace_id` and `span_id` from the task's [`RequestContext`]), and a plain one
-/// carrying those three for the terminal's pretty output.
-fn request_span(
-    context: RequestContext,
-    method: &http::Method,
-    route: &str,
-    path: &str,
-) -> (tracing::Span, RequestContext) {
-    if !crate::traces::exporting() || !context.sampled() {
-        if crate::telemetry::spanless_requests() {
-            // No span: the JSON log layer writes the request's ids from the task's context,
-            // which saves a span in the registry, its fields and its entering on every poll.
-            return (tracing::Span::none(), context);
-        }
-        let span = tracing::info_span!(
-            "request",
-            request_id = %context.request_id,
-            trace_id = %context.trace_id,
-            span_id = %context.span_id,
-        );
-        return (span, context);
+/// The `request` span the terminal's pretty output reads a line's ids from; none when the
+/// output is JSON lines, which take them from the task's [`RequestContext`] (saving a span in
+/// the registry, its fields and its entering on every poll). It is never exported: a sampled
+/// request's server span is a [`crate::traces::ServerSpan`] of its own.
+fn log_span(context: &RequestContext) -> tracing::Span {
+    if crate::telemetry::spanless_requests() {
+        return tracing::Span::none();
     }
-    let span = tracing::info_span!(
+    tracing::info_span!(
         "request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %method,
-        http.route = route,
-        http.response.status_code = tracing::field::Empty,
-        url.path = path,
-        brigade.cache.hit = tracing::field::Empty,
         request_id = %context.request_id,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    let context = crate::traces::join_trace(&span, context);
-    if !crate::telemetry::spanless_requests() {
-        // The terminal's pretty output reads a line's ids from its spans. JSON lines take them
-        // from the task's context, so the exported span does not carry its own ids again as
-        // attributes (two more fields formatted, encoded, sent and indexed per request).
-        span.record("trace_id", context.trace_id.as_str());
-        span.record("span_id", context.span_id.as_str());
-    }
-    (span, context)
+        trace_id = %context.trace_id,
+        span_id = %context.span_id,
+    )
 }
 
 /// Accepts ids of 1–128 visible ASCII characters; anything else could forge log lines.

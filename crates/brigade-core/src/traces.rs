@@ -37,9 +37,11 @@ mod late;
 mod otlp;
 mod queue;
 mod sampling;
+mod server_span;
 pub use late::{LocalCollector, attach_collector, attach_local};
 use queue::{QueueProcessor, QueueSettings};
 pub use sampling::{Root, Sampling, SamplingError};
+pub use server_span::{ServerSpan, note_cache_answer};
 
 /// Spans dropped because the export queue was full.
 pub const SPANS_DROPPED: &str = "brigade_trace_spans_dropped_total";
@@ -134,6 +136,7 @@ fn provider<E: SpanExporter + 'static>(
     let sampling = Sampling::from_env()?;
     let _ = SAMPLING.set(sampling);
     let processor = QueueProcessor::start(exporter, QueueSettings::from_env())?;
+    let _ = server_span::QUEUE.set(processor.queue());
     Ok(SdkTracerProvider::builder()
         .with_sampler(sampling.to_sdk())
         .with_id_generator(sampling::EdgeIds::default())
@@ -165,7 +168,7 @@ pub fn layer<S>(provider: SdkTracerProvider) -> impl tracing_subscriber::Layer<S
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    let tracer = provider.tracer("brigade");
+    let tracer = provider.tracer(server_span::SCOPE_NAME);
     let _ = PROVIDER.set(provider);
     // Without the source location (file, module, line), the thread (id, and its name copied
     // into a new String) and the `target` on every span: six attributes nobody reads, built,

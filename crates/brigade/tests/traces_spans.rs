@@ -202,6 +202,23 @@ fn an_orders_trace_reads_authenticate_then_place_order_then_settle_payment() {
             .is_some_and(|m| !m.is_empty())
     );
     assert!(authenticate["attributes"].get("enduser.id").is_none());
+    // The server span: the caller's span as parent, the id the answer's `traceparent` names,
+    // the status code, and a 4xx is the client's mistake, not the server's failure.
+    let server = named(&spans, "GET /api/v1/orders");
+    assert_eq!(server["kind"], "server", "{server:#?}");
+    assert_eq!(server["parent_span_id"], "b7ad6b7169203331", "{server:#?}");
+    let answered = refused.headers()["traceparent"].to_str().unwrap();
+    assert_eq!(
+        answered,
+        format!(
+            "00-{refused_trace}-{}-01",
+            server["span_id"].as_str().unwrap()
+        )
+    );
+    let code = &server["attributes"]["http.response.status_code"];
+    assert!(code == 401 || code == "401", "{server:#?}");
+    assert_eq!(server["error"], false, "{server:#?}");
+    assert_eq!(authenticate["parent_span_id"], server["span_id"]);
 }
 
 /// On the fast core (the default): with `parentbased_traceidratio` 0 a new trace is not

@@ -72,13 +72,51 @@ struct Backlog {
 /// A batch span processor whose queue drops are counted.
 #[derive(Debug)]
 pub(super) struct QueueProcessor {
+    queue: SpanQueue,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The sending side of the export queue: what the processor hands finished spans to, and what
+/// spans brigade writes itself ([`super::server_span`]) are queued on.
+#[derive(Debug, Clone)]
+pub(super) struct SpanQueue {
     /// Finished spans; bounded, sent to without waiting and without waking the thread.
     spans: SyncSender<SpanData>,
     /// Wake-ups, flush, shutdown and resource changes.
     control: SyncSender<Control>,
     backlog: Arc<Backlog>,
     max_batch: usize,
-    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl SpanQueue {
+    /// Queues a finished span without waiting; a full queue drops it and counts the drop.
+    pub(super) fn push(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        // Counted before it is queued, so the thread never takes more than was counted.
+        let queued = self.backlog.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        match self.spans.try_send(span) {
+            Ok(()) if queued >= self.max_batch => self.wake_for_batch(),
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.backlog.queued.fetch_sub(1, Ordering::AcqRel);
+                metrics::counter!(SPANS_DROPPED).increment(1);
+            }
+        }
+    }
+
+    /// Wakes the thread once for the batch that is waiting; a wake-up already sent and not
+    /// yet taken covers it.
+    fn wake_for_batch(&self) {
+        if self.backlog.wake_sent.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.control.try_send(Control::Export).is_err() {
+            // The channel is full of other messages, each of which drains the queue too.
+            self.backlog.wake_sent.store(false, Ordering::Release);
+        }
+    }
 }
 
 impl QueueProcessor {
@@ -100,12 +138,19 @@ impl QueueProcessor {
             .spawn(move || thread.run(&controls, settings.delay))
             .map_err(TraceExportError::Thread)?;
         Ok(Self {
-            spans,
-            control,
-            backlog,
-            max_batch: settings.max_batch,
+            queue: SpanQueue {
+                spans,
+                control,
+                backlog,
+                max_batch: settings.max_batch,
+            },
             worker: Mutex::new(Some(worker)),
         })
+    }
+
+    /// A handle for queuing spans beside the processor.
+    pub(super) fn queue(&self) -> SpanQueue {
+        self.queue.clone()
     }
 
     /// Sends a control message and waits for its answer, for at most `timeout` in all: a full
@@ -119,7 +164,7 @@ impl QueueProcessor {
         let (reply, answer) = mpsc::channel();
         let mut message = message(reply);
         loop {
-            match self.control.try_send(message) {
+            match self.queue.control.try_send(message) {
                 Ok(()) => break,
                 Err(TrySendError::Full(back)) if Instant::now() < deadline => {
                     // The worker is sending a batch; it reads its messages again after.
@@ -134,37 +179,13 @@ impl QueueProcessor {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
     }
-
-    /// Wakes the thread once for the batch that is waiting; a wake-up already sent and not
-    /// yet taken covers it.
-    fn wake_for_batch(&self) {
-        if self.backlog.wake_sent.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if self.control.try_send(Control::Export).is_err() {
-            // The channel is full of other messages, each of which drains the queue too.
-            self.backlog.wake_sent.store(false, Ordering::Release);
-        }
-    }
 }
 
 impl SpanProcessor for QueueProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        // Counted before it is queued, so the thread never takes more than was counted.
-        let queued = self.backlog.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        match self.spans.try_send(span) {
-            Ok(()) if queued >= self.max_batch => self.wake_for_batch(),
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.backlog.queued.fetch_sub(1, Ordering::AcqRel);
-                metrics::counter!(SPANS_DROPPED).increment(1);
-            }
-        }
+        self.queue.push(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -184,7 +205,7 @@ impl SpanProcessor for QueueProcessor {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.control.send(Control::Resource(resource.clone()));
+        let _ = self.queue.control.send(Control::Resource(resource.clone()));
     }
 }
 
@@ -382,7 +403,7 @@ mod tests {
             .unwrap();
         let sent: usize = batches.try_iter().sum();
         assert!((8..20).contains(&sent), "{sent} of 20 spans sent");
-        assert_eq!(processor.backlog.queued.load(Ordering::Acquire), 0);
+        assert_eq!(processor.queue.backlog.queued.load(Ordering::Acquire), 0);
     }
 
     #[test]
