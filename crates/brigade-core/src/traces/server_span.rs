@@ -5,9 +5,9 @@
 //! span bridged by `tracing-opentelemetry` would decide the same things again (a span builder,
 //! the SDK's sampler, a span behind a lock, started early only to read back its ids), and be
 //! looked up in the registry on every poll of the request. That was over 16,000 instructions of
-//! a traced cached read (docs/benchmarks.md, "The server span written directly"). Here the span
-//! is a `SpanData` filled in from the context, its attributes added as the request goes, and
-//! queued on the export queue when the answer is ready.
+//! a traced cached read (docs/benchmarks.md, "Spans written straight to the wire, and fewer of
+//! them"). Here the span is a `SpanData` filled in from the context, its attributes added as the
+//! request goes, and queued on the export queue when the answer is ready.
 //!
 //! Spans inside the request (authentication, the store, the payment provider) are still
 //! `tracing` spans. They find this one as their parent through the OpenTelemetry `Context`
