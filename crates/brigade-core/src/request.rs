@@ -86,7 +86,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = HeaderValue::from_str(&context.request_id).ok();
     let traceparent = HeaderValue::from_str(&context.traceparent()).ok();
-    let exemplar_trace = exemplar_trace(&context);
+    // An exemplar names a trace that can be opened: one whose server span is exported.
+    let exemplar_trace = server_span.as_ref().map(|_| context.trace_id.clone());
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     // The access log line is written inside the context's scope: an untraced request has no
     // span, and the log layer reads its ids from the context.
@@ -128,12 +129,6 @@ pub async fn observe(request: Request, next: Next) -> Response {
         headers.insert(TRACEPARENT.clone(), value);
     }
     response
-}
-
-/// The trace a request's duration may carry as an exemplar: one that is exported and sampled,
-/// so the trace it names can be opened. Nothing is copied when traces are not exported.
-fn exemplar_trace(context: &RequestContext) -> Option<String> {
-    (crate::traces::exporting() && context.sampled()).then(|| context.trace_id.clone())
 }
 
 /// The `request` span the terminal's pretty output reads a line's ids from; none when the

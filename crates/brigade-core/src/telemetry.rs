@@ -1,9 +1,9 @@
 //! Log output: one JSON object per line (or pretty text on a terminal).
 //!
-//! Every line carries `timestamp` (RFC 3339, UTC), `level`, `message`, `target`, the fields of
-//! the spans it happened in (so `request_id`, `trace_id` and `span_id` appear at the top level of
-//! every line written while serving a request) and the event's own fields. A log shipper can index
-//! these lines without parsing rules.
+//! Every line carries `timestamp` (RFC 3339, UTC), `level`, `message`, `target`, the ids of the
+//! request it was written for (`request_id`, `trace_id` and `span_id` at the top level, from the
+//! task's request context), the fields of the spans it happened in and the event's own fields. A
+//! log shipper can index these lines without parsing rules.
 //!
 //! Every event is also counted in `brigade_log_events_total{level}`, so a burst of error lines
 //! is alertable like any other metric (`increase(brigade_log_events_total{level="error"}[5m])`).
@@ -459,11 +459,11 @@ impl Visit for JsonVisitor<'_> {
 
 /// Whether the log lines written inside a span named `span` carry its field `field`.
 ///
-/// The request span gives none: its ids come from the task's context ([`write_request_ids`]),
-/// as for a request that is not traced, so a line looks the same whether or not its request was
-/// sampled, and a sampled request does not render its method, route and path a second time (the
-/// access line has them) into every line. Other spans give their fields but OpenTelemetry's
-/// `otel.*` instructions (span name, kind, status), which are for the trace, not the log.
+/// A span named `request` gives none: a request's ids come from the task's context
+/// ([`write_request_ids`]), once, whether or not the request was sampled (a replica's sampled
+/// request has no `tracing` span at all, see `traces::ServerSpan`). Other spans give their
+/// fields but OpenTelemetry's `otel.*` instructions (span name, kind, status), which are for the
+/// trace, not the log.
 fn span_field_kept(span: &str, field: &str) -> bool {
     span != "request" && !field.starts_with("otel.")
 }

@@ -120,7 +120,8 @@ fn parse_headers(
         .map(|pair| {
             let (key, value) = pair
                 .split_once('=')
-                .ok_or_else(|| invalid(format!("{pair:?} is not key=value")))?;
+                // The entry is not echoed: it may hold a credential.
+                .ok_or_else(|| invalid("an entry is not key=value".to_owned()))?;
             let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
             let name = HeaderName::from_bytes(key.trim().as_bytes())
                 .map_err(|_| invalid(format!("{:?} is not a header name", key.trim())))?;
@@ -182,10 +183,6 @@ impl HttpExporter {
             )))
         }
     }
-
-    pub(super) fn set_resource(&mut self, resource: &Resource) {
-        self.resource = EncodedResource::new(resource);
-    }
 }
 
 impl SpanExporter for HttpExporter {
@@ -194,7 +191,7 @@ impl SpanExporter for HttpExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        HttpExporter::set_resource(self, resource);
+        self.resource = EncodedResource::new(resource);
     }
 }
 

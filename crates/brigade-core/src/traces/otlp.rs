@@ -49,13 +49,13 @@ pub(super) fn export_request(spans: &[SpanData], resource: &EncodedResource) -> 
     let scopes = spans_by_scope(spans);
     // ResourceSpans: resource (1), scope_spans (2), schema_url (3).
     let mut resource_spans_len =
-        message_len(1, resource.body.len()) + string_len(3, &resource.schema_url);
+        delimited_len(1, resource.body.len()) + string_len(3, &resource.schema_url);
     let scope_lens: Vec<usize> = scopes.iter().map(ScopeSpans::len).collect();
     resource_spans_len += scope_lens
         .iter()
-        .map(|len| message_len(2, *len))
+        .map(|len| delimited_len(2, *len))
         .sum::<usize>();
-    let mut out = Vec::with_capacity(message_len(1, resource_spans_len));
+    let mut out = Vec::with_capacity(delimited_len(1, resource_spans_len));
     // ExportTraceServiceRequest: resource_spans (1).
     message_head(&mut out, 1, resource_spans_len);
     message_head(&mut out, 1, resource.body.len());
@@ -79,7 +79,7 @@ struct ScopeSpans<'a> {
 impl ScopeSpans<'_> {
     /// ScopeSpans: scope (1), spans (2), schema_url (3).
     fn len(&self) -> usize {
-        message_len(1, self.scope_body.len())
+        delimited_len(1, self.scope_body.len())
             + self.spans.len()
             + string_len(3, self.scope.schema_url().unwrap_or_default())
     }
@@ -222,7 +222,7 @@ fn attributes(out: &mut Vec<u8>, tag: u32, attributes: &[KeyValue]) {
 /// A `KeyValue` message as field `tag`: key (1), value (2, an `AnyValue`, always present).
 fn key_value(out: &mut Vec<u8>, tag: u32, key: &str, value: &Value) {
     let value_len = any_value_len(value);
-    message_head(out, tag, string_len(1, key) + message_len(2, value_len));
+    message_head(out, tag, string_len(1, key) + delimited_len(2, value_len));
     string(out, 1, key);
     message_head(out, 2, value_len);
     any_value(out, value);
@@ -258,7 +258,7 @@ fn any_value_len(value: &Value) -> usize {
         Value::I64(value) => key_len(3) + encoded_len_varint(*value as u64),
         Value::F64(_) => key_len(4) + 8,
         Value::String(value) => delimited_len(1, value.as_str().len()),
-        Value::Array(array) => message_len(5, array_len(array)),
+        Value::Array(array) => delimited_len(5, array_len(array)),
         other => delimited_len(1, other.to_string().len()),
     }
 }
@@ -273,7 +273,7 @@ fn array_values(out: &mut Vec<u8>, array: &Array) {
 
 fn array_len(array: &Array) -> usize {
     array_items(array)
-        .map(|value| message_len(1, any_value_len(&value)))
+        .map(|value| delimited_len(1, any_value_len(&value)))
         .sum()
 }
 
@@ -300,10 +300,7 @@ fn message(out: &mut Vec<u8>, tag: u32, body: &[u8]) {
     out.put_slice(body);
 }
 
-fn message_len(tag: u32, len: usize) -> usize {
-    delimited_len(tag, len)
-}
-
+/// The size of a length-delimited field (message, string, bytes) of `len` bytes.
 fn delimited_len(tag: u32, len: usize) -> usize {
     key_len(tag) + encoded_len_varint(len as u64) + len
 }
